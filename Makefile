@@ -1,0 +1,36 @@
+# HSSK — two commands for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install clean serve
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: virtualenv + install + embedded PostgreSQL + synthetic district + web on :8000
+demo: $(STAMP)
+	$(BIN)/hssk demo
+
+## make test: virtualenv + dev install + ruff + mypy + the whole pytest suite
+test: $(STAMP)
+	$(BIN)/ruff check hssk tests
+	$(BIN)/ruff format --check hssk tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix hssk tests
+	$(BIN)/ruff format hssk tests
+
+serve: $(STAMP)
+	$(BIN)/hssk serve
+
+clean:
+	rm -rf $(VENV) .hssk .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Settings read from the environment (``HSSK_*``), with safe defaults for a laptop."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one HSSK installation."""
+
+    database_url: str | None
+    data_dir: Path
+    pool_min: int = 2
+    pool_max: int = 10
+    base_url: str = "http://127.0.0.1:8000"
+    default_lang: str = "vi"
+    # Matching thresholds (registry): above `match_upper` link, between → review queue.
+    match_upper: float = 0.92
+    match_lower: float = 0.60
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def secret_key(self) -> str:
+        """The installation secret: from HSSK_SECRET_KEY, else generated once in the data dir.
+
+        It is never part of the repository; a fresh installation makes its own.
+        """
+        env = os.environ.get("HSSK_SECRET_KEY")
+        if env:
+            return env
+        path = self.secret_file
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment each time (tests change it)."""
+    return Settings(
+        database_url=os.environ.get("HSSK_DATABASE_URL") or None,
+        data_dir=Path(os.environ.get("HSSK_DATA_DIR", ".hssk")).resolve(),
+        pool_min=_env_int("HSSK_POOL_MIN", 2),
+        pool_max=_env_int("HSSK_POOL_MAX", 10),
+        base_url=os.environ.get("HSSK_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        default_lang=os.environ.get("HSSK_LANG", "vi"),
+        match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),
+        match_lower=_env_float("HSSK_MATCH_LOWER", 0.60),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """Settings of this process, read once."""
+    return load_settings()

@@ -1,0 +1,73 @@
+"""Connection pool and lifecycle of the store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from hssk.config import Settings, load_settings
+from hssk.db.embedded import start_embedded
+from hssk.db.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Database:
+    """A psycopg 3 connection pool plus, in embedded mode, the server it started."""
+
+    url: str
+    pool: ConnectionPool
+    embedded: Any = None
+    _closed: bool = field(default=False, repr=False)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """Borrow a connection; commits on success, rolls back on error."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Close the pool. The embedded server stops when the last process using it exits."""
+        if not self._closed:
+            self.pool.close()
+            self._closed = True
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+
+
+def open_database(
+    settings: Settings | None = None, *, url: str | None = None, run_migrations: bool = True
+) -> Database:
+    """Open the store: the server at ``url``/HSSK_DATABASE_URL, else the embedded one.
+
+    Migrations are applied before the pool is handed out.
+    """
+    settings = settings or load_settings()
+    embedded = None
+    url = url or settings.database_url
+    if not url:
+        url, embedded = start_embedded(settings.data_dir)
+        log.info("embedded PostgreSQL at %s", settings.data_dir / "pg")
+    if run_migrations:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+    pool = ConnectionPool(
+        url,
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        configure=_configure,
+        open=True,
+        name="hssk",
+    )
+    pool.wait(timeout=30)
+    return Database(url=url, pool=pool, embedded=embedded)

@@ -1,0 +1,77 @@
+"""Extract the indexed columns (patient reference, codes, date) from a FHIR resource."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+from hssk.records.types import CODE_PATHS, DATE_PATHS, SUBJECT_PATHS
+
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def _get(body: dict[str, Any], path: str) -> Any:
+    cur: Any = body
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def subject_reference(body: dict[str, Any]) -> str | None:
+    """The ``Patient/...`` (or ``urn:uuid:...``) reference of a clinical resource."""
+    for path in SUBJECT_PATHS.get(body.get("resourceType", ""), ()):
+        ref = _get(body, path)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            return str(ref["reference"])
+    return None
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    """Search tokens for the resource's code: 'system|code' and bare 'code' for each coding."""
+    out: list[str] = []
+    for path in CODE_PATHS.get(body.get("resourceType", ""), ()):
+        value = _get(body, path)
+        concepts = value if isinstance(value, list) else [value]
+        for concept in concepts:
+            if not isinstance(concept, dict):
+                continue
+            for coding in concept.get("coding") or ():
+                if not isinstance(coding, dict) or not coding.get("code"):
+                    continue
+                code = str(coding["code"])
+                out.append(f"{coding.get('system', '')}|{code}")
+                out.append(code)
+    return list(dict.fromkeys(out))
+
+
+def parse_fhir_datetime(text: str) -> datetime | None:
+    """Lower bound of a FHIR date/dateTime/instant as an aware datetime (UTC if no zone)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        if len(text) >= 11:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        m = _DATE_RE.match(text)
+        if not m:
+            return None
+        y, mo, d = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
+        return datetime(y, mo, d, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def effective(body: dict[str, Any]) -> datetime | None:
+    """The resource's clinically relevant date (see ``DATE_PATHS``)."""
+    for path in DATE_PATHS.get(body.get("resourceType", ""), ()):
+        value = _get(body, path)
+        if isinstance(value, str):
+            parsed = parse_fhir_datetime(value)
+            if parsed:
+                return parsed
+        elif isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None

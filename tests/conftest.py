@@ -1,0 +1,86 @@
+"""Shared fixtures: a real PostgreSQL for the whole run.
+
+Embedded (pgserver, in a temporary directory) by default; with HSSK_TEST_DATABASE_URL a fresh
+database is created on that server for this run and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hssk.config import load_settings
+from hssk.db import Database, open_database
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+if not SHARED.exists():
+    SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+
+
+def _server_database(admin_url: str) -> tuple[str, str]:
+    name = f"hssk_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    return name, url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    admin = os.environ.get("HSSK_TEST_DATABASE_URL")
+    if admin:
+        name, url = _server_database(admin)
+        yield url
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    from hssk.db.embedded import start_embedded
+
+    data_dir = tmp_path_factory.mktemp("pg")
+    url, server = start_embedded(data_dir)
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def db(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    os.environ["HSSK_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    os.environ["HSSK_DATABASE_URL"] = database_url
+    database = open_database(load_settings(), url=database_url)
+    yield database
+    database.close()
+
+
+def truncate_all(database: Database) -> None:
+    """Empty every table but the migration ledger."""
+    with database.connection() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_migration'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                ("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY").encode()
+            )
+
+
+@pytest.fixture
+def clean_db(db: Database) -> Database:
+    """The session database, emptied before the test."""
+    truncate_all(db)
+    return db
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.skip("../shared is not beside the checkout")
+    return SHARED
