@@ -1,1 +1,41 @@
-"""records component."""
+"""Clinical record store: FHIR R4 resources, versioned, searchable by person, code and date."""
+
+from hssk.records.store import (
+    BulkResult,
+    Gone,
+    NewResource,
+    NotFound,
+    Stored,
+    VersionConflict,
+    bulk_upsert,
+    delete,
+    everything,
+    history,
+    id_for_source_key,
+    person_of,
+    read,
+    save,
+    vread,
+)
+from hssk.records.validate import InvalidResource, Issue, validate
+
+__all__ = [
+    "BulkResult",
+    "Gone",
+    "InvalidResource",
+    "Issue",
+    "NewResource",
+    "NotFound",
+    "Stored",
+    "VersionConflict",
+    "bulk_upsert",
+    "delete",
+    "everything",
+    "history",
+    "id_for_source_key",
+    "person_of",
+    "read",
+    "save",
+    "validate",
+    "vread",
+]

@@ -10,6 +10,7 @@ CREATE TABLE resource (
     source_unit   text,
     source_key    text,
     sensitivity   text,                                -- NULL, or e.g. 'HIV', 'PSY'
+    deleted       boolean     NOT NULL DEFAULT false,
     last_updated  timestamptz NOT NULL,
     body          jsonb       NOT NULL,
     PRIMARY KEY (type, id)
@@ -26,6 +27,7 @@ CREATE TABLE resource_history (
     version       integer     NOT NULL,
     person_id     bigint,
     last_updated  timestamptz NOT NULL,
+    deleted       boolean     NOT NULL DEFAULT false,
     body          jsonb       NOT NULL,
     PRIMARY KEY (type, id, version)
 );

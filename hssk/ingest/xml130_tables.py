@@ -1,0 +1,81 @@
+"""Table layouts of the QĐ 130/4750/3176 HIS export (shared by the parser and the generator).
+
+Field order and record paths of XML1–XML14 come from 1,152 real exports
+(``data/xml130-observed-structure.json``, copied from ../shared/spec); XML0, XML6 and XML15,
+absent from that sample, follow the official appendix (../shared/spec/xml130.md §3.3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+
+@dataclass(frozen=True)
+class Table:
+    """One inner file of a hồ sơ: its LOAIHOSO, root element, record path and field order."""
+
+    name: str
+    root: str
+    record_path: str  # '/'-separated, starting at the root; equal to root for single records
+    fields: tuple[str, ...]
+
+    @property
+    def single(self) -> bool:
+        return self.record_path == self.root
+
+    @property
+    def row_tag(self) -> str:
+        return self.record_path.rsplit("/", 1)[-1]
+
+
+_EXTRA = {
+    "XML0": (
+        "CHI_TIEU_TRANG_THAI_KCB/DSACH_TRANG_THAI_KCB/TRANG_THAI_KCB",
+        "MA_LK STT MA_BN HO_TEN SO_CCCD NGAY_SINH GIOI_TINH MA_THE_BHYT MA_DKBD GT_THE_TU "
+        "GT_THE_DEN MA_DOITUONG_KCB NGAY_VAO NGAY_VAO_NOI_TRU LY_DO_VNT MA_LY_DO_VNT MA_LOAI_KCB "
+        "MA_CSKCB MA_DICH_VU TEN_DICH_VU MA_THUOC TEN_THUOC MA_VAT_TU TEN_VAT_TU NGAY_YL DU_PHONG",
+    ),
+    "XML6": (
+        "CHI_TIEU_HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS/"
+        "DSACH_HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS/HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS",
+        "MA_LK MA_THE_BHYT SO_CCCD NGAY_SINH GIOI_TINH DIA_CHI MATINH_CU_TRU MAHUYEN_CU_TRU "
+        "MAXA_CU_TRU NGAYKD_HIV NOI_LAY_MAU_XN NOI_XN_KD NOI_BDDT_ARV BDDT_ARV "
+        "MA_PHAC_DO_DIEU_TRI_BD MA_BAC_PHAC_DO_BD MA_LYDO_DTRI LOAI_DTRI_LAO "
+        "SANG_LOC_LAO PHACDO_DTRI_LAO NGAYBD_DTRI_LAO NGAYKT_DTRI_LAO KQ_DTRI_LAO MA_LYDO_XNTL_VR "
+        "NGAY_XN_TLVR KQ_XNTL_VR NGAY_KQ_XN_TLVR MA_LOAI_BN GIAI_DOAN_LAM_SANG NHOM_DOI_TUONG "
+        "MA_TINH_TRANG_DK LAN_XN_PCR NGAY_XN_PCR NGAY_KQ_XN_PCR MA_KQ_XN_PCR NGAY_NHAN_TT_MANG_THAI "
+        "NGAY_BAT_DAU_DT_CTX MA_XU_TRI NGAY_BAT_DAU_XU_TRI NGAY_KET_THUC_XU_TRI MA_PHAC_DO_DIEU_TRI "
+        "NGAY_BAT_DAU_DOI_PHAC_DO MA_LY_DO_DOI_PHAC_DO MA_CSKCB NGAY_THAY_DOI_PHAC_DO DU_PHONG",
+    ),
+    "XML15": (
+        "CHI_TIEU_DIEUTRI_BENHLAO/DSACH_CHITIET_DIEUTRI_BENHLAO/CHITIET_DIEUTRI_BENHLAO",
+        "MA_LK STT MA_BN HO_TEN SO_CCCD PHANLOAI_LAO_VITRI PHANLOAI_LAO_TS PHANLOAI_LAO_HIV "
+        "PHANLOAI_LAO_VK PHANLOAI_LAO_KT LOAI_DTRI_LAO NGAYBD_DTRI_LAO PHACDO_DTRI_LAO "
+        "NGAYKT_DTRI_LAO KET_QUA_DTRI_LAO MA_CSKCB NGAYKD_HIV BDDT_ARV NGAY_BAT_DAU_DT_CTX DU_PHONG",
+    ),
+}
+
+
+@lru_cache(maxsize=1)
+def tables() -> dict[str, Table]:
+    """All known tables by LOAIHOSO (XML0 … XML15; XML12 is portal-only and absent)."""
+    raw = json.loads(
+        resources.files("hssk.ingest")
+        .joinpath("data/xml130-observed-structure.json")
+        .read_text("utf-8")
+    )
+    out: dict[str, Table] = {}
+    for name, info in raw["tables"].items():
+        (path,) = info["record_paths"]
+        (root,) = info["inner_root"]
+        out[name] = Table(name, root, path, tuple(info["fields_in_order_seen"]))
+    for name, (path, fields) in _EXTRA.items():
+        out[name] = Table(name, path.split("/", 1)[0], path, tuple(fields.split()))
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0][3:])))
+
+
+# 3176 renames in XML13 (vendor practice; see the spec).
+XML13_3176_RENAMES = {"MA_NOI_DI": "MA_CSKCB_DI", "MA_NOI_DEN": "MA_CSKCB_DEN"}

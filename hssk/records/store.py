@@ -1,0 +1,350 @@
+"""The clinical record store: FHIR R4 JSON in JSONB, versioned, with indexed columns.
+
+Single-resource functions serve the FHIR API; ``bulk_upsert`` serves ingestion (COPY into a
+staging table, then one set-based upsert). Every change keeps the previous version in
+``resource_history`` and is published to listeners (outbox, completeness) in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hssk.records import events, extract
+
+NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
+
+
+class NotFound(Exception):
+    """No such resource."""
+
+
+class Gone(Exception):
+    """The resource was deleted."""
+
+
+class VersionConflict(Exception):
+    """If-Match named a version that is not the current one."""
+
+
+@dataclass
+class Stored:
+    """A resource as stored: its current body (with id and meta) and the indexed columns."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    body: dict[str, Any]
+    person_id: int | None = None
+    deleted: bool = False
+
+
+@dataclass
+class NewResource:
+    """A resource to write in bulk. With a ``source_key`` its id is derived from it, so a
+    re-sent source record updates the same resource instead of creating a second one."""
+
+    body: dict[str, Any]
+    person_id: int | None = None
+    source_key: str | None = None
+    source_unit: str | None = None
+    sensitivity: str | None = None
+
+
+@dataclass
+class BulkResult:
+    created: Counter[str] = field(default_factory=Counter)
+    updated: Counter[str] = field(default_factory=Counter)
+    unchanged: int = 0
+
+    def merge(self, other: BulkResult) -> None:
+        self.created.update(other.created)
+        self.updated.update(other.updated)
+        self.unchanged += other.unchanged
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def id_for_source_key(resource_type: str, source_key: str) -> str:
+    """Deterministic resource id of a source record (idempotent re-ingest)."""
+    return str(uuid.uuid5(NAMESPACE, f"{resource_type}|{source_key}"))
+
+
+def _with_meta(body: dict[str, Any], rid: str, version: int, at: datetime) -> dict[str, Any]:
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = at.isoformat().replace("+00:00", "Z")
+    out = dict(body)
+    out["id"] = rid
+    out["meta"] = meta
+    return out
+
+
+def _without_meta(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "meta"}
+
+
+_COLUMNS = "type, id, version, last_updated, body, person_id, deleted"
+
+
+def _row(r: Sequence[Any]) -> Stored:
+    return Stored(
+        type=r[0], id=r[1], version=r[2], last_updated=r[3], body=r[4], person_id=r[5], deleted=r[6]
+    )
+
+
+def _now(conn: psycopg.Connection[Any]) -> datetime:
+    # statement time of the transaction: all writes of one transaction share it
+    return conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+
+
+def read(conn: psycopg.Connection[Any], rtype: str, rid: str) -> Stored:
+    """Current version; raises NotFound or Gone."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM resource WHERE type = %s AND id = %s", (rtype, rid)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"{rtype}/{rid}")
+    stored = _row(row)
+    if stored.deleted:
+        raise Gone(f"{rtype}/{rid}")
+    return stored
+
+
+def vread(conn: psycopg.Connection[Any], rtype: str, rid: str, version: int) -> Stored:
+    """A given version (current or earlier)."""
+    for stored in history(conn, rtype, rid):
+        if stored.version == version:
+            return stored
+    raise NotFound(f"{rtype}/{rid}/_history/{version}")
+
+
+def history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> list[Stored]:
+    """All versions, newest first; raises NotFound if the resource never existed."""
+    rows = conn.execute(
+        f"""SELECT {_COLUMNS} FROM resource WHERE type = %(t)s AND id = %(i)s
+            UNION ALL
+            SELECT {_COLUMNS} FROM resource_history WHERE type = %(t)s AND id = %(i)s
+            ORDER BY version DESC""",
+        {"t": rtype, "i": rid},
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"{rtype}/{rid}")
+    return [_row(r) for r in rows]
+
+
+def _insert_history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> None:
+    conn.execute(
+        """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
+           SELECT type, id, version, person_id, last_updated, deleted, body
+           FROM resource WHERE type = %s AND id = %s""",
+        (rtype, rid),
+    )
+
+
+def save(
+    conn: psycopg.Connection[Any],
+    body: dict[str, Any],
+    *,
+    rid: str | None = None,
+    if_match: int | None = None,
+    person_id: int | None = None,
+    source_key: str | None = None,
+    source_unit: str | None = None,
+    sensitivity: str | None = None,
+) -> tuple[Stored, bool]:
+    """Create (no id / unknown id) or update (known id) one resource. Returns (stored, created).
+
+    An update whose content equals the current version is a no-op (same version)."""
+    rtype = body["resourceType"]
+    rid = rid or body.get("id") or new_id()
+    current = conn.execute(
+        f"SELECT {_COLUMNS} FROM resource WHERE type = %s AND id = %s FOR UPDATE", (rtype, rid)
+    ).fetchone()
+    cur = _row(current) if current else None
+    if if_match is not None and (cur is None or cur.version != if_match or cur.deleted):
+        have = "none" if cur is None else str(cur.version)
+        raise VersionConflict(f"{rtype}/{rid}: If-Match version {if_match}, current is {have}")
+    if cur and not cur.deleted:
+        clean = _without_meta({**body, "id": rid})
+        if clean == _without_meta(cur.body) and person_id == cur.person_id:
+            return cur, False
+    at = _now(conn)
+    version = (cur.version + 1) if cur else 1
+    full = _with_meta(body, rid, version, at)
+    params = {
+        "type": rtype,
+        "id": rid,
+        "version": version,
+        "person_id": person_id,
+        "codes": extract.codes(full),
+        "effective": extract.effective(full),
+        "source_unit": source_unit,
+        "source_key": source_key,
+        "sensitivity": sensitivity,
+        "at": at,
+        "body": Jsonb(full, dumps=_dumps),
+    }
+    if cur:
+        _insert_history(conn, rtype, rid)
+        conn.execute(
+            """UPDATE resource SET version = %(version)s, person_id = %(person_id)s,
+                 codes = %(codes)s, effective = %(effective)s,
+                 source_unit = coalesce(%(source_unit)s, source_unit),
+                 source_key = coalesce(%(source_key)s, source_key),
+                 sensitivity = %(sensitivity)s, deleted = false, last_updated = %(at)s,
+                 body = %(body)s
+               WHERE type = %(type)s AND id = %(id)s""",
+            params,
+        )
+    else:
+        conn.execute(
+            """INSERT INTO resource (type, id, version, person_id, codes, effective, source_unit,
+                 source_key, sensitivity, last_updated, body)
+               VALUES (%(type)s, %(id)s, %(version)s, %(person_id)s, %(codes)s, %(effective)s,
+                 %(source_unit)s, %(source_key)s, %(sensitivity)s, %(at)s, %(body)s)""",
+            params,
+        )
+    stored = Stored(rtype, rid, version, at, full, person_id)
+    events.publish(
+        conn, [events.Change(rtype, rid, version, person_id, "update" if cur else "create")]
+    )
+    return stored, cur is None
+
+
+def delete(conn: psycopg.Connection[Any], rtype: str, rid: str) -> bool:
+    """Mark deleted (a new version); earlier versions stay readable. False if absent."""
+    cur = conn.execute(
+        f"SELECT {_COLUMNS} FROM resource WHERE type = %s AND id = %s FOR UPDATE", (rtype, rid)
+    ).fetchone()
+    if cur is None or cur[6]:
+        return False
+    _insert_history(conn, rtype, rid)
+    at = _now(conn)
+    conn.execute(
+        """UPDATE resource SET version = version + 1, deleted = true, last_updated = %s,
+             body = jsonb_set(body, '{meta,versionId}', to_jsonb((version + 1)::text))
+           WHERE type = %s AND id = %s""",
+        (at, rtype, rid),
+    )
+    events.publish(conn, [events.Change(rtype, rid, cur[2] + 1, cur[5], "delete")])
+    return True
+
+
+def person_of(conn: psycopg.Connection[Any], patient_id: str) -> int | None:
+    """person_id of a Patient resource (None if unknown)."""
+    row = conn.execute(
+        "SELECT person_id FROM resource WHERE type = 'Patient' AND id = %s", (patient_id,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def everything(
+    conn: psycopg.Connection[Any], person_id: int, types: Iterable[str] | None = None
+) -> list[Stored]:
+    """Every current resource of a person (oldest first), optionally of some types only."""
+    type_list = list(types) if types else None
+    rows = conn.execute(
+        f"""SELECT {_COLUMNS} FROM resource
+            WHERE person_id = %s AND NOT deleted AND (%s::text[] IS NULL OR type = ANY(%s))
+            ORDER BY effective NULLS FIRST, type, id""",
+        (person_id, type_list, type_list),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+# --- bulk path ------------------------------------------------------------------------------
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_stage (
+    type text, id text, person_id bigint, codes text[], effective timestamptz,
+    source_unit text, source_key text, sensitivity text, body jsonb) ON COMMIT DELETE ROWS"""
+
+
+def bulk_upsert(conn: psycopg.Connection[Any], items: Sequence[NewResource]) -> BulkResult:
+    """Write many resources in one round of COPY + set-based upsert (idempotent by source_key).
+
+    New resources get version 1; a changed body becomes a new version with the old one moved
+    to history; an identical body is counted as unchanged and not written.
+    """
+    result = BulkResult()
+    if not items:
+        return result
+    latest: dict[tuple[str, str], NewResource] = {}
+    for item in items:
+        rtype = item.body["resourceType"]
+        rid = item.body.get("id") or (
+            id_for_source_key(rtype, item.source_key) if item.source_key else new_id()
+        )
+        latest[(rtype, rid)] = item  # a key twice in one batch: the last one wins
+    result.unchanged += len(items) - len(latest)
+    conn.execute(_STAGE)
+    conn.execute("TRUNCATE resource_stage")
+    with conn.cursor().copy(
+        "COPY resource_stage (type, id, person_id, codes, effective, source_unit, source_key,"
+        " sensitivity, body) FROM STDIN"
+    ) as copy:
+        for (rtype, rid), item in latest.items():
+            body = {**item.body, "id": rid}
+            copy.write_row(
+                (
+                    rtype,
+                    rid,
+                    item.person_id,
+                    extract.codes(body),
+                    extract.effective(body),
+                    item.source_unit,
+                    item.source_key,
+                    item.sensitivity,
+                    _dumps(_without_meta(body)),
+                )
+            )
+    # Earlier versions of rows about to change go to history first.
+    conn.execute(
+        """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
+           SELECT r.type, r.id, r.version, r.person_id, r.last_updated, r.deleted, r.body
+           FROM resource r JOIN resource_stage s ON r.type = s.type AND r.id = s.id
+           WHERE r.deleted OR (r.body - 'meta') IS DISTINCT FROM s.body
+              OR r.person_id IS DISTINCT FROM s.person_id"""
+    )
+    rows = conn.execute(
+        """INSERT INTO resource AS r (type, id, version, person_id, codes, effective, source_unit,
+             source_key, sensitivity, last_updated, body)
+           SELECT type, id, 1, person_id, codes, effective, source_unit, source_key, sensitivity,
+                  now(), body || jsonb_build_object('meta', jsonb_build_object(
+                    'versionId', '1', 'lastUpdated',
+                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+           FROM resource_stage
+           ON CONFLICT (type, id) DO UPDATE SET
+             version = r.version + 1, person_id = excluded.person_id, codes = excluded.codes,
+             effective = excluded.effective, source_unit = excluded.source_unit,
+             source_key = excluded.source_key, sensitivity = excluded.sensitivity,
+             deleted = false, last_updated = excluded.last_updated,
+             body = jsonb_set(excluded.body, '{meta,versionId}', to_jsonb((r.version + 1)::text))
+           WHERE r.deleted OR (r.body - 'meta') IS DISTINCT FROM (excluded.body - 'meta')
+              OR r.person_id IS DISTINCT FROM excluded.person_id
+           RETURNING r.type, r.id, r.version, r.person_id"""
+    ).fetchall()
+    changes = []
+    for rtype, rid, version, person_id in rows:
+        (result.created if version == 1 else result.updated)[rtype] += 1
+        changes.append(
+            events.Change(rtype, rid, version, person_id, "create" if version == 1 else "update")
+        )
+    result.unchanged += len(latest) - len(rows)
+    events.publish(conn, changes)
+    return result

@@ -1,0 +1,84 @@
+"""Validation of FHIR R4 resources with ``fhir.resources`` (its R4B models; R5 is the default)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem: FHIRPath-like location of the element, and why it is wrong."""
+
+    element: str
+    message: str
+    code: str = "invalid"  # OperationOutcome issue type
+
+
+class InvalidResource(Exception):
+    """The resource does not conform to FHIR R4; ``issues`` say where and why."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        super().__init__("; ".join(f"{i.element}: {i.message}" for i in issues))
+
+
+@lru_cache(maxsize=256)
+def _model(resource_type: str) -> Any:
+    return get_fhir_model_class(resource_type)
+
+
+def _location(resource_type: str, loc: tuple[Any, ...]) -> str:
+    path = resource_type
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def validate(body: Any, expected_type: str | None = None) -> dict[str, Any]:
+    """Check ``body`` is a valid FHIR R4 resource (of ``expected_type``); return it unchanged."""
+    if not isinstance(body, dict):
+        raise InvalidResource(
+            [Issue("(root)", "a FHIR resource must be a JSON object", "structure")]
+        )
+    rtype = body.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        raise InvalidResource([Issue("resourceType", "resourceType is missing", "required")])
+    if expected_type and rtype != expected_type:
+        raise InvalidResource(
+            [Issue("resourceType", f"expected {expected_type}, got {rtype}", "invalid")]
+        )
+    try:
+        model = _model(rtype)
+    except (KeyError, ValueError, AttributeError):
+        raise InvalidResource(
+            [Issue("resourceType", f"'{rtype}' is not a FHIR R4 resource type", "not-supported")]
+        ) from None
+    rid = body.get("id")
+    if rid is not None and (not isinstance(rid, str) or not _ID.match(rid)):
+        raise InvalidResource(
+            [Issue(f"{rtype}.id", "id must be 1–64 characters of A–Z, a–z, 0–9, '-' or '.'")]
+        )
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors()[:50]:
+            where = _location(rtype, tuple(err.get("loc", ())))
+            msg = str(err.get("msg", "invalid"))
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown element (not part of this resource in FHIR R4)"
+            issues.append(
+                Issue(where, msg, "required" if err.get("type") == "missing" else "invalid")
+            )
+        raise InvalidResource(issues) from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidResource([Issue(rtype, str(exc))]) from None
+    return body
