@@ -1,1 +1,29 @@
-"""registry component."""
+"""Master patient index: normalization, identifier checks, matching, merge/unmerge.
+
+Public API (ingest and the FHIR API code against these names)::
+
+    link(conn, rec) -> LinkResult
+    link_many(conn, recs) -> list[LinkResult]
+    get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
+    resolve(conn, person_id) -> int
+    find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
+    patient_resource(person) -> dict                  # FHIR R4 Patient
+"""
+
+from hssk.registry.fhir import patient_resource
+from hssk.registry.link import get_person, link, link_many, resolve
+from hssk.registry.search import find
+from hssk.registry.types import Candidate, LinkResult, Person, SourceRecord
+
+__all__ = [
+    "Candidate",
+    "LinkResult",
+    "Person",
+    "SourceRecord",
+    "find",
+    "get_person",
+    "link",
+    "link_many",
+    "patient_resource",
+    "resolve",
+]

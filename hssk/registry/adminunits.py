@@ -1,0 +1,153 @@
+"""Administrative units: old (pre-2025, 63 provinces) ↔ new (2025, 34 provinces) commune codes.
+
+Data: the ``vietnamadminunits`` package (MIT, © Tran Ngoc Minh Hieu; sources GSO and
+sapnhap.bando.com.vn), read from its installed data files, never from the network. Its address
+converter calls an online geocoder for split wards; we do not: a split old ward is returned as
+*ambiguous* with its candidate new wards (the package's default one first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A commune resolved from a code and/or an address."""
+
+    new_code: str | None = None  # 2025 commune code (5 digits)
+    old_code: str | None = None  # pre-2025 commune code (5 digits)
+    province_code: str | None = None  # 2-digit province code (new when known, else old)
+    ambiguous: bool = False  # the old ward was split over several new wards
+    candidates: tuple[str, ...] = ()  # possible new codes when ambiguous (default first)
+
+
+@dataclass(frozen=True)
+class _Tables:
+    new: dict[str, str]  # new commune code → new province code
+    old: dict[str, str]  # old commune code → old province code
+    old_to_new: dict[str, str]  # unsplit old ward → its new ward
+    split: dict[str, tuple[str, ...]]  # split old ward → candidate new wards, default first
+    new_names: dict[str, str]  # new commune code → 'Phường X, Thành phố Y'
+    old_names: dict[str, str]
+
+
+@lru_cache(maxsize=1)
+def _tables() -> _Tables:
+    import vietnamadminunits
+
+    data = Path(vietnamadminunits.__file__).parent / "data"
+    with sqlite3.connect(data / "dataset.db") as conn:
+        legacy_rows = conn.execute(
+            "SELECT provinceKey, districtKey, wardKey, wardCode, provinceCode, ward, district,"
+            " province FROM admin_units_legacy"
+        ).fetchall()
+        new_rows = conn.execute(
+            "SELECT provinceKey, wardKey, wardCode, provinceCode, ward, province FROM admin_units"
+        ).fetchall()
+    legacy_key = {f"{r[0]}_{r[1]}_{r[2]}": r[3] for r in legacy_rows}
+    new_key = {(r[0], r[1]): r[2] for r in new_rows}
+    conv = json.loads((data / "converter_2025.json").read_text("utf-8"))
+    old_to_new: dict[str, str] = {}
+    for province, wards in conv["DICT_PROVINCE_WARD_NO_DIVIDED"].items():
+        for ward, olds in wards.items():
+            for old in olds:
+                if old in legacy_key:  # island districts without wards are skipped
+                    old_to_new[legacy_key[old]] = new_key[(province, ward)]
+    split: dict[str, tuple[str, ...]] = {}
+    for province, olds in conv["DICT_PROVINCE_WARD_DIVIDED"].items():
+        for old, options in olds.items():
+            ordered = sorted(options, key=lambda o: not o["isDefaultNewWard"])
+            split[legacy_key[old]] = tuple(new_key[(province, o["newWardKey"])] for o in ordered)
+    return _Tables(
+        new={r[2]: r[3] for r in new_rows},
+        old={r[3]: r[4] for r in legacy_rows},
+        old_to_new=old_to_new,
+        split=split,
+        new_names={r[2]: f"{r[4]}, {r[5]}" for r in new_rows},
+        old_names={r[3]: f"{r[5]}, {r[6]}, {r[7]}" for r in legacy_rows},
+    )
+
+
+def _code(value: object) -> str | None:
+    if value is None:
+        return None
+    digits = "".join(c for c in str(value) if c.isdigit())
+    if not digits or len(digits) > 5 or not digits.isascii():
+        return None
+    return digits.zfill(5)
+
+
+def old_to_new(old_code: str) -> Unit:
+    """Map a pre-2025 commune code to its 2025 commune (ambiguous when the ward was split)."""
+    t = _tables()
+    code = _code(old_code)
+    if code is None or code not in t.old:
+        return Unit()
+    if code in t.split:
+        cands = t.split[code]
+        return Unit(None, code, t.new.get(cands[0]), True, cands)
+    new = t.old_to_new.get(code)
+    return Unit(new, code, t.new.get(new) if new else t.old[code])
+
+
+def resolve_commune(
+    code: object = None, province: object = None, address: str | None = None
+) -> Unit:
+    """Resolve a commune given by a code (old or new) or, failing that, by an address text.
+
+    A code valid in both eras is taken as the new code: 2025 codes reuse the code of one of the
+    merged old wards, and 95% of such codes map to themselves. Never raises.
+    """
+    t = _tables()
+    c = _code(code)
+    if c is not None:
+        if c in t.new:
+            old = c if c in t.old else None
+            return Unit(c, old, t.new[c])
+        if c in t.old:
+            return old_to_new(c)
+    if address:
+        unit = _from_address(address)
+        if unit.new_code or unit.old_code:
+            return unit
+    prov = _code(province)
+    return Unit(province_code=prov[-2:] if prov else None)
+
+
+@lru_cache(maxsize=65536)
+def _from_address(address: str) -> Unit:
+    """Parse an address text offline: first as a 2025 address, then as a legacy one."""
+    from vietnamadminunits import ParseMode, parse_address
+
+    text = " ".join(str(address).split())[:300]
+    if not text:
+        return Unit()
+    try:
+        legacy = parse_address(text, mode=ParseMode.LEGACY, level=3)
+        if legacy.ward_code and legacy.district:
+            return old_to_new(legacy.ward_code)
+    except Exception as exc:  # the parser raises on text it cannot place; try 2025 next
+        _log.debug("legacy address parse failed for %r: %s", text, exc)
+    try:
+        new = parse_address(text, mode=ParseMode.FROM_2025, level=2)
+        if new.ward_code:
+            return Unit(new.ward_code, None, new.province_code)
+    except Exception as exc:  # unparseable address: no unit, never a crash
+        _log.debug("address parse failed for %r: %s", text, exc)
+    return Unit()
+
+
+def commune_name(code: str | None) -> str | None:
+    """Vietnamese name of a 2025 commune code (else of an old one), for display."""
+    if not code:
+        return None
+    t = _tables()
+    return t.new_names.get(code) or t.old_names.get(code)

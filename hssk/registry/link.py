@@ -1,0 +1,463 @@
+"""Online linking of source records to persons: deterministic rules, then Fellegi–Sunter.
+
+``link_many`` is the batch entry point for ingest: a handful of set-based queries per batch
+(existing links, candidates by identifiers and blocking keys), comparisons in Python, and COPY
+for the new persons, source links and review rows. Records of the same batch that belong to
+the same person link to one person (an in-memory index of the batch's new persons).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+import psycopg
+
+from hssk.config import settings
+from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
+from hssk.registry.prepare import Prepared, prepare
+from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord, person_from_row
+
+MAX_CANDIDATES = 64  # per record and blocking key: very common names are capped
+
+
+def features_of(p: Prepared) -> Features:
+    return Features(
+        name_key=p.name_key,
+        display=p.full_name.lower() if p.full_name else None,
+        family=p.family_key,
+        given=p.given_key,
+        birth_date=p.birth_date,
+        precision=p.birth_precision,
+        sex=p.sex,
+        cccd=p.cccd,
+        cccd_ok=p.cccd_ok,
+        bhxh=p.bhxh if p.bhxh_ok else None,
+        passport=p.passport,
+        temp_card=p.temp_card,
+        phone=p.phone,
+        commune=p.commune_code,
+        commune_old=p.commune_code_old,
+        province=p.province_code,
+        mother_id=p.rec.mother_person_id,
+    )
+
+
+def features_of_person(p: Person) -> Features:
+    return Features(
+        name_key=p.name_key,
+        display=p.full_name.lower() if p.full_name else None,
+        family=p.family_key,
+        given=p.given_key,
+        birth_date=p.birth_date,
+        precision=p.birth_precision,
+        sex=p.sex,
+        cccd=p.cccd,
+        cccd_ok=cccd_valid(p.cccd, p.birth_date if p.birth_precision else None, p.sex),
+        bhxh=p.bhxh,
+        passport=p.passport,
+        temp_card=p.temp_card,
+        phone=p.phone,
+        commune=p.commune_code,
+        commune_old=p.commune_code_old,
+        province=p.province_code,
+        mother_id=p.mother_id,
+    )
+
+
+def blocking_keys(f: Features) -> list[tuple[str, ...]]:
+    """Keys under which a record is looked up (same keys for the in-batch index and SQL)."""
+    keys: list[tuple[str, ...]] = []
+    for kind, value in (
+        ("cccd", f.cccd),
+        ("bhxh", f.bhxh),
+        ("passport", f.passport),
+        ("temp", f.temp_card),
+        ("phone", f.phone),
+    ):
+        if value:
+            keys.append((kind, value))
+    year = str(f.birth_date.year) if f.birth_date else ""
+    if f.name_key and year:
+        keys.append(("ny", f.name_key, year))
+    if f.family and f.given and year:
+        keys.append(("fgy", f.family, f.given, year))
+    if f.given and f.birth_date and f.precision == "D":
+        keys.append(("gd", f.given, f.birth_date.isoformat()))
+    if f.name_key and (f.commune or f.commune_old):
+        keys.append(("nc", f.name_key, f.commune or f.commune_old or ""))
+    return keys
+
+
+@dataclass
+class _Batch:
+    """Persons known while linking one batch: fetched from the database or created now."""
+
+    persons: dict[int, Features] = field(default_factory=dict)
+    index: dict[tuple[str, ...], list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, pid: int, f: Features) -> None:
+        self.persons[pid] = f
+        for k in blocking_keys(f):
+            lst = self.index[k]
+            if pid not in lst:
+                lst.append(pid)
+
+    def candidates(self, f: Features) -> list[int]:
+        seen: dict[int, None] = {}
+        for k in blocking_keys(f):
+            for pid in self.index.get(k, ()):
+                seen[pid] = None
+        return list(seen)
+
+
+_CANDIDATE_SQL = f"""
+WITH q AS (
+    SELECT * FROM unnest(%(cccd)s::text[], %(bhxh)s::text[], %(passport)s::text[],
+                         %(temp)s::text[], %(phone)s::text[], %(nk)s::text[], %(fam)s::text[],
+                         %(giv)s::text[], %(yr)s::int[], %(bd)s::date[], %(com)s::text[])
+      AS q(cccd, bhxh, passport, temp, phone, nk, fam, giv, yr, bd, com)
+), hits AS (
+    SELECT p.id FROM q JOIN person p ON p.cccd = q.cccd
+    UNION SELECT p.id FROM q JOIN person p ON p.bhxh = q.bhxh
+    UNION SELECT p.id FROM q JOIN person p ON p.passport = q.passport
+    UNION SELECT p.id FROM q JOIN person p ON p.temp_card = q.temp
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE phone = q.phone LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE name_key = q.nk
+           AND birth_date >= make_date(q.yr, 1, 1) AND birth_date < make_date(q.yr + 1, 1, 1)
+         LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE family_key = q.fam AND given_key = q.giv
+           AND extract(year FROM birth_date) = q.yr LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE given_key = q.giv AND birth_date = q.bd
+         LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE name_key = q.nk AND commune_code = q.com
+         LIMIT {MAX_CANDIDATES}) p ON true
+)
+SELECT {PERSON_COLUMNS.replace("id, ", "p.id, ", 1)}
+  FROM hits JOIN person p ON p.id = hits.id WHERE p.merged_into IS NULL
+"""
+
+
+def _fetch_candidates(conn: psycopg.Connection[Any], feats: list[Features]) -> list[Person]:
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for f in feats:
+        cols["cccd"].append(f.cccd)
+        cols["bhxh"].append(f.bhxh)
+        cols["passport"].append(f.passport)
+        cols["temp"].append(f.temp_card)
+        cols["phone"].append(f.phone)
+        cols["nk"].append(f.name_key)
+        cols["fam"].append(f.family)
+        cols["giv"].append(f.given)
+        cols["yr"].append(f.birth_date.year if f.birth_date else None)
+        cols["bd"].append(f.birth_date if f.precision == "D" else None)
+        cols["com"].append(f.commune)
+    rows = conn.execute(_CANDIDATE_SQL, dict(cols)).fetchall()
+    return [person_from_row(r) for r in rows]
+
+
+@dataclass
+class _Decision:
+    person_id: int | None  # None → create a new person
+    score: float | None
+    rule: str
+    review_of: list[tuple[int, Score]] = field(default_factory=list)
+
+
+def _decide(f: Features, batch: _Batch, upper: float, lower: float) -> _Decision:
+    best: tuple[int, Score] | None = None
+    reviews: list[tuple[int, Score]] = []
+    for pid in batch.candidates(f):
+        other = batch.persons[pid]
+        sc = compare(f, other)
+        rule = strong_identifier(f, other)
+        if rule and sc.veto not in ("given_name", "birth_date", "cccd", "temp_card"):
+            return _Decision(pid, 1.0, rule)
+        if best is None or sc.probability > best[1].probability:
+            best = (pid, sc)
+        if lower <= sc.probability < upper:
+            reviews.append((pid, sc))
+    if best is not None and best[1].probability >= upper:
+        return _Decision(best[0], best[1].probability, "probabilistic")
+    reviews.sort(key=lambda t: -t[1].probability)
+    score = best[1].probability if best else None
+    return _Decision(None, score, "new", reviews[:3])
+
+
+def link(conn: psycopg.Connection[Any], rec: SourceRecord) -> LinkResult:
+    """Link one source record to a person (creating one when no person matches)."""
+    return link_many(conn, [rec])[0]
+
+
+def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> list[LinkResult]:
+    """Link a batch of source records: few round trips, COPY for every insert.
+
+    A record already linked (same source and record id) keeps its person (the person it was
+    merged into, if any) and its stored demographics are refreshed.
+    """
+    if not recs:
+        return []
+    cfg = settings()
+    upper, lower = cfg.match_upper, cfg.match_lower
+    prepared = [prepare(r) for r in recs]
+    feats = [features_of(p) for p in prepared]
+
+    existing = _existing_links(conn, recs)
+    batch = _Batch()
+    todo = [i for i, r in enumerate(recs) if (r.source, r.record_id) not in existing]
+    for person in _fetch_candidates(conn, [feats[i] for i in todo]) if todo else []:
+        batch.add(person.id, features_of_person(person))
+
+    results: list[LinkResult | None] = [None] * len(recs)
+    new_ids = _reserve_ids(conn, len(todo))
+    new_persons: list[int] = []  # indexes into recs of records that create a person
+    links: list[tuple[int, int, float | None, str]] = []  # (rec index, person, score, rule)
+    reviews: list[tuple[int, int, int, Score]] = []  # (rec index, person, candidate, score)
+    seen_keys: dict[tuple[str, str], int] = {}
+    for i, rec in enumerate(recs):
+        key = (rec.source, rec.record_id)
+        if key in existing:
+            pid = existing[key]
+            results[i] = LinkResult(pid, False, None, "source", False)
+            continue
+        if key in seen_keys:  # the same record twice in one batch
+            first = results[seen_keys[key]]
+            assert first is not None
+            results[i] = LinkResult(first.person_id, False, first.score, "source", False)
+            continue
+        seen_keys[key] = i
+        d = _decide(feats[i], batch, upper, lower)
+        if d.person_id is None:
+            pid = new_ids.pop()
+            new_persons.append(i)
+            batch.add(pid, feats[i])
+            for cand, sc in d.review_of:
+                reviews.append((i, pid, cand, sc))
+            results[i] = LinkResult(pid, True, d.score, d.rule, bool(d.review_of))
+        else:
+            pid = d.person_id
+            results[i] = LinkResult(pid, False, d.score, d.rule, False)
+            _absorb(batch.persons[pid], feats[i])
+        links.append((i, pid, d.score, d.rule))
+
+    _copy_persons(conn, [(results[i].person_id, prepared[i]) for i in new_persons])  # type: ignore[union-attr]
+    link_ids = _copy_sources(conn, [(prepared[i], pid, sc, rule) for i, pid, sc, rule in links])
+    src_id = {i: sid for (i, _, _, _), sid in zip(links, link_ids, strict=True)}
+    _update_persons(conn, [(pid, prepared[i]) for i, pid, _, rule in links if rule != "new"])
+    if reviews:
+        _copy_reviews(
+            conn,
+            [
+                (src_id[i], pid, cand, sc.probability, sc.evidence(feats[i], batch.persons[cand]))
+                for i, pid, cand, sc in reviews
+            ],
+        )
+    if existing:
+        _refresh_sources(
+            conn, [(prepared[i]) for i, r in enumerate(recs) if (r.source, r.record_id) in existing]
+        )
+    return [r for r in results if r is not None]
+
+
+def _absorb(target: Features, f: Features) -> None:
+    """Fill a batch person's missing fields from a record linked to it (later records see it)."""
+    for name in ("cccd", "bhxh", "passport", "temp_card", "phone", "commune", "commune_old"):
+        if getattr(target, name) is None and getattr(f, name) is not None:
+            setattr(target, name, getattr(f, name))
+    if f.cccd and f.cccd == target.cccd and f.cccd_ok:
+        target.cccd_ok = True
+
+
+def _existing_links(
+    conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]
+) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        """SELECT s.source, s.source_record_id, s.person_id
+             FROM unnest(%s::text[], %s::text[]) AS q(source, rid)
+             JOIN person_source s ON s.source = q.source AND s.source_record_id = q.rid""",
+        ([r.source for r in recs], [r.record_id for r in recs]),
+    ).fetchall()
+    found = {(r[0], r[1]): int(r[2]) for r in rows}
+    if not found:
+        return found
+    survivors = resolve_many(conn, list(set(found.values())))
+    return {k: survivors.get(v, v) for k, v in found.items()}
+
+
+def resolve_many(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, int]:
+    """Survivor id of each person id (itself when never merged)."""
+    rows = conn.execute(
+        """WITH RECURSIVE chain(start, id, merged_into, depth) AS (
+               SELECT p.id, p.id, p.merged_into, 0 FROM person p WHERE p.id = ANY(%s)
+             UNION ALL
+               SELECT c.start, p.id, p.merged_into, c.depth + 1
+                 FROM chain c JOIN person p ON p.id = c.merged_into WHERE c.depth < 50)
+           SELECT start, id FROM chain WHERE merged_into IS NULL""",
+        (list(ids),),
+    ).fetchall()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+def _reserve_ids(conn: psycopg.Connection[Any], n: int) -> list[int]:
+    if n == 0:
+        return []
+    rows = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('person', 'id')) FROM generate_series(1, %s)", (n,)
+    ).fetchall()
+    return [int(r[0]) for r in reversed(rows)]  # popped from the end: ascending order
+
+
+_PERSON_COPY = (
+    "cccd", "cmnd", "eid", "passport", "bhxh", "bhyt", "temp_card", "full_name", "name_key",
+    "family_key", "middle_key", "given_key", "birth_date", "birth_precision", "sex", "phone",
+    "address", "province_code", "commune_code", "commune_code_old", "commune_ambiguous",
+    "mother_id",
+)  # fmt: skip
+
+
+def _person_values(p: Prepared) -> tuple[Any, ...]:
+    return (
+        p.cccd, p.cmnd, p.eid, p.passport, p.bhxh, p.bhyt, p.temp_card, p.full_name, p.name_key,
+        p.family_key, p.middle_key, p.given_key, p.birth_date, p.birth_precision, p.sex, p.phone,
+        p.rec.address, p.province_code, p.commune_code, p.commune_code_old, p.commune_ambiguous,
+        p.rec.mother_person_id,
+    )  # fmt: skip
+
+
+def _copy_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepared]]) -> None:
+    if not rows:
+        return
+    cols = ", ".join(("id", *_PERSON_COPY))
+    with conn.cursor().copy(f"COPY person ({cols}) FROM STDIN") as cp:
+        for pid, p in rows:
+            cp.write_row((pid, *_person_values(p)))
+
+
+def _copy_sources(
+    conn: psycopg.Connection[Any], rows: list[tuple[Prepared, int, float | None, str]]
+) -> list[int]:
+    if not rows:
+        return []
+    first = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('person_source', 'id')) FROM generate_series(1, %s)",
+        (len(rows),),
+    ).fetchall()
+    ids_ = [int(r[0]) for r in first]
+    with conn.cursor().copy(
+        "COPY person_source (id, person_id, source, source_record_id, demographics, score, rule)"
+        " FROM STDIN"
+    ) as cp:
+        for sid, (p, pid, score, rule) in zip(ids_, rows, strict=True):
+            demo = orjson.dumps(p.demographics()).decode()
+            cp.write_row((sid, pid, p.rec.source, p.rec.record_id, demo, score, rule))
+    return ids_
+
+
+def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepared]]) -> None:
+    """Fill what a golden record lacks from records linked to it (set-based, via a temp table).
+
+    Values already on the person win: a later source never overwrites them here (verification
+    against the population register is what corrects demographics).
+    """
+    if not rows:
+        return
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _link_upd (id bigint, cccd text, passport text, "
+        "bhxh text, bhyt text, temp_card text, phone text, address text, province_code text, "
+        "commune_code text, commune_code_old text, birth_date date, birth_precision char(1), "
+        "full_name text) ON COMMIT DROP"
+    )
+    conn.execute("TRUNCATE _link_upd")
+    with conn.cursor().copy(
+        "COPY _link_upd (id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,"
+        " commune_code, commune_code_old, birth_date, birth_precision, full_name) FROM STDIN"
+    ) as cp:
+        for pid, p in rows:
+            cp.write_row(
+                (
+                    pid, p.cccd if p.cccd_ok else None, p.passport, p.bhxh if p.bhxh_ok else None,
+                    p.bhyt if p.bhyt_ok else None, p.temp_card, p.phone, p.rec.address,
+                    p.province_code, p.commune_code, p.commune_code_old, p.birth_date,
+                    p.birth_precision, p.full_name,
+                )
+            )  # fmt: skip
+    conn.execute(
+        """UPDATE person p SET
+             cccd = coalesce(p.cccd, u.cccd), passport = coalesce(p.passport, u.passport),
+             bhxh = coalesce(p.bhxh, u.bhxh), bhyt = coalesce(u.bhyt, p.bhyt),
+             temp_card = coalesce(p.temp_card, u.temp_card), phone = coalesce(p.phone, u.phone),
+             address = coalesce(p.address, u.address),
+             province_code = coalesce(p.province_code, u.province_code),
+             commune_code = coalesce(p.commune_code, u.commune_code),
+             commune_code_old = coalesce(p.commune_code_old, u.commune_code_old),
+             full_name = CASE WHEN p.full_name = lower(p.full_name) OR p.full_name IS NULL
+                              THEN coalesce(u.full_name, p.full_name) ELSE p.full_name END,
+             birth_date = CASE WHEN p.birth_date IS NULL OR (p.birth_precision <> 'D'
+                                    AND u.birth_precision = 'D'
+                                    AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
+                               THEN u.birth_date ELSE p.birth_date END,
+             birth_precision = CASE WHEN p.birth_date IS NULL OR (p.birth_precision <> 'D'
+                                    AND u.birth_precision = 'D'
+                                    AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
+                               THEN u.birth_precision ELSE p.birth_precision END,
+             updated_at = now()
+           FROM (SELECT DISTINCT ON (id) * FROM _link_upd) u WHERE p.id = u.id"""
+    )
+
+
+def _copy_reviews(
+    conn: psycopg.Connection[Any], rows: list[tuple[int, int, int, float, dict[str, Any]]]
+) -> None:
+    with conn.cursor().copy(
+        "COPY match_review (person_source_id, person_id, candidate_id, score, evidence) FROM STDIN"
+    ) as cp:
+        for sid, pid, cand, score, ev in rows:
+            cp.write_row((sid, pid, cand, score, orjson.dumps(ev).decode()))
+
+
+def _refresh_sources(conn: psycopg.Connection[Any], rows: list[Prepared]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE person_source SET demographics = %s::jsonb WHERE source = %s AND source_record_id = %s",
+            [
+                (orjson.dumps(p.demographics()).decode(), p.rec.source, p.rec.record_id)
+                for p in rows
+            ],
+        )
+
+
+# --- reading ----------------------------------------------------------------------------------
+def resolve(conn: psycopg.Connection[Any], person_id: int) -> int:
+    """Survivor id after merges (the id itself when never merged or unknown)."""
+    return resolve_many(conn, [person_id]).get(person_id, person_id)
+
+
+def get_person(conn: psycopg.Connection[Any], person_id: int) -> Person | None:
+    """The golden record, following merges to the survivor; ``replaces`` lists merged ids."""
+    pid = resolve(conn, person_id)
+    row = conn.execute(f"SELECT {PERSON_COLUMNS} FROM person WHERE id = %s", (pid,)).fetchone()
+    if row is None:
+        return None
+    person = person_from_row(row)
+    person.replaces = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT id FROM person WHERE merged_into = %s ORDER BY id", (pid,)
+        ).fetchall()
+    ]
+    return person
+
+
+def birth_year_range(d: date | None) -> tuple[date, date] | None:
+    if d is None:
+        return None
+    return date(d.year, 1, 1), date(d.year + 1, 1, 1)

@@ -1,0 +1,283 @@
+"""Fellegi–Sunter comparison model shared by online linking and batch deduplication.
+
+Each field comparison yields a level; each level has an m probability (agreement among true
+matches) and a u probability (among non-matches). The match weight is the sum of
+log2(m/u) over the fields present plus the log2 prior odds, and the match probability is
+2^W / (1 + 2^W). The same table feeds the Splink settings of the batch path (dedup.py), so
+both paths score a pair identically.
+
+Beyond the weights, a few *vetoes* encode what Vietnamese registers teach: two different
+valid personal ids, two different temporary cards, given names that are different names
+(twins), or two full birth dates that differ beyond a typing error (father and son with the
+same name, namesakes) are different persons whatever the other fields say.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from hssk import identifiers as ids
+
+PRIOR = 1e-6  # probability that two random records are the same person (≈ 1 / population)
+PRIOR_WEIGHT = math.log2(PRIOR / (1 - PRIOR))
+
+# field → level → (m, u). Levels are listed strongest first; a missing value scores 0.
+LEVELS: dict[str, dict[str, tuple[float, float]]] = {
+    "name": {
+        "exact": (0.75, 0.0003),  # same folded key and same diacritics
+        "exact_folded": (0.15, 0.0006),  # same folded key (one side typed without diacritics)
+        "family_given": (0.04, 0.001),  # middle name missing / different, or order variant
+        "fuzzy": (0.04, 0.002),  # Jaro–Winkler ≥ 0.92 on the key: a typing error
+        "given": (0.01, 0.03),
+        "else": (0.01, 0.9667),
+    },
+    "birth": {
+        "exact": (0.88, 0.00004),
+        "month": (0.03, 0.002),  # same year and month, one side has month precision
+        "year": (0.03, 0.02),  # same year, one side has year precision
+        "swap": (0.02, 0.00004),  # day and month swapped
+        "typo": (0.03, 0.002),  # one of y/m/d differs by one digit
+        "else": (0.01, 0.97792),
+    },
+    "sex": {"agree": (0.97, 0.5), "else": (0.03, 0.5)},
+    "commune": {
+        "same": (0.75, 0.002),
+        "province": (0.12, 0.05),
+        "else": (0.13, 0.948),
+    },
+    "phone": {"same": (0.45, 0.0005), "else": (0.55, 0.9995)},
+    "cccd": {"same": (0.9, 1e-7), "else_valid": (0.01, 0.99), "else": (0.09, 0.01)},
+    "bhxh": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
+    "passport": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
+    "temp_card": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
+    "mother": {"same": (0.5, 0.0001), "else": (0.02, 0.9999)},
+}
+
+
+def level_weight(fld: str, level: str) -> float:
+    m, u = LEVELS[fld][level]
+    return math.log2(m / u)
+
+
+@dataclass
+class Features:
+    """The normalized fields a comparison looks at (from a source record or a person)."""
+
+    name_key: str | None = None
+    display: str | None = None  # canonical name with diacritics, lower case
+    family: str | None = None
+    given: str | None = None
+    birth_date: date | None = None
+    precision: str | None = None
+    sex: str | None = None
+    cccd: str | None = None
+    cccd_ok: bool = False
+    bhxh: str | None = None
+    passport: str | None = None
+    temp_card: str | None = None
+    phone: str | None = None
+    commune: str | None = None
+    commune_old: str | None = None
+    province: str | None = None
+    mother_id: int | None = None
+
+    @property
+    def has_diacritics(self) -> bool:
+        return bool(self.display) and self.display != self.name_key
+
+
+def cccd_valid(cccd: str | None, birth: date | None, sex: str | None) -> bool:
+    if not cccd:
+        return False
+    return ids.check_cccd(cccd, birth_year=birth.year if birth else None, sex=sex).ok
+
+
+def _given_conflict(a: Features, b: Features) -> bool:
+    """Different given names (not a typing error): 'An' vs 'Bình', also 'Lan' vs 'Lam'."""
+    if not a.given or not b.given or a.given == b.given:
+        return False
+    if min(len(a.given), len(b.given)) <= 3:
+        return True
+    return Levenshtein.distance(a.given, b.given) > 1
+
+
+def compare_birth(a: Features, b: Features) -> str | None:
+    if a.birth_date is None or b.birth_date is None:
+        return None
+    da, db = a.birth_date, b.birth_date
+    pa, pb = a.precision or "D", b.precision or "D"
+    if pa == "D" and pb == "D":
+        if da == db:
+            return "exact"
+        if da.year == db.year and da.month == db.day and da.day == db.month:
+            return "swap"
+        diffs = [
+            (x, y)
+            for x, y in ((da.year, db.year), (da.month, db.month), (da.day, db.day))
+            if x != y
+        ]
+        if len(diffs) == 1:
+            x, y = diffs[0]
+            if Levenshtein.distance(str(x), str(y)) <= 1:
+                return "typo"
+        return "else"
+    if da.year != db.year:
+        return "else"
+    if "Y" in (pa, pb):
+        return "year"
+    return "month" if da.month == db.month else "else"
+
+
+def compare_name(a: Features, b: Features) -> str | None:
+    if not a.name_key or not b.name_key:
+        return None
+    if a.name_key == b.name_key:
+        if a.has_diacritics and b.has_diacritics and a.display != b.display:
+            return "exact_folded"
+        return "exact" if a.has_diacritics and b.has_diacritics else "exact_folded"
+    if a.family and a.family == b.family and a.given and a.given == b.given:
+        return "family_given"
+    if JaroWinkler.similarity(a.name_key, b.name_key) >= 0.92:
+        return "fuzzy"
+    if a.given and a.given == b.given:
+        return "given"
+    return "else"
+
+
+def compare_commune(a: Features, b: Features) -> str | None:
+    if not (a.commune or a.commune_old or a.province) or not (
+        b.commune or b.commune_old or b.province
+    ):
+        return None
+    if (a.commune and a.commune == b.commune) or (a.commune_old and a.commune_old == b.commune_old):
+        return "same"
+    if a.province and a.province == b.province:
+        return "province"
+    return "else"
+
+
+def _eq(x: object, y: object) -> str | None:
+    if not x or not y:
+        return None
+    return "same" if x == y else "else"
+
+
+@dataclass
+class Score:
+    """Result of comparing two feature sets."""
+
+    probability: float
+    weight: float
+    levels: dict[str, str]
+    veto: str | None = None
+
+    def evidence(self, a: Features | None = None, b: Features | None = None) -> dict[str, Any]:
+        """Per-field level and weight (and the compared values when given), for reviewers."""
+        out: dict[str, Any] = {}
+        for fld, lvl in self.levels.items():
+            item: dict[str, Any] = {"level": lvl, "weight": round(level_weight(fld, lvl), 2)}
+            if a is not None and b is not None:
+                item["values"] = [_show(a, fld), _show(b, fld)]
+            out[fld] = item
+        out["_weight"] = round(self.weight, 2)
+        if self.veto:
+            out["_veto"] = self.veto
+        return out
+
+
+def _show(f: Features, fld: str) -> Any:
+    value = {
+        "name": f.display or f.name_key,
+        "birth": f.birth_date.isoformat() if f.birth_date else None,
+        "commune": f.commune or f.commune_old,
+        "mother": f.mother_id,
+    }.get(fld, getattr(f, fld, None))
+    return value
+
+
+def compare(a: Features, b: Features) -> Score:
+    """Score a pair: Fellegi–Sunter weight → probability, with vetoes for hard conflicts."""
+    levels: dict[str, str] = {}
+    for fld, lvl in (
+        ("name", compare_name(a, b)),
+        ("birth", compare_birth(a, b)),
+        (
+            "sex",
+            None
+            if a.sex in (None, "U") or b.sex in (None, "U")
+            else ("agree" if a.sex == b.sex else "else"),
+        ),
+        ("commune", compare_commune(a, b)),
+        ("phone", _eq(a.phone, b.phone)),
+        ("bhxh", _eq(a.bhxh, b.bhxh)),
+        ("passport", _eq(a.passport, b.passport)),
+        ("temp_card", _eq(a.temp_card, b.temp_card)),
+        ("mother", _eq(a.mother_id, b.mother_id)),
+    ):
+        if lvl is not None:
+            levels[fld] = lvl
+    if a.cccd and b.cccd:
+        if a.cccd == b.cccd:
+            levels["cccd"] = "same"
+        else:
+            levels["cccd"] = "else_valid" if a.cccd_ok and b.cccd_ok else "else"
+    weight = PRIOR_WEIGHT + sum(level_weight(f, lvl) for f, lvl in levels.items())
+    veto = _veto(a, b, levels)
+    prob = 0.0 if veto else _probability(weight)
+    return Score(prob, weight, levels, veto)
+
+
+def _probability(weight: float) -> float:
+    if weight > 60:
+        return 1.0
+    if weight < -60:
+        return 0.0
+    odds = 2.0**weight
+    return odds / (1.0 + odds)
+
+
+def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
+    if levels.get("cccd") == "else_valid":
+        return "cccd"  # two different valid personal ids
+    if levels.get("temp_card") == "else":
+        return "temp_card"  # two newborns (twins) with their own temporary cards
+    if _given_conflict(a, b) and levels.get("name") not in ("exact", "exact_folded"):
+        return "given_name"
+    id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
+    if (
+        levels.get("birth") == "else"
+        and a.precision == "D"
+        and b.precision == "D"
+        and not id_agrees
+    ):
+        return "birth_date"
+    return None
+
+
+def strong_identifier(a: Features, b: Features) -> str | None:
+    """The verified identifier two feature sets share (deterministic rule), if any."""
+    if a.cccd and a.cccd == b.cccd and a.cccd_ok and b.cccd_ok:
+        return "cccd"
+    if a.bhxh and a.bhxh == b.bhxh:
+        return "bhxh"
+    if a.passport and a.passport == b.passport:
+        return "passport"
+    if a.temp_card and a.temp_card == b.temp_card:
+        return "temp_card"
+    return None
+
+
+def grade(probability: float, upper: float, lower: float) -> str:
+    """IHE PDQm match grade of a probability against the configured thresholds."""
+    if probability >= upper:
+        return "certain"
+    if probability >= lower:
+        return "probable"
+    if probability >= lower / 4:
+        return "possible"
+    return "certainly-not"

@@ -1,0 +1,74 @@
+"""Linking: deterministic identifiers, probabilistic, review queue, batch consistency."""
+
+from __future__ import annotations
+
+from hssk.db import Database
+from hssk.registry import SourceRecord, get_person, link, link_many, patient_resource, resolve
+
+
+def test_same_cccd_links_to_one_person(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        a = link(
+            conn,
+            SourceRecord(
+                "population", "p1", "Nguyễn Văn An", "1990-05-12", "M", cccd="001090012345"
+            ),
+        )
+        b = link(
+            conn,
+            SourceRecord(
+                "insurance",
+                "i1",
+                "NGUYEN VAN AN",
+                "1990-05-12",
+                "M",
+                cccd="001090012345",
+                bhyt="DN4010123456789",
+            ),
+        )
+        assert a.created and a.rule == "new"
+        assert not b.created and b.person_id == a.person_id and b.rule == "cccd"
+        again = link(conn, SourceRecord("population", "p1", "Nguyễn Văn An", "1990-05-12", "M"))
+        assert again.person_id == a.person_id and again.rule == "source"
+        person = get_person(conn, a.person_id)
+        assert (
+            person is not None and person.bhyt == "DN4010123456789" and person.bhxh == "0123456789"
+        )
+        assert resolve(conn, a.person_id) == a.person_id
+        res = patient_resource(person)
+        assert res["birthDate"] == "1990-05-12" and res["gender"] == "male"
+        assert {i["system"].rsplit("/", 1)[1] for i in res["identifier"]} >= {
+            "cccd",
+            "bhyt",
+            "bhxh",
+        }
+
+
+def test_batch_links_within_itself(clean_db: Database) -> None:
+    recs = [
+        SourceRecord(
+            "population",
+            "1",
+            "Trần Thị Hòa",
+            "1985-03-04",
+            "F",
+            cccd="001185001111",
+            commune_code="00004",
+        ),
+        SourceRecord("immunization", "9", "Tran Thi Hoa", "1985-03-04", "F", commune_code="00004"),
+        SourceRecord("immunization", "10", "Trần Thị Hoà", "1985-04-03", "F", commune_code="00004"),
+        SourceRecord(
+            "population",
+            "2",
+            "Trần Văn Hòa",
+            "1960-03-04",
+            "M",
+            cccd="001060001112",
+            commune_code="00004",
+        ),
+    ]
+    with clean_db.connection() as conn:
+        out = link_many(conn, recs)
+    assert out[0].person_id == out[1].person_id == out[2].person_id
+    assert out[1].rule == "probabilistic" and out[2].rule == "probabilistic"
+    assert out[3].person_id != out[0].person_id
