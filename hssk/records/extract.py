@@ -26,6 +26,11 @@ def subject_reference(body: dict[str, Any]) -> str | None:
         ref = _get(body, path)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
             return str(ref["reference"])
+    if body.get("resourceType") == "Appointment":  # the patient is one of the participants
+        for part in body.get("participant") or ():
+            ref = (part or {}).get("actor", {}).get("reference") if isinstance(part, dict) else None
+            if isinstance(ref, str) and "Patient/" in ref:
+                return ref
     return None
 
 
@@ -75,3 +80,28 @@ def effective(body: dict[str, Any]) -> datetime | None:
         elif isinstance(value, date):
             return datetime(value.year, value.month, value.day, tzinfo=UTC)
     return None
+
+
+def fold(text: str) -> str:
+    """Accent-free lower-case text for matching Vietnamese names (đ → d)."""
+    from hssk.registry.normalize import fold as _fold  # the registry owns name folding
+
+    return _fold(text).lower()
+
+
+def terms(body: dict[str, Any]) -> str | None:
+    """Folded search words of a resource (Patient/Organization/Practitioner names)."""
+    names = body.get("name")
+    if isinstance(names, str):
+        return " " + fold(names)
+    if not isinstance(names, list):
+        return None
+    words: list[str] = []
+    for n in names:
+        if isinstance(n, dict):
+            words.extend(str(g) for g in n.get("given") or [])
+            if n.get("family"):
+                words.append(str(n["family"]))
+            if n.get("text"):
+                words.append(str(n["text"]))
+    return (" " + fold(" ".join(words))) if words else None

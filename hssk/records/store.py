@@ -191,6 +191,7 @@ def save(
         "person_id": person_id,
         "codes": extract.codes(full),
         "effective": extract.effective(full),
+        "terms": extract.terms(full),
         "source_unit": source_unit,
         "source_key": source_key,
         "sensitivity": sensitivity,
@@ -201,7 +202,7 @@ def save(
         _insert_history(conn, rtype, rid)
         conn.execute(
             """UPDATE resource SET version = %(version)s, person_id = %(person_id)s,
-                 codes = %(codes)s, effective = %(effective)s,
+                 codes = %(codes)s, effective = %(effective)s, terms = %(terms)s,
                  source_unit = coalesce(%(source_unit)s, source_unit),
                  source_key = coalesce(%(source_key)s, source_key),
                  sensitivity = %(sensitivity)s, deleted = false, last_updated = %(at)s,
@@ -211,10 +212,10 @@ def save(
         )
     else:
         conn.execute(
-            """INSERT INTO resource (type, id, version, person_id, codes, effective, source_unit,
-                 source_key, sensitivity, last_updated, body)
+            """INSERT INTO resource (type, id, version, person_id, codes, effective, terms,
+                 source_unit, source_key, sensitivity, last_updated, body)
                VALUES (%(type)s, %(id)s, %(version)s, %(person_id)s, %(codes)s, %(effective)s,
-                 %(source_unit)s, %(source_key)s, %(sensitivity)s, %(at)s, %(body)s)""",
+                 %(terms)s, %(source_unit)s, %(source_key)s, %(sensitivity)s, %(at)s, %(body)s)""",
             params,
         )
     stored = Stored(rtype, rid, version, at, full, person_id)
@@ -271,7 +272,7 @@ def _dumps(obj: Any) -> str:
 
 # --- bulk path ------------------------------------------------------------------------------
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_stage (
-    type text, id text, person_id bigint, codes text[], effective timestamptz,
+    type text, id text, person_id bigint, codes text[], effective timestamptz, terms text,
     source_unit text, source_key text, sensitivity text, body jsonb) ON COMMIT DELETE ROWS"""
 
 
@@ -295,8 +296,8 @@ def bulk_upsert(conn: psycopg.Connection[Any], items: Sequence[NewResource]) -> 
     conn.execute(_STAGE)
     conn.execute("TRUNCATE resource_stage")
     with conn.cursor().copy(
-        "COPY resource_stage (type, id, person_id, codes, effective, source_unit, source_key,"
-        " sensitivity, body) FROM STDIN"
+        "COPY resource_stage (type, id, person_id, codes, effective, terms, source_unit,"
+        " source_key, sensitivity, body) FROM STDIN"
     ) as copy:
         for (rtype, rid), item in latest.items():
             body = {**item.body, "id": rid}
@@ -307,6 +308,7 @@ def bulk_upsert(conn: psycopg.Connection[Any], items: Sequence[NewResource]) -> 
                     item.person_id,
                     extract.codes(body),
                     extract.effective(body),
+                    extract.terms(body),
                     item.source_unit,
                     item.source_key,
                     item.sensitivity,
@@ -322,16 +324,18 @@ def bulk_upsert(conn: psycopg.Connection[Any], items: Sequence[NewResource]) -> 
               OR r.person_id IS DISTINCT FROM s.person_id"""
     )
     rows = conn.execute(
-        """INSERT INTO resource AS r (type, id, version, person_id, codes, effective, source_unit,
-             source_key, sensitivity, last_updated, body)
-           SELECT type, id, 1, person_id, codes, effective, source_unit, source_key, sensitivity,
+        """INSERT INTO resource AS r (type, id, version, person_id, codes, effective, terms,
+             source_unit, source_key, sensitivity, last_updated, body)
+           SELECT type, id, 1, person_id, codes, effective, terms, source_unit, source_key,
+                  sensitivity,
                   now(), body || jsonb_build_object('meta', jsonb_build_object(
                     'versionId', '1', 'lastUpdated',
                     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
            FROM resource_stage
            ON CONFLICT (type, id) DO UPDATE SET
              version = r.version + 1, person_id = excluded.person_id, codes = excluded.codes,
-             effective = excluded.effective, source_unit = excluded.source_unit,
+             effective = excluded.effective, terms = excluded.terms,
+             source_unit = excluded.source_unit,
              source_key = excluded.source_key, sensitivity = excluded.sensitivity,
              deleted = false, last_updated = excluded.last_updated,
              body = jsonb_set(excluded.body, '{meta,versionId}', to_jsonb((r.version + 1)::text))

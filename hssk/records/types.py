@@ -7,8 +7,12 @@ CLINICAL_TYPES = (
     "Encounter", "Condition", "Observation", "MedicationRequest", "MedicationDispense",
     "Immunization", "DiagnosticReport", "ServiceRequest", "Procedure", "Appointment",
     "DocumentReference", "AllergyIntolerance", "Claim", "Composition", "Consent",
+    "Coverage", "MedicationAdministration", "CarePlan", "EpisodeOfCare", "RelatedPerson",
+    "ImmunizationRecommendation", "ImmunizationEvaluation", "Specimen", "ClinicalImpression",
 )  # fmt: skip
-SUPPORTED_TYPES = ("Patient", *CLINICAL_TYPES, "Organization", "Practitioner")
+# Types that carry no personal health data of one person.
+DIRECTORY_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
+SUPPORTED_TYPES = ("Patient", *CLINICAL_TYPES, *DIRECTORY_TYPES)
 
 # Element holding the patient reference, per type (first present wins).
 SUBJECT_PATHS: dict[str, tuple[str, ...]] = {
@@ -26,6 +30,15 @@ SUBJECT_PATHS: dict[str, tuple[str, ...]] = {
     "Claim": ("patient",),
     "Composition": ("subject",),
     "Consent": ("patient",),
+    "Coverage": ("beneficiary",),
+    "MedicationAdministration": ("subject",),
+    "CarePlan": ("subject",),
+    "EpisodeOfCare": ("patient",),
+    "RelatedPerson": ("patient",),
+    "ImmunizationRecommendation": ("patient",),
+    "ImmunizationEvaluation": ("patient",),
+    "Specimen": ("subject",),
+    "ClinicalImpression": ("subject",),
 }
 
 # Element(s) holding the searchable code (CodeableConcept), per type.

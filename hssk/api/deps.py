@@ -1,0 +1,70 @@
+"""FastAPI dependencies shared by every router: the database and the authenticated actor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, Request
+
+from hssk.access.actor import ANONYMOUS, Actor
+from hssk.access.tokens import TokenError, verify
+from hssk.config import Settings
+from hssk.db import Database
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_conn(db: Annotated[Database, Depends(get_database)]) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection for the request; committed at the end unless an error escapes."""
+    with db.connection() as conn:
+        yield conn
+
+
+class Unauthenticated(Exception):
+    """Raised when a protected endpoint gets no valid credentials (→ 401)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    cookie = request.cookies.get("hssk_token")
+    return cookie or None
+
+
+def optional_actor(request: Request) -> Actor:
+    """The caller, or ANONYMOUS when no credentials were sent (invalid ones → 401)."""
+    token = _bearer(request)
+    if not token:
+        return ANONYMOUS
+    try:
+        return verify(get_settings(request), token)
+    except TokenError as exc:
+        raise Unauthenticated(f"invalid access token: {exc}") from exc
+
+
+def current_actor(actor: Annotated[Actor, Depends(optional_actor)]) -> Actor:
+    """The authenticated caller; 401 without valid credentials."""
+    if not actor.authenticated:
+        raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+    return actor
+
+
+Conn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+OptionalActor = Annotated[Actor, Depends(optional_actor)]

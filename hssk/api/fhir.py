@@ -1,0 +1,384 @@
+"""FHIR R4 REST API under /fhir: read, vread, _history, search, create, update, delete,
+transaction/batch Bundles, ``Patient/$everything``. Every access is authorized and audited."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from hssk.access import Actor, audit, authorize
+from hssk.api import transaction
+from hssk.api.capability import capability_statement
+from hssk.api.deps import Conn, CurrentActor
+from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
+from hssk.api.patients import person_for_patient
+from hssk.records import Stored, extract, search, store
+from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
+from hssk.records.validate import validate
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+SENSITIVE_LABEL = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def _check_type(rtype: str) -> None:
+    if rtype not in SUPPORTED_TYPES:
+        raise FhirError(
+            404, "not-supported", f"resource type '{rtype}' is not supported; see /fhir/metadata"
+        )
+
+
+def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) -> int | None:
+    if body.get("resourceType") == "Patient":
+        return person_for_patient(conn, body, rid)
+    ref = extract.subject_reference(body)
+    if not ref:
+        return None
+    parts = ref.split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient":
+        return store.person_of(conn, parts[-1])
+    return None
+
+
+def _sensitivity(body: dict[str, Any]) -> str | None:
+    for label in (body.get("meta") or {}).get("security") or []:
+        if isinstance(label, dict) and label.get("code") in ("HIV", "PSY", "ETH", "SDV", "STD"):
+            return str(label["code"])
+    return None
+
+
+def guard(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    action: str,
+    rtype: str,
+    person_id: int | None,
+    *,
+    rid: str | None = None,
+    sensitivity: str | None = None,
+    purpose: str | None = None,
+) -> str:
+    """Authorize and audit one access; raise Forbidden (after auditing the denial)."""
+    directory_read = rtype in DIRECTORY_TYPES and action in ("read", "search", "history")
+    if directory_read and actor.authenticated:
+        return "directory"
+    decision = authorize(
+        conn, actor, action, rtype, person_id, sensitivity=sensitivity, purpose=purpose
+    )
+    if person_id is not None or not decision.allowed or action not in ("read", "search"):
+        audit(
+            conn,
+            actor,
+            action,
+            outcome="allow" if decision.allowed else "deny",
+            basis=decision.basis,
+            purpose=purpose,
+            resource_type=rtype,
+            resource_id=rid,
+            person_id=person_id,
+            detail={} if decision.allowed else {"reason": decision.reason},
+        )
+    if not decision.allowed:
+        conn.commit()  # the denial stays in the audit trail even though the request fails
+        raise Forbidden(decision.reason)
+    return decision.basis
+
+
+def _meta_headers(stored: Stored) -> dict[str, str]:
+    return {
+        "ETag": f'W/"{stored.version}"',
+        "Last-Modified": stored.last_updated.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "Location": f"/fhir/{stored.type}/{stored.id}/_history/{stored.version}",
+    }
+
+
+def _row_sensitivity(conn: psycopg.Connection[Any], stored: Stored) -> str | None:
+    row = conn.execute(
+        "SELECT sensitivity FROM resource WHERE type = %s AND id = %s", (stored.type, stored.id)
+    ).fetchone()
+    return row[0] if row else None
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 50_000_000:
+        raise FhirError(413, "too-costly", "request body over 50 MB; split the bundle")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FhirError(400, "structure", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise FhirError(400, "structure", "the body must be a JSON object (a FHIR resource)")
+    return body
+
+
+# --- capability --------------------------------------------------------------------------
+@router.get("/metadata", summary="CapabilityStatement: what this server implements")
+def metadata(request: Request) -> Response:
+    return fhir_response(capability_statement(str(request.base_url).rstrip("/") + "/fhir"))
+
+
+# --- writes ------------------------------------------------------------------------------
+def _writer(actor: Actor) -> transaction.Writer:
+    def write(
+        conn: psycopg.Connection[Any], body: dict[str, Any], rid: str | None, if_match: int | None
+    ) -> tuple[Stored, bool]:
+        rid = rid or body.get("id") or store.new_id()
+        person_id = _person_id(conn, body, rid)
+        sens = _sensitivity(body)
+        guard(conn, actor, "write", body["resourceType"], person_id, rid=rid, sensitivity=sens)
+        return store.save(
+            conn, body, rid=rid, if_match=if_match, person_id=person_id, sensitivity=sens
+        )
+
+    return write
+
+
+def _deleter(actor: Actor) -> transaction.Deleter:
+    def delete(conn: psycopg.Connection[Any], rtype: str, rid: str) -> bool:
+        try:
+            cur = store.read(conn, rtype, rid)
+        except (store.NotFound, store.Gone):
+            return False
+        guard(conn, actor, "delete", rtype, cur.person_id, rid=rid)
+        return store.delete(conn, rtype, rid)
+
+    return delete
+
+
+@router.post("", summary="Process a transaction or batch Bundle")
+async def post_bundle(request: Request, conn: Conn, actor: CurrentActor) -> Response:
+    bundle = await _json_body(request)
+    validate(bundle, "Bundle")
+
+    def searcher(
+        c: psycopg.Connection[Any], rtype: str, params: list[tuple[str, str]]
+    ) -> list[Stored]:
+        return _search(c, actor, rtype, [*params, ("_count", str(search.MAX_COUNT))])[1]
+
+    def getter(c: psycopg.Connection[Any], url: str) -> dict[str, Any]:
+        rtype, rid, params = transaction._split(url)
+        _check_type(rtype)
+        if params is not None or not rid:
+            total, rows = _search(c, actor, rtype, params or [])
+            return _searchset(rows, total, f"/fhir/{rtype}", params or [], len(rows), 0)
+        stored = store.read(c, rtype, rid)
+        guard(c, actor, "read", rtype, stored.person_id, rid=rid)
+        return stored.body
+
+    with conn.transaction():
+        result = transaction.process(
+            conn, bundle, write=_writer(actor), delete=_deleter(actor), search=searcher, get=getter
+        )
+    return fhir_response(result)
+
+
+@router.post("/{rtype}", summary="Create a resource (conditional with If-None-Exist)")
+async def create(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    body = await _json_body(request)
+    validate(body, rtype)
+    body = {k: v for k, v in body.items() if k != "id"}  # the server assigns ids on create
+    condition = request.headers.get("if-none-exist")
+    if condition:
+        from urllib.parse import parse_qsl
+
+        _, found = _search(conn, actor, rtype, parse_qsl(condition.lstrip("?")))
+        if len(found) > 1:
+            raise FhirError(
+                412, "multiple-matches", f"If-None-Exist '{condition}' matches {len(found)}"
+            )
+        if found:
+            return fhir_response(found[0].body, 200, headers=_meta_headers(found[0]))
+    stored, _ = _writer(actor)(conn, body, None, None)
+    return fhir_response(stored.body, 201, headers=_meta_headers(stored))
+
+
+@router.put("/{rtype}/{rid}", summary="Update (or create with a client id) a resource")
+async def update(
+    rtype: str, rid: str, request: Request, conn: Conn, actor: CurrentActor
+) -> Response:
+    _check_type(rtype)
+    body = await _json_body(request)
+    validate(body, rtype)
+    if body.get("id") not in (None, rid):
+        raise FhirError(
+            400,
+            "invalid",
+            f"the resource id '{body.get('id')}' differs from the URL id '{rid}'",
+            "id",
+        )
+    if_match = transaction.parse_etag(request.headers.get("if-match"))
+    stored, created = _writer(actor)(conn, {**body, "id": rid}, rid, if_match)
+    return fhir_response(stored.body, 201 if created else 200, headers=_meta_headers(stored))
+
+
+@router.delete("/{rtype}/{rid}", summary="Delete a resource (its history stays)")
+def remove(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    _deleter(actor)(conn, rtype, rid)
+    return Response(status_code=204)
+
+
+# --- reads -------------------------------------------------------------------------------
+@router.get("/{rtype}/{rid}", summary="Read the current version")
+def read(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    stored = store.read(conn, rtype, rid)
+    guard(
+        conn,
+        actor,
+        "read",
+        rtype,
+        stored.person_id,
+        rid=rid,
+        sensitivity=_row_sensitivity(conn, stored),
+    )
+    return fhir_response(stored.body, headers=_meta_headers(stored))
+
+
+@router.get("/{rtype}/{rid}/_history", summary="All versions of a resource")
+def history(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    versions = store.history(conn, rtype, rid)
+    guard(conn, actor, "history", rtype, versions[0].person_id, rid=rid)
+    entries = [
+        {
+            "fullUrl": f"{rtype}/{v.id}/_history/{v.version}",
+            **({} if v.deleted else {"resource": v.body}),
+            "request": {
+                "method": "DELETE" if v.deleted else ("POST" if v.version == 1 else "PUT"),
+                "url": f"{rtype}/{rid}",
+            },
+            "response": {
+                "status": "200",
+                "etag": f'W/"{v.version}"',
+                "lastModified": v.last_updated.isoformat(),
+            },
+        }
+        for v in versions
+    ]
+    return fhir_response(
+        {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+    )
+
+
+@router.get("/{rtype}/{rid}/_history/{vid}", summary="Read one version")
+def vread(rtype: str, rid: str, vid: str, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    if not vid.isdigit():
+        raise FhirError(400, "invalid", f"version '{vid}' must be a number")
+    stored = store.vread(conn, rtype, rid, int(vid))
+    guard(conn, actor, "read", rtype, stored.person_id, rid=rid)
+    if stored.deleted:
+        raise store.Gone(f"{rtype}/{rid}/_history/{vid}")
+    return fhir_response(stored.body, headers=_meta_headers(stored))
+
+
+def _search(
+    conn: psycopg.Connection[Any], actor: Actor, rtype: str, params: list[tuple[str, str]]
+) -> tuple[int | None, list[Stored]]:
+    """Run a search and keep only the rows the actor may read; audit once per person."""
+    try:
+        q = search.parse(conn, rtype, params)
+    except search.SearchError as exc:
+        raise FhirError(400, "invalid", str(exc), exc.param) from None
+    scoped = any(name.split(":")[0] in ("patient", "subject") for name, _ in params)
+    if scoped and not q.empty:
+        person = next(a for w, a in zip(q.where, q.args, strict=False) if w == "person_id = %s")
+        guard(conn, actor, "search", rtype, person)
+    total, rows = search.run(conn, q)
+    if scoped or rtype in DIRECTORY_TYPES:
+        return total, rows
+    allowed: list[Stored] = []
+    for stored in rows:
+        decision = authorize(conn, actor, "search", rtype, stored.person_id)
+        if decision.allowed:
+            allowed.append(stored)
+    persons = sorted({s.person_id for s in allowed if s.person_id is not None})
+    audit(conn, actor, "search", outcome="allow", resource_type=rtype,
+          detail={"params": params[:20], "persons": persons[:100], "filtered": len(rows) - len(allowed)})  # fmt: skip
+    return (total if len(allowed) == len(rows) else None), allowed
+
+
+def _searchset(
+    rows: list[Stored],
+    total: int | None,
+    base: str,
+    params: list[tuple[str, str]],
+    count: int,
+    offset: int,
+) -> dict[str, Any]:
+    keep = [(k, v) for k, v in params if k not in ("_count", "_offset")]
+
+    def link(relation: str, off: int) -> dict[str, str]:
+        return {
+            "relation": relation,
+            "url": f"{base}?{urlencode([*keep, ('_count', str(count)), ('_offset', str(off))])}",
+        }
+
+    links = [link("self", offset)]
+    if count and len(rows) == count and (total is None or offset + count < total):
+        links.append(link("next", offset + count))
+    if offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if total is not None:
+        bundle["total"] = total
+    bundle["entry"] = [
+        {"fullUrl": f"{base}/{s.id}", "resource": s.body, "search": {"mode": "match"}} for s in rows
+    ]
+    return bundle
+
+
+@router.get("/{rtype}", summary="Search (patient, identifier, date, code, _count, _offset …)")
+def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    params = list(request.query_params.multi_items())
+    total, rows = _search(conn, actor, rtype, params)
+    q_count = dict(params).get("_count", str(search.DEFAULT_COUNT))
+    count = min(int(q_count), search.MAX_COUNT) if q_count.isdigit() else search.DEFAULT_COUNT
+    off = dict(params).get("_offset", "0")
+    base = str(request.base_url).rstrip("/") + f"/fhir/{rtype}"
+    bundle = _searchset(rows, total, base, params, count, int(off) if off.isdigit() else 0)
+    ignored = [k for k, _ in params if k.split(":")[0] not in search.allowed_params(rtype)]
+    if ignored:
+        bundle["entry"].append({"resource": {"resourceType": "OperationOutcome", "issue": [{
+            "severity": "warning", "code": "not-supported",
+            "diagnostics": f"ignored unknown search parameters: {', '.join(ignored)}"}]},
+            "search": {"mode": "outcome"}})  # fmt: skip
+    return fhir_response(bundle)
+
+
+@router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")
+def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
+    patient = store.read(conn, "Patient", rid)
+    if patient.person_id is None:
+        raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
+    guard(conn, actor, "export", "Patient", patient.person_id, rid=rid, purpose="everything")
+    rows = conn.execute(
+        "SELECT type, id, sensitivity FROM resource WHERE person_id = %s AND sensitivity IS NOT NULL",
+        (patient.person_id,),
+    ).fetchall()
+    hidden = set()
+    for rtype, res_id, sens in rows:
+        if not authorize(conn, actor, "read", rtype, patient.person_id, sensitivity=sens).allowed:
+            hidden.add((rtype, res_id))
+    resources = [
+        s for s in store.everything(conn, patient.person_id) if (s.type, s.id) not in hidden
+    ]
+    resources.sort(key=lambda s: (s.type != "Patient", s.type))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {"fullUrl": f"{s.type}/{s.id}", "resource": s.body, "search": {"mode": "match"}}
+            for s in resources
+        ],
+    }
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)

@@ -1,0 +1,286 @@
+"""Processing of FHIR ``transaction`` and ``batch`` Bundles (FHIR R4 §3.1.0.11).
+
+Order: DELETE, then POST, then PUT (Patients first, so references to them resolve), then GET.
+A transaction is all-or-nothing: the caller runs it inside one database transaction and any
+failing entry raises, naming the entry. A batch runs each entry in its own savepoint.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import psycopg
+
+from hssk.api.errors import FhirError, invalid_outcome, outcome
+from hssk.records import InvalidResource, Issue, NotFound, Stored, VersionConflict, store
+from hssk.records.types import SUPPORTED_TYPES
+from hssk.records.validate import validate
+
+# Callbacks supplied by the API layer (authorization and audit live there).
+Writer = Callable[
+    [psycopg.Connection[Any], dict[str, Any], str | None, int | None], tuple[Stored, bool]
+]
+Deleter = Callable[[psycopg.Connection[Any], str, str], bool]
+Searcher = Callable[[psycopg.Connection[Any], str, list[tuple[str, str]]], list[Stored]]
+Getter = Callable[[psycopg.Connection[Any], str], dict[str, Any]]
+
+_ETAG = re.compile(r'^(W/)?"?(\d+)"?$')
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    url: str
+    full_url: str | None
+    resource: dict[str, Any] | None
+    request: dict[str, Any]
+    target: tuple[str, str] | None = None  # (type, id) resolved for POST/PUT/DELETE
+    existing: bool = False  # conditional create matched an existing resource
+    deletes: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_etag(value: str | None) -> int | None:
+    if not value:
+        return None
+    m = _ETAG.match(value.strip())
+    if not m:
+        raise FhirError(400, "invalid", f"If-Match '{value}' is not a version ETag like W/\"3\"")
+    return int(m.group(2))
+
+
+def _fail(entry: Entry, status: int, code: str, message: str) -> FhirError:
+    return FhirError(
+        status, code, f"Bundle.entry[{entry.index}] ({entry.method} {entry.url}): {message}"
+    )
+
+
+def _split(url: str) -> tuple[str, str | None, list[tuple[str, str]] | None]:
+    """'Patient/1' → ('Patient', '1', None); 'Patient?x=y' → ('Patient', None, [('x','y')])."""
+    path, _, query = url.partition("?")
+    parts = [p for p in path.split("/") if p]
+    rtype = parts[0] if parts else ""
+    rid = parts[1] if len(parts) > 1 else None
+    params = parse_qsl(query, keep_blank_values=True) if "?" in url else None
+    return rtype, rid, params
+
+
+def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == "reference" and isinstance(v, str) and v in mapping:
+                out[k] = mapping[v]
+            else:
+                out[k] = _rewrite(v, mapping)
+        return out
+    if isinstance(node, list):
+        return [_rewrite(v, mapping) for v in node]
+    return node
+
+
+def _parse_entries(bundle: dict[str, Any]) -> list[Entry]:
+    entries = []
+    issues: list[Issue] = []
+    for i, raw in enumerate(bundle.get("entry") or []):
+        if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+            raise FhirError(400, "required", f"Bundle.entry[{i}].request is missing")
+        req = raw["request"]
+        method = str(req.get("method", "")).upper()
+        url = str(req.get("url", ""))
+        if method not in ("GET", "POST", "PUT", "DELETE", "HEAD"):
+            raise FhirError(
+                400,
+                "not-supported",
+                f"Bundle.entry[{i}].request.method '{method}' is not supported",
+            )
+        resource = raw.get("resource")
+        entry = Entry(i, method, url, raw.get("fullUrl"), resource, req)
+        if method in ("POST", "PUT"):
+            try:
+                validate(resource)
+            except InvalidResource as exc:
+                issues.extend(
+                    Issue(f"Bundle.entry[{i}].resource.{x.element}", x.message, x.code)
+                    for x in exc.issues
+                )
+        entries.append(entry)
+    if issues:
+        raise InvalidResource(issues)
+    return entries
+
+
+def process(
+    conn: psycopg.Connection[Any],
+    bundle: dict[str, Any],
+    *,
+    write: Writer,
+    delete: Deleter,
+    search: Searcher,
+    get: Getter,
+) -> dict[str, Any]:
+    """Run a transaction or batch Bundle; return the response Bundle."""
+    btype = bundle.get("type")
+    if bundle.get("resourceType") != "Bundle" or btype not in ("transaction", "batch"):
+        raise FhirError(
+            400, "invalid", "POST /fhir takes a Bundle of type 'transaction' or 'batch'"
+        )
+    entries = _parse_entries(bundle)
+    responses: dict[int, dict[str, Any]] = {}
+    if btype == "batch":
+        for entry in entries:
+            try:
+                with conn.transaction():
+                    _resolve(conn, [entry], search)
+                    responses[entry.index] = _execute(conn, entry, write, delete, get)
+            except (FhirError, InvalidResource, VersionConflict, NotFound) as exc:
+                responses[entry.index] = _error_entry(exc)
+    else:
+        _resolve(conn, entries, search)
+        mapping = {
+            e.full_url: f"{e.target[0]}/{e.target[1]}" for e in entries if e.full_url and e.target
+        }
+        for e in entries:
+            if e.resource is not None and mapping:
+                e.resource = _rewrite(e.resource, mapping)
+        rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+        ordered = sorted(
+            entries,
+            key=lambda e: (
+                rank[e.method],
+                0 if (e.resource or {}).get("resourceType") == "Patient" else 1,
+                e.index,
+            ),
+        )
+        for entry in ordered:
+            responses[entry.index] = _execute(conn, entry, write, delete, get)
+    return {
+        "resourceType": "Bundle",
+        "type": f"{btype}-response",
+        "entry": [responses[e.index] for e in entries],
+    }
+
+
+def _error_entry(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, InvalidResource):
+        return {"response": {"status": "400 Bad Request", "outcome": invalid_outcome(exc)}}
+    if isinstance(exc, VersionConflict):
+        status, code = 412, "conflict"
+    elif isinstance(exc, NotFound):
+        status, code = 404, "not-found"
+    else:
+        status, code = getattr(exc, "status", 400), getattr(exc, "code", "processing")
+    return {
+        "response": {"status": str(status), "outcome": outcome(code=code, diagnostics=str(exc))}
+    }
+
+
+def _check_type(entry: Entry, rtype: str) -> None:
+    if rtype not in SUPPORTED_TYPES:
+        raise _fail(entry, 400, "not-supported", f"resource type '{rtype}' is not supported here")
+
+
+def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Searcher) -> None:
+    """Give every POST/PUT its target id and every DELETE its targets; check for overlaps."""
+    touched: dict[tuple[str, str], int] = {}
+    for e in entries:
+        if e.method in ("GET", "HEAD"):
+            continue
+        rtype, rid, params = _split(e.url)
+        if "$" in e.url:
+            raise _fail(
+                e, 501, "not-supported", f"operation '{e.url}' is not supported in a bundle"
+            )
+        _check_type(e, rtype)
+        if e.method in ("POST", "PUT") and (e.resource or {}).get("resourceType") != rtype:
+            raise _fail(e, 400, "invalid", "the resource type differs from the request URL")
+        if e.method == "POST":
+            cond = e.request.get("ifNoneExist")
+            if cond:
+                found = search(
+                    conn, rtype, parse_qsl(str(cond).lstrip("?"), keep_blank_values=True)
+                )
+                if len(found) > 1:
+                    raise _fail(
+                        e,
+                        412,
+                        "multiple-matches",
+                        f"ifNoneExist '{cond}' matches {len(found)} resources",
+                    )
+                if found:
+                    e.target, e.existing = (rtype, found[0].id), True
+            if e.target is None:
+                e.target = (rtype, str(uuid.uuid4()))
+        elif e.method == "PUT":
+            if params is not None:
+                found = search(conn, rtype, params)
+                if len(found) > 1:
+                    raise _fail(
+                        e, 412, "multiple-matches", f"the condition matches {len(found)} resources"
+                    )
+                e.target = (
+                    rtype,
+                    found[0].id if found else (e.resource or {}).get("id") or str(uuid.uuid4()),
+                )
+            else:
+                if not rid:
+                    raise _fail(e, 400, "invalid", "PUT needs 'Type/id' or 'Type?search'")
+                if (e.resource or {}).get("id") not in (None, rid):
+                    raise _fail(e, 400, "invalid", f"resource id differs from the URL id '{rid}'")
+                e.target = (rtype, rid)
+        elif e.method == "DELETE":
+            if params is not None:
+                e.deletes = [(rtype, s.id) for s in search(conn, rtype, params)]
+            elif rid:
+                e.deletes = [(rtype, rid)]
+            else:
+                raise _fail(e, 400, "invalid", "DELETE needs 'Type/id' or 'Type?search'")
+        for key in ([e.target] if e.target and not e.existing else []) + e.deletes:
+            if key in touched:
+                raise _fail(
+                    e, 400, "invalid", f"{key[0]}/{key[1]} is also changed by entry {touched[key]}"
+                )
+            touched[key] = e.index
+
+
+def _location(stored: Stored) -> dict[str, Any]:
+    return {
+        "location": f"{stored.type}/{stored.id}/_history/{stored.version}",
+        "etag": f'W/"{stored.version}"',
+        "lastModified": stored.last_updated.isoformat(),
+    }
+
+
+def _execute(
+    conn: psycopg.Connection[Any], e: Entry, write: Writer, delete: Deleter, get: Getter
+) -> dict[str, Any]:
+    if e.method == "DELETE":
+        for rtype, rid in e.deletes:
+            delete(conn, rtype, rid)
+        return {"response": {"status": "204 No Content"}}
+    if e.method in ("GET", "HEAD"):
+        try:
+            return {"resource": get(conn, e.url), "response": {"status": "200 OK"}}
+        except (NotFound, store.Gone) as exc:
+            return {
+                "response": {
+                    "status": "404 Not Found",
+                    "outcome": outcome(code="not-found", diagnostics=str(exc)),
+                }
+            }
+    assert e.target is not None and e.resource is not None
+    if e.existing:
+        stored = store.read(conn, *e.target)
+        return {"response": {"status": "200 OK", **_location(stored)}}
+    if_match = parse_etag(e.request.get("ifMatch"))
+    try:
+        stored, created = write(conn, {**e.resource, "id": e.target[1]}, e.target[1], if_match)
+    except VersionConflict as exc:
+        raise _fail(e, 412, "conflict", str(exc)) from None
+    status = "201 Created" if created else "200 OK"
+    return {"response": {"status": status, **_location(stored)}}

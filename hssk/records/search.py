@@ -1,0 +1,190 @@
+"""FHIR search over the record store: parameters → one parameterised SQL query.
+
+Supported: ``_id``, ``patient``/``subject``, ``identifier``, ``code``, ``date`` (and Patient
+``birthdate``), ``status``, Patient ``name``/``family``/``given``/``gender``, ``_count``,
+``_offset``. Unknown parameters are ignored and reported back (FHIR lenient handling).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+
+from hssk import identifiers
+from hssk.records.extract import fold
+from hssk.records.store import _COLUMNS, Stored, _row, person_of
+
+MAX_COUNT = 500
+DEFAULT_COUNT = 20
+_PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+COMMON = ("_id", "_count", "_offset", "identifier", "_format", "_summary")
+BY_TYPE: dict[str, tuple[str, ...]] = {
+    "Patient": ("name", "family", "given", "birthdate", "gender"),
+    "Organization": ("name",),
+}
+CLINICAL = ("patient", "subject", "code", "date", "status")
+
+
+class SearchError(ValueError):
+    """A search parameter is malformed; the message says which and how to fix it."""
+
+    def __init__(self, param: str, reason: str):
+        self.param = param
+        super().__init__(f"search parameter '{param}': {reason}")
+
+
+@dataclass
+class Query:
+    type: str
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    ignored: list[str] = field(default_factory=list)
+    empty: bool = False  # a filter that can match nothing (e.g. unknown patient)
+
+
+def allowed_params(rtype: str) -> tuple[str, ...]:
+    extra = BY_TYPE.get(rtype, CLINICAL if rtype not in ("Practitioner",) else ())
+    return COMMON + extra
+
+
+def _date_range(param: str, text: str) -> tuple[str, datetime, datetime]:
+    prefix = text[:2] if text[:2] in _PREFIXES else "eq"
+    value = text[2:] if text[:2] in _PREFIXES else text
+    if not _DATE.match(value):
+        raise SearchError(
+            param, f"'{text}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or dateTime)"
+        )
+    try:
+        if len(value) == 4:
+            lo = datetime(int(value), 1, 1, tzinfo=UTC)
+            hi = datetime(int(value) + 1, 1, 1, tzinfo=UTC)
+        elif len(value) == 7:
+            y, m = int(value[:4]), int(value[5:7])
+            lo = datetime(y, m, 1, tzinfo=UTC)
+            hi = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=UTC)
+        elif len(value) == 10:
+            lo = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            hi = lo + timedelta(days=1)
+        else:
+            lo = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            lo = lo if lo.tzinfo else lo.replace(tzinfo=UTC)
+            hi = lo + timedelta(seconds=1)
+    except ValueError as exc:
+        raise SearchError(param, f"'{text}' is not a valid date: {exc}") from None
+    return prefix, lo, hi
+
+
+def _date_clause(q: Query, column: str, param: str, text: str) -> None:
+    prefix, lo, hi = _date_range(param, text)
+    sql = {
+        "eq": f"({column} >= %s AND {column} < %s)",
+        "ne": f"NOT ({column} >= %s AND {column} < %s)",
+        "gt": f"{column} >= %s",
+        "sa": f"{column} >= %s",
+        "ge": f"{column} >= %s",
+        "lt": f"{column} < %s",
+        "eb": f"{column} < %s",
+        "le": f"{column} < %s",
+    }[prefix]
+    args = {"eq": [lo, hi], "ne": [lo, hi], "gt": [hi], "sa": [hi], "ge": [lo], "lt": [lo]}
+    args |= {"eb": [lo], "le": [hi]}
+    q.where.append(sql)
+    q.args.extend(args[prefix])
+
+
+def _token(value: str) -> tuple[str | None, str]:
+    if "|" in value:
+        system, _, code = value.partition("|")
+        return (system or None), code
+    return None, value
+
+
+def _int(param: str, text: str, lo: int, hi: int) -> int:
+    if not text.isdigit():
+        raise SearchError(param, f"'{text}' must be a whole number between {lo} and {hi}")
+    return max(lo, min(hi, int(text)))
+
+
+def parse(conn: psycopg.Connection[Any], rtype: str, params: list[tuple[str, str]]) -> Query:
+    """Build the query for ``rtype`` from (name, value) pairs; raises SearchError."""
+    q = Query(rtype)
+    allowed = allowed_params(rtype)
+    for name, value in params:
+        base = name.split(":", 1)[0]
+        if base not in allowed:
+            q.ignored.append(name)
+            continue
+        if value == "" and base not in ("_count", "_offset"):
+            raise SearchError(name, "empty value")
+        if base == "_count":
+            q.count = _int(name, value, 0, MAX_COUNT)
+        elif base == "_offset":
+            q.offset = _int(name, value, 0, 10_000_000)
+        elif base == "_id":
+            q.where.append("id = ANY(%s)")
+            q.args.append(value.split(","))
+        elif base in ("patient", "subject"):
+            ref = value.rsplit("/", 1)[-1] if value.startswith(("Patient/", "http")) else value
+            if "/" in value and not value.split("/")[-2].endswith("Patient"):
+                raise SearchError(name, f"'{value}' must reference a Patient")
+            person = person_of(conn, ref)
+            if person is None:
+                q.empty = True
+            q.where.append("person_id = %s")
+            q.args.append(person)
+        elif base == "identifier":
+            ors = []
+            for part in value.split(","):
+                system, code = _token(part)
+                system = identifiers.SYSTEM_ALIASES.get(system or "", system)
+                item = {"value": code} if system is None else {"system": system, "value": code}
+                ors.append("(body -> 'identifier') @> %s::jsonb")
+                q.args.append(orjson.dumps([item]).decode())
+            q.where.append("(" + " OR ".join(ors) + ")")
+        elif base == "code":
+            tokens = []
+            for part in value.split(","):
+                system, code = _token(part)
+                tokens.append(code if system is None else f"{system}|{code}")
+            q.where.append("codes && %s::text[]")
+            q.args.append(tokens)
+        elif base in ("date", "birthdate"):
+            _date_clause(q, "effective", name, value)
+        elif base == "status":
+            q.where.append("body ->> 'status' = ANY(%s)")
+            q.args.append(value.split(","))
+        elif base == "gender":
+            q.where.append("body ->> 'gender' = ANY(%s)")
+            q.args.append(value.split(","))
+        elif base in ("name", "family", "given"):
+            for word in fold(value).split():
+                q.where.append("terms LIKE %s")
+                q.args.append(f"% {word.replace('%', '').replace('_', '')}%")
+    return q
+
+
+def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int, list[Stored]]:
+    """Execute: (total matches, the requested page)."""
+    if q.empty:
+        return 0, []
+    where = " AND ".join(["type = %s", "NOT deleted", *q.where])
+    args = [q.type, *q.args]
+    (total,) = conn.execute(
+        f"SELECT count(*) FROM resource WHERE {where}".encode(), args
+    ).fetchone() or (0,)
+    if q.count == 0:
+        return total, []
+    rows = conn.execute(
+        f"""SELECT {_COLUMNS} FROM resource WHERE {where}
+            ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
+        [*args, q.count, q.offset],
+    ).fetchall()
+    return total, [_row(r) for r in rows]

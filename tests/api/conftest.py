@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hssk.access.actor import Actor
+from hssk.access.tokens import issue
+from hssk.api.app import create_app
+from hssk.config import load_settings
+from hssk.db import Database
+
+
+@pytest.fixture
+def client(clean_db: Database) -> Iterator[TestClient]:
+    app = create_app(load_settings(), clean_db)
+    with TestClient(app) as c:
+        yield c
+
+
+def _token_for(actor: Actor) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue(load_settings(), actor)}"}
+
+
+@pytest.fixture
+def token_for() -> Callable[[Actor], dict[str, str]]:
+    """Authorization headers for a given actor."""
+    return _token_for
+
+
+@pytest.fixture
+def system_headers() -> dict[str, str]:
+    """A system client allowed to read and write everything (an integration engine)."""
+    actor = Actor(
+        account_id="test-system",
+        kind="system",
+        scopes=frozenset({"system/*.read", "system/*.write", "system/Sensitive.read"}),
+        client="tests",
+    )
+    return _token_for(actor)
