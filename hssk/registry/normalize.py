@@ -135,6 +135,12 @@ def _place_tone(word: str) -> str:
     return unicodedata.normalize("NFC", "".join(base))
 
 
+def _cap(word: str) -> str:
+    """Upper-case the first letter only when that keeps one character ('ß' stays 'ß')."""
+    up = word[:1].upper()
+    return (up if len(up) == 1 else word[:1]) + word[1:]
+
+
 def display_name(text: str | None) -> str | None:
     """Canonical display form: NFC, single spaces, title case, one tone-placement style.
 
@@ -147,7 +153,7 @@ def display_name(text: str | None) -> str | None:
     t = clean_spaces(_NOT_NAME.sub(" ", re.sub(r"\d", "", t)))
     words = [w for w in t.split(" ") if w and any(c.isalpha() for c in w)]
     words = [_place_tone(w.lower()) for w in words]
-    words = [w[:1].upper() + w[1:] for w in words]
+    words = [_cap(w) for w in words]
     out = unicodedata.normalize("NFC", " ".join(words))
     return out or None
 
