@@ -1,0 +1,46 @@
+"""Benchmark of the generator: throughput and peak memory (for ``hssk bench``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from hssk.synth.generate import generate
+
+
+def run_bench(persons: int, out: Path, province: str = "01", seed: int = 1) -> dict[str, Any]:
+    """Generate ``persons`` residents into ``out``; return time, records/s and peak RSS."""
+    proc = psutil.Process()
+    peak = proc.memory_info().rss
+    stop = threading.Event()
+
+    def watch() -> None:  # sample RSS: ru_maxrss would include earlier work in this process
+        nonlocal peak
+        while not stop.wait(0.05):
+            peak = max(peak, proc.memory_info().rss)
+
+    start_rss = peak
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    t0 = time.perf_counter()
+    try:
+        manifest = generate(Path(out), persons, province, seed)
+    finally:
+        stop.set()
+        watcher.join()
+    seconds = time.perf_counter() - t0
+    records = manifest.counts["source_records"]
+    return {
+        "persons": persons,
+        "seconds": round(seconds, 2),
+        "source_records": records,
+        "records_per_second": round(records / seconds, 1),
+        "persons_per_second": round(persons / seconds, 1),
+        "his_files": manifest.entry("his").files + manifest.entry("checkin").files,
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "rss_growth_mb": round((peak - start_rss) / 2**20, 1),
+    }
