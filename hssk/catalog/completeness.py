@@ -1,0 +1,258 @@
+"""Completeness of each person's record per catalog ("66/73"), kept up to date incrementally.
+
+Writers only mark persons dirty (``on_records_changed``, one set-based INSERT per batch of
+changes); ``recompute`` takes dirty persons in batches, evaluates every catalog over their
+bundle and upserts the scores with COPY. Registry changes are caught by ``mark_stale``
+(persons updated after their last score), so the registry needs no hook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from hssk.catalog import bundle
+from hssk.catalog.catalogs import Catalog, catalogs
+from hssk.db import Database
+
+
+def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
+    """Record-store hook: mark the persons of ``changes`` dirty (one statement)."""
+    mark_dirty(conn, [c.person_id for c in changes if c.person_id is not None])
+
+
+def mark_dirty(conn: psycopg.Connection[Any], person_ids: Iterable[int]) -> None:
+    """Queue persons for recomputation."""
+    ids = sorted(set(person_ids))
+    if ids:
+        conn.execute(
+            "INSERT INTO catalog_dirty (person_id) SELECT unnest(%s::bigint[]) "
+            "ON CONFLICT (person_id) DO NOTHING",
+            (ids,),
+        )
+
+
+def mark_stale(conn: psycopg.Connection[Any]) -> int:
+    """Queue persons never scored, or changed in the registry since their last score."""
+    cur = conn.execute(
+        """INSERT INTO catalog_dirty (person_id)
+           SELECT p.id FROM person p
+           LEFT JOIN (SELECT person_id, min(computed_at) AS at FROM completeness
+                      GROUP BY person_id) c ON c.person_id = p.id
+           WHERE p.merged_into IS NULL AND (c.at IS NULL OR p.updated_at > c.at)
+           ON CONFLICT (person_id) DO NOTHING"""
+    )
+    return cur.rowcount
+
+
+def score(cats: Sequence[Catalog], bundles: dict[int, dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows (person_id, catalog, version, filled, total, missing) for each person × catalog."""
+    rows: list[tuple[Any, ...]] = []
+    for pid, b in bundles.items():
+        for cat in cats:
+            missing = cat.missing(b)
+            rows.append((pid, cat.name, cat.version, cat.size - len(missing), cat.size, missing))
+    return rows
+
+
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS completeness_stage (
+    person_id bigint, catalog text, version text, filled integer, total integer, missing text[]
+) ON COMMIT DELETE ROWS"""
+
+
+def recompute_batch(conn: psycopg.Connection[Any], batch: int = 500) -> int:
+    """Recompute up to ``batch`` dirty persons in the caller's transaction; returns how many."""
+    ids = [
+        r[0]
+        for r in conn.execute(
+            """DELETE FROM catalog_dirty WHERE person_id IN (
+                 SELECT person_id FROM catalog_dirty ORDER BY marked_at, person_id
+                 LIMIT %s FOR UPDATE SKIP LOCKED)
+               RETURNING person_id""",
+            (batch,),
+        )
+    ]
+    if not ids:
+        return 0
+    bundles = bundle.bundles(conn, ids, allowed_sensitivity=None)
+    rows = score(list(catalogs().values()), bundles)
+    conn.execute(_STAGE)
+    with conn.cursor().copy(
+        "COPY completeness_stage (person_id, catalog, version, filled, total, missing) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+    conn.execute(
+        """INSERT INTO completeness AS c (person_id, catalog, version, filled, total, missing,
+               computed_at)
+           SELECT person_id, catalog, version, filled, total, missing, now()
+           FROM completeness_stage
+           ON CONFLICT (person_id, catalog) DO UPDATE SET version = excluded.version,
+             filled = excluded.filled, total = excluded.total, missing = excluded.missing,
+             computed_at = excluded.computed_at"""
+    )
+    # Persons gone from the registry (deleted, merged) lose their scores.
+    gone = sorted(set(ids) - set(bundles))
+    if gone:
+        conn.execute("DELETE FROM completeness WHERE person_id = ANY(%s)", (gone,))
+    return len(ids)
+
+
+@dataclass
+class JobResult:
+    persons: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
+def run(
+    db: Database, *, batch: int = 500, stale: bool = True, max_batches: int | None = None
+) -> JobResult:
+    """The recompute job: drain the dirty queue, one committed transaction per batch."""
+    started = time.perf_counter()
+    result = JobResult()
+    if stale:
+        with db.connection() as conn:
+            mark_stale(conn)
+    while max_batches is None or result.batches < max_batches:
+        with db.connection() as conn:
+            n = recompute_batch(conn, batch)
+        if n == 0:
+            break
+        result.persons += n
+        result.batches += 1
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# --- aggregates ----------------------------------------------------------------------------
+LEVELS = ("province", "commune", "district_old", "commune_old", "facility")
+
+
+@dataclass(frozen=True)
+class AreaFilter:
+    """Restricts aggregates to persons of a province, or of some communes (new or old codes)."""
+
+    province: str | None = None
+    communes: tuple[str, ...] = ()
+    communes_old: tuple[str, ...] = ()
+
+    def sql(self, alias: str = "p") -> tuple[str, list[Any]]:
+        parts: list[str] = [f"{alias}.merged_into IS NULL"]
+        params: list[Any] = []
+        if self.province:
+            parts.append(f"{alias}.province_code = %s")
+            params.append(self.province)
+        if self.communes or self.communes_old:
+            parts.append(f"({alias}.commune_code = ANY(%s) OR {alias}.commune_code_old = ANY(%s))")
+            params += [list(self.communes), list(self.communes_old)]
+        return " AND ".join(parts), params
+
+
+@dataclass
+class AreaScore:
+    code: str | None
+    persons: int
+    filled: int
+    total: int
+
+    @property
+    def ratio(self) -> float:
+        return self.filled / self.total if self.total else 0.0
+
+
+def aggregate(
+    conn: psycopg.Connection[Any], catalog: str, level: str, area: AreaFilter | None = None
+) -> list[AreaScore]:
+    """Completeness summed per area (or per facility that sent data about the persons)."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not '{level}'")
+    where, params = (area or AreaFilter()).sql()
+    if level == "facility":
+        sql = f"""SELECT f.source_unit, count(*), sum(c.filled), sum(c.total)
+                  FROM completeness c JOIN person p ON p.id = c.person_id
+                  JOIN (SELECT DISTINCT person_id, source_unit FROM resource
+                        WHERE source_unit IS NOT NULL AND NOT deleted) f
+                    ON f.person_id = c.person_id
+                  WHERE c.catalog = %s AND {where} GROUP BY 1 ORDER BY 1"""
+        rows = conn.execute(sql.encode(), [catalog, *params]).fetchall()
+        return [AreaScore(r[0], r[1], r[2], r[3]) for r in rows]
+    column = {
+        "province": "p.province_code",
+        "commune": "p.commune_code",
+        "commune_old": "p.commune_code_old",
+        "district_old": "p.commune_code_old",
+    }[level]
+    sql = f"""SELECT {column}, count(*), sum(c.filled), sum(c.total)
+              FROM completeness c JOIN person p ON p.id = c.person_id
+              WHERE c.catalog = %s AND {where} GROUP BY 1 ORDER BY 1"""
+    rows = conn.execute(sql.encode(), [catalog, *params]).fetchall()
+    scores = [AreaScore(r[0], r[1], r[2], r[3]) for r in rows]
+    if level != "district_old":
+        return scores
+    from hssk.catalog.areas import old_district_of
+
+    rolled: dict[str | None, AreaScore] = {}
+    for s in scores:
+        code = old_district_of(s.code)
+        acc = rolled.setdefault(code, AreaScore(code, 0, 0, 0))
+        acc.persons += s.persons
+        acc.filled += s.filled
+        acc.total += s.total
+    return sorted(rolled.values(), key=lambda s: s.code or "")
+
+
+def distribution(
+    conn: psycopg.Connection[Any], catalog: str, area: AreaFilter | None = None, bins: int = 10
+) -> list[int]:
+    """Number of persons per completeness bin (bin i covers [i/bins, (i+1)/bins), last closed)."""
+    where, params = (area or AreaFilter()).sql()
+    rows = conn.execute(
+        f"""SELECT least(floor(c.filled::float8 / nullif(c.total, 0) * %s)::int, %s - 1), count(*)
+            FROM completeness c JOIN person p ON p.id = c.person_id
+            WHERE c.catalog = %s AND {where} GROUP BY 1""".encode(),
+        [bins, bins, catalog, *params],
+    ).fetchall()
+    out = [0] * bins
+    for b, n in rows:
+        if b is not None:
+            out[b] += n
+    return out
+
+
+def missing_fields(
+    conn: psycopg.Connection[Any],
+    catalog: str,
+    area: AreaFilter | None = None,
+    *,
+    facility: str | None = None,
+    limit: int = 10,
+) -> list[tuple[str, int]]:
+    """The fields most often missing (code, persons), optionally among a facility's patients."""
+    where, params = (area or AreaFilter()).sql()
+    join, join_params = "", []
+    if facility:
+        join = (
+            "JOIN (SELECT DISTINCT person_id FROM resource WHERE source_unit = %s) f "
+            "ON f.person_id = c.person_id"
+        )
+        join_params = [facility]
+    rows = conn.execute(
+        f"""SELECT m, count(*) FROM completeness c JOIN person p ON p.id = c.person_id {join}
+            CROSS JOIN LATERAL unnest(c.missing) AS m
+            WHERE c.catalog = %s AND {where} GROUP BY m ORDER BY 2 DESC, 1 LIMIT %s""".encode(),
+        [*join_params, catalog, *params, limit],
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def person_score(conn: psycopg.Connection[Any], person_id: int) -> dict[str, tuple[int, int]]:
+    """{catalog: (filled, total)} of one person, as last computed."""
+    rows = conn.execute(
+        "SELECT catalog, filled, total FROM completeness WHERE person_id = %s", (person_id,)
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -1,0 +1,163 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from hssk.catalog import bundle, completeness
+from hssk.catalog.catalogs import CatalogError, catalogs, expand, get, load_catalog
+from hssk.db import Database
+from hssk.monitor.synthetic import load_province
+from hssk.records import store
+
+
+def test_shipped_catalogs_have_their_sizes_and_labels() -> None:
+    found = catalogs()
+    sizes = {name: c.size for name, c in found.items()}
+    assert sizes["qd1332"] == 46
+    assert sizes["hanoi-73"] == 73
+    assert sizes["byt-48"] == 48
+    assert sizes["bhxh-80"] == 80
+    assert sizes["ksk-adult"] > 90 and sizes["qd831"] > 60
+    assert {n for n, c in found.items() if c.provisional} >= {"hanoi-73", "byt-48", "bhxh-80"}
+    ksk = {f.code for f in get("ksk-adult").fields}
+    assert {"HO_TEN", "SO_CCCD", "TSBT_BENH_TIM", "KHAM_MAT_PL", "PHAN_LOAI_SK"} <= ksk
+    for cat in found.values():
+        for f in cat.fields:
+            assert f.label_vi and f.label_en and "{" not in f.fhirpath
+
+
+def test_expand_shorthands() -> None:
+    assert expand("{obs:8302-2}.value") == (
+        "Bundle.entry.resource.ofType(Observation).where(code.coding.code = '8302-2').value"
+    )
+    assert expand("{Patient}.gender") == "Bundle.entry.resource.ofType(Patient).gender"
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"code": "X", "ref": "nope"}, "not in fields.json"),
+        ({"code": "X", "vi": "a", "en": "a", "type": "blob", "path": "{Patient}"}, "type 'blob'"),
+        (
+            {"code": "X", "vi": "a", "en": "a", "type": "string", "path": "{Patient}.foo(1)"},
+            "FHIRPath",
+        ),
+        ({"vi": "a"}, "no 'code'"),
+    ],
+)
+def test_bad_catalog_is_a_clear_error(tmp_path: Path, field: dict, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"name": "bad", "version": "1", "fields": [field]}))
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(path)
+
+
+def test_extraction_over_a_bundle() -> None:
+    cat = get("qd1332")
+    row = (5, "Lê Thị Hà", None, None, "F", "001190123456", None, "HC4010123456789", None, None,
+           None, "0912345678", "Số 1 Phúc Xá", "01", "00004", None, None, None)  # fmt: skip
+    b = {"resourceType": "Bundle", "entry": [{"resource": bundle.patient_from_row(row)}]}
+    b["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+                "valueQuantity": {"value": 158, "unit": "cm"},
+            }
+        }
+    )
+    values = cat.extract(b)
+    assert values["hc.ho_ten"] == ["Lê Thị Hà"]
+    assert values["hc.so_cccd"] == ["001190123456"]
+    assert values["kcb.chieu_cao"][0]["value"] == 158
+    missing = cat.missing(b)
+    assert "hc.ngay_sinh" in missing and "hc.ho_ten" not in missing
+    assert len(missing) == cat.size - sum(1 for v in values.values() if v)
+
+
+def _brute_force(conn, pid: int) -> dict[str, tuple[int, list[str]]]:
+    prow = conn.execute(
+        "SELECT id, full_name, birth_date, birth_precision, sex, cccd, bhxh, bhyt, passport, "
+        "temp_card, health_id, phone, address, province_code, commune_code, household_id, "
+        "mother_id, deceased_at FROM person WHERE id = %s",
+        (pid,),
+    ).fetchone()
+    hh = conn.execute("SELECT code FROM household WHERE id = %s", (prow[15],)).fetchone()
+    entries = [{"resource": bundle.patient_from_row(prow, hh[0] if hh else None)}]
+    entries += [{"resource": s.body} for s in store.everything(conn, pid)]
+    b = {"resourceType": "Bundle", "entry": entries}
+    out = {}
+    for cat in catalogs().values():
+        miss = cat.missing(b)
+        out[cat.name] = (cat.size - len(miss), miss)
+    return out
+
+
+def _assert_matches_brute_force(conn) -> None:
+    stored = {}
+    for pid, cat, filled, missing in conn.execute(
+        "SELECT person_id, catalog, filled, missing FROM completeness"
+    ):
+        stored.setdefault(pid, {})[cat] = (filled, list(missing))
+    pids = [r[0] for r in conn.execute("SELECT id FROM person ORDER BY id")]
+    assert set(stored) == set(pids)
+    for pid in pids:
+        assert stored[pid] == _brute_force(conn, pid), pid
+
+
+def test_incremental_completeness_equals_brute_force(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        prov = load_province(conn, 120, seed=3)
+        (dirty,) = conn.execute("SELECT count(*) FROM catalog_dirty").fetchone()
+        assert 0 < dirty <= 120  # the record hook marked the persons that got resources
+    result = completeness.run(clean_db, batch=50)
+    assert result.persons == 120  # dirty ones + never-scored ones (mark_stale)
+    with clean_db.connection() as conn:
+        _assert_matches_brute_force(conn)
+        # New data for some persons: only they are marked and recomputed.
+        pids = [prov.first_person + i for i in (0, 5, 9)]
+        store.bulk_upsert(
+            conn,
+            [
+                store.NewResource(
+                    {
+                        "resourceType": "AllergyIntolerance",
+                        "category": ["medication"],
+                        "code": {"text": "Penicillin"},
+                        "patient": {"reference": f"Patient/person-{p}"},
+                    },
+                    person_id=p,
+                    source_key=f"test|allergy|{p}",
+                    source_unit="01001",
+                )
+                for p in pids
+            ],
+        )
+        conn.execute(
+            "UPDATE person SET cccd = NULL, updated_at = now() + interval '1 second' WHERE id = %s",
+            (prov.first_person + 20,),
+        )
+    before = {}
+    with clean_db.connection() as conn:
+        before = completeness.person_score(conn, pids[0])
+    result = completeness.run(clean_db, batch=50)
+    assert result.persons == 4
+    with clean_db.connection() as conn:
+        after = completeness.person_score(conn, pids[0])
+        assert after["qd1332"][0] == before["qd1332"][0] + 1  # ts.di_ung now filled
+        _assert_matches_brute_force(conn)
+        # Aggregates agree with the per-person rows.
+        by_commune = completeness.aggregate(conn, "hanoi-73", "commune")
+        (filled, total) = conn.execute(
+            "SELECT sum(filled), sum(total) FROM completeness WHERE catalog = 'hanoi-73'"
+        ).fetchone()
+        assert sum(a.filled for a in by_commune) == filled
+        assert sum(a.total for a in by_commune) == total
+        districts = completeness.aggregate(conn, "hanoi-73", "district_old")
+        assert {d.code for d in districts} <= {"001", "002"}
+        assert sum(d.persons for d in districts) == 120
+        assert sum(completeness.distribution(conn, "hanoi-73")) == 120
+        facilities = completeness.aggregate(conn, "hanoi-73", "facility")
+        assert facilities and all(f.code in prov.facilities for f in facilities)
+        top = completeness.missing_fields(conn, "hanoi-73", facility=prov.facilities[0])
+        assert top and top[0][1] > 0
