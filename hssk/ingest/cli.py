@@ -1,0 +1,190 @@
+"""``hssk ingest``: load source files into the record, resume jobs, work the quarantine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hssk.db import Database, open_database
+from hssk.ingest import jobs, quarantine, sources
+
+app = typer.Typer(
+    help="Nạp dữ liệu nguồn vào hồ sơ / load source files into the record "
+    "(kinds: " + ", ".join(sources.KINDS) + ").",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+console = Console(stderr=True)
+
+
+def _open() -> Database:
+    return open_database()
+
+
+def _print_summary(summary: jobs.Summary, as_json: bool) -> None:
+    if as_json:
+        out = summary.to_json()
+        out["errors"] = [
+            {k: e[k] for k in ("file", "record", "element", "reason", "rule")}
+            for e in out["errors"]
+        ]
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"Job {summary.job_id} ({summary.kind}): {summary.status}")
+    table.add_column("Loại / type")
+    table.add_column("Tạo mới / created", justify="right")
+    table.add_column("Cập nhật / updated", justify="right")
+    for rtype in sorted(set(summary.created) | set(summary.updated)):
+        table.add_row(rtype, str(summary.created[rtype]), str(summary.updated[rtype]))
+    console.print(table)
+    console.print(
+        f"Bản ghi nguồn / source records: {summary.records}  ·  "
+        f"liên kết người / person links: {summary.persons}  ·  "
+        f"không đổi (bỏ qua) / unchanged skipped: {summary.skipped}  ·  "
+        f"cách ly / quarantined: {summary.quarantined}  ·  {summary.seconds:.1f} s"
+    )
+    if summary.errors:
+        et = Table(title="Cách ly / quarantine (first 20)")
+        for col in ("id", "record", "element", "rule", "reason"):
+            et.add_column(col)
+        for e in summary.errors[:20]:
+            et.add_row(
+                str(e["id"]),
+                str(e["record"]),
+                str(e["element"] or ""),
+                str(e["rule"]),
+                str(e["reason"])[:120],
+            )
+        console.print(et)
+
+
+def _run(kind: str, paths: list[Path], as_json: bool, workers: int | None) -> None:
+    db = _open()
+    try:
+        files = sources.expand(kind, [str(p) for p in paths])
+        with db.connection() as conn:
+            job_id = jobs.create_job(conn, kind, files, created_by="cli")
+        if as_json:
+            summary = jobs.run_job(db, job_id, workers=workers)
+        else:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn(
+                    "{task.completed}/{task.total} tệp/files · {task.fields[records]} bản ghi"
+                ),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task(f"ingest {kind}", total=len(files), records=0)
+
+                def progress(records: int, files_done: int) -> None:
+                    bar.update(task, completed=files_done, records=records)
+
+                summary = jobs.run_job(db, job_id, workers=workers, progress=progress)
+                bar.update(task, completed=len(files))
+        _print_summary(summary, as_json)
+    finally:
+        db.close()
+
+
+def _make(kind: str) -> None:
+    def command(
+        paths: list[Path] = typer.Argument(..., help="Files or directories."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+        workers: int | None = typer.Option(None, help="Mapping processes (default: the cores)."),
+    ) -> None:
+        _run(kind, paths, as_json, workers)
+
+    command.__doc__ = f"Nạp tệp {kind} / ingest {kind} files."
+    app.command(kind)(command)
+
+
+for _kind in sources.KINDS:
+    _make(_kind)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    resume: bool = typer.Option(False, "--resume", help="Finish interrupted jobs."),
+    as_json: bool = typer.Option(False, "--json", help="JSON output (with --resume)."),
+) -> None:
+    """Nạp dữ liệu / ingestion. ``hssk ingest --resume`` finishes interrupted jobs."""
+    if not resume:
+        if ctx.invoked_subcommand is None:
+            console.print(ctx.get_help())
+        return
+    db = _open()
+    try:
+        summaries = jobs.resume(db)
+        if not summaries and not as_json:
+            console.print("Không có công việc dở dang / no unfinished job.")
+        for s in summaries:
+            _print_summary(s, as_json)
+    finally:
+        db.close()
+    raise typer.Exit(0)
+
+
+@app.command("errors")
+def errors(
+    job: int | None = typer.Option(None, help="Only this job."),
+    status: str = typer.Option("quarantined", help="quarantined | replayed | all"),
+    limit: int = typer.Option(50),
+    as_json: bool = typer.Option(False, "--json"),
+    show_raw: int | None = typer.Option(None, "--raw", help="Print the raw content of this id."),
+) -> None:
+    """Liệt kê bản ghi bị cách ly / list quarantined records."""
+    db = _open()
+    try:
+        with db.connection() as conn:
+            if show_raw is not None:
+                sys.stdout.write((quarantine.get_error(conn, show_raw).raw or "") + "\n")
+                return
+            recs = quarantine.list_errors(
+                conn, job_id=job, status=None if status == "all" else status, limit=limit
+            )
+        if as_json:
+            sys.stdout.write(json.dumps([r.to_json() for r in recs], ensure_ascii=False) + "\n")
+            return
+        table = Table(title="Cách ly / quarantine")
+        for col in ("id", "job", "file", "record", "element", "rule", "lý do / reason"):
+            table.add_column(col)
+        for r in recs:
+            table.add_row(str(r.id), str(r.job_id or ""), Path(r.file or "").name, r.record or "",
+                          r.element or "", r.rule or "", (r.reason_vi or r.reason)[:140])  # fmt: skip
+        console.print(table)
+    finally:
+        db.close()
+
+
+@app.command("replay")
+def replay(
+    error_id: int = typer.Argument(..., help="Quarantine id (see `hssk ingest errors`)."),
+    corrected: Path | None = typer.Option(
+        None, "--file", help="File holding the corrected raw record (else the stored one)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Phát lại bản ghi đã sửa / replay a (corrected) quarantined record."""
+    db = _open()
+    try:
+        try:
+            with db.connection() as conn:
+                if corrected is not None:
+                    quarantine.correct(conn, error_id, corrected.read_text("utf-8"))
+            with db.connection() as conn:
+                summary = quarantine.replay(conn, error_id)
+        except quarantine.ReplayError as exc:
+            console.print(f"[red]Không phát lại được / cannot replay:[/] {exc.vi} / {exc.reason}")
+            raise typer.Exit(1) from None
+        _print_summary(summary, as_json)
+    finally:
+        db.close()

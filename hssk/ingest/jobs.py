@@ -1,0 +1,627 @@
+"""Ingest jobs: read sources in order, map in a process pool, write batches with checkpoints.
+
+Durability: each batch is written in ONE transaction together with the job's checkpoint
+(records done per file) and counters, so after a crash (kill -9) ``resume`` starts exactly
+after the last committed batch — nothing lost, nothing doubled (resources are also idempotent
+by source key, persons by (source, record id)). A job is held by a session advisory lock, so
+two processes never run the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from hssk import registry
+from hssk.db import Database
+from hssk.ingest import sources
+from hssk.ingest.model import Item, Problem, Unit
+from hssk.records import NewResource, bulk_upsert, id_for_source_key
+
+log = logging.getLogger(__name__)
+
+KINDS = sources.KINDS
+_LOCK_SPACE = 7_340_300
+BATCH_UNITS = {"xml130": 500, "fhir": 2000}
+DEFAULT_BATCH = 5000
+
+
+@dataclass
+class Summary:
+    """What a job did (also kept in ``ingest_job.counters``)."""
+
+    job_id: int
+    kind: str = ""
+    status: str = "pending"
+    created: Counter[str] = field(default_factory=Counter)
+    updated: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0  # resources re-sent identical (unchanged)
+    quarantined: int = 0
+    records: int = 0  # source records read
+    persons: int = 0  # person links made
+    persons_created: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stored(self) -> dict[str, int]:
+        return dict(sorted((self.created + self.updated).items()))
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "skipped": self.skipped,
+            "quarantined": self.quarantined,
+            "records": self.records,
+            "persons": self.persons,
+            "persons_created": self.persons_created,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def load_counters(self, c: dict[str, Any]) -> None:
+        self.created = Counter(c.get("created") or {})
+        self.updated = Counter(c.get("updated") or {})
+        self.skipped = int(c.get("skipped") or 0)
+        self.quarantined = int(c.get("quarantined") or 0)
+        self.records = int(c.get("records") or 0)
+        self.persons = int(c.get("persons") or 0)
+        self.persons_created = int(c.get("persons_created") or 0)
+        self.seconds = float(c.get("seconds") or 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "status": self.status,
+            "stored": self.stored,
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "skipped": self.skipped,
+            "quarantined": self.quarantined,
+            "records": self.records,
+            "persons": self.persons,
+            "seconds": round(self.seconds, 3),
+            "errors": self.errors,
+        }
+
+
+class JobError(Exception):
+    """The job cannot run (unknown id, already done, held by another process, bad kind)."""
+
+
+# --- job rows -------------------------------------------------------------------------------
+def create_job(
+    conn: psycopg.Connection[Any],
+    kind: str,
+    paths: Sequence[str],
+    *,
+    unit_id: str | None = None,
+    created_by: str | None = None,
+) -> int:
+    if kind not in KINDS:
+        raise JobError(f"unknown kind '{kind}' (one of {', '.join(KINDS)})")
+    row = conn.execute(
+        """INSERT INTO ingest_job (kind, status, unit_id, created_by, sources, checkpoint)
+           VALUES (%s, 'pending', %s, %s, %s, '{"pos": [0, 0]}') RETURNING id""",
+        (kind, unit_id, created_by, orjson.dumps([str(p) for p in paths]).decode()),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def unfinished_jobs(conn: psycopg.Connection[Any]) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM ingest_job WHERE status IN ('pending', 'running') ORDER BY id"
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def job_summary(conn: psycopg.Connection[Any], job_id: int, *, max_errors: int = 1000) -> Summary:
+    row = conn.execute(
+        "SELECT kind, status, counters, checkpoint FROM ingest_job WHERE id = %s", (job_id,)
+    ).fetchone()
+    if row is None:
+        raise JobError(f"no ingest job {job_id}")
+    s = Summary(job_id=job_id, kind=row[0], status=row[1], checkpoint=row[3] or {})
+    s.load_counters(row[2] or {})
+    s.errors = [
+        {
+            "id": r[0],
+            "file": r[1],
+            "record": r[2],
+            "element": r[3],
+            "value": r[4],
+            "rule": r[5],
+            "reason": r[6],
+            "reason_vi": r[7],
+            "status": r[8],
+        }
+        for r in conn.execute(
+            """SELECT id, file, record, element, value, rule, reason, reason_vi, status
+               FROM ingest_error WHERE job_id = %s ORDER BY id LIMIT %s""",
+            (job_id, max_errors),
+        )
+    ]
+    return s
+
+
+def known_facilities(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    rows = conn.execute("SELECT facility_code FROM unit WHERE facility_code IS NOT NULL")
+    return frozenset(r[0] for r in rows)
+
+
+# --- mapping in workers ---------------------------------------------------------------------
+def _map_task(
+    kind: str, payloads: list[tuple[Any, ...]], known: frozenset[str] | None
+) -> list[Unit]:
+    return sources.map_payloads(kind, payloads, known)
+
+
+def _chunks(it: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for x in it:
+        batch.append(x)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- writing a batch ------------------------------------------------------------------------
+_PATIENT_ELEMENT = {
+    "Immunization": "patient",
+    "Claim": "patient",
+    "Coverage": "beneficiary",
+    "AllergyIntolerance": "patient",
+    "Consent": "patient",
+}
+
+
+def attach(body: dict[str, Any], person_id: int) -> dict[str, Any]:
+    """Set the patient reference of a resource to the person's Patient."""
+    ref = {"reference": f"Patient/{person_id}"}
+    rtype = body["resourceType"]
+    out = dict(body)
+    if rtype == "Appointment":
+        others = [p for p in out.get("participant") or [] if "Patient/" not in str(p)]
+        out["participant"] = [{"actor": ref, "status": "accepted"}, *others]
+    elif rtype not in ("Organization", "Practitioner", "Location", "Patient"):
+        out[_PATIENT_ELEMENT.get(rtype, "subject")] = ref
+    return out
+
+
+def _new_receipt() -> dict[str, Any]:
+    return {
+        "records": 0,
+        "stored": 0,
+        "unchanged": 0,
+        "quarantined": 0,
+        "first": None,
+        "last": None,
+        "file": "",
+    }
+
+
+@dataclass
+class _Batch:
+    errors: list[tuple[Unit, Problem, str | None]] = field(default_factory=list)
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def receipt(self, unit: Unit) -> dict[str, Any]:
+        r = self.receipts.setdefault(unit.facility or "", _new_receipt())
+        r["file"] = r["file"] or unit.file
+        return r
+
+
+def write_units(
+    conn: psycopg.Connection[Any],
+    job_id: int | None,
+    kind: str,
+    units: list[Unit],
+    summary: Summary,
+    *,
+    files: int = 0,
+) -> list[Unit]:
+    """Link, store and quarantine one batch (in the caller's transaction). Returns the units
+    that were stored."""
+    b = _Batch()
+    good: list[Unit] = []
+    for u in units:
+        r = b.receipt(u)
+        r["records"] += 1
+        if u.visit_date:
+            r["first"] = min(filter(None, (r["first"], u.visit_date)))
+            r["last"] = max(filter(None, (r["last"], u.visit_date)))
+        if u.problems:
+            b.errors.append((u, u.problems[0], u.raw))
+            continue
+        good.append(u)
+        for prob, raw in u.row_problems:
+            b.errors.append((u, prob, raw))
+    if kind == "facilities":
+        n = sources.write_facilities(conn, good)
+        if n:
+            summary.created["unit"] += n
+        summary.skipped += len(good) - n
+    else:
+        _link(conn, good, b, summary)
+        good = [u for u in good if not u.problems]
+        _store(conn, good, b, summary)
+        _deaths(conn, good)
+    _quarantine(conn, job_id, kind, b)
+    summary.quarantined += len(b.errors)
+    summary.records += len(units)
+    if job_id is not None:
+        _receipts(conn, job_id, kind, b, files)
+    return good
+
+
+def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:
+    items: list[NewResource] = []
+    per_fac: Counter[str] = Counter()
+    for u in good:
+        for it in u.items:
+            items.append(_resource(u, it))
+            per_fac[u.facility or ""] += 1
+    if not items:
+        return
+    res = bulk_upsert(conn, items)
+    summary.created.update(res.created)
+    summary.updated.update(res.updated)
+    summary.skipped += res.unchanged
+    changed = sum(res.created.values()) + sum(res.updated.values())
+    total = sum(per_fac.values())
+    for fac, n in per_fac.items():  # a batch is mostly one facility: share by item count
+        b.receipts[fac]["stored"] += round(changed * n / total)
+        b.receipts[fac]["unchanged"] += round(res.unchanged * n / total)
+
+
+def _resource(u: Unit, it: Item) -> NewResource:
+    pid: int | None = None
+    if it.who == "main":
+        pid = u.person_id
+    elif it.who and it.who.startswith("newborn:"):
+        pid = u.newborn_ids.get(int(it.who.split(":")[1]))
+    body = attach(it.body, pid) if pid is not None else it.body
+    return NewResource(body, pid, it.source_key, u.facility, it.sensitivity)
+
+
+def _link(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:
+    need = [u for u in good if u.person is not None and u.person_id is None]
+    results = registry.link_many(conn, [u.person for u in need if u.person is not None])
+    for u, r in zip(need, results, strict=True):
+        u.person_id = r.person_id
+        summary.persons += 1
+        summary.persons_created += int(r.created)
+    _resolve_known(conn, good, b)
+    babies: list[tuple[Unit, int, registry.SourceRecord]] = []
+    for u in good:
+        for n, nb in enumerate(u.newborns):
+            babies.append((u, n, replace(nb, mother_person_id=u.person_id)))
+    if babies:
+        res = registry.link_many(conn, [nb for _, _, nb in babies])
+        for (u, n, _), r in zip(babies, res, strict=True):
+            u.newborn_ids[n] = r.person_id
+            summary.persons += 1
+            summary.persons_created += int(r.created)
+
+
+def _resolve_known(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> None:
+    """Units whose person is known from earlier loads: a FHIR resource pointing at a Patient
+    of the same source, or detail lines re-sent without their visit header (the person is
+    the one of the visit's Encounter)."""
+    by_source = [u for u in good if u.person_id is None and u.person_source]
+    if by_source:
+        rows = conn.execute(
+            "SELECT source, source_record_id, person_id FROM person_source"
+            " WHERE (source, source_record_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            (
+                [u.person_source[0] for u in by_source if u.person_source],
+                [u.person_source[1] for u in by_source if u.person_source],
+            ),
+        ).fetchall()
+        found = {(r[0], r[1]): r[2] for r in rows}
+        for u in by_source:
+            assert u.person_source is not None
+            pid = found.get(u.person_source)
+            if pid is None:
+                _fail(
+                    u,
+                    b,
+                    Problem(
+                        "patient.unknown",
+                        "subject",
+                        u.person_source[1],
+                        f"Patient/{u.person_source[1]} is not known: send the Patient first.",
+                        f"Chưa có Patient/{u.person_source[1]}: cần gửi Patient trước.",
+                    ),
+                )
+            else:
+                u.person_id = int(pid)
+    orphans = [
+        u
+        for u in good
+        if u.person_id is None
+        and not u.person_source
+        and u.kind == "xml130"
+        and any(i.who == "main" for i in u.items)
+    ]
+    if orphans:
+        keys = {id_for_source_key("Encounter", f"{u.key}|XML1"): u for u in orphans}
+        rows = conn.execute(
+            "SELECT id, person_id FROM resource WHERE type = 'Encounter' AND id = ANY(%s)",
+            (list(keys),),
+        ).fetchall()
+        enc = {r[0]: r[1] for r in rows}
+        for rid, u in keys.items():
+            if enc.get(rid) is not None:
+                u.person_id = int(enc[rid])
+            else:
+                _fail(
+                    u,
+                    b,
+                    Problem(
+                        "encounter.unknown",
+                        "MA_LK",
+                        u.key,
+                        f"no visit {u.key} is on record: send the hồ sơ with its XML1 first.",
+                        f"Chưa có lượt khám {u.key}: cần gửi hồ sơ kèm XML1 trước.",
+                    ),
+                )
+
+
+def _fail(u: Unit, b: _Batch, p: Problem) -> None:
+    u.problems.append(p)
+    b.errors.append((u, p, u.raw))
+
+
+def _deaths(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
+    """Deaths go to the registry (person.deceased_at) when it offers ``mark_deceased``."""
+    dead = [(u.person_id, u.deceased_at) for u in good if u.deceased_at and u.person_id]
+    mark = getattr(registry, "mark_deceased", None)
+    if dead and mark is not None:
+        mark(conn, dead)
+
+
+def _quarantine(conn: psycopg.Connection[Any], job_id: int | None, kind: str, b: _Batch) -> None:
+    if not b.errors:
+        return
+    with conn.cursor().copy(
+        "COPY ingest_error (job_id, file, record, element, value, rule, reason, reason_vi, raw,"
+        " kind, facility) FROM STDIN"
+    ) as copy:
+        for u, p, raw in b.errors:
+            others = [q for q in u.problems if q is not p]
+            reason = p.reason + (
+                "" if not others else " | " + "; ".join(q.reason for q in others[:9])
+            )
+            vi = p.vi + ("" if not others else " | " + "; ".join(q.vi for q in others[:9] if q.vi))
+            copy.write_row(
+                (
+                    job_id,
+                    u.file,
+                    u.key,
+                    p.element,
+                    _nul(p.value),
+                    p.rule,
+                    _nul(reason[:4000]),
+                    _nul(vi[:4000]) or None,
+                    _nul(raw),
+                    kind,
+                    u.facility,
+                )
+            )
+            b.receipt(u)["quarantined"] += 1
+
+
+def _nul(text: str | None) -> str | None:
+    return text.replace("\x00", "\\u0000") if text else text
+
+
+def _receipts(conn: psycopg.Connection[Any], job_id: int, kind: str, b: _Batch, files: int) -> None:
+    for fac, r in b.receipts.items():
+        conn.execute(
+            """INSERT INTO ingest_receipt AS x (job_id, kind, facility, file, files, first_visit,
+                   last_visit, records, stored, unchanged, quarantined)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (job_id, facility) DO UPDATE SET
+                 first_visit = LEAST(x.first_visit, excluded.first_visit),
+                 last_visit = GREATEST(x.last_visit, excluded.last_visit),
+                 files = GREATEST(x.files, excluded.files),
+                 records = x.records + excluded.records, stored = x.stored + excluded.stored,
+                 unchanged = x.unchanged + excluded.unchanged,
+                 quarantined = x.quarantined + excluded.quarantined, updated_at = now()""",
+            (
+                job_id,
+                kind,
+                fac,
+                r["file"],
+                files,
+                r["first"],
+                r["last"],
+                r["records"],
+                r["stored"],
+                r["unchanged"],
+                r["quarantined"],
+            ),
+        )
+
+
+def _checkpoint(conn: psycopg.Connection[Any], job_id: int, summary: Summary) -> None:
+    conn.execute(
+        "UPDATE ingest_job SET checkpoint = %s, counters = %s, heartbeat_at = now() WHERE id = %s",
+        (
+            orjson.dumps(summary.checkpoint).decode(),
+            orjson.dumps(summary.counters()).decode(),
+            job_id,
+        ),
+    )
+
+
+# --- running --------------------------------------------------------------------------------
+Progress = Callable[[int, int], None]  # (records done in this run, files done)
+
+
+def _pool_size(workers: int | None, paths: Sequence[str]) -> int:
+    if workers is not None:
+        return max(0, workers)
+    total = 0
+    for p in paths:
+        total += Path(p).stat().st_size if Path(p).exists() else 0
+        if total >= 2_000_000:
+            return max(1, os.cpu_count() or 1)
+    return 0
+
+
+def run_job(
+    db: Database,
+    job_id: int,
+    *,
+    workers: int | None = None,
+    batch: int | None = None,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+) -> Summary:
+    """Run (or resume) a job to its end. ``workers``: mapping processes (0 = in this process;
+    default: the cores, for sources over 2 MB). ``stop_after``: stop after that many batches
+    (tests simulate an interruption with it)."""
+    # A connection of its own (not from the pool): the session lock dies with the process.
+    with psycopg.connect(db.url, autocommit=True) as lock_conn:
+        got = lock_conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_SPACE, job_id)
+        ).fetchone()
+        if not got or not got[0]:
+            raise JobError(f"job {job_id} is being run by another process")
+        try:
+            return _run_locked(db, job_id, workers, batch, progress, stop_after)
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, job_id))
+
+
+def _run_locked(
+    db: Database,
+    job_id: int,
+    workers: int | None,
+    batch: int | None,
+    progress: Progress | None,
+    stop_after: int | None,
+) -> Summary:
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT kind, status, sources, checkpoint, counters FROM ingest_job WHERE id = %s",
+            (job_id,),
+        ).fetchone()
+        if row is None:
+            raise JobError(f"no ingest job {job_id}")
+        kind, status, paths, cp, counters = row
+        summary = Summary(job_id=job_id, kind=kind, status=status, checkpoint=cp or {})
+        summary.load_counters(counters or {})
+        if status == "done":
+            return job_summary(conn, job_id)
+        conn.execute(
+            "UPDATE ingest_job SET status = 'running', started_at = coalesce(started_at, now()),"
+            " heartbeat_at = now() WHERE id = %s",
+            (job_id,),
+        )
+        known = known_facilities(conn) if sources.CHECKS_FACILITY.get(kind) else None
+    t0 = time.perf_counter()
+    size = batch or BATCH_UNITS.get(kind, DEFAULT_BATCH)
+    start = tuple(summary.checkpoint.get("pos") or (0, 0))
+    nworkers = _pool_size(workers, paths[start[0] :])
+    pool = ProcessPoolExecutor(nworkers, mp_context=get_context("fork")) if nworkers > 0 else None
+    window: deque[tuple[Future[list[Unit]] | list[Unit], tuple[int, int]]] = deque()
+    batches = 0
+    records = 0
+
+    def drain(limit: int) -> None:
+        nonlocal batches, records
+        while len(window) > limit:
+            fut, pos = window.popleft()
+            units = fut.result() if isinstance(fut, Future) else fut
+            with db.connection() as conn:
+                write_units(conn, job_id, kind, units, summary, files=pos[0] - start[0])
+                summary.checkpoint["pos"] = list(pos)
+                _checkpoint(conn, job_id, summary)
+            batches += 1
+            records += len(units)
+            if progress:
+                progress(records, pos[0])
+            if stop_after is not None and batches >= stop_after:
+                raise _Stop()
+
+    try:
+        for pieces in _chunks(sources.read(kind, paths, (int(start[0]), int(start[1]))), size):
+            payloads = [pc.payload for pc in pieces]
+            pos = pieces[-1].pos
+            if pool is not None:
+                window.append((pool.submit(_map_task, kind, payloads, known), pos))
+            else:
+                window.append((_map_task(kind, payloads, known), pos))
+            drain(2 * max(1, nworkers))
+        drain(0)
+        status = "done"
+    except _Stop:
+        status = "running"
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary.seconds += time.perf_counter() - t0
+    with db.connection() as conn:
+        conn.execute(
+            "UPDATE ingest_job SET status = %s, counters = %s, heartbeat_at = now(),"
+            " finished_at = CASE WHEN %s = 'done' THEN now() END WHERE id = %s",
+            (status, orjson.dumps(summary.counters()).decode(), status, job_id),
+        )
+        out = job_summary(conn, job_id)
+    return out
+
+
+class _Stop(Exception):
+    pass
+
+
+def ingest(
+    db: Database,
+    kind: str,
+    paths: Sequence[str | Path],
+    *,
+    workers: int | None = None,
+    batch: int | None = None,
+    progress: Progress | None = None,
+    created_by: str | None = None,
+    unit_id: str | None = None,
+) -> Summary:
+    """Create a job for ``paths`` (files; directories are walked) and run it."""
+    files = sources.expand(kind, [str(p) for p in paths])
+    with db.connection() as conn:
+        job_id = create_job(conn, kind, files, created_by=created_by, unit_id=unit_id)
+    return run_job(db, job_id, workers=workers, batch=batch, progress=progress)
+
+
+def resume(
+    db: Database, *, workers: int | None = None, progress: Progress | None = None
+) -> list[Summary]:
+    """Finish every job left pending or running (after a crash or a restart)."""
+    with db.connection() as conn:
+        ids = unfinished_jobs(conn)
+    out = []
+    for job_id in ids:
+        try:
+            out.append(run_job(db, job_id, workers=workers, progress=progress))
+        except JobError as exc:
+            log.warning("job %s not resumed: %s", job_id, exc)
+    return out

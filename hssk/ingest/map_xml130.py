@@ -1,0 +1,679 @@
+"""QĐ 130 hồ sơ → person (for the registry) + FHIR R4 resources, with per-record checks.
+
+Source keys are ``facility|MA_LK|table|line`` so a re-sent hồ sơ updates the same resources.
+A fault in the visit header (XML1/XML0) or an unreadable table quarantines the whole hồ sơ;
+a fault in one line of a detail table quarantines that line only.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from hssk import identifiers as ids
+from hssk.ingest.model import (
+    CS,
+    GENDER,
+    ICD10,
+    SD,
+    Item,
+    Problem,
+    Unit,
+    check_document,
+    check_facility,
+    check_icd10,
+    check_identifier,
+    clean_body,
+    concept,
+    instant,
+    number,
+    org_ref,
+    parse_time,
+    require,
+    sex_code,
+)
+from hssk.ingest.xml130_tables import tables
+from hssk.ingest.xmlparse import HoSo, build_table, raw_document
+from hssk.records import id_for_source_key
+from hssk.registry.types import SourceRecord
+
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+ENCOUNTER_CLASS = {"03": "IMP", "04": "SS", "06": "OBSENC", "09": "SS"}
+LOAI_KCB = {
+    "01": "Khám bệnh",
+    "02": "Điều trị ngoại trú",
+    "03": "Điều trị nội trú",
+    "04": "Điều trị nội trú ban ngày",
+    "05": "Điều trị ngoại trú bệnh mạn tính",
+    "06": "Điều trị lưu tại trạm y tế",
+    "07": "Nhận thuốc theo hẹn",
+    "08": "Điều trị ngoại trú bệnh mạn tính dài ngày",
+    "09": "Điều trị nội trú dưới 4 giờ",
+}
+DEATH_RESULTS = {"5", "8"}
+TOTALS = (
+    "T_THUOC",
+    "T_VTYT",
+    "T_TONGCHI_BV",
+    "T_TONGCHI_BH",
+    "T_BNTT",
+    "T_BNCCT",
+    "T_BHTT",
+    "T_NGUONKHAC",
+    "T_BHTT_GDV",
+)
+DOCS = {
+    "XML7": ("giay-ra-vien", "Giấy ra viện"),
+    "XML8": ("tom-tat-ho-so-benh-an", "Tóm tắt hồ sơ bệnh án"),
+    "XML9": ("giay-chung-sinh", "Giấy chứng sinh"),
+    "XML10": ("giay-nghi-duong-thai", "Giấy nghỉ dưỡng thai"),
+    "XML11": ("giay-nghi-viec-bhxh", "Giấy chứng nhận nghỉ việc hưởng BHXH"),
+    "XML13": ("giay-chuyen-tuyen", "Giấy chuyển tuyến"),
+}
+HIV_LABEL = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "code": "HIV",
+    "display": "HIV/AIDS information sensitivity",
+}
+
+
+class _Visit:
+    """Context of one hồ sơ while mapping: keys, references, problems."""
+
+    def __init__(self, fac: str, ma_lk: str):
+        self.fac = fac
+        self.ma_lk = ma_lk
+        self.enc_key = f"{fac}|{ma_lk}|XML1"
+        self.enc_ref = {"reference": f"Encounter/{id_for_source_key('Encounter', self.enc_key)}"}
+
+    def key(self, table: str, line: str | int, *extra: str) -> str:
+        return "|".join([self.fac, self.ma_lk, table, str(line), *extra])
+
+    def ref(self, rtype: str, key: str) -> dict[str, str]:
+        return {"reference": f"{rtype}/{id_for_source_key(rtype, key)}"}
+
+
+def _person(row: dict[str, str], fac: str, problems: list[Problem]) -> SourceRecord:
+    birth = parse_time(row.get("NGAY_SINH"), "NGAY_SINH", problems, allow_partial=True)
+    cards = [c for c in (row.get("MA_THE_BHYT") or "").split(";") if c.strip()]
+    bhyt = None
+    for card in cards:
+        bhyt = bhyt or check_identifier("bhyt", card, "MA_THE_BHYT", problems)
+    doc = check_document(row.get("SO_CCCD"), "SO_CCCD", problems)
+    return SourceRecord(
+        source=f"xml130:{fac}",
+        record_id=row.get("MA_BN") or row.get("MA_LK") or "",
+        full_name=row.get("HO_TEN") or None,
+        birth_date=birth[:10] if birth else None,
+        sex=sex_code(row.get("GIOI_TINH")) or "U",
+        cccd=doc,
+        bhyt=bhyt,
+        phone=row.get("DIEN_THOAI") or None,
+        address=row.get("DIA_CHI") or None,
+        commune_code=row.get("MAXA_CU_TRU") or None,
+        province_code=row.get("MATINH_CU_TRU") or None,
+    )
+
+
+def _encounter(
+    v: _Visit, row: dict[str, str], problems: list[Problem], *, checkin: bool
+) -> dict[str, Any]:
+    start = parse_time(row.get("NGAY_VAO"), "NGAY_VAO", problems)
+    end = None if checkin else parse_time(row.get("NGAY_RA"), "NGAY_RA", problems)
+    loai = (row.get("MA_LOAI_KCB") or "").zfill(2) if row.get("MA_LOAI_KCB") else None
+    status = "finished" if end else "in-progress"
+    body: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "identifier": [{"system": f"{ids.MA_LK}/{v.fac}", "value": v.ma_lk}],
+        "status": status,
+        "class": {"system": ACT, "code": ENCOUNTER_CLASS.get(loai or "", "AMB")},
+        "type": [concept(f"{CS}/ma-loai-kcb", loai, LOAI_KCB.get(loai or ""))] if loai else None,
+        "period": {"start": start, "end": end},
+        "serviceProvider": org_ref(v.fac),
+        "reasonCode": [{"text": row["LY_DO_VV"]}] if row.get("LY_DO_VV") else None,
+    }
+    if not checkin:
+        exts = []
+        for name in TOTALS:
+            val = number(row.get(name), name, problems)
+            if val is not None:
+                exts.append({"url": name.lower(), "valueDecimal": val})
+        if exts:
+            body["extension"] = [{"url": f"{SD}/claim-totals", "extension": exts}]
+        disposition = None
+        if row.get("KET_QUA_DTRI") in DEATH_RESULTS:
+            disposition = concept(
+                "http://terminology.hl7.org/CodeSystem/discharge-disposition", "exp", "Expired"
+            )
+        elif row.get("MA_LOAI_RV"):
+            disposition = concept(f"{CS}/ma-loai-rv", row["MA_LOAI_RV"])
+        body["hospitalization"] = {"dischargeDisposition": disposition}
+    return body
+
+
+def _conditions(
+    v: _Visit, row: dict[str, str], when: str | None, problems: list[Problem]
+) -> list[Item]:
+    items: list[Item] = []
+    main = check_icd10(row.get("MA_BENH_CHINH"), "MA_BENH_CHINH", problems)
+    extra = check_icd10(row.get("MA_BENH_KT"), "MA_BENH_KT", problems)
+    for i, code in enumerate(main[:1] + extra):
+        role = "main" if i == 0 and main else f"kt{i}"
+        key = v.key("XML1", 1, "Condition", role)
+        body = {
+            "resourceType": "Condition",
+            "clinicalStatus": concept(
+                "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+            ),
+            "verificationStatus": concept(
+                "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"
+            ),
+            "category": [
+                concept(
+                    "http://terminology.hl7.org/CodeSystem/condition-category",
+                    "encounter-diagnosis",
+                )
+            ],
+            "code": {
+                "coding": [{"system": ICD10, "code": code}],
+                "text": (row.get("CHAN_DOAN_RV") or code) if role == "main" else code,
+            },
+            "encounter": v.enc_ref,
+            "recordedDate": when,
+        }
+        items.append(Item(body, key))
+    return items
+
+
+def _diagnosis_refs(items: list[Item]) -> list[dict[str, Any]]:
+    out = []
+    for rank, item in enumerate(items, 1):
+        out.append(
+            {
+                "condition": {
+                    "reference": f"Condition/{id_for_source_key('Condition', item.source_key)}"
+                },
+                "use": concept(
+                    "http://terminology.hl7.org/CodeSystem/diagnosis-role",
+                    "DD" if rank == 1 else "CM",
+                ),
+                "rank": rank,
+            }
+        )
+    return out
+
+
+def _medication(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
+    authored = parse_time(row.get("NGAY_YL"), "NGAY_YL", p)
+    qty = number(row.get("SO_LUONG"), "SO_LUONG", p)
+    dose_text = " ".join(x for x in (row.get("LIEU_DUNG"), row.get("CACH_DUNG")) if x)
+    body = {
+        "resourceType": "MedicationRequest",
+        "status": "completed",
+        "intent": "order",
+        "medicationCodeableConcept": concept(
+            f"{CS}/thuoc", row.get("MA_THUOC"), row.get("TEN_THUOC")
+        ),
+        "encounter": v.enc_ref,
+        "authoredOn": authored,
+        "dosageInstruction": [
+            {
+                "text": dose_text or None,
+                "route": concept(f"{CS}/duong-dung", row["DUONG_DUNG"])
+                if row.get("DUONG_DUNG")
+                else None,
+            }
+        ],
+        "dispenseRequest": {
+            "quantity": {"value": qty, "unit": row.get("DON_VI_TINH") or None}
+            if qty is not None
+            else None
+        },
+        "note": [{"text": f"Hàm lượng: {row['HAM_LUONG']}"}] if row.get("HAM_LUONG") else None,
+    }
+    return [Item(body, v.key("XML2", row.get("STT") or ""))]
+
+
+def _procedure(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
+    when = parse_time(row.get("NGAY_TH_YL") or row.get("NGAY_YL"), "NGAY_TH_YL", p)
+    if row.get("MA_DICH_VU"):
+        code = concept(f"{CS}/dich-vu-ky-thuat", row["MA_DICH_VU"], row.get("TEN_DICH_VU"))
+    else:
+        code = concept(f"{CS}/vat-tu-y-te", row.get("MA_VAT_TU"), row.get("TEN_VAT_TU"))
+    if row.get("MA_BENH"):
+        check_icd10(row.get("MA_BENH"), "MA_BENH", p)
+    body = {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "category": concept(f"{CS}/ma-nhom", row.get("MA_NHOM")) if row.get("MA_NHOM") else None,
+        "code": code,
+        "encounter": v.enc_ref,
+        "performedDateTime": when,
+    }
+    return [Item(body, v.key("XML3", row.get("STT") or ""))]
+
+
+def _lab(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
+    when = parse_time(row.get("NGAY_KQ"), "NGAY_KQ", p)
+    value = row.get("GIA_TRI") or ""
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            concept("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory")
+        ],
+        "code": concept(
+            f"{CS}/chi-so-cls", row.get("MA_CHI_SO") or row.get("MA_DICH_VU"), row.get("TEN_CHI_SO")
+        ),
+        "encounter": v.enc_ref,
+        "effectiveDateTime": when,
+        "note": [{"text": t} for t in (row.get("MO_TA"), row.get("KET_LUAN")) if t],
+    }
+    try:
+        num = float(value)
+        ok_num = num == num and abs(num) < 1e15
+    except ValueError:
+        ok_num = False
+    if ok_num:
+        q: dict[str, Any] = {"value": int(num) if num.is_integer() else num}
+        if row.get("DON_VI_DO"):
+            q["unit"] = row["DON_VI_DO"]
+        body["valueQuantity"] = q
+    elif value:
+        body["valueString"] = value
+    return [Item(body, v.key("XML4", row.get("STT") or ""))]
+
+
+def _reports(v: _Visit, labs: list[tuple[dict[str, str], Item]]) -> list[Item]:
+    """One DiagnosticReport per service (MA_DICH_VU) grouping its result lines."""
+    groups: dict[str, list[tuple[dict[str, str], Item]]] = {}
+    for row, item in labs:
+        groups.setdefault(row.get("MA_DICH_VU") or "?", []).append((row, item))
+    out = []
+    for service, members in groups.items():
+        first = members[0][0]
+        conclusion = "; ".join(
+            dict.fromkeys(r["KET_LUAN"] for r, _ in members if r.get("KET_LUAN"))
+        )
+        when = members[0][1].body.get("effectiveDateTime")
+        body = {
+            "resourceType": "DiagnosticReport",
+            "status": "final",
+            "code": concept(
+                f"{CS}/dich-vu-ky-thuat",
+                service if service != "?" else None,
+                first.get("TEN_CHI_SO") if service == "?" else None,
+            ),
+            "encounter": v.enc_ref,
+            "effectiveDateTime": when,
+            "issued": instant(when),
+            "result": [v.ref("Observation", item.source_key) for _, item in members],
+            "conclusion": conclusion or None,
+        }
+        out.append(Item(body, v.key("XML4", "report", service)))
+    return out
+
+
+def _note(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
+    when = parse_time(row.get("THOI_DIEM_DBLS"), "THOI_DIEM_DBLS", p)
+    notes = [
+        f"{label}: {row[name]}"
+        for name, label in (
+            ("GIAI_DOAN_BENH", "Giai đoạn bệnh"),
+            ("HOI_CHAN", "Hội chẩn"),
+            ("PHAU_THUAT", "Phẫu thuật"),
+        )
+        if row.get(name)
+    ]
+    body = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [concept("http://terminology.hl7.org/CodeSystem/observation-category", "exam")],
+        "code": concept(f"{CS}/hssk-observation", "dien-bien-lam-sang", "Diễn biến lâm sàng"),
+        "encounter": v.enc_ref,
+        "effectiveDateTime": when,
+        "valueString": row.get("DIEN_BIEN_LS") or None,
+        "note": [{"text": t} for t in notes],
+    }
+    return [Item(body, v.key("XML5", row.get("STT") or ""))]
+
+
+def _hiv(v: _Visit, row: dict[str, str], p: list[Problem], line: int) -> list[Item]:
+    when = parse_time(row.get("NGAYKD_HIV"), "NGAYKD_HIV", p)
+    summary = "; ".join(f"{k}={val}" for k, val in row.items() if val and k not in ("MA_LK",))
+    body = {
+        "resourceType": "Observation",
+        "meta": {"security": [HIV_LABEL]},
+        "status": "final",
+        "code": concept(
+            f"{CS}/hssk-observation", "hiv-care-record", "Hồ sơ chăm sóc và điều trị HIV/AIDS"
+        ),
+        "encounter": v.enc_ref,
+        "effectiveDateTime": when,
+        "valueString": summary[:10000] or None,
+    }
+    return [Item(body, v.key("XML6", line), sensitivity="HIV")]
+
+
+def _document(
+    v: _Visit,
+    table: str,
+    row: dict[str, str],
+    raw: bytes | None,
+    p: list[Problem],
+    line: int,
+    who: str = "main",
+) -> Item:
+    code, title = DOCS[table]
+    issued = parse_time(row.get("NGAY_CT"), "NGAY_CT", p) or parse_time(
+        row.get("NGAY_RA"), "NGAY_RA", p
+    )
+    body = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": concept(f"{CS}/loai-giay-to", code, title),
+        "date": instant(issued),
+        "description": row.get("CHAN_DOAN_RV") or None,
+        "custodian": org_ref(v.fac),
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/xml",
+                    "title": title,
+                    "data": base64.b64encode(raw).decode() if raw else None,
+                }
+            }
+        ],
+        "context": {"encounter": [v.enc_ref]},
+    }
+    return Item(body, v.key(table, line), who=who)
+
+
+def _newborn(fac: str, row: dict[str, str], p: list[Problem], n: int) -> SourceRecord:
+    birth = parse_time(row.get("NGAY_SINH_CON"), "NGAY_SINH_CON", p)
+    return SourceRecord(
+        source=f"xml130:{fac}:gcs",
+        record_id=f"{row.get('MA_LK')}|{row.get('SO') or n}",
+        full_name=row.get("HO_TEN_CON") or None,
+        birth_date=birth[:10] if birth else None,
+        sex=sex_code(row.get("GIOI_TINH_CON")) or "U",
+        temp_card=row.get("MA_THE_TAM") or None,
+        commune_code=row.get("MAXA_CU_TRU") or None,
+        province_code=row.get("MATINH_CU_TRU") or None,
+    )
+
+
+def _mother(fac: str, row: dict[str, str], p: list[Problem]) -> SourceRecord:
+    birth = parse_time(row.get("NGAYSINH_NND"), "NGAYSINH_NND", p, allow_partial=True)
+    return SourceRecord(
+        source=f"xml130:{fac}:nnd",
+        record_id=row.get("MA_LK") or "",
+        full_name=row.get("HO_TEN_NND") or None,
+        birth_date=birth[:10] if birth else None,
+        sex="F",
+        cccd=check_document(row.get("SO_CCCD_NND"), "SO_CCCD_NND", p),
+        bhxh=check_identifier("bhxh", row.get("MA_BHXH_NND"), "MA_BHXH_NND", p),
+        bhyt=check_identifier("bhyt", row.get("MA_THE_NND"), "MA_THE_NND", p),
+        address=row.get("NOI_CU_TRU_NND") or None,
+        commune_code=row.get("MAXA_CU_TRU") or None,
+        province_code=row.get("MATINH_CU_TRU") or None,
+    )
+
+
+def _referral(v: _Visit, row: dict[str, str], p: list[Problem], raw: bytes | None) -> list[Item]:
+    when = parse_time(row.get("NGAY_RA"), "NGAY_RA", p) or parse_time(
+        row.get("NGAY_VAO"), "NGAY_VAO", p
+    )
+    reasons = check_icd10(row.get("MA_BENH_CHINH"), "MA_BENH_CHINH", p)
+    src = check_facility(row.get("MA_NOI_DI") or v.fac, "MA_NOI_DI", None, p)
+    dst = check_facility(row.get("MA_NOI_DEN"), "MA_NOI_DEN", None, p)
+    doc = _document(v, "XML13", row, raw, p, 1)
+    body = {
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": f"{CS}/so-chuyen-tuyen", "value": row["SO_CHUYENTUYEN"]}]
+        if row.get("SO_CHUYENTUYEN")
+        else None,
+        "status": "active",
+        "intent": "order",
+        "category": [concept("http://snomed.info/sct", "3457005", "Patient referral")],
+        "code": concept(f"{CS}/ma-lydo-ct", row.get("MA_LYDO_CT"), row.get("HUONG_DIEU_TRI"))
+        if row.get("MA_LYDO_CT")
+        else None,
+        "encounter": v.enc_ref,
+        "authoredOn": when,
+        "requester": org_ref(src),
+        "performer": [org_ref(dst)] if dst else None,
+        "reasonCode": [
+            {"coding": [{"system": ICD10, "code": c}], "text": row.get("CHAN_DOAN_RV") or c}
+            for c in reasons[:1]
+        ],
+        "supportingInfo": [v.ref("DocumentReference", doc.source_key)],
+        "note": [
+            {"text": t}
+            for t in (row.get("DAU_HIEU_LS"), row.get("TOMTAT_KQ"), row.get("TINH_TRANG_CT"))
+            if t
+        ],
+    }
+    return [Item(body, v.key("XML13", 1, "referral")), doc]
+
+
+def _appointment(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
+    start = parse_time(row.get("NGAY_HEN_KL"), "NGAY_HEN_KL", p, allow_future_days=3650)
+    reasons = check_icd10(row.get("MA_BENH_CHINH"), "MA_BENH_CHINH", p)
+    body = {
+        "resourceType": "Appointment",
+        "identifier": [{"system": f"{CS}/so-giay-hen", "value": row["SO_GIAYHEN_KL"]}]
+        if row.get("SO_GIAYHEN_KL")
+        else None,
+        "status": "booked",
+        "serviceType": [concept(f"{CS}/loai-hen", "tai-kham", "Tái khám")],
+        "reasonCode": [
+            {"coding": [{"system": ICD10, "code": c}], "text": row.get("CHAN_DOAN_RV") or c}
+            for c in reasons[:1]
+        ],
+        "description": f"Hẹn khám lại tại cơ sở {v.fac}",
+        "start": instant(start),
+        "end": instant(start),
+        "participant": [],
+    }
+    return [Item(body, v.key("XML14", 1))]
+
+
+def _tb(v: _Visit, row: dict[str, str], p: list[Problem], line: int) -> list[Item]:
+    start = parse_time(row.get("NGAYBD_DTRI_LAO"), "NGAYBD_DTRI_LAO", p)
+    end = parse_time(row.get("NGAYKT_DTRI_LAO"), "NGAYKT_DTRI_LAO", p)
+    notes = [
+        f"{k}: {row[k]}"
+        for k in (
+            "PHANLOAI_LAO_VITRI",
+            "PHANLOAI_LAO_TS",
+            "PHANLOAI_LAO_HIV",
+            "PHANLOAI_LAO_VK",
+            "LOAI_DTRI_LAO",
+            "PHACDO_DTRI_LAO",
+            "KET_QUA_DTRI_LAO",
+        )
+        if row.get(k)
+    ]
+    body = {
+        "resourceType": "Condition",
+        "clinicalStatus": concept(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            "resolved" if end else "active",
+        ),
+        "category": [
+            concept("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item")
+        ],
+        "code": concept(f"{CS}/hssk-condition", "lao", "Bệnh lao (điều trị)"),
+        "encounter": v.enc_ref,
+        "onsetDateTime": start,
+        "abatementDateTime": end,
+        "note": [{"text": t} for t in notes],
+    }
+    return [Item(body, v.key("XML15", row.get("STT") or line))]
+
+
+def _row_raw(fac: str, table: str, row: dict[str, str]) -> str:
+    hoso = HoSo(index=0, facility=fac, raw={table: build_table(table, [row])})
+    return raw_document(hoso)
+
+
+def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) -> Unit:
+    """Map one hồ sơ. ``known``: registered facility codes (None = do not check)."""
+    fac_problems: list[Problem] = []
+    tabs = hoso.tables
+    header_rows = tabs.get("XML1") or tabs.get("XML0") or []
+    header = header_rows[0] if header_rows else None
+    checkin = not tabs.get("XML1") and bool(tabs.get("XML0"))
+    any_row = header or next((rows[0] for rows in tabs.values() if rows), {})
+    ma_lk = (any_row or {}).get("MA_LK", "")
+    fac = (header or {}).get("MA_CSKCB") or hoso.facility
+    unit = Unit(
+        key=f"{fac}|{ma_lk}", file=file, kind="xml130", raw=raw_document(hoso), facility=fac
+    )
+    for loai, err in hoso.errors:
+        unit.problems.append(
+            Problem(err.rule, loai, None, f"{loai}: {err.reason}", f"{loai}: {err.vi}")
+        )
+    if not ma_lk:
+        unit.problems.append(
+            Problem(
+                "required",
+                "MA_LK",
+                None,
+                "the hồ sơ has no MA_LK (visit key).",
+                "hồ sơ không có MA_LK.",
+            )
+        )
+    if hoso.facility and fac and hoso.facility != fac:
+        unit.problems.append(
+            Problem(
+                "facility.mismatch",
+                "MA_CSKCB",
+                fac,
+                f"MA_CSKCB {fac} differs from the envelope's MACSKCB {hoso.facility}.",
+                f"MA_CSKCB {fac} khác MACSKCB {hoso.facility} của tệp.",
+            )
+        )
+    check_facility(fac, "MA_CSKCB", known, fac_problems)
+    unit.problems += fac_problems
+    if unit.problems:
+        return unit
+    v = _Visit(fac, ma_lk)
+    if header is not None:
+        p: list[Problem] = []
+        where = "XML0" if checkin else "XML1"
+        require(
+            header,
+            ("MA_LK", "HO_TEN", "NGAY_SINH", "GIOI_TINH", "NGAY_VAO", "MA_LOAI_KCB"),
+            where,
+            p,
+        )
+        if not checkin:
+            require(header, ("MA_BENH_CHINH",), where, p)
+        unit.person = _person(header, fac, p)
+        enc = _encounter(v, header, p, checkin=checkin)
+        conds = (
+            []
+            if checkin
+            else _conditions(v, header, enc["period"].get("end") or enc["period"].get("start"), p)
+        )
+        if conds:
+            enc["diagnosis"] = _diagnosis_refs(conds)
+        if p:
+            unit.problems += p
+            return unit
+        unit.items.append(Item(enc, v.enc_key))
+        unit.items += conds
+        unit.visit_date = (enc["period"].get("start") or "")[:10] or None
+        if header.get("KET_QUA_DTRI") in DEATH_RESULTS:
+            unit.deceased_at = enc["period"].get("end") or enc["period"].get("start")
+    _details(unit, v, hoso)
+    for it in unit.items:
+        it.body = clean_body(it.body)
+    return unit
+
+
+_LINE_MAPPERS = {"XML2": _medication, "XML3": _procedure, "XML4": _lab, "XML5": _note}
+
+
+def _details(unit: Unit, v: _Visit, hoso: HoSo) -> None:
+    labs: list[tuple[dict[str, str], Item]] = []
+    for table, rows in hoso.tables.items():
+        if table in ("XML0", "XML1"):
+            continue
+        seen: set[str] = set()
+        for line, row in enumerate(rows, 1):
+            p: list[Problem] = []
+            if row.get("MA_LK") and row["MA_LK"] != v.ma_lk:
+                p.append(
+                    Problem(
+                        "ma_lk.mismatch",
+                        "MA_LK",
+                        row["MA_LK"],
+                        f"{table} line {line}: MA_LK {row['MA_LK']} differs from the visit's {v.ma_lk}.",
+                        f"{table} dòng {line}: MA_LK {row['MA_LK']} khác MA_LK của lượt khám {v.ma_lk}.",
+                    )
+                )
+            stt = row.get("STT")
+            if table in _LINE_MAPPERS or table in ("XML6", "XML15"):
+                if table in _LINE_MAPPERS:
+                    require(row, ("STT",), f"{table} line {line}", p)
+                if stt and stt in seen:
+                    p.append(
+                        Problem(
+                            "duplicate-key",
+                            "STT",
+                            stt,
+                            f"{table}: key MA_LK={v.ma_lk} STT={stt} appears twice in the file.",
+                            f"{table}: khóa MA_LK={v.ma_lk} STT={stt} bị trùng trong tệp.",
+                        )
+                    )
+                if stt:
+                    seen.add(stt)
+            items = _map_line(unit, v, table, row, line, hoso, p)
+            if p:
+                unit.row_problems.append((p[0], _row_raw(v.fac, table, row)))
+                continue
+            if table == "XML4":
+                labs.append((row, items[0]))
+            unit.items += items
+    if labs:
+        unit.items += _reports(v, labs)
+
+
+def _map_line(
+    unit: Unit, v: _Visit, table: str, row: dict[str, str], line: int, hoso: HoSo, p: list[Problem]
+) -> list[Item]:
+    if table in _LINE_MAPPERS:
+        return _LINE_MAPPERS[table](v, row, p)
+    raw = build_table(table, [row]) if table in DOCS else None
+    if table == "XML6":
+        return _hiv(v, row, p, line)
+    if table == "XML15":
+        return _tb(v, row, p, line)
+    if table == "XML13":
+        return _referral(v, row, p, raw)
+    if table == "XML14":
+        return _appointment(v, row, p)
+    if table == "XML9":
+        require(row, ("HO_TEN_NND", "NGAY_SINH_CON", "GIOI_TINH_CON"), f"XML9 line {line}", p)
+        if unit.person is None and unit.person_id is None:
+            unit.person = _mother(v.fac, row, p)
+        baby = _newborn(v.fac, row, p, line)
+        unit.newborns.append(baby)
+        who = f"newborn:{len(unit.newborns) - 1}"
+        doc = _document(v, "XML9", row, raw, p, line, who=who)
+        if p:
+            unit.newborns.pop()
+        return [doc]
+    if table in DOCS:
+        return [_document(v, table, row, raw, p, line)]
+    return []
+
+
+def table_names() -> list[str]:
+    return list(tables())
+
+
+GENDER_OF = GENDER

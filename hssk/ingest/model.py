@@ -1,0 +1,378 @@
+"""Shapes shared by every ingest adapter, and the per-record checks (dates, identifiers, codes).
+
+An adapter turns one source record (a hồ sơ, a CSV row, a bundle entry) into a ``Unit``: the
+person to link, the FHIR resources waiting for that person, and the problems found. A unit
+with a blocking problem is not stored: it goes to quarantine with its raw content.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hssk import identifiers as ids
+from hssk.registry.types import SourceRecord
+
+CS = "https://fhir.hssk.vn/CodeSystem"
+SD = "https://fhir.hssk.vn/StructureDefinition"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+TZ = "+07:00"  # QĐ 130 times are local (Indochina time)
+
+
+@dataclass
+class Problem:
+    """Why a record cannot be taken as it is (one quarantine row)."""
+
+    rule: str  # e.g. 'required', 'date.future', 'cccd.format', 'facility.unknown'
+    element: str | None
+    value: str | None
+    reason: str  # English
+    vi: str = ""  # Vietnamese
+
+    def text(self) -> str:
+        return f"{self.vi} / {self.reason}" if self.vi else self.reason
+
+
+@dataclass
+class Item:
+    """A FHIR resource of a unit, not yet attached to its person."""
+
+    body: dict[str, Any]
+    source_key: str
+    who: str | None = "main"  # 'main', 'newborn:<n>', or None (no person, e.g. Organization)
+    sensitivity: str | None = None
+
+
+@dataclass
+class Unit:
+    """Everything one source record produces."""
+
+    key: str  # record key as the source names it (facility|MA_LK, CSV id ...)
+    file: str = ""
+    kind: str = "xml130"
+    person: SourceRecord | None = None
+    person_id: int | None = None  # already known (replay of a partial hồ sơ)
+    person_source: tuple[str, str] | None = None  # person = the one this source record linked to
+    items: list[Item] = field(default_factory=list)
+    newborns: list[SourceRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    raw: str | None = None  # the record as received, kept for quarantine/replay
+    facility: str | None = None
+    visit_date: str | None = None  # YYYY-MM-DD, for receipts
+    deceased_at: str | None = None
+    registry_only: bool = False  # registers: the person link is the result
+    newborn_ids: dict[int, int] = field(default_factory=dict)  # filled when linked
+    # rows dropped from an otherwise good unit: (Problem, raw of that row)
+    row_problems: list[tuple[Problem, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- value checks ---------------------------------------------------------------------------
+_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2}))?(?:(\d{2}))?$")
+
+
+def now_local() -> datetime:
+    return datetime.now(UTC) + timedelta(hours=7)
+
+
+def parse_time(
+    value: str | None,
+    element: str,
+    problems: list[Problem],
+    *,
+    allow_partial: bool = False,
+    allow_future_days: int = 1,
+) -> str | None:
+    """QĐ 130 'yyyymmdd[HHMM]' (or ISO 'yyyy-mm-dd[Thh:mm]') → FHIR date/dateTime text.
+
+    Impossible or future values add a Problem and give None. ``allow_partial`` accepts
+    '0000' for unknown month/day (birth dates) and returns 'YYYY' or 'YYYY-MM'."""
+    if not value:
+        return None
+    v = value.strip().replace("-", "").replace(":", "").replace("T", "").replace(" ", "")
+    m = _TS.match(v)
+    if not m:
+        problems.append(
+            Problem(
+                "date.format",
+                element,
+                value[:40],
+                f"{element} '{value[:40]}' is not a date in the form yyyymmdd or yyyymmddHHMM.",
+                f"{element} '{value[:40]}' không đúng định dạng ngày yyyymmdd hoặc yyyymmddHHMM.",
+            )
+        )
+        return None
+    y, mo, d, hh, mi = (int(g) if g else None for g in m.groups()[:5])
+    assert y is not None and mo is not None and d is not None
+    if allow_partial and mo == 0:
+        return (
+            f"{y:04d}" if 1850 <= y <= now_local().year else _impossible(element, value, problems)
+        )
+    if allow_partial and d == 0:
+        d = None
+    try:
+        when = datetime(y, mo, d or 1, hh or 0, mi or 0)
+        if y < 1850:
+            raise ValueError("year before 1850")
+    except ValueError:
+        return _impossible(element, value, problems)
+    if when > now_local().replace(tzinfo=None) + timedelta(days=allow_future_days):
+        problems.append(
+            Problem(
+                "date.future",
+                element,
+                value,
+                f"{element} '{value}' is in the future.",
+                f"{element} '{value}' là ngày trong tương lai.",
+            )
+        )
+        return None
+    if d is None:
+        return f"{y:04d}-{mo:02d}"
+    if hh is None or (allow_partial and hh == 0 and mi == 0):
+        return f"{y:04d}-{mo:02d}-{d:02d}"
+    return f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mi:02d}:00{TZ}"
+
+
+def _impossible(element: str, value: str, problems: list[Problem]) -> str | None:
+    problems.append(
+        Problem(
+            "date.impossible",
+            element,
+            value,
+            f"{element} '{value}' is not a real calendar date/time.",
+            f"{element} '{value}' không phải ngày giờ có thật.",
+        )
+    )
+    return None
+
+
+def instant(dt: str | None) -> str | None:
+    """A FHIR date or dateTime made into an instant (local midnight when no time)."""
+    if not dt:
+        return None
+    if "T" in dt:
+        return dt
+    if len(dt) == 10:
+        return f"{dt}T00:00:00{TZ}"
+    return None
+
+
+def require(
+    row: dict[str, str], names: tuple[str, ...], where: str, problems: list[Problem]
+) -> None:
+    for name in names:
+        if not row.get(name):
+            problems.append(
+                Problem(
+                    "required",
+                    name,
+                    None,
+                    f"{where}: required element {name} is missing or empty.",
+                    f"{where}: thiếu trường bắt buộc {name}.",
+                )
+            )
+
+
+def check_identifier(
+    kind: str, value: str | None, element: str, problems: list[Problem]
+) -> str | None:
+    """Structural check of an identifier (cccd, bhyt, bhxh, cskcb); returns the clean value."""
+    if not value:
+        return None
+    result = ids.check(kind, value)
+    if not result.ok:
+        vi = "; ".join(p.vi for p in result.problems)
+        problems.append(
+            Problem(
+                f"{kind}.format",
+                element,
+                value[:40],
+                f"{element}: {result.reason()}",
+                f"{element}: {vi}",
+            )
+        )
+        return None
+    return result.value
+
+
+def check_document(value: str | None, element: str, problems: list[Problem]) -> str | None:
+    """SO_CCCD may hold CCCD, CMND, passport or e-ID: only a 12-digit CCCD is checked further."""
+    if not value:
+        return None
+    if len(value) > 30:
+        problems.append(
+            Problem(
+                "identifier.size",
+                element,
+                value[:40],
+                f"{element} is too long ({len(value)} characters).",
+                f"{element} quá dài ({len(value)} ký tự).",
+            )
+        )
+        return None
+    if ids.classify_document(value) == "cccd":
+        return check_identifier("cccd", value, element, problems)
+    return ids.clean(value)
+
+
+# ICD-10 (WHO/Vietnam QĐ 4469): letter, two digits, optional '.' and 1–2 characters; dagger
+# '+' / asterisk '*' marks are tolerated. Category ranges not used by ICD-10 are refused.
+_ICD = re.compile(r"^([A-Z])(\d{2})(?:\.?([0-9A-Z]{1,2}))?[+*†]?$")
+# Highest 3-character category per chapter letter in ICD-10 (2019).
+_ICD_MAX = {
+    "A": 99,
+    "B": 99,
+    "C": 97,
+    "D": 89,
+    "E": 90,
+    "F": 99,
+    "G": 99,
+    "H": 95,
+    "I": 99,
+    "J": 99,
+    "K": 93,
+    "L": 99,
+    "M": 99,
+    "N": 99,
+    "O": 99,
+    "P": 96,
+    "Q": 99,
+    "R": 99,
+    "S": 99,
+    "T": 98,
+    "U": 85,
+    "V": 99,
+    "W": 99,
+    "X": 99,
+    "Y": 98,
+    "Z": 99,
+}
+
+
+def check_icd10(value: str | None, element: str, problems: list[Problem]) -> list[str]:
+    """ICD-10 codes of a ';'-separated field (structure + known chapter ranges)."""
+    out: list[str] = []
+    if not value:
+        return out
+    for part in value.replace(",", ";").split(";"):
+        code = part.strip().upper()
+        if not code:
+            continue
+        m = _ICD.match(code)
+        if not m or int(m.group(2)) > _ICD_MAX[m.group(1)]:
+            problems.append(
+                Problem(
+                    "icd10.unknown",
+                    element,
+                    code[:20],
+                    f"{element}: '{code[:20]}' is not an ICD-10 code (letter + 2 digits [+ '.' + 1–2]).",
+                    f"{element}: '{code[:20]}' không phải mã ICD-10 hợp lệ.",
+                )
+            )
+            continue
+        norm = f"{m.group(1)}{m.group(2)}" + (f".{m.group(3)}" if m.group(3) else "")
+        out.append(norm)
+    return out
+
+
+def check_facility(
+    code: str | None, element: str, known: frozenset[str] | None, problems: list[Problem]
+) -> str | None:
+    """A facility code must be well formed and registered in ``unit`` (when ``known`` is given)."""
+    if not code:
+        return None
+    clean = check_identifier("cskcb", code, element, problems)
+    if clean and known is not None and clean not in known:
+        problems.append(
+            Problem(
+                "facility.unknown",
+                element,
+                clean,
+                f"{element}: facility {clean} is not registered (load it with "
+                "'hssk ingest facilities').",
+                f"{element}: cơ sở KCB {clean} chưa được đăng ký trong danh mục đơn vị.",
+            )
+        )
+        return None
+    return clean
+
+
+def number(value: str | None, element: str, problems: list[Problem]) -> float | None:
+    if not value:
+        return None
+    try:
+        n = float(value.replace(",", "."))
+    except ValueError:
+        problems.append(
+            Problem(
+                "number",
+                element,
+                value[:40],
+                f"{element} '{value[:40]}' is not a number.",
+                f"{element} '{value[:40]}' không phải là số.",
+            )
+        )
+        return None
+    if n != n or abs(n) > 1e15:
+        problems.append(
+            Problem(
+                "number.range",
+                element,
+                value[:40],
+                f"{element} '{value[:40]}' is out of range.",
+                f"{element} '{value[:40]}' vượt quá giới hạn.",
+            )
+        )
+        return None
+    return int(n) if n.is_integer() and abs(n) < 1e15 else n
+
+
+SEX = {"1": "M", "2": "F", "3": "U", "M": "M", "F": "F", "U": "U", "nam": "M", "nữ": "F", "nu": "F"}
+GENDER = {"M": "male", "F": "female", "U": "unknown"}
+
+
+def sex_code(value: str | None) -> str | None:
+    return SEX.get(
+        (value or "").strip().lower() if value and not value.isdigit() else (value or "").strip()
+    )
+
+
+def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    c: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        c["display"] = display
+    return c
+
+
+def concept(system: str, code: str | None, display: str | None = None) -> dict[str, Any]:
+    if not code:
+        return {"text": display or "?"}
+    out: dict[str, Any] = {"coding": [coding(system, code, display)]}
+    if display:
+        out["text"] = display
+    return out
+
+
+def org_ref(facility: str | None) -> dict[str, Any] | None:
+    if not facility:
+        return None
+    return {"identifier": {"system": ids.FACILITY, "value": facility}, "display": facility}
+
+
+def clean_body(obj: Any) -> Any:
+    """Drop None, empty strings, lists and dicts (FHIR forbids empty elements)."""
+    if isinstance(obj, dict):
+        out = {k: clean_body(v) for k, v in obj.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(obj, list):
+        items = [clean_body(v) for v in obj]
+        return [v for v in items if v not in (None, "", [], {})]
+    return obj

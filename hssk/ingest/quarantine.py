@@ -1,0 +1,151 @@
+"""The quarantine: records that could not be taken, with their reason and raw content.
+
+They can be listed, corrected (the raw content replaced) and replayed: a replay maps the raw
+record again exactly as the original job would have, and stores it if it is now valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from hssk.ingest import jobs, sources
+from hssk.ingest.fhir_input import map_resource
+from hssk.ingest.map_xml130 import map_hoso
+from hssk.ingest.model import Unit
+from hssk.ingest.xmlparse import XmlError, parse_raw_document
+
+
+@dataclass
+class QuarantinedRecord:
+    id: int
+    job_id: int | None
+    kind: str | None
+    file: str | None
+    record: str | None
+    element: str | None
+    value: str | None
+    rule: str | None
+    reason: str
+    reason_vi: str | None
+    status: str
+    created_at: datetime
+    raw: str | None = None
+
+    def to_json(self, *, with_raw: bool = False) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "raw" or with_raw}
+        out["created_at"] = self.created_at.isoformat()
+        return out
+
+
+_COLS = (
+    "id, job_id, kind, file, record, element, value, rule, reason, reason_vi, status, created_at"
+)
+
+
+class ReplayError(Exception):
+    """The record cannot be replayed (unknown id, no raw content, still invalid)."""
+
+    def __init__(self, en: str, vi: str):
+        self.reason, self.vi = en, vi
+        super().__init__(en)
+
+
+def list_errors(
+    conn: psycopg.Connection[Any],
+    *,
+    job_id: int | None = None,
+    status: str | None = "quarantined",
+    facility: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[QuarantinedRecord]:
+    rows = conn.execute(
+        f"""SELECT {_COLS} FROM ingest_error
+            WHERE (%(job)s::bigint IS NULL OR job_id = %(job)s)
+              AND (%(status)s::text IS NULL OR status = %(status)s)
+              AND (%(fac)s::text IS NULL OR facility = %(fac)s)
+            ORDER BY id LIMIT %(limit)s OFFSET %(offset)s""",
+        {"job": job_id, "status": status, "fac": facility, "limit": limit, "offset": offset},
+    ).fetchall()
+    return [QuarantinedRecord(*r) for r in rows]
+
+
+def get_error(conn: psycopg.Connection[Any], error_id: int) -> QuarantinedRecord:
+    row = conn.execute(
+        f"SELECT {_COLS}, raw FROM ingest_error WHERE id = %s", (error_id,)
+    ).fetchone()
+    if row is None:
+        raise ReplayError(
+            f"no quarantined record {error_id}", f"không có bản ghi cách ly {error_id}"
+        )
+    return QuarantinedRecord(*row)
+
+
+def correct(conn: psycopg.Connection[Any], error_id: int, raw: str) -> None:
+    """Replace the raw content of a quarantined record (before a replay)."""
+    get_error(conn, error_id)
+    conn.execute("UPDATE ingest_error SET raw = %s WHERE id = %s", (raw, error_id))
+
+
+def _remap(rec: QuarantinedRecord, known: frozenset[str] | None) -> Unit:
+    raw = rec.raw or ""
+    kind = rec.kind or ""
+    if kind == "xml130":
+        return map_hoso(parse_raw_document(raw), rec.file or "", known)
+    if kind == "fhir":
+        return map_resource(rec.file or "", 0, raw.encode())
+    if kind in sources.MAPPERS:
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ReplayError(
+                f"the corrected record is not a JSON object of the CSV columns: {exc}",
+                f"bản ghi sửa không phải đối tượng JSON các cột CSV: {exc}",
+            ) from None
+        return sources.MAPPERS[kind](rec.file or "", 0, row, known)
+    raise ReplayError(
+        f"records of kind {kind!r} cannot be replayed", f"không phát lại được loại {kind!r}"
+    )
+
+
+def replay(conn: psycopg.Connection[Any], error_id: int) -> jobs.Summary:
+    """Map the (corrected) raw record again and store it; the quarantine row becomes
+    'replayed'. Raises ReplayError (with the new reasons) if it is still invalid."""
+    rec = get_error(conn, error_id)
+    if rec.status != "quarantined":
+        raise ReplayError(
+            f"record {error_id} is already {rec.status}", f"bản ghi {error_id} đã {rec.status}"
+        )
+    if not rec.raw:
+        raise ReplayError(
+            "this error concerns a whole file (no record content kept): send the corrected file again",
+            "lỗi này thuộc cả tệp (không lưu nội dung bản ghi): hãy gửi lại tệp đã sửa",
+        )
+    known = jobs.known_facilities(conn) if sources.CHECKS_FACILITY.get(rec.kind or "") else None
+    try:
+        unit = _remap(rec, known)
+    except XmlError as exc:
+        raise ReplayError(exc.reason, exc.vi) from None
+    unit.file = rec.file or ""
+    if unit.problems:
+        raise ReplayError(
+            "; ".join(p.reason for p in unit.problems), "; ".join(p.vi for p in unit.problems)
+        )
+    summary = jobs.Summary(job_id=0, kind=rec.kind or "")
+    stored = jobs.write_units(conn, None, rec.kind or "", [unit], summary)
+    if not stored:
+        raise ReplayError(
+            "; ".join(p.reason for p in unit.problems) or "not stored",
+            "; ".join(p.vi for p in unit.problems) or "không lưu được",
+        )
+    conn.execute(
+        "UPDATE ingest_error SET status = 'replayed', replayed_at = now() WHERE id = %s",
+        (error_id,),
+    )
+    summary.status = "done"
+    return summary

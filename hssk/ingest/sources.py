@@ -1,0 +1,675 @@
+"""Source readers (what to read, in which order, from where to resume) and their mappers.
+
+A job reads its files in order as a stream of *pieces*; each piece carries the position just
+after it (file index, record index), which becomes the job's checkpoint when the batch that
+holds it commits. Mapping (``map_payloads``) is a pure function so it runs in worker processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from hssk import identifiers as ids
+from hssk.ingest.map_xml130 import map_hoso
+from hssk.ingest.model import (
+    CS,
+    LOINC,
+    UCUM,
+    Item,
+    Problem,
+    Unit,
+    check_document,
+    check_facility,
+    check_icd10,
+    check_identifier,
+    clean_body,
+    concept,
+    org_ref,
+    parse_time,
+    require,
+    sex_code,
+)
+from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
+from hssk.registry.types import SourceRecord
+
+KINDS = ("xml130", "immunization", "population", "insurance", "station", "fhir", "facilities")
+CHECKS_FACILITY = {"xml130": True, "immunization": True, "station": True}
+SMALL_FILE = 4 * 1024 * 1024  # an XML file up to this size is parsed whole in a worker
+MAX_JSON = 256 * 1024 * 1024
+
+
+class SourceError(Exception):
+    """A file (not one record) cannot be read."""
+
+    def __init__(self, rule: str, vi: str, en: str):
+        self.rule, self.vi, self.reason = rule, vi, en
+        super().__init__(f"{rule}: {en}")
+
+
+@dataclass
+class Piece:
+    payload: tuple[Any, ...]
+    pos: tuple[int, int]  # position just after this piece: (file index, record index)
+
+
+def expand(kind: str, paths: Sequence[str]) -> list[str]:
+    """Files of a job, in a stable order: directories are walked (by extension)."""
+    exts = {"xml130": (".xml",), "fhir": (".json", ".ndjson")}.get(kind, (".csv",))
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(
+                str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in exts
+            )
+            out.extend(found)
+        else:
+            out.append(str(path.resolve()) if path.exists() else str(path))
+    return out
+
+
+def _error_piece(
+    kind: str, path: str, at: int, exc: XmlError | SourceError, pos: tuple[int, int]
+) -> Piece:
+    unit = Unit(key=f"{Path(path).name}#{at}", file=path, kind=kind)
+    unit.problems.append(Problem(exc.rule, None, None, f"{Path(path).name}: {exc.reason}", exc.vi))
+    return Piece(("unit", unit), pos)
+
+
+def _missing(path: str) -> SourceError:
+    return SourceError(
+        "file.missing", f"Không tìm thấy tệp {path}.", f"file {path} does not exist."
+    )
+
+
+def read(kind: str, files: Sequence[str], start: tuple[int, int] = (0, 0)) -> Iterator[Piece]:
+    """The pieces of ``files`` from position ``start`` on."""
+    fi0, skip0 = start
+    for fi in range(fi0, len(files)):
+        path = files[fi]
+        skip = skip0 if fi == fi0 else 0
+        if not os.path.exists(path):
+            yield _error_piece(kind, path, 0, _missing(path), (fi + 1, 0))
+            continue
+        if kind == "xml130":
+            yield from _read_xml(path, fi, skip)
+        elif kind == "fhir":
+            yield from _read_fhir(path, fi, skip)
+        else:
+            yield from _read_csv(kind, path, fi, skip)
+
+
+def _read_xml(path: str, fi: int, skip: int) -> Iterator[Piece]:
+    if os.path.getsize(path) <= SMALL_FILE:
+        yield Piece(("xmlfile", path, skip), (fi + 1, 0))
+        return
+    n = skip
+    try:
+        for hoso in iter_hoso(path, skip=skip):
+            n = hoso.index + 1
+            yield Piece(("hoso", path, hoso), (fi, n))
+    except XmlError as exc:
+        yield _error_piece("xml130", path, n, exc, (fi + 1, 0))
+
+
+def _read_csv(kind: str, path: str, fi: int, skip: int) -> Iterator[Piece]:
+    n = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames:
+                raise SourceError(
+                    "csv.empty",
+                    "Tệp CSV rỗng hoặc không có dòng tiêu đề.",
+                    "the CSV file is empty or has no header row.",
+                )
+            for row in reader:
+                n += 1
+                if n <= skip:
+                    continue
+                yield Piece(
+                    (
+                        "row",
+                        path,
+                        n,
+                        {k.strip().lower(): (v or "").strip() for k, v in row.items() if k},
+                    ),
+                    (fi, n),
+                )
+    except UnicodeDecodeError as exc:
+        yield _error_piece(
+            kind,
+            path,
+            n,
+            SourceError(
+                "csv.encoding",
+                f"Tệp không phải UTF-8 (dòng {n + 1}): {exc.reason}.",
+                f"the file is not UTF-8 (row {n + 1}): {exc.reason}; save it as UTF-8.",
+            ),
+            (fi + 1, 0),
+        )
+    except (SourceError, csv.Error) as exc:
+        err = (
+            exc
+            if isinstance(exc, SourceError)
+            else SourceError(
+                "csv.syntax",
+                f"CSV sai cú pháp ở dòng {n + 1}: {exc}",
+                f"malformed CSV at row {n + 1}: {exc}",
+            )
+        )
+        yield _error_piece(kind, path, n, err, (fi + 1, 0))
+
+
+def _read_fhir(path: str, fi: int, skip: int) -> Iterator[Piece]:
+    n = 0
+    try:
+        if path.endswith(".ndjson"):
+            with open(path, "rb") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    n += 1
+                    if n > skip:
+                        yield Piece(("fhir", path, n, line), (fi, n))
+            return
+        if os.path.getsize(path) > MAX_JSON:
+            raise SourceError(
+                "json.size",
+                "Tệp JSON quá lớn, hãy dùng NDJSON.",
+                "the JSON file is too large: send NDJSON instead.",
+            )
+        doc = orjson.loads(Path(path).read_bytes())
+        entries = [doc]
+        if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+            entries = [e.get("resource") for e in doc.get("entry") or [] if isinstance(e, dict)]
+        for res in entries:
+            n += 1
+            if n > skip:
+                yield Piece(("fhir", path, n, orjson.dumps(res)), (fi, n))
+    except orjson.JSONDecodeError as exc:
+        yield _error_piece(
+            "fhir",
+            path,
+            n,
+            SourceError("json.syntax", f"JSON sai cú pháp: {exc}", f"malformed JSON: {exc}"),
+            (fi + 1, 0),
+        )
+    except SourceError as exc:
+        yield _error_piece("fhir", path, n, exc, (fi + 1, 0))
+
+
+# --- mapping (runs in workers) --------------------------------------------------------------
+def map_payloads(
+    kind: str, payloads: list[tuple[Any, ...]], known: frozenset[str] | None
+) -> list[Unit]:
+    out: list[Unit] = []
+    for p in payloads:
+        tag = p[0]
+        if tag == "unit":
+            out.append(p[1])
+        elif tag == "xmlfile":
+            out.extend(_map_xml_file(p[1], p[2], known))
+        elif tag == "hoso":
+            out.append(map_hoso(decode_hoso(p[2]), p[1], known))
+        elif tag == "fhir":
+            from hssk.ingest.fhir_input import map_resource
+
+            out.append(map_resource(p[1], p[2], p[3]))
+        else:
+            out.append(MAPPERS[kind](p[1], p[2], p[3], known))
+    return out
+
+
+def _map_xml_file(path: str, skip: int, known: frozenset[str] | None) -> list[Unit]:
+    out: list[Unit] = []
+    n = skip
+    try:
+        for hoso in iter_hoso(path, skip=skip):
+            n = hoso.index + 1
+            out.append(map_hoso(decode_hoso(hoso), path, known))
+    except XmlError as exc:
+        out.append(_error_piece("xml130", path, n, exc, (0, 0)).payload[1])
+    return out
+
+
+def _raw(row: dict[str, str]) -> str:
+    return orjson.dumps(row).decode()
+
+
+def _first(row: dict[str, str], *names: str) -> str:
+    for n in names:
+        if row.get(n):
+            return row[n]
+    return ""
+
+
+def _iso_date(value: str, element: str, p: list[Problem], *, partial: bool = False) -> str | None:
+    return parse_time(value, element, p, allow_partial=partial)
+
+
+def _demographics(row: dict[str, str], source: str, rid: str, p: list[Problem]) -> SourceRecord:
+    birth = _iso_date(_first(row, "ngay_sinh", "birth_date"), "ngay_sinh", p, partial=True)
+    return SourceRecord(
+        source=source,
+        record_id=rid,
+        full_name=_first(row, "ho_ten", "full_name") or None,
+        birth_date=birth[:10] if birth else None,
+        sex=sex_code(_first(row, "gioi_tinh", "sex")) or "U",
+        cccd=check_document(_first(row, "so_dinh_danh", "so_cccd", "cccd"), "so_cccd", p),
+        bhxh=check_identifier("bhxh", _first(row, "ma_so_bhxh", "bhxh"), "ma_so_bhxh", p),
+        bhyt=check_identifier("bhyt", _first(row, "ma_the_bhyt", "bhyt"), "ma_the_bhyt", p),
+        phone=_first(row, "so_dien_thoai", "dien_thoai", "phone") or None,
+        address=_first(row, "dia_chi_thuong_tru", "dia_chi", "address") or None,
+        commune_code=_first(row, "ma_xa", "commune_code") or None,
+        province_code=_first(row, "ma_tinh", "province_code") or None,
+    )
+
+
+def _unit(kind: str, path: str, n: int, row: dict[str, str], key: str) -> Unit:
+    return Unit(key=key or f"{Path(path).name}#{n}", file=path, kind=kind, raw=_raw(row))
+
+
+def map_population(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
+    rid = _first(row, "ma_ban_ghi", "record_id")
+    u = _unit("population", path, n, row, rid)
+    p: list[Problem] = []
+    require(row, ("ma_ban_ghi", "ho_ten", "ngay_sinh"), f"dòng {n}", p)
+    u.person = _demographics(row, "population", rid, p)
+    death = _first(row, "ngay_mat")
+    if death:
+        u.deceased_at = _iso_date(death, "ngay_mat", p)
+    u.problems = p
+    u.registry_only = True
+    return u
+
+
+def map_insurance(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
+    rid = _first(row, "ma_ban_ghi", "record_id")
+    u = _unit("insurance", path, n, row, rid)
+    p: list[Problem] = []
+    require(row, ("ma_ban_ghi", "ma_the_bhyt", "ho_ten", "ngay_sinh"), f"dòng {n}", p)
+    u.person = _demographics(row, "insurance", rid, p)
+    start = _iso_date(_first(row, "gt_the_tu"), "gt_the_tu", p)
+    end = _iso_date(
+        _first(row, "gt_the_den"),
+        "gt_the_den",
+        p,
+    )
+    if p:
+        u.problems = p
+        return u
+    card = u.person.bhyt or ""
+    active = "giảm" not in _first(row, "trang_thai").lower()
+    dkbd = _first(row, "ma_dkbd")
+    body = {
+        "resourceType": "Coverage",
+        "identifier": [{"system": ids.BHYT, "value": card}],
+        "status": "active" if active else "cancelled",
+        "type": concept(
+            f"{CS}/bhyt-doi-tuong", _first(row, "ma_doi_tuong") or card[:2], "Bảo hiểm y tế"
+        ),
+        "subscriberId": card,
+        "period": {"start": start, "end": end},
+        "payor": [{"display": "Bảo hiểm xã hội Việt Nam"}],
+        "class": [
+            {
+                "type": concept("http://terminology.hl7.org/CodeSystem/coverage-class", "plan"),
+                "value": f"muc-huong-{_first(row, 'muc_huong') or card[2:3]}",
+                "name": f"Nơi ĐKKCB ban đầu {dkbd}" if dkbd else None,
+            }
+        ],
+    }
+    u.items.append(Item(clean_body(body), f"insurance|{card}|{start or ''}"))
+    return u
+
+
+def map_immunization(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
+    rid = _first(row, "ma_ban_ghi", "record_id")
+    u = _unit("immunization", path, n, row, rid)
+    p: list[Problem] = []
+    require(row, ("ma_ban_ghi", "ma_vac_xin", "ngay_tiem", "ho_ten", "ngay_sinh"), f"dòng {n}", p)
+    subject = _first(row, "ma_doi_tuong") or rid
+    u.person = _demographics(row, f"immunization:{_first(row, 'chuong_trinh') or 'tc'}", subject, p)
+    when = _iso_date(_first(row, "ngay_tiem"), "ngay_tiem", p)
+    fac = check_facility(_first(row, "ma_co_so", "facility_code"), "ma_co_so", known, p)
+    dose_text = _first(row, "mui_so", "dose_number")
+    dose = int(dose_text) if dose_text.isdigit() and 0 < int(dose_text) < 100 else None
+    if dose_text and dose is None:
+        p.append(
+            Problem(
+                "dose.invalid",
+                "mui_so",
+                dose_text[:20],
+                f"mui_so '{dose_text[:20]}' is not a dose number 1–99.",
+                f"mui_so '{dose_text[:20]}' không phải số mũi 1–99.",
+            )
+        )
+    u.facility, u.visit_date = fac, (when or "")[:10] or None
+    if p:
+        u.problems = p
+        return u
+    site = _first(row, "vi_tri_tiem")
+    body = {
+        "resourceType": "Immunization",
+        "identifier": [{"system": f"{CS}/ma-mui-tiem", "value": rid}],
+        "status": "completed",
+        "vaccineCode": concept(
+            f"{CS}/vac-xin", _first(row, "ma_vac_xin"), _first(row, "ten_vac_xin") or None
+        ),
+        "occurrenceDateTime": when,
+        "primarySource": True,
+        "lotNumber": _first(row, "so_lo") or None,
+        "site": {"text": site} if site else None,
+        "route": concept(
+            "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration", "PO", "Uống"
+        )
+        if site == "Uống"
+        else None,
+        "performer": [
+            {"actor": {**(org_ref(fac) or {}), "display": _first(row, "ten_co_so") or fac}}
+        ],
+        "protocolApplied": [
+            {"series": _first(row, "chuong_trinh") or None, "doseNumberPositiveInt": dose or 1}
+        ],
+    }
+    u.items.append(Item(clean_body(body), f"immunization|{rid}"))
+    return u
+
+
+def _vital(code: str, display: str, value: float, unit: str, ucum: str) -> dict[str, Any]:
+    return {
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": ucum},
+    }
+
+
+VITAL_SIGNS = concept("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs")
+SOCIAL = concept("http://terminology.hl7.org/CodeSystem/observation-category", "social-history")
+
+
+def _num(row: dict[str, str], name: str, p: list[Problem], lo: float, hi: float) -> float | None:
+    text = row.get(name) or ""
+    if not text:
+        return None
+    try:
+        v = float(text.replace(",", "."))
+    except ValueError:
+        v = float("nan")
+    if not (lo <= v <= hi):
+        p.append(
+            Problem(
+                "value.range",
+                name,
+                text[:20],
+                f"{name} '{text[:20]}' is not a plausible value ({lo}–{hi}).",
+                f"{name} '{text[:20]}' không hợp lý ({lo}–{hi}).",
+            )
+        )
+        return None
+    return round(v, 2)
+
+
+def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
+    rid = _first(row, "ma_ban_ghi", "record_id")
+    u = _unit("station", path, n, row, rid)
+    p: list[Problem] = []
+    require(row, ("ma_ban_ghi", "loai", "ngay", "ho_ten", "ngay_sinh"), f"dòng {n}", p)
+    u.person = _demographics(row, "station", rid, p)
+    when = _iso_date(_first(row, "ngay"), "ngay", p)
+    fac = check_facility(_first(row, "ma_tram"), "ma_tram", known, p)
+    u.facility, u.visit_date = fac, (when or "")[:10] or None
+    kind = _first(row, "loai")
+    base = {
+        "resourceType": "Observation",
+        "status": "final",
+        "effectiveDateTime": when,
+        "performer": [org_ref(fac)] if fac else None,
+    }
+    obs: list[tuple[str, dict[str, Any]]] = []
+    h = _num(row, "chieu_cao_cm", p, 30, 250)
+    w = _num(row, "can_nang_kg", p, 1, 300)
+    bmi = _num(row, "bmi", p, 5, 90)
+    glucose = _num(row, "duong_huyet_mmol_l", p, 0.5, 60)
+    if h is not None:
+        obs.append(
+            (
+                "height",
+                {
+                    **base,
+                    "category": [VITAL_SIGNS],
+                    **_vital("8302-2", "Body height", h, "cm", "cm"),
+                },
+            )
+        )
+    if w is not None:
+        obs.append(
+            (
+                "weight",
+                {
+                    **base,
+                    "category": [VITAL_SIGNS],
+                    **_vital("29463-7", "Body weight", w, "kg", "kg"),
+                },
+            )
+        )
+    if bmi is not None:
+        obs.append(
+            (
+                "bmi",
+                {
+                    **base,
+                    "category": [VITAL_SIGNS],
+                    **_vital("39156-5", "Body mass index (BMI) [Ratio]", bmi, "kg/m2", "kg/m2"),
+                },
+            )
+        )
+    if glucose is not None:
+        obs.append(
+            (
+                "glucose",
+                {
+                    **base,
+                    "category": [
+                        concept(
+                            "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "laboratory",
+                        )
+                    ],
+                    **_vital(
+                        "15074-8", "Glucose [Moles/volume] in Blood", glucose, "mmol/L", "mmol/L"
+                    ),
+                },
+            )
+        )
+    bp = _first(row, "huyet_ap")
+    if bp:
+        parts = bp.split("/")
+        try:
+            sys_v, dia_v = int(parts[0]), int(parts[1])
+            if not (40 <= sys_v <= 300 and 20 <= dia_v <= 200) or len(parts) != 2:
+                raise ValueError
+        except (ValueError, IndexError):
+            p.append(
+                Problem(
+                    "value.range",
+                    "huyet_ap",
+                    bp[:20],
+                    f"huyet_ap '{bp[:20]}' is not 'systolic/diastolic' in mmHg.",
+                    f"huyet_ap '{bp[:20]}' không đúng dạng tâm thu/tâm trương (mmHg).",
+                )
+            )
+        else:
+            obs.append(
+                (
+                    "bp",
+                    {
+                        **base,
+                        "category": [VITAL_SIGNS],
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": LOINC,
+                                    "code": "85354-9",
+                                    "display": "Blood pressure panel with all children optional",
+                                }
+                            ],
+                            "text": "Huyết áp",
+                        },
+                        "component": [
+                            _vital("8480-6", "Systolic blood pressure", sys_v, "mmHg", "mm[Hg]"),
+                            _vital("8462-4", "Diastolic blood pressure", dia_v, "mmHg", "mm[Hg]"),
+                        ],
+                    },
+                )
+            )
+    for name, code, display in (
+        ("hut_thuoc", "72166-2", "Tobacco smoking status"),
+        ("uong_ruou", "11331-6", "History of Alcohol use"),
+    ):
+        if row.get(name):
+            obs.append(
+                (
+                    name,
+                    {
+                        **base,
+                        "category": [SOCIAL],
+                        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+                        "valueString": row[name],
+                    },
+                )
+            )
+    codes = check_icd10(_first(row, "ma_icd"), "ma_icd", p)
+    if kind == "tu_vong":
+        death = _iso_date(_first(row, "ngay_mat"), "ngay_mat", p)
+        u.deceased_at = death
+        obs.append(
+            (
+                "death",
+                {
+                    **base,
+                    "code": concept(f"{CS}/hssk-observation", "tu-vong", "Báo tử"),
+                    "valueDateTime": death,
+                    "note": [{"text": t} for t in (_first(row, "nguyen_nhan_tu_vong"),) if t],
+                    "component": [
+                        {
+                            "code": {"text": "Nguyên nhân tử vong"},
+                            "valueCodeableConcept": {
+                                "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": c}]
+                            },
+                        }
+                        for c in codes[:1]
+                    ],
+                },
+            )
+        )
+    elif codes and kind != "ho_gia_dinh":
+        obs.append(
+            (
+                "conclusion",
+                {
+                    **base,
+                    "code": concept(
+                        f"{CS}/hssk-observation", "ket-luan-kham", "Kết luận khám sức khỏe"
+                    ),
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": codes[0]}],
+                        "text": _first(row, "ket_luan") or codes[0],
+                    },
+                },
+            )
+        )
+    if p:
+        u.problems = p
+        return u
+    if kind == "ho_gia_dinh":
+        u.registry_only = True
+    for name, body in obs:
+        u.items.append(Item(clean_body(body), f"station|{rid}|{name}"))
+    return u
+
+
+def map_facility(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
+    uid = _first(row, "id", "ma_don_vi")
+    u = _unit("facilities", path, n, row, uid)
+    p: list[Problem] = []
+    require(row, ("id", "name", "kind"), f"dòng {n}", p)
+    code = _first(row, "code", "facility_code", "ma_cskcb")
+    if code:
+        check_identifier("cskcb", code, "code", p)
+    gln = _first(row, "gln")
+    if gln:
+        check_identifier("gln", gln, "gln", p)
+    u.problems = p
+    u.facility = code or None
+    return u
+
+
+MAPPERS = {
+    "population": map_population,
+    "insurance": map_insurance,
+    "immunization": map_immunization,
+    "station": map_station,
+    "facilities": map_facility,
+}
+
+
+def write_facilities(conn: psycopg.Connection[Any], units: list[Unit]) -> int:
+    """Upsert the good facility rows into ``unit`` (COPY into staging + one upsert)."""
+    rows = []
+    for u in units:
+        if u.problems or not u.raw:
+            continue
+        r = orjson.loads(u.raw)
+        kind = r.get("kind") or "clinic"
+        rows.append(
+            (
+                r.get("id"),
+                kind,
+                r.get("name"),
+                r.get("parent_id") or None,
+                r.get("code") or None,
+                r.get("gln") or None,
+                r.get("province_code") or None,
+                r.get("new_ward_code") or None,
+                r.get("old_commune_code") or None,
+                r.get("district_code") or None,
+            )
+        )
+    if not rows:
+        return 0
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS unit_stage (id text, kind text, name text, parent_id text,"
+        " facility_code text, gln text, province_code text, commune_code text,"
+        " commune_code_old text, district_code_old text) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor().copy("COPY unit_stage FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    res = conn.execute(
+        """INSERT INTO unit AS u (id, kind, name, parent_id, facility_code, gln, province_code,
+               commune_code, commune_code_old, district_code_old)
+           SELECT DISTINCT ON (id) * FROM unit_stage
+           ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
+             parent_id = excluded.parent_id, facility_code = excluded.facility_code,
+             gln = excluded.gln, province_code = excluded.province_code,
+             commune_code = excluded.commune_code, commune_code_old = excluded.commune_code_old,
+             district_code_old = excluded.district_code_old
+           WHERE (u.kind, u.name, u.parent_id, u.facility_code, u.gln) IS DISTINCT FROM
+                 (excluded.kind, excluded.name, excluded.parent_id, excluded.facility_code,
+                  excluded.gln)"""
+    )
+    return res.rowcount
+
+
+def read_bytes_as_file(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)
