@@ -1,0 +1,222 @@
+"""The transactional outbox: record changes become delivery events for every partner.
+
+``on_records_changed`` runs inside the writing transaction (one set-based INSERT for a whole
+ingest batch). Changes to the same person coalesce into one open event per partner until the
+worker claims it; at its first claim the event's payload (the partner's field set, built from
+the person's current record) and its idempotency key are fixed, so every retry sends the same
+bytes under the same key and the partner can deduplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from hssk.catalog import bundle
+from hssk.catalog.catalogs import get as get_catalog
+from hssk.share.partners import Partner
+
+
+def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
+    """Record-store hook: enqueue (or coalesce) one event per partner and changed person."""
+    counts: dict[int, int] = {}
+    for c in changes:
+        if c.person_id is not None:
+            counts[c.person_id] = counts.get(c.person_id, 0) + 1
+    enqueue(conn, counts)
+
+
+def enqueue(conn: psycopg.Connection[Any], counts: dict[int, int]) -> None:
+    """Enqueue events for persons ({person_id: number of changes}) to every enabled partner."""
+    if not counts:
+        return
+    ids = sorted(counts)
+    conn.execute(
+        """INSERT INTO outbox AS o (event_id, partner, person_id, changes, idempotency_key)
+           SELECT e, partner, pid, n, partner || ':' || e::text
+           FROM (SELECT gen_random_uuid() AS e, sp.id AS partner, x.pid, x.n
+                 FROM unnest(%s::bigint[], %s::int[]) AS x(pid, n)
+                 CROSS JOIN share_partner sp WHERE sp.enabled) s
+           ON CONFLICT (partner, person_id) WHERE status = 'pending' AND payload IS NULL
+           DO UPDATE SET changes = o.changes + excluded.changes""",
+        (ids, [counts[i] for i in ids]),
+    )
+
+
+@dataclass
+class Event:
+    id: int
+    event_id: str
+    partner: str
+    person_id: int
+    idempotency_key: str
+    attempts: int
+    payload: dict[str, Any] | None
+
+
+def claim(conn: psycopg.Connection[Any], limit: int, lease_s: float) -> list[Event]:
+    """Lease due events (pending and due, or sending with an expired lease: a worker died)."""
+    rows = conn.execute(
+        """WITH due AS (
+             SELECT id FROM outbox
+             WHERE (status = 'pending' AND next_try <= now())
+                OR (status = 'sending' AND locked_until < now())
+             ORDER BY next_try, id LIMIT %s FOR UPDATE SKIP LOCKED)
+           UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1,
+             locked_until = now() + make_interval(secs => %s)
+           FROM due WHERE o.id = due.id
+           RETURNING o.id, o.event_id::text, o.partner, o.person_id, o.idempotency_key,
+                     o.attempts, o.payload""",
+        (limit, lease_s),
+    ).fetchall()
+    return [Event(*r) for r in rows]
+
+
+def _json_safe(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value, default=str))
+
+
+def build_payloads(
+    conn: psycopg.Connection[Any], events: list[Event], partners: dict[str, Partner]
+) -> None:
+    """Fix the payload of events that have none yet (set-based update, one per batch).
+
+    Sensitive resources are left out unless the partner has a rule allowing their label.
+    """
+    todo = [e for e in events if e.payload is None]
+    by_partner: dict[str, list[Event]] = {}
+    for e in todo:
+        by_partner.setdefault(e.partner, []).append(e)
+    ids: list[int] = []
+    payloads: list[str] = []
+    now = datetime.now(UTC).isoformat()
+    for pid, evs in by_partner.items():
+        partner = partners.get(pid)
+        if partner is None:
+            continue  # disabled since: the event waits (replay after re-enabling)
+        cat = get_catalog(partner.catalog)
+        bundles = bundle.bundles(
+            conn, [e.person_id for e in evs], allowed_sensitivity=partner.sensitive_labels
+        )
+        for e in evs:
+            b = bundles.get(e.person_id)
+            fields = {k: v for k, v in cat.extract(b).items() if v} if b else {}
+            patient = b["entry"][0]["resource"] if b else {}
+            e.payload = _json_safe(
+                {
+                    "eventId": e.event_id,
+                    "partner": pid,
+                    "catalog": cat.name,
+                    "catalogVersion": cat.version,
+                    "personId": e.person_id,
+                    "identifiers": patient.get("identifier", []),
+                    "status": "active" if b else "removed",
+                    "fields": fields,
+                    "filled": len(fields),
+                    "total": cat.size,
+                    "generatedAt": now,
+                }
+            )
+            ids.append(e.id)
+            payloads.append(orjson.dumps(e.payload).decode())
+    if ids:
+        conn.execute(
+            """UPDATE outbox o SET payload = x.payload::jsonb
+               FROM unnest(%s::bigint[], %s::text[]) AS x(id, payload) WHERE o.id = x.id""",
+            (ids, payloads),
+        )
+
+
+@dataclass
+class Outcome:
+    id: int
+    delivered: bool
+    retry: bool  # False with delivered False: permanent failure → dead letter
+    status: int | None
+    error: str | None
+
+
+def record_outcomes(
+    conn: psycopg.Connection[Any],
+    outcomes: list[Outcome],
+    *,
+    default_max_attempts: int = 8,
+    base_delay: float = 1.0,
+    max_delay: float = 600.0,
+) -> None:
+    """Mark delivered / schedule a retry with exponential backoff / dead-letter, set-based."""
+    if not outcomes:
+        return
+    conn.execute(
+        """UPDATE outbox o SET
+             status = CASE WHEN x.delivered THEN 'delivered'
+                           WHEN NOT x.retry OR o.attempts >= coalesce((
+                               SELECT (sp.config->>'max_attempts')::int FROM share_partner sp
+                               WHERE sp.id = o.partner), %s) THEN 'dead'
+                           ELSE 'pending' END,
+             delivered_at = CASE WHEN x.delivered THEN now() END,
+             locked_until = NULL,
+             last_status = x.status,
+             last_error = CASE WHEN x.delivered THEN NULL ELSE x.error END,
+             next_try = CASE WHEN x.delivered THEN o.next_try
+                        ELSE now() + make_interval(secs => least(%s,
+                               %s * power(2, greatest(o.attempts - 1, 0)))
+                               * (0.5 + random() / 2)) END
+           FROM unnest(%s::bigint[], %s::bool[], %s::bool[], %s::int[], %s::text[])
+                AS x(id, delivered, retry, status, error)
+           WHERE o.id = x.id AND o.status = 'sending'""",
+        (
+            default_max_attempts,
+            max_delay,
+            base_delay,
+            [o.id for o in outcomes],
+            [o.delivered for o in outcomes],
+            [o.retry for o in outcomes],
+            [o.status for o in outcomes],
+            [o.error for o in outcomes],
+        ),
+    )
+
+
+def replay(
+    conn: psycopg.Connection[Any],
+    *,
+    partner: str | None = None,
+    ids: Sequence[int] = (),
+    status: str = "dead",
+) -> int:
+    """Send dead-lettered (or other) events again, keeping their payload and key."""
+    cur = conn.execute(
+        """UPDATE outbox SET status = 'pending', attempts = 0, next_try = now(),
+             locked_until = NULL, last_error = NULL
+           WHERE status = %s AND (%s::text IS NULL OR partner = %s)
+             AND (cardinality(%s::bigint[]) = 0 OR id = ANY(%s))""",
+        (status, partner, partner, list(ids), list(ids)),
+    )
+    return cur.rowcount
+
+
+def counts(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
+    """Events per (partner, status)."""
+    return {
+        (r[0], r[1]): r[2]
+        for r in conn.execute("SELECT partner, status, count(*) FROM outbox GROUP BY 1, 2")
+    }
+
+
+def dead_letters(
+    conn: psycopg.Connection[Any], partner: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        """SELECT id, partner, person_id, attempts, last_status, last_error, created_at
+           FROM outbox WHERE status = 'dead' AND (%s::text IS NULL OR partner = %s)
+           ORDER BY id LIMIT %s""",
+        (partner, partner, limit),
+    ).fetchall()
+    keys = ("id", "partner", "person_id", "attempts", "last_status", "last_error", "created_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
