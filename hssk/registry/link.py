@@ -88,6 +88,8 @@ def blocking_keys(f: Features) -> list[tuple[str, ...]]:
         keys.append(("fgy", f.family, f.given, year))
     if f.given and f.birth_date and f.precision == "D":
         keys.append(("gd", f.given, f.birth_date.isoformat()))
+    if f.family and f.birth_date and f.precision == "D":
+        keys.append(("fd", f.family, f.birth_date.isoformat()))
     if f.name_key and (f.commune or f.commune_old):
         keys.append(("nc", f.name_key, f.commune or f.commune_old or ""))
     return keys
@@ -99,8 +101,21 @@ class _Batch:
 
     persons: dict[int, Features] = field(default_factory=dict)
     index: dict[tuple[str, ...], list[int]] = field(default_factory=lambda: defaultdict(list))
+    name_counts: dict[str, int] = field(default_factory=dict)  # persons per name key (registry)
+    total: int = 0  # persons in the registry
 
-    def add(self, pid: int, f: Features) -> None:
+    def name_u(self, key: str | None) -> float | None:
+        """Frequency of a name key among persons (u of an exact name agreement)."""
+        if not key:
+            return None
+        # Small registries say little about name frequencies: count at least 50,000 persons.
+        return max(self.name_counts.get(key, 0), 1) / max(self.total, 50_000)
+
+    def add(self, pid: int, f: Features, new: bool = False) -> None:
+        if new:
+            self.total += 1
+            if f.name_key:
+                self.name_counts[f.name_key] = self.name_counts.get(f.name_key, 0) + 1
         self.persons[pid] = f
         for k in blocking_keys(f):
             lst = self.index[k]
@@ -139,6 +154,9 @@ WITH q AS (
         SELECT id FROM person WHERE given_key = q.giv AND birth_date = q.bd
          LIMIT {MAX_CANDIDATES}) p ON true
     UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE family_key = q.fam AND birth_date = q.bd
+         LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
         SELECT id FROM person WHERE name_key = q.nk AND commune_code = q.com
          LIMIT {MAX_CANDIDATES}) p ON true
 )
@@ -171,26 +189,48 @@ class _Decision:
     score: float | None
     rule: str
     review_of: list[tuple[int, Score]] = field(default_factory=list)
+    also: list[int] = field(default_factory=list)  # other persons holding the same verified ids
+
+
+AMBIGUITY_BITS = 10.0  # a runner-up within 2^10 odds of the best makes the best uncertain
 
 
 def _decide(f: Features, batch: _Batch, upper: float, lower: float) -> _Decision:
-    best: tuple[int, Score] | None = None
-    reviews: list[tuple[int, Score]] = []
+    """Deterministic rule on a shared verified identifier, else the best probabilistic
+    candidate: linked above ``upper`` unless a runner-up is nearly as likely (namesakes),
+    queued for review between the thresholds, a new person below."""
+    scored: list[tuple[int, Score]] = []
+    strong: list[tuple[int, str]] = []
+    name_u = batch.name_u(f.name_key)
     for pid in batch.candidates(f):
         other = batch.persons[pid]
-        sc = compare(f, other)
+        sc = compare(f, other, name_u)
         rule = strong_identifier(f, other)
-        if rule and sc.veto not in ("given_name", "birth_date", "cccd", "temp_card"):
-            return _Decision(pid, 1.0, rule)
-        if best is None or sc.probability > best[1].probability:
-            best = (pid, sc)
-        if lower <= sc.probability < upper:
-            reviews.append((pid, sc))
-    if best is not None and best[1].probability >= upper:
-        return _Decision(best[0], best[1].probability, "probabilistic")
-    reviews.sort(key=lambda t: -t[1].probability)
-    score = best[1].probability if best else None
-    return _Decision(None, score, "new", reviews[:3])
+        if rule and sc.veto is None:
+            strong.append((pid, rule))
+        elif sc.probability >= lower / 4:
+            scored.append((pid, sc))
+    if strong:
+        # Two persons holding this record's verified ids (one had the CCCD, the other the BHYT
+        # card) are one person split earlier: link to the oldest and report the others.
+        strong.sort()
+        pid, rule = strong[0]
+        return _Decision(pid, 1.0, rule, also=[p for p, _ in strong[1:] if p != pid])
+    if not scored:
+        return _Decision(None, None, "new")
+    scored.sort(key=lambda t: -t[1].weight)
+    best = scored[0]
+    plausible = [t for t in scored if t[1].probability >= lower]
+    if best[1].probability >= upper:
+        rivals = [
+            t
+            for t in plausible[1:]
+            if best[1].weight - t[1].weight < AMBIGUITY_BITS
+            and compare(batch.persons[best[0]], batch.persons[t[0]]).probability < lower
+        ]
+        if not rivals:  # a runner-up that may be the same person is queued, not a blocker
+            return _Decision(best[0], best[1].probability, "probabilistic", plausible[1:3])
+    return _Decision(None, best[1].probability, "new", plausible[:3])
 
 
 def link(conn: psycopg.Connection[Any], rec: SourceRecord) -> LinkResult:
@@ -216,6 +256,7 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
     todo = [i for i, r in enumerate(recs) if (r.source, r.record_id) not in existing]
     for person in _fetch_candidates(conn, [feats[i] for i in todo]) if todo else []:
         batch.add(person.id, features_of_person(person))
+    batch.total, batch.name_counts = _name_counts(conn, {f.name_key for f in feats if f.name_key})
 
     results: list[LinkResult | None] = [None] * len(recs)
     new_ids = _reserve_ids(conn, len(todo))
@@ -223,6 +264,7 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
     links: list[tuple[int, int, float | None, str]] = []  # (rec index, person, score, rule)
     reviews: list[tuple[int, int, int, Score]] = []  # (rec index, person, candidate, score)
     seen_keys: dict[tuple[str, str], int] = {}
+    merges: list[tuple[int, int]] = []  # (survivor, merged): split persons sharing verified ids
     for i, rec in enumerate(recs):
         key = (rec.source, rec.record_id)
         if key in existing:
@@ -239,14 +281,18 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
         if d.person_id is None:
             pid = new_ids.pop()
             new_persons.append(i)
-            batch.add(pid, feats[i])
+            batch.add(pid, feats[i], new=True)
             for cand, sc in d.review_of:
                 reviews.append((i, pid, cand, sc))
             results[i] = LinkResult(pid, True, d.score, d.rule, bool(d.review_of))
         else:
             pid = d.person_id
-            results[i] = LinkResult(pid, False, d.score, d.rule, False)
+            for cand, sc in d.review_of:
+                reviews.append((i, pid, cand, sc))
+            results[i] = LinkResult(pid, False, d.score, d.rule, bool(d.review_of))
             _absorb(batch.persons[pid], feats[i])
+            for other in d.also:
+                merges.append((pid, other))
         links.append((i, pid, d.score, d.rule))
 
     _copy_persons(conn, [(results[i].person_id, prepared[i]) for i in new_persons])  # type: ignore[union-attr]
@@ -261,11 +307,42 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
                 for i, pid, cand, sc in reviews
             ],
         )
+    _auto_merge(conn, merges)
     if existing:
         _refresh_sources(
             conn, [(prepared[i]) for i, r in enumerate(recs) if (r.source, r.record_id) in existing]
         )
     return [r for r in results if r is not None]
+
+
+def _auto_merge(conn: psycopg.Connection[Any], pairs: list[tuple[int, int]]) -> None:
+    """Merge persons found to share verified identifiers (rare; each merge is reversible)."""
+    from hssk.registry.merge import merge
+
+    done: set[frozenset[int]] = set()
+    for survivor, other in pairs:
+        if frozenset((survivor, other)) in done:
+            continue
+        done.add(frozenset((survivor, other)))
+        if resolve(conn, survivor) != resolve(conn, other):
+            merge(conn, survivor, other, actor="mpi", reason="same verified identifier")
+
+
+def _name_counts(conn: psycopg.Connection[Any], keys: set[str]) -> tuple[int, dict[str, int]]:
+    """Number of persons (estimate from statistics when large) and persons per name key."""
+    row = conn.execute(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'person'::regclass"
+    ).fetchone()
+    total = int(row[0]) if row and row[0] and row[0] > 0 else 0
+    if total < 100_000:
+        total = int(conn.execute("SELECT count(*) FROM person").fetchone()[0])  # type: ignore[index]
+    if not keys:
+        return total, {}
+    rows = conn.execute(
+        "SELECT name_key, count(*) FROM person WHERE name_key = ANY(%s) GROUP BY name_key",
+        (list(keys),),
+    ).fetchall()
+    return total, {r[0]: int(r[1]) for r in rows}
 
 
 def _absorb(target: Features, f: Features) -> None:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from hssk import identifiers as ids
 
-PRIOR = 1e-6  # probability that two random records are the same person (≈ 1 / population)
+PRIOR = 1e-5  # probability that two random records are the same person (blocked comparisons)
 PRIOR_WEIGHT = math.log2(PRIOR / (1 - PRIOR))
 
 # field → level → (m, u). Levels are listed strongest first; a missing value scores 0.
@@ -31,8 +31,10 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
     "name": {
         "exact": (0.75, 0.0003),  # same folded key and same diacritics
         "exact_folded": (0.15, 0.0006),  # same folded key (one side typed without diacritics)
-        "family_given": (0.04, 0.001),  # middle name missing / different, or order variant
+        "reordered": (0.02, 0.00005),  # same words in another order
+        "family_given": (0.03, 0.001),  # middle name missing on one side
         "fuzzy": (0.04, 0.002),  # Jaro–Winkler ≥ 0.92 on the key: a typing error
+        "middle_differs": (0.005, 0.002),  # same family and given, different middle names
         "given": (0.01, 0.03),
         "else": (0.01, 0.9667),
     },
@@ -41,17 +43,23 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "month": (0.03, 0.002),  # same year and month, one side has month precision
         "year": (0.03, 0.02),  # same year, one side has year precision
         "swap": (0.02, 0.00004),  # day and month swapped
-        "typo": (0.03, 0.002),  # one of y/m/d differs by one digit
+        # One of y/m/d differs by one digit: weak, since namesakes born weeks apart are common.
+        "typo": (0.03, 0.03),
         "else": (0.01, 0.97792),
     },
     "sex": {"agree": (0.97, 0.5), "else": (0.03, 0.5)},
     "commune": {
-        "same": (0.75, 0.002),
+        "same": (0.75, 0.005),  # communes are few per province: agreement is common by chance
         "province": (0.12, 0.05),
         "else": (0.13, 0.948),
     },
     "phone": {"same": (0.45, 0.0005), "else": (0.55, 0.9995)},
-    "cccd": {"same": (0.9, 1e-7), "else_valid": (0.01, 0.99), "else": (0.09, 0.01)},
+    "cccd": {
+        "same": (0.9, 1e-7),
+        "typo": (0.05, 1e-5),
+        "else_valid": (0.01, 0.99),
+        "else": (0.04, 0.99),
+    },
     "bhxh": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
     "passport": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
     "temp_card": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
@@ -97,13 +105,25 @@ def cccd_valid(cccd: str | None, birth: date | None, sex: str | None) -> bool:
     return ids.check_cccd(cccd, birth_year=birth.year if birth else None, sex=sex).ok
 
 
-def _given_conflict(a: Features, b: Features) -> bool:
-    """Different given names (not a typing error): 'An' vs 'Bình', also 'Lan' vs 'Lam'."""
+def known_given_names() -> frozenset[str]:
+    """Folded given names seen in the name lists (to tell 'Lan'/'Lam' from the typo 'Sng')."""
+    from hssk.registry.normalize import known_given_keys
+
+    return known_given_keys()
+
+
+def given_conflict(a: Features, b: Features) -> str | None:
+    """'strong' for clearly different given names ('An'/'Bình'), 'weak' for two known names
+    one edit apart ('Lan'/'Lam', 'An'/'Anh': different names, or a typing error), None when
+    they agree or one is a typing error of the other ('Sang'/'Sng')."""
     if not a.given or not b.given or a.given == b.given:
-        return False
-    if min(len(a.given), len(b.given)) <= 3:
-        return True
-    return Levenshtein.distance(a.given, b.given) > 1
+        return None
+    if a.name_key and b.name_key and sorted(a.name_key.split(" ")) == sorted(b.name_key.split(" ")):
+        return None  # the same words in another order: family name written last
+    if OSA.distance(a.given, b.given) > 1:
+        return "strong"
+    known = known_given_names()
+    return "weak" if a.given in known and b.given in known else None
 
 
 def compare_birth(a: Features, b: Features) -> str | None:
@@ -140,8 +160,16 @@ def compare_name(a: Features, b: Features) -> str | None:
         if a.has_diacritics and b.has_diacritics and a.display != b.display:
             return "exact_folded"
         return "exact" if a.has_diacritics and b.has_diacritics else "exact_folded"
+    wa, wb = a.name_key.split(" "), b.name_key.split(" ")
+    if sorted(wa) == sorted(wb):
+        return "reordered"
     if a.family and a.family == b.family and a.given and a.given == b.given:
-        return "family_given"
+        ma, mb = wa[1:-1], wb[1:-1]
+        if not ma or not mb or set(ma) <= set(mb) or set(mb) <= set(ma):
+            return "family_given"
+        if OSA.distance(" ".join(ma), " ".join(mb)) > 1:
+            return "middle_differs"
+        return "fuzzy"
     if JaroWinkler.similarity(a.name_key, b.name_key) >= 0.92:
         return "fuzzy"
     if a.given and a.given == b.given:
@@ -200,8 +228,12 @@ def _show(f: Features, fld: str) -> Any:
     return value
 
 
-def compare(a: Features, b: Features) -> Score:
-    """Score a pair: Fellegi–Sunter weight → probability, with vetoes for hard conflicts."""
+def compare(a: Features, b: Features, name_u: float | None = None) -> Score:
+    """Score a pair: Fellegi–Sunter weight → probability, with vetoes for hard conflicts.
+
+    ``name_u`` is the frequency of the shared name key in the registry (term-frequency
+    adjustment); without it the average u of the level is used.
+    """
     levels: dict[str, str] = {}
     for fld, lvl in (
         ("name", compare_name(a, b)),
@@ -224,9 +256,15 @@ def compare(a: Features, b: Features) -> Score:
     if a.cccd and b.cccd:
         if a.cccd == b.cccd:
             levels["cccd"] = "same"
-        else:
+        elif OSA.distance(a.cccd, b.cccd) <= 1:
+            levels["cccd"] = "typo"  # one digit wrong or two swapped
+        else:  # two valid ids are two persons (veto); an invalid one may be anything
             levels["cccd"] = "else_valid" if a.cccd_ok and b.cccd_ok else "else"
     weight = PRIOR_WEIGHT + sum(level_weight(f, lvl) for f, lvl in levels.items())
+    if name_u is not None and levels.get("name") in ("exact", "exact_folded"):
+        # term-frequency adjustment: agreeing on a rare name says more than on a common one
+        u = LEVELS["name"][levels["name"]][1]
+        weight += math.log2(u / max(name_u, 1e-7))
     veto = _veto(a, b, levels)
     prob = 0.0 if veto else _probability(weight)
     return Score(prob, weight, levels, veto)
@@ -246,16 +284,17 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         return "cccd"  # two different valid personal ids
     if levels.get("temp_card") == "else":
         return "temp_card"  # two newborns (twins) with their own temporary cards
-    if _given_conflict(a, b) and levels.get("name") not in ("exact", "exact_folded"):
-        return "given_name"
     id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
-    if (
-        levels.get("birth") == "else"
-        and a.precision == "D"
-        and b.precision == "D"
-        and not id_agrees
-    ):
-        return "birth_date"
+    conflict = given_conflict(a, b)
+    if conflict == "strong" or (conflict == "weak" and not id_agrees):
+        return "given_name"
+    if levels.get("birth") == "else" and not id_agrees:
+        assert a.birth_date is not None and b.birth_date is not None
+        if a.precision == "D" and b.precision == "D":
+            return "birth_date"
+        ya, yb = str(a.birth_date.year), str(b.birth_date.year)
+        if ya != yb and OSA.distance(ya, yb) > 1:
+            return "birth_year"  # father and son: the year alone differs beyond a typo
     return None
 
 

@@ -12,6 +12,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+from rapidfuzz.distance import OSA
 
 # Combining marks of Vietnamese: tones (grave, acute, hook, tilde, dot below) and the
 # vowel-quality marks (circumflex, breve, horn).
@@ -158,6 +162,30 @@ def display_name(text: str | None) -> str | None:
     return out or None
 
 
+@lru_cache(maxsize=1)
+def known_given_keys() -> frozenset[str]:
+    """Folded given names of the name lists (data/, from duyet/vietnamese-namedb, MIT)."""
+    data = Path(__file__).parent / "data"
+    out: set[str] = set()
+    for fname in (
+        "uit_given_name_freq.csv",
+        "duyet_boy_given_names.txt",
+        "duyet_girl_given_names.txt",
+    ):
+        for line in (data / fname).read_text("utf-8").splitlines()[1:]:
+            word = fold(line.split(",")[0].strip()).lower().split(" ")[-1]
+            if word.isalpha():
+                out.add(word)
+    return frozenset(out)
+
+
+def _family_like(word: str) -> bool:
+    """A family name, or a typing error of Nguyễn ('nguyyen'): never rotated to the end."""
+    # Only 'nguyen' (38% of the population, most family-name typos) is matched loosely: other
+    # family names are one letter from common given names (Đinh/Minh, Trương/Trung).
+    return word in FAMILY_KEYS or (len(word) >= 5 and OSA.distance(word, "nguyen") <= 1)
+
+
 @dataclass(frozen=True)
 class NameParts:
     """Folded keys of a name: family (first word), middle, given (last word)."""
@@ -180,7 +208,9 @@ def split_name(text: str | None) -> NameParts:
         return NameParts(None, None, None, None)
     words = key.split(" ")
     reordered = False
-    if len(words) >= 2 and words[0] not in FAMILY_KEYS:
+    # Rotate only a name that starts with a known given name and has a family name later:
+    # a typo in the family name ('Dag Van Hoang') must not turn it around.
+    if len(words) >= 2 and not _family_like(words[0]) and words[0] in known_given_keys():
         if words[-1] in FAMILY_KEYS:  # "Van An Nguyen"
             words = [words[-1], *words[:-1]]
             reordered = True

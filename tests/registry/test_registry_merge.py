@@ -100,35 +100,38 @@ def test_chained_merges_must_be_undone_in_order(clean_db: Database) -> None:
 
 def test_review_queue_accept_and_reject(clean_db: Database) -> None:
     with clean_db.connection() as conn:
-        base = link(
-            conn,
-            SourceRecord("population", "1", "Nguyễn Văn Hùng", "1975", "M", commune_code="00004"),
-        )
-        # same name, same year-only birth date, same commune: a namesake or the same man
-        maybe = link_many(
+        # two namesakes of one commune and birth year (different full dates: two persons)
+        a, b = link_many(
             conn,
             [
                 SourceRecord(
-                    "xml130:01001", "a", "Nguyễn Văn Hùng", "1975-06-01", "M", commune_code="00004"
+                    "population", "1", "Nguyễn Văn Hùng", "1975-06-01", "M", commune_code="00004"
                 ),
                 SourceRecord(
-                    "xml130:01002", "b", "Nguyen Van Hung", "1975-09-09", "M", commune_code="00004"
+                    "population", "2", "Nguyễn Văn Hùng", "1975-09-09", "M", commune_code="00004"
                 ),
             ],
         )
-        assert maybe[0].review and maybe[0].created
+        assert a.person_id != b.person_id
+        # a record with only the birth year could be either: queued, not linked
+        maybe = link(
+            conn,
+            SourceRecord("xml130:01001", "x", "Nguyen Van Hung", "1975", "M", commune_code="00004"),
+        )
+        assert maybe.created and maybe.review and maybe.rule == "new"
         reviews = list_reviews(conn)
-        assert reviews and reviews[0].candidate_id == base.person_id
-        assert reviews[0].evidence["name"]["level"] in ("exact", "exact_folded")
-        assert reviews[0].source == "xml130:01001"
-        first = next(r for r in reviews if r.person_id == maybe[0].person_id)
+        assert {r.candidate_id for r in reviews} == {a.person_id, b.person_id}
+        assert all(r.person_id == maybe.person_id and r.source == "xml130:01001" for r in reviews)
+        assert reviews[0].evidence["name"]["level"] == "exact_folded"
+        assert reviews[0].evidence["birth"]["level"] == "year"
+        first = next(r for r in reviews if r.candidate_id == a.person_id)
         merge_id = decide(conn, first.id, accept=True, actor="nv1")
         assert merge_id is not None
-        assert get_person(conn, maybe[0].person_id).id == base.person_id  # type: ignore[union-attr]
-        others = [r for r in list_reviews(conn) if r.person_id == maybe[1].person_id]
-        for r in others:
-            assert decide(conn, r.id, accept=False, actor="nv1", note="khác người") is None
-        assert get_person(conn, maybe[1].person_id).id == maybe[1].person_id  # type: ignore[union-attr]
-        assert all(r.person_id != maybe[1].person_id for r in list_reviews(conn))
+        assert get_person(conn, maybe.person_id).id == a.person_id  # type: ignore[union-attr]
+        other = next(r for r in list_reviews(conn) if r.candidate_id == b.person_id)
+        assert decide(conn, other.id, accept=False, actor="nv1", note="khác người") is None
+        assert list_reviews(conn) == []
+        assert {r.status for r in list_reviews(conn, status="rejected")} == {"rejected"}
+        assert get_person(conn, b.person_id).id == b.person_id  # type: ignore[union-attr]
         with pytest.raises(MergeError):
             decide(conn, first.id, accept=False)
