@@ -297,18 +297,18 @@ def make_record(
         name = fold(name)
     if rng.random() < 0.1:
         name = name.upper()
-    b = p.birth
-    bd: str | None = b.isoformat()
+    born = p.birth
+    bd: str | None = born.isoformat()
     x = rng.random()
-    if x < rates.swap_day_month and b.day <= 12 and b.day != b.month:
-        bd = date(b.year, b.day, b.month).isoformat()
+    if x < rates.swap_day_month and born.day <= 12 and born.day != born.month:
+        bd = date(born.year, born.day, born.month).isoformat()
     elif x < rates.swap_day_month + rates.date_typo:
-        d = b.day + rng.choice((-1, 1)) * (10 if b.day > 10 else 1)
-        bd = date(b.year, b.month, min(max(d, 1), 28)).isoformat()
+        d = born.day + rng.choice((-1, 1)) * (10 if born.day > 10 else 1)
+        bd = date(born.year, born.month, min(max(d, 1), 28)).isoformat()
     elif x < rates.swap_day_month + rates.date_typo + rates.year_only:
-        bd = str(b.year)
+        bd = str(born.year)
     elif x < rates.swap_day_month + rates.date_typo + rates.year_only + rates.month_only:
-        bd = b.isoformat()[:7]
+        bd = born.isoformat()[:7]
     elif (
         x
         < rates.swap_day_month
