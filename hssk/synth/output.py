@@ -97,6 +97,8 @@ class Output:
     def write_file(self, kind: str, rel: str, data: bytes, records: int = 1) -> None:
         path = self.dir / rel
         if path.parent not in self.made_dirs:
+            if len(self.made_dirs) > 20_000:  # keep memory flat on long runs
+                self.made_dirs.clear()
             path.parent.mkdir(parents=True, exist_ok=True)
             self.made_dirs.add(path.parent)
         path.write_bytes(data)

@@ -406,6 +406,9 @@ def iter_households(builder: PopulationBuilder, persons: int) -> Iterator[Househ
         hh = builder.household(index, made)
         if made + len(hh.members) > persons:
             hh.members = hh.members[: persons - made]
+            kept = {p.key for p in hh.members}
+            for p in hh.members:  # babies cut off with the household are not in the population
+                p.children_born = [b for b in p.children_born if b.key in kept]
         made += len(hh.members)
         index += 1
         yield hh

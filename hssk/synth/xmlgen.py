@@ -52,20 +52,18 @@ class Quirks:
         return cls(*flags)
 
 
-def _value(name: str, value: object, q: Quirks) -> str:
-    text = "" if value is None else str(value)
-    if q.leading_zeros and name in NUMBER_FIELDS and text.isdigit():
-        text = text.zfill(3)
-    return text
-
-
 def _element(name: str, value: object, q: Quirks) -> str:
-    text = _value(name, value, q)
+    # hot path (a million calls per 100k persons): avoid needless escaping and calls
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
     if not text:
         return f"<{name} />" if q.self_closing else f"<{name}></{name}>"
+    if q.leading_zeros and name in NUMBER_FIELDS and text.isdigit():
+        text = text.zfill(3)
     if q.cdata and name in TEXT_FIELDS and "]]>" not in text:
         return f"<{name}><![CDATA[{text}]]></{name}>"
-    return f"<{name}>{escape(text)}</{name}>"
+    if "&" in text or "<" in text or ">" in text:
+        text = escape(text)
+    return f"<{name}>{text}</{name}>"
 
 
 def _record(table: Table, row: Mapping[str, object], q: Quirks, indent: str) -> list[str]:
