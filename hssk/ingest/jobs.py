@@ -273,8 +273,12 @@ def write_units(
 def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:
     items: list[NewResource] = []
     per_fac: Counter[str] = Counter()
+    existing = _existing(conn, [u for u in good if u.only_new])
     for u in good:
         for it in u.items:
+            if u.only_new and (it.body["resourceType"], it.source_key) in existing:
+                summary.skipped += 1
+                continue
             items.append(_resource(u, it))
             per_fac[u.facility or ""] += 1
     if not items:
@@ -288,6 +292,18 @@ def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: 
     for fac, n in per_fac.items():  # a batch is mostly one facility: share by item count
         b.receipts[fac]["stored"] += round(changed * n / total)
         b.receipts[fac]["unchanged"] += round(res.unchanged * n / total)
+
+
+def _existing(conn: psycopg.Connection[Any], units: list[Unit]) -> set[tuple[str, str]]:
+    """(type, source key) of the units' resources that are already stored."""
+    keys = {(it.body["resourceType"], it.source_key) for u in units for it in u.items}
+    if not keys:
+        return set()
+    by_id = {id_for_source_key(t, k): (t, k) for t, k in keys}
+    rows = conn.execute(
+        "SELECT type, id FROM resource WHERE id = ANY(%s)", (list(by_id),)
+    ).fetchall()
+    return {by_id[r[1]] for r in rows if r[1] in by_id and by_id[r[1]][0] == r[0]}
 
 
 def _resource(u: Unit, it: Item) -> NewResource:

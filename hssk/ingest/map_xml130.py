@@ -584,6 +584,7 @@ def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) ->
             unit.problems += p
             return unit
         unit.items.append(Item(enc, v.enc_key))
+        unit.only_new = checkin  # a check-in never reopens a visit already on record
         unit.items += conds
         unit.visit_date = (enc["period"].get("start") or "")[:10] or None
         if header.get("KET_QUA_DTRI") in DEATH_RESULTS:

@@ -65,6 +65,7 @@ class Unit:
     visit_date: str | None = None  # YYYY-MM-DD, for receipts
     deceased_at: str | None = None
     registry_only: bool = False  # registers: the person link is the result
+    only_new: bool = False  # write its resources only where none exist (XML0 check-in)
     newborn_ids: dict[int, int] = field(default_factory=dict)  # filled when linked
     # rows dropped from an otherwise good unit: (Problem, raw of that row)
     row_problems: list[tuple[Problem, str]] = field(default_factory=list)
@@ -97,6 +98,8 @@ def parse_time(
     if not value:
         return None
     v = value.strip().replace("-", "").replace(":", "").replace("T", "").replace(" ", "")
+    if allow_partial and len(v) in (4, 6) and v.isdigit():
+        v = v.ljust(8, "0")  # year or year-month only: unknown parts are '00'
     m = _TS.match(v)
     if not m:
         problems.append(

@@ -299,12 +299,8 @@ def map_insurance(path: str, n: int, row: dict[str, str], known: frozenset[str] 
     p: list[Problem] = []
     require(row, ("ma_ban_ghi", "ma_the_bhyt", "ho_ten", "ngay_sinh"), f"dòng {n}", p)
     u.person = _demographics(row, "insurance", rid, p)
-    start = _iso_date(_first(row, "gt_the_tu"), "gt_the_tu", p)
-    end = _iso_date(
-        _first(row, "gt_the_den"),
-        "gt_the_den",
-        p,
-    )
+    start = parse_time(_first(row, "gt_the_tu"), "gt_the_tu", p, allow_future_days=400)
+    end = parse_time(_first(row, "gt_the_den"), "gt_the_den", p, allow_future_days=20 * 366)
     if p:
         u.problems = p
         return u

@@ -274,6 +274,11 @@ def iter_hoso(source: str | IO[bytes], *, skip: int = 0) -> Iterator[HoSo]:
                     first = False
                     _refuse_dtd(elem)
                     root = elem
+                    bare = _by_root().get(_local(elem.tag))
+                    if bare is not None:  # a bare inner table (e.g. an XML0 check-in file)
+                        if skip == 0:
+                            yield _bare_table(context, elem, bare)
+                        return
                     if _local(elem.tag) != "GIAMDINHHS":
                         raise XmlError(
                             "xml.root",
@@ -305,6 +310,25 @@ def iter_hoso(source: str | IO[bytes], *, skip: int = 0) -> Iterator[HoSo]:
     finally:
         if isinstance(source, str):
             fh.close()
+
+
+def _bare_table(context: Any, root: Any, table: Table) -> HoSo:
+    """Read the rest of a bare inner table (bounded like an inner file) as one hồ sơ."""
+    size = 0
+    for event, elem in context:
+        if event == "end" and elem.text:
+            size += len(elem.text)
+            if size > MAX_INNER_BYTES:
+                raise XmlError(
+                    "xml.size",
+                    f"Bảng {table.name} vượt giới hạn {MAX_INNER_BYTES} byte.",
+                    f"table {table.name} exceeds {MAX_INNER_BYTES} bytes.",
+                )
+    rows = [_row(root)] if table.single else [_row(e) for e in root.iter(table.row_tag)]
+    fac = next((r.get("MA_CSKCB", "") for r in rows if r.get("MA_CSKCB")), "")
+    hoso = HoSo(index=0, facility=fac, tables={table.name: rows})
+    hoso.raw[table.name] = etree.tostring(root, encoding="utf-8")
+    return hoso
 
 
 def iter_hoso_bytes(data: bytes, *, skip: int = 0) -> Iterator[HoSo]:

@@ -1,0 +1,75 @@
+"""kill -9 in the middle of a file, then resume: exactly the source's records, none doubled."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hssk.db import Database
+from hssk.ingest import jobs
+from hssk.ingest.samples import expected_counts, visit, write_feed
+
+VISITS = 240
+SCRIPT = """
+import sys, time
+from hssk.db import open_database
+from hssk.ingest import jobs, sources
+sources.SMALL_FILE = 0  # stream the envelope: checkpoints fall inside the file
+db = open_database(url=sys.argv[1], run_migrations=False)
+jobs.run_job(db, int(sys.argv[2]), workers=0, batch=10,
+             progress=lambda records, files: time.sleep(0.15))
+"""
+
+
+def _state(db: Database) -> tuple[dict[str, int], int, int]:
+    with db.connection() as conn:
+        types = dict(conn.execute("SELECT type, count(*) FROM resource GROUP BY type").fetchall())
+        persons = conn.execute("SELECT count(*) FROM person_source").fetchone()[0]
+        versions = conn.execute("SELECT count(*) FROM resource_history").fetchone()[0]
+    return types, persons, versions
+
+
+def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
+    visits = [visit(i) for i in range(1, VISITS + 1)]
+    visits[7] = visit(8, NGAY_VAO="202502301000")  # one bad record: quarantined exactly once
+    feed = write_feed(tmp_path / "big.xml", visits)
+    with idb.connection() as conn:
+        job_id = jobs.create_job(conn, "xml130", [str(feed)])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, idb.url, str(job_id)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        deadline = time.time() + 60
+        pos = [0, 0]
+        while time.time() < deadline and pos[1] < 50:
+            time.sleep(0.1)
+            with idb.connection() as conn:
+                pos = conn.execute(
+                    "SELECT checkpoint->'pos' FROM ingest_job WHERE id = %s", (job_id,)
+                ).fetchone()[0] or [0, 0]
+            assert proc.poll() is None, "the ingest ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    types, _, _ = _state(idb)
+    assert 0 < types["Encounter"] < VISITS - 1  # killed mid-file
+    summary = jobs.resume(idb, workers=0)
+    assert [s.status for s in summary] == ["done"]
+    types, persons, versions = _state(idb)
+    want = {k: v * (VISITS - 1) for k, v in expected_counts().items()}
+    assert types == want
+    assert persons == VISITS - 1
+    assert versions == 0  # nothing was written twice
+    s = summary[0]
+    assert s.records == VISITS and s.quarantined == 1
+    assert s.stored == want
+    with idb.connection() as conn:
+        errors = conn.execute("SELECT record, rule FROM ingest_error").fetchall()
+    assert errors == [("01001|LK000008", "date.impossible")]
