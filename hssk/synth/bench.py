@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -12,8 +14,24 @@ import psutil
 from hssk.synth.generate import generate
 
 
-def run_bench(persons: int, out: Path, province: str = "01", seed: int = 1) -> dict[str, Any]:
-    """Generate ``persons`` residents into ``out``; return time, records/s and peak RSS."""
+def run_bench(
+    persons: int = 20_000,
+    out: Path | None = None,
+    province: str = "01",
+    seed: int = 1,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Generate ``persons`` (or ``size``) residents into ``out``; return time, records/s, peak RSS.
+
+    Without ``out`` a temporary directory is used and removed afterwards.
+    """
+    persons = size or persons
+    if out is None:
+        tmp = Path(tempfile.mkdtemp(prefix="hssk-synth-bench-"))
+        try:
+            return run_bench(persons, tmp, province, seed)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     proc = psutil.Process()
     peak = proc.memory_info().rss
     stop = threading.Event()

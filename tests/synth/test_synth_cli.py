@@ -40,3 +40,8 @@ def test_run_bench_reports_rate_and_memory(tmp_path: Path) -> None:
     result = run_bench(300, tmp_path)
     assert result["persons"] == 300 and result["records_per_second"] > 0
     assert result["peak_rss_mb"] > 10 and result["his_files"] > 0
+
+
+def test_run_bench_defaults_to_a_temporary_directory() -> None:
+    result = run_bench(size=50)
+    assert result["persons"] == 50 and result["source_records"] > 50
