@@ -1,8 +1,24 @@
-"""Append-only, hash-chained audit trail of every access to personal health data."""
+"""Append-only, hash-chained audit trail of every access to personal health data.
+
+Each row carries ``hash = sha256(prev_hash || canonical JSON of its fields)``: changing a
+row breaks its own hash, deleting one breaks the link of the next, and the anchors written
+by each verification catch a deleted tail. The database refuses UPDATE/DELETE; a superuser
+who disables that trigger is still caught by :func:`verify_chain`.
+
+Cost on the request path: inside an API request the events are buffered on the connection
+(:func:`defer`) and written by :func:`flush` after the request's own transaction ended — in a
+separate short transaction, so the chain lock is held for one INSERT only, and a refusal is
+recorded even though the request's transaction rolls back. Elsewhere (CLI, jobs) an event is
+written at once in the caller's transaction.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,11 +28,82 @@ from hssk.access.actor import Actor
 
 GENESIS = "0" * 64
 _CHAIN_LOCK = 7_340_002
+_COLUMNS = (
+    "at", "actor", "unit_id", "role", "basis", "purpose", "action", "resource_type",
+    "resource_id", "person_id", "outcome", "client", "detail",
+)  # fmt: skip
+
+# Connection → events waiting for the end of its request (see defer/flush).
+_pending: weakref.WeakKeyDictionary[psycopg.Connection[Any], list[dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
-    payload = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS, default=str)
+def _canonical_at(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def digest(prev_hash: str, fields: dict[str, Any]) -> str:
+    """The chained hash of one event (fields as stored)."""
+    canon = {k: fields.get(k) for k in _COLUMNS}
+    canon["at"] = _canonical_at(fields["at"])
+    canon["detail"] = fields.get("detail") or {}
+    payload = orjson.dumps(canon, option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(prev_hash.encode() + payload).hexdigest()
+
+
+def _event(
+    actor: Actor,
+    action: str,
+    outcome: str,
+    basis: str | None,
+    purpose: str | None,
+    resource_type: str | None,
+    resource_id: str | None,
+    person_id: int | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    # Round-trip detail through JSON now, so the hash covers exactly what jsonb will return.
+    clean = orjson.loads(orjson.dumps(detail or {}, default=str))
+    return {
+        "at": datetime.now(UTC),
+        "actor": actor.account_id,
+        "unit_id": actor.unit_id,
+        "role": ",".join(sorted(actor.roles)) or actor.kind,
+        "basis": basis,
+        "purpose": purpose,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "person_id": int(person_id) if person_id is not None else None,
+        "outcome": outcome,
+        "client": actor.client,
+        "detail": clean,
+    }
+
+
+def _write(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
+    """Chain and insert events; the caller holds (or is inside) a transaction."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+    row = conn.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
+    prev = row[0] if row else GENESIS
+    rows = []
+    for ev in events:
+        h = digest(prev, ev)
+        rows.append(
+            (
+                *tuple(ev[c] if c != "detail" else orjson.dumps(ev[c]).decode() for c in _COLUMNS),
+                prev,
+                h,
+            )
+        )
+        prev = h
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO audit_event ({', '.join(_COLUMNS)}, prev_hash, hash) "
+            f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})",
+            rows,
+        )
 
 
 def record(
@@ -32,37 +119,193 @@ def record(
     person_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append one audit event, chained to the previous one (in the caller's transaction)."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-    row = conn.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
-    prev = row[0] if row else GENESIS
-    at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
-    fields = {
-        "at": at.isoformat(),
-        "actor": actor.account_id,
-        "unit_id": actor.unit_id,
-        "role": actor.kind,
-        "basis": basis,
-        "purpose": purpose,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "person_id": person_id,
-        "outcome": outcome,
-        "client": actor.client,
-        "detail": detail or {},
-    }
-    conn.execute(
-        """INSERT INTO audit_event (at, actor, unit_id, role, basis, purpose, action,
-               resource_type, resource_id, person_id, outcome, client, detail, prev_hash, hash)
-           VALUES (%(at)s, %(actor)s, %(unit_id)s, %(role)s, %(basis)s, %(purpose)s, %(action)s,
-               %(resource_type)s, %(resource_id)s, %(person_id)s, %(outcome)s, %(client)s,
-               %(detail)s, %(prev)s, %(hash)s)""",
-        {
-            **fields,
-            "at": at,
-            "detail": orjson.dumps(fields["detail"], default=str).decode(),
-            "prev": prev,
-            "hash": _digest(prev, fields),
-        },
+    """Append one audit event (buffered until the end of an API request, else immediate)."""
+    ev = _event(
+        actor, action, outcome, basis, purpose, resource_type, resource_id, person_id, detail
     )
+    buffer = _pending.get(conn)
+    if buffer is not None:
+        buffer.append(ev)
+    else:
+        _write(conn, [ev])
+
+
+def defer(conn: psycopg.Connection[Any]) -> None:
+    """Buffer this connection's events until :func:`flush` (called by the API per request)."""
+    _pending[conn] = []
+
+
+def flush(conn: psycopg.Connection[Any]) -> int:
+    """Write the buffered events in their own transaction (after the request's ended)."""
+    events = _pending.pop(conn, None)
+    if not events:
+        return 0
+    with conn.transaction():
+        _write(conn, events)
+    if not conn.autocommit:
+        conn.commit()
+    return len(events)
+
+
+# --- verification -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    last_seq: int | None
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+def _rows(conn: psycopg.Connection[Any], from_seq: int) -> Iterator[tuple[Any, ...]]:
+    with conn.cursor(name="audit_verify") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            f"SELECT seq, {', '.join(_COLUMNS)}, prev_hash, hash FROM audit_event "
+            "WHERE seq >= %s ORDER BY seq",
+            (from_seq,),
+        )
+        yield from cur
+
+
+def verify_chain(conn: psycopg.Connection[Any], *, anchor: bool = True) -> ChainReport:
+    """Recompute the whole chain; report the first altered, inserted or missing row."""
+    prev = GENESIS
+    checked = 0
+    last_seq: int | None = None
+    anchors = dict(conn.execute("SELECT seq, hash FROM audit_anchor").fetchall())
+    seen: dict[int, str] = {}
+    for row in _rows(conn, 0):
+        seq, *values, prev_hash, h = row
+        fields = dict(zip(_COLUMNS, values, strict=True))
+        if prev_hash != prev:
+            why = "the previous row was deleted or altered" if checked else "chain start"
+            return ChainReport(False, checked, last_seq, seq, f"broken link: {why}")
+        if digest(prev_hash, fields) != h:
+            return ChainReport(False, checked, last_seq, seq, "row content does not match its hash")
+        if seq in anchors:
+            seen[seq] = h
+        prev, last_seq = h, seq
+        checked += 1
+    for seq, h in sorted(anchors.items()):
+        if seen.get(seq) != h:
+            return ChainReport(
+                False, checked, last_seq, seq, "an anchored row is missing (tail deleted?)"
+            )
+    if anchor and last_seq is not None and last_seq not in anchors:
+        conn.execute("INSERT INTO audit_anchor (seq, hash) VALUES (%s, %s)", (last_seq, prev))
+    return ChainReport(True, checked, last_seq)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    seq: int
+    at: datetime
+    actor: str | None
+    actor_name: str | None
+    unit_id: str | None
+    unit_name: str | None
+    role: str | None
+    basis: str | None
+    purpose: str | None
+    action: str
+    resource_type: str | None
+    resource_id: str | None
+    person_id: int | None
+    outcome: str
+    client: str | None
+    detail: dict[str, Any]
+
+
+def search(
+    conn: psycopg.Connection[Any],
+    *,
+    person_ids: list[int] | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    basis: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[AuditRow]:
+    """Audit events, newest first, with the names of the actor and unit."""
+    where, params = ["true"], {"limit": min(max(limit, 1), 1000), "offset": max(offset, 0)}
+    filters: tuple[tuple[str, Any, str], ...] = (
+        ("pids", person_ids, "e.person_id = ANY(%(pids)s)"),
+        ("actor", actor, "e.actor = %(actor)s"),
+        ("since", since, "e.at >= %(since)s"),
+        ("until", until, "e.at < %(until)s"),
+        ("action", action, "e.action = %(action)s"),
+        ("outcome", outcome, "e.outcome = %(outcome)s"),
+        ("basis", basis, "e.basis = %(basis)s"),
+    )
+    for key, value, clause in filters:
+        if value is not None:
+            where.append(clause)
+            params[key] = value
+    rows = conn.execute(
+        f"""SELECT e.seq, e.at, e.actor, a.display_name, e.unit_id, u.name, e.role, e.basis,
+                  e.purpose, e.action, e.resource_type, e.resource_id, e.person_id, e.outcome,
+                  e.client, e.detail
+           FROM audit_event e
+           LEFT JOIN account a ON a.id::text = e.actor
+           LEFT JOIN unit u ON u.id = e.unit_id
+           WHERE {" AND ".join(where)}
+           ORDER BY e.seq DESC LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    ).fetchall()
+    return [AuditRow(*r) for r in rows]
+
+
+_FHIR_ACTION = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D"}
+_FHIR_OUTCOME = {"allow": "0", "deny": "4", "error": "8"}
+
+
+def to_fhir(row: AuditRow) -> dict[str, Any]:
+    """A FHIR R4 AuditEvent for one row."""
+    agent: dict[str, Any] = {
+        "who": {"identifier": {"system": "urn:hssk:account", "value": row.actor or ""}},
+        "requestor": True,
+    }
+    if row.actor_name:
+        agent["who"]["display"] = row.actor_name
+    if row.role:
+        agent["role"] = [{"text": row.role}]
+    if row.client:
+        agent["name"] = row.client
+    if row.purpose:
+        agent["purposeOfUse"] = [{"text": row.purpose}]
+    entity: list[dict[str, Any]] = []
+    if row.person_id is not None:
+        entity.append({"what": {"reference": f"Patient/{row.person_id}"}, "role": {"code": "1"}})
+    if row.resource_type:
+        ref = f"{row.resource_type}/{row.resource_id}" if row.resource_id else row.resource_type
+        entity.append({"what": {"reference": ref}})
+    body: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(row.seq),
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+        },
+        "subtype": [{"code": row.action}],
+        "action": _FHIR_ACTION.get(row.action, "E"),
+        "recorded": row.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "outcome": _FHIR_OUTCOME.get(row.outcome, "8"),
+        "outcomeDesc": row.basis or row.outcome,
+        "agent": [agent],
+        "source": {
+            "observer": {"display": row.unit_name or row.unit_id or "HSSK"},
+            "site": row.unit_id or "hssk",
+        },
+    }
+    if entity:
+        body["entity"] = entity
+    return body

@@ -1,23 +1,337 @@
-"""The one authorization policy every endpoint asks (deny unless a rule allows)."""
+"""The one authorization policy every endpoint asks (deny unless a rule allows).
+
+Rules (design §5), in the order they are tried; the first that allows names the basis:
+
+* ``own-record`` — a citizen and their own book;
+* ``guardian`` — a citizen and the book of a child they are guardian of (until 18, or the end
+  date of the guardianship);
+* ``encounter`` — a clinician (or a facility system) with an open encounter at their facility,
+  or one finished less than the grace period ago (``HSSK_ENCOUNTER_GRACE_HOURS``, 72);
+* ``area`` — commune-station staff and the persons living in their commune;
+* ``consent`` — an active consent of the person naming the account or its unit;
+* ``break-glass`` — a clinician who declared an emergency with a written reason (read only,
+  flagged for review);
+* ``scope`` — system clients of national systems within their SMART scopes;
+* ``role`` — auditors on the audit trail, supervisors on aggregates.
+
+Sensitive categories (HIV, mental health, ...) are only covered by own-record, guardian and a
+consent that names the category. Every human token must also carry a scope covering the
+request (``patient/…`` for citizens, ``user/…`` for staff): a token never widens an account.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 
 from hssk.access.actor import Actor
 
+READ_ACTIONS = frozenset({"read", "vread", "search", "history", "export", "everything"})
+WRITE_ACTIONS = frozenset({"create", "update", "delete", "patch", "write", "transaction"})
+AGGREGATE = "aggregate"
+
+ROLE_CLINICIAN = "clinician"
+ROLE_STATION = "station"
+ROLE_SUPERVISOR = "supervisor"
+ROLE_ADMIN = "admin"
+ROLE_AUDITOR = "auditor"
+ROLES = frozenset({ROLE_CLINICIAN, ROLE_STATION, ROLE_SUPERVISOR, ROLE_ADMIN, ROLE_AUDITOR})
+
+# Reference data without personal health information: any authenticated caller may read it.
+REFERENCE_TYPES = frozenset(
+    {"Organization", "Practitioner", "Location", "ValueSet", "CodeSystem", "CapabilityStatement"}
+)
+# What a citizen may add to their own (or their child's) book themselves.
+CITIZEN_WRITABLE = frozenset({"Observation", "FamilyMemberHistory", "AllergyIntolerance"})
+# Units whose system clients speak for a national system (scopes suffice, no treating link).
+NATIONAL_UNIT_KINDS = frozenset({"external", "platform"})
+OPEN_ENCOUNTER_STATUSES = ("planned", "arrived", "triaged", "in-progress", "onleave")
+AUDIT_TYPE = "AuditEvent"
+
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    basis: str  # the rule that allowed it (own-record, scope, ...) or 'deny'
+    basis: str  # the rule that allowed it (own-record, guardian, ...) or 'deny'
     reason: str
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+def _hours(name: str, default: float) -> timedelta:
+    raw = os.environ.get(name)
+    return timedelta(hours=float(raw) if raw else default)
+
+
+def encounter_grace() -> timedelta:
+    """How long after discharge the treating facility keeps access."""
+    return _hours("HSSK_ENCOUNTER_GRACE_HOURS", 72)
+
+
+def break_glass_duration() -> timedelta:
+    """How long a declared emergency opens a record."""
+    return _hours("HSSK_BREAK_GLASS_HOURS", 4)
+
+
+def mode_of(action: str) -> str | None:
+    """'read', 'write' or 'aggregate' for an action; None for an unknown action."""
+    if action in READ_ACTIONS:
+        return "read"
+    if action in WRITE_ACTIONS:
+        return "write"
+    if action == AGGREGATE:
+        return AGGREGATE
+    return None
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    id: str
+    kind: str
+    facility_code: str | None
+    commune_code: str | None
+    commune_code_old: str | None
+    province_code: str | None
+    active: bool
+
+
+def unit_info(conn: psycopg.Connection[Any], unit_id: str | None) -> UnitInfo | None:
+    if not unit_id:
+        return None
+    row = conn.execute(
+        """SELECT id, kind, facility_code, commune_code, commune_code_old, province_code, active
+           FROM unit WHERE id = %s""",
+        (unit_id,),
+    ).fetchone()
+    return UnitInfo(*row) if row else None
+
+
+_FACTS_SQL = """
+WITH p AS (SELECT DISTINCT unnest(%(pids)s::bigint[]) AS pid)
+SELECT p.pid,
+  %(is_citizen)s AND EXISTS (
+    SELECT 1 FROM guardianship g JOIN person c ON c.id = g.child_person
+    WHERE g.guardian_person = %(me)s AND g.child_person = p.pid AND g.ended_at IS NULL
+      AND g.valid_from <= current_date
+      AND (g.valid_until IS NULL OR g.valid_until > current_date)
+      AND (c.birth_date IS NULL OR c.birth_date + interval '18 years' > current_date)),
+  %(check_encounter)s AND EXISTS (
+    SELECT 1 FROM resource e
+    WHERE e.person_id = p.pid AND e.type = 'Encounter' AND NOT e.deleted
+      AND (e.source_unit = ANY(%(units)s)
+           OR e.body #>> '{serviceProvider,reference}' = ANY(%(orgrefs)s)
+           OR e.body #>> '{serviceProvider,identifier,value}' = ANY(%(units)s))
+      AND (e.body ->> 'status' = ANY(%(open)s)
+           OR (e.body ->> 'status' = 'finished'
+               AND coalesce(access_ts(e.body #>> '{period,end}'), e.last_updated)
+                   > now() - %(grace)s))),
+  %(check_area)s AND EXISTS (
+    SELECT 1 FROM person q WHERE q.id = p.pid
+      AND (q.commune_code = %(commune)s OR q.commune_code_old = %(commune_old)s)),
+  (SELECT coalesce(array_agg(DISTINCT cat), '{}') FROM consent k, unnest(k.categories) cat
+    WHERE k.grantor_person = p.pid AND k.revoked_at IS NULL AND k.period_start <= now()
+      AND (k.period_end IS NULL OR k.period_end > now())
+      AND (k.grantee_account::text = %(account)s OR k.grantee_unit = ANY(%(units)s))
+      AND (k.purpose IS NULL OR %(purpose)s::text IS NULL OR k.purpose = %(purpose)s)),
+  %(check_glass)s AND EXISTS (
+    SELECT 1 FROM break_glass b WHERE b.account_id = %(account)s AND b.person_id = p.pid
+      AND b.opened_at <= now() AND b.expires_at > now())
+FROM p
+"""
+
+
+@dataclass(frozen=True)
+class _Facts:
+    guardian: bool
+    encounter: bool
+    area: bool
+    consent: frozenset[str]
+    break_glass: bool
+
+
+def _facts(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    unit: UnitInfo | None,
+    person_ids: list[int],
+    *,
+    purpose: str | None,
+    clinician: bool,
+    station: bool,
+) -> dict[int, _Facts]:
+    units = [u for u in ((unit.id, unit.facility_code) if unit else ()) if u]
+    params = {
+        "pids": person_ids,
+        "is_citizen": actor.kind == "citizen" and actor.person_id is not None,
+        "me": actor.person_id,
+        "check_encounter": bool(units) and (clinician or actor.kind == "system"),
+        "units": units,
+        "orgrefs": [f"Organization/{u}" for u in units],
+        "open": list(OPEN_ENCOUNTER_STATUSES),
+        "grace": encounter_grace(),
+        "check_area": station and unit is not None and unit.commune_code is not None,
+        "commune": unit.commune_code if unit else None,
+        "commune_old": unit.commune_code_old if unit else None,
+        "account": actor.account_id,
+        "purpose": purpose,
+        "check_glass": clinician,
+    }
+    out: dict[int, _Facts] = {}
+    for pid, guardian, enc, area, cats, glass in conn.execute(_FACTS_SQL, params).fetchall():
+        out[pid] = _Facts(bool(guardian), bool(enc), bool(area), frozenset(cats), bool(glass))
+    return out
+
+
+def _consent_covers(cats: frozenset[str], resource_type: str, sensitivity: str | None) -> bool:
+    if sensitivity:  # sensitive data needs the category named explicitly
+        return sensitivity in cats or f"{resource_type}:{sensitivity}" in cats
+    return "*" in cats or resource_type in cats
+
+
+def _deny(reason: str) -> Decision:
+    return Decision(False, "deny", reason)
+
+
+def _pre(
+    actor: Actor, action: str, resource_type: str, person_id: int | None
+) -> tuple[Decision | None, str]:
+    """Decisions that need no database; returns (decision or None, mode)."""
+    if not actor.authenticated:
+        return _deny("authentication required"), ""
+    mode = mode_of(action)
+    if mode is None:
+        return _deny(f"unknown action {action!r}"), ""
+    if mode == AGGREGATE:
+        if ROLE_SUPERVISOR in actor.roles or ROLE_STATION in actor.roles:
+            return Decision(
+                True, "area", "aggregates of the caller's area, without identities"
+            ), mode
+        if actor.kind == "system" and actor.has_scope("system", resource_type, "read"):
+            return Decision(True, "scope", f"system/{resource_type}.read"), mode
+        return _deny("aggregates are for supervisors and station staff"), mode
+    if resource_type == AUDIT_TYPE:
+        if mode == "read" and ROLE_AUDITOR in actor.roles:
+            return Decision(True, "role", "auditor"), mode
+        if (
+            mode == "read"
+            and actor.kind == "system"
+            and actor.has_scope("system", AUDIT_TYPE, "read")
+        ):
+            return Decision(True, "scope", "system/AuditEvent.read"), mode
+        return _deny("the audit trail is for auditors"), mode
+    if resource_type in REFERENCE_TYPES and mode == "read":
+        return Decision(True, "reference", "reference data, no personal information"), mode
+    context = {"citizen": "patient", "system": "system"}.get(actor.kind, "user")
+    if not actor.has_scope(context, resource_type, mode):
+        return _deny(f"token scope does not cover {context}/{resource_type}.{mode}"), mode
+    if person_id is None and not (actor.kind == "system" and mode == "write"):
+        if actor.kind == "system" and actor.account_id == "platform":
+            return Decision(True, "scope", "the platform itself"), mode
+        return _deny(f"{action} of {resource_type} must name one person (patient=...)"), mode
+    return None, mode
+
+
+def authorize_many(
+    conn: psycopg.Connection[Any] | None,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    person_ids: Iterable[int],
+    *,
+    sensitivity: str | None = None,
+    purpose: str | None = None,
+) -> dict[int, Decision]:
+    """The decision for each person (one query for all of them: use it to filter searches)."""
+    pids = sorted({int(p) for p in person_ids})
+    decided, mode = _pre(actor, action, resource_type, pids[0] if pids else None)
+    if decided is not None or not pids:
+        base = decided or _deny("no person")
+        return {p: base for p in pids}
+    if conn is None:
+        return {p: _deny("no database to check the rule") for p in pids}
+    unit = unit_info(conn, actor.unit_id)
+    if actor.unit_id and (unit is None or not unit.active):
+        return {p: _deny(f"unit {actor.unit_id} is unknown or disabled") for p in pids}
+    if actor.kind == "system" and actor.account_id == "platform":
+        return {p: Decision(True, "scope", "the platform itself") for p in pids}
+    national = actor.kind == "system" and unit is not None and unit.kind in NATIONAL_UNIT_KINDS
+    clinician = actor.kind == "clinician" or ROLE_CLINICIAN in actor.roles
+    station = ROLE_STATION in actor.roles
+    supervisor_only = ROLE_SUPERVISOR in actor.roles and not (clinician or station)
+    facts = _facts(conn, actor, unit, pids, purpose=purpose, clinician=clinician, station=station)
+    out: dict[int, Decision] = {}
+    for pid in pids:
+        f = facts[pid]
+        out[pid] = _decide(actor, mode, resource_type, pid, sensitivity, f, national=national,
+                           clinician=clinician, station=station, supervisor_only=supervisor_only)  # fmt: skip
+    return out
+
+
+def _decide(
+    actor: Actor,
+    mode: str,
+    resource_type: str,
+    pid: int,
+    sensitivity: str | None,
+    f: _Facts,
+    *,
+    national: bool,
+    clinician: bool,
+    station: bool,
+    supervisor_only: bool,
+) -> Decision:
+    sensitive = bool(sensitivity)
+    consent = _consent_covers(f.consent, resource_type, sensitivity)
+    if actor.kind == "citizen":
+        writable = mode == "read" or resource_type in CITIZEN_WRITABLE
+        if actor.person_id == pid and writable:
+            return Decision(True, "own-record", "the record is the citizen's own")
+        if f.guardian and writable:
+            return Decision(True, "guardian", "guardian of the child")
+        if consent and mode == "read":
+            return Decision(True, "consent", "consent of the person")
+        return _deny("a citizen sees only their own book and their children's")
+    if actor.kind == "system":
+        if mode == "write":
+            return Decision(True, "scope", f"system/{resource_type}.write")
+        if sensitive and not consent:
+            # a national programme's system (e.g. the HIV programme) may be granted the
+            # explicit scope system/Sensitive.read by an administrator; nobody else
+            if national and actor.has_scope("system", "Sensitive", "read"):
+                return Decision(True, "scope", f"system/Sensitive.read for {sensitivity}")
+            return _deny(f"sensitive category {sensitivity} needs the person's explicit consent")
+        if consent:
+            return Decision(True, "consent", "consent of the person to the unit")
+        if national:
+            return Decision(True, "scope", f"system/{resource_type}.read")
+        if f.encounter:
+            return Decision(True, "encounter", "open encounter at the facility")
+        return _deny("a facility system needs an open encounter or consent")
+    if supervisor_only:
+        return _deny("supervisors see aggregates only, no identities")
+    if sensitive:
+        if consent:
+            return Decision(True, "consent", f"explicit consent for {sensitivity}")
+        return _deny(f"sensitive category {sensitivity} needs the person's explicit consent")
+    if clinician and f.encounter:
+        return Decision(True, "encounter", "open encounter at the clinician's facility")
+    if station and f.area:
+        return Decision(True, "area", "resident of the station's commune")
+    if consent and (mode == "read" or clinician):
+        return Decision(True, "consent", "consent of the person")
+    if clinician and f.break_glass and mode == "read":
+        return Decision(True, "break-glass", "declared emergency (flagged for review)")
+    if station:
+        return _deny("the person does not live in the station's commune")
+    if clinician:
+        return _deny("no open encounter, consent or declared emergency for this person")
+    return _deny(f"no rule allows {actor.kind} to {mode} {resource_type}")
 
 
 def authorize(
@@ -30,15 +344,12 @@ def authorize(
     sensitivity: str | None = None,
     purpose: str | None = None,
 ) -> Decision:
-    """May ``actor`` do ``action`` (read, search, write, export) on this data?"""
-    if not actor.authenticated:
-        return Decision(False, "deny", "authentication required")
-    mode = "read" if action in ("read", "search", "export", "history") else "write"
-    if actor.kind == "system" and actor.has_scope("system", resource_type, mode):
-        if sensitivity and not actor.has_scope("system", "Sensitive", "read"):
-            return Decision(False, "deny", f"sensitive category {sensitivity} needs consent")
-        return Decision(True, "system-scope", f"system/{resource_type}.{mode}")
-    own = actor.kind == "citizen" and person_id is not None and actor.person_id == person_id
-    if own and mode == "read" and actor.has_scope("patient", resource_type, "read"):
-        return Decision(True, "own-record", "the record is the citizen's own")
-    return Decision(False, "deny", f"no rule allows {actor.kind} to {action} {resource_type}")
+    """May ``actor`` do ``action`` (read, search, create, update, export, aggregate...) here?"""
+    decided, _ = _pre(actor, action, resource_type, person_id)
+    if decided is not None:
+        return decided
+    if person_id is None:  # a system client writing data not yet linked to a person
+        return Decision(True, "scope", f"system/{resource_type}.write")
+    return authorize_many(
+        conn, actor, action, resource_type, [person_id], sensitivity=sensitivity, purpose=purpose
+    )[int(person_id)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -9,9 +10,14 @@ import psycopg
 from fastapi import Depends, Request
 
 from hssk.access.actor import ANONYMOUS, Actor
+from hssk.access.audit import defer as audit_defer
+from hssk.access.audit import flush as audit_flush
+from hssk.access.audit import record as audit_record
 from hssk.access.tokens import TokenError, verify
 from hssk.config import Settings
 from hssk.db import Database
+
+log = logging.getLogger(__name__)
 
 
 def get_database(request: Request) -> Database:
@@ -25,9 +31,25 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_conn(db: Annotated[Database, Depends(get_database)]) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection for the request; committed at the end unless an error escapes."""
+    """A pooled connection for the request; committed at the end unless an error escapes.
+
+    Audit events of the request are written after its transaction ends, in a short one of
+    their own: refusals stay recorded although the request rolls back (see access.audit).
+    """
     with db.connection() as conn:
-        yield conn
+        audit_defer(conn)
+        try:
+            yield conn
+        except BaseException:
+            try:
+                conn.rollback()
+                audit_flush(conn)
+            except psycopg.Error:  # keep the original error; the broken link is logged
+                log.exception("audit events of a failed request could not be written")
+            raise
+        else:
+            conn.commit()
+            audit_flush(conn)
 
 
 class Unauthenticated(Exception):
@@ -55,7 +77,25 @@ def optional_actor(request: Request) -> Actor:
     try:
         return verify(get_settings(request), token)
     except TokenError as exc:
+        _audit_bad_token(request, str(exc))
         raise Unauthenticated(f"invalid access token: {exc}") from exc
+
+
+def _audit_bad_token(request: Request, reason: str) -> None:
+    """A refused token is an access attempt: record it (own short transaction)."""
+    client = request.client.host if request.client else None
+    try:
+        with get_database(request).connection() as conn:
+            audit_record(
+                conn,
+                ANONYMOUS,
+                "authenticate",
+                outcome="deny",
+                basis="token",
+                detail={"reason": reason[:200], "path": request.url.path, "address": client},
+            )
+    except psycopg.Error:
+        log.exception("could not audit a refused token")
 
 
 def current_actor(actor: Annotated[Actor, Depends(optional_actor)]) -> Actor:

@@ -1,0 +1,380 @@
+"""Units (organisations) and accounts: creation, bulk import, activation, passwords, TOTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hssk.access.actor import Actor
+from hssk.access.policy import ROLES
+
+UNIT_KINDS = frozenset(
+    {"department", "district_centre", "station", "hospital", "polyclinic", "clinic", "external",
+     "platform"}
+)  # fmt: skip
+ACCOUNT_KINDS = frozenset({"staff", "clinician", "citizen", "system"})
+# What each kind of account may ask for; a token gets the intersection with what it requests.
+DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
+    "citizen": ("patient/*.read", "patient/Observation.write", "patient/FamilyMemberHistory.write",
+                "patient/AllergyIntolerance.write"),
+    "clinician": ("user/*.read", "user/*.write"),
+    "staff": ("user/*.read", "user/*.write"),
+    "system": (),
+}  # fmt: skip
+_USERNAME = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
+MIN_PASSWORD = 10
+
+_hasher = PasswordHasher()
+
+
+class AccountError(ValueError):
+    """A request about units or accounts that cannot be carried out (message says why)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    kind: str
+    display_name: str | None
+    unit_id: str | None
+    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
+    person_id: int | None
+    phone: str | None
+    active: bool
+    activated: bool
+    has_password: bool
+    has_totp: bool
+
+    def actor(self, scopes: Iterable[str] | None = None, client: str | None = None) -> Actor:
+        return Actor(
+            account_id=str(self.id),
+            kind=self.kind,
+            unit_id=self.unit_id,
+            roles=frozenset(self.roles),
+            scopes=frozenset(self.scopes if scopes is None else scopes),
+            person_id=self.person_id,
+            client=client,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows about an account (never credentials)."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "kind": self.kind,
+            "display_name": self.display_name,
+            "unit_id": self.unit_id,
+            "roles": list(self.roles),
+            "scopes": list(self.scopes),
+            "person_id": self.person_id,
+            "phone": self.phone,
+            "active": self.active,
+            "activated": self.activated,
+            "totp": self.has_totp,
+        }
+
+
+_ACCOUNT_COLS = """id, username, kind, display_name, unit_id, roles, scopes, person_id, phone,
+    active, activated_at IS NOT NULL, password_hash IS NOT NULL, totp_secret IS NOT NULL"""
+
+
+def _account(row: tuple[Any, ...] | None) -> Account | None:
+    if row is None:
+        return None
+    return Account(*row[:5], tuple(row[5]), tuple(row[6]), *row[7:])  # type: ignore[arg-type, call-arg]
+
+
+def get_account(conn: psycopg.Connection[Any], account_id: int | str) -> Account | None:
+    try:
+        key = int(account_id)
+    except (TypeError, ValueError):
+        return None
+    row = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM account WHERE id = %s", (key,)).fetchone()
+    return _account(row)
+
+
+def find_account(conn: psycopg.Connection[Any], username: str) -> Account | None:
+    row = conn.execute(
+        f"SELECT {_ACCOUNT_COLS} FROM account WHERE username = %s", (username,)
+    ).fetchone()
+    return _account(row)
+
+
+def find_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | None:
+    """A citizen account by CCCD (of its person), phone or username."""
+    ident = identifier.strip().replace(" ", "")
+    row = conn.execute(
+        f"""SELECT {_ACCOUNT_COLS} FROM account WHERE kind = 'citizen' AND (
+              username = %(i)s OR phone = %(i)s
+              OR person_id IN (SELECT id FROM person WHERE cccd = %(i)s OR health_id = %(i)s))
+            ORDER BY id LIMIT 1""",
+        {"i": ident},
+    ).fetchone()
+    return _account(row)
+
+
+# --- units ------------------------------------------------------------------------------
+
+
+def create_unit(
+    conn: psycopg.Connection[Any],
+    unit_id: str,
+    kind: str,
+    name: str,
+    *,
+    parent_id: str | None = None,
+    facility_code: str | None = None,
+    province_code: str | None = None,
+    commune_code: str | None = None,
+    commune_code_old: str | None = None,
+) -> None:
+    """Create (or update) a unit of the hierarchy."""
+    if kind not in UNIT_KINDS:
+        raise AccountError(
+            f"unknown unit kind {kind!r} / loại đơn vị không hợp lệ; use one of "
+            f"{', '.join(sorted(UNIT_KINDS))}"
+        )
+    if parent_id and not conn.execute("SELECT 1 FROM unit WHERE id = %s", (parent_id,)).fetchone():
+        raise AccountError(f"parent unit {parent_id!r} does not exist; create it first")
+    conn.execute(
+        """INSERT INTO unit (id, kind, name, parent_id, facility_code, province_code,
+               commune_code, commune_code_old)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
+             parent_id = excluded.parent_id, facility_code = excluded.facility_code,
+             province_code = excluded.province_code, commune_code = excluded.commune_code,
+             commune_code_old = excluded.commune_code_old""",
+        (unit_id, kind, name, parent_id, facility_code, province_code, commune_code,
+         commune_code_old),
+    )  # fmt: skip
+
+
+def unit_subtree(conn: psycopg.Connection[Any], unit_id: str) -> list[str]:
+    """The unit and every unit below it."""
+    rows = conn.execute(
+        """WITH RECURSIVE t(id) AS (SELECT id FROM unit WHERE id = %s
+             UNION SELECT u.id FROM unit u JOIN t ON u.parent_id = t.id)
+           SELECT id FROM t""",
+        (unit_id,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+def _check_roles(roles: Iterable[str]) -> list[str]:
+    out = sorted(set(roles))
+    bad = [r for r in out if r not in ROLES]
+    if bad:
+        raise AccountError(f"unknown role(s) {bad}; roles are {', '.join(sorted(ROLES))}")
+    return out
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(
+            f"mật khẩu quá ngắn / password too short: at least {MIN_PASSWORD} characters"
+        )
+    return _hasher.hash(password)
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    if not stored:
+        _hasher.hash("timing-equaliser")  # same cost whether or not the account has one
+        return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_account(
+    conn: psycopg.Connection[Any],
+    username: str,
+    kind: str,
+    *,
+    unit_id: str | None = None,
+    roles: Iterable[str] = (),
+    scopes: Iterable[str] | None = None,
+    person_id: int | None = None,
+    phone: str | None = None,
+    display_name: str | None = None,
+    password: str | None = None,
+    active: bool = True,
+) -> Account:
+    """Create one account (activated when ``active``)."""
+    if not _USERNAME.match(username or ""):
+        raise AccountError(
+            f"invalid username {username!r}: 3-64 letters, digits or . _ @ - / tên đăng nhập"
+        )
+    if kind not in ACCOUNT_KINDS:
+        raise AccountError(f"unknown account kind {kind!r}; use {', '.join(sorted(ACCOUNT_KINDS))}")
+    if kind != "citizen" and not unit_id:
+        raise AccountError(f"a {kind} account needs a unit (unit_id)")
+    if unit_id and not conn.execute("SELECT 1 FROM unit WHERE id = %s", (unit_id,)).fetchone():
+        raise AccountError(f"unit {unit_id!r} does not exist")
+    role_list = _check_roles(roles)
+    scope_list = sorted(set(DEFAULT_SCOPES[kind] if scopes is None else scopes))
+    pw = hash_password(password) if password else None
+    try:
+        row = conn.execute(
+            """INSERT INTO account (username, kind, display_name, unit_id, roles, scopes,
+                   person_id, phone, password_hash, password_set_at, active, activated_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,
+                       CASE WHEN %s::text IS NULL THEN NULL ELSE now() END,
+                       %s, CASE WHEN %s THEN now() END)
+               RETURNING id""",
+            (username, kind, display_name, unit_id, role_list, scope_list, person_id, phone,
+             pw, pw, active, active),
+        ).fetchone()  # fmt: skip
+    except psycopg.errors.UniqueViolation as exc:
+        raise AccountError(f"username {username!r} is taken / tên đăng nhập đã tồn tại") from exc
+    acc = get_account(conn, row[0])  # type: ignore[index]
+    assert acc is not None
+    return acc
+
+
+def set_password(conn: psycopg.Connection[Any], account_id: int, password: str) -> None:
+    conn.execute(
+        """UPDATE account SET password_hash = %s, password_set_at = now(), failed_logins = 0,
+             locked_until = NULL WHERE id = %s""",
+        (hash_password(password), account_id),
+    )
+
+
+def set_active(
+    conn: psycopg.Connection[Any], account_id: int, active: bool, reason: str | None = None
+) -> bool:
+    """Enable or disable an account; disabling revokes its refresh tokens."""
+    cur = conn.execute(
+        """UPDATE account SET active = %s,
+             disabled_at = CASE WHEN %s THEN NULL ELSE now() END,
+             disabled_reason = CASE WHEN %s THEN NULL ELSE %s END,
+             activated_at = CASE WHEN %s THEN coalesce(activated_at, now()) ELSE activated_at END
+           WHERE id = %s""",
+        (active, active, active, reason, active, account_id),
+    )
+    if not active:
+        revoke_refresh_tokens(conn, account_id)
+    return cur.rowcount == 1
+
+
+def revoke_refresh_tokens(conn: psycopg.Connection[Any], account_id: int) -> int:
+    cur = conn.execute(
+        "UPDATE refresh_token SET revoked_at = now() WHERE account_id = %s AND revoked_at IS NULL",
+        (account_id,),
+    )
+    return cur.rowcount
+
+
+def enroll_totp(conn: psycopg.Connection[Any], account_id: int, issuer: str = "HSSK") -> str:
+    """Give the account a new TOTP secret; returns the otpauth:// URI for the app."""
+    secret = pyotp.random_base32()
+    row = conn.execute(
+        "UPDATE account SET totp_secret = %s WHERE id = %s RETURNING username",
+        (secret, account_id),
+    ).fetchone()
+    if row is None:
+        raise AccountError(f"no account {account_id}")
+    return pyotp.TOTP(secret).provisioning_uri(name=row[0], issuer_name=issuer)
+
+
+# --- bulk import --------------------------------------------------------------------------
+
+IMPORT_COLUMNS = ("username", "kind", "display_name", "unit_id", "roles", "phone", "cccd")
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, username, why)
+
+
+_STAGE = """CREATE TEMP TABLE account_stage (
+    line int, username text, kind text, display_name text, unit_id text, roles text,
+    phone text, cccd text) ON COMMIT DROP"""
+
+_REJECTS = """
+SELECT line, coalesce(username, ''), CASE
+  WHEN username IS NULL OR username !~ '^[A-Za-z0-9._@-]{3,64}$'
+    THEN 'invalid username (3-64 letters, digits or . _ @ -)'
+  WHEN kind IS NULL OR NOT (kind = ANY(%(kinds)s)) THEN 'unknown kind ' || coalesce(kind, '')
+  WHEN kind <> 'citizen' AND unit_id IS NULL THEN 'a ' || kind || ' account needs unit_id'
+  WHEN unit_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unit u WHERE u.id = s.unit_id)
+    THEN 'unknown unit ' || unit_id
+  WHEN EXISTS (SELECT 1 FROM unnest(string_to_array(coalesce(roles, ''), ';')) r
+               WHERE r <> '' AND NOT (r = ANY(%(roles)s))) THEN 'unknown role in ' || roles
+  WHEN EXISTS (SELECT 1 FROM account a WHERE a.username = s.username)
+    THEN 'username already exists'
+  WHEN count(*) OVER (PARTITION BY username) > 1 THEN 'username repeated in the file'
+END AS why
+FROM account_stage s
+"""
+
+
+def import_accounts(
+    conn: psycopg.Connection[Any], source: Path | str | io.TextIOBase
+) -> ImportResult:
+    """Create accounts from a CSV (header: username,kind,display_name,unit_id,roles,phone,cccd;
+    roles separated by ';'). All-or-nothing per row: bad rows are reported, good ones created
+    inactive, to be activated with a one-time code. Loads with COPY, checks set-based."""
+    if isinstance(source, (str, Path)):
+        with open(source, encoding="utf-8-sig", newline="") as fh:
+            return import_accounts(conn, fh)  # type: ignore[arg-type]
+    reader = csv.DictReader(source)  # type: ignore[arg-type]
+    missing = [c for c in ("username", "kind") if c not in (reader.fieldnames or ())]
+    if missing:
+        raise AccountError(
+            f"CSV header lacks {missing}; expected columns: {', '.join(IMPORT_COLUMNS)}"
+        )
+    conn.execute(_STAGE)
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY account_stage (line, username, kind, display_name, unit_id, roles, phone, cccd)"
+            " FROM STDIN"
+        ) as copy,
+    ):
+        for n, rec in enumerate(reader, start=2):
+            copy.write_row([n, *((rec.get(c) or "").strip() or None for c in IMPORT_COLUMNS)])
+    params = {"kinds": sorted(ACCOUNT_KINDS), "roles": sorted(ROLES)}
+    conn.execute(
+        f"CREATE TEMP TABLE account_reject ON COMMIT DROP AS "
+        f"SELECT * FROM ({_REJECTS}) r WHERE why IS NOT NULL",
+        params,
+    )
+    result = ImportResult()
+    result.errors = [
+        (int(r[0]), r[1], r[2])
+        for r in conn.execute("SELECT * FROM account_reject ORDER BY 1").fetchall()
+    ]
+    scopes_case = " ".join(f"WHEN '{k}' THEN %({k})s::text[]" for k in sorted(ACCOUNT_KINDS))
+    cur2 = conn.execute(
+        f"""INSERT INTO account (username, kind, display_name, unit_id, roles, scopes,
+               person_id, phone, active)
+            SELECT s.username, s.kind, s.display_name, s.unit_id,
+                   array_remove(string_to_array(coalesce(s.roles, ''), ';'), ''),
+                   CASE s.kind {scopes_case} END,
+                   (SELECT p.id FROM person p WHERE p.cccd = s.cccd ORDER BY p.id LIMIT 1),
+                   s.phone, false
+            FROM account_stage s
+            WHERE s.line NOT IN (SELECT line FROM account_reject)""",
+        {k: list(v) for k, v in DEFAULT_SCOPES.items()},
+    )
+    result.created = cur2.rowcount
+    conn.execute("DROP TABLE account_stage")
+    conn.execute("DROP TABLE account_reject")
+    return result

@@ -1,0 +1,56 @@
+"""``hssk audit``: verify the hash chain of the audit trail."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+
+from hssk.access.audit import verify_chain
+from hssk.db import open_database
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def verify(
+    anchor: bool = typer.Option(True, help="Record the head seen, to catch a deleted tail later."),
+) -> None:
+    """Recompute the chain; exit 1 and name the first bad row if anything was altered."""
+    db = open_database()
+    t0 = time.perf_counter()
+    try:
+        with db.connection() as conn:
+            report = verify_chain(conn, anchor=anchor)
+    finally:
+        db.close()
+    dt = time.perf_counter() - t0
+    if report.ok:
+        console.print(
+            f"[green]OK[/] — chuỗi nhật ký nguyên vẹn / audit chain intact: "
+            f"{report.checked:,} events up to seq {report.last_seq} ({dt:.1f} s)"
+        )
+        return
+    console.print(
+        f"[red]TAMPERED[/] — nhật ký bị sửa / audit chain broken at seq "
+        f"[bold]{report.first_bad_seq}[/]: {report.reason} "
+        f"({report.checked:,} events verified before it)"
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def stats() -> None:
+    """Counts of audit events by action and outcome."""
+    db = open_database()
+    try:
+        with db.connection() as conn:
+            rows = conn.execute(
+                "SELECT action, outcome, count(*) FROM audit_event GROUP BY 1, 2 ORDER BY 3 DESC"
+            ).fetchall()
+    finally:
+        db.close()
+    for action, outcome, n in rows:
+        console.print(f"{action:>22} {outcome:>6} {n:>10,}")

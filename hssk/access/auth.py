@@ -1,0 +1,500 @@
+"""Authentication: the OAuth 2 grants behind ``POST /auth/token``.
+
+* ``password`` — staff and clinicians: username + password (argon2) + TOTP code when enrolled;
+* ``urn:hssk:params:oauth:grant-type:otp`` — citizens: CCCD or phone number + a one-time code
+  sent through the notification gateway (``request_login_code``);
+* ``client_credentials`` — facility and national systems: a JWT assertion signed with the
+  unit's private key (SMART Backend Services: ES256/EdDSA, ``aud`` = token URL, ``jti`` used
+  once, at most 5 minutes of life);
+* ``refresh_token`` — rotation: each refresh token is used once; reuse revokes the family.
+
+Failed attempts are counted per account (lockout after ``MAX_FAILURES``) and per client address
+(throttling); both are written before the error is returned, so the caller must commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import psycopg
+import pyotp
+
+from hssk.access import accounts, notify, signing, tokens
+from hssk.access.accounts import Account
+from hssk.access.actor import ANONYMOUS, Actor
+from hssk.access.audit import record as audit
+from hssk.config import Settings
+
+GRANT_PASSWORD = "password"
+GRANT_OTP = "urn:hssk:params:oauth:grant-type:otp"
+GRANT_CLIENT = "client_credentials"
+GRANT_REFRESH = "refresh_token"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+ACCESS_TTL = 900
+REFRESH_TTL = timedelta(days=7)
+SYSTEM_TTL = 300
+MAX_FAILURES = 5  # per account, then locked
+LOCK_FOR = timedelta(minutes=15)
+MAX_ADDRESS_FAILURES = 30  # per client address within THROTTLE_WINDOW
+THROTTLE_WINDOW = timedelta(minutes=15)
+OTP_TTL = timedelta(minutes=5)
+OTP_ATTEMPTS = 5
+OTP_PER_WINDOW = 3
+MAX_ASSERTION_LIFE = 300
+
+_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|write|\*)$")
+
+
+class AuthError(Exception):
+    """An OAuth error: ``error`` code, description, HTTP status."""
+
+    def __init__(self, error: str, description: str, status: int = 400, retry_after: int = 0):
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+        self.retry_after = retry_after
+
+
+# --- scopes -----------------------------------------------------------------------------
+
+
+def _covers(granted: str, wanted: str) -> bool:
+    g, w = _SCOPE.match(granted), _SCOPE.match(wanted)
+    if not g or not w:
+        return granted == wanted
+    return (
+        g.group(1) == w.group(1)
+        and g.group(2) in ("*", w.group(2))
+        and g.group(3) in ("*", w.group(3))
+    )
+
+
+def negotiate_scopes(allowed: Iterable[str], requested: str | None) -> list[str]:
+    """The scopes a token gets: those requested (all allowed when none), never more."""
+    allowed = list(allowed)
+    if not requested or not requested.strip():
+        return sorted(allowed)
+    out = []
+    for s in requested.split():
+        if s in ("openid", "offline_access", "fhirUser", "launch/patient"):
+            continue
+        if not _SCOPE.match(s):
+            raise AuthError("invalid_scope", f"malformed scope {s!r} (e.g. patient/*.read)")
+        if not any(_covers(a, s) for a in allowed):
+            raise AuthError("invalid_scope", f"scope {s!r} is not granted to this account")
+        out.append(s)
+    if not out:
+        raise AuthError("invalid_scope", "no usable scope requested")
+    return sorted(set(out))
+
+
+# --- throttling ---------------------------------------------------------------------------
+
+
+def _address_throttled(conn: psycopg.Connection[Any], address: str | None) -> None:
+    if not address:
+        return
+    n = conn.execute(
+        "SELECT count(*) FROM login_failure WHERE key = %s AND at > now() - %s",
+        (f"addr:{address}", THROTTLE_WINDOW),
+    ).fetchone()[0]  # type: ignore[index]
+    if n >= MAX_ADDRESS_FAILURES:
+        raise AuthError(
+            "slow_down",
+            "quá nhiều lần đăng nhập sai / too many failed logins from this address; wait",
+            429,
+            int(THROTTLE_WINDOW.total_seconds()),
+        )
+
+
+def _check_lock(conn: psycopg.Connection[Any], account_id: int) -> None:
+    row = conn.execute(
+        "SELECT extract(epoch FROM locked_until - now()) FROM account "
+        "WHERE id = %s AND locked_until > now()",
+        (account_id,),
+    ).fetchone()
+    if row:
+        raise AuthError(
+            "account_locked",
+            "tài khoản tạm khóa / account locked after repeated failed logins; try later",
+            429,
+            int(row[0]) + 1,
+        )
+
+
+def _fail(
+    conn: psycopg.Connection[Any],
+    account: Account | None,
+    address: str | None,
+    what: str,
+    subject: str,
+) -> AuthError:
+    """Count a failure (account lockout, address throttle), audit it; the error to raise."""
+    if address:
+        conn.execute("INSERT INTO login_failure (key) VALUES (%s)", (f"addr:{address}",))
+    locked = False
+    if account is not None:
+        row = conn.execute(
+            """UPDATE account SET failed_logins = failed_logins + 1,
+                 locked_until = CASE WHEN failed_logins + 1 >= %s THEN now() + %s
+                                     ELSE locked_until END
+               WHERE id = %s RETURNING locked_until IS NOT NULL AND locked_until > now()""",
+            (MAX_FAILURES, LOCK_FOR, account.id),
+        ).fetchone()
+        locked = bool(row and row[0])
+    actor = account.actor(()) if account else ANONYMOUS
+    audit(conn, actor, "login", outcome="deny", basis="credentials",
+          detail={"reason": what, "subject": subject[:64], "address": address, "locked": locked})  # fmt: skip
+    return AuthError("invalid_grant", "sai thông tin đăng nhập / invalid credentials")
+
+
+def _succeed(
+    conn: psycopg.Connection[Any], account: Account, address: str | None, how: str
+) -> None:
+    conn.execute(
+        "UPDATE account SET failed_logins = 0, locked_until = NULL, last_login_at = now() "
+        "WHERE id = %s",
+        (account.id,),
+    )
+    audit(conn, account.actor(()), "login", outcome="allow", basis=how,
+          detail={"address": address})  # fmt: skip
+
+
+def _disabled(conn: psycopg.Connection[Any], account_id: int) -> bool:
+    """Disabled by an administrator (not merely waiting for activation)."""
+    row = conn.execute("SELECT disabled_at FROM account WHERE id = %s", (account_id,)).fetchone()
+    return bool(row and row[0] is not None)
+
+
+def _usable(account: Account | None) -> bool:
+    return account is not None and account.active
+
+
+# --- token responses ----------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_tokens(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    account: Account,
+    scopes: list[str],
+    *,
+    client: str | None = None,
+    refresh: bool = True,
+    ttl: int = ACCESS_TTL,
+) -> dict[str, Any]:
+    """The OAuth token response for an authenticated account."""
+    actor = account.actor(scopes, client)
+    body: dict[str, Any] = {
+        "access_token": tokens.issue(settings, actor, ttl=ttl),
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": " ".join(scopes),
+    }
+    if account.person_id is not None and account.kind == "citizen":
+        body["patient"] = str(account.person_id)
+    if refresh:
+        rt = secrets.token_urlsafe(32)
+        conn.execute(
+            """INSERT INTO refresh_token (token_hash, account_id, scopes, client, expires_at)
+               VALUES (%s, %s, %s, %s, now() + %s)""",
+            (_hash(rt), account.id, scopes, client, REFRESH_TTL),
+        )
+        body["refresh_token"] = rt
+    return body
+
+
+def password_grant(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
+    totp: str | None,
+    scope: str | None,
+    address: str | None,
+) -> dict[str, Any]:
+    _address_throttled(conn, address)
+    account = accounts.find_account(conn, username)
+    if account is not None:
+        _check_lock(conn, account.id)
+    stored = None
+    secret = None
+    if account is not None:
+        stored, secret = conn.execute(
+            "SELECT password_hash, totp_secret FROM account WHERE id = %s", (account.id,)
+        ).fetchone()  # type: ignore[misc]
+    ok = accounts.check_password(stored, password)
+    if not ok or not _usable(account) or account is None or account.kind == "citizen":
+        raise _fail(conn, account, address, "password", username)
+    if secret and not (totp and pyotp.TOTP(secret).verify(totp.strip(), valid_window=1)):
+        raise _fail(conn, account, address, "totp", username)
+    scopes = negotiate_scopes(account.scopes, scope)
+    _succeed(conn, account, address, "password+totp" if secret else "password")
+    return issue_tokens(conn, settings, account, scopes)
+
+
+def _code_hash(settings: Settings, account_id: int, code: str) -> str:
+    key = settings.secret_key().encode()
+    return hmac.new(key, f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_code(
+    conn: psycopg.Connection[Any], settings: Settings, account: Account, purpose: str
+) -> bool:
+    """Send a one-time code to the account's phone (at most OTP_PER_WINDOW per window)."""
+    if not account.phone:
+        return False
+    recent = conn.execute(
+        "SELECT count(*) FROM otp_code WHERE account_id = %s AND purpose = %s "
+        "AND created_at > now() - %s",
+        (account.id, purpose, THROTTLE_WINDOW),
+    ).fetchone()[0]  # type: ignore[index]
+    if recent >= OTP_PER_WINDOW:
+        return False
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    conn.execute(
+        """INSERT INTO otp_code (account_id, purpose, code_hash, destination, expires_at)
+           VALUES (%s, %s, %s, %s, now() + %s)""",
+        (account.id, purpose, _code_hash(settings, account.id, code), account.phone, OTP_TTL),
+    )
+    minutes = int(OTP_TTL.total_seconds() // 60)
+    text = (
+        f"HSSK: ma xac thuc cua ban la {code}, hieu luc {minutes} phut. "
+        f"Khong chia se ma nay. / Your HSSK code is {code}."
+    )
+    notify.gateway().send(conn, "sms", account.phone, text)
+    return True
+
+
+def request_login_code(
+    conn: psycopg.Connection[Any], settings: Settings, identifier: str, address: str | None
+) -> None:
+    """Send a login code to the citizen behind a CCCD or phone (silently nothing if none)."""
+    _address_throttled(conn, address)
+    account = accounts.find_citizen(conn, identifier)
+    if _usable(account) and account is not None:
+        send_code(conn, settings, account, "login")
+
+
+def _consume_code(
+    conn: psycopg.Connection[Any], settings: Settings, account: Account, purpose: str, code: str
+) -> bool:
+    row = conn.execute(
+        """SELECT id, code_hash FROM otp_code WHERE account_id = %s AND purpose = %s
+             AND used_at IS NULL AND expires_at > now() AND attempts < %s
+           ORDER BY id DESC LIMIT 1 FOR UPDATE""",
+        (account.id, purpose, OTP_ATTEMPTS),
+    ).fetchone()
+    if row is None:
+        return False
+    good = hmac.compare_digest(row[1], _code_hash(settings, account.id, code.strip()))
+    conn.execute(
+        "UPDATE otp_code SET attempts = attempts + 1, used_at = CASE WHEN %s THEN now() END "
+        "WHERE id = %s",
+        (good, row[0]),
+    )
+    return good
+
+
+def otp_grant(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    *,
+    identifier: str,
+    code: str,
+    scope: str | None,
+    address: str | None,
+) -> dict[str, Any]:
+    _address_throttled(conn, address)
+    account = accounts.find_citizen(conn, identifier)
+    if account is not None:
+        _check_lock(conn, account.id)
+    if (
+        account is None
+        or not _usable(account)
+        or not _consume_code(conn, settings, account, "login", code)
+    ):
+        raise _fail(conn, account, address, "otp", identifier)
+    scopes = negotiate_scopes(account.scopes, scope)
+    _succeed(conn, account, address, "otp")
+    return issue_tokens(conn, settings, account, scopes)
+
+
+def activate(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    *,
+    username: str,
+    code: str,
+    new_password: str | None,
+    address: str | None,
+) -> Account:
+    """Complete an activation / password reset with the code sent to the account's phone."""
+    _address_throttled(conn, address)
+    account = accounts.find_account(conn, username)
+    if (
+        account is None
+        or _disabled(conn, account.id)
+        or not _consume_code(conn, settings, account, "activate", code)
+    ):
+        raise _fail(conn, account, address, "activation", username)
+    if account.kind != "citizen":
+        if not new_password:
+            raise AuthError("invalid_request", "new_password is required for staff accounts")
+        accounts.set_password(conn, account.id, new_password)
+    accounts.set_active(conn, account.id, True)
+    audit(conn, account.actor(()), "activate", outcome="allow", basis="otp")
+    got = accounts.get_account(conn, account.id)
+    assert got is not None
+    return got
+
+
+def refresh_grant(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    *,
+    refresh_token: str,
+    scope: str | None,
+    address: str | None,
+) -> dict[str, Any]:
+    row = conn.execute(
+        """SELECT account_id, scopes, client, revoked_at IS NOT NULL, expires_at <= now()
+           FROM refresh_token WHERE token_hash = %s FOR UPDATE""",
+        (_hash(refresh_token),),
+    ).fetchone()
+    if row is None:
+        raise _fail(conn, None, address, "refresh-unknown", "refresh")
+    account_id, scopes, client, revoked, expired = row
+    account = accounts.get_account(conn, account_id)
+    if revoked:  # reuse of a rotated token: someone copied it — revoke them all
+        accounts.revoke_refresh_tokens(conn, account_id)
+        raise _fail(conn, account, address, "refresh-reuse", "refresh")
+    if expired or account is None or not account.active:
+        raise _fail(conn, account, address, "refresh-expired", "refresh")
+    wanted = negotiate_scopes(scopes, scope)
+    body = issue_tokens(conn, settings, account, wanted, client=client)
+    conn.execute(
+        "UPDATE refresh_token SET revoked_at = now(), replaced_by = %s WHERE token_hash = %s",
+        (_hash(body["refresh_token"]), _hash(refresh_token)),
+    )
+    return body
+
+
+def revoke(conn: psycopg.Connection[Any], token: str) -> None:
+    """RFC 7009: revoke a refresh token (unknown tokens are silently ignored)."""
+    conn.execute(
+        "UPDATE refresh_token SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL",
+        (_hash(token),),
+    )
+
+
+def client_credentials_grant(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    *,
+    assertion_type: str | None,
+    assertion: str | None,
+    scope: str | None,
+    audiences: list[str],
+    address: str | None,
+) -> dict[str, Any]:
+    """SMART Backend Services: a signed JWT assertion from a system client."""
+    _address_throttled(conn, address)
+    if assertion_type != ASSERTION_TYPE or not assertion:
+        raise AuthError("invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}", 401)
+    try:
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise AuthError("invalid_client", f"malformed client assertion: {exc}", 401) from exc
+    client_id = str(claims.get("iss") or "")
+    account = accounts.find_account(conn, client_id)
+
+    def refuse(why: str) -> AuthError:
+        _fail(conn, account, address, f"assertion: {why}", client_id)
+        return AuthError("invalid_client", f"client assertion refused: {why}", 401)
+
+    if account is None or account.kind != "system" or not account.active or not account.unit_id:
+        raise refuse("unknown or disabled system client")
+    if claims.get("sub") != client_id:
+        raise refuse("iss and sub must both be the client id")
+    alg = header.get("alg")
+    if alg not in signing.ALGORITHMS:
+        raise refuse(f"alg {alg!r} not accepted (ES256, EdDSA)")
+    keys = [k for k in signing.unit_keys(conn, account.unit_id) if k[1] == alg]
+    if header.get("kid"):
+        keys = [k for k in keys if k[0] == header["kid"]]
+    verified: dict[str, Any] | None = None
+    for _kid, k_alg, key in keys:
+        try:
+            verified = jwt.decode(
+                assertion,
+                key,
+                algorithms=[k_alg],
+                audience=audiences,
+                options={"require": ["exp", "iss", "sub", "aud", "jti"]},
+            )
+            break
+        except jwt.InvalidAudienceError as exc:
+            raise refuse("wrong audience (aud must be the token URL)") from exc
+        except jwt.ExpiredSignatureError as exc:
+            raise refuse("assertion expired") from exc
+        except jwt.PyJWTError:
+            continue
+    if verified is None:
+        raise refuse("signature does not match any active key of the unit")
+    if int(verified["exp"]) - int(time.time()) > MAX_ASSERTION_LIFE:
+        raise refuse(f"assertion lives longer than {MAX_ASSERTION_LIFE} s")
+    conn.execute("DELETE FROM client_assertion WHERE expires_at < now() - interval '1 hour'")
+    used = conn.execute(
+        """INSERT INTO client_assertion (issuer, jti, expires_at)
+           VALUES (%s, %s, to_timestamp(%s)) ON CONFLICT DO NOTHING""",
+        (client_id, str(verified["jti"]), int(verified["exp"])),
+    )
+    if used.rowcount == 0:
+        raise refuse("assertion already used (jti replay)")
+    scopes = negotiate_scopes(account.scopes, scope)
+    _succeed(conn, account, address, "client-assertion")
+    return issue_tokens(
+        conn, settings, account, scopes, client=client_id, refresh=False, ttl=SYSTEM_TTL
+    )
+
+
+@dataclass(frozen=True)
+class OperatorToken:
+    token: str
+    actor: Actor
+
+
+def operator_token(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    username: str,
+    scope: str | None,
+    ttl: int = 3600,
+) -> OperatorToken:
+    """An access token for an account, issued by an operator on the server (CLI)."""
+    account = accounts.find_account(conn, username)
+    if account is None:
+        raise AuthError("invalid_request", f"no account {username!r}")
+    if not account.active:
+        raise AuthError("invalid_request", f"account {username!r} is disabled or not activated")
+    scopes = negotiate_scopes(account.scopes, scope)
+    actor = account.actor(scopes, "hssk-cli")
+    audit(conn, actor, "token-issued", outcome="allow", basis="operator",
+          detail={"scopes": scopes, "ttl": ttl})  # fmt: skip
+    return OperatorToken(tokens.issue(settings, actor, ttl=ttl), actor)

@@ -1,0 +1,707 @@
+"""HTTP endpoints of access control: OAuth token endpoint, accounts and units (admins),
+consents, guardianship, break-glass, the citizen's access log and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import psycopg
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from hssk.access import accounts, auth, signing
+from hssk.access.actor import Actor
+from hssk.access.audit import record as audit
+from hssk.access.audit import search as audit_search
+from hssk.access.audit import to_fhir
+from hssk.access.policy import (
+    ROLE_ADMIN,
+    ROLE_AUDITOR,
+    ROLE_STATION,
+    authorize,
+    break_glass_duration,
+)
+from hssk.api.deps import Conn, CurrentActor, get_settings
+
+router = APIRouter()
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _refuse(
+    conn: psycopg.Connection[Any], actor: Actor, action: str, reason: str, **what: Any
+) -> HTTPException:
+    """Audit a refusal; the 403 to raise."""
+    audit(conn, actor, action, outcome="deny", basis="deny", detail={"reason": reason, **what})
+    return HTTPException(403, f"không được phép / forbidden: {reason}")
+
+
+# --- OAuth 2 ----------------------------------------------------------------------------
+
+
+def _oauth_error(exc: auth.AuthError) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if exc.retry_after:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+@router.post("/auth/token", tags=["auth"], summary="OAuth 2 token endpoint")
+def token(
+    request: Request,
+    conn: Conn,
+    grant_type: Annotated[str, Form()],
+    scope: Annotated[str | None, Form()] = None,
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    totp: Annotated[str | None, Form()] = None,
+    identifier: Annotated[str | None, Form()] = None,
+    code: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
+    client_assertion_type: Annotated[str | None, Form()] = None,
+    client_assertion: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    """Grants: ``password`` (+ ``totp``), ``urn:hssk:params:oauth:grant-type:otp``
+    (``identifier`` = CCCD or phone, ``code``), ``client_credentials`` (JWT assertion),
+    ``refresh_token``. Failures are counted (lockout, throttling) and audited."""
+    settings = get_settings(request)
+    addr = _address(request)
+    try:
+        if grant_type == auth.GRANT_PASSWORD and username and password is not None:
+            body = auth.password_grant(conn, settings, username=username, password=password,
+                                       totp=totp, scope=scope, address=addr)  # fmt: skip
+        elif grant_type == auth.GRANT_OTP and identifier and code:
+            body = auth.otp_grant(conn, settings, identifier=identifier, code=code, scope=scope,
+                                  address=addr)  # fmt: skip
+        elif grant_type == auth.GRANT_CLIENT:
+            token_url = str(request.url_for("token"))
+            audiences = sorted({token_url, f"{settings.base_url}/auth/token"})
+            body = auth.client_credentials_grant(
+                conn, settings, assertion_type=client_assertion_type, assertion=client_assertion,
+                scope=scope, audiences=audiences, address=addr)  # fmt: skip
+        elif grant_type == auth.GRANT_REFRESH and refresh_token:
+            body = auth.refresh_grant(conn, settings, refresh_token=refresh_token, scope=scope,
+                                      address=addr)  # fmt: skip
+        else:
+            raise auth.AuthError(
+                "unsupported_grant_type" if grant_type not in _GRANTS else "invalid_request",
+                f"grant_type {grant_type!r} with these parameters is not supported; see "
+                "/.well-known/smart-configuration",
+            )
+    except auth.AuthError as exc:
+        return _oauth_error(exc)  # returned, not raised: failure counters are committed
+    return JSONResponse(body, headers=NO_STORE)
+
+
+_GRANTS = (auth.GRANT_PASSWORD, auth.GRANT_OTP, auth.GRANT_CLIENT, auth.GRANT_REFRESH)
+
+
+class OtpRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    identifier: str = Field(min_length=3, max_length=64, description="CCCD or phone number")
+
+
+@router.post("/auth/otp", tags=["auth"], status_code=202, summary="Send a citizen a login code")
+def send_otp(request: Request, conn: Conn, req: OtpRequest) -> JSONResponse:
+    """Always answers the same way, whether or not the identifier is known."""
+    try:
+        auth.request_login_code(conn, get_settings(request), req.identifier, _address(request))
+    except auth.AuthError as exc:
+        return _oauth_error(exc)
+    return JSONResponse(
+        {"sent": True, "message": "Nếu thông tin đúng, mã xác thực đã được gửi qua SMS."},
+        status_code=202,
+    )
+
+
+class Activation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(max_length=64)
+    code: str = Field(max_length=12)
+    new_password: str | None = Field(default=None, max_length=256)
+
+
+@router.post("/auth/activate", tags=["auth"], summary="Activate an account / reset a password")
+def activate(request: Request, conn: Conn, req: Activation) -> JSONResponse:
+    try:
+        account = auth.activate(conn, get_settings(request), username=req.username,
+                                code=req.code, new_password=req.new_password,
+                                address=_address(request))  # fmt: skip
+    except auth.AuthError as exc:
+        return _oauth_error(exc)
+    except accounts.AccountError as exc:
+        return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, 400)
+    return JSONResponse({"activated": True, "username": account.username})
+
+
+@router.post("/auth/revoke", tags=["auth"], summary="Revoke a refresh token (RFC 7009)")
+def revoke(conn: Conn, token: Annotated[str, Form()]) -> JSONResponse:
+    auth.revoke(conn, token)
+    return JSONResponse({}, headers=NO_STORE)
+
+
+@router.get("/.well-known/smart-configuration", tags=["auth"], summary="SMART configuration")
+def smart_configuration(request: Request) -> dict[str, Any]:
+    base = get_settings(request).base_url
+    return {
+        "issuer": base,
+        "token_endpoint": f"{base}/auth/token",
+        "revocation_endpoint": f"{base}/auth/revoke",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "grant_types_supported": list(_GRANTS),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(signing.ALGORITHMS),
+        "scopes_supported": ["patient/*.read", "user/*.read", "user/*.write", "system/*.read"],
+        "capabilities": ["client-confidential-asymmetric", "permission-patient", "permission-user"],
+    }
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], summary="The platform's signing key")
+def jwks(request: Request) -> dict[str, Any]:
+    return {"keys": [signing.platform_public_jwk(get_settings(request))]}
+
+
+# --- me (the caller) ----------------------------------------------------------------------
+
+
+@router.get("/api/v1/me", tags=["me"], summary="The caller's account")
+def me(conn: Conn, actor: CurrentActor) -> dict[str, Any]:
+    acc = accounts.get_account(conn, actor.account_id)
+    out: dict[str, Any] = acc.public() if acc else {"id": actor.account_id, "kind": actor.kind}
+    out["token_scopes"] = sorted(actor.scopes)
+    return out
+
+
+def _my_persons(conn: psycopg.Connection[Any], actor: Actor) -> set[int]:
+    """The citizen and the children they are currently guardian of."""
+    if actor.kind != "citizen" or actor.person_id is None:
+        return set()
+    rows = conn.execute(
+        """SELECT g.child_person FROM guardianship g JOIN person c ON c.id = g.child_person
+           WHERE g.guardian_person = %s AND g.ended_at IS NULL
+             AND (g.valid_until IS NULL OR g.valid_until > current_date)
+             AND (c.birth_date IS NULL OR c.birth_date + interval '18 years' > current_date)""",
+        (actor.person_id,),
+    ).fetchall()
+    return {actor.person_id, *(r[0] for r in rows)}
+
+
+def _person_for(conn: psycopg.Connection[Any], actor: Actor, person_id: int | None) -> int:
+    mine = _my_persons(conn, actor)
+    target = person_id if person_id is not None else actor.person_id
+    if target is None or target not in mine:
+        raise _refuse(conn, actor, "me", "only your own record or your children's",
+                      person_id=person_id)  # fmt: skip
+    return target
+
+
+@router.get("/api/v1/me/children", tags=["me"], summary="Children whose book the caller holds")
+def my_children(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
+    kids = sorted(_my_persons(conn, actor) - {actor.person_id})
+    rows = conn.execute(
+        "SELECT id, full_name, birth_date FROM person WHERE id = ANY(%s) ORDER BY birth_date",
+        (kids,),
+    ).fetchall()
+    return [{"person_id": r[0], "name": r[1], "birth_date": r[2]} for r in rows]
+
+
+@router.get("/api/v1/me/access-log", tags=["me"], summary="Who read my record, when, why")
+def access_log(
+    conn: Conn,
+    actor: CurrentActor,
+    person_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    target = _person_for(conn, actor, person_id)
+    rows = audit_search(conn, person_ids=[target], limit=limit, offset=offset)
+    return [
+        {
+            "at": r.at.isoformat(),
+            "who": r.actor_name or ("bạn / you" if r.actor == actor.account_id else r.actor),
+            "unit": r.unit_name or r.unit_id,
+            "role": r.role,
+            "action": r.action,
+            "resource": r.resource_type,
+            "basis": r.basis,
+            "purpose": r.purpose,
+            "outcome": r.outcome,
+        }
+        for r in rows
+    ]
+
+
+# --- consent ------------------------------------------------------------------------------
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_id: int | None = Field(default=None, description="your child's; default: yourself")
+    grantee_account: int | None = None
+    grantee_unit: str | None = Field(default=None, max_length=64)
+    categories: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=40)
+    purpose: str | None = Field(default="treatment", max_length=40)
+    days: int | None = Field(default=365, ge=1, le=3650)
+
+
+_CONSENT_COLS = """id, grantor_person, grantee_account, grantee_unit, categories, purpose,
+    period_start, period_end, revoked_at"""
+
+
+def _consent_json(r: tuple[Any, ...]) -> dict[str, Any]:
+    keys = ("id", "person_id", "grantee_account", "grantee_unit", "categories", "purpose",
+            "start", "end", "revoked_at")  # fmt: skip
+    return dict(zip(keys, r, strict=True))
+
+
+@router.get("/api/v1/me/consents", tags=["consent"], summary="Consents I (or my children) gave")
+def list_consents(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
+    persons = sorted(_my_persons(conn, actor))
+    rows = conn.execute(
+        f"SELECT {_CONSENT_COLS} FROM consent WHERE grantor_person = ANY(%s) ORDER BY id DESC",
+        (persons,),
+    ).fetchall()
+    return [_consent_json(r) for r in rows]
+
+
+@router.post("/api/v1/me/consents", tags=["consent"], status_code=201, summary="Grant a consent")
+def grant_consent(conn: Conn, actor: CurrentActor, req: ConsentIn) -> dict[str, Any]:
+    target = _person_for(conn, actor, req.person_id)
+    if (req.grantee_account is None) == (req.grantee_unit is None):
+        raise HTTPException(400, "name exactly one grantee: grantee_account or grantee_unit")
+    if (
+        req.grantee_unit
+        and not conn.execute("SELECT 1 FROM unit WHERE id = %s", (req.grantee_unit,)).fetchone()
+    ):
+        raise HTTPException(400, f"unit {req.grantee_unit!r} does not exist")
+    if req.grantee_account and accounts.get_account(conn, req.grantee_account) is None:
+        raise HTTPException(400, f"account {req.grantee_account} does not exist")
+    row = conn.execute(
+        f"""INSERT INTO consent (grantor_person, grantee_account, grantee_unit, categories,
+                purpose, period_end, granted_by)
+            VALUES (%s, %s, %s, %s, %s, now() + %s, %s) RETURNING {_CONSENT_COLS}""",
+        (target, req.grantee_account, req.grantee_unit, sorted(set(req.categories)),
+         req.purpose, timedelta(days=req.days or 3650), actor.account_id),
+    ).fetchone()  # fmt: skip
+    assert row is not None
+    audit(conn, actor, "consent-grant", outcome="allow", basis="own-record", person_id=target,
+          resource_type="Consent", resource_id=str(row[0]), detail=req.model_dump())  # fmt: skip
+    return _consent_json(row)
+
+
+@router.delete("/api/v1/me/consents/{consent_id}", tags=["consent"], summary="Revoke a consent")
+def revoke_consent(conn: Conn, actor: CurrentActor, consent_id: int) -> dict[str, Any]:
+    persons = sorted(_my_persons(conn, actor))
+    row = conn.execute(
+        f"""UPDATE consent SET revoked_at = now(), revoked_by = %s
+            WHERE id = %s AND grantor_person = ANY(%s) AND revoked_at IS NULL
+            RETURNING {_CONSENT_COLS}""",
+        (actor.account_id, consent_id, persons),
+    ).fetchone()
+    if row is None:  # someone else's consent looks exactly like a missing one (no IDOR oracle)
+        audit(conn, actor, "consent-revoke", outcome="deny", basis="deny",
+              resource_type="Consent", resource_id=str(consent_id))  # fmt: skip
+        raise HTTPException(404, f"no active consent {consent_id} of yours")
+    audit(conn, actor, "consent-revoke", outcome="allow", basis="own-record", person_id=row[1],
+          resource_type="Consent", resource_id=str(consent_id))  # fmt: skip
+    return _consent_json(row)
+
+
+# --- break-glass --------------------------------------------------------------------------
+
+
+class BreakGlassIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_id: int
+    reason: str = Field(min_length=20, max_length=2000, description="lý do cấp cứu, viết rõ")
+
+
+@router.post("/api/v1/break-glass", tags=["break-glass"], status_code=201,
+             summary="Declare an emergency to read a record (flagged for review)")  # fmt: skip
+def break_glass(conn: Conn, actor: CurrentActor, req: BreakGlassIn) -> dict[str, Any]:
+    if not (actor.kind == "clinician" or "clinician" in actor.roles):
+        raise _refuse(conn, actor, "break-glass", "only clinicians may declare an emergency")
+    if not conn.execute("SELECT 1 FROM person WHERE id = %s", (req.person_id,)).fetchone():
+        raise HTTPException(404, f"no person {req.person_id}")
+    row = conn.execute(
+        """INSERT INTO break_glass (account_id, unit_id, person_id, reason, expires_at)
+           VALUES (%s, %s, %s, %s, now() + %s) RETURNING id, expires_at""",
+        (actor.account_id, actor.unit_id, req.person_id, req.reason, break_glass_duration()),
+    ).fetchone()
+    assert row is not None
+    audit(conn, actor, "break-glass", outcome="allow", basis="break-glass",
+          person_id=req.person_id, detail={"reason": req.reason, "id": row[0]})  # fmt: skip
+    return {"id": row[0], "person_id": req.person_id, "expires_at": row[1].isoformat(),
+            "review": "pending"}  # fmt: skip
+
+
+@router.get("/api/v1/break-glass", tags=["break-glass"], summary="Emergency accesses (auditors)")
+def list_break_glass(
+    conn: Conn,
+    actor: CurrentActor,
+    pending: bool = True,
+    limit: Annotated[int, Query(le=500)] = 100,
+) -> list[dict[str, Any]]:
+    if ROLE_AUDITOR not in actor.roles:
+        raise _refuse(conn, actor, "break-glass-list", "auditors only")
+    rows = conn.execute(
+        """SELECT b.id, b.account_id, a.display_name, b.unit_id, b.person_id, b.reason,
+                  b.opened_at, b.expires_at, b.reviewed_at, b.review_outcome, b.review_note
+           FROM break_glass b LEFT JOIN account a ON a.id::text = b.account_id
+           WHERE NOT %s OR b.reviewed_at IS NULL ORDER BY b.id DESC LIMIT %s""",
+        (pending, limit),
+    ).fetchall()
+    keys = ("id", "account_id", "clinician", "unit_id", "person_id", "reason", "opened_at",
+            "expires_at", "reviewed_at", "review_outcome", "review_note")  # fmt: skip
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["justified", "unjustified"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/api/v1/break-glass/{bg_id}/review", tags=["break-glass"], summary="Review one")
+def review_break_glass(conn: Conn, actor: CurrentActor, bg_id: int, req: Review) -> dict[str, Any]:
+    if ROLE_AUDITOR not in actor.roles:
+        raise _refuse(conn, actor, "break-glass-review", "auditors only")
+    row = conn.execute(
+        """UPDATE break_glass SET reviewed_at = now(), reviewed_by = %s, review_outcome = %s,
+             review_note = %s WHERE id = %s RETURNING id, person_id""",
+        (actor.account_id, req.outcome, req.note, bg_id),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no break-glass access {bg_id}")
+    audit(conn, actor, "break-glass-review", outcome="allow", basis="role", person_id=row[1],
+          detail={"id": bg_id, "outcome": req.outcome})  # fmt: skip
+    return {"id": bg_id, "review_outcome": req.outcome}
+
+
+# --- guardianship -------------------------------------------------------------------------
+
+
+class GuardianshipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    guardian_person: int
+    child_person: int
+    relation: Literal["parent", "legal-guardian"] = "parent"
+    valid_until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+@router.post("/api/v1/guardianships", tags=["guardianship"], status_code=201,
+             summary="Link a child's book to a guardian (station staff of the child's commune)")  # fmt: skip
+def add_guardianship(conn: Conn, actor: CurrentActor, req: GuardianshipIn) -> dict[str, Any]:
+    decision = authorize(conn, actor, "write", "RelatedPerson", req.child_person)
+    if not (decision.allowed and (ROLE_STATION in actor.roles or actor.kind == "system")):
+        raise _refuse(conn, actor, "guardianship", decision.reason or "station staff only",
+                      person_id=req.child_person)  # fmt: skip
+    found = conn.execute(
+        "SELECT count(*) FROM person WHERE id = ANY(%s)", ([req.guardian_person, req.child_person],)
+    ).fetchone()
+    if not found or found[0] != 2:
+        raise HTTPException(404, "guardian or child person does not exist")
+    row = conn.execute(
+        """INSERT INTO guardianship (guardian_person, child_person, relation, valid_until,
+               created_by) VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (guardian_person, child_person) DO UPDATE SET ended_at = NULL,
+             relation = excluded.relation, valid_until = excluded.valid_until
+           RETURNING id""",
+        (req.guardian_person, req.child_person, req.relation, req.valid_until, actor.account_id),
+    ).fetchone()
+    assert row is not None
+    audit(conn, actor, "guardianship", outcome="allow", basis=decision.basis,
+          person_id=req.child_person, detail=req.model_dump())  # fmt: skip
+    return {"id": row[0], **req.model_dump()}
+
+
+# --- units and accounts (administrators) ----------------------------------------------------
+
+
+def _admin_units(conn: psycopg.Connection[Any], actor: Actor, action: str) -> set[str]:
+    """Units an administrator manages (their unit and below); 403 for anyone else."""
+    if actor.kind == "system" and actor.account_id == "platform":
+        return {r[0] for r in conn.execute("SELECT id FROM unit").fetchall()}
+    if ROLE_ADMIN not in actor.roles or not actor.unit_id:
+        raise _refuse(conn, actor, action, "administrators only")
+    return set(accounts.unit_subtree(conn, actor.unit_id))
+
+
+class UnitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9._-]{2,32}$")
+    kind: str
+    name: str = Field(min_length=2, max_length=200)
+    parent_id: str | None = None
+    facility_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    province_code: str | None = Field(default=None, max_length=8)
+    commune_code: str | None = Field(default=None, max_length=8)
+    commune_code_old: str | None = Field(default=None, max_length=8)
+
+
+@router.get("/api/v1/units", tags=["admin"], summary="Units I manage")
+def list_units(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
+    mine = sorted(_admin_units(conn, actor, "unit-list"))
+    rows = conn.execute(
+        """SELECT id, kind, name, parent_id, facility_code, commune_code, active,
+                  jsonb_array_length(public_keys) FROM unit WHERE id = ANY(%s) ORDER BY id""",
+        (mine,),
+    ).fetchall()
+    keys = ("id", "kind", "name", "parent_id", "facility_code", "commune_code", "active", "keys")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+@router.post("/api/v1/units", tags=["admin"], status_code=201, summary="Create a unit")
+def create_unit(conn: Conn, actor: CurrentActor, req: UnitIn) -> dict[str, Any]:
+    mine = _admin_units(conn, actor, "unit-create")
+    if req.parent_id not in mine or req.id in mine:
+        raise _refuse(conn, actor, "unit-create", "the parent must be a unit you manage",
+                      unit=req.id)  # fmt: skip
+    try:
+        accounts.create_unit(conn, **req.model_dump())
+    except (accounts.AccountError, psycopg.errors.UniqueViolation) as exc:
+        raise HTTPException(400, str(exc)) from None
+    audit(conn, actor, "unit-create", outcome="allow", basis="role", detail=req.model_dump())
+    return req.model_dump()
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pem: str = Field(min_length=40, max_length=20000, description="public key or certificate")
+
+
+@router.post("/api/v1/units/{unit_id}/keys", tags=["admin"], status_code=201,
+             summary="Register a unit's public key or X.509 certificate")  # fmt: skip
+def add_key(conn: Conn, actor: CurrentActor, unit_id: str, req: KeyIn) -> dict[str, Any]:
+    if unit_id not in _admin_units(conn, actor, "key-add"):
+        raise _refuse(conn, actor, "key-add", "not a unit you manage", unit=unit_id)
+    try:
+        entry = signing.register_key(conn, unit_id, req.pem.encode())
+    except signing.KeyError_ as exc:
+        raise HTTPException(400, str(exc)) from None
+    audit(conn, actor, "key-add", outcome="allow", basis="role",
+          detail={"unit": unit_id, "kid": entry["kid"]})  # fmt: skip
+    return {k: v for k, v in entry.items() if k != "certificate"}
+
+
+class AccountIn(BaseModel):
+    """What an administrator may set on a new account — nothing else (no credentials, no
+    counters, no scopes beyond the kind's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(pattern=r"^[A-Za-z0-9._@-]{3,64}$")
+    kind: Literal["staff", "clinician", "citizen", "system"]
+    unit_id: str | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+    roles: list[str] = Field(default_factory=list, max_length=5)
+    phone: str | None = Field(default=None, pattern=r"^\+?\d{9,12}$")
+    person_id: int | None = None
+    system_scopes: list[str] = Field(default_factory=list, max_length=40)
+
+
+class AccountPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, pattern=r"^\+?\d{9,12}$")
+    roles: list[str] | None = Field(default=None, max_length=5)
+
+
+def _managed_account(
+    conn: psycopg.Connection[Any], actor: Actor, account_id: int, action: str
+) -> accounts.Account:
+    mine = _admin_units(conn, actor, action)
+    acc = accounts.get_account(conn, account_id)
+    if acc is None or acc.unit_id not in mine:  # same answer for "absent" and "not yours"
+        audit(conn, actor, action, outcome="deny", basis="deny",
+              detail={"account": account_id, "reason": "not an account you manage"})  # fmt: skip
+        raise HTTPException(404, f"no account {account_id} among those you manage")
+    return acc
+
+
+@router.get("/api/v1/accounts", tags=["admin"], summary="Accounts of the units I manage")
+def list_accounts(
+    conn: Conn,
+    actor: CurrentActor,
+    unit_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    mine = _admin_units(conn, actor, "account-list")
+    units = sorted(mine & {unit_id}) if unit_id else sorted(mine)
+    ids = conn.execute(
+        "SELECT id FROM account WHERE unit_id = ANY(%s) ORDER BY id LIMIT %s OFFSET %s",
+        (units, limit, offset),
+    ).fetchall()
+    return [a.public() for r in ids if (a := accounts.get_account(conn, r[0]))]
+
+
+@router.post("/api/v1/accounts", tags=["admin"], status_code=201, summary="Create an account")
+def create_account(conn: Conn, actor: CurrentActor, req: AccountIn) -> dict[str, Any]:
+    mine = _admin_units(conn, actor, "account-create")
+    if req.unit_id is not None and req.unit_id not in mine:
+        raise _refuse(conn, actor, "account-create", "not a unit you manage", unit=req.unit_id)
+    if req.kind != "system" and req.system_scopes:
+        raise HTTPException(400, "system_scopes are only for system accounts")
+    if any(not s.startswith("system/") for s in req.system_scopes):
+        raise HTTPException(400, "system_scopes must look like system/Type.read")
+    try:
+        acc = accounts.create_account(
+            conn, req.username, req.kind, unit_id=req.unit_id, roles=req.roles,
+            scopes=req.system_scopes if req.kind == "system" else None, person_id=req.person_id,
+            phone=req.phone, display_name=req.display_name, active=False)  # fmt: skip
+    except accounts.AccountError as exc:
+        raise HTTPException(400, str(exc)) from None
+    audit(conn, actor, "account-create", outcome="allow", basis="role",
+          detail={"account": acc.id, "username": acc.username})  # fmt: skip
+    return acc.public()
+
+
+@router.get("/api/v1/accounts/{account_id}", tags=["admin"], summary="One account")
+def get_account(conn: Conn, actor: CurrentActor, account_id: int) -> dict[str, Any]:
+    return _managed_account(conn, actor, account_id, "account-read").public()
+
+
+@router.patch("/api/v1/accounts/{account_id}", tags=["admin"], summary="Change an account")
+def patch_account(
+    conn: Conn, actor: CurrentActor, account_id: int, req: AccountPatch
+) -> dict[str, Any]:
+    acc = _managed_account(conn, actor, account_id, "account-update")
+    changes = req.model_dump(exclude_unset=True)
+    if "roles" in changes:
+        try:
+            changes["roles"] = accounts._check_roles(changes["roles"] or [])
+        except accounts.AccountError as exc:
+            raise HTTPException(400, str(exc)) from None
+    for column in ("display_name", "phone", "roles"):  # fixed list: no mass assignment
+        if column in changes:
+            conn.execute(
+                f"UPDATE account SET {column} = %s WHERE id = %s", (changes[column], acc.id)
+            )
+    audit(conn, actor, "account-update", outcome="allow", basis="role",
+          detail={"account": acc.id, "changes": changes})  # fmt: skip
+    got = accounts.get_account(conn, acc.id)
+    assert got is not None
+    return got.public()
+
+
+class DisableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=500)
+
+
+@router.post("/api/v1/accounts/{account_id}/disable", tags=["admin"], summary="Disable")
+def disable_account(
+    conn: Conn, actor: CurrentActor, account_id: int, req: DisableIn
+) -> dict[str, Any]:
+    acc = _managed_account(conn, actor, account_id, "account-disable")
+    accounts.set_active(conn, acc.id, False, req.reason)
+    audit(conn, actor, "account-disable", outcome="allow", basis="role",
+          detail={"account": acc.id, "reason": req.reason})  # fmt: skip
+    return {"id": acc.id, "active": False}
+
+
+@router.post("/api/v1/accounts/{account_id}/activation", tags=["admin"],
+             summary="Send an activation / password-reset code to the account's phone")  # fmt: skip
+def send_activation(
+    request: Request, conn: Conn, actor: CurrentActor, account_id: int
+) -> dict[str, Any]:
+    acc = _managed_account(conn, actor, account_id, "account-activation")
+    if not acc.phone:
+        raise HTTPException(400, "the account has no phone number to send the code to")
+    conn.execute(
+        "UPDATE account SET disabled_at = NULL, disabled_reason = NULL WHERE id = %s", (acc.id,)
+    )
+    if acc.has_password:  # a reset: the old password stops working now
+        conn.execute("UPDATE account SET password_hash = NULL WHERE id = %s", (acc.id,))
+        accounts.revoke_refresh_tokens(conn, acc.id)
+    sent = auth.send_code(conn, get_settings(request), acc, "activate")
+    audit(conn, actor, "account-activation", outcome="allow", basis="role",
+          detail={"account": acc.id, "sent": sent})  # fmt: skip
+    if not sent:
+        raise HTTPException(429, "too many codes sent recently; try again later")
+    return {"id": acc.id, "sent": True}
+
+
+# --- audit trail --------------------------------------------------------------------------
+
+
+def _parse_date(value: str) -> tuple[str, datetime]:
+    prefix = value[:2] if value[:2] in ("ge", "gt", "le", "lt", "eq") else "eq"
+    text = value[2:] if value[:2] == prefix else value
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"date={value!r}: expected [ge|le|gt|lt|eq]YYYY-MM-DD[Thh:mm:ss]"
+        ) from None
+    return prefix, dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def search_audit_events(
+    conn: psycopg.Connection[Any], actor: Actor, params: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """FHIR ``AuditEvent`` search for auditors: ``patient``, ``date`` (repeatable, with
+    prefixes), ``agent``, ``subtype``/``action``, ``outcome`` (allow/deny), ``_count``.
+    Raises PermissionError (→ 403, audited) or ValueError (→ 400, says which parameter)."""
+    decision = authorize(conn, actor, "search", "AuditEvent")
+    if not decision.allowed:
+        audit(conn, actor, "search", outcome="deny", basis="deny", resource_type="AuditEvent",
+              detail={"reason": decision.reason})  # fmt: skip
+        raise PermissionError(decision.reason)
+    kw: dict[str, Any] = {"limit": 100}
+    for name, value in params:
+        if name == "patient":
+            pid = value.rsplit("/", 1)[-1]
+            if not pid.isdigit():
+                raise ValueError(f"patient={value!r}: expected Patient/<person id>")
+            kw["person_ids"] = [int(pid)]
+        elif name == "date":
+            prefix, dt = _parse_date(value)
+            if prefix in ("ge", "gt"):
+                kw["since"] = dt
+            elif prefix in ("le", "lt"):
+                kw["until"] = dt + (timedelta(days=1) if len(value) <= 12 else timedelta(0))
+            else:
+                kw["since"], kw["until"] = dt, dt + timedelta(days=1)
+        elif name == "agent":
+            kw["actor"] = value.rsplit("/", 1)[-1][:64]
+        elif name in ("subtype", "action"):
+            kw["action"] = value[:40]
+        elif name == "outcome":
+            kw["outcome"] = {"0": "allow", "4": "deny", "8": "error"}.get(value, value)[:10]
+        elif name == "_count":
+            if not value.isdigit():
+                raise ValueError(f"_count={value!r}: expected a number")
+            kw["limit"] = min(int(value), 1000)
+    rows = audit_search(conn, **kw)
+    audit(conn, actor, "search", outcome="allow", basis=decision.basis,
+          resource_type="AuditEvent", detail={"params": params[:20], "count": len(rows)})  # fmt: skip
+    return [to_fhir(r) for r in rows]
+
+
+@router.get("/fhir/AuditEvent", tags=["audit"], summary="Search the audit trail (auditors)")
+def audit_events(request: Request, conn: Conn, actor: CurrentActor) -> JSONResponse:
+    try:
+        entries = search_audit_events(conn, actor, list(request.query_params.multi_items()))
+    except PermissionError as exc:
+        raise HTTPException(403, f"access denied: {exc}") from None
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(entries),
+        "entry": [{"fullUrl": f"AuditEvent/{e['id']}", "resource": e} for e in entries],
+    }
+    return JSONResponse(bundle, media_type="application/fhir+json")

@@ -1,0 +1,42 @@
+"""``hssk verify``: check a document signed by the platform, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hssk.access import signing
+from hssk.config import load_settings
+
+console = Console()
+
+
+def verify(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="The signed document."),
+    signature: Path | None = typer.Option(
+        None, "--signature", "-s", help="Detached signature (default: FILE.sig)."
+    ),
+    key: Path | None = typer.Option(
+        None, "--key", help="Trusted public key (PEM) or certificate; default: this platform's."
+    ),
+) -> None:
+    """Verify a platform-signed document (exit 0 valid, 1 invalid)."""
+    sig_path = signature or path.with_name(path.name + ".sig")
+    if not sig_path.exists():
+        console.print(f"[red]no signature[/]: {sig_path} not found; pass --signature FILE")
+        raise typer.Exit(1)
+    trusted = None
+    if key is not None:
+        trusted = signing.load_public_file(key)
+    else:
+        settings = load_settings()
+        if (settings.data_dir / signing.PLATFORM_KEY_FILE).exists():
+            trusted = signing.platform_private_key(settings).public_key()
+    ok, reason = signing.verify_document(path.read_bytes(), sig_path.read_text(), trusted)
+    if ok:
+        console.print(f"[green]VALID[/] {path.name}: {reason}")
+        return
+    console.print(f"[red]INVALID[/] {path.name}: {reason}")
+    raise typer.Exit(1)
