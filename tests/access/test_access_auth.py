@@ -1,0 +1,252 @@
+"""Authentication: the token endpoint's grants, lockout, scopes, and refused tokens."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pyotp
+import pytest
+from access_world import PASSWORD, World
+from fastapi.testclient import TestClient
+
+from hssk.access import accounts, auth, signing, tokens
+from hssk.config import load_settings
+
+TOKEN_URL = "http://testserver/auth/token"
+
+
+def _audit_count(world: World, action: str, outcome: str) -> int:
+    with world.db.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM audit_event WHERE action = %s AND outcome = %s", (action, outcome)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _password(client: TestClient, username: str, password: str, **extra: str) -> Any:
+    data = {"grant_type": "password", "username": username, "password": password, **extra}
+    return client.post("/auth/token", data=data)
+
+
+def test_password_grant_gives_a_working_token(client: TestClient, world: World) -> None:
+    resp = _password(client, "bs.hung", PASSWORD)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] <= 900
+    assert resp.headers["cache-control"] == "no-store"
+    rtype, rid = world.resources["obs_parent"]
+    read = client.get(
+        f"/fhir/{rtype}/{rid}", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert read.status_code == 200  # the doctor has an open encounter with this patient
+
+
+def test_scope_escalation_is_refused(client: TestClient, world: World) -> None:
+    resp = _password(client, "bs.hung", PASSWORD, scope="system/*.read")
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope"
+    narrowed = _password(client, "bs.hung", PASSWORD, scope="user/Immunization.read")
+    assert narrowed.status_code == 200
+    token = narrowed.json()["access_token"]
+    rtype, rid = world.resources["obs_parent"]  # an Observation: outside the narrowed scope
+    resp = client.get(f"/fhir/{rtype}/{rid}", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 403
+
+
+def test_brute_force_locks_the_account_and_is_audited(client: TestClient, world: World) -> None:
+    with world.db.connection() as conn:
+        accounts.create_account(conn, "nan.nhan", "staff", unit_id="TYT-A", password=PASSWORD)
+    before = _audit_count(world, "login", "deny")
+    for _ in range(auth.MAX_FAILURES):
+        resp = _password(client, "nan.nhan", "wrong-password-123")
+        assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
+    locked = _password(client, "nan.nhan", PASSWORD)  # even the right password now
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    assert _audit_count(world, "login", "deny") == before + auth.MAX_FAILURES
+    # unknown users get the same answer as a wrong password (no account enumeration)
+    ghost = _password(client, "khong.ton.tai", "whatever-12345")
+    assert ghost.status_code == 400 and ghost.json()["error"] == "invalid_grant"
+
+
+def test_totp_is_required_once_enrolled(client: TestClient, world: World) -> None:
+    with world.db.connection() as conn:
+        acc = accounts.create_account(conn, "bs.totp", "clinician", unit_id="BV-01",
+                                      roles=["clinician"], password=PASSWORD)  # fmt: skip
+        uri = accounts.enroll_totp(conn, acc.id)
+    secret = pyotp.parse_uri(uri).secret
+    assert _password(client, "bs.totp", PASSWORD).status_code == 400
+    assert _password(client, "bs.totp", PASSWORD, totp="000000").status_code == 400
+    ok = _password(client, "bs.totp", PASSWORD, totp=pyotp.TOTP(secret).now())
+    assert ok.status_code == 200, ok.text
+
+
+def test_citizen_logs_in_with_cccd_and_a_code(client: TestClient, world: World) -> None:
+    assert client.post("/auth/otp", json={"identifier": "001185000001"}).status_code == 202
+    # unknown identifiers get the same answer
+    assert client.post("/auth/otp", json={"identifier": "001199999999"}).status_code == 202
+    with world.db.connection() as conn:
+        (message,) = conn.execute(
+            "SELECT body FROM notification WHERE destination = '0912000001' ORDER BY id DESC"
+        ).fetchone() or ("",)
+    code = next(w.rstrip(",") for w in message.split() if w.rstrip(",").isdigit())
+    wrong = client.post("/auth/token", data={"grant_type": auth.GRANT_OTP,
+                                             "identifier": "001185000001", "code": "999999x"})  # fmt: skip
+    assert wrong.status_code == 400
+    resp = client.post("/auth/token", data={"grant_type": auth.GRANT_OTP,
+                                            "identifier": "001185000001", "code": code})  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["patient"] == str(world.persons["parent"])
+    assert "patient/*.read" in body["scope"].split()
+    again = client.post("/auth/token", data={"grant_type": auth.GRANT_OTP,
+                                             "identifier": "001185000001", "code": code})  # fmt: skip
+    assert again.status_code == 400  # a code works once
+    # refresh: rotation, and reuse of a rotated token revokes the family
+    r1 = client.post("/auth/token", data={"grant_type": "refresh_token",
+                                          "refresh_token": body["refresh_token"]})  # fmt: skip
+    assert r1.status_code == 200
+    reuse = client.post("/auth/token", data={"grant_type": "refresh_token",
+                                             "refresh_token": body["refresh_token"]})  # fmt: skip
+    assert reuse.status_code == 400
+    r2 = client.post("/auth/token", data={"grant_type": "refresh_token",
+                                          "refresh_token": r1.json()["refresh_token"]})  # fmt: skip
+    assert r2.status_code == 400  # the whole family was revoked
+
+
+@pytest.fixture(scope="module")
+def his_key(world: World) -> dict[str, Any]:
+    private_pem, public_pem = signing.generate_keypair("ES256")
+    with world.db.connection() as conn:
+        entry = signing.register_key(conn, "BV-01", public_pem)
+    return {"key": private_pem, "kid": entry["kid"]}
+
+
+def _assertion(key: bytes, kid: str | None, **over: Any) -> str:
+    now = int(time.time())
+    claims = {"iss": "bv01-his", "sub": "bv01-his", "aud": TOKEN_URL, "exp": now + 120,
+              "iat": now, "jti": uuid.uuid4().hex, **over}  # fmt: skip
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+
+
+def _client_credentials(client: TestClient, assertion: str, scope: str | None = None) -> Any:
+    data = {"grant_type": "client_credentials", "client_assertion_type": auth.ASSERTION_TYPE,
+            "client_assertion": assertion}  # fmt: skip
+    if scope:
+        data["scope"] = scope
+    return client.post("/auth/token", data=data)
+
+
+def test_backend_services_assertion(
+    client: TestClient, world: World, his_key: dict[str, Any]
+) -> None:
+    good = _assertion(his_key["key"], his_key["kid"])
+    resp = _client_credentials(client, good, "system/Observation.read")
+    assert resp.status_code == 200, resp.text
+    assert "refresh_token" not in resp.json()
+    token = resp.json()["access_token"]
+    rtype, rid = world.resources["obs_parent"]  # patient with an encounter at BV-01
+    assert (
+        client.get(f"/fhir/{rtype}/{rid}", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    other_type, other_id = world.resources["obs_other"]
+    assert client.get(f"/fhir/{other_type}/{other_id}",
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 403  # fmt: skip
+    # the same assertion again: replay
+    replay = _client_credentials(client, good)
+    assert replay.status_code == 401 and "replay" in replay.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("case", "expect"),
+    [
+        ("wrong_audience", "audience"),
+        ("expired", "expired"),
+        ("too_long", "longer"),
+        ("other_key", "signature"),
+        ("alg_none", "alg"),
+        ("hs256_with_public_key", "alg"),
+        ("not_a_client", "unknown"),
+        ("scope_escalation", "not granted"),
+    ],
+)
+def test_bad_assertions_are_refused(
+    client: TestClient, world: World, his_key: dict[str, Any], case: str, expect: str
+) -> None:
+    now = int(time.time())
+    scope = None
+    if case == "wrong_audience":
+        a = _assertion(his_key["key"], his_key["kid"], aud="https://other.example/token")
+    elif case == "expired":
+        a = _assertion(his_key["key"], his_key["kid"], exp=now - 30, iat=now - 200)
+    elif case == "too_long":
+        a = _assertion(his_key["key"], his_key["kid"], exp=now + 3600)
+    elif case == "other_key":
+        other, _ = signing.generate_keypair("ES256")
+        a = _assertion(other, None)
+    elif case == "alg_none":
+        a = jwt.encode({"iss": "bv01-his", "sub": "bv01-his", "aud": TOKEN_URL, "exp": now + 60,
+                        "jti": uuid.uuid4().hex}, None, algorithm="none")  # fmt: skip
+    elif case == "hs256_with_public_key":
+        a = jwt.encode({"iss": "bv01-his", "sub": "bv01-his", "aud": TOKEN_URL, "exp": now + 60,
+                        "jti": uuid.uuid4().hex}, "secret-guess-0123456789-abcdefghijkl",
+                       algorithm="HS256")  # fmt: skip
+    elif case == "not_a_client":
+        a = _assertion(his_key["key"], his_key["kid"], iss="bs.hung", sub="bs.hung")
+    else:
+        a, scope = _assertion(his_key["key"], his_key["kid"]), "user/*.read"
+    resp = _client_credentials(client, a, scope)
+    assert resp.status_code in (400, 401), resp.text
+    assert expect in resp.json()["error_description"]
+
+
+def _claims(**over: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": "1", "kind": "citizen",
+            "scope": "patient/*.read", "person": 1, "iat": now, "exp": now + 60, **over}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda s: jwt.encode(_claims(exp=int(time.time()) - 5), s, "HS256"), id="expired"),
+        pytest.param(lambda s: jwt.encode(_claims(), "forged-secret-0123456789abcdef", "HS256"), id="forged"),
+        pytest.param(lambda s: jwt.encode(_claims(), None, algorithm="none"), id="unsigned"),
+        pytest.param(lambda s: jwt.encode(_claims(aud="other-api"), s, "HS256"), id="audience"),
+        pytest.param(lambda s: jwt.encode(_claims(iss="evil"), s, "HS256"), id="issuer"),
+        pytest.param(lambda s: "not.a.token", id="garbage"),
+    ],
+)  # fmt: skip
+def test_refused_tokens_get_401_and_are_audited(client: TestClient, world: World, bad: Any) -> None:
+    token = bad(load_settings().secret_key())
+    before = _audit_count(world, "authenticate", "deny")
+    rtype, rid = world.resources["obs_parent"]
+    resp = client.get(f"/fhir/{rtype}/{rid}", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401
+    assert resp.headers.get("www-authenticate", "").startswith("Bearer")
+    assert _audit_count(world, "authenticate", "deny") == before + 1
+
+
+def test_negotiate_scopes_never_widens() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    parts = st.tuples(
+        st.sampled_from(["patient", "user", "system", "x"]),
+        st.sampled_from(["*", "Observation", "Immunization", "Patient", "bad type"]),
+        st.sampled_from(["read", "write", "*", "delete"]),
+    ).map(lambda t: f"{t[0]}/{t[1]}.{t[2]}")
+
+    @given(st.lists(parts, max_size=4), st.lists(parts, min_size=1, max_size=4))
+    def prop(allowed: list[str], requested: list[str]) -> None:
+        try:
+            got = auth.negotiate_scopes(allowed, " ".join(requested))
+        except auth.AuthError:
+            return
+        for scope in got:
+            assert any(auth._covers(a, scope) for a in allowed)
+
+    prop()
