@@ -20,6 +20,7 @@ def run_bench(
     province: str = "01",
     seed: int = 1,
     size: int | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Generate ``persons`` (or ``size``) residents into ``out``; return time, records/s, peak RSS.
 
@@ -29,7 +30,7 @@ def run_bench(
     if out is None:
         tmp = Path(tempfile.mkdtemp(prefix="hssk-synth-bench-"))
         try:
-            return run_bench(persons, tmp, province, seed)
+            return run_bench(persons, tmp, province, seed, workers=workers)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     proc = psutil.Process()
@@ -46,7 +47,7 @@ def run_bench(
     watcher.start()
     t0 = time.perf_counter()
     try:
-        manifest = generate(Path(out), persons, province, seed)
+        manifest = generate(Path(out), persons, province, seed, workers=workers)
     finally:
         stop.set()
         watcher.join()
@@ -54,6 +55,7 @@ def run_bench(
     records = manifest.counts["source_records"]
     return {
         "persons": persons,
+        "workers": workers,
         "seconds": round(seconds, 2),
         "source_records": records,
         "records_per_second": round(records / seconds, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -40,6 +41,11 @@ def synth(
     visit_years: float = typer.Option(
         2.0, min=0.1, help="Years of HIS visits before the reference date."
     ),
+    workers: int = typer.Option(
+        min(4, os.cpu_count() or 1),
+        min=1,
+        help="Processes (the output is the same for any number).",
+    ),
 ) -> None:
     """Generate persons, facilities, HIS XML, registries and station entries into --out."""
     try:
@@ -49,6 +55,7 @@ def synth(
         manifest = generate(
             out, persons, province, seed, model, progress=True, district=district,
             quirk_rate=quirk_rate, visit_rate=visit_rate, visit_years=visit_years, console=console,
+            workers=workers,
         )  # fmt: skip
     except (GeoError, ValueError) as exc:
         console.print(f"[red]Lỗi / error:[/] {exc}")

@@ -171,6 +171,7 @@ class ImmunizationFeed:
         self.seed = seed
         self.f = facilities
         self.n = 0
+        self.k = 0
         vax = covid_vaccines()
         self.primary = Sampler(list(vax), [v.primary for v in vax])
         self.booster = Sampler(
@@ -191,7 +192,8 @@ class ImmunizationFeed:
         reg = regs[-1] if len(regs) > 1 and rng.random() < 0.5 else regs[0]
         d = perturb(p, "immunization", reg, self.rates, self.seed, when)
         self.n += 1
-        rid = f"TC{self.n:09d}"
+        self.k += 1  # ids from the person and a per-person number: independent of run order
+        rid = f"TC{p.index + 1:08d}{self.k:03d}"
         phone = d.phone or (mother.phone if mother else "")
         subject = f"{'TE' if program == 'TCMR' else 'CV'}{p.index + 1:08d}{'B' if reg.endswith('#2') else ''}"
         self.sink.write([
@@ -204,6 +206,7 @@ class ImmunizationFeed:
     def write(self, p: Person, hh: dict[str, Person]) -> int:
         rng = sub_rng(self.seed, "imm", p.key)
         before = self.n
+        self.k = 0
         last = _last_day(p)
         mother = hh.get(p.mother_key)
         if p.birth_date >= TCMR_REGISTRY_START:
@@ -309,11 +312,13 @@ class StationFeed:
         self.seed = seed
         self.f = facilities
         self.n = 0
+        self.k = 0
 
     def _row(self, p: Person, kind: str, when: date, reg: str, extra: dict[str, object]) -> None:
         d = perturb(p, "station", reg, self.rates, self.seed, when)
         self.n += 1
-        rid = f"TYT{self.n:09d}"
+        self.k += 1
+        rid = f"TYT{p.index + 1:08d}{self.k:02d}"
         station = self.f.station_of(p.commune)
         cols = {
             "ma_ban_ghi": rid, "loai": kind, "ngay": when.isoformat(), "ma_tram": station.code,
@@ -355,6 +360,7 @@ class StationFeed:
     def write(self, p: Person, hh: Household) -> int:
         rng = sub_rng(self.seed, "station", p.key)
         before = self.n
+        self.k = 0
         regs = registrations(p, "station", p.key, self.rates, self.seed)
         last = _last_day(p)
 

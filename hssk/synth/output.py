@@ -73,9 +73,10 @@ class CsvSink:
 class Output:
     """All files of one generation run, plus the truth of every source record."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, csv_dir: Path | None = None) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.csv_dir = Path(csv_dir) if csv_dir else self.dir
         self.csvs: dict[str, tuple[str, CsvSink, str]] = {}
         self.trees: dict[str, list[Any]] = {}  # kind -> [path, files, records, description]
         self.made_dirs: set[Path] = set()
@@ -87,7 +88,7 @@ class Output:
         )
 
     def csv(self, kind: str, rel: str, header: Sequence[str], description: str = "") -> CsvSink:
-        sink = CsvSink(self.dir / rel, header)
+        sink = CsvSink(self.csv_dir / rel, header)
         self.csvs[kind] = (rel, sink, description)
         return sink
 
@@ -110,17 +111,3 @@ class Output:
         self, source: str, record_id: str, person_key: str, file: str, errors: Sequence[str]
     ) -> None:
         self.truth.write([source, record_id, person_key, file, ";".join(errors)])
-
-    def close(self, manifest: Manifest) -> Manifest:
-        for kind, (rel, sink, desc) in self.csvs.items():
-            sink.close()
-            manifest.files.append(FileEntry(rel, kind, sink.rows, "csv", desc))
-        for kind, (rel, files, records, desc) in self.trees.items():
-            manifest.files.append(FileEntry(rel, kind, records, "dir", desc, files))
-        manifest.truth = {"source_records": TRUTH_RECORDS, "persons": TRUTH_PERSONS}
-        return manifest
-
-    def write_manifest(self, manifest: Manifest) -> Path:
-        path = self.dir / "manifest.json"
-        path.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), "utf-8")
-        return path

@@ -228,6 +228,14 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert _digest(a) != _digest(c)
 
 
+def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
+    one = generate(tmp_path / "one", 1200, "01", seed=6, district="Đống Đa", workers=1)
+    two = generate(tmp_path / "two", 1200, "01", seed=6, district="Đống Đa", workers=2)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert one.counts == two.counts and one.files == two.files
+    assert not (tmp_path / "two" / ".parts").exists()
+
+
 def test_bad_parameters_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="persons must be at least 1"):
         generate(tmp_path, 0)
