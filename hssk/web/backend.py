@@ -1,0 +1,311 @@
+"""The web layer's view of the other components (registry, access), in one place.
+
+Pages call these functions only; each calls the owning component's public function, so a
+rule (who may read, what is audited) lives in one place.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from hssk import registry
+from hssk.access import Actor, Decision, audit, authorize
+from hssk.web.book import PersonView
+
+
+def person(conn: psycopg.Connection[Any], person_id: int) -> PersonView | None:
+    """Demographics of a person (golden record, merges followed)."""
+    p = registry.get_person(conn, person_id)
+    if p is None:
+        return None
+    return PersonView(
+        id=p.id,
+        full_name=p.full_name,
+        birth_date=p.birth_date,
+        birth_text=p.birth_date_text,
+        sex=p.sex,
+        health_id=p.health_id,
+        cccd=p.cccd,
+        bhyt=p.bhyt,
+        phone=p.phone,
+        address=p.address,
+        commune_code=p.commune_code,
+        deceased_at=p.deceased_at,
+    )
+
+
+@dataclass(frozen=True)
+class Found:
+    person: PersonView
+    score: float
+    grade: str
+
+
+def find(
+    conn: psycopg.Connection[Any],
+    *,
+    cccd: str | None = None,
+    bhyt: str | None = None,
+    name: str | None = None,
+    birth_date: str | None = None,
+    limit: int = 20,
+) -> list[Found]:
+    """Clinician search through the registry (best first, with match scores)."""
+    out = []
+    for c in registry.find(
+        conn, cccd=cccd, bhyt=bhyt, name=name, birth_date=birth_date, limit=limit
+    ):
+        view = person(conn, c.person.id)
+        if view is not None:
+            out.append(Found(view, c.score, c.grade))
+    return out
+
+
+def _access_routes() -> Any:
+    """hssk.access.routes: consent, guardianship and break-glass live in its endpoint
+    functions (plain functions of (conn, actor, ...)); calling them keeps one implementation
+    of each rule and its audit event."""
+    return importlib.import_module("hssk.access.routes")
+
+
+def children_of(conn: psycopg.Connection[Any], actor: Actor) -> list[int]:
+    """Persons whose book this citizen holds as guardian (valid guardianship, under 18)."""
+    if actor.kind != "citizen" or actor.person_id is None:
+        return []
+    return [int(c["person_id"]) for c in _access_routes().my_children(conn, actor)]
+
+
+def decide(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    person_id: int,
+    *,
+    action: str = "read",
+    purpose: str | None = None,
+    sensitivity: str | None = None,
+) -> Decision:
+    """The access policy's decision for reading (or writing) a person's record."""
+    return authorize(
+        conn, actor, action, "Patient", person_id, purpose=purpose, sensitivity=sensitivity
+    )
+
+
+def record_search(conn: psycopg.Connection[Any], actor: Actor, detail: dict[str, Any]) -> None:
+    """Audit a patient search (no single person: the criteria and the number of results)."""
+    audit(
+        conn,
+        actor,
+        "search",
+        outcome="allow",
+        basis="search",
+        resource_type="Patient",
+        detail=detail,
+    )
+
+
+def record_access(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    action: str,
+    person_id: int,
+    decision: Decision,
+    *,
+    resource_type: str = "Patient",
+    resource_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    audit(
+        conn,
+        actor,
+        action,
+        outcome="allow" if decision.allowed else "deny",
+        basis=decision.basis,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        person_id=person_id,
+        detail=detail,
+    )
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    at: datetime
+    actor: str
+    unit: str | None
+    role: str | None
+    action: str
+    basis: str | None
+    outcome: str
+    purpose: str | None
+
+
+def access_log(
+    conn: psycopg.Connection[Any], person_ids: list[int], limit: int = 100
+) -> list[AccessEntry]:
+    """Who read or changed these persons' records, newest first (names of actor and unit)."""
+    from hssk.access.audit import search
+
+    return [
+        AccessEntry(
+            at=r.at,
+            actor=r.actor_name or r.actor or "?",
+            unit=r.unit_name or r.unit_id,
+            role=r.role,
+            action=r.action,
+            basis=r.basis,
+            outcome=r.outcome,
+            purpose=r.purpose,
+        )
+        for r in search(conn, person_ids=person_ids, limit=limit)
+    ]
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    id: int
+    person_id: int
+    grantee: str
+    categories: list[str]
+    purpose: str | None
+    start: datetime | None
+    end: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def consents(conn: psycopg.Connection[Any], actor: Actor) -> list[ConsentView]:
+    """Consents the citizen (or their children) gave, active first."""
+    rows = _access_routes().list_consents(conn, actor)
+    names = dict(units(conn))
+    out = [
+        ConsentView(
+            id=int(c["id"]),
+            person_id=int(c["person_id"]),
+            grantee=names.get(
+                c["grantee_unit"] or "", c["grantee_unit"] or f"#{c['grantee_account']}"
+            ),
+            categories=list(c["categories"] or ["*"]),
+            purpose=c["purpose"],
+            start=c["start"],
+            end=c["end"],
+            revoked_at=c["revoked_at"],
+        )
+        for c in rows
+    ]
+    out.sort(key=lambda c: (not c.active, -c.id))
+    return out
+
+
+class Refused(Exception):
+    """The owning component refused the request (its message says why)."""
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    from fastapi import HTTPException
+
+    try:
+        return fn(*args)
+    except HTTPException as exc:
+        raise Refused(str(exc.detail)) from exc
+
+
+def grant_consent(
+    conn: psycopg.Connection[Any], actor: Actor, *, grantee_unit: str, days: int | None
+) -> int:
+    routes = _access_routes()
+    req = routes.ConsentIn(grantee_unit=grantee_unit, days=days)
+    return int(_call(routes.grant_consent, conn, actor, req)["id"])
+
+
+def revoke_consent(conn: psycopg.Connection[Any], actor: Actor, consent_id: int) -> None:
+    _call(_access_routes().revoke_consent, conn, actor, consent_id)
+
+
+def units(conn: psycopg.Connection[Any], kinds: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(id, name) of active units, for pickers (consent grantee, referral destination)."""
+    rows = conn.execute(
+        """SELECT id, name FROM unit WHERE active AND (%s::text[] = '{}' OR kind = ANY(%s))
+           ORDER BY name LIMIT 500""",
+        (list(kinds), list(kinds)),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def unit_name(conn: psycopg.Connection[Any], unit_id: str | None) -> str | None:
+    if not unit_id:
+        return None
+    row = conn.execute("SELECT name FROM unit WHERE id = %s", (unit_id,)).fetchone()
+    return row[0] if row else unit_id
+
+
+BREAK_GLASS_MIN_REASON = 20  # the access component's minimum (BreakGlassIn.reason)
+
+
+def open_break_glass(
+    conn: psycopg.Connection[Any], actor: Actor, person_id: int, reason: str
+) -> None:
+    """Record an emergency access with its written reason (reviewed later)."""
+    routes = _access_routes()
+    _call(routes.break_glass, conn, actor, routes.BreakGlassIn(person_id=person_id, reason=reason))
+
+
+def _auth() -> Any:
+    return importlib.import_module("hssk.access.auth")
+
+
+def start_login(
+    conn: psycopg.Connection[Any], settings: Any, identifier: str, address: str | None
+) -> None:
+    """Send a one-time code to the citizen behind a CCCD or phone (nothing if unknown)."""
+    auth = _auth()
+    try:
+        auth.request_login_code(conn, settings, identifier, address)
+    except auth.AuthError as exc:
+        raise Refused(exc.description) from exc
+
+
+def finish_login(
+    conn: psycopg.Connection[Any], settings: Any, identifier: str, code: str, address: str | None
+) -> str:
+    """Check the one-time code; returns an access token (Refused on a bad code)."""
+    auth = _auth()
+    try:
+        body = auth.otp_grant(
+            conn, settings, identifier=identifier, code=code, scope=None, address=address
+        )
+    except auth.AuthError as exc:
+        raise Refused(exc.description) from exc
+    return str(body["access_token"])
+
+
+def staff_login(
+    conn: psycopg.Connection[Any],
+    settings: Any,
+    username: str,
+    password: str,
+    otp: str | None,
+    address: str | None,
+) -> str:
+    auth = _auth()
+    try:
+        body = auth.password_grant(
+            conn,
+            settings,
+            username=username,
+            password=password,
+            totp=otp,
+            scope=None,
+            address=address,
+        )
+    except auth.AuthError as exc:
+        raise Refused(exc.description) from exc
+    return str(body["access_token"])

@@ -1,0 +1,87 @@
+"""Jinja2 rendering of pages, with the language chosen per request."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from hssk.web import charts
+from hssk.web.i18n import LANG_COOKIE, LANGS, t
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def lang_of(request: Request) -> str:
+    """``?lang=`` first, then the remembered cookie, then the installation default."""
+    q = request.query_params.get("lang")
+    if q in LANGS:
+        return q
+    c = request.cookies.get(LANG_COOKIE)
+    if c in LANGS:
+        return c
+    default = getattr(request.app.state, "settings", None)
+    return getattr(default, "default_lang", "vi") if default else "vi"
+
+
+def fmt_date(value: Any, with_time: bool = False) -> str:
+    """dd/mm/yyyy (Vietnamese order) in Vietnam time; '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        local = value.astimezone(VN) if value.tzinfo else value
+        return local.strftime("%d/%m/%Y %H:%M" if with_time else "%d/%m/%Y")
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    text = str(value)
+    parts = text[:10].split("-")
+    return "/".join(reversed(parts)) if len(parts) in (2, 3) else text
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("hssk.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["d"] = fmt_date
+    env.filters["dt"] = lambda v: fmt_date(v, True)
+    # Both are produced here (SVG escapes every text it embeds; the CSS is a packaged file).
+    env.globals["chart"] = lambda ind, label: Markup(charts.trend_svg(ind.points, ind.unit, label))  # noqa: S704
+    env.globals["css"] = Markup(  # noqa: S704
+        resources.files("hssk.web").joinpath("static/style.css").read_text("utf-8")
+    )
+    return env
+
+
+def page(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """Render ``template`` in the request's language; remember an explicit ``?lang=``."""
+    lang = lang_of(request)
+
+    def tr(key: str, **kw: Any) -> str:
+        return t(key, lang, **kw)
+
+    other = "en" if lang == "vi" else "vi"
+    query = dict(request.query_params)
+    query["lang"] = other
+    switch = str(request.url.path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    html = (
+        environment()
+        .get_template(template)
+        .render(
+            t=tr, lang=lang, switch_url=switch, path=request.url.path, errors={}, values={}, **ctx
+        )
+    )
+    resp = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in LANGS:
+        resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+    return resp

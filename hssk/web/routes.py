@@ -1,0 +1,1000 @@
+"""Web pages (citizen book, clinician workspace, commune station) and the partner book API.
+
+Every page is server-rendered in one round trip (CSS inlined, charts as inline SVG).
+Vietnamese by default; ``?lang=en`` switches and is remembered in a cookie.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hssk.access import ANONYMOUS, Actor, Decision
+from hssk.access.tokens import TokenError, verify
+from hssk.api.deps import Conn
+from hssk.records import everything, save
+from hssk.web import backend, pdf, render, selfdata, station
+from hssk.web.book import ICD10, build_book, concept_text, is_sensitive, ref_text
+from hssk.web.forms import Form
+from hssk.web.i18n import t
+from hssk.web.models import SECTIONS, HealthBook
+from hssk.web.partners import sections_for
+
+router = APIRouter(include_in_schema=True)
+COOKIE = "hssk_token"
+_CCCD = re.compile(r"^\d{12}$")
+_PHONE = re.compile(r"^0\d{9}$")
+
+
+def page_actor(request: Request) -> Actor:
+    """The caller of a page: an invalid or expired cookie means 'not logged in' (→ login)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
+    if not token:
+        return ANONYMOUS
+    try:
+        return verify(request.app.state.settings, token)
+    except TokenError:
+        return ANONYMOUS
+
+
+PageActor = Annotated[Actor, Depends(page_actor)]
+
+
+def _login_redirect(request: Request, path: str = "/book/login") -> RedirectResponse:
+    return RedirectResponse(f"{path}?next={quote(str(request.url.path))}", status_code=303)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+# --- citizen: login -----------------------------------------------------------------------------
+@router.get("/book/login", include_in_schema=False, response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return render.page(
+        request, "login.html", step="identifier", next=request.query_params.get("next", "/book")
+    )
+
+
+@router.post("/book/login", include_in_schema=False, response_class=HTMLResponse)
+async def login_submit(request: Request, conn: Conn) -> Response:
+    form = await request.form()
+    lang = render.lang_of(request)
+    identifier = re.sub(r"[\s.\-]", "", str(form.get("identifier", "")))
+    nxt = _safe_next(str(form.get("next", "/book")))
+    code = str(form.get("code", "")).strip()
+    ctx: dict[str, Any] = {"next": nxt, "identifier": identifier}
+    if not (_CCCD.match(identifier) or _PHONE.match(identifier)):
+        return render.page(
+            request,
+            "login.html",
+            step="identifier",
+            errors={"identifier": t("bad_identifier", lang)},
+            status=422,
+            **ctx,
+        )
+    settings = request.app.state.settings
+    address = request.client.host if request.client else None
+    try:
+        if not code:
+            backend.start_login(conn, settings, identifier, address)
+            return render.page(request, "login.html", step="code", sent_to=_mask(identifier), **ctx)
+        token = backend.finish_login(conn, settings, identifier, code, address)
+    except backend.Refused:
+        return render.page(
+            request,
+            "login.html",
+            step="code",
+            errors={"code": t("bad_code", lang)},
+            status=422,
+            **ctx,
+        )
+    resp = RedirectResponse(nxt, status_code=303)
+    set_token_cookie(resp, token)
+    return resp
+
+
+def set_token_cookie(resp: Response, token: str) -> None:
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/", max_age=3600)
+
+
+def _mask(identifier: str) -> str:
+    """Where the code went, without revealing the whole number ('09******78')."""
+    return identifier[:2] + "*" * (len(identifier) - 4) + identifier[-2:]
+
+
+def _safe_next(nxt: str) -> str:
+    # only local paths: never redirect a freshly logged-in user to another site
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/book"
+
+
+@router.get("/book/logout", include_in_schema=False)
+def logout() -> Response:
+    resp = RedirectResponse("/book/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+# --- citizen: the book --------------------------------------------------------------------------
+def _load_book(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    person_id: int,
+    *,
+    sections: tuple[str, ...] | None = None,
+    include_sensitive: bool = True,
+    lang: str = "vi",
+    action: str = "read",
+) -> tuple[HealthBook | None, Decision]:
+    """Authorize, audit and assemble a person's book (None when denied or unknown)."""
+    decision = backend.decide(conn, actor, person_id)
+    backend.record_access(conn, actor, action, person_id, decision, detail={"view": "health-book"})
+    if not decision.allowed:
+        return None, decision
+    view = backend.person(conn, person_id)
+    if view is None:
+        return None, Decision(False, "deny", "no such person")
+    resources = everything(conn, view.id)
+    book = build_book(
+        view,
+        resources,
+        self_entries=selfdata.entries(conn, view.id),
+        guardian_of=_children(conn, actor) if actor.person_id == view.id else (),
+        sections=sections,
+        include_sensitive=include_sensitive,
+        lang=lang,
+    )
+    return book, decision
+
+
+def _children(conn: psycopg.Connection[Any], actor: Actor) -> list[int]:
+    return backend.children_of(conn, actor)
+
+
+@router.get("/book", include_in_schema=False, response_class=HTMLResponse)
+def my_book(request: Request, conn: Conn, actor: PageActor) -> Response:
+    if actor.kind != "citizen" or actor.person_id is None:
+        return _login_redirect(request)
+    return _book_page(request, conn, actor, actor.person_id)
+
+
+@router.get("/book/p/{person_id}", include_in_schema=False, response_class=HTMLResponse)
+def person_book(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    if not actor.authenticated:
+        return _login_redirect(request)
+    return _book_page(request, conn, actor, person_id)
+
+
+def _book_page(
+    request: Request, conn: psycopg.Connection[Any], actor: Actor, person_id: int
+) -> Response:
+    lang = render.lang_of(request)
+    book, decision = _load_book(conn, actor, person_id, lang=lang)
+    if book is None:
+        return render.page(
+            request, "error.html", message=t("forbidden", lang), reason=decision.reason, status=403
+        )
+    children = (
+        [(cid, backend.person(conn, cid)) for cid in book.admin.guardian_of] if book.admin else []
+    )
+    return render.page(
+        request,
+        "book.html",
+        book=book,
+        children=[(cid, p) for cid, p in children if p is not None],
+        own=actor.person_id == person_id,
+        nav="book" if actor.person_id == person_id else "children",
+    )
+
+
+@router.get(
+    "/book/p/{person_id}/visit/{visit_id}", include_in_schema=False, response_class=HTMLResponse
+)
+def visit_page(
+    person_id: int, visit_id: str, request: Request, conn: Conn, actor: PageActor
+) -> Response:
+    if not actor.authenticated:
+        return _login_redirect(request)
+    lang = render.lang_of(request)
+    book, decision = _load_book(conn, actor, person_id, lang=lang)
+    if book is None:
+        return render.page(
+            request, "error.html", message=t("forbidden", lang), reason=decision.reason, status=403
+        )
+    visit = next((v for v in book.visits or [] if v.id == visit_id), None)
+    if visit is None:
+        return render.page(request, "error.html", message=t("not_found", lang), status=404)
+    return render.page(
+        request, "visit.html", book=book, visit=visit, **pdf.visit_parts(book, visit_id)
+    )
+
+
+@router.get("/book/p/{person_id}/visit/{visit_id}.pdf", include_in_schema=False)
+def visit_pdf(
+    person_id: int, visit_id: str, request: Request, conn: Conn, actor: PageActor
+) -> Response:
+    if not actor.authenticated:
+        return _login_redirect(request)
+    lang = render.lang_of(request)
+    book, _decision = _load_book(conn, actor, person_id, lang=lang, action="export")
+    if book is None or not any(v.id == visit_id for v in book.visits or []):
+        return Response(
+            t("forbidden" if book is None else "not_found", lang),
+            status_code=403 if book is None else 404,
+        )
+    data = pdf.visit_pdf(book, visit_id, lang, signer=backend_signer(request))
+    return _pdf_response(data, f"lan-kham-{visit_id[:8]}.pdf")
+
+
+@router.get("/book/p/{person_id}/book.pdf", include_in_schema=False)
+def book_pdf(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    if not actor.authenticated:
+        return _login_redirect(request)
+    lang = render.lang_of(request)
+    book, _ = _load_book(conn, actor, person_id, lang=lang, action="export")
+    if book is None:
+        return Response(t("forbidden", lang), status_code=403)
+    data = pdf.book_pdf(book, lang, signer=backend_signer(request))
+    return _pdf_response(data, f"so-suc-khoe-{person_id}.pdf")
+
+
+def backend_signer(request: Request) -> pdf.Signer:
+    return pdf.platform_signer(request.app.state.settings)
+
+
+def _pdf_response(data: bytes, name: str) -> Response:
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# --- citizen: consents, access log, own entries -------------------------------------------------
+def _citizen(request: Request, actor: Actor) -> Response | None:
+    if actor.kind != "citizen" or actor.person_id is None:
+        return _login_redirect(request)
+    return None
+
+
+@router.get("/book/consents", include_in_schema=False, response_class=HTMLResponse)
+def consents_page(
+    request: Request, conn: Conn, actor: PageActor, done: str | None = None
+) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    return render.page(
+        request,
+        "consents.html",
+        consents=backend.consents(conn, actor),
+        units=backend.units(
+            conn, ("hospital", "polyclinic", "clinic", "station", "district_centre")
+        ),
+        done=done,
+        nav="consents",
+    )
+
+
+@router.post("/book/consents", include_in_schema=False, response_class=HTMLResponse)
+async def consent_grant(request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    raw = {k: str(v) for k, v in (await request.form()).items()}
+    form = Form(raw)
+    unit = form.text("unit", required=True, max_len=40)
+    until = form.day("until", not_future=False, today=_today())
+    if until is not None and until < _today():
+        form.error("until", "Ngày kết thúc phải sau hôm nay.", "The end date must be after today.")
+    if not form.ok or unit is None:
+        return _consent_errors(request, conn, actor, form)
+    days = (until - _today()).days if until else None
+    try:
+        backend.grant_consent(conn, actor, grantee_unit=unit, days=days)
+    except backend.Refused as exc:
+        form.error("unit", str(exc), str(exc))
+        return _consent_errors(request, conn, actor, form)
+    return RedirectResponse("/book/consents?done=granted", status_code=303)
+
+
+def _consent_errors(
+    request: Request, conn: psycopg.Connection[Any], actor: Actor, form: Form
+) -> Response:
+    assert actor.person_id is not None
+    return render.page(
+        request,
+        "consents.html",
+        consents=backend.consents(conn, actor),
+        units=backend.units(
+            conn, ("hospital", "polyclinic", "clinic", "station", "district_centre")
+        ),
+        errors=form.by_field(render.lang_of(request)),
+        values=form.raw,
+        nav="consents",
+        status=422,
+    )
+
+
+@router.post(
+    "/book/consents/{consent_id}/revoke", include_in_schema=False, response_class=HTMLResponse
+)
+def consent_revoke(consent_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    try:
+        backend.revoke_consent(conn, actor, consent_id)
+    except backend.Refused as exc:
+        return render.page(
+            request,
+            "error.html",
+            message=t("not_found", render.lang_of(request)),
+            reason=str(exc),
+            status=404,
+        )
+    return RedirectResponse("/book/consents?done=revoked", status_code=303)
+
+
+@router.get("/book/access-log", include_in_schema=False, response_class=HTMLResponse)
+def access_log_page(request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    return render.page(
+        request, "access_log.html", entries=backend.access_log(conn, [actor.person_id]), nav="log"
+    )
+
+
+@router.get("/book/self", include_in_schema=False, response_class=HTMLResponse)
+def self_page(request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    return _self_render(request, conn, actor.person_id)
+
+
+def _self_render(
+    request: Request, conn: psycopg.Connection[Any], person_id: int, **ctx: Any
+) -> Response:
+    return render.page(
+        request,
+        "self.html",
+        entries=selfdata.entries(conn, person_id),
+        risk_factors=selfdata.RISK_FACTORS,
+        relations=selfdata.RELATIONS,
+        measurements=selfdata.MEASUREMENTS,
+        nav="self",
+        **ctx,
+    )
+
+
+@router.post("/book/self/{kind}", include_in_schema=False, response_class=HTMLResponse)
+async def self_add(kind: str, request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    raw = {k: str(v) for k, v in (await request.form()).items()}
+    form, data = selfdata.validate_entry(kind, raw, _today())
+    if not form.ok:
+        return _self_render(
+            request,
+            conn,
+            actor.person_id,
+            errors=form.by_field(render.lang_of(request)),
+            values=raw,
+            form_kind=kind,
+            status=422,
+        )
+    selfdata.add_entry(conn, actor.person_id, kind, data, actor.account_id)
+    return RedirectResponse("/book/self?saved=1", status_code=303)
+
+
+@router.post(
+    "/book/self/entry/{entry_id}/delete", include_in_schema=False, response_class=HTMLResponse
+)
+def self_delete(entry_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _citizen(request, actor)) is not None:
+        return redirect
+    assert actor.person_id is not None
+    selfdata.delete_entry(conn, actor.person_id, entry_id)
+    return RedirectResponse("/book/self", status_code=303)
+
+
+# --- partner API --------------------------------------------------------------------------------
+def _api_book(conn: psycopg.Connection[Any], actor: Actor, person_id: int, v: int) -> Response:
+    if v != 1:
+        return _problem(400, f"unsupported book version {v}; this server serves v=1")
+    if not actor.authenticated:
+        return _problem(401, "authentication required: send 'Authorization: Bearer <token>'")
+    own = actor.kind == "citizen"
+    book, decision = _load_book(
+        conn,
+        actor,
+        person_id,
+        sections=None if own else sections_for(actor.client),
+        include_sensitive=own,
+    )
+    if book is None:
+        return _problem(403 if decision.basis == "deny" else 404, decision.reason)
+    return Response(book.model_dump_json(), media_type="application/json")
+
+
+def _problem(status: int, detail: str) -> Response:
+    import orjson
+
+    return Response(
+        orjson.dumps({"status": status, "detail": detail}),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def api_actor(request: Request) -> Actor:
+    return page_actor(request)
+
+
+ApiActor = Annotated[Actor, Depends(api_actor)]
+
+
+@router.get(
+    "/api/v1/book/{person_id}",
+    response_model=HealthBook,
+    tags=["health book"],
+    summary="Health book of a person (partner apps: VNeID, city app)",
+    responses={401: {"description": "no credentials"}, 403: {"description": "no lawful basis"}},
+)
+def api_book(
+    person_id: int,
+    conn: Conn,
+    actor: ApiActor,
+    v: Annotated[int, Query(description="book version")] = 1,
+) -> Response:
+    """The health book in version ``v`` (only 1 exists). A partner (system client) receives the
+    sections of its field set (others are ``null``) and never sensitive categories; a citizen
+    receives their own book or a child's in full. Every call is audited."""
+    return _api_book(conn, actor, person_id, v)
+
+
+@router.get(
+    "/api/v1/me/book", response_model=HealthBook, tags=["health book"], summary="My health book"
+)
+def api_my_book(
+    conn: Conn, actor: ApiActor, v: Annotated[int, Query(description="book version")] = 1
+) -> Response:
+    """The caller's own book (citizen token)."""
+    if actor.person_id is None:
+        return _problem(401 if not actor.authenticated else 403, "a citizen token is required")
+    return _api_book(conn, actor, actor.person_id, v)
+
+
+@router.get("/api/v1/book-sections", tags=["health book"], summary="Sections of the book, in order")
+def api_sections() -> list[str]:
+    return list(SECTIONS)
+
+
+# --- clinician workspace ------------------------------------------------------------------------
+def _staff(request: Request, actor: Actor) -> Response | None:
+    if not actor.authenticated or actor.kind not in ("clinician", "staff"):
+        return _login_redirect(request, "/staff/login")
+    return None
+
+
+@router.get("/staff/login", include_in_schema=False, response_class=HTMLResponse)
+def staff_login_page(request: Request) -> Response:
+    return render.page(
+        request, "staff_login.html", next=request.query_params.get("next", "/clinic")
+    )
+
+
+@router.post("/staff/login", include_in_schema=False, response_class=HTMLResponse)
+async def staff_login_submit(request: Request, conn: Conn) -> Response:
+    raw = {k: str(v) for k, v in (await request.form()).items()}
+    lang = render.lang_of(request)
+    nxt = raw.get("next") or "/clinic"
+    nxt = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/clinic"
+    try:
+        token = backend.staff_login(
+            conn,
+            request.app.state.settings,
+            raw.get("username", ""),
+            raw.get("password", ""),
+            raw.get("otp") or None,
+            request.client.host if request.client else None,
+        )
+    except backend.Refused as exc:
+        return render.page(
+            request,
+            "staff_login.html",
+            errors={"password": str(exc) or t("bad_code", lang)},
+            next=nxt,
+            status=422,
+        )
+    resp = RedirectResponse(nxt, status_code=303)
+    set_token_cookie(resp, token)
+    return resp
+
+
+@router.get("/clinic", include_in_schema=False, response_class=HTMLResponse)
+def clinic_search(
+    request: Request,
+    conn: Conn,
+    actor: PageActor,
+    cccd: str = "",
+    bhyt: str = "",
+    name: str = "",
+    birth: str = "",
+) -> Response:
+    if (redirect := _staff(request, actor)) is not None:
+        return redirect
+    lang = render.lang_of(request)
+    values = {"cccd": cccd, "bhyt": bhyt, "name": name, "birth": birth}
+    searched = any(v.strip() for v in values.values())
+    results: list[backend.Found] = []
+    errors: dict[str, str] = {}
+    if searched:
+        if not (cccd.strip() or bhyt.strip() or name.strip()):
+            errors["cccd"] = t("need_criteria", lang)
+        else:
+            birth_iso = _birth_param(birth)
+            results = backend.find(
+                conn,
+                cccd=cccd.strip() or None,
+                bhyt=bhyt.strip() or None,
+                name=name.strip() or None,
+                birth_date=birth_iso,
+            )
+            backend.record_search(
+                conn,
+                actor,
+                {"criteria": [k for k, v in values.items() if v], "results": len(results)},
+            )
+    return render.page(
+        request,
+        "clinic_search.html",
+        results=results,
+        values=values,
+        searched=searched,
+        errors=errors,
+        nav="clinic",
+    )
+
+
+def _birth_param(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d{4}", text):
+        return text
+    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", text)
+    if m:
+        return f"{m.group(3)}-{int(m.group(2)):02d}-{int(m.group(1)):02d}"
+    return text
+
+
+@router.get("/clinic/p/{person_id}", include_in_schema=False, response_class=HTMLResponse)
+def clinic_record(
+    person_id: int, request: Request, conn: Conn, actor: PageActor, saved: str | None = None
+) -> Response:
+    if (redirect := _staff(request, actor)) is not None:
+        return redirect
+    lang = render.lang_of(request)
+    view = backend.person(conn, person_id)
+    if view is None:
+        return render.page(request, "error.html", message=t("not_found", lang), status=404)
+    decision = backend.decide(conn, actor, person_id, purpose="treatment")
+    backend.record_access(conn, actor, "read", person_id, decision, detail={"view": "timeline"})
+    if not decision.allowed:
+        return render.page(
+            request, "clinic_basis.html", person=view, decision=decision, nav="clinic"
+        )
+    resources = everything(conn, view.id)
+    include_sensitive = backend.decide(
+        conn, actor, person_id, purpose="treatment", sensitivity="HIV"
+    ).allowed
+    items = timeline(resources, actor, backend.unit_name(conn, actor.unit_id), include_sensitive)
+    reuse = [i for i in items if i["reuse"]]
+    return render.page(
+        request,
+        "clinic_record.html",
+        person=view,
+        decision=decision,
+        items=items,
+        reuse=reuse,
+        saved=saved,
+        nav="clinic",
+    )
+
+
+def timeline(
+    resources: list[Any], actor: Actor, my_unit: str | None, include_sensitive: bool
+) -> list[dict[str, Any]]:
+    """The whole record as dated rows, newest first; labs from other facilities are marked."""
+    enc_fac = {
+        r.id: ref_text(r.body.get("serviceProvider")) for r in resources if r.type == "Encounter"
+    }
+    recent = datetime.now(UTC) - timedelta(days=180)
+    rows = []
+    for r in resources:
+        body = r.body
+        if r.type == "Patient" or (not include_sensitive and is_sensitive(body)):
+            continue
+        from hssk.records.extract import effective
+
+        when = effective(body)
+        facility = None
+        for key in ("serviceProvider", "performer", "requester", "location"):
+            facility = ref_text(body.get(key))
+            if facility:
+                break
+        if facility is None:
+            enc = (body.get("encounter") or {}).get("reference", "")
+            facility = enc_fac.get(enc.partition("/")[2]) if enc else None
+        summary = (
+            concept_text(body.get("code"))
+            or concept_text(body.get("vaccineCode"))
+            or concept_text(body.get("medicationCodeableConcept"))
+            or concept_text(body.get("type"))
+            or body.get("description")
+            or ""
+        )
+        value = None
+        if r.type == "Observation":
+            from hssk.web.book import value_text
+
+            v, unit = value_text(body)
+            value = f"{v} {unit or ''}".strip() if v else None
+        categories = {c for cat in body.get("category") or () for c in _codes(cat)}
+        is_lab = r.type == "Observation" and "laboratory" in categories
+        other = bool(facility and my_unit and facility != my_unit and facility != actor.unit_id)
+        rows.append(
+            {
+                "type": r.type,
+                "id": r.id,
+                "when": when,
+                "summary": summary,
+                "value": value,
+                "facility": facility,
+                "other": other,
+                "lab": is_lab,
+                "reuse": is_lab and other and when is not None and when >= recent,
+            }
+        )
+    rows.sort(key=lambda x: x["when"] or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return rows
+
+
+def _codes(concept: Any) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    return [str(c.get("code")) for c in concept.get("coding") or () if isinstance(c, dict)]
+
+
+@router.post("/clinic/p/{person_id}/basis", include_in_schema=False, response_class=HTMLResponse)
+async def clinic_basis(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    if (redirect := _staff(request, actor)) is not None:
+        return redirect
+    lang = render.lang_of(request)
+    raw = {k: str(v) for k, v in (await request.form()).items()}
+    view = backend.person(conn, person_id)
+    if view is None:
+        return render.page(request, "error.html", message=t("not_found", lang), status=404)
+    kind = raw.get("basis", "")
+    if kind == "emergency":
+        reason = raw.get("reason", "").strip()
+        if len(reason) < backend.BREAK_GLASS_MIN_REASON:
+            decision = backend.decide(conn, actor, person_id, purpose="treatment")
+            return render.page(
+                request,
+                "clinic_basis.html",
+                person=view,
+                decision=decision,
+                errors={"reason": t("emergency_reason_required", lang)},
+                values=raw,
+                nav="clinic",
+                status=422,
+            )
+        try:
+            backend.open_break_glass(conn, actor, person_id, reason)
+        except backend.Refused as exc:
+            return render.page(
+                request, "error.html", message=t("forbidden", lang), reason=str(exc), status=403
+            )
+    return RedirectResponse(f"/clinic/p/{person_id}", status_code=303)
+
+
+def _clinic_write_guard(
+    request: Request, conn: psycopg.Connection[Any], actor: Actor, person_id: int
+) -> tuple[Response | None, Any]:
+    if (redirect := _staff(request, actor)) is not None:
+        return redirect, None
+    view = backend.person(conn, person_id)
+    lang = render.lang_of(request)
+    if view is None:
+        return render.page(request, "error.html", message=t("not_found", lang), status=404), None
+    decision = backend.decide(conn, actor, person_id, purpose="treatment")
+    if not decision.allowed:
+        return RedirectResponse(f"/clinic/p/{person_id}", status_code=303), None
+    return None, view
+
+
+@router.get("/clinic/p/{person_id}/referral", include_in_schema=False, response_class=HTMLResponse)
+def referral_form(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    stop, view = _clinic_write_guard(request, conn, actor, person_id)
+    if stop is not None:
+        return stop
+    return render.page(
+        request,
+        "referral.html",
+        person=view,
+        units=backend.units(conn, ("hospital", "polyclinic")),
+        kind="referral",
+        nav="clinic",
+    )
+
+
+@router.get(
+    "/clinic/p/{person_id}/appointment", include_in_schema=False, response_class=HTMLResponse
+)
+def appointment_form(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+    stop, view = _clinic_write_guard(request, conn, actor, person_id)
+    if stop is not None:
+        return stop
+    return render.page(
+        request, "referral.html", person=view, units=[], kind="appointment", nav="clinic"
+    )
+
+
+@router.post("/clinic/p/{person_id}/{kind}", include_in_schema=False, response_class=HTMLResponse)
+async def clinic_write(
+    person_id: int, kind: str, request: Request, conn: Conn, actor: PageActor
+) -> Response:
+    if kind not in ("referral", "appointment"):
+        return render.page(
+            request, "error.html", message=t("not_found", render.lang_of(request)), status=404
+        )
+    stop, view = _clinic_write_guard(request, conn, actor, person_id)
+    if stop is not None:
+        return stop
+    raw = {k: str(v) for k, v in (await request.form()).items()}
+    form = Form(raw)
+    my_unit = backend.unit_name(conn, actor.unit_id)
+    if kind == "referral":
+        to_unit = form.text("to_unit", required=True, max_len=40)
+        icd = form.text("icd", required=True, max_len=10)
+        if icd and not re.fullmatch(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?", icd.upper()):
+            form.error(
+                "icd",
+                f"Mã ICD-10 “{icd}” không đúng dạng; ví dụ I10 hoặc E11.9.",
+                f"ICD-10 “{icd}” is malformed; e.g. I10.",
+            )
+        diagnosis = form.text("diagnosis", required=True, max_len=300)
+        reason = form.text("reason", required=True, max_len=500)
+        body: dict[str, Any] = {}
+        if form.ok:
+            units = dict(backend.units(conn))
+            body = referral_resource(
+                person_id,
+                actor,
+                my_unit,
+                to_unit or "",
+                units.get(to_unit or "", to_unit),
+                (icd or "").upper(),
+                diagnosis,
+                reason,
+            )
+    else:
+        day = form.day("date", required=True, not_future=False, today=_today())
+        if day is not None and day <= _today():
+            form.error("date", "Ngày hẹn phải sau hôm nay.", "The appointment must be after today.")
+        reason = form.text("reason", required=True, max_len=500)
+        if form.ok and day is not None:
+            body = appointment_resource(person_id, actor, my_unit, day, reason or "")
+    if not form.ok:
+        return render.page(
+            request,
+            "referral.html",
+            person=view,
+            units=backend.units(conn, ("hospital", "polyclinic")) if kind == "referral" else [],
+            kind=kind,
+            errors=form.by_field(render.lang_of(request)),
+            values=raw,
+            nav="clinic",
+            status=422,
+        )
+    stored, _ = save(conn, body, person_id=person_id, source_unit=actor.unit_id)
+    backend.record_access(
+        conn,
+        actor,
+        "create",
+        person_id,
+        backend.decide(conn, actor, person_id, action="write", purpose="treatment"),
+        resource_type=stored.type,
+        resource_id=stored.id,
+    )
+    return RedirectResponse(f"/clinic/p/{person_id}?saved={kind}", status_code=303)
+
+
+def referral_resource(
+    person_id: int,
+    actor: Actor,
+    my_unit: str | None,
+    to_unit: str,
+    to_name: str | None,
+    icd: str,
+    diagnosis: str | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """A referral letter (giấy chuyển tuyến) as a FHIR ServiceRequest."""
+    requester: dict[str, Any] = {"display": my_unit or actor.unit_id or actor.account_id}
+    if actor.unit_id:
+        requester["reference"] = f"Organization/{actor.unit_id}"
+    return {
+        "resourceType": "ServiceRequest",
+        "identifier": [
+            {"system": "https://fhir.hssk.vn/sid/giay-chuyen-tuyen", "value": uuid.uuid4().hex}
+        ],
+        "status": "active",
+        "intent": "order",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "3457005",
+                        "display": "Patient referral",
+                    }
+                ],
+                "text": "Giấy chuyển tuyến",
+            }
+        ],
+        "code": {"text": reason},
+        "subject": {"reference": f"Patient/{person_id}"},
+        "authoredOn": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "requester": requester,
+        "performer": [{"reference": f"Organization/{to_unit}", "display": to_name or to_unit}],
+        "reasonCode": [{"coding": [{"system": ICD10, "code": icd}], "text": diagnosis}],
+        "note": [{"text": f"Người viết: {actor.account_id}"}],
+    }
+
+
+def appointment_resource(
+    person_id: int, actor: Actor, my_unit: str | None, day: date, reason: str
+) -> dict[str, Any]:
+    """A re-examination appointment (giấy hẹn khám lại) as a FHIR Appointment."""
+    facility: dict[str, Any] = {"display": my_unit or actor.unit_id or "?"}
+    if actor.unit_id:
+        facility["reference"] = f"Organization/{actor.unit_id}"
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "description": reason,
+        "serviceType": [{"text": "Khám lại"}],
+        "start": f"{day.isoformat()}T08:00:00+07:00",
+        "end": f"{day.isoformat()}T11:30:00+07:00",
+        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "participant": [
+            {"actor": {"reference": f"Patient/{person_id}"}, "status": "accepted"},
+            {"actor": facility, "status": "accepted"},
+        ],
+    }
+
+
+# --- commune station ----------------------------------------------------------------------------
+STATION_FORMS = {
+    "checkup": ("station_checkup", station.validate_checkup),
+    "household": ("station_household", station.validate_household),
+    "death": ("station_death", station.validate_death),
+}
+
+
+@router.get("/station", include_in_schema=False)
+def station_home() -> Response:
+    return RedirectResponse("/station/checkup", status_code=303)
+
+
+@router.get("/station/{form_name}", include_in_schema=False, response_class=HTMLResponse)
+def station_form(
+    form_name: str, request: Request, actor: PageActor, saved: str | None = None
+) -> Response:
+    if (redirect := _staff(request, actor)) is not None:
+        return redirect
+    if form_name not in STATION_FORMS:
+        return render.page(
+            request, "error.html", message=t("not_found", render.lang_of(request)), status=404
+        )
+    return render.page(
+        request,
+        "station.html",
+        form_name=form_name,
+        saved=saved,
+        values={"date": _today().strftime("%d/%m/%Y")},
+        **_station_ctx(),
+    )
+
+
+def _station_ctx() -> dict[str, Any]:
+    return {
+        "forms": list(STATION_FORMS),
+        "checkup_kinds": station.CHECKUP_KINDS,
+        "household_actions": station.HOUSEHOLD_ACTIONS,
+        "measurements": station.MEASUREMENTS,
+        "nav": "station",
+    }
+
+
+@router.post("/station/{form_name}", include_in_schema=False, response_class=HTMLResponse)
+async def station_submit(
+    form_name: str, request: Request, conn: Conn, actor: PageActor
+) -> Response:
+    if (redirect := _staff(request, actor)) is not None:
+        return redirect
+    lang = render.lang_of(request)
+    if form_name not in STATION_FORMS:
+        return render.page(request, "error.html", message=t("not_found", lang), status=404)
+    raw = {k: str(v) for k, v in (await request.form()).items()}
+    form, data = STATION_FORMS[form_name][1](raw, _today())
+    person_id = None
+    if form.ok:
+        found = backend.find(conn, cccd=data["cccd"], limit=1)
+        if not found or found[0].person.cccd != data["cccd"]:
+            form.error("cccd", t("person_not_found", "vi"), t("person_not_found", "en"))
+        else:
+            person_id = found[0].person.id
+            decision = backend.decide(conn, actor, person_id, action="write")
+            if not decision.allowed and actor.kind != "staff":
+                form.error("cccd", decision.reason, decision.reason)
+    if not form.ok or person_id is None:
+        return render.page(
+            request,
+            "station.html",
+            form_name=form_name,
+            errors=form.by_field(lang),
+            values=raw,
+            status=422,
+            **_station_ctx(),
+        )
+    unit = backend.unit_name(conn, actor.unit_id)
+    if form_name == "checkup":
+        rid = station.save_checkup(conn, person_id, actor.unit_id, unit, data, uuid.uuid4().hex)
+        rtype = "Encounter"
+    elif form_name == "death":
+        stored, _ = save(
+            conn,
+            station.death_notice(person_id, actor.unit_id, unit, data),
+            person_id=person_id,
+            source_unit=actor.unit_id,
+        )
+        station.save_change(conn, "death", person_id, data, actor.account_id, actor.unit_id)
+        rtype, rid = stored.type, stored.id
+    else:
+        rtype, rid = (
+            "station_change",
+            str(
+                station.save_change(
+                    conn, "household", person_id, data, actor.account_id, actor.unit_id
+                )
+            ),
+        )
+    backend.record_access(
+        conn,
+        actor,
+        "create",
+        person_id,
+        Decision(True, "station", "commune station entry"),
+        resource_type=rtype,
+        resource_id=rid,
+    )
+    return RedirectResponse(f"/station/{form_name}?saved=1", status_code=303)
