@@ -319,7 +319,8 @@ SELECT line, coalesce(username, ''), CASE
                WHERE r <> '' AND NOT (r = ANY(%(roles)s))) THEN 'unknown role in ' || roles
   WHEN EXISTS (SELECT 1 FROM account a WHERE a.username = s.username)
     THEN 'username already exists'
-  WHEN count(*) OVER (PARTITION BY username) > 1 THEN 'username repeated in the file'
+  WHEN row_number() OVER (PARTITION BY username ORDER BY line) > 1
+    THEN 'username repeated in the file (first one kept)'
 END AS why
 FROM account_stage s
 """

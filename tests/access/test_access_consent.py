@@ -1,0 +1,279 @@
+"""Consent, break-glass, guardianship, the citizen's access log, the audit search, admins."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import pytest
+from access_world import World
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from hssk.access import accounts
+from hssk.access.policy import authorize
+from hssk.access.routes import router, search_audit_events
+from hssk.config import load_settings
+
+
+def _read(client: TestClient, world: World, actor: str, resource: str) -> int:
+    rtype, rid = world.resources[resource]
+    return client.get(f"/fhir/{rtype}/{rid}", headers=world.headers(actor)).status_code
+
+
+def test_consent_grant_and_revoke(client: TestClient, world: World) -> None:
+    assert _read(client, world, "doctor2", "obs_parent") == 403
+    grant = client.post("/api/v1/me/consents", headers=world.headers("citizen"),
+                        json={"grantee_unit": "BV-02", "categories": ["*"], "days": 30})  # fmt: skip
+    assert grant.status_code == 201, grant.text
+    cid = grant.json()["id"]
+    assert _read(client, world, "doctor2", "obs_parent") == 200
+    assert _read(client, world, "doctor2", "hiv_parent") == 403  # '*' never covers HIV
+    hiv = client.post("/api/v1/me/consents", headers=world.headers("citizen"),
+                      json={"grantee_account": world.accounts["doctor2"].id,
+                            "categories": ["HIV"]})  # fmt: skip
+    assert hiv.status_code == 201
+    assert _read(client, world, "doctor2", "hiv_parent") == 200
+    # another citizen cannot revoke it (and cannot tell it exists)
+    other = client.delete(f"/api/v1/me/consents/{cid}", headers=world.headers("other_citizen"))
+    assert other.status_code == 404
+    assert _read(client, world, "doctor2", "obs_parent") == 200
+    for consent in (cid, hiv.json()["id"]):
+        mine = client.delete(f"/api/v1/me/consents/{consent}", headers=world.headers("citizen"))
+        assert mine.status_code == 200
+    assert _read(client, world, "doctor2", "obs_parent") == 403
+    assert _read(client, world, "doctor2", "hiv_parent") == 403
+    listed = client.get("/api/v1/me/consents", headers=world.headers("citizen")).json()
+    assert all(c["revoked_at"] for c in listed) and len(listed) == 2
+
+
+def test_guardian_consents_for_the_child_not_for_strangers(
+    client: TestClient, world: World
+) -> None:
+    child = world.persons["child"]
+    ok = client.post("/api/v1/me/consents", headers=world.headers("citizen"),
+                     json={"person_id": child, "grantee_unit": "BV-02"})  # fmt: skip
+    assert ok.status_code == 201
+    assert _read(client, world, "doctor2", "imm_child") == 200
+    idor = client.post("/api/v1/me/consents", headers=world.headers("other_citizen"),
+                       json={"person_id": child, "grantee_unit": "BV-02"})  # fmt: skip
+    assert idor.status_code == 403
+    client.delete(f"/api/v1/me/consents/{ok.json()['id']}", headers=world.headers("citizen"))
+    kids = client.get("/api/v1/me/children", headers=world.headers("citizen")).json()
+    assert [k["person_id"] for k in kids] == [child]  # the grown-up child is no longer listed
+
+
+def test_break_glass_is_allowed_flagged_and_reviewed(client: TestClient, world: World) -> None:
+    other = world.persons["other"]
+    assert _read(client, world, "doctor2", "obs_other") == 403
+    short = client.post("/api/v1/break-glass", headers=world.headers("doctor2"),
+                        json={"person_id": other, "reason": "cấp cứu"})  # fmt: skip
+    assert short.status_code == 400  # a reason must be written out
+    not_clinician = client.post("/api/v1/break-glass", headers=world.headers("station_a"),
+                                json={"person_id": other,
+                                      "reason": "bệnh nhân hôn mê, cần xem tiền sử dị ứng"})  # fmt: skip
+    assert not_clinician.status_code == 403
+    bg = client.post("/api/v1/break-glass", headers=world.headers("doctor2"),
+                     json={"person_id": other,
+                           "reason": "bệnh nhân hôn mê, cần xem tiền sử dị ứng thuốc"})  # fmt: skip
+    assert bg.status_code == 201, bg.text
+    assert _read(client, world, "doctor2", "obs_other") == 200
+    with world.db.connection() as conn:
+        basis = conn.execute(
+            "SELECT basis FROM audit_event WHERE actor = %s AND action = 'read' "
+            "ORDER BY seq DESC LIMIT 1",
+            (str(world.accounts["doctor2"].id),),
+        ).fetchone()
+    assert basis == ("break-glass",)
+    # read-only: no writing under break-glass
+    body = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": f"Patient/p{other}"}}  # fmt: skip
+    assert (
+        client.post("/fhir/Observation", json=body, headers=world.headers("doctor2")).status_code
+        == 403
+    )
+    assert client.get("/api/v1/break-glass", headers=world.headers("doctor2")).status_code == 403
+    pending = client.get("/api/v1/break-glass", headers=world.headers("auditor")).json()
+    assert [p["id"] for p in pending] == [bg.json()["id"]]
+    review = client.post(f"/api/v1/break-glass/{bg.json()['id']}/review",
+                         headers=world.headers("auditor"), json={"outcome": "justified"})  # fmt: skip
+    assert review.status_code == 200
+    assert client.get("/api/v1/break-glass", headers=world.headers("auditor")).json() == []
+
+
+def test_access_log_shows_who_read_my_record(client: TestClient, world: World) -> None:
+    assert _read(client, world, "doctor", "obs_parent") == 200
+    log = client.get("/api/v1/me/access-log", headers=world.headers("citizen"))
+    assert log.status_code == 200
+    entry = next(e for e in log.json() if e["who"] == "BS. Hùng")
+    assert entry["basis"] == "encounter" and entry["unit"] == "Bệnh viện Đa khoa 01"
+    child_log = client.get("/api/v1/me/access-log", params={"person_id": world.persons["child"]},
+                           headers=world.headers("citizen"))  # fmt: skip
+    assert child_log.status_code == 200
+    idor = client.get("/api/v1/me/access-log", params={"person_id": world.persons["parent"]},
+                      headers=world.headers("other_citizen"))  # fmt: skip
+    assert idor.status_code == 403
+
+
+def test_audit_event_search_for_auditors(world: World) -> None:
+    with world.db.connection() as conn:
+        auditor = world.accounts["auditor"].actor()
+        found = search_audit_events(conn, auditor, [("patient", f"Patient/{world.persons['parent']}"),
+                                                    ("date", "ge2020-01-01"), ("_count", "5")])  # fmt: skip
+        assert found and all(e["resourceType"] == "AuditEvent" for e in found)
+        assert {e["entity"][0]["what"]["reference"] for e in found} == {
+            f"Patient/{world.persons['parent']}"
+        }
+        agent = str(world.accounts["doctor"].id)
+        by_agent = search_audit_events(conn, auditor, [("agent", agent)])
+        assert by_agent and {e["agent"][0]["who"]["identifier"]["value"] for e in by_agent} == {
+            agent
+        }
+        with pytest.raises(PermissionError):
+            search_audit_events(conn, world.accounts["doctor"].actor(), [])
+        for bad in (("patient", "1 OR 1=1"), ("date", "2020-01-01'; DROP TABLE person;--"),
+                    ("_count", "-1")):  # fmt: skip
+            with pytest.raises(ValueError, match=bad[0]):
+                search_audit_events(conn, auditor, [bad])
+
+
+def test_audit_event_route(world: World) -> None:
+    """The route itself (the app must mount it before the generic /fhir/{type} routes)."""
+    app = FastAPI()
+    app.include_router(router)
+    app.state.db, app.state.settings = world.db, load_settings()
+    with TestClient(app) as c:
+        ok = c.get("/fhir/AuditEvent", params={"agent": str(world.accounts["doctor"].id)},
+                   headers=world.headers("auditor"))  # fmt: skip
+        assert ok.status_code == 200 and ok.json()["resourceType"] == "Bundle"
+        assert ok.json()["total"] > 0
+        assert c.get("/fhir/AuditEvent", headers=world.headers("doctor")).status_code == 403
+        bad = c.get(
+            "/fhir/AuditEvent", params={"date": "yesterday"}, headers=world.headers("auditor")
+        )
+        assert bad.status_code == 400 and "date" in bad.text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"patient": "Patient/p1' OR '1'='1"},
+        {"patient": "Patient/p1", "code": "' OR 1=1 --"},
+        {"patient": '{"$ne": null}'},
+        {"patient": "Patient/p1", "date": "ge2020-01-01'::date; DROP TABLE audit_event; --"},
+        {"_id": "x' UNION SELECT body FROM resource --"},
+    ],
+)
+def test_injection_in_search_params(
+    client: TestClient, world: World, params: dict[str, str]
+) -> None:
+    resp = client.get("/fhir/Observation", params=params, headers=world.headers("other_citizen"))
+    assert resp.status_code in (200, 400, 403, 404), resp.text
+    if resp.status_code == 200:
+        people = {e["resource"]["subject"]["reference"] for e in resp.json().get("entry", [])
+                  if e.get("resource", {}).get("resourceType") == "Observation"}  # fmt: skip
+        assert people <= {f"Patient/p{world.persons['other']}"}
+    with world.db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM audit_event").fetchone()[0] > 0  # type: ignore[index]
+
+
+# --- administrators ----------------------------------------------------------------------
+
+
+def test_admin_creates_accounts_without_mass_assignment(client: TestClient, world: World) -> None:
+    new = {"username": "bs.moi", "kind": "clinician", "unit_id": "BV-01", "roles": ["clinician"],
+           "phone": "0912000123"}  # fmt: skip
+    for extra in ({"password_hash": "x"}, {"failed_logins": 0}, {"scopes": ["system/*.read"]},
+                  {"active": True}, {"id": 1}):  # fmt: skip
+        resp = client.post(
+            "/api/v1/accounts", json={**new, **extra}, headers=world.headers("admin")
+        )
+        assert resp.status_code in (400, 422), extra
+    created = client.post("/api/v1/accounts", json=new, headers=world.headers("admin"))
+    assert created.status_code == 201, created.text
+    acc = created.json()
+    assert acc["active"] is False and "password_hash" not in acc
+    patched = client.patch(f"/api/v1/accounts/{acc['id']}", headers=world.headers("admin"),
+                           json={"display_name": "BS. Mới", "password_hash": "x"})  # fmt: skip
+    assert patched.status_code in (400, 422)
+    # activation with the code sent to the phone, then login
+    sent = client.post(f"/api/v1/accounts/{acc['id']}/activation", headers=world.headers("admin"))
+    assert sent.status_code == 200
+    with world.db.connection() as conn:
+        (msg,) = conn.execute("SELECT body FROM notification WHERE destination = '0912000123' "
+                              "ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]  # fmt: skip
+    code = next(w.rstrip(",") for w in msg.split() if w.rstrip(",").isdigit())
+    act = client.post("/auth/activate", json={"username": "bs.moi", "code": code,
+                                              "new_password": "mat-khau-moi-2026"})  # fmt: skip
+    assert act.status_code == 200, act.text
+    login = client.post("/auth/token", data={"grant_type": "password", "username": "bs.moi",
+                                             "password": "mat-khau-moi-2026"})  # fmt: skip
+    assert login.status_code == 200
+    disabled = client.post(f"/api/v1/accounts/{acc['id']}/disable",
+                           headers=world.headers("admin"), json={"reason": "nghỉ việc"})  # fmt: skip
+    assert disabled.status_code == 200
+    refresh = client.post("/auth/token", data={"grant_type": "refresh_token",
+                                               "refresh_token": login.json()["refresh_token"]})  # fmt: skip
+    assert refresh.status_code == 400
+
+
+def test_admin_limits_idor_and_non_admins(client: TestClient, world: World) -> None:
+    top_admin = world.accounts["admin"].id  # at SYT-HN, above TTYT-BD
+    resp = client.get(f"/api/v1/accounts/{top_admin}", headers=world.headers("admin_bd"))
+    assert resp.status_code == 404  # outside their subtree looks like absent
+    mine = client.get(f"/api/v1/accounts/{world.accounts['station_a'].id}",
+                      headers=world.headers("admin_bd"))  # fmt: skip
+    assert mine.status_code == 200
+    outside = client.post("/api/v1/accounts", headers=world.headers("admin_bd"),
+                          json={"username": "x.bv", "kind": "staff", "unit_id": "BV-01"})  # fmt: skip
+    assert outside.status_code == 403
+    for actor in ("doctor", "citizen", "auditor"):
+        assert client.get("/api/v1/accounts", headers=world.headers(actor)).status_code == 403
+    assert client.get("/api/v1/accounts").status_code == 401
+    escalate = client.patch(f"/api/v1/accounts/{world.accounts['station_a'].id}",
+                            headers=world.headers("admin_bd"), json={"roles": ["root"]})  # fmt: skip
+    assert escalate.status_code == 400
+
+
+def test_bulk_import_is_fast_and_reports_bad_rows(world: World) -> None:
+    rows = ["username,kind,display_name,unit_id,roles,phone,cccd"]
+    rows += [f"nv{i:05d},staff,Nhân viên {i},TYT-A,station,09{i:08d}," for i in range(4000)]
+    rows += ["bad name!,staff,x,TYT-A,,,", "nv00001,staff,dup,TYT-A,,,", "ok.x,staff,,NOPE,,,",
+             "ok.y,staff,,TYT-A,root,,", "dan.001,citizen,Dân,,,,001185000001"]  # fmt: skip
+    with world.db.connection() as conn:
+        t0 = time.perf_counter()
+        result = accounts.import_accounts(conn, io.StringIO("\n".join(rows) + "\n"))
+        elapsed = time.perf_counter() - t0
+        linked = conn.execute("SELECT person_id FROM account WHERE username = 'dan.001'").fetchone()
+    assert result.created == 4001
+    reasons = {line: why for line, _, why in result.errors}
+    assert set(reasons) == {4002, 4003, 4004, 4005}
+    assert any("unknown unit" in w for w in reasons.values())
+    assert any("role" in w for w in reasons.values())
+    assert linked == (world.persons["parent"],)
+    assert elapsed < 4.0, f"import of 4,000 accounts took {elapsed:.2f} s"
+
+
+def test_policy_edges(world: World) -> None:
+    with world.db.connection() as conn:
+        sup = world.accounts["supervisor"].actor()
+        assert authorize(conn, sup, "aggregate", "Immunization").basis == "area"
+        assert not authorize(conn, world.accounts["citizen"].actor(), "aggregate", "Immunization")
+        assert not authorize(conn, sup, "frobnicate", "Observation", 1)
+        # the encounter closes: still allowed within the grace period, not after
+        _, rid = world.resources["enc_parent"]
+        body: Any = conn.execute("SELECT body FROM resource WHERE id = %s", (rid,)).fetchone()[0]  # type: ignore[index]
+        doctor = world.accounts["doctor"].actor()
+        parent = world.persons["parent"]
+        for end, expected in (("2000-01-01T00:00:00Z", False), ("2999-01-01", True)):
+            body.update(status="finished", period={"start": "1999-01-01", "end": end})
+            conn.execute("UPDATE resource SET body = %s WHERE id = %s", (_json(body), rid))
+            assert authorize(conn, doctor, "read", "Observation", parent).allowed is expected
+        conn.rollback()
+
+
+def _json(body: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(body)
