@@ -12,14 +12,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hssk.access import Actor, audit, authorize
+from hssk.access.policy import authorize_many
 from hssk.api import transaction
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
 from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
-from hssk.api.patients import person_for_patient
+from hssk.api.patients import person_for_patient, source_record
 from hssk.records import Stored, extract, search, store
 from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
 from hssk.records.validate import validate
+from hssk.registry import link_many
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 SENSITIVE_LABEL = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -96,13 +98,6 @@ def _meta_headers(stored: Stored) -> dict[str, str]:
     }
 
 
-def _row_sensitivity(conn: psycopg.Connection[Any], stored: Stored) -> str | None:
-    row = conn.execute(
-        "SELECT sensitivity FROM resource WHERE type = %s AND id = %s", (stored.type, stored.id)
-    ).fetchone()
-    return row[0] if row else None
-
-
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > 50_000_000:
@@ -136,6 +131,73 @@ def _writer(actor: Actor) -> transaction.Writer:
         )
 
     return write
+
+
+def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
+    """Write many resources of one transaction in a single COPY + upsert.
+
+    Patients are linked to persons in one registry batch; each (person, type) is authorized
+    once and audited as one event listing the resources written."""
+
+    def write_many(
+        conn: psycopg.Connection[Any], bodies: list[dict[str, Any]]
+    ) -> list[tuple[Stored, bool]]:
+        patients = [b for b in bodies if b["resourceType"] == "Patient"]
+        person_by_patient: dict[str, int] = {}
+        if patients:
+            links = link_many(conn, [source_record(b, b["id"]) for b in patients])
+            person_by_patient = {b["id"]: r.person_id for b, r in zip(patients, links, strict=True)}
+        refs: dict[int, str] = {}
+        for i, body in enumerate(bodies):
+            ref = extract.subject_reference(body) if body["resourceType"] != "Patient" else None
+            parts = ref.split("/") if ref else []
+            if len(parts) >= 2 and parts[-2] == "Patient":
+                refs[i] = parts[-1]
+        unknown = sorted({r for r in refs.values() if r not in person_by_patient})
+        if unknown:
+            for pid, person in conn.execute(
+                "SELECT id, person_id FROM resource WHERE type = 'Patient' AND id = ANY(%s)",
+                (unknown,),
+            ):
+                person_by_patient[pid] = person
+        items: list[store.NewResource] = []
+        groups: dict[tuple[str, int | None, str | None], list[str]] = {}
+        for i, body in enumerate(bodies):
+            person = (
+                person_by_patient.get(body["id"])
+                if body["resourceType"] == "Patient"
+                else person_by_patient.get(refs.get(i, ""))
+            )
+            sens = _sensitivity(body)
+            groups.setdefault((body["resourceType"], person, sens), []).append(body["id"])
+            items.append(store.NewResource(body, person_id=person, sensitivity=sens))
+        for (rtype, person, sens), rids in groups.items():
+            decision = authorize(conn, actor, "write", rtype, person, sensitivity=sens)
+            audit(conn, actor, "write", outcome="allow" if decision.allowed else "deny",
+                  basis=decision.basis, resource_type=rtype, person_id=person,
+                  resource_id=rids[0] if len(rids) == 1 else None,
+                  detail={"resources": rids[:1000], "count": len(rids)})  # fmt: skip
+            if not decision.allowed:
+                conn.commit()
+                raise Forbidden(decision.reason)
+        existed = {
+            (t, i)
+            for t, i in conn.execute(
+                "SELECT type, id FROM resource WHERE (type, id) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[])) AND NOT deleted",
+                ([b["resourceType"] for b in bodies], [b["id"] for b in bodies]),
+            )
+        }
+        result = store.bulk_upsert(conn, items, versions=True)
+        now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        out = []
+        for body, item in zip(bodies, items, strict=True):
+            key = (body["resourceType"], body["id"])
+            stored = Stored(key[0], key[1], result.versions[key], now, body, item.person_id)
+            out.append((stored, key not in existed))
+        return out
+
+    return write_many
 
 
 def _deleter(actor: Actor) -> transaction.Deleter:
@@ -172,7 +234,13 @@ async def post_bundle(request: Request, conn: Conn, actor: CurrentActor) -> Resp
 
     with conn.transaction():
         result = transaction.process(
-            conn, bundle, write=_writer(actor), delete=_deleter(actor), search=searcher, get=getter
+            conn,
+            bundle,
+            write=_writer(actor),
+            write_many=_bulk_writer(actor),
+            delete=_deleter(actor),
+            search=searcher,
+            get=getter,
         )
     return fhir_response(result)
 
@@ -236,7 +304,7 @@ def read(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
         rtype,
         stored.person_id,
         rid=rid,
-        sensitivity=_row_sensitivity(conn, stored),
+        sensitivity=stored.sensitivity,
     )
     return fhir_response(stored.body, headers=_meta_headers(stored))
 
@@ -294,11 +362,16 @@ def _search(
     total, rows = search.run(conn, q)
     if scoped or rtype in DIRECTORY_TYPES:
         return total, rows
-    allowed: list[Stored] = []
-    for stored in rows:
-        decision = authorize(conn, actor, "search", rtype, stored.person_id)
-        if decision.allowed:
-            allowed.append(stored)
+    persons_seen = {s.person_id for s in rows if s.person_id is not None}
+    decisions = authorize_many(conn, actor, "search", rtype, persons_seen)
+    allowed = [
+        s
+        for s in rows
+        if (decisions[s.person_id].allowed if s.person_id is not None else
+            authorize(conn, actor, "search", rtype, None).allowed)
+        and (not s.sensitivity
+             or authorize(conn, actor, "read", rtype, s.person_id, sensitivity=s.sensitivity).allowed)
+    ]  # fmt: skip
     persons = sorted({s.person_id for s in allowed if s.person_id is not None})
     audit(conn, actor, "search", outcome="allow", resource_type=rtype,
           detail={"params": params[:20], "persons": persons[:100], "filtered": len(rows) - len(allowed)})  # fmt: skip

@@ -25,6 +25,7 @@ from hssk.records.validate import validate
 Writer = Callable[
     [psycopg.Connection[Any], dict[str, Any], str | None, int | None], tuple[Stored, bool]
 ]
+BulkWriter = Callable[[psycopg.Connection[Any], list[dict[str, Any]]], list[tuple[Stored, bool]]]
 Deleter = Callable[[psycopg.Connection[Any], str, str], bool]
 Searcher = Callable[[psycopg.Connection[Any], str, list[tuple[str, str]]], list[Stored]]
 Getter = Callable[[psycopg.Connection[Any], str], dict[str, Any]]
@@ -120,6 +121,7 @@ def process(
     bundle: dict[str, Any],
     *,
     write: Writer,
+    write_many: BulkWriter,
     delete: Deleter,
     search: Searcher,
     get: Getter,
@@ -158,7 +160,21 @@ def process(
             ),
         )
         for entry in ordered:
-            responses[entry.index] = _execute(conn, entry, write, delete, get)
+            if entry.method == "DELETE":
+                responses[entry.index] = _execute(conn, entry, write, delete, get)
+        # Plain creates and updates go through one bulk write; the rest one by one, in order.
+        bulk = [
+            e for e in ordered
+            if e.method in ("POST", "PUT") and not e.existing and not e.request.get("ifMatch")
+        ]  # fmt: skip
+        if bulk:
+            bodies = [{**(e.resource or {}), "id": (e.target or ("", ""))[1]} for e in bulk]
+            for e, (stored, created) in zip(bulk, write_many(conn, bodies), strict=True):
+                status = "201 Created" if created else "200 OK"
+                responses[e.index] = {"response": {"status": status, **_location(stored)}}
+        for entry in ordered:
+            if entry.index not in responses:
+                responses[entry.index] = _execute(conn, entry, write, delete, get)
     return {
         "resourceType": "Bundle",
         "type": f"{btype}-response",

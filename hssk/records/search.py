@@ -17,7 +17,7 @@ import psycopg
 
 from hssk import identifiers
 from hssk.records.extract import fold
-from hssk.records.store import _COLUMNS, Stored, _row, person_of
+from hssk.records.store import _CURRENT, Stored, _row, person_of
 
 MAX_COUNT = 500
 DEFAULT_COUNT = 20
@@ -183,7 +183,7 @@ def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int, list[Stored]]:
     if q.count == 0:
         return total, []
     rows = conn.execute(
-        f"""SELECT {_COLUMNS} FROM resource WHERE {where}
+        f"""SELECT {_CURRENT} FROM resource WHERE {where}
             ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
         [*args, q.count, q.offset],
     ).fetchall()

@@ -47,6 +47,7 @@ class Stored:
     body: dict[str, Any]
     person_id: int | None = None
     deleted: bool = False
+    sensitivity: str | None = None
 
 
 @dataclass
@@ -66,6 +67,8 @@ class BulkResult:
     created: Counter[str] = field(default_factory=Counter)
     updated: Counter[str] = field(default_factory=Counter)
     unchanged: int = 0
+    # (type, id) → version written; only filled when bulk_upsert(..., versions=True)
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def merge(self, other: BulkResult) -> None:
         self.created.update(other.created)
@@ -97,11 +100,19 @@ def _without_meta(body: dict[str, Any]) -> dict[str, Any]:
 
 
 _COLUMNS = "type, id, version, last_updated, body, person_id, deleted"
+_CURRENT = _COLUMNS + ", sensitivity"
 
 
 def _row(r: Sequence[Any]) -> Stored:
     return Stored(
-        type=r[0], id=r[1], version=r[2], last_updated=r[3], body=r[4], person_id=r[5], deleted=r[6]
+        type=r[0],
+        id=r[1],
+        version=r[2],
+        last_updated=r[3],
+        body=r[4],
+        person_id=r[5],
+        deleted=r[6],
+        sensitivity=r[7] if len(r) > 7 else None,
     )
 
 
@@ -113,7 +124,7 @@ def _now(conn: psycopg.Connection[Any]) -> datetime:
 def read(conn: psycopg.Connection[Any], rtype: str, rid: str) -> Stored:
     """Current version; raises NotFound or Gone."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM resource WHERE type = %s AND id = %s", (rtype, rid)
+        f"SELECT {_CURRENT} FROM resource WHERE type = %s AND id = %s", (rtype, rid)
     ).fetchone()
     if row is None:
         raise NotFound(f"{rtype}/{rid}")
@@ -218,7 +229,7 @@ def save(
                  %(terms)s, %(source_unit)s, %(source_key)s, %(sensitivity)s, %(at)s, %(body)s)""",
             params,
         )
-    stored = Stored(rtype, rid, version, at, full, person_id)
+    stored = Stored(rtype, rid, version, at, full, person_id, sensitivity=sensitivity)
     events.publish(
         conn, [events.Change(rtype, rid, version, person_id, "update" if cur else "create")]
     )
@@ -276,7 +287,9 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_stage (
     source_unit text, source_key text, sensitivity text, body jsonb) ON COMMIT DELETE ROWS"""
 
 
-def bulk_upsert(conn: psycopg.Connection[Any], items: Sequence[NewResource]) -> BulkResult:
+def bulk_upsert(
+    conn: psycopg.Connection[Any], items: Sequence[NewResource], *, versions: bool = False
+) -> BulkResult:
     """Write many resources in one round of COPY + set-based upsert (idempotent by source_key).
 
     New resources get version 1; a changed body becomes a new version with the old one moved
@@ -351,4 +364,14 @@ def bulk_upsert(conn: psycopg.Connection[Any], items: Sequence[NewResource]) -> 
         )
     result.unchanged += len(latest) - len(rows)
     events.publish(conn, changes)
+    if versions:
+        result.versions = {(c.type, c.id): c.version for c in changes}
+        missing = [key for key in latest if key not in result.versions]
+        if missing:
+            for rtype, rid, version in conn.execute(
+                """SELECT type, id, version FROM resource
+                   WHERE (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+                ([k[0] for k in missing], [k[1] for k in missing]),
+            ):
+                result.versions[(rtype, rid)] = version
     return result

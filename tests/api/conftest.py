@@ -11,9 +11,16 @@ from hssk.api.app import create_app
 from hssk.config import load_settings
 from hssk.db import Database
 
+NATIONAL_UNIT = "BHXH-VN"
+
 
 @pytest.fixture
 def client(clean_db: Database) -> Iterator[TestClient]:
+    with clean_db.connection() as conn:
+        conn.execute(
+            "INSERT INTO unit (id, kind, name) VALUES (%s, 'external', %s)",
+            (NATIONAL_UNIT, "Cơ sở dữ liệu quốc gia về bảo hiểm"),
+        )
     app = create_app(load_settings(), clean_db)
     with TestClient(app) as c:
         yield c
@@ -31,11 +38,24 @@ def token_for() -> Callable[[Actor], dict[str, str]]:
 
 @pytest.fixture
 def system_headers() -> dict[str, str]:
-    """A system client allowed to read and write everything (an integration engine)."""
+    """A national system client allowed to read and write everything by its scopes."""
     actor = Actor(
         account_id="test-system",
         kind="system",
+        unit_id=NATIONAL_UNIT,
         scopes=frozenset({"system/*.read", "system/*.write", "system/Sensitive.read"}),
+        client="tests",
+    )
+    return _token_for(actor)
+
+
+@pytest.fixture
+def platform_headers() -> dict[str, str]:
+    """The platform operator (CLI/integration on the server itself): every record."""
+    actor = Actor(
+        account_id="platform",
+        kind="system",
+        scopes=frozenset({"system/*.read", "system/*.write"}),
         client="tests",
     )
     return _token_for(actor)
