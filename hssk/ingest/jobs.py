@@ -554,6 +554,13 @@ def _run_locked(
             (job_id,),
         )
         known = known_facilities(conn) if sources.CHECKS_FACILITY.get(kind) else None
+        own = conn.execute(
+            "SELECT u.facility_code FROM ingest_job j JOIN unit u ON u.id = j.unit_id"
+            " WHERE j.id = %s AND u.facility_code IS NOT NULL",
+            (job_id,),
+        ).fetchone()
+        if own and known is not None:  # a facility sends its own data only
+            known = known & {own[0]}
     t0 = time.perf_counter()
     size = batch or BATCH_UNITS.get(kind, DEFAULT_BATCH)
     start = tuple(summary.checkpoint.get("pos") or (0, 0))

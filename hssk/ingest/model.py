@@ -300,8 +300,9 @@ def check_facility(
                 element,
                 clean,
                 f"{element}: facility {clean} is not registered (load it with "
-                "'hssk ingest facilities').",
-                f"{element}: cơ sở KCB {clean} chưa được đăng ký trong danh mục đơn vị.",
+                "'hssk ingest facilities') or is not the sending unit's own facility.",
+                f"{element}: cơ sở KCB {clean} chưa có trong danh mục đơn vị "
+                "hoặc không phải cơ sở của đơn vị gửi.",
             )
         )
         return None

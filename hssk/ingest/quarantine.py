@@ -95,8 +95,14 @@ def correct(conn: psycopg.Connection[Any], error_id: int, raw: str) -> None:
 def _remap(rec: QuarantinedRecord, known: frozenset[str] | None) -> Unit:
     raw = rec.raw or ""
     kind = rec.kind or ""
-    if kind == "xml130":
-        return map_hoso(parse_raw_document(raw), rec.file or "", known)
+    if kind == "xml130" or raw.startswith("<HOSO_RAW"):
+        unit = map_hoso(parse_raw_document(raw), rec.file or "", known)
+        unit.kind = kind
+        return unit
+    if kind == "edoc":
+        from hssk.ingest.edocs import map_edocument
+
+        return map_edocument(raw.encode("utf-8"), rec.file or "", None, known)
     if kind == "fhir":
         return map_resource(rec.file or "", 0, raw.encode())
     if kind in sources.MAPPERS:

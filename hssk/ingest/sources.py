@@ -41,8 +41,10 @@ from hssk.ingest.model import (
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
 from hssk.registry.types import SourceRecord
 
-KINDS = ("xml130", "immunization", "population", "insurance", "station", "fhir", "facilities")
-CHECKS_FACILITY = {"xml130": True, "immunization": True, "station": True}
+KINDS = (
+    "xml130", "immunization", "population", "insurance", "station", "fhir", "facilities", "edoc",
+)  # fmt: skip
+CHECKS_FACILITY = {"xml130": True, "immunization": True, "station": True, "edoc": True}
 SMALL_FILE = 4 * 1024 * 1024  # an XML file up to this size is parsed whole in a worker
 MAX_JSON = 256 * 1024 * 1024
 
@@ -63,7 +65,9 @@ class Piece:
 
 def expand(kind: str, paths: Sequence[str]) -> list[str]:
     """Files of a job, in a stable order: directories are walked (by extension)."""
-    exts = {"xml130": (".xml",), "fhir": (".json", ".ndjson")}.get(kind, (".csv",))
+    exts = {"xml130": (".xml",), "edoc": (".xml",), "fhir": (".json", ".ndjson")}.get(
+        kind, (".csv",)
+    )
     out: list[str] = []
     for p in paths:
         path = Path(p)
@@ -102,6 +106,8 @@ def read(kind: str, files: Sequence[str], start: tuple[int, int] = (0, 0)) -> It
             continue
         if kind == "xml130":
             yield from _read_xml(path, fi, skip)
+        elif kind == "edoc":
+            yield Piece(("edoc", path), (fi + 1, 0))
         elif kind == "fhir":
             yield from _read_fhir(path, fi, skip)
         else:
@@ -219,6 +225,8 @@ def map_payloads(
             out.append(p[1])
         elif tag == "xmlfile":
             out.extend(_map_xml_file(p[1], p[2], known))
+        elif tag == "edoc":
+            out.append(_map_edoc_file(p[1], known))
         elif tag == "hoso":
             out.append(map_hoso(decode_hoso(p[2]), p[1], known))
         elif tag == "fhir":
@@ -240,6 +248,17 @@ def _map_xml_file(path: str, skip: int, known: frozenset[str] | None) -> list[Un
     except XmlError as exc:
         out.append(_error_piece("xml130", path, n, exc, (0, 0)).payload[1])
     return out
+
+
+def _map_edoc_file(path: str, known: frozenset[str] | None) -> Unit:
+    from hssk.ingest.edocs import map_edocument
+
+    try:
+        if os.path.getsize(path) > SMALL_FILE:
+            raise XmlError("xml.size", "Giấy tờ quá lớn.", "the e-document is too large.")
+        return map_edocument(Path(path).read_bytes(), path, None, known)
+    except XmlError as exc:
+        return _error_piece("edoc", path, 0, exc, (0, 0)).payload[1]  # type: ignore[no-any-return]
 
 
 def _raw(row: dict[str, str]) -> str:

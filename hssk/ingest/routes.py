@@ -1,0 +1,413 @@
+"""HTTP ingestion: uploads with job tracking (/api/v1/ingest) and the insurance gateway's
+request/response shapes (/api/token/take, /api/qd130/…, /api/hososuckhoe/…), so a HIS can send
+to HSSK by changing only the address.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import secrets
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, BackgroundTasks, Body, File, Form, Header, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from hssk.access import Actor, audit
+from hssk.access.tokens import TokenError, verify
+from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
+from hssk.db import Database
+from hssk.ingest import jobs, quarantine, sources
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+MAX_UPLOAD = 2 * 1024**3  # one uploaded file
+MAX_GATEWAY_FILE = 20 * 1024**2  # one hồ sơ sent to the gateway endpoints (decoded)
+
+
+def _problem(status: int, vi: str, en: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": en, "thongDiep": vi, "message": en})
+
+
+def _can_write(actor: Actor) -> bool:
+    return actor.has_scope("system", "*", "write") or actor.has_scope("user", "*", "write")
+
+
+def _own_facility(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
+    """Facility code of the actor's unit (a facility sends only its own data)."""
+    if not actor.unit_id:
+        return None
+    row = conn.execute("SELECT facility_code FROM unit WHERE id = %s", (actor.unit_id,)).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def _upload_dir(request: Request) -> Path:
+    d = get_settings(request).data_dir / "uploads" / uuid.uuid4().hex
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _run_in_background(db: Database, job_id: int) -> None:
+    try:
+        jobs.run_job(db, job_id)
+    except Exception:  # the job stays 'running' and is resumed by `hssk ingest --resume`
+        log.exception("ingest job %s failed", job_id)
+
+
+# --- /api/v1/ingest --------------------------------------------------------------------------
+@router.post("/api/v1/ingest/{kind}", tags=["ingest"], summary="Upload source files (a job)")
+def upload(
+    kind: str,
+    request: Request,
+    background: BackgroundTasks,
+    conn: Conn,
+    actor: CurrentActor,
+    files: Annotated[list[UploadFile], File(description="One or more files of this kind")],
+) -> Any:
+    """Store the files, create an ingest job and run it in the background; answer its id.
+
+    Kinds: xml130, immunization, population, insurance, station, fhir, facilities, edoc."""
+    if kind not in sources.KINDS:
+        return _problem(404, f"Không có loại dữ liệu '{kind}'.", f"unknown kind '{kind}'")
+    if not _can_write(actor):
+        audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
+        return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
+    target = _upload_dir(request)
+    paths = []
+    for i, f in enumerate(files):
+        name = Path(f.filename or f"file{i}").name or f"file{i}"
+        path = target / f"{i:04d}_{name}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(f.file, out, length=1 << 20)  # constant memory
+        if path.stat().st_size > MAX_UPLOAD:
+            return _problem(413, "Tệp quá lớn.", "file too large")
+        paths.append(str(path))
+    job_id = jobs.create_job(conn, kind, paths, unit_id=actor.unit_id, created_by=actor.account_id)
+    audit(conn, actor, "ingest", outcome="allow", detail={"kind": kind, "job": job_id})
+    conn.commit()
+    background.add_task(_run_in_background, get_database(request), job_id)
+    return JSONResponse(
+        status_code=202,
+        content={"job_id": job_id, "status": "pending", "href": f"/api/v1/ingest/jobs/{job_id}"},
+    )
+
+
+def _visible(conn: psycopg.Connection[Any], actor: Actor, job_id: int) -> bool:
+    row = conn.execute(
+        "SELECT created_by, unit_id FROM ingest_job WHERE id = %s", (job_id,)
+    ).fetchone()
+    if row is None:
+        return False
+    return (
+        actor.has_scope("system", "*", "read")
+        or row[0] == actor.account_id
+        or (row[1] is not None and row[1] == actor.unit_id)
+    )
+
+
+@router.get("/api/v1/ingest/jobs/{job_id}", tags=["ingest"], summary="Progress and errors of a job")
+def job_status(job_id: int, conn: Conn, actor: CurrentActor) -> Any:
+    if not _visible(conn, actor, job_id):
+        return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
+    s = jobs.job_summary(conn, job_id)
+    row = conn.execute(
+        "SELECT jsonb_array_length(sources), created_at, started_at, finished_at"
+        " FROM ingest_job WHERE id = %s",
+        (job_id,),
+    ).fetchone()
+    assert row is not None
+    out = s.to_json()
+    pos = s.checkpoint.get("pos") or [0, 0]
+    out["progress"] = {"files": row[0], "files_done": pos[0], "records_in_file": pos[1]}
+    out["created_at"], out["started_at"], out["finished_at"] = (
+        v.isoformat() if v else None for v in row[1:]
+    )
+    return out
+
+
+@router.get("/api/v1/ingest/errors", tags=["ingest"], summary="Quarantined records")
+def list_errors(
+    conn: Conn,
+    actor: CurrentActor,
+    job: int | None = None,
+    status: str = "quarantined",
+    limit: int = 100,
+    offset: int = 0,
+) -> Any:
+    if not _can_write(actor):
+        return _problem(403, "Tài khoản không có quyền.", "a write scope is required")
+    own = None if actor.has_scope("system", "*", "write") else _own_facility(conn, actor)
+    recs = quarantine.list_errors(
+        conn, job_id=job, status=None if status == "all" else status, facility=own,
+        limit=min(limit, 1000), offset=offset,
+    )  # fmt: skip
+    return [r.to_json() for r in recs]
+
+
+def _error_allowed(conn: psycopg.Connection[Any], actor: Actor, error_id: int) -> bool:
+    if not _can_write(actor):
+        return False
+    if actor.has_scope("system", "*", "write"):
+        return True
+    own = _own_facility(conn, actor)
+    rec = quarantine.get_error(conn, error_id)
+    return (
+        own is not None
+        and rec.raw is not None
+        and own
+        == (
+            conn.execute("SELECT facility FROM ingest_error WHERE id = %s", (error_id,)).fetchone()
+            or [None]
+        )[0]
+    )
+
+
+@router.get("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="One quarantined record")
+def get_error(error_id: int, conn: Conn, actor: CurrentActor) -> Any:
+    try:
+        if not _error_allowed(conn, actor, error_id):
+            return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
+        return quarantine.get_error(conn, error_id).to_json(with_raw=True)
+    except quarantine.ReplayError as exc:
+        return _problem(404, exc.vi, exc.reason)
+
+
+@router.put("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="Correct a record")
+def correct_error(
+    error_id: int,
+    conn: Conn,
+    actor: CurrentActor,
+    raw: Annotated[str, Body(media_type="text/plain")],
+) -> Any:
+    try:
+        if not _error_allowed(conn, actor, error_id):
+            return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
+        quarantine.correct(conn, error_id, raw)
+    except quarantine.ReplayError as exc:
+        return _problem(404, exc.vi, exc.reason)
+    audit(conn, actor, "ingest-correct", outcome="allow", detail={"error": error_id})
+    return {"id": error_id, "status": "quarantined", "corrected": True}
+
+
+@router.post("/api/v1/ingest/errors/{error_id}/replay", tags=["ingest"], summary="Replay")
+def replay_error(error_id: int, conn: Conn, actor: CurrentActor) -> Any:
+    try:
+        if not _error_allowed(conn, actor, error_id):
+            return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
+        with conn.transaction():
+            summary = quarantine.replay(conn, error_id)
+    except quarantine.ReplayError as exc:
+        return _problem(422, exc.vi, exc.reason)
+    audit(conn, actor, "ingest-replay", outcome="allow", detail={"error": error_id})
+    out = summary.to_json()
+    out["id"], out["status"] = error_id, "replayed"
+    return out
+
+
+# --- gateway-compatible endpoints (spec §3.2) --------------------------------------------------
+def _now_vn() -> str:
+    return (datetime.now(UTC) + timedelta(hours=7)).strftime("%Y%m%d%H%M%S")
+
+
+def _gateway(code: int, message: str, tx: str = "", status: int = 200) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={
+            "maKetQua": str(code),
+            "maGiaoDich": tx,
+            "thoiGianTiepNhan": _now_vn(),
+            "thongDiep": message,
+        },
+    )
+
+
+@router.post("/api/token/take", tags=["gateway"], summary="Token (gateway-compatible)")
+def token_take(
+    request: Request,
+    conn: Conn,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form(description="As the gateway: MD5 upper-case hex")],
+) -> Any:
+    """The gateway's token endpoint: the password string is checked as sent (HIS clients send
+    the MD5 upper-case hex of their secret, which is what the account was created with)."""
+    from hssk.access import auth
+
+    client = request.client.host if request.client else None
+    try:
+        body = auth.password_grant(
+            conn, get_settings(request), username=username, password=password, totp=None,
+            scope=None, address=client,
+        )  # fmt: skip
+    except auth.AuthError as exc:
+        conn.commit()  # keep the failure count and the audit event
+        return JSONResponse(
+            status_code=401 if exc.status in (400, 401) else exc.status,
+            content={"maKetQua": "401", "thongDiep": "Sai tên đăng nhập hoặc mật khẩu.",
+                     "error": exc.error, "error_description": exc.description},
+        )  # fmt: skip
+    id_token = secrets.token_hex(16)
+    api_key = {
+        "access_token": body["access_token"],
+        "id_token": id_token,
+        "token_type": "bearer",
+        "username": username,
+        "expires_in": body["expires_in"],
+    }
+    return {"maKetQua": "200", "APIKey": api_key, **api_key}
+
+
+def _gateway_actor(request: Request, access_token: str | None) -> Actor | None:
+    token = access_token
+    if not token:
+        header = request.headers.get("authorization", "")
+        token = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else None
+    if not token:
+        return None
+    try:
+        return verify(get_settings(request), token)
+    except TokenError:
+        return None
+
+
+def _decode_file(text: str) -> bytes | None:
+    compact = "".join((text or "").split())
+    if not compact or len(compact) * 3 // 4 > MAX_GATEWAY_FILE:
+        return None
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _submit(
+    request: Request,
+    conn: psycopg.Connection[Any],
+    actor: Actor | None,
+    *,
+    kind: str,
+    data_b64: str,
+    facility: str,
+    province: str | None,
+    suffix: str,
+) -> JSONResponse:
+    tx = ""
+    if actor is None or not actor.authenticated:
+        return _gateway(
+            401, "Xác thực không thành công: accessToken không hợp lệ hoặc đã hết hạn.", status=401
+        )
+    if not _can_write(actor):
+        return _gateway(403, "Tài khoản không có quyền gửi hồ sơ.", status=403)
+    own = _own_facility(conn, actor)
+    facility = (facility or "").strip()
+    if own and facility and facility != own:
+        audit(conn, actor, "ingest", outcome="deny", detail={"maCSKCB": facility})
+        return _gateway(
+            403,
+            f"Tài khoản thuộc cơ sở {own}, không được gửi hồ sơ của cơ sở {facility}.",
+            status=403,
+        )
+    if province is not None and facility and province.strip() != facility[:2]:
+        return _gateway(
+            400, f"maTinh '{province}' phải là 2 ký tự đầu của maCSKCB '{facility}'.", status=400
+        )
+    data = _decode_file(data_b64)
+    if data is None:
+        return _gateway(
+            205,
+            "fileHSBase64 không phải chuỗi base64 hợp lệ hoặc quá lớn (tối đa 20 MB).",
+            status=400,
+        )
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    path = _upload_dir(request) / f"{facility or 'hoso'}_{digest}{suffix}"
+    path.write_bytes(data)
+    job_id = jobs.create_job(
+        conn, kind, [str(path)], unit_id=actor.unit_id, created_by=actor.account_id
+    )
+    tx = f"HSSK{job_id:012d}"
+    conn.commit()
+    summary = jobs.run_job(get_database(request), job_id, workers=0)
+    audit(conn, actor, "ingest", outcome="allow", detail={"job": job_id, "kind": kind})
+    if summary.quarantined:
+        reasons = "; ".join(
+            f"{e['record']}: {e.get('reason_vi') or e['reason']}" for e in summary.errors[:10]
+        )
+        return _gateway(
+            400,
+            f"Hồ sơ có {summary.quarantined} lỗi, chưa được tiếp nhận: {reasons}",
+            tx,
+            status=400,
+        )
+    return _gateway(200, "Tiếp nhận hồ sơ thành công.", tx)
+
+
+def _qd130(
+    request: Request,
+    conn: Conn,
+    access_token: str | None,
+    ma_cskcb: str,
+    ma_tinh: str | None,
+    file_b64: str,
+) -> JSONResponse:
+    actor = _gateway_actor(request, access_token)
+    return _submit(request, conn, actor, kind="xml130", data_b64=file_b64, facility=ma_cskcb,
+                   province=ma_tinh, suffix=".xml")  # fmt: skip
+
+
+def _make_qd130(path: str, summary: str) -> None:
+    def endpoint(
+        request: Request,
+        conn: Conn,
+        fileHSBase64: Annotated[str, Form()],
+        maCSKCB: Annotated[str, Form()] = "",
+        maTinh: Annotated[str | None, Form()] = None,
+        username: Annotated[str | None, Form()] = None,
+        loaiHoSo: Annotated[str | None, Form()] = None,
+        accessToken: Annotated[str | None, Header()] = None,
+        tokenId: Annotated[str | None, Header()] = None,
+        passwordHash: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        return _qd130(request, conn, accessToken, maCSKCB, maTinh, fileHSBase64)
+
+    endpoint.__name__ = path.rsplit("/", 1)[-1]
+    router.post(path, tags=["gateway"], summary=summary)(endpoint)
+
+
+for _path, _summary in (
+    ("/api/qd130/guiHoSoXmlQD4750", "Submit a hồ sơ (QĐ 4750)"),
+    ("/api/qd130/guiHoSoXmlQD3176", "Submit a hồ sơ (QĐ 3176)"),
+    ("/api/qd130/checkInKcbQd4750", "XML0 check-in (QĐ 4750): opens the encounter"),
+    ("/api/qd130/checkInKcbQd3176", "XML0 check-in (QĐ 3176): opens the encounter"),
+):
+    _make_qd130(_path, _summary)
+
+
+@router.post("/api/hososuckhoe/guiGiayToDienTu", tags=["gateway"], summary="Birth/death papers")
+def gui_giay_to(
+    request: Request,
+    conn: Conn,
+    loai_hs: Annotated[str | None, Form()] = None,
+    fileBase64Str: Annotated[str | None, Form()] = None,
+    fileHSBase64: Annotated[str | None, Form()] = None,
+    maCSKCB: Annotated[str, Form()] = "",
+    accessToken: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Giấy chứng sinh (61, HSDLGCS) or giấy báo tử (60, HSDLGBT)."""
+    if loai_hs is not None and loai_hs not in ("60", "61"):
+        return _gateway(
+            205,
+            f"loai_hs '{loai_hs}' không hỗ trợ (60 giấy báo tử, 61 giấy chứng sinh).",
+            status=400,
+        )
+    actor = _gateway_actor(request, accessToken)
+    data = fileBase64Str or fileHSBase64 or ""
+    if len(data) * 3 // 4 > MAX_GATEWAY_FILE:
+        return _gateway(1001, "Tệp quá lớn (tối đa 20 MB).", status=413)
+    return _submit(request, conn, actor, kind="edoc", data_b64=data, facility=maCSKCB,
+                   province=None, suffix=".xml")  # fmt: skip

@@ -1,0 +1,130 @@
+"""HTTP ingestion: uploads with jobs, the quarantine API, and the gateway-compatible endpoints."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hssk.access import accounts
+from hssk.api.app import create_app
+from hssk.config import load_settings
+from hssk.db import Database
+from hssk.ingest.samples import visit
+from hssk.ingest.xmlparse import build_envelope, build_table
+
+SECRET = hashlib.md5(b"bi-mat-cua-benh-vien").hexdigest().upper()
+
+
+@pytest.fixture
+def client(idb: Database) -> Iterator[TestClient]:
+    with idb.connection() as conn:
+        accounts.create_account(conn, "his01001", "system", unit_id="F01001",
+                                scopes=["system/*.write", "system/*.read"], password=SECRET)  # fmt: skip
+        accounts.create_account(conn, "reader01", "system", unit_id="F01002",
+                                scopes=["system/*.read"], password=SECRET)  # fmt: skip
+    with TestClient(create_app(load_settings(), idb)) as c:
+        yield c
+
+
+def _token(client: TestClient, user: str = "his01001") -> str:
+    r = client.post("/api/token/take", data={"username": user, "password": SECRET})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["maKetQua"] == "200" and body["id_token"] and body["expires_in"] > 0
+    return str(body["access_token"])
+
+
+def test_token_refuses_a_wrong_password(client: TestClient) -> None:
+    r = client.post("/api/token/take", data={"username": "his01001", "password": "SAI"})
+    assert r.status_code == 401
+    assert r.json()["maKetQua"] == "401" and "mật khẩu" in r.json()["thongDiep"]
+
+
+def test_gateway_submit_checkin_then_full_file(client: TestClient, idb: Database) -> None:
+    token = _token(client)
+    checkin_row = {"MA_LK": "LK000001", "STT": "1", "HO_TEN": "Nguyễn Văn Thử 1",
+                   "NGAY_SINH": "198503040000", "GIOI_TINH": "1", "SO_CCCD": "001085000001",
+                   "NGAY_VAO": "202501021030", "MA_LOAI_KCB": "01", "MA_CSKCB": "01001"}  # fmt: skip
+    xml0 = build_table("XML0", [checkin_row])
+    form = {"username": "his01001", "loaiHoSo": "0", "maTinh": "01", "maCSKCB": "01001",
+            "fileHSBase64": base64.b64encode(xml0).decode()}  # fmt: skip
+    r = client.post("/api/qd130/checkInKcbQd4750", data=form, headers={"accessToken": token})
+    assert r.status_code == 200, r.text
+    assert r.json()["maKetQua"] == "200" and r.json()["maGiaoDich"].startswith("HSSK")
+    assert len(r.json()["thoiGianTiepNhan"]) == 14
+    with idb.connection() as conn:
+        status = conn.execute(
+            "SELECT body->>'status' FROM resource WHERE type = 'Encounter'"
+        ).fetchone()
+    assert status == ("in-progress",)
+    env = build_envelope("01001", [visit(1)])
+    form = {**form, "loaiHoSo": "130", "fileHSBase64": base64.b64encode(env).decode()}
+    r = client.post("/api/qd130/guiHoSoXmlQD3176", data=form, headers={"accessToken": token})
+    assert r.json()["maKetQua"] == "200", r.text
+    with idb.connection() as conn:
+        rows = conn.execute(
+            "SELECT body->>'status', version FROM resource WHERE type = 'Encounter'"
+        ).fetchall()
+        receipts = conn.execute(
+            "SELECT facility, records FROM ingest_receipt ORDER BY id"
+        ).fetchall()
+    assert rows == [("finished", 2)]
+    assert receipts == [("01001", 1), ("01001", 1)]
+
+
+def test_gateway_errors_say_what_is_wrong(client: TestClient) -> None:
+    token = _token(client)
+    base = {"username": "his01001", "loaiHoSo": "130", "maTinh": "01", "maCSKCB": "01001"}
+    r = client.post("/api/qd130/guiHoSoXmlQD4750", data={**base, "fileHSBase64": "@@@"},
+                    headers={"accessToken": token})  # fmt: skip
+    assert r.json()["maKetQua"] == "205" and "base64" in r.json()["thongDiep"]
+    r = client.post("/api/qd130/guiHoSoXmlQD4750", data={**base, "fileHSBase64": "AAAA"})
+    assert r.status_code == 401 and r.json()["maKetQua"] == "401"
+    other = {**base, "maCSKCB": "01002", "fileHSBase64": "AAAA"}
+    r = client.post("/api/qd130/guiHoSoXmlQD4750", data=other, headers={"accessToken": token})
+    assert r.json()["maKetQua"] == "403" and "01001" in r.json()["thongDiep"]
+    bad = build_envelope("01001", [visit(2, NGAY_VAO="202502301000")])
+    r = client.post("/api/qd130/guiHoSoXmlQD4750", headers={"accessToken": token},
+                    data={**base, "fileHSBase64": base64.b64encode(bad).decode()})  # fmt: skip
+    assert r.json()["maKetQua"] == "400"
+    assert "NGAY_VAO" in r.json()["thongDiep"] and "không phải ngày" in r.json()["thongDiep"]
+
+
+def test_upload_job_quarantine_correct_and_replay(client: TestClient, idb: Database) -> None:
+    auth = {"Authorization": f"Bearer {_token(client)}"}
+    env = build_envelope("01001", [visit(1), visit(2, MA_BENH_CHINH="XX")])
+    r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", env)}, headers=auth)
+    assert r.status_code == 202, r.text
+    job = client.get(r.json()["href"], headers=auth).json()
+    assert job["status"] == "done" and job["stored"]["Encounter"] == 1
+    assert job["quarantined"] == 1 and job["progress"]["files_done"] == 1
+    err = job["errors"][0]
+    assert err["rule"] == "icd10.unknown" and err["element"] == "MA_BENH_CHINH"
+    raw = client.get(f"/api/v1/ingest/errors/{err['id']}", headers=auth).json()["raw"]
+    assert "<HOSO_RAW" in raw
+    r = client.post(f"/api/v1/ingest/errors/{err['id']}/replay", headers=auth)
+    assert r.status_code == 422 and "XX" in r.json()["message"]
+    fixed = raw.replace(
+        "<MA_BENH_CHINH><![CDATA[XX]]></MA_BENH_CHINH>", "<MA_BENH_CHINH>J20.9</MA_BENH_CHINH>"
+    )
+    assert fixed != raw
+    r = client.put(f"/api/v1/ingest/errors/{err['id']}", content=fixed.encode(),
+                   headers={**auth, "Content-Type": "text/plain"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v1/ingest/errors/{err['id']}/replay", headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"]["Encounter"] == 1
+    left = client.get("/api/v1/ingest/errors", headers=auth).json()
+    assert left == []
+
+
+def test_upload_needs_a_write_scope(client: TestClient) -> None:
+    auth = {"Authorization": f"Bearer {_token(client, 'reader01')}"}
+    r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", b"<x/>")}, headers=auth)
+    assert r.status_code == 403
+    r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", b"<x/>")})
+    assert r.status_code == 401
