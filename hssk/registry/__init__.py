@@ -8,11 +8,12 @@ Public API (ingest and the FHIR API code against these names)::
     resolve(conn, person_id) -> int
     find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
     patient_resource(person) -> dict                  # FHIR R4 Patient
+    match(conn, patient_json, count, only_certain) -> [(Person, score, grade)]   # PDQm $match
 """
 
 from hssk.registry.fhir import patient_resource
 from hssk.registry.link import get_person, link, link_many, resolve
-from hssk.registry.search import find
+from hssk.registry.search import find, match
 from hssk.registry.types import Candidate, LinkResult, Person, SourceRecord
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "get_person",
     "link",
     "link_many",
+    "match",
     "patient_resource",
     "resolve",
 ]

@@ -72,7 +72,7 @@ def level_weight(fld: str, level: str) -> float:
     return math.log2(m / u)
 
 
-@dataclass
+@dataclass(slots=True)
 class Features:
     """The normalized fields a comparison looks at (from a source record or a person)."""
 

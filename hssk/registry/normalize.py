@@ -68,6 +68,7 @@ def _repair_word_key(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=262_144)  # names repeat: a register has far fewer names than records
 def name_key(text: str | None) -> str | None:
     """Matching key of a name: folded, lower case, single spaces, keyboard remnants removed.
 
@@ -145,6 +146,7 @@ def _cap(word: str) -> str:
     return (up if len(up) == 1 else word[:1]) + word[1:]
 
 
+@lru_cache(maxsize=262_144)
 def display_name(text: str | None) -> str | None:
     """Canonical display form: NFC, single spaces, title case, one tone-placement style.
 
@@ -186,6 +188,15 @@ def _family_like(word: str) -> bool:
     return word in FAMILY_KEYS or (len(word) >= 5 and OSA.distance(word, "nguyen") <= 1)
 
 
+# Names given to a newborn before it has one: "Con bà Phạm Thị Lan", "CB Lan", "Bé gái".
+_PLACEHOLDER = re.compile(r"^(con (ba|cua|me|chi|co)|cb|be( trai| gai)?|so sinh|tre so sinh)( |$)")
+
+
+def is_placeholder_name(key: str | None) -> bool:
+    """True for a newborn's placeholder name (folded key), which says nothing about the child."""
+    return bool(key) and bool(_PLACEHOLDER.match(key or ""))
+
+
 @dataclass(frozen=True)
 class NameParts:
     """Folded keys of a name: family (first word), middle, given (last word)."""
@@ -197,6 +208,7 @@ class NameParts:
     reordered: bool = False  # True when the name looked like Western order and was rotated
 
 
+@lru_cache(maxsize=262_144)
 def split_name(text: str | None) -> NameParts:
     """Split a name into folded family / middle / given keys, detecting Western order.
 
@@ -204,7 +216,7 @@ def split_name(text: str | None) -> NameParts:
     list and not first) → rotated to 'nguyen van an' with ``reordered=True``.
     """
     key = name_key(text)
-    if not key:
+    if not key or is_placeholder_name(key):
         return NameParts(None, None, None, None)
     words = key.split(" ")
     reordered = False

@@ -22,7 +22,7 @@ from hssk.registry.normalize import (
 from hssk.registry.types import SourceRecord
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """Normalized view of one source record (what matching compares)."""
 

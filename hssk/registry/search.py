@@ -80,3 +80,113 @@ def find(
         sql += " LIMIT 500"
         extra = [person_from_row(r) for r in conn.execute(sql, params).fetchall()]
     return _rank(conn, rec, extra, limit)
+
+
+_KIND_BY_SYSTEM = {s: k for k, s in ids.PERSON_SYSTEMS.items() if k != "health-id"} | {
+    ids.HEALTH_ID: "cccd"
+}
+_SEX = {"male": "M", "female": "F", "other": "U", "unknown": "U"}
+
+
+class MatchInputError(ValueError):
+    """The Patient given to $match cannot be used (what is wrong and how to fix it)."""
+
+
+def record_from_patient(
+    patient: dict[str, Any], source: str = "fhir", record_id: str = "$match"
+) -> SourceRecord:
+    """A SourceRecord from a FHIR Patient: identifiers by system, official name, birthDate,
+    gender, a phone, and the address (commune code extension, else its text)."""
+    if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
+        raise MatchInputError(
+            "Tham số 'resource' phải là một Patient. / The 'resource' parameter must be a Patient resource."
+        )
+    rec = SourceRecord(source, str(patient.get("id") or record_id))
+    for ident in patient.get("identifier") or []:
+        if not isinstance(ident, dict):
+            continue
+        kind = _KIND_BY_SYSTEM.get(str(ident.get("system") or ""))
+        value = ident.get("value")
+        if not kind or not value:
+            continue
+        attr = {
+            "cccd": "cccd",
+            "cmnd": "cccd",
+            "eid": "cccd",
+            "passport": "passport",
+            "bhxh": "bhxh",
+            "bhyt": "bhyt",
+        }
+        if kind in attr and getattr(rec, attr[kind]) is None:
+            setattr(rec, attr[kind], str(value))
+        elif kind == "the-tam":
+            rec.temp_card = str(value)
+    names = [n for n in patient.get("name") or [] if isinstance(n, dict)]
+    if names:
+        n = next((x for x in names if x.get("use") == "official"), names[0])
+        text = n.get("text") or " ".join(
+            [str(n.get("family") or ""), *[str(g) for g in n.get("given") or []]]
+        )
+        rec.full_name = text.strip() or None
+    rec.birth_date = patient.get("birthDate")
+    rec.sex = _SEX.get(str(patient.get("gender") or ""))
+    for t in patient.get("telecom") or []:
+        if isinstance(t, dict) and t.get("system") == "phone" and t.get("value"):
+            rec.phone = str(t["value"])
+            break
+    for a in patient.get("address") or []:
+        if not isinstance(a, dict):
+            continue
+        for ext in a.get("extension") or []:
+            if isinstance(ext, dict) and str(ext.get("url", "")).endswith("commune-code"):
+                rec.commune_code = ext.get("valueCode")
+        rec.address = (
+            a.get("text")
+            or ", ".join(
+                str(x) for x in [*(a.get("line") or []), a.get("city"), a.get("state")] if x
+            )
+            or None
+        )
+        break
+    return rec
+
+
+def match(
+    conn: psycopg.Connection[Any],
+    patient_json: dict[str, Any],
+    count: int = 10,
+    only_certain: bool = False,
+) -> list[tuple[Person, float, str]]:
+    """IHE PDQm ``$match``: persons matching a Patient, best first, as (person, score, grade)
+    with grade certain / probable / possible. With ``only_certain`` at most one certain match
+    is returned, and none when several are certain (the caller cannot tell them apart)."""
+    rec = record_from_patient(patient_json)
+    if not any(
+        [rec.full_name, rec.cccd, rec.bhxh, rec.bhyt, rec.passport, rec.temp_card, rec.phone]
+    ):
+        raise MatchInputError(
+            "Patient cần có họ tên hoặc một định danh (CCCD, BHYT, ...). / "
+            "The Patient needs a name or an identifier (CCCD, BHYT card, ...) to match on."
+        )
+    cands = find_record(conn, rec, limit=max(count, 1) * 3)
+    out = [(c.person, c.score, c.grade) for c in cands if c.grade != "certainly-not"]
+    if only_certain:
+        certain = [t for t in out if t[2] == "certain"]
+        return certain if len(certain) == 1 else []
+    return out[: max(count, 0)]
+
+
+def find_record(
+    conn: psycopg.Connection[Any], rec: SourceRecord, limit: int = 20
+) -> list[Candidate]:
+    """Candidates for a whole source record (blocking keys + identifier look-ups), ranked."""
+    extra = find(
+        conn,
+        cccd=rec.cccd,
+        bhyt=rec.bhyt,
+        bhxh=rec.bhxh,
+        name=rec.full_name,
+        birth_date=rec.birth_date,
+        limit=limit,
+    )
+    return _rank(conn, rec, [c.person for c in extra], limit)

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceRecord:
     """One demographic record as a source system sent it (raw values; the registry normalizes)."""
 

@@ -1,0 +1,398 @@
+"""Batch deduplication of a whole file or registry: Splink (DuckDB) + guarded clustering.
+
+1. Records are normalized in Python (hssk.registry.prepare) into the matching features.
+2. Splink, on DuckDB, generates candidate pairs with the same blocking keys as online linking
+   and scores them with the same Fellegi–Sunter levels and m/u values (model.LEVELS), with
+   term-frequency adjustment on exact names. Its Spark backend runs the same settings at
+   national scale.
+3. Pairs above a loose pre-threshold are re-scored by model.compare (vetoes, name frequency),
+   exactly as online linking does.
+4. Clustering joins two clusters only through a strong edge (≥ match_upper) and only when no
+   member of one vetoes a member of the other (different valid CCCD, temporary card, given
+   name, birth date beyond a typo) — so chains of weak matches never join unrelated persons.
+   A record nearly equally close to two persons that are distinct is left for review.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hssk.registry.link import AMBIGUITY_BITS, features_of
+from hssk.registry.model import LEVELS, PRIOR, Features, compare, strong_identifier
+from hssk.registry.prepare import prepare
+from hssk.registry.types import SourceRecord
+
+MAX_CLUSTER = 50  # a person has a few dozen source records at most; larger is a chain
+
+
+@dataclass
+class DedupResult:
+    """Cluster id per input record (records of one person share it) and what happened."""
+
+    cluster: list[int]
+    review_pairs: list[tuple[int, int, float]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# --- Splink settings from the shared model --------------------------------------------------
+def _lvl(sql: str, label: str, fld: str, level: str, tf: str | None = None) -> Any:
+    import splink.comparison_level_library as cll
+
+    m, u = LEVELS[fld][level]
+    c = cll.CustomLevel(sql, label).configure(m_probability=m, u_probability=u)
+    if tf:
+        c = c.configure(tf_adjustment_column=tf, tf_adjustment_weight=1.0)
+    return c
+
+
+def _null(sql: str) -> Any:
+    import splink.comparison_level_library as cll
+
+    return cll.CustomLevel(sql, "null").configure(is_null_level=True)
+
+
+def _simple(fld: str, col: str) -> Any:
+    import splink.comparison_library as cl
+
+    return cl.CustomComparison(
+        [
+            _null(f"{col}_l IS NULL OR {col}_r IS NULL"),
+            _lvl(f"{col}_l = {col}_r", "same", fld, "same"),
+            _lvl("TRUE", "else", fld, "else"),
+        ],
+        output_column_name=fld,
+    )
+
+
+def splink_settings() -> Any:
+    """Splink SettingsCreator of the Vietnamese-aware model (no training: m/u are fixed)."""
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    both_d = "prec_l = 'D' AND prec_r = 'D'"
+    name = cl.CustomComparison(
+        [
+            _null("name_key_l IS NULL OR name_key_r IS NULL"),
+            _lvl(
+                "name_key_l = name_key_r AND disp_l = disp_r AND diac_l AND diac_r",
+                "exact",
+                "name",
+                "exact",
+                "name_key",
+            ),
+            _lvl("name_key_l = name_key_r", "exact folded", "name", "exact_folded", "name_key"),
+            _lvl("name_sorted_l = name_sorted_r", "reordered", "name", "reordered"),
+            _lvl(
+                "family_l = family_r AND given_l = given_r AND (middle_l IS NULL OR middle_r IS NULL)",
+                "family+given",
+                "name",
+                "family_given",
+            ),
+            _lvl(
+                "jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92", "fuzzy", "name", "fuzzy"
+            ),
+            _lvl(
+                "family_l = family_r AND given_l = given_r",
+                "middle differs",
+                "name",
+                "middle_differs",
+            ),
+            _lvl("given_l = given_r", "given", "name", "given"),
+            _lvl("TRUE", "else", "name", "else"),
+        ],
+        output_column_name="name",
+    )
+    birth = cl.CustomComparison(
+        [
+            _null("bd_l IS NULL OR bd_r IS NULL"),
+            _lvl(f"{both_d} AND bd_l = bd_r", "exact", "birth", "exact"),
+            _lvl(
+                f"{both_d} AND yr_l = yr_r AND month(bd_l) = day(bd_r) AND day(bd_l) = month(bd_r)",
+                "swap",
+                "birth",
+                "swap",
+            ),
+            _lvl(
+                f"{both_d} AND ((yr_l = yr_r AND month(bd_l) = month(bd_r)"
+                " AND levenshtein(CAST(day(bd_l) AS VARCHAR), CAST(day(bd_r) AS VARCHAR)) <= 1)"
+                " OR (yr_l = yr_r AND day(bd_l) = day(bd_r)"
+                " AND levenshtein(CAST(month(bd_l) AS VARCHAR), CAST(month(bd_r) AS VARCHAR)) <= 1)"
+                " OR (month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r)"
+                " AND levenshtein(CAST(yr_l AS VARCHAR), CAST(yr_r AS VARCHAR)) <= 1))",
+                "typo",
+                "birth",
+                "typo",
+            ),
+            _lvl(
+                "yr_l = yr_r AND prec_l <> 'Y' AND prec_r <> 'Y' AND month(bd_l) = month(bd_r)",
+                "month",
+                "birth",
+                "month",
+            ),
+            _lvl("yr_l = yr_r AND (prec_l = 'Y' OR prec_r = 'Y')", "year", "birth", "year"),
+            _lvl("TRUE", "else", "birth", "else"),
+        ],
+        output_column_name="birth",
+    )
+    sex = cl.CustomComparison(
+        [
+            _null("sex_l IS NULL OR sex_r IS NULL OR sex_l = 'U' OR sex_r = 'U'"),
+            _lvl("sex_l = sex_r", "agree", "sex", "agree"),
+            _lvl("TRUE", "else", "sex", "else"),
+        ],
+        output_column_name="sex",
+    )
+    commune = cl.CustomComparison(
+        [
+            _null(
+                "(commune_l IS NULL AND commune_old_l IS NULL AND province_l IS NULL)"
+                " OR (commune_r IS NULL AND commune_old_r IS NULL AND province_r IS NULL)"
+            ),
+            _lvl(
+                "commune_l = commune_r OR commune_old_l = commune_old_r", "same", "commune", "same"
+            ),
+            _lvl("province_l = province_r", "province", "commune", "province"),
+            _lvl("TRUE", "else", "commune", "else"),
+        ],
+        output_column_name="commune",
+    )
+    cccd = cl.CustomComparison(
+        [
+            _null("cccd_l IS NULL OR cccd_r IS NULL"),
+            _lvl("cccd_l = cccd_r", "same", "cccd", "same"),
+            _lvl("damerau_levenshtein(cccd_l, cccd_r) <= 1", "typo", "cccd", "typo"),
+            _lvl("cccd_ok_l AND cccd_ok_r", "two valid ids", "cccd", "else_valid"),
+            _lvl("TRUE", "else", "cccd", "else"),
+        ],
+        output_column_name="cccd",
+    )
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        probability_two_random_records_match=PRIOR,
+        comparisons=[
+            name,
+            birth,
+            sex,
+            commune,
+            _simple("phone", "phone"),
+            cccd,
+            _simple("bhxh", "bhxh"),
+            _simple("passport", "passport"),
+            _simple("temp_card", "temp_card"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("cccd"),
+            block_on("bhxh"),
+            block_on("passport"),
+            block_on("temp_card"),
+            block_on("phone"),
+            block_on("name_key", "yr"),
+            block_on("family", "given", "yr"),
+            block_on("given", "bd_full"),
+            block_on("family", "bd_full"),
+            block_on("name_key", "commune"),
+        ],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+
+
+def features_table(feats: Sequence[Features]) -> Any:
+    """Arrow table of the features Splink compares (unique_id = position in the input)."""
+    import pyarrow as pa
+
+    def col(fn: Any) -> list[Any]:
+        return [fn(f) for f in feats]
+
+    return pa.table(
+        {
+            "unique_id": pa.array(range(len(feats)), pa.int64()),
+            "name_key": col(lambda f: f.name_key),
+            "disp": col(lambda f: f.display),
+            "diac": col(lambda f: f.has_diacritics),
+            "name_sorted": col(
+                lambda f: " ".join(sorted(f.name_key.split(" "))) if f.name_key else None
+            ),
+            "family": col(lambda f: f.family),
+            "given": col(lambda f: f.given),
+            "middle": col(
+                lambda f: " ".join(f.name_key.split(" ")[1:-1]) or None if f.name_key else None
+            ),
+            "bd": pa.array(col(lambda f: f.birth_date), pa.date32()),
+            "bd_full": pa.array(
+                col(lambda f: f.birth_date if f.precision == "D" else None), pa.date32()
+            ),
+            "yr": pa.array(col(lambda f: f.birth_date.year if f.birth_date else None), pa.int32()),
+            "prec": col(lambda f: f.precision),
+            "sex": col(lambda f: f.sex),
+            "cccd": col(lambda f: f.cccd),
+            "cccd_ok": col(lambda f: f.cccd_ok),
+            "bhxh": col(lambda f: f.bhxh),
+            "passport": col(lambda f: f.passport),
+            "temp_card": col(lambda f: f.temp_card),
+            "phone": col(lambda f: f.phone),
+            "commune": col(lambda f: f.commune),
+            "commune_old": col(lambda f: f.commune_old),
+            "province": col(lambda f: f.province),
+        }
+    )
+
+
+def splink_pairs(
+    feats: Sequence[Features], min_weight: float, *, threads: int | None = None
+) -> list[tuple[int, int, float]]:
+    """Candidate pairs (i, j, Splink match weight) with weight ≥ ``min_weight``."""
+    import duckdb
+    from splink import Linker
+    from splink.backends.duckdb import DuckDBAPI
+
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.register("feats_arrow", features_table(feats))
+    con.execute("CREATE TABLE mpi_features AS SELECT * FROM feats_arrow")
+    con.unregister("feats_arrow")
+    api = DuckDBAPI(con)
+    linker = Linker(api.register("mpi_features"), splink_settings(), log_level=None)
+    pred = linker.inference.predict(threshold_match_weight=min_weight, warning_mode="never")
+    rows = con.execute(
+        f"SELECT unique_id_l, unique_id_r, match_weight FROM {pred.physical_name}"
+    ).fetchall()
+    con.close()
+    return [(int(a), int(b), float(w)) for a, b, w in rows]
+
+
+# --- guarded clustering -------------------------------------------------------------------
+class _Clusters:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+        self.members: dict[int, list[int]] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def of(self, root: int) -> list[int]:
+        return self.members.get(root, [root])
+
+    def union(self, a: int, b: int) -> None:
+        ma, mb = self.of(a), self.of(b)
+        if len(ma) < len(mb):
+            a, b, ma, mb = b, a, mb, ma
+        self.parent[b] = a
+        self.members[a] = ma + mb
+        self.members.pop(b, None)
+
+
+def _prob(weight: float) -> float:
+    return 1.0 / (1.0 + 2.0 ** (-weight)) if weight > -60 else 0.0
+
+
+def dedup(
+    recs: Sequence[SourceRecord],
+    *,
+    upper: float | None = None,
+    lower: float | None = None,
+    threads: int | None = None,
+) -> DedupResult:
+    """Deduplicate records; returns a cluster id per record (the smallest member index)."""
+    from hssk.config import settings
+
+    cfg = settings()
+    upper = cfg.match_upper if upper is None else upper
+    lower = cfg.match_lower if lower is None else lower
+    stats: dict[str, Any] = {"records": len(recs)}
+    t0 = time.perf_counter()
+    feats = [features_of(prepare(r)) for r in recs]
+    stats["prepare_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    # pre-threshold in Splink: generous, since name-frequency adjustment happens afterwards
+    min_weight = math.log2(lower / 4 / (1 - lower / 4)) - 8
+    pairs = splink_pairs(feats, min_weight, threads=threads) if len(feats) > 1 else []
+    stats["splink_s"] = time.perf_counter() - t1
+    stats["candidate_pairs"] = len(pairs)
+
+    t2 = time.perf_counter()
+    counts = Counter(f.name_key for f in feats if f.name_key)
+    # name frequency among records (persons ≈ records / 1.6): the same scale as online linking
+    total = max(len(feats), 50_000)
+    strong: list[tuple[float, int, int]] = []
+    plausible: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    review: list[tuple[int, int, float]] = []
+    for i, j, _w in pairs:
+        a, b = feats[i], feats[j]
+        sc = compare(a, b, counts.get(a.name_key or "", 1) / total if a.name_key else None)
+        if sc.veto is None and strong_identifier(a, b):
+            strong.append((1e9, i, j))
+            continue
+        if sc.probability >= upper:
+            strong.append((sc.weight, i, j))
+        if sc.probability >= lower:
+            plausible[i].append((sc.weight, j))
+            plausible[j].append((sc.weight, i))
+            if sc.probability < upper:
+                review.append((i, j, sc.probability))
+    stats["rescore_s"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    # A record nearly as close to two records that are not the same person is ambiguous.
+    ambiguous: set[int] = set()
+    for i, lst in plausible.items():
+        if len(lst) < 2:
+            continue
+        lst.sort(reverse=True)
+        w0, j0 = lst[0]
+        for w1, j1 in lst[1:]:
+            if w0 - w1 >= AMBIGUITY_BITS:
+                break
+            if compare(feats[j0], feats[j1]).probability < lower:
+                ambiguous.add(i)
+                break
+    strong.sort(reverse=True)
+    cl = _Clusters(len(feats))
+    rejected = 0
+    for w, i, j in strong:
+        if w < 1e9 and (i in ambiguous or j in ambiguous):
+            review.append((i, j, _prob(w)))
+            continue
+        ri, rj = cl.find(i), cl.find(j)
+        if ri == rj:
+            continue
+        mi, mj = cl.of(ri), cl.of(rj)
+        if len(mi) + len(mj) > MAX_CLUSTER or _conflict(feats, mi, mj):
+            rejected += 1
+            continue
+        cl.union(ri, rj)
+    stats["cluster_s"] = time.perf_counter() - t3
+    stats["rejected_unions"] = rejected
+    stats["ambiguous_records"] = len(ambiguous)
+    roots = [cl.find(i) for i in range(len(feats))]
+    first: dict[int, int] = {}
+    for i, r in enumerate(roots):
+        first.setdefault(r, i)
+    cluster = [first[r] for r in roots]
+    review = [(i, j, p) for i, j, p in review if cluster[i] != cluster[j]]
+    stats["review_pairs"] = len(review)
+    stats["total_s"] = time.perf_counter() - t0
+    return DedupResult(cluster, review, stats)
+
+
+def _conflict(feats: Sequence[Features], a: list[int], b: list[int]) -> bool:
+    """True when some member of ``a`` and some member of ``b`` cannot be the same person."""
+    for i in a:
+        fi = feats[i]
+        for j in b:
+            if compare(fi, feats[j]).veto is not None:
+                return True
+    return False

@@ -1,0 +1,191 @@
+"""Verification against the (simulated) population register, PDQm $match, the mpi CLI."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from typer.testing import CliRunner
+
+from hssk import identifiers as ids
+from hssk.db import Database
+from hssk.registry import SourceRecord, get_person, link, link_many, match, patient_resource
+from hssk.registry.cli import app
+from hssk.registry.search import MatchInputError
+from hssk.registry.verify import (
+    RegisterUnavailable,
+    SimulatedRegister,
+    verify_pending,
+    write_register_csv,
+)
+
+REGISTER = [
+    {
+        "cccd": "001190000001",
+        "full_name": "Nguyễn Thị Hòa",
+        "birth_date": "1990-04-04",
+        "sex": "F",
+        "commune_code": "00004",
+    },
+    {
+        "cccd": "001085000002",
+        "full_name": "Trần Văn Bình",
+        "birth_date": "1985-01-09",
+        "sex": "M",
+        "commune_code": "00004",
+    },
+]
+
+
+def test_verification_outage_never_blocks_linking(clean_db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "register.csv"
+    write_register_csv(path, REGISTER)
+    reg = SimulatedRegister.from_csv(path, latency_ms=0)
+    reg.down = True
+    with clean_db.connection() as conn:
+        a = link(
+            conn,
+            SourceRecord("xml130:01001", "1", "Nguyen Thi Hoa", "1990", "F", cccd="001190000001"),
+        )
+        b = link(
+            conn,
+            SourceRecord(
+                "xml130:01001", "2", "Tran Van Binh", "1985-01-09", "M", cccd="001085000002"
+            ),
+        )
+        c = link(
+            conn,
+            SourceRecord("xml130:01001", "3", "Lò Văn Páo", "1970-01-01", "M", cccd="011070000003"),
+        )
+        assert verify_pending(conn, reg) == {
+            "verified": 0,
+            "mismatch": 0,
+            "not_found": 0,
+            "retry": 3,
+        }
+        # linking still works during the outage
+        again = link(
+            conn,
+            SourceRecord(
+                "immunization", "9", "Trần Văn Bình", "1985-01-09", "M", cccd="001085000002"
+            ),
+        )
+        assert again.person_id == b.person_id
+        # nothing is due before the back-off has passed
+        reg.down = False
+        assert sum(verify_pending(conn, reg).values()) == 0
+        conn.execute("UPDATE person SET verify_next = now() - interval '1 second'")
+        assert verify_pending(conn, reg) == {
+            "verified": 2,
+            "mismatch": 0,
+            "not_found": 1,
+            "retry": 0,
+        }
+        hoa = get_person(conn, a.person_id)
+        assert hoa is not None and hoa.verification == "verified" and hoa.cccd_verified
+        assert (
+            hoa.full_name == "Nguyễn Thị Hòa" and hoa.birth_date_text == "1990-04-04"
+        )  # corrected
+        assert get_person(conn, c.person_id).verification == "not_found"  # type: ignore[union-attr]
+        n = conn.execute(
+            "SELECT count(*) FROM person_verification WHERE outcome = 'error'"
+        ).fetchone()
+        assert n == (3,)
+
+
+def test_simulated_register_quota() -> None:
+    t = [0.0]
+    reg = SimulatedRegister(REGISTER, latency_ms=0, quota_per_minute=2, clock=lambda: t[0])
+    assert reg.lookup("001190000001", "Nguyen Thi Hoa", "1990").status == "match"
+    assert reg.lookup("001190000001", "Lê Văn Tám", "1990").status == "mismatch"
+    with pytest.raises(RegisterUnavailable):
+        reg.lookup("001085000002", None, None)
+    t[0] = 61.0
+    assert reg.lookup("001099999999", None, None).status == "not_found"
+
+
+def test_match_grades_and_patient_resource(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        a, b = link_many(
+            conn,
+            [
+                SourceRecord(
+                    "population",
+                    "1",
+                    "Nguyễn Thị Hòa",
+                    "1990-04-04",
+                    "F",
+                    cccd="001190000001",
+                    commune_code="00004",
+                ),
+                SourceRecord(
+                    "population", "2", "Nguyễn Thị Hòa", "1971-12-01", "F", commune_code="00004"
+                ),
+            ],
+        )
+        person = get_person(conn, a.person_id)
+        assert person is not None
+        resource = patient_resource(person)
+        get_fhir_model_class("Patient").model_validate(resource)  # valid FHIR R4
+        query = {
+            "resourceType": "Patient",
+            "name": [{"family": "Nguyen", "given": ["Thi", "Hoa"]}],
+            "birthDate": "1990-04-04",
+            "gender": "female",
+        }
+        found = match(conn, query, 5, False)
+        assert found[0][0].id == a.person_id and found[0][2] == "certain"
+        assert all(p.id != b.person_id for p, _, _ in found)  # different full birth date
+        by_id = {
+            "resourceType": "Patient",
+            "identifier": [{"system": ids.CCCD, "value": "001190000001"}],
+        }
+        only = match(conn, by_id, 5, True)
+        assert [(p.id, g) for p, _, g in only] == [(a.person_id, "certain")]
+        year_only = {
+            "resourceType": "Patient",
+            "name": [{"text": "Nguyễn Thị Hòa"}],
+            "birthDate": "1990",
+        }
+        assert (
+            all(g != "certain" for _, _, g in match(conn, year_only, 5, False))
+            or len(match(conn, year_only, 5, True)) == 1
+        )
+        with pytest.raises(MatchInputError):
+            match(conn, {"resourceType": "Observation"}, 5, False)
+        with pytest.raises(MatchInputError):
+            match(conn, {"resourceType": "Patient", "gender": "male"}, 5, False)
+
+
+def test_cli_link_csv_round_trip(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    rows = [
+        ["record_id", "full_name", "birth_date", "sex", "cccd", "phone", "commune_code"],
+        ["r1", "Nguyễn Văn An", "1990-05-12", "M", "001090012345", "", "00004"],
+        ["r2", "NGUYEN VAN AN", "1990-05-12", "M", "", "0912345678", "00004"],
+        ["r3", "Nguyễn Văn An", "1990-05-12", "M", "001090012345", "+84912345678", ""],
+        ["r4", "Nguyễn Văn Ân", "1958-01-01", "M", "", "", "00004"],
+        ["r5", "", "", "", "", "", ""],
+    ]
+    with inp.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    result = CliRunner().invoke(app, ["link", str(inp), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as fh:
+        got = list(csv.DictReader(fh))
+    assert [g["record_id"] for g in got] == ["r1", "r2", "r3", "r4", "r5"]
+    key = {g["record_id"]: g["person_key"] for g in got}
+    assert key["r1"] == key["r2"] == key["r3"]
+    assert len({key["r1"], key["r4"], key["r5"]}) == 3
+
+
+def test_cli_link_rejects_bad_input(tmp_path: Path) -> None:
+    inp = tmp_path / "in.csv"
+    inp.write_text("id,full_name\n1,An\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["link", str(inp), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "record_id" in result.output
+    inp.write_text("record_id\nx\nx\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["link", str(inp), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "line 2" in result.output.replace("\n", " ")
