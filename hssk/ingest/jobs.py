@@ -15,7 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -318,11 +318,16 @@ def _resource(u: Unit, it: Item) -> NewResource:
 
 def _link(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:
     need = [u for u in good if u.person is not None and u.person_id is None]
-    results = registry.link_many(conn, [u.person for u in need if u.person is not None])
-    for u, r in zip(need, results, strict=True):
-        u.person_id = r.person_id
+    # The same source record repeats (a child's doses): link each distinct one once.
+    recs = [u.person for u in need if u.person is not None]
+    unique = list({_record_key(r): r for r in recs}.values())
+    results = registry.link_many(conn, unique)
+    by_key = {_record_key(r): res for r, res in zip(unique, results, strict=True)}
+    for u in need:
+        res = by_key[_record_key(u.person)]
+        u.person_id = res.person_id
         summary.persons += 1
-        summary.persons_created += int(r.created)
+    summary.persons_created += sum(int(r.created) for r in results)
     _resolve_known(conn, good, b)
     babies: list[tuple[Unit, int, registry.SourceRecord]] = []
     for u in good:
@@ -334,6 +339,11 @@ def _link(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: S
             u.newborn_ids[n] = r.person_id
             summary.persons += 1
             summary.persons_created += int(r.created)
+
+
+def _record_key(rec: registry.SourceRecord | None) -> tuple[Any, ...]:
+    assert rec is not None
+    return astuple(rec)
 
 
 def _resolve_known(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> None:

@@ -373,10 +373,28 @@ def org_ref(facility: str | None) -> dict[str, Any] | None:
 
 def clean_body(obj: Any) -> Any:
     """Drop None, empty strings, lists and dicts (FHIR forbids empty elements)."""
-    if isinstance(obj, dict):
-        out = {k: clean_body(v) for k, v in obj.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
-    if isinstance(obj, list):
-        items = [clean_body(v) for v in obj]
-        return [v for v in items if v not in (None, "", [], {})]
+    if type(obj) is dict:
+        out = {}
+        for k, v in obj.items():
+            if v is None or v == "":
+                continue
+            t = type(v)
+            if t is dict or t is list:
+                v = clean_body(v)
+                if not v:
+                    continue
+            out[k] = v
+        return out
+    if type(obj) is list:
+        items = []
+        for v in obj:
+            if v is None or v == "":
+                continue
+            t = type(v)
+            if t is dict or t is list:
+                v = clean_body(v)
+                if not v:
+                    continue
+            items.append(v)
+        return items
     return obj

@@ -143,9 +143,17 @@ def _by_root() -> dict[str, Table]:
 def _row(elem: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for child in elem:
-        if isinstance(child.tag, str):
-            name = child.tag.rsplit("}", 1)[-1]
-            out[XML13_3176_RENAMES_REV.get(name, name)] = _text(child)
+        tag = child.tag
+        if type(tag) is not str:  # comments, processing instructions
+            continue
+        if "}" in tag:
+            tag = tag.rsplit("}", 1)[1]
+        text = child.text
+        if text:
+            if len(text) > MAX_FIELD_CHARS:
+                _text(child)  # raises the size error
+            text = text.strip()
+        out[XML13_3176_RENAMES_REV.get(tag, tag)] = text or ""
     return out
 
 

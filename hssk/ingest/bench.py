@@ -1,0 +1,198 @@
+"""Benchmark of ingestion (for ``hssk bench ingest``): visits/s, doses/s, persons/s, memory.
+
+A synthetic province is generated, then loaded into a fresh embedded PostgreSQL (or the one at
+``url``): registers (persons/s including linking), the immunization registry (doses/s) and the
+HIS hồ sơ files (visits/s with all their lines). Memory is shown flat in file size by streaming
+one envelope of N and of 4·N visits and comparing the peak RSS growth of each.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from hssk.db import Database, open_database
+from hssk.ingest import jobs
+from hssk.ingest.map_xml130 import map_hoso
+from hssk.ingest.samples import visit
+from hssk.ingest.xmlparse import build_envelope, decode_hoso, iter_hoso
+
+
+@contextmanager
+def _peak_rss() -> Iterator[dict[str, float]]:
+    """Peak RSS (this process and its workers) while the block runs, sampled every 20 ms."""
+    proc = psutil.Process()
+    out = {"start_mb": proc.memory_info().rss / 2**20, "peak_mb": 0.0}
+    stop = threading.Event()
+
+    def total() -> float:
+        rss = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            with suppress(psutil.Error):
+                rss += child.memory_info().rss
+        return rss / 2**20
+
+    def watch() -> None:
+        while not stop.wait(0.02):
+            out["peak_mb"] = max(out["peak_mb"], total())
+
+    out["peak_mb"] = total()
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        t.join()
+        out["growth_mb"] = out["peak_mb"] - out["start_mb"]
+
+
+def _timed(fn: Callable[[], jobs.Summary]) -> tuple[jobs.Summary, float, float]:
+    with _peak_rss() as mem:
+        t0 = time.perf_counter()
+        s = fn()
+        secs = time.perf_counter() - t0
+    return s, secs, mem["peak_mb"]
+
+
+def memory_flat(out_dir: Path, visits: int = 1500) -> dict[str, Any]:
+    """Peak RSS growth while streaming (parse + decode + map) envelopes of N and 4·N visits."""
+    res: dict[str, Any] = {}
+    one = [visit(i, drugs=5, services=3, labs=5) for i in range(1, 51)]
+    for n in (visits, 4 * visits):
+        path = out_dir / f"envelope_{n}.xml"
+        with path.open("wb") as fh:  # written in slices: the writer stays small too
+            for start in range(0, n, 50):
+                chunk = build_envelope("01001", one[: min(50, n - start)])
+                if start:
+                    chunk = chunk[chunk.index(b"<HOSO>") :]
+                if start + 50 < n:
+                    chunk = chunk[: chunk.rindex(b"</DANHSACHHOSO>")]
+                fh.write(chunk)
+        with _peak_rss() as mem:
+            count = sum(1 for h in iter_hoso(str(path)) if map_hoso(decode_hoso(h)).items)
+        res[f"{n}_visits"] = {
+            "file_mb": round(path.stat().st_size / 2**20, 1),
+            "visits": count,
+            "rss_growth_mb": round(mem["growth_mb"], 1),
+        }
+        path.unlink()
+    return res
+
+
+def profile_mapping(feed: Path, limit: int = 300) -> str:
+    """cProfile of parse + map of ``limit`` hồ sơ files (the CPU side of the visit path)."""
+    files = sorted((feed / "his").rglob("*.xml"))[:limit]
+    prof = cProfile.Profile()
+    prof.enable()
+    for f in files:
+        for h in iter_hoso(str(f)):
+            map_hoso(decode_hoso(h), str(f), None)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(18)
+    return buf.getvalue()
+
+
+def run_bench(
+    out_dir: Path | None = None,
+    persons: int = 5000,
+    *,
+    province: str = "01",
+    seed: int = 1,
+    workers: int | None = None,
+    url: str | None = None,
+    profile: bool = False,
+    memory_visits: int = 1500,
+) -> dict[str, Any]:
+    """Generate ``persons`` residents and ingest every feed; return throughput and memory.
+
+    ``url``: a PostgreSQL to use (default: a fresh embedded one under ``out_dir``).
+    Without ``out_dir`` a temporary directory is used and removed afterwards."""
+    if out_dir is None:
+        tmp = Path(tempfile.mkdtemp(prefix="hssk-ingest-bench-"))
+        try:
+            return run_bench(tmp, persons, province=province, seed=seed, workers=workers,
+                             url=url, profile=profile, memory_visits=memory_visits)  # fmt: skip
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    from hssk.synth import generate
+
+    out_dir = Path(out_dir)
+    feed = out_dir / "feed"
+    if not (feed / "manifest.json").exists():
+        generate(feed, persons, province, seed)
+    if url is None:
+        from hssk.db.embedded import start_embedded
+
+        url, _server = start_embedded(out_dir / "db")
+    db: Database = open_database(url=url)
+    try:
+        return _run(db, feed, out_dir, workers, profile, memory_visits, persons)
+    finally:
+        db.close()
+
+
+def _run(
+    db: Database, feed: Path, out_dir: Path, workers: int | None, profile: bool,
+    memory_visits: int, persons: int,
+) -> dict[str, Any]:  # fmt: skip
+    jobs.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
+    result: dict[str, Any] = {"persons": persons, "workers": workers}
+    pop, t_pop, m1 = _timed(
+        lambda: jobs.ingest(db, "population", [feed / "population"], workers=workers)
+    )
+    ins, t_ins, m2 = _timed(
+        lambda: jobs.ingest(db, "insurance", [feed / "insurance"], workers=workers)
+    )
+    register = pop.records + ins.records
+    result["register"] = {
+        "records": register,
+        "seconds": round(t_pop + t_ins, 2),
+        "persons_per_s": round(register / (t_pop + t_ins), 1),
+        "new_persons": pop.persons_created + ins.persons_created,
+        "peak_rss_mb": round(max(m1, m2), 1),
+    }
+    imm, t_imm, m3 = _timed(
+        lambda: jobs.ingest(db, "immunization", [feed / "immunization"], workers=workers)
+    )
+    result["immunization"] = {
+        "doses": imm.stored.get("Immunization", 0),
+        "seconds": round(t_imm, 2),
+        "doses_per_s": round(imm.records / t_imm, 1),
+        "quarantined": imm.quarantined,
+        "peak_rss_mb": round(m3, 1),
+    }
+    his, t_his, m4 = _timed(lambda: jobs.ingest(db, "xml130", [feed / "his"], workers=workers))
+    resources = sum(his.stored.values())
+    result["visits"] = {
+        "visits": his.records,
+        "resources": resources,
+        "seconds": round(t_his, 2),
+        "visits_per_s": round(his.records / t_his, 1),
+        "resources_per_s": round(resources / t_his, 1),
+        "quarantined": his.quarantined,
+        "peak_rss_mb": round(m4, 1),
+    }
+    again, t_again, _ = _timed(lambda: jobs.ingest(db, "xml130", [feed / "his"], workers=workers))
+    result["visits_reingest"] = {
+        "seconds": round(t_again, 2),
+        "visits_per_s": round(again.records / t_again, 1),
+        "unchanged": again.skipped,
+        "stored": sum(again.stored.values()),
+    }
+    result["memory_flat"] = memory_flat(out_dir, memory_visits)
+    if profile:
+        result["profile"] = profile_mapping(feed)
+    return result
