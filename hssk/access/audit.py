@@ -15,9 +15,10 @@ written at once in the caller's transaction.
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,16 +136,74 @@ def defer(conn: psycopg.Connection[Any]) -> None:
     _pending[conn] = []
 
 
+@dataclass
+class _Slot:
+    events: list[dict[str, Any]]
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to take over as the writer
+    error: BaseException | None = None
+
+
+_queue: list[_Slot] = []
+_queue_lock = threading.Lock()
+_writer_busy = False
+_MAX_ROUNDS = 4
+
+
 def flush(conn: psycopg.Connection[Any]) -> int:
-    """Write the buffered events in their own transaction (after the request's ended)."""
+    """Write the buffered events in their own transaction (after the request's ended).
+
+    Group commit: concurrent requests of this process hand their events to one writer, which
+    chains and commits them together — one chain lock and one WAL flush per batch instead of
+    per request. Returns once the caller's events are committed (or raises why not)."""
     events = _pending.pop(conn, None)
     if not events:
         return 0
-    with conn.transaction():
-        _write(conn, events)
-    if not conn.autocommit:
-        conn.commit()
+    global _writer_busy
+    slot = _Slot(events)
+    with _queue_lock:
+        _queue.append(slot)
+        lead = not _writer_busy
+        _writer_busy = True
+    if not lead:
+        slot.done.wait()
+        if not slot.lead:
+            if slot.error is not None:
+                raise RuntimeError("audit events could not be written") from slot.error
+            return len(events)
+    _lead(conn)
+    if slot.error is not None:
+        raise RuntimeError("audit events could not be written") from slot.error
     return len(events)
+
+
+def _lead(conn: psycopg.Connection[Any]) -> None:
+    """Write queued batches; after a few rounds hand over to a waiting request."""
+    global _writer_busy
+    for _ in range(_MAX_ROUNDS):
+        with _queue_lock:
+            batch = list(_queue)
+            _queue.clear()
+            if not batch:
+                _writer_busy = False
+                return
+        try:
+            with conn.transaction():
+                _write(conn, [ev for slot in batch for ev in slot.events])
+            if not conn.autocommit:
+                conn.commit()
+        except BaseException as exc:  # every waiting request learns why
+            for slot in batch:
+                slot.error = exc
+        for slot in batch:
+            slot.done.set()
+    with _queue_lock:  # still busy: a waiting request becomes the writer (its own connection)
+        if _queue:
+            heir = _queue[0]  # its events stay queued: it writes them first
+            heir.lead = True
+            heir.done.set()
+        else:
+            _writer_busy = False
 
 
 # --- verification -----------------------------------------------------------------------

@@ -44,7 +44,7 @@ def get_conn(db: Annotated[Database, Depends(get_database)]) -> Iterator[psycopg
             try:
                 conn.rollback()
                 audit_flush(conn)
-            except psycopg.Error:  # keep the original error; the broken link is logged
+            except Exception:  # keep the original error; the lost audit is logged
                 log.exception("audit events of a failed request could not be written")
             raise
         else:
