@@ -8,12 +8,12 @@ for it yet besides its HTTP endpoint, which needs a station account).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
-import zlib
 
 from hssk import registry
 from hssk.access import accounts
@@ -21,6 +21,7 @@ from hssk.records import NewResource, bulk_upsert
 from hssk.web.book import ICD10
 from hssk.web.station import LOINC
 
+COMMUNE = "09556"  # phường Hà Đông, Hà Nội (2025 code)
 PASSWORD = "Mat-khau-demo-2026"  # demo staff password (synthetic accounts only)
 OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
 
@@ -84,6 +85,7 @@ def seed_family(conn: psycopg.Connection[Any], today: date | None = None, tag: s
             "demo", f"mother{tag}", full_name="Nguyễn Thị Hoà", birth_date="1990-04-12", sex="F",
             cccd=cccd, bhyt=f"GD4010{cccd[-9:]}", phone=phone,
             address="Số 12 ngõ 45 phố Quang Trung, phường Hà Đông, Hà Nội",
+            commune_code=COMMUNE, province_code="01",
         ),
     ).person_id  # fmt: skip
     birth = today - timedelta(days=300)  # about 10 months old: doses done, due and overdue

@@ -74,12 +74,12 @@ def page(request: Request, template: str, *, status: int = 200, **ctx: Any) -> H
     query = dict(request.query_params)
     query["lang"] = other
     switch = str(request.url.path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    ctx.setdefault("errors", {})
+    ctx.setdefault("values", {})
     html = (
         environment()
         .get_template(template)
-        .render(
-            t=tr, lang=lang, switch_url=switch, path=request.url.path, errors={}, values={}, **ctx
-        )
+        .render(t=tr, lang=lang, switch_url=switch, path=request.url.path, **ctx)
     )
     resp = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGS:

@@ -196,6 +196,23 @@ def _book_page(
     )
 
 
+@router.get("/book/p/{person_id}/visit/{visit_id}.pdf", include_in_schema=False)
+def visit_pdf(
+    person_id: int, visit_id: str, request: Request, conn: Conn, actor: PageActor
+) -> Response:
+    if not actor.authenticated:
+        return _login_redirect(request)
+    lang = render.lang_of(request)
+    book, _decision = _load_book(conn, actor, person_id, lang=lang, action="export")
+    if book is None or not any(v.id == visit_id for v in book.visits or []):
+        return Response(
+            t("forbidden" if book is None else "not_found", lang),
+            status_code=403 if book is None else 404,
+        )
+    data = pdf.visit_pdf(book, visit_id, lang, signer=backend_signer(request))
+    return _pdf_response(data, f"lan-kham-{visit_id[:8]}.pdf")
+
+
 @router.get(
     "/book/p/{person_id}/visit/{visit_id}", include_in_schema=False, response_class=HTMLResponse
 )
@@ -216,23 +233,6 @@ def visit_page(
     return render.page(
         request, "visit.html", book=book, visit=visit, **pdf.visit_parts(book, visit_id)
     )
-
-
-@router.get("/book/p/{person_id}/visit/{visit_id}.pdf", include_in_schema=False)
-def visit_pdf(
-    person_id: int, visit_id: str, request: Request, conn: Conn, actor: PageActor
-) -> Response:
-    if not actor.authenticated:
-        return _login_redirect(request)
-    lang = render.lang_of(request)
-    book, _decision = _load_book(conn, actor, person_id, lang=lang, action="export")
-    if book is None or not any(v.id == visit_id for v in book.visits or []):
-        return Response(
-            t("forbidden" if book is None else "not_found", lang),
-            status_code=403 if book is None else 404,
-        )
-    data = pdf.visit_pdf(book, visit_id, lang, signer=backend_signer(request))
-    return _pdf_response(data, f"lan-kham-{visit_id[:8]}.pdf")
 
 
 @router.get("/book/p/{person_id}/book.pdf", include_in_schema=False)
@@ -639,11 +639,21 @@ def timeline(
             facility = ref_text(body.get(key))
             if facility:
                 break
+        if facility is None and r.type == "Appointment":
+            facility = next(
+                (
+                    ref_text(p.get("actor"))
+                    for p in body.get("participant") or ()
+                    if str((p.get("actor") or {}).get("reference", "")).startswith("Organization")
+                ),
+                None,
+            )
         if facility is None:
             enc = (body.get("encounter") or {}).get("reference", "")
             facility = enc_fac.get(enc.partition("/")[2]) if enc else None
         summary = (
             concept_text(body.get("code"))
+            or concept_text(body.get("reasonCode"))
             or concept_text(body.get("vaccineCode"))
             or concept_text(body.get("medicationCodeableConcept"))
             or concept_text(body.get("type"))
@@ -954,7 +964,7 @@ async def station_submit(
         else:
             person_id = found[0].person.id
             decision = backend.decide(conn, actor, person_id, action="write")
-            if not decision.allowed and actor.kind != "staff":
+            if not decision.allowed:
                 form.error("cccd", decision.reason, decision.reason)
     if not form.ok or person_id is None:
         return render.page(

@@ -1,0 +1,267 @@
+"""The main journeys in a real browser (Debian's headless Chromium), with screenshots for the guide.
+
+Citizen: login with CCCD + one-time code → book → child's schedule → grant and revoke a consent
+→ the access log shows it. Clinician: search → basis (emergency) → timeline → referral.
+Station: check-up form with a validation error, then saved.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hssk.access.notify import sent_to
+from hssk.web.demo import PASSWORD
+from hssk.web.pdf import verify_pdf
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PHONE = {"width": 412, "height": 915}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def shot(page, name: str, full: bool = False) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=full)
+
+
+def _code(server, phone: str, after: int) -> str:  # type: ignore[no-untyped-def]
+    """The newest one-time code the development sink recorded (the request commits after the
+    response is sent, so wait for it briefly)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with server.db.connection() as conn:
+            msgs = sent_to(conn, phone)
+        if len(msgs) > after:
+            m = re.search(r"\b(\d{6})\b", msgs[0])
+            assert m, msgs[0]
+            return m.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no code was sent to {phone}")
+
+
+def citizen_login(server, page) -> None:  # type: ignore[no-untyped-def]
+    f = server.family
+    with server.db.connection() as conn:
+        before = len(sent_to(conn, f.mother_phone))
+    page.goto(server.url + "/book")
+    assert "/book/login" in page.url  # not logged in: sent to the login page
+    page.fill("#f-identifier", "12345")
+    page.click("button[type=submit]")
+    assert page.locator("#e-identifier").is_visible()  # a clear error next to the field
+    page.fill("#f-identifier", f.mother_cccd)
+    shot(page, "login-identifier.png")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#f-code")
+    code = _code(server, f.mother_phone, before)
+    page.fill("#f-code", code)
+    shot(page, "login-code.png")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/book")
+
+
+def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-def]
+    f = server.family
+    ctx = browser.new_context(viewport=PHONE, locale="vi-VN")
+    page = ctx.new_page()
+    citizen_login(server, page)
+    assert page.locator("html").get_attribute("lang") == "vi"
+    assert "Nguyễn Thị Hòa" in page.locator("h1").inner_text()
+    for section in (
+        "admin",
+        "indicators",
+        "history",
+        "visits",
+        "labs",
+        "referrals",
+        "appointments",
+    ):
+        assert page.locator(f"#{section}").count() == 1, section
+    assert page.locator("#indicators svg.chart").count() >= 4  # height, weight, BMI, BP, glucose
+    assert page.locator("#labs .flag-H").count() >= 1  # high HbA1c / glucose flagged
+    assert "Penicilin" in page.locator("#allergies").inner_text()
+    shot(page, "book-overview.png")
+    page.locator("#indicators").scroll_into_view_if_needed()
+    shot(page, "book-indicators.png")
+
+    # a visit: its page and its signed PDF
+    page.locator("#visits a").first.click()
+    page.wait_for_url("**/visit/**")
+    shot(page, "book-visit.png")
+    href = page.locator("a.button[href$='.pdf']").get_attribute("href")
+    resp = page.request.get(server.url + str(href))  # same cookies as the page
+    assert resp.status == 200 and resp.headers["content-type"] == "application/pdf"
+    ok, why = verify_pdf(resp.body())
+    assert ok, why
+
+    # the child's book: TCMR schedule with done / overdue / due
+    page.goto(server.url + "/book")
+    page.click(f"a[href='/book/p/{f.child}#schedule']")
+    page.wait_for_url(f"**/book/p/{f.child}*")
+    rows = page.locator("#schedule tbody tr")
+    statuses = [rows.nth(i).get_attribute("data-status") for i in range(rows.count())]
+    assert statuses.count("done") == 6
+    assert "overdue" in statuses and "upcoming" in statuses
+    assert "Trần Minh An" in page.locator("h1").inner_text()
+    page.locator("#schedule").scroll_into_view_if_needed()
+    shot(page, "book-child-schedule.png")
+
+    # consents: grant one to Bạch Mai, then revoke it
+    page.click("nav.tabs >> text=Chia sẻ dữ liệu")
+    page.select_option("#f-unit", f.other_hospital)
+    page.click("form[action='/book/consents'] button[type=submit]")
+    page.wait_for_url("**done=granted")
+    active = page.locator("tr[data-consent] >> text=Bệnh viện Bạch Mai")
+    assert active.count() >= 1
+    shot(page, "book-consents.png")
+    page.locator("button.danger").first.click()
+    page.wait_for_url("**done=revoked")
+    assert page.locator("text=Đã thu hồi quyền xem.").is_visible()
+    assert page.locator("button.danger").count() == 0  # nothing left to revoke
+
+    # the access log shows the revocation (and the reads of the book)
+    page.click("nav.tabs >> text=Ai đã xem hồ sơ")
+    log = page.locator("main table").inner_text()
+    assert "consent-revoke" in log and "consent-grant" in log
+    assert "read" in log
+    shot(page, "book-access-log.png")
+
+    # English, remembered in a cookie
+    page.goto(server.url + "/book?lang=en")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.goto(server.url + "/book/self")
+    assert "What you added yourself" in page.locator("h1").inner_text()
+    page.goto(server.url + "/book/self?lang=vi")
+
+    # own entries: a validation error next to the field, then saved apart from clinical data
+    page.fill("form[action='/book/self/measurement'] #f-date", "01/01/2020")
+    page.fill("form[action='/book/self/measurement'] #f-systolic", "80")
+    page.fill("form[action='/book/self/measurement'] #f-diastolic", "120")
+    page.click("form[action='/book/self/measurement'] button[type=submit]")
+    assert "nhỏ hơn tâm thu" in page.locator("#e-diastolic").inner_text()
+    page.fill("form[action='/book/self/measurement'] #f-systolic", "125")
+    page.fill("form[action='/book/self/measurement'] #f-diastolic", "82")
+    page.click("form[action='/book/self/measurement'] button[type=submit]")
+    page.wait_for_url("**/book/self?saved=1")
+    assert "125" in page.locator("main ul.plain").inner_text()
+    shot(page, "book-self.png")
+    ctx.close()
+
+
+def staff_login(server, page, username: str, target: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(server.url + target)
+    assert "/staff/login" in page.url
+    page.fill("#f-username", username)
+    page.fill("#f-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{target}")
+
+
+def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-def]
+    f = server.family
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900}, locale="vi-VN")
+    page = ctx.new_page()
+    staff_login(server, page, f.clinician, "/clinic")
+    page.fill("#f-name", "Nguyen Thi Hoa")
+    page.fill("#f-birth", "1990")
+    page.click("form[role=search] button[type=submit]")
+    page.wait_for_selector("main table")
+    assert "Nguyễn Thị Hòa" in page.locator("main table").inner_text()
+    assert re.search(r"\d+%", page.locator(".score").first.inner_text())
+    shot(page, "clinician-search.png")
+    page.locator(f"a[href='/clinic/p/{f.mother}']").click()
+
+    # no encounter or consent: a basis is required; a short reason is refused
+    page.wait_for_selector("textarea#f-reason")
+    assert "Chưa có căn cứ" in page.locator(".hint").inner_text()
+    page.fill("#f-reason", "cấp cứu")
+    page.click("main form button[type=submit]")
+    assert page.locator("#e-reason").is_visible()
+    page.fill("#f-reason", "Bệnh nhân hôn mê nhập viện cấp cứu, cần tiền sử dùng thuốc")
+    shot(page, "clinician-basis.png")
+    page.click("main form button[type=submit]")
+    page.wait_for_selector("#h-tl")
+    assert "break-glass" in page.locator("main").inner_text()
+    # results of another facility are offered for reuse
+    assert "Bệnh viện Bạch Mai" in page.locator("#reuse").inner_text()
+    assert page.locator("tr[data-type=Observation]").count() > 5
+    shot(page, "clinician-timeline.png")
+
+    # referral: a malformed ICD code is refused next to the field, then the letter is saved
+    page.click("text=Viết giấy chuyển tuyến")
+    page.select_option("#f-to_unit", f.other_hospital)
+    page.fill("#f-icd", "110")
+    page.fill("#f-diagnosis", "Tăng huyết áp")
+    page.fill("#f-reason", "Khám chuyên khoa tim mạch")
+    page.click("main form button[type=submit]")
+    assert "ICD-10" in page.locator("#e-icd").inner_text()
+    page.fill("#f-icd", "I10")
+    shot(page, "clinician-referral.png")
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**saved=referral")
+    assert page.locator("tr[data-type=ServiceRequest]").count() >= 2
+    ctx.close()
+
+
+def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-def]
+    f = server.family
+    ctx = browser.new_context(viewport=PHONE, locale="vi-VN")
+    page = ctx.new_page()
+    staff_login(server, page, f.station_user, "/station/checkup")
+    page.fill("#f-cccd", f.mother_cccd)
+    page.select_option("#f-kind", "sang-loc")
+    page.fill("#f-height", "156")
+    page.fill("#f-weight", "590")  # a typing slip: 590 kg
+    page.fill("#f-systolic", "135")
+    page.fill("#f-diastolic", "85")
+    page.fill("#f-glucose", "6,1")  # decimal comma is accepted
+    page.click("main form button[type=submit]")
+    error = page.locator("#e-weight")
+    assert "ngoài khoảng hợp lý" in error.inner_text()
+    assert page.locator("#f-weight").get_attribute("aria-invalid") == "true"
+    assert page.locator("#f-height").input_value() == "156"  # what was typed is kept
+    shot(page, "station-checkup-error.png", full=True)
+    page.fill("#f-weight", "59")
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**saved=1")
+    assert page.locator("text=Đã lưu.").is_visible()
+
+    # the screening result is in the citizen's book (BMI computed)
+    with server.db.connection() as conn:
+        from hssk.records import everything
+
+        obs = [r.body for r in everything(conn, f.mother, ["Observation"])]
+    bmi = [o for o in obs if o["code"]["coding"][0]["code"] == "39156-5"]
+    assert any(o["valueQuantity"]["value"] == 24.2 for o in bmi)
+
+    # a death notice without a cause is refused
+    page.goto(server.url + "/station/death")
+    page.fill("#f-cccd", f.outsider_cccd)
+    page.click("main form button[type=submit]")
+    assert page.locator("#e-cause").is_visible()
+    shot(page, "station-death-error.png")
+    ctx.close()
