@@ -324,8 +324,7 @@ def _link(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: S
     results = registry.link_many(conn, unique)
     by_key = {_record_key(r): res for r, res in zip(unique, results, strict=True)}
     for u in need:
-        res = by_key[_record_key(u.person)]
-        u.person_id = res.person_id
+        u.person_id = by_key[_record_key(u.person)].person_id
         summary.persons += 1
     summary.persons_created += sum(int(r.created) for r in results)
     _resolve_known(conn, good, b)
