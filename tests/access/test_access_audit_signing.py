@@ -191,3 +191,30 @@ def test_platform_signed_document_verifies_offline(world: World, tmp_path: Path)
     assert isinstance(stranger, ed25519.Ed25519PrivateKey)
     assert not signing.verify_document(b"x", signing.sign_document(settings, b"x"),
                                        stranger.public_key())[0]  # fmt: skip
+
+
+def test_group_commit_under_concurrency_keeps_one_chain(world: World) -> None:
+    import threading
+
+    with world.db.connection() as conn:
+        start = conn.execute("SELECT count(*) FROM audit_event").fetchone()[0]  # type: ignore[index]
+
+    def request(n: int) -> None:
+        for i in range(n):
+            with world.db.connection() as conn:
+                defer(conn)
+                record(conn, PLATFORM, "read", outcome="allow", basis="scope", detail={"i": i})
+                record(conn, PLATFORM, "search", outcome="allow", basis="scope")
+                conn.commit()
+                assert flush(conn) == 2
+
+    threads = [threading.Thread(target=request, args=(40,)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with world.db.connection() as conn:
+        total = conn.execute("SELECT count(*) FROM audit_event").fetchone()[0]  # type: ignore[index]
+        report = verify_chain(conn, anchor=False)
+    assert total == start + 6 * 40 * 2
+    assert report.ok, report

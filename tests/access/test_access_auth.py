@@ -250,3 +250,20 @@ def test_negotiate_scopes_never_widens() -> None:
             assert any(auth._covers(a, scope) for a in allowed)
 
     prop()
+
+
+def test_failed_logins_from_one_address_are_throttled(world: World) -> None:
+    from hssk.api.app import create_app
+
+    app = create_app(load_settings(), world.db)
+    with TestClient(app, client=("203.0.113.9", 50000)) as attacker:
+        codes = [
+            _password(attacker, f"doan.{i}", "sai-mat-khau-123").status_code
+            for i in range(auth.MAX_ADDRESS_FAILURES + 1)
+        ]
+        assert codes[:-1] == [400] * auth.MAX_ADDRESS_FAILURES
+        assert codes[-1] == 429
+        # even a correct password from that address waits
+        assert _password(attacker, "bs.hung", PASSWORD).status_code == 429
+    with TestClient(app, client=("198.51.100.7", 50000)) as someone_else:
+        assert _password(someone_else, "bs.hung", PASSWORD).status_code == 200

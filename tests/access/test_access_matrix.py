@@ -84,15 +84,7 @@ def test_read(
     assert (basis != "deny") == read
 
 
-# Known gap in hssk/api/fhir.py (reported to the lead): a search scoped to one patient is
-# authorized once for the patient and does not drop sensitive rows the caller may not read.
-_SCOPED_SEARCH_LEAK = {("doctor", "hiv_parent"), ("station_a", "hiv_parent"), ("his", "hiv_parent")}
-SEARCH_MATRIX = [
-    pytest.param(*row, marks=pytest.mark.xfail(strict=True, reason="scoped search leak (lead)"))
-    if row[:2] in _SCOPED_SEARCH_LEAK
-    else row
-    for row in MATRIX
-]
+SEARCH_MATRIX = MATRIX
 
 
 @pytest.mark.parametrize(("actor", "resource", "read", "write"), SEARCH_MATRIX)

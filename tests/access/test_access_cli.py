@@ -1,0 +1,52 @@
+"""The operator commands: `hssk access ...` and `hssk audit verify`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from access_world import World
+from typer.testing import CliRunner
+
+from hssk.access import tokens
+from hssk.access.cli import app
+from hssk.config import load_settings
+
+
+def test_import_accounts_and_token(world: World, tmp_path: Path) -> None:
+    csv_file = tmp_path / "tai-khoan.csv"
+    csv_file.write_text(
+        "username,kind,display_name,unit_id,roles,phone,cccd\n"
+        "yta.01,staff,Y tá Một,TYT-A,station,0913000001,\n"
+        "yta.02,staff,Y tá Hai,KHONG-CO,station,,\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    out = runner.invoke(app, ["import-accounts", str(csv_file)])
+    assert out.exit_code == 0, out.output
+    assert "created 1" in out.output and "unknown unit KHONG-CO" in out.output
+    # imported accounts start inactive: no token until activated
+    refused = runner.invoke(app, ["token", "--account", "yta.01"])
+    assert refused.exit_code == 1 and "not activated" in refused.output
+    assert runner.invoke(app, ["enable", "yta.01"]).exit_code == 0
+    issued = runner.invoke(app, ["token", "--account", "yta.01", "--scope", "user/*.read"])
+    assert issued.exit_code == 0, issued.output
+    actor = tokens.verify(load_settings(), issued.output.strip())
+    assert actor.unit_id == "TYT-A" and actor.scopes == frozenset({"user/*.read"})
+    escalate = runner.invoke(app, ["token", "--account", "yta.01", "--scope", "system/*.read"])
+    assert escalate.exit_code == 1
+    assert runner.invoke(app, ["disable", "yta.01", "--reason", "nghỉ"]).exit_code == 0
+    assert runner.invoke(app, ["token", "--account", "yta.01"]).exit_code == 1
+
+
+def test_keygen_and_sign(world: World, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(app, ["keygen", "BV-02", "--out", str(tmp_path), "--alg", "ES256"])
+    assert out.exit_code == 0, out.output
+    (key_file,) = tmp_path.glob("BV-02-*.pem")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    bad = runner.invoke(app, ["keygen", "NO-UNIT", "--out", str(tmp_path)])
+    assert bad.exit_code == 1 and "does not exist" in bad.output
+    doc = tmp_path / "giay-chuyen-tuyen.json"
+    doc.write_text("{}")
+    assert runner.invoke(app, ["sign", str(doc)]).exit_code == 0
+    assert (tmp_path / "giay-chuyen-tuyen.json.sig").read_text().count(".") == 2
