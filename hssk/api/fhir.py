@@ -365,6 +365,23 @@ def _search(
     if scoped and not q.empty:
         person = next(a for w, a in zip(q.where, q.args, strict=False) if w == "person_id = %s")
         guard(conn, actor, "search", rtype, person)
+        # Sensitive categories (HIV, mental health…) need their own rule: leave out, in SQL so
+        # that totals and paging stay right, those the caller may not read.
+        present = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT sensitivity FROM resource WHERE person_id = %s AND type = %s"
+                " AND sensitivity IS NOT NULL",
+                (person, rtype),
+            )
+        ]
+        readable = [
+            sens
+            for sens in present
+            if authorize(conn, actor, "read", rtype, person, sensitivity=sens).allowed
+        ]
+        q.where.append("(sensitivity IS NULL OR sensitivity = ANY(%s))")
+        q.args.append(readable)
     total, rows = search.run(conn, q)
     if scoped or rtype in DIRECTORY_TYPES:
         return total, rows
