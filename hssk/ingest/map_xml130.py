@@ -345,9 +345,14 @@ def _hiv(v: _Visit, row: dict[str, str], p: list[Problem], line: int) -> list[It
         "resourceType": "Observation",
         "meta": {"security": [HIV_LABEL]},
         "status": "final",
-        "code": concept(
-            f"{CS}/hssk-observation", "hiv-care-record", "Hồ sơ chăm sóc và điều trị HIV/AIDS"
-        ),
+        "code": {
+            "coding": [
+                {"system": f"{CS}/hssk-observation", "code": "hiv-care-record"},
+                # the ICD-10 class makes every reader's sensitive-category filter see it
+                {"system": ICD10, "code": "B24", "display": "Unspecified HIV disease"},
+            ],
+            "text": "Hồ sơ chăm sóc và điều trị HIV/AIDS",
+        },
         "encounter": v.enc_ref,
         "effectiveDateTime": when,
         "valueString": summary[:10000] or None,

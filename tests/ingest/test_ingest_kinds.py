@@ -1,0 +1,109 @@
+"""Other inputs: FHIR bundles/NDJSON, birth/death e-documents, newborns, HIV data, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from hssk.db import Database
+from hssk.ingest import jobs
+from hssk.ingest.cli import app
+from hssk.ingest.samples import visit, write_feed
+from hssk.ingest.xmlparse import build_table
+from hssk.records import validate
+
+
+def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:
+    patient = {"resourceType": "Patient", "id": "p1", "name": [{"text": "Trần Thị Bình"}],
+               "gender": "female", "birthDate": "1990-05-06",
+               "identifier": [{"system": "https://fhir.hssk.vn/sid/cccd", "value": "001190012345"}]}  # fmt: skip
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "code": {"text": "Cân nặng"}, "subject": {"reference": "Patient/p1"},
+           "valueQuantity": {"value": 55, "unit": "kg"}}  # fmt: skip
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": patient}, {"resource": obs}]}  # fmt: skip
+    (tmp_path / "b.json").write_bytes(orjson.dumps(bundle))
+    s = jobs.ingest(idb, "fhir", [tmp_path / "b.json"], workers=0)
+    assert s.stored == {"Observation": 1} and s.persons == 1 and s.quarantined == 0
+    bad = {"resourceType": "Observation", "code": {"text": "x"}}  # status is required
+    orphan = {**obs, "id": "o2", "subject": {"reference": "Patient/unknown"}}
+    lines = [orjson.dumps(x) for x in ({**obs, "id": "o3"}, bad, orphan)] + [b"{not json"]
+    (tmp_path / "c.ndjson").write_bytes(b"\n".join(lines))
+    s = jobs.ingest(idb, "fhir", [tmp_path / "c.ndjson"], workers=0)
+    assert s.stored == {"Observation": 1}
+    assert sorted(e["rule"] for e in s.errors) == ["fhir.invalid", "json.syntax", "patient.unknown"]
+    with idb.connection() as conn:
+        pid = conn.execute("SELECT person_id FROM person_source WHERE source = 'fhir'").fetchone()[
+            0
+        ]
+        rows = conn.execute(
+            "SELECT person_id, body FROM resource WHERE type = 'Observation'"
+        ).fetchall()
+    assert {r[0] for r in rows} == {pid}
+    assert all(r[1]["subject"]["reference"] == f"Patient/{pid}" for r in rows)
+
+
+def test_birth_certificate_links_the_newborn_to_the_mother(idb: Database, tmp_path: Path) -> None:
+    v = visit(1, HO_TEN="Lê Thị Mẹ", GIOI_TINH="2", SO_CCCD="001185000001", MA_LOAI_KCB="03")
+    v["XML9"] = build_table("XML9", [{
+        "MA_LK": "LK000001", "HO_TEN_NND": "Lê Thị Mẹ", "HO_TEN_CON": "Lê Văn Con",
+        "GIOI_TINH_CON": "1", "NGAY_SINH_CON": "202501020630", "CAN_NANG_CON": "3200",
+        "MA_THE_TAM": "TE1010123456789", "NGAY_CT": "20250103", "SO": "15",
+    }])  # fmt: skip
+    v["XML6"] = build_table(
+        "XML6", [{"MA_LK": "LK000001", "NGAYKD_HIV": "20240101", "BDDT_ARV": "20240115"}]
+    )
+    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "birth.xml", [v])], workers=0)
+    assert s.quarantined == 0, s.errors
+    assert s.persons_created == 2
+    with idb.connection() as conn:
+        mother, baby = conn.execute("SELECT id, mother_id FROM person ORDER BY id").fetchall()
+        doc = conn.execute(
+            "SELECT person_id, body FROM resource WHERE type = 'DocumentReference'"
+        ).fetchone()
+        hiv = conn.execute(
+            "SELECT sensitivity, body FROM resource WHERE codes @> ARRAY['hiv-care-record']"
+        ).fetchone()
+    assert baby[1] == mother[0]
+    assert doc[0] == baby[0] and doc[1]["type"]["coding"][0]["code"] == "giay-chung-sinh"
+    assert hiv[0] == "HIV"  # the store's sensitivity column: reads need the rule that allows it
+    assert "B24" in [c["code"] for c in hiv[1]["code"]["coding"]]
+
+
+def test_death_paper_edocument(idb: Database, tmp_path: Path) -> None:
+    paper = ("<HSDLGBT><THONG_TIN><HO_TEN>Phạm Văn Già</HO_TEN><NGAY_SINH>19400101</NGAY_SINH>"
+             "<GIOI_TINH>1</GIOI_TINH><SO_CCCD>001040000123</SO_CCCD>"
+             "<NGAY_TU_VONG>202501050930</NGAY_TU_VONG><MA_CSKCB>01001</MA_CSKCB>"
+             "<NGUYEN_NHAN_TU_VONG>Nhồi máu cơ tim</NGUYEN_NHAN_TU_VONG></THONG_TIN></HSDLGBT>")  # fmt: skip
+    (tmp_path / "gbt.xml").write_text(paper, "utf-8")
+    s = jobs.ingest(idb, "edoc", [tmp_path / "gbt.xml"], workers=0)
+    assert s.stored == {"DocumentReference": 1}, s.errors
+    with idb.connection() as conn:
+        body = conn.execute("SELECT body FROM resource").fetchone()[0]
+    validate(body)
+    assert body["description"] == "Nhồi máu cơ tim"
+
+
+def test_cli_json_errors_and_replay(idb: Database, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HSSK_DATABASE_URL", idb.url)
+    feed = write_feed(tmp_path / "a.xml", [visit(1), visit(2, NGAY_SINH="19851304")])
+    runner = CliRunner()
+    r = runner.invoke(app, ["xml130", str(feed), "--json", "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["stored"]["Encounter"] == 1 and out["quarantined"] == 1
+    assert set(out["errors"][0]) == {"file", "record", "element", "reason", "rule"}
+    r = runner.invoke(app, ["errors", "--json"])
+    err = json.loads(r.stdout)[0]
+    assert err["rule"] == "date.impossible" and err["element"] == "NGAY_SINH"
+    raw = runner.invoke(app, ["errors", "--raw", str(err["id"])]).stdout
+    fixed = tmp_path / "fixed.xml"
+    fixed.write_text(raw.replace("19851304", "19851004"), "utf-8")
+    r = runner.invoke(app, ["replay", str(err["id"]), "--file", str(fixed), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["stored"]["Encounter"] == 1
+    r = runner.invoke(app, ["--resume", "--json"])
+    assert r.exit_code == 0
