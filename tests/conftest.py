@@ -17,9 +17,8 @@ import pytest
 from hssk.config import load_settings
 from hssk.db import Database, open_database
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.exists():
-    SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+# ../shared beside the checkout (CI and developers); HSSK_SHARED_DIR for another place.
+SHARED = Path(os.environ.get("HSSK_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def _server_database(admin_url: str) -> tuple[str, str]:
