@@ -152,20 +152,42 @@ def load_province(
         "SELECT setval(pg_get_serial_sequence('household', 'id'), (SELECT max(id) FROM household))"
     )
     senders = prov.facilities[:-1] if silent_facility else prov.facilities
+    stopped = senders[0] if silent_facility else None  # sent until 12 days ago, then stopped
     items: list[store.NewResource] = []
     for k in range(persons):
         pid = start + k
         for r in range(rng.randrange(0, resources_per_person * 2)):
             fac = rng.choice(senders)
-            when = datetime.combine(
-                today - timedelta(days=rng.randrange(0, 30)), datetime.min.time(), UTC
-            )
+            ago = rng.randrange(12, 30) if fac == stopped else rng.randrange(0, 30)
+            when = datetime.combine(today - timedelta(days=ago), datetime.min.time(), UTC)
             items.extend(_visit(rng, pid, fac, when, r))
         if len(items) > 5000:
             store.bulk_upsert(conn, items)
             items = []
     store.bulk_upsert(conn, items)
+    _receipts(conn, start, persons)
     return prov
+
+
+def _receipts(conn: psycopg.Connection[Any], first: int, persons: int) -> None:
+    """Received 0–3 days after the visit; one receipt per facility and day, one record in
+    quarantine every fourth day."""
+    conn.execute(
+        """UPDATE resource SET last_updated = least(now(), effective
+             + make_interval(hours => (abs(hashtext(id)) %% 72)))
+           WHERE person_id BETWEEN %s AND %s AND effective IS NOT NULL""",
+        (first, first + persons - 1),
+    )
+    conn.execute(
+        """INSERT INTO ingest_receipt (job_id, kind, facility, received_at, first_visit,
+             last_visit, records, stored, quarantined)
+           SELECT 1000000000 + row_number() OVER (), 'synthetic', source_unit,
+                  max(last_updated), min(effective)::date, max(effective)::date, count(*),
+                  count(*), (extract(day FROM last_updated::date)::int %% 4 = 0)::int
+           FROM resource WHERE person_id BETWEEN %s AND %s AND source_unit IS NOT NULL
+           GROUP BY source_unit, last_updated::date""",
+        (first, first + persons - 1),
+    )
 
 
 def _visit(

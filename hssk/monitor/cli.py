@@ -1,0 +1,124 @@
+"""``hssk report``: scheduled jobs (completeness, data quality, daily snapshot) and exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hssk.db import open_database
+
+app = typer.Typer(no_args_is_help=True, help="Báo cáo giám sát / supervision reports.")
+console = Console()
+
+
+def _area(key: str | None):  # type: ignore[no-untyped-def]
+    from hssk.monitor import areas
+
+    return areas.parse(key) if key else areas.ALL
+
+
+@app.command()
+def completeness(batch: int = typer.Option(500, min=1, help="Persons per transaction.")) -> None:
+    """Recompute the completeness of persons whose record changed (incremental job)."""
+    from hssk.catalog import completeness as comp
+
+    db = open_database()
+    result = comp.run(db, batch=batch)
+    db.close()
+    rate = result.persons / result.seconds if result.seconds else 0
+    console.print(f"{result.persons:,} persons scored in {result.seconds:.1f}s ({rate:,.0f}/s)")
+
+
+@app.command()
+def quality(kind: list[str] = typer.Option([], help="Only these kinds.")) -> None:
+    """Find persons with conflicting ids, suspected duplicates, visits after death, children
+    without a guardian: lists for commune staff (see /supervision/quality)."""
+    from hssk.monitor import quality as q
+
+    db = open_database()
+    with db.connection() as conn:
+        found = q.run(conn, kind or None)
+    db.close()
+    table = Table("loại / kind", "số lượng / count")
+    for k, n in found.items():
+        table.add_row(f"{q.KINDS[k][0]} / {q.KINDS[k][1]}", f"{n:,}")
+    console.print(table)
+
+
+@app.command()
+def snapshot(area: list[str] = typer.Option([], help="Area keys, e.g. province:01.")) -> None:
+    """Store today's key shares per area (the trend charts read them); run daily."""
+    from hssk.monitor import areas, metrics
+
+    db = open_database()
+    with db.connection() as conn:
+        keys = area or ["all"] + [
+            f"province:{r[0]}"
+            for r in conn.execute(
+                "SELECT DISTINCT province_code FROM person WHERE province_code IS NOT NULL"
+            )
+        ]
+        for key in keys:
+            metrics.snapshot(conn, areas.parse(key))
+    db.close()
+    console.print(f"snapshot stored for {len(keys)} areas")
+
+
+@app.command()
+def summary(
+    area: str | None = typer.Option(None, help="Area key (default: everything)."),
+    catalog: str | None = typer.Option(None, help="Field catalog (default hanoi-73)."),
+) -> None:
+    """Print the coverage and target progress of an area."""
+    from hssk.monitor import metrics
+
+    db = open_database()
+    with db.connection() as conn:
+        data = metrics.summary(conn, _area(area), catalog=catalog)
+    db.close()
+    cov = data["coverage"]
+    table = Table("chỉ số / metric", "giá trị / value")
+    for key in ("residents", "with_record", "standardized", "verified", "households", "deaths",
+                "with_bhyt", "with_cccd", "children_u6", "children_u6_with_id"):  # fmt: skip
+        share = cov.get(f"{key}_share")
+        table.add_row(key, f"{cov[key]:,}" + (f"  ({share:.1%})" if share is not None else ""))
+    table.add_row("completeness", f"{cov['completeness']:.1%} ({data['catalog']['name']})")
+    for p in data["progress"]:
+        mark = "✓" if p["reached"] else "✗"
+        table.add_row(f"target: {p['metric']}", f"{p['value']:.1%} / {p['goal']:.0%} {mark}")
+    f = data["facilities"]
+    table.add_row("facilities", f"{f['ok']} ok, {f['stopped']} stopped, {f['never']} never")
+    console.print(table)
+
+
+@app.command("export")
+def export_table(
+    out: Path = typer.Argument(..., help="File to write (.csv or .xlsx)."),
+    table: str = typer.Option("communes", help="communes, districts or facilities."),
+    area: str | None = typer.Option(None, help="Area key (default: everything)."),
+    catalog: str | None = typer.Option(None),
+) -> None:
+    """Export a supervision table to CSV or Excel."""
+    from hssk.monitor import export, metrics
+
+    if out.suffix not in (".csv", ".xlsx"):
+        raise typer.BadParameter("the file must end in .csv or .xlsx")
+    scope = _area(area)
+    db = open_database()
+    with db.connection() as conn:
+        if table == "facilities":
+            rows = [r.as_dict() for r in metrics.facilities(conn, scope, catalog=catalog)]
+        elif table in ("communes", "districts"):
+            by = "district_old" if table == "districts" else "commune"
+            rows = [r.as_dict() for r in metrics.coverage(conn, scope, by=by, catalog=catalog)]
+        else:
+            raise typer.BadParameter("table must be communes, districts or facilities")
+    db.close()
+    header = list(rows[0]) if rows else ["code"]
+    values = [[str(v) if isinstance(v, list) else v for v in r.values()] for r in rows]
+    data = export.to_csv(header, values) if out.suffix == ".csv" else export.to_xlsx(header, values)
+    out.write_bytes(data)
+    console.print(f"{len(rows)} rows → {out}")

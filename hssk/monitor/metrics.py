@@ -1,0 +1,437 @@
+"""Supervision metrics: coverage of the population, facilities sharing data, trends, targets.
+
+All numbers are aggregates of one area (``Area``); none names a person. Facility figures come
+from the ingest receipts (``ingest_receipt``: what arrived when, how much, how many errors)
+and, for data written without a receipt, from the record store itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from hssk.catalog import completeness
+from hssk.catalog.catalogs import get as get_catalog
+from hssk.monitor.areas import Area
+
+TARGETS_FILE = Path(__file__).parent / "data" / "targets.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: str
+    goal: float
+    label_vi: str
+    label_en: str
+
+
+def targets() -> list[Target]:
+    """Targets as configuration (``HSSK_MONITOR_TARGETS`` names another file)."""
+    path = Path(os.environ.get("HSSK_MONITOR_TARGETS") or TARGETS_FILE)
+    data = json.loads(path.read_text("utf-8"))
+    return [Target(t["metric"], float(t["goal"]), t["vi"], t["en"]) for t in data["targets"]]
+
+
+def settings() -> dict[str, Any]:
+    path = Path(os.environ.get("HSSK_MONITOR_TARGETS") or TARGETS_FILE)
+    return dict(json.loads(path.read_text("utf-8")).get("settings", {}))
+
+
+@dataclass
+class Coverage:
+    """Population figures of an area (or of one commune in a breakdown)."""
+
+    code: str | None
+    residents: int = 0
+    with_record: int = 0
+    standardized: int = 0
+    verified: int = 0
+    households: int = 0
+    deaths: int = 0
+    with_bhyt: int = 0
+    with_cccd: int = 0
+    children_u6: int = 0
+    children_u6_with_id: int = 0
+    completeness: float = 0.0  # mean filled/total of the default catalog
+
+    def share(self, name: str) -> float:
+        base = self.children_u6 if name == "children_u6_with_id" else self.residents
+        return getattr(self, name) / base if base else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("with_record", "standardized", "verified", "with_bhyt", "with_cccd",
+                     "children_u6_with_id"):  # fmt: skip
+            out[f"{name}_share"] = round(self.share(name), 4)
+        return out
+
+
+_COVERAGE_SQL = """
+SELECT {group},
+  count(*),
+  count(*) FILTER (WHERE r.person_id IS NOT NULL),
+  count(*) FILTER (WHERE p.verification <> 'unverified' OR p.cccd_verified),
+  count(*) FILTER (WHERE p.verification = 'verified' OR p.cccd_verified),
+  count(DISTINCT p.household_id),
+  count(*) FILTER (WHERE p.deceased_at IS NOT NULL),
+  count(*) FILTER (WHERE p.bhyt IS NOT NULL),
+  count(*) FILTER (WHERE p.cccd IS NOT NULL),
+  count(*) FILTER (WHERE p.birth_date > %(u6)s),
+  count(*) FILTER (WHERE p.birth_date > %(u6)s
+                   AND (p.cccd IS NOT NULL OR p.health_id IS NOT NULL)),
+  avg(c.filled::float8 / nullif(c.total, 0))
+FROM person p
+LEFT JOIN (SELECT DISTINCT person_id FROM resource WHERE NOT deleted) r ON r.person_id = p.id
+LEFT JOIN completeness c ON c.person_id = p.id AND c.catalog = %(catalog)s
+WHERE {where}
+GROUP BY {group_by}
+"""
+
+
+def coverage(
+    conn: psycopg.Connection[Any],
+    area: Area,
+    *,
+    by: str | None = None,
+    catalog: str | None = None,
+    today: date | None = None,
+) -> list[Coverage]:
+    """Population coverage of ``area``, as one row or broken down ``by`` commune level."""
+    today = today or datetime.now(UTC).date()
+    where, params = area.persons().sql("p")
+    columns = {None: "NULL::text", "commune": "p.commune_code", "commune_old": "p.commune_code_old",
+               "district_old": "p.commune_code_old", "province": "p.province_code"}  # fmt: skip
+    if by not in columns:
+        raise ValueError("breakdown must be one of commune, commune_old, district_old, province")
+    group = columns[by]
+    cond, named = _named(where, params)
+    sql = _COVERAGE_SQL.format(group=group, where=cond, group_by="1")
+    rows = conn.execute(
+        sql.encode(),
+        {
+            **named,
+            "u6": _years_before(today, 6),
+            "catalog": catalog or completeness_default(),
+        },
+    ).fetchall()
+    out = []
+    for r in rows:
+        row = Coverage(r[0], *r[1:11])
+        row.completeness = float(r[11] or 0.0)
+        out.append(row)
+    if by == "district_old":
+        out = _roll_up_districts(out)
+    return sorted(out, key=lambda c: c.code or "")
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _roll_up_districts(rows: list[Coverage]) -> list[Coverage]:
+    from hssk.catalog.areas import old_district_of
+
+    acc: dict[str | None, Coverage] = {}
+    weights: dict[str | None, float] = {}
+    for row in rows:
+        code = old_district_of(row.code)
+        tot = acc.setdefault(code, Coverage(code))
+        for name in ("residents", "with_record", "standardized", "verified", "households",
+                     "deaths", "with_bhyt", "with_cccd", "children_u6", "children_u6_with_id"):  # fmt: skip
+            setattr(tot, name, getattr(tot, name) + getattr(row, name))
+        weights[code] = weights.get(code, 0.0) + row.completeness * row.residents
+    for code, tot in acc.items():
+        tot.completeness = weights[code] / tot.residents if tot.residents else 0.0
+    return list(acc.values())
+
+
+def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
+    """An area condition with positional parameters, rewritten with named ones (``%(aN)s``)
+    so it can join queries that use named parameters."""
+    parts = where.split("%s")
+    if len(parts) - 1 != len(params):
+        raise ValueError("placeholders and parameters differ in number")
+    text = parts[0] + "".join(f"%(a{i})s{part}" for i, part in enumerate(parts[1:]))
+    return text, {f"a{i}": v for i, v in enumerate(params)}
+
+
+def completeness_default() -> str:
+    from hssk.catalog.catalogs import DEFAULT
+
+    return DEFAULT
+
+
+@dataclass
+class FacilityRow:
+    unit_id: str
+    name: str
+    facility_code: str
+    kind: str
+    last_receipt: datetime | None = None
+    delay_days: float | None = None  # median visit → receipt, days
+    volume_per_day: float = 0.0  # records received per day over the window
+    records: int = 0
+    errors: int = 0
+    status: str = "never"  # ok, stopped, never
+    missing_fields: list[tuple[str, int]] = field(default_factory=list)
+    daily: list[int] = field(default_factory=list)  # records per day, oldest first
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / (self.records + self.errors) if (self.records + self.errors) else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["error_rate"] = round(self.error_rate, 4)
+        out["last_receipt"] = self.last_receipt.isoformat() if self.last_receipt else None
+        out["missing_fields"] = [{"code": c, "persons": n} for c, n in self.missing_fields]
+        return out
+
+
+_FACILITY_SQL = """
+WITH fac AS (
+  SELECT u.id, u.name, u.facility_code, u.kind FROM unit u
+  WHERE u.facility_code IS NOT NULL AND u.active AND {where}),
+rc AS (
+  SELECT facility, max(received_at) AS last, sum(records) AS records,
+         sum(quarantined) AS quarantined,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
+           received_at - coalesce(last_visit, first_visit)::timestamptz)) / 86400 AS delay
+  FROM ingest_receipt WHERE received_at >= %(since)s AND facility IN (SELECT facility_code FROM fac)
+  GROUP BY facility),
+rc_all AS (
+  SELECT facility, max(received_at) AS last FROM ingest_receipt
+  WHERE facility IN (SELECT facility_code FROM fac) GROUP BY facility),
+rs AS (
+  SELECT source_unit AS facility, max(last_updated) AS last,
+         count(*) FILTER (WHERE last_updated >= %(since)s) AS records,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM last_updated - effective))
+           FILTER (WHERE type = 'Encounter' AND last_updated >= %(since)s) / 86400 AS delay
+  FROM resource WHERE source_unit IN (SELECT facility_code FROM fac)
+  GROUP BY source_unit),
+er AS (
+  SELECT facility, count(*) AS errors FROM ingest_error
+  WHERE created_at >= %(since)s AND facility IN (SELECT facility_code FROM fac) GROUP BY facility)
+SELECT fac.id, fac.name, fac.facility_code, fac.kind,
+       greatest(rc_all.last, rs.last),
+       coalesce(rc.delay, rs.delay),
+       coalesce(rc.records, rs.records, 0),
+       greatest(coalesce(rc.quarantined, 0), coalesce(er.errors, 0))
+FROM fac
+LEFT JOIN rc ON rc.facility = fac.facility_code
+LEFT JOIN rc_all ON rc_all.facility = fac.facility_code
+LEFT JOIN rs ON rs.facility = fac.facility_code
+LEFT JOIN er ON er.facility = fac.facility_code
+ORDER BY fac.facility_code
+"""
+
+
+def facilities(
+    conn: psycopg.Connection[Any],
+    area: Area,
+    *,
+    days: int = 30,
+    stale_days: int | None = None,
+    catalog: str | None = None,
+    now: datetime | None = None,
+    with_missing: bool = True,
+) -> list[FacilityRow]:
+    """Per facility of the area: last receipt, delay, volume, errors, status, missing fields."""
+    now = now or datetime.now(UTC)
+    stale = stale_days if stale_days is not None else int(settings().get("stale_days", 7))
+    since = now - timedelta(days=days)
+    cond, named = _named(*area.units_sql("u"))
+    sql = _FACILITY_SQL.format(where=cond)
+    rows = conn.execute(sql.encode(), {**named, "since": since}).fetchall()
+    out: list[FacilityRow] = []
+    for uid, name, code, kind, last, delay, records, errors in rows:
+        status = (
+            "never" if last is None else ("stopped" if last < now - timedelta(days=stale) else "ok")
+        )
+        out.append(
+            FacilityRow(
+                uid,
+                name,
+                code,
+                kind,
+                last,
+                float(delay) if delay is not None else None,
+                int(records) / days,
+                int(records),
+                int(errors),
+                status,
+            )
+        )
+    _daily(conn, out, now, min(days, 14))
+    if with_missing and out:
+        _missing(conn, out, catalog or completeness_default(), since)
+    return out
+
+
+def _daily(
+    conn: psycopg.Connection[Any], rows: list[FacilityRow], now: datetime, days: int
+) -> None:
+    """Records per facility and day over the last ``days`` days (receipts, else resources)."""
+    codes = [r.facility_code for r in rows]
+    start = (now - timedelta(days=days - 1)).date()
+    series = conn.execute(
+        """SELECT facility, day, sum(n) FROM (
+             SELECT facility, received_at::date AS day, sum(records) AS n FROM ingest_receipt
+             WHERE facility = ANY(%(c)s) AND received_at::date >= %(s)s GROUP BY 1, 2
+             UNION ALL
+             SELECT source_unit, last_updated::date, count(*) FROM resource
+             WHERE source_unit = ANY(%(c)s) AND last_updated::date >= %(s)s
+               AND source_unit NOT IN (SELECT facility FROM ingest_receipt
+                                       WHERE facility = ANY(%(c)s))
+             GROUP BY 1, 2) x GROUP BY 1, 2""",
+        {"c": codes, "s": start},
+    ).fetchall()
+    by = {(f, d): int(n) for f, d, n in series}
+    for row in rows:
+        row.daily = [by.get((row.facility_code, start + timedelta(days=i)), 0) for i in range(days)]
+
+
+def _missing(
+    conn: psycopg.Connection[Any], rows: list[FacilityRow], catalog: str, since: datetime
+) -> None:
+    """The three fields most often missing among each facility's recent patients."""
+    found = conn.execute(
+        """WITH seen AS (
+             SELECT DISTINCT source_unit AS facility, person_id FROM resource
+             WHERE source_unit = ANY(%s) AND last_updated >= %s AND person_id IS NOT NULL)
+           SELECT facility, m, count(*) FROM seen
+           JOIN completeness c ON c.person_id = seen.person_id AND c.catalog = %s
+           CROSS JOIN LATERAL unnest(c.missing) AS m
+           GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""",
+        ([r.facility_code for r in rows], since, catalog),
+    ).fetchall()
+    top: dict[str, list[tuple[str, int]]] = {}
+    for facility, code, n in found:
+        if len(top.setdefault(facility, [])) < 3:
+            top[facility].append((code, int(n)))
+    for row in rows:
+        row.missing_fields = top.get(row.facility_code, [])
+
+
+@dataclass
+class Progress:
+    metric: str
+    label_vi: str
+    label_en: str
+    goal: float
+    value: float
+
+    @property
+    def reached(self) -> bool:
+        return self.value >= self.goal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reached": self.reached}
+
+
+def progress(total: Coverage, facility_rows: list[FacilityRow]) -> list[Progress]:
+    """Each configured target with the area's current value."""
+    sharing = sum(1 for f in facility_rows if f.status == "ok")
+    values = {
+        "facilities_sharing": sharing / len(facility_rows) if facility_rows else 0.0,
+        "residents_with_record": total.share("with_record"),
+        "with_cccd": total.share("with_cccd"),
+        "with_bhyt": total.share("with_bhyt"),
+        "standardized": total.share("standardized"),
+        "children_u6_with_id": total.share("children_u6_with_id"),
+        "completeness": total.completeness,
+    }
+    return [
+        Progress(t.metric, t.label_vi, t.label_en, t.goal, round(values.get(t.metric, 0.0), 4))
+        for t in targets()
+    ]
+
+
+def trend(
+    conn: psycopg.Connection[Any], area: Area, *, days: int = 30, now: datetime | None = None
+) -> dict[str, list[Any]]:
+    """Daily series: records received and persons getting their first record, plus snapshots."""
+    now = now or datetime.now(UTC)
+    start = (now - timedelta(days=days - 1)).date()
+    cond, named = _named(*area.persons().sql("p"))
+    rows = conn.execute(
+        f"""SELECT r.last_updated::date, count(*), count(DISTINCT r.person_id)
+            FROM resource r JOIN person p ON p.id = r.person_id
+            WHERE r.last_updated::date >= %(s)s AND NOT r.deleted AND {cond}
+            GROUP BY 1""".encode(),
+        {**named, "s": start},
+    ).fetchall()
+    by = {d: (int(n), int(m)) for d, n, m in rows}
+    dates = [start + timedelta(days=i) for i in range(days)]
+    snaps = conn.execute(
+        """SELECT day, metric, value FROM monitor_snapshot
+           WHERE area = %s AND day >= %s ORDER BY day""",
+        (area.key, start),
+    ).fetchall()
+    snapshot: dict[str, list[tuple[str, float]]] = {}
+    for d, metric, value in snaps:
+        snapshot.setdefault(metric, []).append((d.isoformat(), float(value)))
+    return {
+        "dates": [d.isoformat() for d in dates],
+        "records": [by.get(d, (0, 0))[0] for d in dates],
+        "persons": [by.get(d, (0, 0))[1] for d in dates],
+        "snapshots": [{"metric": k, "points": v} for k, v in snapshot.items()],
+    }
+
+
+def snapshot(conn: psycopg.Connection[Any], area: Area, day: date | None = None) -> int:
+    """Store today's key shares of an area (for the trend charts); returns rows written."""
+    day = day or datetime.now(UTC).date()
+    (total,) = coverage(conn, area) or [Coverage(None)]
+    values = {
+        "residents": float(total.residents),
+        "with_record_share": total.share("with_record"),
+        "with_cccd_share": total.share("with_cccd"),
+        "with_bhyt_share": total.share("with_bhyt"),
+        "completeness": total.completeness,
+    }
+    for metric, value in values.items():
+        conn.execute(
+            """INSERT INTO monitor_snapshot (day, area, metric, value) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (day, area, metric) DO UPDATE SET value = excluded.value""",
+            (day, area.key, metric, value),
+        )
+    return len(values)
+
+
+def summary(
+    conn: psycopg.Connection[Any], area: Area, *, catalog: str | None = None, days: int = 30
+) -> dict[str, Any]:
+    """Everything the dashboard shows for an area, as plain data (JSON-ready)."""
+    cat = get_catalog(catalog or completeness_default())
+    rows = coverage(conn, area, catalog=cat.name)
+    total = rows[0] if rows else Coverage(None)
+    fac = facilities(conn, area, days=days, catalog=cat.name)
+    return {
+        "area": {"key": area.key, "kind": area.kind, "code": area.code, "name": area.name},
+        "catalog": {
+            "name": cat.name,
+            "version": cat.version,
+            "size": cat.size,
+            "provisional": cat.provisional,
+            "title": cat.title_vi,
+        },
+        "coverage": total.as_dict(),
+        "completeness_distribution": completeness.distribution(conn, cat.name, area.persons()),
+        "progress": [p.as_dict() for p in progress(total, fac)],
+        "facilities": {
+            "total": len(fac),
+            "ok": sum(1 for f in fac if f.status == "ok"),
+            "stopped": sum(1 for f in fac if f.status == "stopped"),
+            "never": sum(1 for f in fac if f.status == "never"),
+        },
+    }

@@ -1,0 +1,91 @@
+"""Prometheus metrics of the platform, in the text exposition format (version 0.0.4).
+
+Written by hand (prometheus_client is not a dependency). Gauges are read from the database at
+scrape time with cheap queries; none carries personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from hssk.share import quota
+
+
+def _esc(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Exposition:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(
+        self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, Any], float]]
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
+            self.lines.append(
+                f"{name}{{{lab}}} {float(value)}" if lab else f"{name} {float(value)}"
+            )
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _one(conn: psycopg.Connection[Any], sql: str) -> float:
+    row = conn.execute(sql.encode()).fetchone()
+    return float(row[0] or 0) if row else 0.0
+
+
+def render(conn: psycopg.Connection[Any]) -> str:
+    """The platform's metrics now."""
+    ex = Exposition()
+    # reltuples: an estimate that costs nothing on tables of millions of rows
+    ex.metric("hssk_table_rows_estimate", "gauge", "Estimated rows per table.", [
+        ({"table": r[0]}, max(float(r[1]), 0.0))
+        for r in conn.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s)",
+            (["person", "resource", "resource_history", "audit_event", "outbox", "ingest_error"],),
+        )
+    ])  # fmt: skip
+    ex.metric("hssk_outbox_events", "gauge", "Outbox events per partner and status.", [
+        ({"partner": r[0], "status": r[1]}, r[2])
+        for r in conn.execute("SELECT partner, status, count(*) FROM outbox GROUP BY 1, 2")
+    ])  # fmt: skip
+    ex.metric(
+        "hssk_outbox_oldest_pending_seconds", "gauge", "Age of the oldest undelivered event.",
+        [({}, _one(conn, "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox "
+                         "WHERE status IN ('pending', 'sending')"))],
+    )  # fmt: skip
+    ex.metric("hssk_completeness_dirty_persons", "gauge", "Persons waiting for a completeness "
+              "recomputation.", [({}, _one(conn, "SELECT count(*) FROM catalog_dirty"))])  # fmt: skip
+    ex.metric("hssk_ingest_jobs", "gauge", "Ingest jobs per status.", [
+        ({"status": r[0]}, r[1])
+        for r in conn.execute("SELECT status, count(*) FROM ingest_job GROUP BY 1")
+    ])  # fmt: skip
+    ex.metric("hssk_ingest_errors", "gauge", "Quarantined records per status.", [
+        ({"status": r[0]}, r[1])
+        for r in conn.execute("SELECT status, count(*) FROM ingest_error GROUP BY 1")
+    ])  # fmt: skip
+    ex.metric("hssk_lookup_quota_used", "gauge", "Look-ups used today per account.", [
+        ({"account": a}, used) for a, used, _ in quota.usage(conn)
+    ])  # fmt: skip
+    ex.metric("hssk_lookup_quota_limit", "gauge", "Daily look-up limit per account.", [
+        ({"account": a}, limit) for a, _, limit in quota.usage(conn)
+    ])  # fmt: skip
+    ex.metric("hssk_quality_issues", "gauge", "Open data-quality findings per kind.", [
+        ({"kind": r[0]}, r[1])
+        for r in conn.execute("SELECT kind, count(*) FROM quality_issue GROUP BY 1")
+    ])  # fmt: skip
+    ex.metric("hssk_audit_events_total", "counter", "Audit events written.", [
+        ({}, _one(conn, "SELECT coalesce(max(seq), 0) FROM audit_event"))
+    ])  # fmt: skip
+    ex.metric("hssk_database_size_bytes", "gauge", "Size of the database.", [
+        ({}, _one(conn, "SELECT pg_database_size(current_database())"))
+    ])  # fmt: skip
+    ex.metric("hssk_up", "gauge", "1 when the platform answers and its database too.", [({}, 1)])
+    return ex.text()
