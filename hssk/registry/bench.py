@@ -1,16 +1,24 @@
 """Benchmark of the master patient index on synthetic records with known truth.
 
-``run_bench(records)`` prints and returns pairwise precision / recall / F1, records per second
-and peak memory for: batch deduplication (Splink on DuckDB with the Vietnamese-aware model and
-guarded clustering), a plain Splink baseline (default comparisons, no Vietnamese normalization,
-trained by EM, clustered at the threshold), and online linking through PostgreSQL.
+``run_bench(records)`` measures, on the same synthetic data:
+
+* batch deduplication (Splink on DuckDB with the Vietnamese-aware model, guarded clustering):
+  pairwise precision / recall / F1, records/s, largest cluster, peak memory;
+* a plain Splink baseline (default comparisons on the raw fields, no Vietnamese
+  normalization, trained by EM, clustered at the upper threshold);
+* online linking through PostgreSQL (``link_many`` in ingest batches, and single-record
+  ``link`` latency p50 / p99), in a throw-away embedded database unless a URL is given.
 """
 
 from __future__ import annotations
 
+import gc
+import resource
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -38,16 +46,220 @@ def largest_cluster(pred: Sequence[Any]) -> int:
     return max(Counter(pred).values()) if pred else 0
 
 
-def run_online(
-    conn: Any, recs: Sequence[Any], batch: int = 2000
-) -> tuple[list[int], float, list[float]]:
-    """Link records through PostgreSQL in batches: person ids, records/s, per-record ms of
-    single-record linking on a sample (the latency a FHIR create sees)."""
-    from hssk.registry.link import link_many
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    out: list[int] = []
+
+def bench_batch(recs: Sequence[Any], truth: Sequence[int]) -> dict[str, Any]:
+    """Batch deduplication with the Vietnamese-aware model."""
+    from hssk.registry.dedup import dedup
+
     t0 = time.perf_counter()
-    for i in range(0, len(recs), batch):
-        out += [r.person_id for r in link_many(conn, recs[i : i + batch])]
-    rate = len(recs) / max(time.perf_counter() - t0, 1e-9)
-    return out, rate, []
+    res = dedup(recs)
+    secs = time.perf_counter() - t0
+    out: dict[str, Any] = pairwise_scores(res.cluster, truth)
+    out |= {
+        "seconds": secs,
+        "records_per_s": len(recs) / secs,
+        "largest_cluster": largest_cluster(res.cluster),
+        "review_pairs": len(res.review_pairs),
+        "peak_rss_mb": _peak_mb(),
+        "phases_s": {k: round(v, 1) for k, v in res.stats.items() if k.endswith("_s")},
+    }
+    return out
+
+
+def bench_baseline(recs: Sequence[Any], truth: Sequence[int], threshold: float) -> dict[str, Any]:
+    """Plain Splink: default comparisons on raw fields, EM-trained, clustered at ``threshold``."""
+    import duckdb
+    import pyarrow as pa
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+
+    t0 = time.perf_counter()
+    cols = ("full_name", "birth_date", "sex", "cccd", "bhyt", "phone", "commune_code")
+    table = pa.table(
+        {"unique_id": list(range(len(recs)))} | {c: [getattr(r, c) for r in recs] for c in cols}
+    )
+    con = duckdb.connect()
+    con.register("raw_arrow", table)
+    con.execute("CREATE TABLE raw_records AS SELECT * FROM raw_arrow")
+    con.unregister("raw_arrow")
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[
+            cl.NameComparison("full_name"),
+            cl.LevenshteinAtThresholds("birth_date", [1, 2]),
+            cl.ExactMatch("sex"),
+            cl.ExactMatch("commune_code"),
+            cl.ExactMatch("cccd"),
+            cl.ExactMatch("bhyt"),
+            cl.ExactMatch("phone"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("full_name"),
+            block_on("birth_date"),
+            block_on("cccd"),
+            block_on("phone"),
+        ],
+    )
+    api = DuckDBAPI(con)
+    linker = Linker(api.register("raw_records"), settings, log_level=None)
+    linker.training.estimate_probability_two_random_records_match([block_on("cccd")], recall=0.6)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1_000_000, seed=1)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("full_name"))
+    pred = linker.inference.predict(threshold_match_probability=threshold / 2, warning_mode="never")
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, threshold)
+    rows = con.execute(f"SELECT unique_id, cluster_id FROM {clusters.physical_name}").fetchall()
+    con.close()
+    cid = dict(rows)
+    cluster = [cid.get(i, i) for i in range(len(recs))]
+    secs = time.perf_counter() - t0
+    out: dict[str, Any] = pairwise_scores(cluster, truth)
+    out |= {
+        "seconds": secs,
+        "records_per_s": len(recs) / secs,
+        "largest_cluster": largest_cluster(cluster),
+        "peak_rss_mb": _peak_mb(),
+    }
+    return out
+
+
+def bench_online(
+    recs: Sequence[Any],
+    truth: Sequence[int],
+    *,
+    database_url: str | None,
+    batch: int,
+    latency_sample: int,
+) -> dict[str, Any]:
+    """Online linking into PostgreSQL: bulk rate of link_many, then single-record latency."""
+    from hssk.config import load_settings
+    from hssk.db import open_database
+    from hssk.registry.link import link, link_many
+
+    server = None
+    tmp = None
+    if database_url is None:
+        from hssk.db.embedded import start_embedded
+
+        tmp = tempfile.TemporaryDirectory(prefix="hssk-mpi-bench-")
+        database_url, server = start_embedded(Path(tmp.name))
+    db = open_database(load_settings(), url=database_url)
+    try:
+        with db.connection() as conn:
+            conn.execute(
+                "TRUNCATE person, person_source, match_review, person_merge RESTART IDENTITY"
+            )
+        n_bulk = max(len(recs) - latency_sample, 0)
+        bulk, single = recs[:n_bulk], recs[n_bulk:]
+        pred: list[int] = []
+        t0 = time.perf_counter()
+        for i in range(0, len(bulk), batch):
+            with db.connection() as conn:
+                pred += [r.person_id for r in link_many(conn, bulk[i : i + batch])]
+        bulk_s = time.perf_counter() - t0
+        with db.connection() as conn:
+            conn.execute("ANALYZE person")
+        lat: list[float] = []
+        for rec in single:
+            t = time.perf_counter()
+            with db.connection() as conn:
+                pred.append(link(conn, rec).person_id)
+            lat.append((time.perf_counter() - t) * 1000)
+        with db.connection() as conn:
+            merged = dict(
+                conn.execute(
+                    "SELECT id, merged_into FROM person WHERE merged_into IS NOT NULL"
+                ).fetchall()
+            )
+        # follow merges (auto-merges on shared verified ids) to the survivor
+        for _ in range(5):
+            pred = [merged.get(p, p) for p in pred]
+    finally:
+        db.close()
+        if server is not None:
+            server.cleanup()
+        if tmp is not None:
+            tmp.cleanup()
+    lat.sort()
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0.0
+
+    out: dict[str, Any] = pairwise_scores(pred, truth)
+    out |= {
+        "bulk_records_per_s": n_bulk / bulk_s if bulk_s else 0.0,
+        "single_p50_ms": pct(0.50),
+        "single_p99_ms": pct(0.99),
+        "largest_cluster": largest_cluster(pred),
+        "peak_rss_mb": _peak_mb(),
+    }
+    return out
+
+
+def run_bench(
+    records: int = 20_000,
+    *,
+    seed: int = 1,
+    baseline: bool = True,
+    online: bool = True,
+    online_records: int | None = 100_000,
+    database_url: str | None = None,
+    batch: int = 5_000,
+    latency_sample: int = 500,
+    synth: str = "auto",
+    print_fn: Any = print,
+) -> dict[str, Any]:
+    """Run the MPI benchmark on ``records`` synthetic records; print and return the figures.
+
+    ``online_records`` caps the online-linking part (it goes through PostgreSQL);
+    ``synth`` = 'registry' uses this component's generator, 'auto' the same (hssk.synth's
+    output is used by ingest benchmarks).
+    """
+    from hssk.config import settings
+    from hssk.registry.synthdata import generate
+
+    t0 = time.perf_counter()
+    recs, truth = generate(records, seed=seed)
+    result: dict[str, Any] = {
+        "records": len(recs),
+        "persons": len(set(truth)),
+        "generate_s": time.perf_counter() - t0,
+    }
+    print_fn(
+        f"MPI bench: {len(recs):,} records of {len(set(truth)):,} persons (synthetic, seed {seed})"
+    )
+
+    result["batch"] = bench_batch(recs, truth)
+    _show(print_fn, "batch dedup (Splink+VN model)", result["batch"])
+    gc.collect()
+    if online:
+        n = len(recs) if online_records is None else min(online_records, len(recs))
+        result["online"] = bench_online(
+            recs[:n],
+            truth[:n],
+            database_url=database_url,
+            batch=batch,
+            latency_sample=min(latency_sample, n),
+        )
+        result["online"]["records"] = n
+        _show(print_fn, f"online link ({n:,} records)", result["online"])
+        gc.collect()
+    if baseline:
+        result["baseline"] = bench_baseline(recs, truth, settings().match_upper)
+        _show(print_fn, "plain Splink baseline", result["baseline"])
+    return result
+
+
+def _show(print_fn: Any, label: str, r: dict[str, Any]) -> None:
+    rate = r.get("records_per_s") or r.get("bulk_records_per_s") or 0
+    extra = ""
+    if "single_p99_ms" in r:
+        extra = f" single p50 {r['single_p50_ms']:.1f} ms p99 {r['single_p99_ms']:.1f} ms"
+    print_fn(
+        f"  {label:<32} P {r['precision']:.4f}  R {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+        f"{rate:,.0f} rec/s{extra}  largest cluster {r['largest_cluster']}  peak {r['peak_rss_mb']:,.0f} MB"
+    )

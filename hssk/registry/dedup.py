@@ -88,19 +88,25 @@ def splink_settings() -> Any:
             _lvl("name_key_l = name_key_r", "exact folded", "name", "exact_folded", "name_key"),
             _lvl("name_sorted_l = name_sorted_r", "reordered", "name", "reordered"),
             _lvl(
-                "family_l = family_r AND given_l = given_r AND (middle_l IS NULL OR middle_r IS NULL)",
+                "family_l = family_r AND given_l = given_r AND (middle_l IS NULL OR middle_r IS NULL"
+                " OR list_has_all(string_split(middle_l, ' '), string_split(middle_r, ' '))"
+                " OR list_has_all(string_split(middle_r, ' '), string_split(middle_l, ' ')))",
                 "family+given",
                 "name",
                 "family_given",
             ),
             _lvl(
-                "jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92", "fuzzy", "name", "fuzzy"
-            ),
-            _lvl(
-                "family_l = family_r AND given_l = given_r",
+                "family_l = family_r AND given_l = given_r AND damerau_levenshtein(middle_l, middle_r) > 1",
                 "middle differs",
                 "name",
                 "middle_differs",
+            ),
+            _lvl(
+                "(family_l = family_r AND given_l = given_r)"
+                " OR jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92",
+                "fuzzy",
+                "name",
+                "fuzzy",
             ),
             _lvl("given_l = given_r", "given", "name", "given"),
             _lvl("TRUE", "else", "name", "else"),
@@ -129,7 +135,8 @@ def splink_settings() -> Any:
                 "typo",
             ),
             _lvl(
-                "yr_l = yr_r AND prec_l <> 'Y' AND prec_r <> 'Y' AND month(bd_l) = month(bd_r)",
+                "yr_l = yr_r AND (prec_l = 'M' OR prec_r = 'M') AND prec_l <> 'Y' AND prec_r <> 'Y'"
+                " AND month(bd_l) = month(bd_r)",
                 "month",
                 "birth",
                 "month",

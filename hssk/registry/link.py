@@ -329,20 +329,15 @@ def _auto_merge(conn: psycopg.Connection[Any], pairs: list[tuple[int, int]]) -> 
 
 
 def _name_counts(conn: psycopg.Connection[Any], keys: set[str]) -> tuple[int, dict[str, int]]:
-    """Number of persons (estimate from statistics when large) and persons per name key."""
-    row = conn.execute(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'person'::regclass"
-    ).fetchone()
-    total = int(row[0]) if row and row[0] and row[0] > 0 else 0
-    if total < 100_000:
-        total = int(conn.execute("SELECT count(*) FROM person").fetchone()[0])  # type: ignore[index]
-    if not keys:
-        return total, {}
+    """Number of persons (the highest id: ids are dense, and it is an index look-up) and the
+    persons per name key."""
     rows = conn.execute(
-        "SELECT name_key, count(*) FROM person WHERE name_key = ANY(%s) GROUP BY name_key",
+        """SELECT NULL, (SELECT coalesce(max(id), 0) FROM person)
+           UNION ALL
+           SELECT name_key, count(*) FROM person WHERE name_key = ANY(%s) GROUP BY name_key""",
         (list(keys),),
     ).fetchall()
-    return total, {r[0]: int(r[1]) for r in rows}
+    return int(rows[0][1]), {r[0]: int(r[1]) for r in rows[1:]}
 
 
 def _absorb(target: Features, f: Features) -> None:
@@ -440,33 +435,23 @@ def _copy_sources(
 
 
 def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepared]]) -> None:
-    """Fill what a golden record lacks from records linked to it (set-based, via a temp table).
+    """Fill what a golden record lacks from records linked to it (one set-based UPDATE).
 
     Values already on the person win: a later source never overwrites them here (verification
     against the population register is what corrects demographics).
     """
     if not rows:
         return
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS _link_upd (id bigint, cccd text, passport text, "
-        "bhxh text, bhyt text, temp_card text, phone text, address text, province_code text, "
-        "commune_code text, commune_code_old text, birth_date date, birth_precision char(1), "
-        "full_name text) ON COMMIT DROP"
-    )
-    conn.execute("TRUNCATE _link_upd")
-    with conn.cursor().copy(
-        "COPY _link_upd (id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,"
-        " commune_code, commune_code_old, birth_date, birth_precision, full_name) FROM STDIN"
-    ) as cp:
-        for pid, p in rows:
-            cp.write_row(
-                (
-                    pid, p.cccd if p.cccd_ok else None, p.passport, p.bhxh if p.bhxh_ok else None,
-                    p.bhyt if p.bhyt_ok else None, p.temp_card, p.phone, p.rec.address,
-                    p.province_code, p.commune_code, p.commune_code_old, p.birth_date,
-                    p.birth_precision, p.full_name,
-                )
-            )  # fmt: skip
+    cols: list[list[Any]] = [[] for _ in range(14)]
+    for pid, p in rows:
+        values = (
+            pid, p.cccd if p.cccd_ok else None, p.passport, p.bhxh if p.bhxh_ok else None,
+            p.bhyt if p.bhyt_ok else None, p.temp_card, p.phone, p.rec.address,
+            p.province_code, p.commune_code, p.commune_code_old, p.birth_date,
+            p.birth_precision, p.full_name,
+        )  # fmt: skip
+        for c, v in zip(cols, values, strict=True):
+            c.append(v)
     conn.execute(
         """UPDATE person p SET
              cccd = coalesce(p.cccd, u.cccd), passport = coalesce(p.passport, u.passport),
@@ -487,7 +472,13 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
                                     AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
                                THEN u.birth_precision ELSE p.birth_precision END,
              updated_at = now()
-           FROM (SELECT DISTINCT ON (id) * FROM _link_upd) u WHERE p.id = u.id"""
+           FROM (SELECT DISTINCT ON (id) * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],
+                   %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                   %s::date[], %s::text[], %s::text[])
+                 AS x(id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,
+                      commune_code, commune_code_old, birth_date, birth_precision, full_name)) u
+          WHERE p.id = u.id""",
+        cols,
     )
 
 

@@ -21,6 +21,8 @@ from hssk.registry.normalize import (
 )
 from hssk.registry.types import SourceRecord
 
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(SourceRecord))
+
 
 @dataclass(slots=True)
 class Prepared:
@@ -58,7 +60,7 @@ class Prepared:
 
     def demographics(self) -> dict[str, Any]:
         """The raw record as stored in person_source.demographics, plus identifier problems."""
-        out = {k: v for k, v in dataclasses.asdict(self.rec).items() if v is not None}
+        out = {k: v for k in _RECORD_FIELDS if (v := getattr(self.rec, k)) is not None}
         if self.problems:
             out["_problems"] = self.problems
         return out
