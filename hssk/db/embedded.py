@@ -13,6 +13,10 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> tuple[str, A
     share it (server + a CLI ingest), pgserver keeps it running until the last one exits.
     Returns the connection URI and the server handle.
     """
+    import warnings
+
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver copes.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # imported lazily: it is only needed for the embedded mode
 
     pgdata = data_dir / "pg"
