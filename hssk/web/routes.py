@@ -98,6 +98,7 @@ async def login_submit(request: Request, conn: Conn) -> Response:
             status=422,
             **ctx,
         )
+    conn.commit()  # before the redirect: the next GET must see the write
     resp = RedirectResponse(nxt, status_code=303)
     set_token_cookie(resp, token)
     return resp
@@ -307,6 +308,7 @@ async def consent_grant(request: Request, conn: Conn, actor: PageActor) -> Respo
     except backend.Refused as exc:
         form.error("unit", str(exc), str(exc))
         return _consent_errors(request, conn, actor, form)
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/consents?done=granted", status_code=303)
 
 
@@ -345,6 +347,7 @@ def consent_revoke(consent_id: int, request: Request, conn: Conn, actor: PageAct
             reason=str(exc),
             status=404,
         )
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/consents?done=revoked", status_code=303)
 
 
@@ -399,6 +402,7 @@ async def self_add(kind: str, request: Request, conn: Conn, actor: PageActor) ->
             status=422,
         )
     selfdata.add_entry(conn, actor.person_id, kind, data, actor.account_id)
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/self?saved=1", status_code=303)
 
 
@@ -410,6 +414,7 @@ def self_delete(entry_id: int, request: Request, conn: Conn, actor: PageActor) -
         return redirect
     assert actor.person_id is not None
     selfdata.delete_entry(conn, actor.person_id, entry_id)
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/self", status_code=303)
 
 
@@ -522,6 +527,7 @@ async def staff_login_submit(request: Request, conn: Conn) -> Response:
             next=nxt,
             status=422,
         )
+    conn.commit()  # before the redirect: the next GET must see the write
     resp = RedirectResponse(nxt, status_code=303)
     set_token_cookie(resp, token)
     return resp
@@ -722,6 +728,7 @@ async def clinic_basis(person_id: int, request: Request, conn: Conn, actor: Page
             return render.page(
                 request, "error.html", message=t("forbidden", lang), reason=str(exc), status=403
             )
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse(f"/clinic/p/{person_id}", status_code=303)
 
 
@@ -834,6 +841,7 @@ async def clinic_write(
         resource_type=stored.type,
         resource_id=stored.id,
     )
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse(f"/clinic/p/{person_id}?saved={kind}", status_code=303)
 
 
@@ -1007,4 +1015,5 @@ async def station_submit(
         resource_type=rtype,
         resource_id=rid,
     )
+    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse(f"/station/{form_name}?saved=1", status_code=303)
