@@ -46,11 +46,84 @@ def largest_cluster(pred: Sequence[Any]) -> int:
     return max(Counter(pred).values()) if pred else 0
 
 
+_SYNTH_FEEDS = {
+    # source: (file, {SourceRecord field: column}, column that identifies one registration)
+    "population": (
+        "population/dan_cu.csv",
+        {"cccd": "so_dinh_danh", "phone": "so_dien_thoai", "address": "dia_chi_thuong_tru"},
+        "ma_ban_ghi",
+    ),
+    "insurance": (
+        "insurance/bhyt.csv",
+        {
+            "bhxh": "ma_so_bhxh",
+            "bhyt": "ma_the_bhyt",
+            "cccd": "so_cccd",
+            "phone": "so_dien_thoai",
+            "address": "dia_chi",
+        },
+        "ma_ban_ghi",
+    ),
+    "immunization": (
+        "immunization/tiem_chung.csv",
+        {"cccd": "so_cccd", "phone": "dien_thoai", "address": "dia_chi"},
+        "ma_doi_tuong",
+    ),
+    "station": (
+        "station/tram_y_te.csv",
+        {"cccd": "so_cccd", "phone": "dien_thoai", "address": "dia_chi"},
+        "",
+    ),
+}
+
+
+def synth_records(out_dir: Path) -> tuple[list[Any], list[Any]]:
+    """Demographic records of the registers written by ``hssk.synth.generate`` (population,
+    insurance, immunization subjects, station registrations) and their true person keys."""
+    import csv
+
+    from hssk.registry.types import SourceRecord
+
+    with (out_dir / "truth" / "source_records.csv").open(encoding="utf-8") as fh:
+        truth_of = {(r["source"], r["record_id"]): r["person_key"] for r in csv.DictReader(fh)}
+    recs: list[Any] = []
+    truth: list[Any] = []
+    for source, (path, cols, reg_col) in _SYNTH_FEEDS.items():
+        seen: set[Any] = set()
+        with (out_dir / path).open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                fields: dict[str, Any] = {k: row.get(c) or None for k, c in cols.items()}
+                # one record per registration: doses and station visits repeat the same demographics
+                reg = (
+                    row[reg_col] if reg_col else (row["ho_ten"], row["ngay_sinh"], *fields.values())
+                )
+                if reg in seen:
+                    continue
+                seen.add(reg)
+                key = truth_of.get((source, row["ma_ban_ghi"]))
+                if key is None:
+                    continue
+                recs.append(
+                    SourceRecord(
+                        source,
+                        row["ma_ban_ghi"],
+                        row.get("ho_ten") or None,
+                        row.get("ngay_sinh") or None,
+                        row.get("gioi_tinh") or None,
+                        commune_code=row.get("ma_xa") or None,
+                        province_code=row.get("ma_tinh") or None,
+                        **fields,
+                    )
+                )
+                truth.append(key)
+    return recs, truth
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_batch(recs: Sequence[Any], truth: Sequence[int]) -> dict[str, Any]:
+def bench_batch(recs: Sequence[Any], truth: Sequence[Any]) -> dict[str, Any]:
     """Batch deduplication with the Vietnamese-aware model."""
     from hssk.registry.dedup import dedup
 
@@ -69,7 +142,7 @@ def bench_batch(recs: Sequence[Any], truth: Sequence[int]) -> dict[str, Any]:
     return out
 
 
-def bench_baseline(recs: Sequence[Any], truth: Sequence[int], threshold: float) -> dict[str, Any]:
+def bench_baseline(recs: Sequence[Any], truth: Sequence[Any], threshold: float) -> dict[str, Any]:
     """Plain Splink: default comparisons on raw fields, EM-trained, clustered at ``threshold``."""
     import duckdb
     import pyarrow as pa
@@ -129,7 +202,7 @@ def bench_baseline(recs: Sequence[Any], truth: Sequence[int], threshold: float) 
 
 def bench_online(
     recs: Sequence[Any],
-    truth: Sequence[int],
+    truth: Sequence[Any],
     *,
     database_url: str | None,
     batch: int,
@@ -210,27 +283,41 @@ def run_bench(
     database_url: str | None = None,
     batch: int = 5_000,
     latency_sample: int = 500,
-    synth: str = "auto",
+    synth: str = "registry",
     print_fn: Any = print,
 ) -> dict[str, Any]:
     """Run the MPI benchmark on ``records`` synthetic records; print and return the figures.
 
     ``online_records`` caps the online-linking part (it goes through PostgreSQL);
-    ``synth`` = 'registry' uses this component's generator, 'auto' the same (hssk.synth's
-    output is used by ingest benchmarks).
+    ``synth`` = 'registry' uses this component's fast generator (hard cases injected: twins,
+    namesakes, fathers and sons, newborns), 'hssk' the project's population generator
+    (hssk.synth: households and registers with its own error model).
     """
     from hssk.config import settings
-    from hssk.registry.synthdata import generate
 
     t0 = time.perf_counter()
-    recs, truth = generate(records, seed=seed)
+    truth: list[Any]
+    if synth == "hssk":
+        from hssk.synth import generate as synth_generate
+
+        with tempfile.TemporaryDirectory(prefix="hssk-mpi-synth-") as tmp:
+            # hssk.synth writes about 4.2 demographic records per person in these registers
+            synth_generate(
+                Path(tmp), persons=max(10, int(records / 4.2)), seed=seed, visit_rate=0.0, workers=2
+            )
+            recs, truth = synth_records(Path(tmp))
+    else:
+        from hssk.registry.synthdata import generate
+
+        recs, truth_ids = generate(records, seed=seed)
+        truth = list(truth_ids)
     result: dict[str, Any] = {
         "records": len(recs),
         "persons": len(set(truth)),
         "generate_s": time.perf_counter() - t0,
     }
     print_fn(
-        f"MPI bench: {len(recs):,} records of {len(set(truth)):,} persons (synthetic, seed {seed})"
+        f"MPI bench: {len(recs):,} records of {len(set(truth)):,} persons (generator {synth}, seed {seed})"
     )
 
     result["batch"] = bench_batch(recs, truth)
