@@ -17,14 +17,33 @@ from hssk.api import transaction
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
 from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
-from hssk.api.patients import person_for_patient, source_record
 from hssk.records import Stored, extract, search, store
 from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
 from hssk.records.validate import validate
-from hssk.registry import link_many
+from hssk.registry import get_person, link, link_many, match, patient_resource, resolve
+from hssk.registry.search import MatchInputError, record_from_patient
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 SENSITIVE_LABEL = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+# The master patient index's golden record of person N is served as Patient/mpi-N.
+GOLDEN = "mpi-"
+
+
+def golden_patient(person: Any) -> dict[str, Any]:
+    """The golden record as a Patient whose id and links use the ``mpi-`` prefix."""
+    body = patient_resource(person)
+    body["id"] = f"{GOLDEN}{person.id}"
+    for link_ in body.get("link") or []:
+        ref = link_.get("other", {}).get("reference", "")
+        if ref.startswith("Patient/"):
+            link_["other"]["reference"] = f"Patient/{GOLDEN}{ref.split('/', 1)[1]}"
+    return body
+
+
+def golden_person_id(rid: str) -> int | None:
+    """N for 'mpi-N', else None."""
+    tail = rid[len(GOLDEN) :] if rid.startswith(GOLDEN) else ""
+    return int(tail) if tail.isdigit() and len(tail) < 19 else None
 
 
 def _check_type(rtype: str) -> None:
@@ -36,7 +55,7 @@ def _check_type(rtype: str) -> None:
 
 def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) -> int | None:
     if body.get("resourceType") == "Patient":
-        return person_for_patient(conn, body, rid)
+        return link(conn, record_from_patient(body, record_id=rid)).person_id
     ref = extract.subject_reference(body)
     if not ref:
         return None
@@ -145,7 +164,7 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
         patients = [b for b in bodies if b["resourceType"] == "Patient"]
         person_by_patient: dict[str, int] = {}
         if patients:
-            links = link_many(conn, [source_record(b, b["id"]) for b in patients])
+            links = link_many(conn, [record_from_patient(b, record_id=b["id"]) for b in patients])
             person_by_patient = {b["id"]: r.person_id for b, r in zip(patients, links, strict=True)}
         refs: dict[int, str] = {}
         for i, body in enumerate(bodies):
@@ -302,6 +321,13 @@ def remove(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
 @router.get("/{rtype}/{rid}", summary="Read the current version")
 def read(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
     _check_type(rtype)
+    golden = golden_person_id(rid) if rtype == "Patient" else None
+    if golden is not None:
+        person = get_person(conn, golden)
+        if person is None:
+            raise store.NotFound(f"Patient/{rid}")
+        guard(conn, actor, "read", "Patient", person.id, rid=rid)
+        return fhir_response(golden_patient(person))
     stored = store.read(conn, rtype, rid)
     guard(
         conn,
@@ -452,29 +478,78 @@ def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -
 
 @router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")
 def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
-    patient = store.read(conn, "Patient", rid)
-    if patient.person_id is None:
+    golden = golden_person_id(rid)
+    person_id = (
+        resolve(conn, golden) if golden is not None else store.read(conn, "Patient", rid).person_id
+    )
+    if person_id is None:
         raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
-    guard(conn, actor, "export", "Patient", patient.person_id, rid=rid, purpose="everything")
+    guard(conn, actor, "export", "Patient", person_id, rid=rid, purpose="everything")
     rows = conn.execute(
         "SELECT type, id, sensitivity FROM resource WHERE person_id = %s AND sensitivity IS NOT NULL",
-        (patient.person_id,),
+        (person_id,),
     ).fetchall()
     hidden = set()
     for rtype, res_id, sens in rows:
-        if not authorize(conn, actor, "read", rtype, patient.person_id, sensitivity=sens).allowed:
+        if not authorize(conn, actor, "read", rtype, person_id, sensitivity=sens).allowed:
             hidden.add((rtype, res_id))
-    resources = [
-        s for s in store.everything(conn, patient.person_id) if (s.type, s.id) not in hidden
-    ]
+    resources = [s for s in store.everything(conn, person_id) if (s.type, s.id) not in hidden]
     resources.sort(key=lambda s: (s.type != "Patient", s.type))
+    entries = [
+        {"fullUrl": f"{s.type}/{s.id}", "resource": s.body, "search": {"mode": "match"}}
+        for s in resources
+    ]
+    person = get_person(conn, person_id)
+    if person is not None:  # the golden record first: ingested data has no Patient resource
+        golden_body = golden_patient(person)
+        entries.insert(0, {"fullUrl": f"Patient/{golden_body['id']}", "resource": golden_body,
+                           "search": {"mode": "match"}})  # fmt: skip
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(resources),
-        "entry": [
-            {"fullUrl": f"{s.type}/{s.id}", "resource": s.body, "search": {"mode": "match"}}
-            for s in resources
-        ],
+        "total": len(entries),
+        "entry": entries,
     }
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+
+
+@router.post("/Patient/$match", summary="IHE PDQm: find the persons matching a Patient")
+async def patient_match(request: Request, conn: Conn, actor: CurrentActor) -> Response:
+    """Parameters(resource=Patient, count, onlyCertainMatches) → ranked golden records.
+
+    Only persons the caller may see are returned (the rest are dropped, and counted in the
+    audit event)."""
+    params = await _json_body(request)
+    if params.get("resourceType") != "Parameters":
+        raise FhirError(400, "invalid", "$match takes a Parameters resource with a 'resource'")
+    by_name = {p.get("name"): p for p in params.get("parameter") or [] if isinstance(p, dict)}
+    patient = (by_name.get("resource") or {}).get("resource")
+    if not isinstance(patient, dict):
+        raise FhirError(400, "required", "parameter 'resource' must hold a Patient", "resource")
+    count = (by_name.get("count") or {}).get("valueInteger", 10)
+    only_certain = bool((by_name.get("onlyCertainMatches") or {}).get("valueBoolean", False))
+    if not isinstance(count, int) or not 1 <= count <= 100:
+        raise FhirError(400, "invalid", "count must be an integer from 1 to 100", "count")
+    try:
+        found = match(conn, patient, count=count, only_certain=only_certain)
+    except MatchInputError as exc:
+        raise FhirError(400, "invalid", str(exc), "resource") from None
+    decisions = authorize_many(conn, actor, "search", "Patient", [p.id for p, _, _ in found])
+    shown = [(p, score, grade) for p, score, grade in found if decisions[p.id].allowed]
+    audit(conn, actor, "search", outcome="allow", resource_type="Patient", purpose="$match",
+          detail={"persons": [p.id for p, _, _ in shown], "filtered": len(found) - len(shown)})  # fmt: skip
+    entries = []
+    for person, score, grade in shown:
+        current = get_person(conn, person.id) or person
+        entries.append({
+            "fullUrl": f"Patient/{GOLDEN}{current.id}",
+            "resource": golden_patient(current),
+            "search": {"mode": "match", "score": round(score, 4),
+                       "extension": [{"url": MATCH_GRADE, "valueCode": grade}]},
+        })  # fmt: skip
+    return fhir_response(
+        {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    )

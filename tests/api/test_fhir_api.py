@@ -330,7 +330,13 @@ def test_everything_returns_the_whole_record(client: TestClient, system_headers:
     r = client.get(f"/fhir/Patient/{pid}/$everything", headers=system_headers)
     assert r.status_code == 200
     types = [e["resource"]["resourceType"] for e in r.json()["entry"]]
-    assert types.count("Patient") == 1 and types.count("Observation") == 3
+    # the stored Patient and the golden record of the master patient index
+    assert types.count("Patient") == 2 and types.count("Observation") == 3
+    golden = r.json()["entry"][0]["resource"]
+    assert golden["id"].startswith("mpi-")
+    assert client.get(f"/fhir/Patient/{golden['id']}", headers=system_headers).json()["name"]
+    same = client.get(f"/fhir/Patient/{golden['id']}/$everything", headers=system_headers).json()
+    assert same["total"] == r.json()["total"]
 
 
 def test_reads_are_audited(client: TestClient, system_headers: H, clean_db: Any) -> None:
@@ -339,3 +345,25 @@ def test_reads_are_audited(client: TestClient, system_headers: H, clean_db: Any)
     with clean_db.connection() as conn:
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_event ORDER BY seq")]
     assert actions[-2:] == ["write", "read"]
+
+
+def test_patient_match_grades(client: TestClient, system_headers: H) -> None:
+    client.post("/fhir/Patient", json=_patient(), headers=system_headers)
+    client.post(
+        "/fhir/Patient", json=_patient("001305099999", "Trần Thị Bình"), headers=system_headers
+    )
+    query = {"resourceType": "Patient", "name": [{"text": "Nguyen Van An"}], "birthDate": "2005-04-12",
+             "gender": "male"}  # fmt: skip
+    params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": query}]}
+    r = client.post("/fhir/Patient/$match", json=params, headers=system_headers)
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    assert entries and entries[0]["resource"]["name"][0]["text"] == "Nguyễn Văn An"
+    grades = [e["search"]["extension"][0]["valueCode"] for e in entries]
+    assert grades[0] in ("certain", "probable")
+    assert all(e["resource"]["id"].startswith("mpi-") for e in entries)
+    assert "Trần Thị Bình" not in [e["resource"]["name"][0]["text"] for e in entries]
+    bad = client.post(
+        "/fhir/Patient/$match", json={"resourceType": "Parameters"}, headers=system_headers
+    )
+    assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
