@@ -15,6 +15,7 @@ written at once in the caller's transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import weakref
 from collections.abc import Iterator
@@ -53,6 +54,18 @@ def digest(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + payload).hexdigest()
 
 
+def _bigint(value: Any) -> bool:
+    try:
+        return -(2**63) <= int(value) < 2**63
+    except (TypeError, ValueError):
+        return False
+
+
+def _small_int(text: str) -> int | str:
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else text
+
+
 def _event(
     actor: Actor,
     action: str,
@@ -65,7 +78,10 @@ def _event(
     detail: dict[str, Any] | None,
 ) -> dict[str, Any]:
     # Round-trip detail through JSON now, so the hash covers exactly what jsonb will return.
-    clean = orjson.loads(orjson.dumps(detail or {}, default=str))
+    try:
+        clean = orjson.loads(orjson.dumps(detail or {}, default=str))
+    except TypeError:  # e.g. an integer beyond 64 bits sent by a client: keep it as text
+        clean = json.loads(json.dumps(detail or {}, default=str), parse_int=_small_int)
     return {
         "at": datetime.now(UTC),
         "actor": actor.account_id,
@@ -76,7 +92,7 @@ def _event(
         "action": action,
         "resource_type": resource_type,
         "resource_id": resource_id,
-        "person_id": int(person_id) if person_id is not None else None,
+        "person_id": int(person_id) if person_id is not None and _bigint(person_id) else None,
         "outcome": outcome,
         "client": actor.client,
         "detail": clean,

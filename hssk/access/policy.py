@@ -249,6 +249,11 @@ def authorize_many(
 ) -> dict[int, Decision]:
     """The decision for each person (one query for all of them: use it to filter searches)."""
     pids = sorted({int(p) for p in person_ids})
+    if any(not (0 < p < 2**63) for p in pids):  # not a person id at all (and not a bigint)
+        bad = {p: _deny("no such person") for p in pids if not (0 < p < 2**63)}
+        good = [p for p in pids if 0 < p < 2**63]
+        return bad | authorize_many(conn, actor, action, resource_type, good,
+                                    sensitivity=sensitivity, purpose=purpose)  # fmt: skip
     decided, mode = _pre(actor, action, resource_type, pids[0] if pids else None)
     if decided is not None or not pids:
         base = decided or _deny("no person")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,9 @@ from hssk.access.policy import (
 from hssk.api.deps import Conn, CurrentActor, get_settings
 
 router = APIRouter()
+# Database ids are bigint: bound them at the boundary (a larger number is a 400, not a 500).
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+PathId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -220,7 +223,7 @@ def my_children(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
 def access_log(
     conn: Conn,
     actor: CurrentActor,
-    person_id: int | None = None,
+    person_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
@@ -247,8 +250,8 @@ def access_log(
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int | None = Field(default=None, description="your child's; default: yourself")
-    grantee_account: int | None = None
+    person_id: Id | None = Field(default=None, description="your child's; default: yourself")
+    grantee_account: Id | None = None
     grantee_unit: str | None = Field(default=None, max_length=64)
     categories: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=40)
     purpose: str | None = Field(default="treatment", max_length=40)
@@ -301,7 +304,7 @@ def grant_consent(conn: Conn, actor: CurrentActor, req: ConsentIn) -> dict[str, 
 
 
 @router.delete("/api/v1/me/consents/{consent_id}", tags=["consent"], summary="Revoke a consent")
-def revoke_consent(conn: Conn, actor: CurrentActor, consent_id: int) -> dict[str, Any]:
+def revoke_consent(conn: Conn, actor: CurrentActor, consent_id: PathId) -> dict[str, Any]:
     persons = sorted(_my_persons(conn, actor))
     row = conn.execute(
         f"""UPDATE consent SET revoked_at = now(), revoked_by = %s
@@ -323,7 +326,7 @@ def revoke_consent(conn: Conn, actor: CurrentActor, consent_id: int) -> dict[str
 
 class BreakGlassIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int
+    person_id: Id
     reason: str = Field(min_length=20, max_length=2000, description="lý do cấp cứu, viết rõ")
 
 
@@ -351,7 +354,7 @@ def list_break_glass(
     conn: Conn,
     actor: CurrentActor,
     pending: bool = True,
-    limit: Annotated[int, Query(le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     if ROLE_AUDITOR not in actor.roles:
         raise _refuse(conn, actor, "break-glass-list", "auditors only")
@@ -374,7 +377,9 @@ class Review(BaseModel):
 
 
 @router.post("/api/v1/break-glass/{bg_id}/review", tags=["break-glass"], summary="Review one")
-def review_break_glass(conn: Conn, actor: CurrentActor, bg_id: int, req: Review) -> dict[str, Any]:
+def review_break_glass(
+    conn: Conn, actor: CurrentActor, bg_id: PathId, req: Review
+) -> dict[str, Any]:
     if ROLE_AUDITOR not in actor.roles:
         raise _refuse(conn, actor, "break-glass-review", "auditors only")
     row = conn.execute(
@@ -394,8 +399,8 @@ def review_break_glass(conn: Conn, actor: CurrentActor, bg_id: int, req: Review)
 
 class GuardianshipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    guardian_person: int
-    child_person: int
+    guardian_person: Id
+    child_person: Id
     relation: Literal["parent", "legal-guardian"] = "parent"
     valid_until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
@@ -506,7 +511,7 @@ class AccountIn(BaseModel):
     display_name: str | None = Field(default=None, max_length=200)
     roles: list[str] = Field(default_factory=list, max_length=5)
     phone: str | None = Field(default=None, pattern=r"^\+?\d{9,12}$")
-    person_id: int | None = None
+    person_id: Id | None = None
     system_scopes: list[str] = Field(default_factory=list, max_length=40)
 
 
@@ -518,7 +523,7 @@ class AccountPatch(BaseModel):
 
 
 def _managed_account(
-    conn: psycopg.Connection[Any], actor: Actor, account_id: int, action: str
+    conn: psycopg.Connection[Any], actor: Actor, account_id: PathId, action: str
 ) -> accounts.Account:
     mine = _admin_units(conn, actor, action)
     acc = accounts.get_account(conn, account_id)
@@ -568,13 +573,13 @@ def create_account(conn: Conn, actor: CurrentActor, req: AccountIn) -> dict[str,
 
 
 @router.get("/api/v1/accounts/{account_id}", tags=["admin"], summary="One account")
-def get_account(conn: Conn, actor: CurrentActor, account_id: int) -> dict[str, Any]:
+def get_account(conn: Conn, actor: CurrentActor, account_id: PathId) -> dict[str, Any]:
     return _managed_account(conn, actor, account_id, "account-read").public()
 
 
 @router.patch("/api/v1/accounts/{account_id}", tags=["admin"], summary="Change an account")
 def patch_account(
-    conn: Conn, actor: CurrentActor, account_id: int, req: AccountPatch
+    conn: Conn, actor: CurrentActor, account_id: PathId, req: AccountPatch
 ) -> dict[str, Any]:
     acc = _managed_account(conn, actor, account_id, "account-update")
     changes = req.model_dump(exclude_unset=True)
@@ -602,7 +607,7 @@ class DisableIn(BaseModel):
 
 @router.post("/api/v1/accounts/{account_id}/disable", tags=["admin"], summary="Disable")
 def disable_account(
-    conn: Conn, actor: CurrentActor, account_id: int, req: DisableIn
+    conn: Conn, actor: CurrentActor, account_id: PathId, req: DisableIn
 ) -> dict[str, Any]:
     acc = _managed_account(conn, actor, account_id, "account-disable")
     accounts.set_active(conn, acc.id, False, req.reason)

@@ -252,8 +252,12 @@ def test_negotiate_scopes_never_widens() -> None:
     prop()
 
 
-def test_failed_logins_from_one_address_are_throttled(world: World) -> None:
+def test_failed_logins_from_one_address_are_throttled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from hssk.api.app import create_app
+
+    monkeypatch.setattr(auth, "MAX_ADDRESS_FAILURES", 6)  # each failure costs an argon2 hash
 
     app = create_app(load_settings(), world.db)
     with TestClient(app, client=("203.0.113.9", 50000)) as attacker:
