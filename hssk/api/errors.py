@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -130,6 +131,18 @@ def install(app: FastAPI) -> None:
         return fhir_response(
             outcome(code=code.get(exc.status_code, "processing"), diagnostics=str(exc.detail)),
             exc.status_code,
+        )
+
+    @app.exception_handler(psycopg.DataError)
+    async def _data(_: Request, exc: psycopg.DataError) -> Response:
+        # e.g. NUL characters or a number out of range in user input: the input is wrong
+        return fhir_response(
+            outcome(
+                code="invalid",
+                diagnostics="the request holds a value the store cannot keep (such as a NUL "
+                f"character \\u0000 or an out-of-range number); remove it and retry ({exc.sqlstate})",
+            ),
+            400,
         )
 
     @app.exception_handler(Exception)
