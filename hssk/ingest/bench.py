@@ -163,6 +163,7 @@ def _run(
         "persons_per_s": round(register / (t_pop + t_ins), 1),
         "new_persons": pop.persons_created + ins.persons_created,
         "peak_rss_mb": round(max(m1, m2), 1),
+        "main_process_seconds": dict(pop.timings + ins.timings),
     }
     imm, t_imm, m3 = _timed(
         lambda: jobs.ingest(db, "immunization", [feed / "immunization"], workers=workers)
@@ -173,6 +174,7 @@ def _run(
         "doses_per_s": round(imm.records / t_imm, 1),
         "quarantined": imm.quarantined,
         "peak_rss_mb": round(m3, 1),
+        "main_process_seconds": dict(imm.timings),
     }
     his, t_his, m4 = _timed(lambda: jobs.ingest(db, "xml130", [feed / "his"], workers=workers))
     resources = sum(his.stored.values())
@@ -184,6 +186,7 @@ def _run(
         "resources_per_s": round(resources / t_his, 1),
         "quarantined": his.quarantined,
         "peak_rss_mb": round(m4, 1),
+        "main_process_seconds": dict(his.timings),
     }
     again, t_again, _ = _timed(lambda: jobs.ingest(db, "xml130", [feed / "his"], workers=workers))
     result["visits_reingest"] = {

@@ -54,6 +54,7 @@ class Summary:
     seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    timings: Counter[str] = field(default_factory=Counter)  # seconds per stage (this run)
 
     @property
     def stored(self) -> dict[str, int]:
@@ -252,6 +253,7 @@ def write_units(
         good.append(u)
         for prob, raw in u.row_problems:
             b.errors.append((u, prob, raw))
+    t0 = time.perf_counter()
     if kind == "facilities":
         n = sources.write_facilities(conn, good)
         if n:
@@ -259,14 +261,19 @@ def write_units(
         summary.skipped += len(good) - n
     else:
         _link(conn, good, b, summary)
+        t1 = time.perf_counter()
+        summary.timings["link"] += t1 - t0
         good = [u for u in good if not u.problems]
         _store(conn, good, b, summary)
         _deaths(conn, good)
+        summary.timings["store"] += time.perf_counter() - t1
+    t2 = time.perf_counter()
     _quarantine(conn, job_id, kind, b)
     summary.quarantined += len(b.errors)
     summary.records += len(units)
     if job_id is not None:
         _receipts(conn, job_id, kind, b, files)
+    summary.timings["quarantine+receipts"] += time.perf_counter() - t2
     return good
 
 
@@ -583,11 +590,17 @@ def _run_locked(
         nonlocal batches, records
         while len(window) > limit:
             fut, pos = window.popleft()
+            t0 = time.perf_counter()
             units = fut.result() if isinstance(fut, Future) else fut
+            t1 = time.perf_counter()
+            summary.timings["wait-for-mapping"] += t1 - t0
             with db.connection() as conn:
                 write_units(conn, job_id, kind, units, summary, files=pos[0] - start[0])
                 summary.checkpoint["pos"] = list(pos)
                 _checkpoint(conn, job_id, summary)
+                t2 = time.perf_counter()
+            summary.timings["commit"] += time.perf_counter() - t2
+            summary.timings["write"] += t2 - t1
             batches += 1
             records += len(units)
             if progress:
@@ -599,10 +612,12 @@ def _run_locked(
         for pieces in _chunks(sources.read(kind, paths, (int(start[0]), int(start[1]))), size):
             payloads = [pc.payload for pc in pieces]
             pos = pieces[-1].pos
+            t0 = time.perf_counter()
             if pool is not None:
                 window.append((pool.submit(_map_task, kind, payloads, known), pos))
             else:
                 window.append((_map_task(kind, payloads, known), pos))
+            summary.timings["read+submit" if pool else "read+map"] += time.perf_counter() - t0
             drain(2 * max(1, nworkers))
         drain(0)
         status = "done"
@@ -619,6 +634,7 @@ def _run_locked(
             (status, orjson.dumps(summary.counters()).decode(), status, job_id),
         )
         out = job_summary(conn, job_id)
+    out.timings = Counter({k: round(v, 3) for k, v in summary.timings.items()})
     return out
 
 

@@ -644,7 +644,8 @@ def _details(unit: Unit, v: _Visit, hoso: HoSo) -> None:
             if table == "XML4":
                 labs.append((row, items[0]))
             unit.items += items
-    if labs:
+    if labs and (unit.person is not None or unit.person_id is not None):
+        # only with the whole visit: a replayed single line must not shrink the report
         unit.items += _reports(v, labs)
 
 

@@ -197,7 +197,7 @@ def _read_fhir(path: str, fi: int, skip: int) -> Iterator[Piece]:
         doc = orjson.loads(Path(path).read_bytes())
         entries = [doc]
         if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
-            entries = [e.get("resource") for e in doc.get("entry") or [] if isinstance(e, dict)]
+            entries = _bundle_entries(doc)
         for res in entries:
             n += 1
             if n > skip:
@@ -212,6 +212,30 @@ def _read_fhir(path: str, fi: int, skip: int) -> Iterator[Piece]:
         )
     except SourceError as exc:
         yield _error_piece("fhir", path, n, exc, (fi + 1, 0))
+
+
+def _bundle_entries(bundle: dict[str, Any]) -> list[Any]:
+    """The resources of a bundle, with ``urn:uuid:`` references turned into ``Type/id``."""
+    entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+    local: dict[str, str] = {}
+    for n, e in enumerate(entries, 1):
+        res, full = e.get("resource"), e.get("fullUrl")
+        if isinstance(res, dict) and isinstance(full, str) and res.get("resourceType"):
+            rid = res.get("id") or full.rsplit(":", 1)[-1].rsplit("/", 1)[-1] or str(n)
+            res["id"] = str(rid)[:64]
+            local[full] = f"{res['resourceType']}/{res['id']}"
+
+    def fix(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {
+                k: local.get(v, v) if k == "reference" and isinstance(v, str) else fix(v)
+                for k, v in obj.items()
+            }
+        if isinstance(obj, list):
+            return [fix(v) for v in obj]
+        return obj
+
+    return [fix(e.get("resource")) if local else e.get("resource") for e in entries]
 
 
 # --- mapping (runs in workers) --------------------------------------------------------------

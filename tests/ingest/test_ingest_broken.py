@@ -163,3 +163,35 @@ def test_envelope_with_arbitrary_inner_content(text: str) -> None:
     for h in iter_hoso_bytes(env):
         decode_hoso(h)
         assert h.tables or h.errors
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=20), st.booleans())
+def test_dates_never_crash_and_give_fhir_dates(value: str, partial: bool) -> None:
+    from hssk.ingest.model import Problem, parse_time
+    from hssk.records.extract import parse_fhir_datetime
+
+    problems: list[Problem] = []
+    out = parse_time(value, "NGAY", problems, allow_partial=partial)
+    if out is None:
+        assert problems or not value.strip()
+    else:
+        assert not problems and parse_fhir_datetime(out) is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("202501021030", "2025-01-02T10:30:00+07:00"),
+        ("20250102", "2025-01-02"),
+        ("2025010299", None),  # 10 digits: neither a date nor a time
+        ("202502301000", None),  # 30 February
+        ("202501022460", None),
+    ],
+)
+def test_date_forms(value: str, want: str | None) -> None:
+    from hssk.ingest.model import Problem, parse_time
+
+    problems: list[Problem] = []
+    assert parse_time(value, "NGAY_VAO", problems) == want
+    assert bool(problems) == (want is None)

@@ -107,3 +107,52 @@ def test_cli_json_errors_and_replay(idb: Database, tmp_path: Path, monkeypatch) 
     assert json.loads(r.stdout.strip().splitlines()[-1])["stored"]["Encounter"] == 1
     r = runner.invoke(app, ["--resume", "--json"])
     assert r.exit_code == 0
+
+
+def test_bundle_with_urn_uuid_references(idb: Database, tmp_path: Path) -> None:
+    pat = "urn:uuid:4b1d5a5e-9d3c-4f3e-8f4b-1a2b3c4d5e6f"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": pat, "resource": {"resourceType": "Patient", "name": [{"text": "Võ Văn Một"}],
+                                      "birthDate": "1970-01-01", "gender": "male"},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": "urn:uuid:0c2f3a44-1111-4a4a-9b9b-222233334444",
+         "resource": {"resourceType": "Condition", "subject": {"reference": pat},
+                      "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]}},
+         "request": {"method": "POST", "url": "Condition"}},
+    ]}  # fmt: skip
+    (tmp_path / "t.json").write_bytes(orjson.dumps(bundle))
+    s = jobs.ingest(idb, "fhir", [tmp_path / "t.json"], workers=0)
+    assert s.stored == {"Condition": 1} and s.quarantined == 0, s.errors
+    with idb.connection() as conn:
+        pid, body = conn.execute("SELECT person_id, body FROM resource").fetchone()
+    assert pid is not None and body["subject"]["reference"] == f"Patient/{pid}"
+
+
+def test_replay_of_one_bad_line(idb: Database, tmp_path: Path) -> None:
+    from hssk.ingest import quarantine
+
+    v = visit(1, labs=3)
+    v["XML4"] = v["XML4"].replace(
+        b"<NGAY_KQ>202501021100</NGAY_KQ>", b"<NGAY_KQ>2025010299</NGAY_KQ>", 1
+    )
+    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [v])], workers=0)
+    assert s.stored["Observation"] == 2 and s.quarantined == 1
+    err = s.errors[0]
+    assert (err["rule"], err["element"]) == ("date.format", "NGAY_KQ")
+    with idb.connection() as conn:
+        raw = quarantine.get_error(conn, err["id"]).raw
+        assert raw is not None and raw.count("<CHI_TIET_CLS>") == 1
+        quarantine.correct(conn, err["id"], raw.replace("2025010299", "202501021100"))
+    with idb.connection() as conn:
+        done = quarantine.replay(conn, err["id"])
+    assert done.stored == {"Observation": 1}
+    with idb.connection() as conn:
+        n_obs = conn.execute("SELECT count(*) FROM resource WHERE type = 'Observation'").fetchone()[
+            0
+        ]
+        person = conn.execute("SELECT DISTINCT person_id FROM resource").fetchall()
+        report = conn.execute(
+            "SELECT body FROM resource WHERE type = 'DiagnosticReport'"
+        ).fetchone()[0]
+    assert n_obs == 3 and len(person) == 1
+    assert len(report["result"]) == 2  # the replayed line did not shrink the visit's report
