@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -245,8 +246,40 @@ def _rows(conn: psycopg.Connection[Any], from_seq: int) -> Iterator[tuple[Any, .
         yield from cur
 
 
-def verify_chain(conn: psycopg.Connection[Any], *, anchor: bool = True) -> ChainReport:
-    """Recompute the whole chain; report the first altered, inserted or missing row."""
+def verify_chain(
+    conn: psycopg.Connection[Any], *, anchor: bool = True, anchor_file: Path | None = None
+) -> ChainReport:
+    """Recompute the whole chain; report the first altered, inserted or missing row.
+
+    Anchors (the head seen by earlier verifications) are kept in ``audit_anchor`` and, with
+    ``anchor_file``, outside the database too — so emptying both tables is caught as well."""
+    report = _verify(conn, anchor=anchor)
+    if anchor_file is None or not report.ok:
+        return report
+    if anchor_file.exists():
+        try:
+            seen = orjson.loads(anchor_file.read_bytes())
+            seq, h = int(seen["seq"]), str(seen["hash"])
+        except (ValueError, KeyError, TypeError):
+            return ChainReport(False, report.checked, report.last_seq, None,
+                               f"anchor file {anchor_file} is unreadable")  # fmt: skip
+        row = conn.execute("SELECT hash FROM audit_event WHERE seq = %s", (seq,)).fetchone()
+        if row is None or row[0] != h:
+            return ChainReport(False, report.checked, report.last_seq, seq,
+                               "the head recorded by an earlier verification is gone or changed "
+                               "(rows deleted or the table emptied)")  # fmt: skip
+    if anchor and report.last_seq is not None:
+        head = conn.execute(
+            "SELECT hash FROM audit_event WHERE seq = %s", (report.last_seq,)
+        ).fetchone()
+        anchor_file.parent.mkdir(parents=True, exist_ok=True)
+        anchor_file.write_bytes(
+            orjson.dumps({"seq": report.last_seq, "hash": head[0] if head else ""})
+        )
+    return report
+
+
+def _verify(conn: psycopg.Connection[Any], *, anchor: bool) -> ChainReport:
     prev = GENESIS
     checked = 0
     last_seq: int | None = None

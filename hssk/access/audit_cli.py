@@ -8,7 +8,10 @@ import typer
 from rich.console import Console
 
 from hssk.access.audit import verify_chain
+from hssk.config import load_settings
 from hssk.db import open_database
+
+ANCHOR_FILE = "audit_anchor.json"  # outside the database: survives a superuser's TRUNCATE
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -19,11 +22,12 @@ def verify(
     anchor: bool = typer.Option(True, help="Record the head seen, to catch a deleted tail later."),
 ) -> None:
     """Recompute the chain; exit 1 and name the first bad row if anything was altered."""
-    db = open_database()
+    settings = load_settings()
+    db = open_database(settings)
     t0 = time.perf_counter()
     try:
         with db.connection() as conn:
-            report = verify_chain(conn, anchor=anchor)
+            report = verify_chain(conn, anchor=anchor, anchor_file=settings.data_dir / ANCHOR_FILE)
     finally:
         db.close()
     dt = time.perf_counter() - t0
@@ -33,10 +37,10 @@ def verify(
             f"{report.checked:,} events up to seq {report.last_seq} ({dt:.1f} s)"
         )
         return
+    where = f" at seq [bold]{report.first_bad_seq}[/]" if report.first_bad_seq is not None else ""
     console.print(
-        f"[red]TAMPERED[/] — nhật ký bị sửa / audit chain broken at seq "
-        f"[bold]{report.first_bad_seq}[/]: {report.reason} "
-        f"({report.checked:,} events verified before it)"
+        f"[red]TAMPERED[/] — nhật ký bị sửa / audit chain broken{where}: {report.reason} "
+        f"({report.checked:,} events verified)"
     )
     raise typer.Exit(1)
 

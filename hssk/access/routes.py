@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hssk.access import accounts, auth, signing
+from hssk.access import accounts, auth, relations, signing
 from hssk.access.actor import Actor
 from hssk.access.audit import record as audit
 from hssk.access.audit import search as audit_search
@@ -190,14 +190,7 @@ def _my_persons(conn: psycopg.Connection[Any], actor: Actor) -> set[int]:
     """The citizen and the children they are currently guardian of."""
     if actor.kind != "citizen" or actor.person_id is None:
         return set()
-    rows = conn.execute(
-        """SELECT g.child_person FROM guardianship g JOIN person c ON c.id = g.child_person
-           WHERE g.guardian_person = %s AND g.ended_at IS NULL
-             AND (g.valid_until IS NULL OR g.valid_until > current_date)
-             AND (c.birth_date IS NULL OR c.birth_date + interval '18 years' > current_date)""",
-        (actor.person_id,),
-    ).fetchall()
-    return {actor.person_id, *(r[0] for r in rows)}
+    return {actor.person_id, *relations.children_of(conn, actor.person_id)}
 
 
 def _person_for(conn: psycopg.Connection[Any], actor: Actor, person_id: int | None) -> int:
@@ -417,18 +410,15 @@ def add_guardianship(conn: Conn, actor: CurrentActor, req: GuardianshipIn) -> di
     ).fetchone()
     if not found or found[0] != 2:
         raise HTTPException(404, "guardian or child person does not exist")
-    row = conn.execute(
-        """INSERT INTO guardianship (guardian_person, child_person, relation, valid_until,
-               created_by) VALUES (%s, %s, %s, %s, %s)
-           ON CONFLICT (guardian_person, child_person) DO UPDATE SET ended_at = NULL,
-             relation = excluded.relation, valid_until = excluded.valid_until
-           RETURNING id""",
-        (req.guardian_person, req.child_person, req.relation, req.valid_until, actor.account_id),
-    ).fetchone()
-    assert row is not None
+    try:
+        link = relations.link_guardian(conn, req.guardian_person, req.child_person,
+                                       relation=req.relation, valid_until=req.valid_until,
+                                       created_by=actor.account_id)  # fmt: skip
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
     audit(conn, actor, "guardianship", outcome="allow", basis=decision.basis,
           person_id=req.child_person, detail=req.model_dump())  # fmt: skip
-    return {"id": row[0], **req.model_dump()}
+    return {"id": link, **req.model_dump()}
 
 
 # --- units and accounts (administrators) ----------------------------------------------------

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from hssk.access import signing
 from hssk.access.actor import PLATFORM
 from hssk.access.audit import defer, flush, record, verify_chain
+from hssk.access.audit_cli import ANCHOR_FILE
 from hssk.access.audit_cli import app as audit_app
 from hssk.access.signing_cli import verify as verify_cmd
 from hssk.config import load_settings
@@ -67,8 +68,13 @@ def test_deferred_events_survive_a_rollback(world: World) -> None:
     assert after == before + 2
 
 
-@pytest.mark.parametrize("tamper", ["update", "delete_middle", "delete_tail", "insert_forged"])
-def test_tampering_is_detected(world: World, tamper: str) -> None:
+@pytest.mark.parametrize(
+    "tamper", ["update", "delete_middle", "delete_tail", "insert_forged", "truncate_everything"]
+)
+def test_tampering_is_detected(
+    world: World, tamper: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HSSK_DATA_DIR", str(tmp_path))  # a fresh anchor file per case
     _events(world, 5)
     code, out = _verify_cli()
     assert code == 0 and "OK" in out, out
@@ -85,6 +91,10 @@ def test_tampering_is_detected(world: World, tamper: str) -> None:
     elif tamper == "delete_tail":
         _superuser_sql(world, f"DELETE FROM audit_event WHERE seq >= {seqs[-1]}")
         expected = seqs[-1]
+    elif tamper == "truncate_everything":  # chain and in-database anchors emptied
+        _superuser_sql(world, "TRUNCATE audit_event, audit_anchor RESTART IDENTITY")
+        _events(world, 2)  # life goes on: a new, internally consistent chain
+        expected = seqs[-1]
     else:  # a forged row with a self-consistent hash but a wrong link
         _superuser_sql(world, "INSERT INTO audit_event (action, outcome, prev_hash, hash) "
                               "VALUES ('read', 'allow', 'x', 'y')")  # fmt: skip
@@ -92,7 +102,7 @@ def test_tampering_is_detected(world: World, tamper: str) -> None:
     code, out = _verify_cli()
     assert code == 1 and "TAMPERED" in out, out
     with world.db.connection() as conn:
-        report = verify_chain(conn, anchor=False)
+        report = verify_chain(conn, anchor=False, anchor_file=tmp_path / ANCHOR_FILE)
     assert not report.ok
     if expected is not None:
         assert report.first_bad_seq == expected, report

@@ -277,3 +277,34 @@ def _json(body: Any) -> Any:
     from psycopg.types.json import Jsonb
 
     return Jsonb(body)
+
+
+def test_station_links_a_child_to_a_guardian_in_its_commune(
+    client: TestClient, world: World
+) -> None:
+    from access_world import COMMUNE_A
+
+    from hssk.access import relations
+
+    with world.db.connection() as conn:
+        baby = conn.execute(
+            "INSERT INTO person (full_name, birth_date, commune_code) "
+            "VALUES ('Bé Na', current_date - 30, %s) RETURNING id",
+            (COMMUNE_A,),
+        ).fetchone()[0]  # type: ignore[index]
+    body = {"guardian_person": world.persons["other"], "child_person": baby}
+    assert client.post("/api/v1/guardianships", json=body,
+                       headers=world.headers("station_b")).status_code == 403  # fmt: skip
+    assert client.post("/api/v1/guardianships", json=body,
+                       headers=world.headers("citizen")).status_code == 403  # fmt: skip
+    ok = client.post("/api/v1/guardianships", json=body, headers=world.headers("station_a"))
+    assert ok.status_code == 201, ok.text
+    kids = client.get("/api/v1/me/children", headers=world.headers("other_citizen")).json()
+    assert [k["person_id"] for k in kids] == [baby]
+    with world.db.connection() as conn:
+        assert relations.end_guardianship(conn, world.persons["other"], baby)
+        assert relations.children_of(conn, world.persons["other"]) == []
+        relations.link_guardian(conn, world.persons["other"], baby, valid_until="2000-01-01")
+        assert relations.children_of(conn, world.persons["other"]) == []
+        with pytest.raises(ValueError):
+            relations.link_guardian(conn, baby, baby)
