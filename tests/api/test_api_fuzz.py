@@ -58,3 +58,23 @@ def test_anonymous_requests_get_no_data_and_no_500(api: schemathesis.BaseSchema)
 
         run()
     assert not failures, "\n".join(failures[:20])
+
+
+def test_authenticated_requests_cause_no_500(api: schemathesis.BaseSchema) -> None:
+    from hssk.access.actor import Actor
+    from hssk.access.tokens import issue
+
+    actor = Actor("platform", "system", scopes=frozenset({"system/*.read", "system/*.write"}))
+    headers = {"Authorization": f"Bearer {issue(load_settings(), actor)}"}
+    failures: list[str] = []
+    for op in _operations(api):
+
+        @given(case=op.as_strategy())
+        @_SETTINGS
+        def run(case: schemathesis.Case) -> None:
+            resp = case.call(headers=headers)
+            if resp.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path}: {resp.text[:200]}")
+
+        run()
+    assert not failures, "\n".join(failures[:20])
