@@ -163,7 +163,10 @@ def _run(
         "persons_per_s": round(register / (t_pop + t_ins), 1),
         "new_persons": pop.persons_created + ins.persons_created,
         "peak_rss_mb": round(max(m1, m2), 1),
-        "main_process_seconds": dict(pop.timings + ins.timings),
+        "main_process_seconds": {
+            k: round(pop.timings[k] + ins.timings[k], 3)
+            for k in set(pop.timings) | set(ins.timings)
+        },
     }
     imm, t_imm, m3 = _timed(
         lambda: jobs.ingest(db, "immunization", [feed / "immunization"], workers=workers)

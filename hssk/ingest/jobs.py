@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import astuple, dataclass, field, replace
@@ -54,7 +54,7 @@ class Summary:
     seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: dict[str, Any] = field(default_factory=dict)
-    timings: Counter[str] = field(default_factory=Counter)  # seconds per stage (this run)
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def stored(self) -> dict[str, int]:
@@ -634,7 +634,7 @@ def _run_locked(
             (status, orjson.dumps(summary.counters()).decode(), status, job_id),
         )
         out = job_summary(conn, job_id)
-    out.timings = Counter({k: round(v, 3) for k, v in summary.timings.items()})
+    out.timings = defaultdict(float, {k: round(v, 3) for k, v in summary.timings.items()})
     return out
 
 
