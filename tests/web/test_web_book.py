@@ -1,0 +1,259 @@
+"""Pure parts of the web layer: schedule, book assembly, forms, charts, PDF writer."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hssk.web import pdf
+from hssk.web.book import PersonView, build_book, lab_flag
+from hssk.web.charts import trend_svg
+from hssk.web.forms import Form
+from hssk.web.models import SECTIONS, Point
+from hssk.web.partners import sections_for
+from hssk.web.schedule import add_months, child_schedule, load_schedule, vaccine_group
+from hssk.web.selfdata import validate_entry
+from hssk.web.station import checkup_resources, validate_checkup
+
+TODAY = date(2026, 11, 25)
+
+
+@dataclass
+class R:
+    type: str
+    id: str
+    body: dict[str, Any]
+
+
+def obs(code: str, when: str, value: float | None = None, **extra: Any) -> R:
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": code},
+        "effectiveDateTime": when,
+        **extra,
+    }
+    if value is not None:
+        body["valueQuantity"] = {"value": value, "unit": extra.pop("unit", None) or "u"}
+    return R("Observation", f"o-{code}-{when}", body)
+
+
+@given(st.dates(min_value=date(1950, 1, 1), max_value=date(2090, 12, 31)), st.integers(0, 400))
+def test_add_months_lands_in_the_right_month(day: date, months: int) -> None:
+    out = add_months(day, months)
+    assert (out.year * 12 + out.month) - (day.year * 12 + day.month) == months
+    assert out.day <= day.day
+
+
+def test_vaccine_groups_prefer_combinations_and_codes() -> None:
+    assert vaccine_group({"text": "Sởi - Rubella (MR)"}) == "mr"
+    assert vaccine_group({"text": "Sởi"}) == "measles"
+    assert vaccine_group({"text": "DPT-VGB-Hib (5 trong 1)"}) == "penta"
+    assert vaccine_group({"text": "Viêm gan B sơ sinh"}) == "hepb0"
+    assert vaccine_group({"coding": [{"code": "19"}]}) == "bcg"
+    assert vaccine_group({"text": "Viêm não Nhật Bản (Jevax)"}) == "je"
+    assert vaccine_group({"text": "Cúm mùa"}) is None
+    assert vaccine_group(None) is None
+
+
+def test_child_schedule_statuses() -> None:
+    birth = TODAY - timedelta(days=300)
+    given_doses = [("hepb0", birth), ("bcg", birth), ("penta", birth + timedelta(days=62))]
+    items = child_schedule(birth, given_doses, TODAY)
+    assert len(items) == len(load_schedule().doses)
+    by = {(i.group, i.dose): i for i in items}
+    assert by[("hepb0", 1)].status == "done" and by[("hepb0", 1)].given == birth
+    assert by[("penta", 1)].status == "done"
+    assert by[("penta", 2)].status == "overdue"  # due at 3 months, 30-day grace long past
+    assert by[("measles", 1)].status == "due"  # due at 9 months (≈270 days), within grace
+    assert by[("je", 1)].status == "upcoming"
+    assert by[("je", 2)].due == add_months(birth, 12) + timedelta(days=14)
+
+
+def _mother() -> PersonView:
+    return PersonView(
+        id=7, full_name="Nguyễn Thị Hoà", birth_date=date(1990, 4, 12), birth_text="1990-04-12"
+    )
+
+
+def test_book_indicators_labs_and_flags() -> None:
+    resources = [
+        obs("29463-7", "2026-01-01", 60),
+        obs("29463-7", "2026-06-01", 58),
+        obs("8480-6", "2026-06-01T08:00:00Z", 140),
+        obs("8462-4", "2026-06-01T08:00:00Z", 90),
+        obs("2339-0", "2026-06-01", 126, unit="mg/dL"),
+        obs(
+            "4548-4",
+            "2026-06-02",
+            7.2,
+            category=[{"coding": [{"code": "laboratory"}]}],
+            referenceRange=[{"low": {"value": 4}, "high": {"value": 6}}],
+        ),
+        obs(
+            "718-7",
+            "2026-06-02",
+            10.1,
+            category=[{"coding": [{"code": "laboratory"}]}],
+            interpretation=[{"coding": [{"code": "L"}]}],
+        ),
+    ]
+    book = build_book(_mother(), resources, now=datetime(2026, 11, 25, tzinfo=UTC))
+    ind = {i.key: i for i in book.indicators or []}
+    assert [p.value for p in ind["weight"].points] == [60, 58]
+    assert ind["blood_pressure"].points[0].value == 140
+    assert ind["blood_pressure"].points[0].value2 == 90
+    assert ind["glucose"].points[0].value == 7.0  # 126 mg/dL → 7.0 mmol/L
+    labs = {x.code: x for x in book.labs or []}
+    assert labs["4548-4"].flag == "H" and labs["4548-4"].range_text == "4 – 6"
+    assert labs["718-7"].flag == "L"
+    assert book.schedule == []  # an adult has no TCMR schedule
+
+
+def test_lab_flag_from_range_only() -> None:
+    assert lab_flag({"valueQuantity": {"value": 3}}, 4, 6) == "L"
+    assert lab_flag({"valueQuantity": {"value": 5}}, 4, 6) == "N"
+    assert lab_flag({"valueQuantity": {"value": 5}}, None, None) is None
+
+
+def test_visits_diagnoses_and_sensitive_filter() -> None:
+    cond = R(
+        "Condition",
+        "c1",
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "code": {"coding": [{"code": "B20", "display": "HIV"}]},
+            "encounter": {"reference": "Encounter/e1"},
+        },
+    )
+    enc = R(
+        "Encounter",
+        "e1",
+        {
+            "resourceType": "Encounter",
+            "id": "e1",
+            "class": {"code": "AMB"},
+            "period": {"start": "2026-05-01T08:00:00Z"},
+            "serviceProvider": {"display": "BV A"},
+            "diagnosis": [{"condition": {"reference": "Condition/c1"}, "rank": 1}],
+        },
+    )
+    own = build_book(_mother(), [cond, enc])
+    assert own.visits and own.visits[0].diagnoses[0].code == "B20"
+    assert own.visits[0].diagnoses[0].main and own.visits[0].facility == "BV A"
+    partner = build_book(
+        _mother(), [cond, enc], sections=sections_for("vneid"), include_sensitive=False
+    )
+    assert partner.visits and partner.visits[0].diagnoses == []
+    assert partner.history == []
+    assert partner.self_reported is None  # citizens' own entries never go to partners
+
+
+def test_partner_sections() -> None:
+    assert set(sections_for("city-app")) < set(SECTIONS)
+    assert "labs" not in sections_for("city-app")
+    assert sections_for("unknown-app") == ("admin", "insurance")
+    book = build_book(_mother(), [], sections=sections_for("city-app"))
+    assert book.labs is None and book.appointments == []
+
+
+@given(st.text(max_size=30))
+def test_form_number_never_raises(text: str) -> None:
+    form = Form({"x": text})
+    value = form.number("x", 1, 300, "kg")
+    assert value is None or 1 <= value <= 300
+    assert (value is None) == (not form.ok) or not text.strip()
+
+
+def test_station_checkup_validation() -> None:
+    raw = {
+        "cccd": "001190012345",
+        "kind": "sang-loc",
+        "date": "01/11/2026",
+        "height": "156",
+        "weight": "590",
+        "systolic": "80",
+        "diastolic": "120",
+        "glucose": "6,1",
+    }
+    form, data = validate_checkup(raw, TODAY)
+    errors = form.by_field("vi")
+    assert "ngoài khoảng hợp lý" in errors["weight"]
+    assert "nhỏ hơn tâm thu" in errors["diastolic"]
+    assert data["glucose"] == 6.1
+    form, _ = validate_checkup({**raw, "cccd": "12345", "date": "31/12/2027"}, TODAY)
+    errors = form.by_field("en")
+    assert "12 digits" in errors["cccd"] and "future" in errors["date"]
+    form, data = validate_checkup(
+        {**raw, "weight": "59", "systolic": "120", "diastolic": "80"}, TODAY
+    )
+    assert form.ok and data["bmi"] == 24.2
+    items = checkup_resources(7, "TYT", "Trạm", data, "k1")
+    codes = [i.body.get("code", {}).get("coding", [{}])[0].get("code") for i in items[1:]]
+    assert {"8302-2", "29463-7", "39156-5", "85354-9", "2339-0"} == set(codes)
+    again = checkup_resources(7, "TYT", "Trạm", data, "k1")
+    assert [i.source_key for i in items] == [i.source_key for i in again]  # idempotent
+
+
+def test_self_entry_validation() -> None:
+    form, _ = validate_entry("family_member", {"name": "", "relation": "uncle"}, TODAY)
+    assert set(form.by_field("vi")) == {"name", "relation"}
+    form, data = validate_entry(
+        "risk_factor", {"factor": "smoking", "detail": "5 điếu/ngày"}, TODAY
+    )
+    assert form.ok and data == {"factor": "smoking", "detail": "5 điếu/ngày"}
+
+
+def test_trend_svg() -> None:
+    pts = [
+        Point(date=datetime(2026, m, 1, tzinfo=UTC), value=120 + m, value2=80.0) for m in (1, 4, 9)
+    ]
+    svg = trend_svg(pts, "mmHg", "Huyết áp")
+    assert svg.count("<circle") == 6 and "129/80 mmHg" in svg
+    assert trend_svg([], "kg", "x") == ""
+
+
+def test_pdf_signed_by_the_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hssk.config import load_settings
+
+    monkeypatch.setenv("HSSK_DATA_DIR", str(tmp_path))
+    signer = pdf.platform_signer(load_settings())
+    data = pdf.render_pdf("Sổ sức khỏe điện tử", [pdf.Line("Nguyễn Thị Hoà — Đường huyết")], signer)
+    assert data.startswith(b"%PDF-1.7") and data.rstrip().endswith(b"%%EOF")
+    ok, why = pdf.verify_pdf(data)
+    assert ok, why
+    tampered = bytearray(data)
+    tampered[-40] ^= 1
+    assert not pdf.verify_pdf(bytes(tampered))[0]
+    font = pdf.load_font()
+    assert all(g > 0 for g in font.glyphs("ỄễĐđƯưỚớẶặ"))  # every Vietnamese letter has a glyph
+    assert b"/ToUnicode" in data  # text can be copied and searched
+
+
+def test_pdf_cms_signature_checks_with_openssl(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    data = pdf.render_pdf("Kiểm tra", [pdf.Line("Hoà")], pdf.self_signed("Nền tảng HSSK"))
+    signed, sig = pdf.signed_ranges(data)
+    (tmp_path / "c.bin").write_bytes(signed)
+    (tmp_path / "s.der").write_bytes(sig)
+    cmd = ["openssl", "smime", "-verify", "-binary", "-inform", "DER", "-noverify"]
+    cmd += [
+        "-in",
+        str(tmp_path / "s.der"),
+        "-content",
+        str(tmp_path / "c.bin"),
+        "-out",
+        "/dev/null",
+    ]
+    assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+    (tmp_path / "c.bin").write_bytes(signed[:-1] + b"X")
+    assert subprocess.run(cmd, capture_output=True, check=False).returncode != 0
