@@ -379,3 +379,69 @@ def import_accounts(
     conn.execute("DROP TABLE account_stage")
     conn.execute("DROP TABLE account_reject")
     return result
+
+
+# --- bulk units -----------------------------------------------------------------------------
+
+UNIT_COLUMNS = ("id", "kind", "name", "parent_id", "facility_code", "gln", "province_code",
+                "commune_code", "commune_code_old", "district_code_old")  # fmt: skip
+
+_UNIT_REJECTS = """
+SELECT line, coalesce(id, ''), CASE
+  WHEN id IS NULL OR id !~ '^[A-Za-z0-9._-]{2,32}$' THEN 'invalid id (2-32 letters, digits . _ -)'
+  WHEN kind IS NULL OR NOT (kind = ANY(%(kinds)s)) THEN 'unknown kind ' || coalesce(kind, '')
+  WHEN name IS NULL THEN 'name is required'
+  WHEN facility_code IS NOT NULL AND facility_code !~ '^[0-9]{5}$'
+    THEN 'facility_code must be 5 digits (mã CSKCB)'
+  WHEN gln IS NOT NULL AND gln !~ '^[0-9]{13}$' THEN 'gln must be 13 digits'
+  WHEN parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unit u WHERE u.id = s.parent_id)
+       AND NOT EXISTS (SELECT 1 FROM unit_stage t WHERE t.id = s.parent_id)
+    THEN 'unknown parent ' || parent_id
+  WHEN row_number() OVER (PARTITION BY id ORDER BY line) > 1 THEN 'id repeated in the file'
+  WHEN facility_code IS NOT NULL
+       AND row_number() OVER (PARTITION BY facility_code ORDER BY line) > 1
+    THEN 'facility_code repeated in the file'
+  WHEN EXISTS (SELECT 1 FROM unit u WHERE u.facility_code = s.facility_code AND u.id <> s.id)
+    THEN 'facility_code already used by another unit'
+END AS why
+FROM unit_stage s
+"""
+
+
+def import_units(conn: psycopg.Connection[Any], source: Path | str | io.TextIOBase) -> ImportResult:
+    """Create or update units from a CSV (header: id,kind,name,parent_id,facility_code,gln,
+    province_code,commune_code,commune_code_old,district_code_old). COPY, set-based checks;
+    bad rows are reported and skipped."""
+    if isinstance(source, (str, Path)):
+        with open(source, encoding="utf-8-sig", newline="") as fh:
+            return import_units(conn, fh)  # type: ignore[arg-type]
+    reader = csv.DictReader(source)  # type: ignore[arg-type]
+    missing = [c for c in ("id", "kind", "name") if c not in (reader.fieldnames or ())]
+    if missing:
+        raise AccountError(f"CSV header lacks {missing}; expected: {', '.join(UNIT_COLUMNS)}")
+    cols = ", ".join(UNIT_COLUMNS)
+    conn.execute(
+        f"CREATE TEMP TABLE unit_stage (line int, {' text, '.join(UNIT_COLUMNS)} text) "
+        "ON COMMIT DROP"
+    )
+    with conn.cursor() as cur, cur.copy(f"COPY unit_stage (line, {cols}) FROM STDIN") as copy:
+        for n, rec in enumerate(reader, start=2):
+            copy.write_row([n, *((rec.get(c) or "").strip() or None for c in UNIT_COLUMNS)])
+    conn.execute(
+        f"CREATE TEMP TABLE unit_reject ON COMMIT DROP AS "
+        f"SELECT * FROM ({_UNIT_REJECTS}) r WHERE why IS NOT NULL",
+        {"kinds": sorted(UNIT_KINDS)},
+    )
+    result = ImportResult()
+    result.errors = [(int(r[0]), r[1], r[2])
+                     for r in conn.execute("SELECT * FROM unit_reject ORDER BY 1").fetchall()]  # fmt: skip
+    updates = ", ".join(f"{c} = excluded.{c}" for c in UNIT_COLUMNS[1:])
+    cur2 = conn.execute(
+        f"""INSERT INTO unit ({cols}) SELECT {cols} FROM unit_stage
+            WHERE line NOT IN (SELECT line FROM unit_reject)
+            ON CONFLICT (id) DO UPDATE SET {updates}"""
+    )
+    result.created = cur2.rowcount
+    conn.execute("DROP TABLE unit_stage")
+    conn.execute("DROP TABLE unit_reject")
+    return result

@@ -95,6 +95,23 @@ def add_account(
     console.print(f"account [bold]{username}[/] id={acc.id} scopes={' '.join(acc.scopes)}")
 
 
+@app.command("import-units")
+def import_units(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Create or update units from a CSV: id,kind,name,parent_id,facility_code,gln,
+    province_code,commune_code,commune_code_old,district_code_old."""
+    with _conn() as conn:
+        try:
+            result = accounts.import_units(conn, file)
+        except accounts.AccountError as exc:
+            raise _fail(str(exc)) from None
+        audit(conn, PLATFORM, "unit-import", outcome="allow", basis="operator",
+              detail={"file": file.name, "saved": result.created,
+                      "rejected": len(result.errors)})  # fmt: skip
+    console.print(f"saved [bold green]{result.created:,}[/] units; rejected {len(result.errors):,}")
+    for line, uid, why in result.errors[:50]:
+        console.print(f"  [yellow]line {line}[/] {uid}: {why}")
+
+
 @app.command("import-accounts")
 def import_accounts(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Create accounts from a CSV: username,kind,display_name,unit_id,roles,phone,cccd

@@ -358,3 +358,39 @@ def authorize(
     return authorize_many(
         conn, actor, action, resource_type, [person_id], sensitivity=sensitivity, purpose=purpose
     )[int(person_id)]
+
+
+@dataclass(frozen=True)
+class Area:
+    """What a supervisor's or station's aggregates may cover: their unit and the units below.
+    ``everything`` for the Department of Health (and the platform)."""
+
+    everything: bool
+    unit_ids: tuple[str, ...] = ()
+    commune_codes: tuple[str, ...] = ()
+    facility_codes: tuple[str, ...] = ()
+
+
+def area_of(conn: psycopg.Connection[Any], actor: Actor) -> Area | None:
+    """The area for aggregates, or None when the actor may see no aggregates at all."""
+    if not authorize(conn, actor, AGGREGATE, "Patient").allowed:
+        return None
+    if actor.kind == "system" and (actor.account_id == "platform" or not actor.unit_id):
+        return Area(everything=True)
+    unit = unit_info(conn, actor.unit_id)
+    if unit is None:
+        return None
+    if unit.kind in ("department", "platform"):
+        return Area(everything=True, unit_ids=(unit.id,))
+    rows = conn.execute(
+        """WITH RECURSIVE t AS (SELECT * FROM unit WHERE id = %s
+             UNION SELECT u.* FROM unit u JOIN t ON u.parent_id = t.id)
+           SELECT id, commune_code, facility_code FROM t""",
+        (unit.id,),
+    ).fetchall()
+    return Area(
+        everything=False,
+        unit_ids=tuple(sorted(r[0] for r in rows)),
+        commune_codes=tuple(sorted({r[1] for r in rows if r[1]})),
+        facility_codes=tuple(sorted({r[2] for r in rows if r[2]})),
+    )

@@ -50,3 +50,27 @@ def test_keygen_and_sign(world: World, tmp_path: Path) -> None:
     doc.write_text("{}")
     assert runner.invoke(app, ["sign", str(doc)]).exit_code == 0
     assert (tmp_path / "giay-chuyen-tuyen.json.sig").read_text().count(".") == 2
+
+
+def test_import_units(world: World, tmp_path: Path) -> None:
+    f = tmp_path / "don-vi.csv"
+    f.write_text(
+        "id,kind,name,parent_id,facility_code,gln,province_code,commune_code\n"
+        "TYT-C,station,Trạm Y tế phường C,TTYT-BD,,,01,00007\n"
+        "PK-01,clinic,Phòng khám tư nhân,SYT-HN,01099,,01,\n"
+        "PK-02,clinic,Phòng khám trùng mã,SYT-HN,01001,,01,\n"
+        "TYT-D,station,Trạm D,KHONG-CO,,,01,00010\n"
+        "TYT-E,nursery,Trạm E,TTYT-BD,,,01,\n"
+        "PK-03,clinic,Mã sai,SYT-HN,1234,,01,\n",
+        encoding="utf-8",
+    )
+    out = CliRunner().invoke(app, ["import-units", str(f)])
+    assert out.exit_code == 0, out.output
+    assert "saved 2" in out.output
+    for why in ("already used", "unknown parent", "unknown kind", "5 digits"):
+        assert why in out.output
+    with world.db.connection() as conn:
+        row = conn.execute(
+            "SELECT kind, parent_id, commune_code FROM unit WHERE id = 'TYT-C'"
+        ).fetchone()
+    assert row == ("station", "TTYT-BD", "00007")

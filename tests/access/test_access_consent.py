@@ -308,3 +308,19 @@ def test_station_links_a_child_to_a_guardian_in_its_commune(
         assert relations.children_of(conn, world.persons["other"]) == []
         with pytest.raises(ValueError):
             relations.link_guardian(conn, baby, baby)
+
+
+def test_area_of_supervisors_and_stations(world: World) -> None:
+    from access_world import COMMUNE_A, COMMUNE_B
+
+    from hssk.access.policy import area_of
+
+    with world.db.connection() as conn:
+        district = area_of(conn, world.accounts["supervisor"].actor())
+        assert district is not None and not district.everything
+        assert {COMMUNE_A, COMMUNE_B} <= set(district.commune_codes)
+        assert "BV-01" not in district.unit_ids  # the hospital reports to the department
+        station = area_of(conn, world.accounts["station_a"].actor())
+        assert station is not None and station.commune_codes == (COMMUNE_A,)
+        assert area_of(conn, world.accounts["doctor"].actor()) is None
+        assert area_of(conn, world.accounts["citizen"].actor()) is None
