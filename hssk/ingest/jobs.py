@@ -465,32 +465,27 @@ def _nul(text: str | None) -> str | None:
 
 
 def _receipts(conn: psycopg.Connection[Any], job_id: int, kind: str, b: _Batch, files: int) -> None:
-    for fac, r in b.receipts.items():
-        conn.execute(
-            """INSERT INTO ingest_receipt AS x (job_id, kind, facility, file, files, first_visit,
-                   last_visit, records, stored, unchanged, quarantined)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (job_id, facility) DO UPDATE SET
-                 first_visit = LEAST(x.first_visit, excluded.first_visit),
-                 last_visit = GREATEST(x.last_visit, excluded.last_visit),
-                 files = GREATEST(x.files, excluded.files),
-                 records = x.records + excluded.records, stored = x.stored + excluded.stored,
-                 unchanged = x.unchanged + excluded.unchanged,
-                 quarantined = x.quarantined + excluded.quarantined, updated_at = now()""",
-            (
-                job_id,
-                kind,
-                fac,
-                r["file"],
-                files,
-                r["first"],
-                r["last"],
-                r["records"],
-                r["stored"],
-                r["unchanged"],
-                r["quarantined"],
-            ),
-        )
+    """Add this batch's counts to the job's per-facility receipts (one set-based statement)."""
+    if not b.receipts:
+        return
+    facs = sorted(b.receipts)
+    col = [[b.receipts[f][k] for f in facs] for k in
+           ("file", "first", "last", "records", "stored", "unchanged", "quarantined")]  # fmt: skip
+    conn.execute(
+        """INSERT INTO ingest_receipt AS x (job_id, kind, facility, file, files, first_visit,
+               last_visit, records, stored, unchanged, quarantined)
+           SELECT %s, %s, f, fl, %s, fv, lv, r, s, u, q
+           FROM unnest(%s::text[], %s::text[], %s::date[], %s::date[], %s::int[], %s::int[],
+                       %s::int[], %s::int[]) AS t(f, fl, fv, lv, r, s, u, q)
+           ON CONFLICT (job_id, facility) DO UPDATE SET
+             first_visit = LEAST(x.first_visit, excluded.first_visit),
+             last_visit = GREATEST(x.last_visit, excluded.last_visit),
+             files = GREATEST(x.files, excluded.files),
+             records = x.records + excluded.records, stored = x.stored + excluded.stored,
+             unchanged = x.unchanged + excluded.unchanged,
+             quarantined = x.quarantined + excluded.quarantined, updated_at = now()""",
+        (job_id, kind, files, facs, *col),
+    )
 
 
 def _checkpoint(conn: psycopg.Connection[Any], job_id: int, summary: Summary) -> None:
