@@ -106,6 +106,20 @@ def resolve_commune(
     A code valid in both eras is taken as the new code: 2025 codes reuse the code of one of the
     merged old wards, and 95% of such codes map to themselves. Never raises.
     """
+    if code is not None:
+        # the address is only read when the code says nothing: keep it out of the cache key
+        unit = _resolve_code(str(code), None if province is None else str(province))
+        if unit.new_code or unit.old_code:
+            return unit
+    return _resolve(None, None if province is None else str(province), address)
+
+
+@lru_cache(maxsize=65_536)
+def _resolve_code(code: str, province: str | None) -> Unit:
+    return _resolve(code, province, None)
+
+
+def _resolve(code: object, province: object, address: str | None) -> Unit:
     t = _tables()
     c = _code(code)
     if c is not None:

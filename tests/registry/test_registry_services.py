@@ -189,3 +189,32 @@ def test_cli_link_rejects_bad_input(tmp_path: Path) -> None:
     inp.write_text("record_id\nx\nx\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["link", str(inp), "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 2 and "line 2" in result.output.replace("\n", " ")
+
+
+def test_find_for_clinician_search(clean_db: Database) -> None:
+    from hssk.registry import find
+
+    with clean_db.connection() as conn:
+        a, b, c = link_many(
+            conn,
+            [
+                SourceRecord(
+                    "population", "1", "Lê Thị Thu Hà", "1988-08-08", "F", cccd="001188000111"
+                ),
+                SourceRecord("population", "2", "Lê Thị Hà", "1990-01-01", "F"),
+                SourceRecord(
+                    "population", "3", "Phan Văn Tài", "1970-01-01", "M", bhyt="HT4010000000777"
+                ),
+            ],
+        )
+        by_name = find(conn, name="le thi thu ha")
+        assert (
+            by_name[0].person.id == a.person_id
+        )  # a name alone is weak evidence: ranked, low score
+        assert by_name[0].evidence["name"]["level"] == "exact_folded"
+        both = {x.person.id for x in find(conn, name="Lê Hà")}
+        assert {a.person_id, b.person_id} <= both  # family + given, middle names missing
+        assert [x.person.id for x in find(conn, cccd="0011 8800 0111")] == [a.person_id]
+        assert [x.person.id for x in find(conn, bhxh="0000000777")] == [c.person_id]
+        assert [x.grade for x in find(conn, bhyt="HT4010000000777")] == ["certain"]
+        assert find(conn, name="Không Có Ai") == []
