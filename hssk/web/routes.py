@@ -148,7 +148,9 @@ def _load_book(
     book = build_book(
         view,
         resources,
-        self_entries=selfdata.entries(conn, view.id),
+        self_entries=selfdata.entries(conn, view.id)
+        if sections is None or "self_reported" in sections
+        else (),
         guardian_of=_children(conn, actor) if actor.person_id == view.id else (),
         sections=sections,
         include_sensitive=include_sensitive,
