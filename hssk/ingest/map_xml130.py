@@ -525,6 +525,13 @@ def _row_raw(fac: str, table: str, row: dict[str, str]) -> str:
 
 def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) -> Unit:
     """Map one hồ sơ. ``known``: registered facility codes (None = do not check)."""
+    unit = _map_hoso(hoso, file, known)
+    if unit.problems or not (hoso.tables.get("XML1") or hoso.tables.get("XML0")):
+        unit.raw = raw_document(hoso)  # kept for the quarantine only (costly to build)
+    return unit
+
+
+def _map_hoso(hoso: HoSo, file: str, known: frozenset[str] | None) -> Unit:
     fac_problems: list[Problem] = []
     tabs = hoso.tables
     header_rows = tabs.get("XML1") or tabs.get("XML0") or []
@@ -533,9 +540,7 @@ def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) ->
     any_row = header or next((rows[0] for rows in tabs.values() if rows), {})
     ma_lk = (any_row or {}).get("MA_LK", "")
     fac = (header or {}).get("MA_CSKCB") or hoso.facility
-    unit = Unit(
-        key=f"{fac}|{ma_lk}", file=file, kind="xml130", raw=raw_document(hoso), facility=fac
-    )
+    unit = Unit(key=f"{fac}|{ma_lk}", file=file, kind="xml130", facility=fac)
     for loai, err in hoso.errors:
         unit.problems.append(
             Problem(err.rule, loai, None, f"{loai}: {err.reason}", f"{loai}: {err.vi}")
@@ -654,7 +659,10 @@ def _map_line(
 ) -> list[Item]:
     if table in _LINE_MAPPERS:
         return _LINE_MAPPERS[table](v, row, p)
-    raw = build_table(table, [row]) if table in DOCS else None
+    raw = None
+    if table in DOCS:  # the paper itself, kept as the document's content
+        one = len(hoso.tables.get(table) or ()) == 1 and table in hoso.raw
+        raw = hoso.raw[table] if one else build_table(table, [row])
     if table == "XML6":
         return _hiv(v, row, p, line)
     if table == "XML15":
