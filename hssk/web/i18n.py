@@ -170,7 +170,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "m_glucose": ("Đường huyết (mmol/L)", "Glucose (mmol/L)"),
     "m_height": ("Chiều cao (cm)", "Height (cm)"),
     # clinician
-    "clinic": ("Không gian làm việc của bác sĩ", "Clinician workspace"),
+    "clinic": ("Không gian làm việc của cán bộ y tế", "Health worker workspace"),
     "search_person": ("Tìm người bệnh", "Find a patient"),
     "search_help": (
         "Tìm theo số CCCD / mã định danh y tế, mã thẻ BHYT, hoặc họ tên kèm năm/ngày sinh.",
