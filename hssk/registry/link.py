@@ -22,6 +22,7 @@ from hssk.registry.model import Features, Score, cccd_valid, compare, strong_ide
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord, person_from_row
 
+LINK_LOCK = 7_340_200  # advisory lock key of the linking step
 MAX_CANDIDATES = 64  # per record and blocking key: very common names are capped
 
 
@@ -242,13 +243,17 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
     """Link a batch of source records: few round trips, COPY for every insert.
 
     A record already linked (same source and record id) keeps its person (the person it was
-    merged into, if any) and its stored demographics are refreshed.
+    merged into, if any) and its stored demographics are refreshed. Concurrent callers are
+    serialized by a transaction-level advisory lock: commit soon after linking.
     """
     if not recs:
         return []
     cfg = settings()
     upper, lower = cfg.match_upper, cfg.match_lower
     prepared = [prepare(r) for r in recs]
+    # Linking is serialized per database (until the caller's transaction ends): two concurrent
+    # batches holding records of one new person would otherwise both create it.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LINK_LOCK,))
     feats = [features_of(p) for p in prepared]
 
     existing = _existing_links(conn, recs)
