@@ -13,16 +13,21 @@ official list replaces a provisional one as data: a later file with the same nam
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import fhirpathpy
 from fhirpathpy.models import models
+
+from hssk.catalog import fastpath
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).parent / "data"
 LIBRARY_FILE = "fields.json"
@@ -31,6 +36,7 @@ TYPES = frozenset(
 )
 _OBS = re.compile(r"\{obs:([A-Za-z0-9_.\-]+)\}")
 _TYPE = re.compile(r"\{([A-Z][A-Za-z]+)\}")
+_OFTYPE = re.compile(r"Bundle\.entry\.resource\.ofType\((\w+)\)")
 _PROBE = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}]}
 
 
@@ -50,6 +56,13 @@ class Field:
     def label(self, lang: str = "vi") -> str:
         return self.label_en if lang == "en" else self.label_vi
 
+    @cached_property
+    def types(self) -> frozenset[str]:
+        """Resource types the rule reads; empty when it reads the Bundle some other way."""
+        if "Bundle.entry.resource." in self.fhirpath.replace("Bundle.entry.resource.ofType", ""):
+            return frozenset()
+        return frozenset(_OFTYPE.findall(self.fhirpath))
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -61,9 +74,7 @@ class Catalog:
     provisional: bool
     note: str
     fields: tuple[Field, ...]
-    _compiled: list[Callable[..., list[Any]]] = field(
-        default_factory=list, compare=False, repr=False
-    )
+    _compiled: list[_Rule] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -72,28 +83,51 @@ class Catalog:
     def title(self, lang: str = "vi") -> str:
         return self.title_en if lang == "en" else self.title_vi
 
-    def evaluators(self) -> list[Callable[..., list[Any]]]:
-        """Compiled FHIRPath functions, one per field (compiled once per process)."""
+    def rules(self) -> list[_Rule]:
+        """Compiled rules, one per field (compiled once per process)."""
         if not self._compiled:
-            self._compiled.extend(
-                fhirpathpy.compile(f.fhirpath, model=models["r4"]) for f in self.fields
-            )
+            self._compiled.extend(_rule(f.fhirpath) for f in self.fields)
         return self._compiled
 
-    def extract(self, bundle: dict[str, Any]) -> dict[str, list[Any]]:
-        """Values of every field in ``bundle`` (empty list = no value)."""
+    def evaluators(self) -> list[Callable[..., list[Any]]]:
+        """The ``fhirpathpy`` function of each field (the reference engine)."""
+        return [r.slow for r in self.rules()]
+
+    def extract(self, bundle: dict[str, Any], *, engine: str = "auto") -> dict[str, list[Any]]:
+        """Values of every field in ``bundle`` (empty list = no value).
+
+        ``engine='fhirpathpy'`` evaluates every rule with the reference engine."""
+        groups = fastpath.group(bundle)
         return {
-            f.code: _values(fn, bundle)
-            for f, fn in zip(self.fields, self.evaluators(), strict=True)
+            f.code: r.values(bundle, groups, engine == "fhirpathpy")
+            for f, r in zip(self.fields, self.rules(), strict=True)
         }
 
-    def missing(self, bundle: dict[str, Any]) -> list[str]:
-        """Codes of the fields that have no value in ``bundle``."""
-        return [
-            f.code
-            for f, fn in zip(self.fields, self.evaluators(), strict=True)
-            if not _values(fn, bundle)
-        ]
+    def missing(
+        self,
+        bundle: dict[str, Any],
+        groups: dict[str, list[Any]] | None = None,
+        cache: dict[str, bool] | None = None,
+    ) -> list[str]:
+        """Codes of the fields that have no value in ``bundle``.
+
+        A rule that only reads resource types absent from the bundle is empty without being
+        evaluated; ``cache`` (FHIRPath → filled) shares results between catalogs of one bundle.
+        """
+        groups = fastpath.group(bundle) if groups is None else groups
+        cache = {} if cache is None else cache
+        out = []
+        for f, rule in zip(self.fields, self.rules(), strict=True):
+            types = f.types
+            if types and types.isdisjoint(groups):
+                out.append(f.code)
+                continue
+            filled = cache.get(f.fhirpath)
+            if filled is None:
+                filled = cache[f.fhirpath] = bool(rule.values(bundle, groups))
+            if not filled:
+                out.append(f.code)
+        return out
 
     def describe(self, lang: str = "vi") -> dict[str, Any]:
         return {
@@ -111,19 +145,42 @@ class Catalog:
         }
 
 
-def _values(fn: Callable[..., list[Any]], bundle: dict[str, Any]) -> list[Any]:
-    out = fn(bundle, {})
-    # A value that is only empty strings / empty objects does not fill a field.
-    return [v for v in out if v not in ("", None, {}, [])]
+@dataclass
+class _Rule:
+    """A field's rule: the fast evaluator when the rule fits its subset, else fhirpathpy."""
+
+    fhirpath: str
+    slow: Callable[..., list[Any]]
+    fast: Callable[[dict[str, list[Any]]], list[Any]] | None
+
+    def values(
+        self, bundle: dict[str, Any], groups: dict[str, list[Any]], reference: bool = False
+    ) -> list[Any]:
+        if self.fast is not None and not reference:
+            out = self.fast(groups)
+        else:
+            try:
+                out = self.slow(bundle, {})
+            except Exception:
+                log.warning("rule failed on a bundle: %s", self.fhirpath, exc_info=True)
+                return []
+        # A value that is only empty strings / empty objects does not fill a field.
+        return [v for v in out if v not in ("", None, {}, [])]
+
+
+def _rule(fhirpath: str) -> _Rule:
+    return _Rule(
+        fhirpath, fhirpathpy.compile(fhirpath, model=models["r4"]), fastpath.compile_fast(fhirpath)
+    )
 
 
 def expand(rule: str) -> str:
     """Expand the catalog shorthands into plain FHIRPath."""
     text = _OBS.sub(
         lambda m: (
-            "Bundle.entry.resource.ofType(Observation).where(code.coding.code = '"
+            "Bundle.entry.resource.ofType(Observation).where(code.coding.where(code = '"
             + m.group(1)
-            + "')"
+            + "').exists())"
         ),
         rule,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from hssk.catalog import bundle
+from hssk.catalog import bundle, fastpath
 from hssk.catalog.catalogs import Catalog, catalogs
 from hssk.db import Database
 
@@ -53,8 +53,10 @@ def score(cats: Sequence[Catalog], bundles: dict[int, dict[str, Any]]) -> list[t
     """Rows (person_id, catalog, version, filled, total, missing) for each person × catalog."""
     rows: list[tuple[Any, ...]] = []
     for pid, b in bundles.items():
+        groups = fastpath.group(b)
+        cache: dict[str, bool] = {}
         for cat in cats:
-            missing = cat.missing(b)
+            missing = cat.missing(b, groups, cache)
             rows.append((pid, cat.name, cat.version, cat.size - len(missing), cat.size, missing))
     return rows
 
