@@ -45,8 +45,25 @@ def browser() -> Iterator[object]:
 
 
 def shot(page, name: str, full: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Save a screenshot for the guide, after checking the page's basic accessibility."""
+    accessible(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name), full_page=full)
+
+
+def accessible(page) -> None:  # type: ignore[no-untyped-def]
+    """Every form control has a label, the page has a language and one h1, charts a text."""
+    assert page.locator("html").get_attribute("lang") in ("vi", "en")
+    assert page.locator("h1").count() == 1
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+              .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                           && !e.closest('label'))
+              .map(e => e.name)"""
+    )
+    assert unlabelled == [], unlabelled
+    for svg in page.locator("svg.chart").all():
+        assert svg.get_attribute("role") == "img" and svg.get_attribute("aria-label")
 
 
 def _code(server, phone: str, after: int) -> str:  # type: ignore[no-untyped-def]
@@ -90,6 +107,15 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page = ctx.new_page()
     citizen_login(server, page)
     assert page.locator("html").get_attribute("lang") == "vi"
+    requests: list[str] = []
+
+    def seen(request) -> None:  # type: ignore[no-untyped-def]
+        requests.append(request.url)
+
+    page.on("request", seen)
+    page.reload()
+    page.remove_listener("request", seen)
+    assert requests == [server.url + "/book"]  # one round trip: CSS inline, charts inline SVG
     assert "Nguyễn Thị Hòa" in page.locator("h1").inner_text()
     for section in (
         "admin",
@@ -230,6 +256,17 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     page.click("main form button[type=submit]")
     page.wait_for_url("**saved=referral")
     assert page.locator("tr[data-type=ServiceRequest]").count() >= 2
+
+    # re-examination appointment: a past date is refused, a future one saved
+    page.click("text=Hẹn khám lại")
+    page.fill("#f-date", "01/01/2020")
+    page.fill("#f-reason", "Tái khám huyết áp")
+    page.click("main form button[type=submit]")
+    assert "sau hôm nay" in page.locator("#e-date").inner_text()
+    page.fill("#f-date", "15/12/2099")
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**saved=appointment")
+    assert "Tái khám huyết áp" in page.locator("tr[data-type=Appointment]").first.inner_text()
     ctx.close()
 
 
