@@ -218,3 +218,44 @@ def test_find_for_clinician_search(clean_db: Database) -> None:
         assert [x.person.id for x in find(conn, bhxh="0000000777")] == [c.person_id]
         assert [x.grade for x in find(conn, bhyt="HT4010000000777")] == ["certain"]
         assert find(conn, name="Không Có Ai") == []
+
+
+def test_cli_review_merge_unmerge_show(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        a, b = link_many(
+            conn,
+            [
+                SourceRecord(
+                    "population", "1", "Đinh Văn Sáu", "1950-06-06", "M", commune_code="00004"
+                ),
+                SourceRecord(
+                    "population", "2", "Đinh Văn Sáu", "1950-07-07", "M", commune_code="00004"
+                ),
+            ],
+        )
+        maybe = link(
+            conn, SourceRecord("station", "9", "Dinh Van Sau", "1950", "M", commune_code="00004")
+        )
+    runner = CliRunner()
+    listing = runner.invoke(app, ["review"])
+    assert listing.exit_code == 0 and str(maybe.person_id) in listing.output
+    with clean_db.connection() as conn:
+        rid = conn.execute("SELECT min(id) FROM match_review").fetchone()[0]  # type: ignore[index]
+    assert runner.invoke(app, ["reject", str(rid), "--actor", "bs.lan"]).exit_code == 0
+    assert runner.invoke(app, ["reject", str(rid)]).exit_code == 1  # already decided
+    merged = runner.invoke(
+        app, ["merge", str(a.person_id), str(maybe.person_id), "--reason", "cùng người"]
+    )
+    assert merged.exit_code == 0, merged.output
+    shown = runner.invoke(app, ["show", str(maybe.person_id)])
+    assert (
+        shown.exit_code == 0
+        and f'"Patient/{maybe.person_id}"' in shown.output
+        and '"replaces"' in shown.output
+    )
+    with clean_db.connection() as conn:
+        mid = conn.execute("SELECT max(id) FROM person_merge").fetchone()[0]  # type: ignore[index]
+    assert runner.invoke(app, ["unmerge", str(mid)]).exit_code == 0
+    assert runner.invoke(app, ["unmerge", str(mid)]).exit_code == 1
+    assert runner.invoke(app, ["show", "999999"]).exit_code == 1
+    assert b.person_id != a.person_id
