@@ -272,6 +272,8 @@ def send_code(
         (account.id, purpose, _code_hash(settings, account.id, code), account.phone, OTP_TTL),
     )
     minutes = int(OTP_TTL.total_seconds() // 60)
+    # Unaccented on purpose: SMS brand-name gateways send GSM-7 (160 characters); Vietnamese
+    # diacritics would force UCS-2 (70 characters) and split the message.
     text = (
         f"HSSK: ma xac thuc cua ban la {code}, hieu luc {minutes} phut. "
         f"Khong chia se ma nay. / Your HSSK code is {code}."
@@ -280,11 +282,24 @@ def send_code(
     return True
 
 
+MAX_CODE_REQUESTS = 10  # per client address within THROTTLE_WINDOW (SMS cost, harassment)
+
+
 def request_login_code(
     conn: psycopg.Connection[Any], settings: Settings, identifier: str, address: str | None
 ) -> None:
     """Send a login code to the citizen behind a CCCD or phone (silently nothing if none)."""
     _address_throttled(conn, address)
+    if address:
+        key = f"otp:{address}"
+        n = conn.execute(
+            "SELECT count(*) FROM login_failure WHERE key = %s AND at > now() - %s",
+            (key, THROTTLE_WINDOW),
+        ).fetchone()[0]  # type: ignore[index]
+        if n >= MAX_CODE_REQUESTS:
+            raise AuthError("slow_down", "quá nhiều yêu cầu mã / too many code requests; wait",
+                            429, int(THROTTLE_WINDOW.total_seconds()))  # fmt: skip
+        conn.execute("INSERT INTO login_failure (key) VALUES (%s)", (key,))
     account = accounts.find_citizen(conn, identifier)
     if _usable(account) and account is not None:
         send_code(conn, settings, account, "login")

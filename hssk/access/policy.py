@@ -203,7 +203,7 @@ def _pre(
 ) -> tuple[Decision | None, str]:
     """Decisions that need no database; returns (decision or None, mode)."""
     if not actor.authenticated:
-        return _deny("authentication required"), ""
+        return _deny("cần đăng nhập / authentication required"), ""
     mode = mode_of(action)
     if mode is None:
         return _deny(f"unknown action {action!r}"), ""
@@ -214,7 +214,9 @@ def _pre(
             ), mode
         if actor.kind == "system" and actor.has_scope("system", resource_type, "read"):
             return Decision(True, "scope", f"system/{resource_type}.read"), mode
-        return _deny("aggregates are for supervisors and station staff"), mode
+        return _deny(
+            "số liệu tổng hợp chỉ dành cho giám sát và trạm y tế / aggregates are for supervisors and station staff"
+        ), mode
     if resource_type == AUDIT_TYPE:
         if mode == "read" and ROLE_AUDITOR in actor.roles:
             return Decision(True, "role", "auditor"), mode
@@ -224,16 +226,22 @@ def _pre(
             and "system/AuditEvent.read" in actor.scopes  # never by a wildcard
         ):
             return Decision(True, "scope", "system/AuditEvent.read"), mode
-        return _deny("the audit trail is for auditors"), mode
+        return _deny(
+            "nhật ký truy cập chỉ dành cho kiểm toán viên / the audit trail is for auditors"
+        ), mode
     if resource_type in REFERENCE_TYPES and mode == "read":
         return Decision(True, "reference", "reference data, no personal information"), mode
     context = {"citizen": "patient", "system": "system"}.get(actor.kind, "user")
     if not actor.has_scope(context, resource_type, mode):
-        return _deny(f"token scope does not cover {context}/{resource_type}.{mode}"), mode
+        return _deny(
+            f"phạm vi token không bao gồm / token scope does not cover {context}/{resource_type}.{mode}"
+        ), mode
     if person_id is None and not (actor.kind == "system" and mode == "write"):
         if actor.kind == "system" and actor.account_id == "platform":
             return Decision(True, "scope", "the platform itself"), mode
-        return _deny(f"{action} of {resource_type} must name one person (patient=...)"), mode
+        return _deny(
+            f"cần chỉ rõ một người bệnh / {action} of {resource_type} must name one person (patient=...)"
+        ), mode
     return None, mode
 
 
@@ -250,7 +258,7 @@ def authorize_many(
     """The decision for each person (one query for all of them: use it to filter searches)."""
     pids = sorted({int(p) for p in person_ids})
     if any(not (0 < p < 2**63) for p in pids):  # not a person id at all (and not a bigint)
-        bad = {p: _deny("no such person") for p in pids if not (0 < p < 2**63)}
+        bad = {p: _deny("không có người này / no such person") for p in pids if not (0 < p < 2**63)}
         good = [p for p in pids if 0 < p < 2**63]
         return bad | authorize_many(conn, actor, action, resource_type, good,
                                     sensitivity=sensitivity, purpose=purpose)  # fmt: skip
@@ -262,7 +270,12 @@ def authorize_many(
         return {p: _deny("no database to check the rule") for p in pids}
     unit = unit_info(conn, actor.unit_id)
     if actor.unit_id and (unit is None or not unit.active):
-        return {p: _deny(f"unit {actor.unit_id} is unknown or disabled") for p in pids}
+        return {
+            p: _deny(
+                f"đơn vị {actor.unit_id} không tồn tại hoặc đã bị khóa / unit unknown or disabled"
+            )
+            for p in pids
+        }
     if actor.kind == "system" and actor.account_id == "platform":
         return {p: Decision(True, "scope", "the platform itself") for p in pids}
     national = actor.kind == "system" and unit is not None and unit.kind in NATIONAL_UNIT_KINDS
@@ -301,7 +314,9 @@ def _decide(
             return Decision(True, "guardian", "guardian of the child")
         if consent and mode == "read":
             return Decision(True, "consent", "consent of the person")
-        return _deny("a citizen sees only their own book and their children's")
+        return _deny(
+            "công dân chỉ xem sổ của mình và của con / a citizen sees only their own book and their children's"
+        )
     if actor.kind == "system":
         if mode == "write":
             return Decision(True, "scope", f"system/{resource_type}.write")
@@ -310,20 +325,28 @@ def _decide(
             # explicit scope system/Sensitive.read by an administrator; nobody else
             if national and actor.has_scope("system", "Sensitive", "read"):
                 return Decision(True, "scope", f"system/Sensitive.read for {sensitivity}")
-            return _deny(f"sensitive category {sensitivity} needs the person's explicit consent")
+            return _deny(
+                f"dữ liệu nhạy cảm {sensitivity} cần sự đồng ý rõ ràng của người bệnh / sensitive category {sensitivity} needs the person's explicit consent"
+            )
         if consent:
             return Decision(True, "consent", "consent of the person to the unit")
         if national:
             return Decision(True, "scope", f"system/{resource_type}.read")
         if f.encounter:
             return Decision(True, "encounter", "open encounter at the facility")
-        return _deny("a facility system needs an open encounter or consent")
+        return _deny(
+            "hệ thống cơ sở y tế cần lượt khám đang mở hoặc sự đồng ý / a facility system needs an open encounter or consent"
+        )
     if supervisor_only:
-        return _deny("supervisors see aggregates only, no identities")
+        return _deny(
+            "giám sát chỉ xem số liệu tổng hợp / supervisors see aggregates only, no identities"
+        )
     if sensitive:
         if consent:
             return Decision(True, "consent", f"explicit consent for {sensitivity}")
-        return _deny(f"sensitive category {sensitivity} needs the person's explicit consent")
+        return _deny(
+            f"dữ liệu nhạy cảm {sensitivity} cần sự đồng ý rõ ràng của người bệnh / sensitive category {sensitivity} needs the person's explicit consent"
+        )
     if clinician and f.encounter:
         return Decision(True, "encounter", "open encounter at the clinician's facility")
     if station and f.area:
@@ -333,10 +356,16 @@ def _decide(
     if clinician and f.break_glass and mode == "read":
         return Decision(True, "break-glass", "declared emergency (flagged for review)")
     if station:
-        return _deny("the person does not live in the station's commune")
+        return _deny(
+            "người này không cư trú tại xã của trạm / the person does not live in the station's commune"
+        )
     if clinician:
-        return _deny("no open encounter, consent or declared emergency for this person")
-    return _deny(f"no rule allows {actor.kind} to {mode} {resource_type}")
+        return _deny(
+            "không có lượt khám đang mở, sự đồng ý hay khai báo cấp cứu / no open encounter, consent or declared emergency for this person"
+        )
+    return _deny(
+        f"không có quy tắc nào cho phép / no rule allows {actor.kind} to {mode} {resource_type}"
+    )
 
 
 def authorize(

@@ -647,7 +647,8 @@ def search_audit_events(
     conn: psycopg.Connection[Any], actor: Actor, params: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
     """FHIR ``AuditEvent`` search for auditors: ``patient``, ``date`` (repeatable, with
-    prefixes), ``agent``, ``subtype``/``action``, ``outcome`` (allow/deny), ``_count``.
+    prefixes), ``agent``, ``subtype``/``action``, ``outcome`` (allow/deny), ``basis``
+    (e.g. ``break-glass``), ``_count``.
     Raises PermissionError (→ 403, audited) or ValueError (→ 400, says which parameter)."""
     decision = authorize(conn, actor, "search", "AuditEvent")
     if not decision.allowed:
@@ -671,6 +672,8 @@ def search_audit_events(
                 kw["since"], kw["until"] = dt, dt + timedelta(days=1)
         elif name == "agent":
             kw["actor"] = value.rsplit("/", 1)[-1][:64]
+        elif name == "basis":  # e.g. basis=break-glass: every emergency read, for review
+            kw["basis"] = value[:40]
         elif name in ("subtype", "action"):
             kw["action"] = value[:40]
         elif name == "outcome":

@@ -271,3 +271,15 @@ def test_failed_logins_from_one_address_are_throttled(
         assert _password(attacker, "bs.hung", PASSWORD).status_code == 429
     with TestClient(app, client=("198.51.100.7", 50000)) as someone_else:
         assert _password(someone_else, "bs.hung", PASSWORD).status_code == 200
+
+
+def test_code_requests_from_one_address_are_limited(world: World) -> None:
+    from hssk.api.app import create_app
+
+    app = create_app(load_settings(), world.db)
+    with TestClient(app, client=("203.0.113.77", 50000)) as spammer:
+        codes = [
+            spammer.post("/auth/otp", json={"identifier": f"09120{i:05d}"}).status_code
+            for i in range(auth.MAX_CODE_REQUESTS + 1)
+        ]
+    assert codes[:-1] == [202] * auth.MAX_CODE_REQUESTS and codes[-1] == 429

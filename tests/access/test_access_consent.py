@@ -130,6 +130,8 @@ def test_audit_event_search_for_auditors(world: World) -> None:
         assert by_agent and {e["agent"][0]["who"]["identifier"]["value"] for e in by_agent} == {
             agent
         }
+        glass = search_audit_events(conn, auditor, [("basis", "break-glass")])
+        assert glass and {e["outcomeDesc"] for e in glass} == {"break-glass"}
         with pytest.raises(PermissionError):
             search_audit_events(conn, world.accounts["doctor"].actor(), [])
         for bad in (("patient", "1 OR 1=1"), ("date", "2020-01-01'; DROP TABLE person;--"),
