@@ -244,22 +244,46 @@ def map_payloads(
 ) -> list[Unit]:
     out: list[Unit] = []
     for p in payloads:
-        tag = p[0]
-        if tag == "unit":
-            out.append(p[1])
-        elif tag == "xmlfile":
-            out.extend(_map_xml_file(p[1], p[2], known))
-        elif tag == "edoc":
-            out.append(_map_edoc_file(p[1], known))
-        elif tag == "hoso":
-            out.append(map_hoso(decode_hoso(p[2]), p[1], known))
-        elif tag == "fhir":
-            from hssk.ingest.fhir_input import map_resource
-
-            out.append(map_resource(p[1], p[2], p[3]))
-        else:
-            out.append(MAPPERS[kind](p[1], p[2], p[3], known))
+        try:
+            out.extend(_map_one(kind, p, known))
+        except Exception as exc:  # a mapping defect must not stop the job: quarantine it
+            out.append(_internal_error(kind, p, exc))
     return out
+
+
+def _map_one(kind: str, p: tuple[Any, ...], known: frozenset[str] | None) -> list[Unit]:
+    tag = p[0]
+    if tag == "unit":
+        return [p[1]]
+    if tag == "xmlfile":
+        return _map_xml_file(p[1], p[2], known)
+    if tag == "edoc":
+        return [_map_edoc_file(p[1], known)]
+    if tag == "hoso":
+        return [map_hoso(decode_hoso(p[2]), p[1], known)]
+    if tag == "fhir":
+        from hssk.ingest.fhir_input import map_resource
+
+        return [map_resource(p[1], p[2], p[3])]
+    return [MAPPERS[kind](p[1], p[2], p[3], known)]
+
+
+def _internal_error(kind: str, p: tuple[Any, ...], exc: Exception) -> Unit:
+    path = str(p[1]) if len(p) > 1 and not isinstance(p[1], Unit) else ""
+    unit = Unit(key=f"{Path(path).name}#{p[2] if len(p) > 2 else 0}", file=path, kind=kind)
+    if p[0] == "row":
+        unit.raw = _raw(p[3])
+    elif p[0] == "fhir":
+        unit.raw = bytes(p[3]).decode("utf-8", "replace")
+    elif p[0] == "hoso":
+        from hssk.ingest.xmlparse import raw_document
+
+        unit.raw = raw_document(p[2])
+    what = f"{type(exc).__name__}: {exc}"[:500]
+    unit.problems.append(Problem("internal", None, None,
+        f"the record could not be mapped ({what}); it is kept for replay after a fix.",
+        f"không ánh xạ được bản ghi ({what}); đã lưu để phát lại sau khi sửa lỗi."))  # fmt: skip
+    return unit
 
 
 def _map_xml_file(path: str, skip: int, known: frozenset[str] | None) -> list[Unit]:

@@ -156,3 +156,49 @@ def test_replay_of_one_bad_line(idb: Database, tmp_path: Path) -> None:
         ).fetchone()[0]
     assert n_obs == 3 and len(person) == 1
     assert len(report["result"]) == 2  # the replayed line did not shrink the visit's report
+
+
+IMM_HEADER = (
+    "ma_ban_ghi,ma_doi_tuong,chuong_trinh,ho_ten,ngay_sinh,gioi_tinh,so_cccd,dien_thoai,dia_chi,"
+    "ma_xa,ten_xa,ho_ten_me,ma_vac_xin,ten_vac_xin,mui_so,ngay_tiem,so_lo,vi_tri_tiem,ma_co_so,ten_co_so"
+)
+
+
+def _imm(rid: str, **over: str) -> str:
+    row = {"ma_ban_ghi": rid, "ma_doi_tuong": "TE1", "chuong_trinh": "TCMR", "ho_ten": "Bé An",
+           "ngay_sinh": "2024-01-05", "gioi_tinh": "Nam", "ma_vac_xin": "BCG", "ten_vac_xin": "Lao",
+           "mui_so": "1", "ngay_tiem": "2024-01-06", "so_lo": "BCG123", "vi_tri_tiem": "Cánh tay trái",
+           "ma_co_so": "01001"}  # fmt: skip
+    row.update(over)
+    return ",".join(row.get(c, "") for c in IMM_HEADER.split(","))
+
+
+def test_immunization_rows_and_broken_csv(idb: Database, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rows = [_imm("T1"), _imm("T2", mui_so="x"), _imm("T3", ma_co_so="01999"),
+            _imm("T4", ngay_tiem="2024-02-31"), _imm("T5", ma_vac_xin="")]  # fmt: skip
+    (tmp_path / "a.csv").write_text("\n".join([IMM_HEADER, *rows]), "utf-8")
+    s = jobs.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
+    assert s.stored == {"Immunization": 1}
+    assert {e["record"]: e["rule"] for e in s.errors} == {
+        "T2": "dose.invalid", "T3": "facility.unknown", "T4": "date.impossible", "T5": "required"}  # fmt: skip
+    with idb.connection() as conn:
+        body = conn.execute("SELECT body FROM resource").fetchone()[0]
+    validate(body)
+    assert (
+        body["protocolApplied"][0]["doseNumberPositiveInt"] == 1 and body["lotNumber"] == "BCG123"
+    )
+    (tmp_path / "b.csv").write_bytes(
+        (IMM_HEADER + "\n" + _imm("T9", ho_ten="Bé Ân")).encode("cp1258")
+    )
+    s = jobs.ingest(idb, "immunization", [tmp_path / "b.csv"], workers=0)
+    assert [e["rule"] for e in s.errors] == ["csv.encoding"] and "UTF-8" in s.errors[0]["reason"]
+
+    from hssk.ingest import sources
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("defect")
+
+    monkeypatch.setitem(sources.MAPPERS, "immunization", broken)
+    s = jobs.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
+    assert s.status == "done" and {e["rule"] for e in s.errors} == {"internal"}
+    assert s.quarantined == 5
