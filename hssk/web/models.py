@@ -7,6 +7,7 @@ partner may not receive is ``null`` (not an empty list), so "not shared" differs
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -232,3 +233,18 @@ class HealthBook(BaseModel):
     appointments: list[Appointment] | None = None
     checkups: list[Checkup] | None = None
     self_reported: list[SelfEntry] | None = None
+
+
+class CatalogValue(BaseModel):
+    label: str
+    values: list[Any]
+
+
+class CatalogFields(BaseModel):
+    """A person's record as the fields of a named catalog (e.g. QĐ 1332 Sổ SKĐT fields)."""
+
+    catalog: str
+    version: str
+    provisional: bool = Field(description="true while the official field list is not confirmed")
+    person_id: int
+    fields: dict[str, CatalogValue]

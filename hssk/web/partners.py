@@ -22,6 +22,12 @@ PARTNER_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT: tuple[str, ...] = ("admin", "insurance")
 
+# Field catalogs (hssk.catalog) each partner may ask for field by field (``/fields``).
+PARTNER_CATALOGS: dict[str, tuple[str, ...]] = {
+    "vneid": ("qd1332",),
+    "city-app": ("qd1332",),
+}
+
 
 def sections_for(client: str | None) -> tuple[str, ...]:
     """The sections partner ``client`` may receive (only known section names)."""
@@ -31,3 +37,8 @@ def sections_for(client: str | None) -> tuple[str, ...]:
         table.update({k: tuple(v) for k, v in json.loads(override).items()})
     chosen = table.get(client or "", DEFAULT)
     return tuple(s for s in chosen if s in SECTIONS)
+
+
+def catalogs_for(client: str | None) -> tuple[str, ...]:
+    """Field catalogs partner ``client`` may receive."""
+    return PARTNER_CATALOGS.get(client or "", ())

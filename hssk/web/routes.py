@@ -24,8 +24,8 @@ from hssk.web import backend, pdf, render, selfdata, station
 from hssk.web.book import ICD10, build_book, concept_text, is_sensitive, ref_text
 from hssk.web.forms import Form
 from hssk.web.i18n import t
-from hssk.web.models import SECTIONS, HealthBook
-from hssk.web.partners import sections_for
+from hssk.web.models import SECTIONS, CatalogFields, CatalogValue, HealthBook
+from hssk.web.partners import catalogs_for, sections_for
 
 router = APIRouter(include_in_schema=True)
 COOKIE = "hssk_token"
@@ -485,6 +485,53 @@ def api_my_book(
     if actor.person_id is None:
         return _problem(401 if not actor.authenticated else 403, "a citizen token is required")
     return _api_book(conn, actor, actor.person_id, v)
+
+
+@router.get(
+    "/api/v1/book/{person_id}/fields",
+    response_model=CatalogFields,
+    tags=["health book"],
+    summary="A person's record as the fields of a catalog (partner field sets)",
+)
+def api_book_fields(
+    person_id: int,
+    conn: Conn,
+    actor: ApiActor,
+    catalog: Annotated[str, Query(description="catalog name, e.g. qd1332")],
+) -> Response:
+    """Values of each field of ``catalog`` (hssk.catalog rules over the person's record). A
+    partner may only ask for the catalogs of its field set; sensitive data is never included."""
+    from hssk.catalog import bundle as catalog_bundle
+    from hssk.catalog import catalogs as catalog_registry
+
+    if not actor.authenticated:
+        return _problem(401, "authentication required: send 'Authorization: Bearer <token>'")
+    if actor.kind == "system" and catalog not in catalogs_for(actor.client):
+        return _problem(403, f"catalog {catalog!r} is not in the field set of {actor.client!r}")
+    try:
+        cat = catalog_registry.get(catalog)
+    except KeyError as exc:
+        return _problem(404, str(exc.args[0]))
+    decision = backend.decide(conn, actor, person_id, action="read")
+    backend.record_access(conn, actor, "read", person_id, decision, detail={"catalog": catalog})
+    if not decision.allowed:
+        conn.commit()
+        return _problem(403, decision.reason)
+    bundle = catalog_bundle.bundles(conn, [person_id]).get(person_id)
+    if bundle is None:
+        return _problem(404, f"no person {person_id}")
+    values = cat.extract(bundle)
+    out = CatalogFields(
+        catalog=cat.name,
+        version=cat.version,
+        provisional=cat.provisional,
+        person_id=person_id,
+        fields={
+            f.code: CatalogValue(label=f.label("vi"), values=values.get(f.code, []))
+            for f in cat.fields
+        },
+    )
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.get("/api/v1/book-sections", tags=["health book"], summary="Sections of the book, in order")

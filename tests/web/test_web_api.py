@@ -83,3 +83,14 @@ def test_openapi_documents_the_book(server) -> None:  # type: ignore[no-untyped-
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert "/api/v1/book/{person_id}" in spec["paths"]
     assert "HealthBook" in spec["components"]["schemas"]
+
+
+def test_partner_catalog_fields(server, partner) -> None:  # type: ignore[no-untyped-def]
+    url = f"{server.url}/api/v1/book/{server.family.mother}/fields"
+    r = httpx.get(url, params={"catalog": "qd1332"}, headers=_token(partner))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["catalog"] == "qd1332" and body["fields"]
+    assert any(v["values"] for v in body["fields"].values())  # the record fills some fields
+    other = httpx.get(url, params={"catalog": "hanoi-73"}, headers=_token(partner))
+    assert other.status_code == 403 and "field set" in other.json()["detail"]
