@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -445,3 +446,30 @@ def import_units(conn: psycopg.Connection[Any], source: Path | str | io.TextIOBa
     conn.execute("DROP TABLE unit_stage")
     conn.execute("DROP TABLE unit_reject")
     return result
+
+
+# --- is a token's account still enabled? -------------------------------------------------
+
+STATUS_TTL = 30.0  # seconds a disabled account's live access tokens may still be honoured
+_status: dict[str, tuple[float, bool]] = {}
+
+
+def account_disabled(db: Any, account_id: str) -> bool:
+    """Whether an account was disabled (cached ``STATUS_TTL`` s per process): access tokens
+    outlive nothing but this short cache. ``db`` is a Database (its ``connection()``)."""
+    if not account_id.isdigit() or len(account_id) > 18:
+        return False  # not a database account (the platform, test actors)
+    now = time.monotonic()
+    hit = _status.get(account_id)
+    if hit is not None and now - hit[0] < STATUS_TTL:
+        return hit[1]
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s",
+            (int(account_id),),
+        ).fetchone()
+    disabled = bool(row and row[0])
+    if len(_status) > 100_000:
+        _status.clear()
+    _status[account_id] = (now, disabled)
+    return disabled

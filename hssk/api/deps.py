@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Request
 
+from hssk.access.accounts import account_disabled
 from hssk.access.actor import ANONYMOUS, Actor
 from hssk.access.audit import defer as audit_defer
 from hssk.access.audit import flush as audit_flush
@@ -75,10 +76,14 @@ def optional_actor(request: Request) -> Actor:
     if not token:
         return ANONYMOUS
     try:
-        return verify(get_settings(request), token)
+        actor = verify(get_settings(request), token)
     except TokenError as exc:
         _audit_bad_token(request, str(exc))
         raise Unauthenticated(f"invalid access token: {exc}") from exc
+    if account_disabled(get_database(request), actor.account_id):
+        _audit_bad_token(request, f"account {actor.account_id} is disabled")
+        raise Unauthenticated("tài khoản đã bị khóa / the account is disabled")
+    return actor
 
 
 def _audit_bad_token(request: Request, reason: str) -> None:

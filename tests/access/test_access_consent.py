@@ -326,3 +326,30 @@ def test_area_of_supervisors_and_stations(world: World) -> None:
         assert station is not None and station.commune_codes == (COMMUNE_A,)
         assert area_of(conn, world.accounts["doctor"].actor()) is None
         assert area_of(conn, world.accounts["citizen"].actor()) is None
+
+
+def test_audit_event_search_through_the_app(client: TestClient, world: World) -> None:
+    assert _read(client, world, "doctor", "obs_parent") == 200
+    ok = client.get("/fhir/AuditEvent", params={"patient": f"Patient/{world.persons['parent']}"},
+                    headers=world.headers("auditor"))  # fmt: skip
+    assert ok.status_code == 200 and ok.json()["total"] > 0
+    for actor in ("doctor", "citizen", "supervisor", "his"):
+        assert client.get("/fhir/AuditEvent", headers=world.headers(actor)).status_code == 403
+    assert client.get("/fhir/AuditEvent").status_code == 401
+
+
+def test_disabled_account_tokens_stop_working(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accounts, "STATUS_TTL", 0.0)
+    with world.db.connection() as conn:
+        acc = accounts.create_account(conn, "bs.tam", "clinician", unit_id="BV-01",
+                                      roles=["clinician"])  # fmt: skip
+    world.accounts["bs.tam"] = acc
+    headers = world.headers("bs.tam")  # issued before the account is disabled
+    rtype, rid = world.resources["obs_parent"]
+    assert client.get(f"/fhir/{rtype}/{rid}", headers=headers).status_code == 200
+    resp = client.post(f"/api/v1/accounts/{acc.id}/disable", headers=world.headers("admin"),
+                       json={"reason": "mất thiết bị"})  # fmt: skip
+    assert resp.status_code == 200
+    assert client.get(f"/fhir/{rtype}/{rid}", headers=headers).status_code == 401
