@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import gc
+import random
 import resource
 import tempfile
 import time
@@ -311,6 +312,10 @@ def run_bench(
 
         recs, truth_ids = generate(records, seed=seed)
         truth = list(truth_ids)
+    # one stream of records from all sources, as ingest sees them (deterministic order)
+    order = list(range(len(recs)))
+    random.Random(seed).shuffle(order)
+    recs, truth = [recs[i] for i in order], [truth[i] for i in order]
     result: dict[str, Any] = {
         "records": len(recs),
         "persons": len(set(truth)),

@@ -70,29 +70,32 @@ def features_of_person(p: Person) -> Features:
     )
 
 
-def blocking_keys(f: Features) -> list[tuple[str, ...]]:
+def blocking_keys(f: Features) -> list[tuple[Any, ...]]:
     """Keys under which a record is looked up (same keys for the in-batch index and SQL)."""
-    keys: list[tuple[str, ...]] = []
-    for kind, value in (
-        ("cccd", f.cccd),
-        ("bhxh", f.bhxh),
-        ("passport", f.passport),
-        ("temp", f.temp_card),
-        ("phone", f.phone),
-    ):
-        if value:
-            keys.append((kind, value))
-    year = str(f.birth_date.year) if f.birth_date else ""
-    if f.name_key and year:
-        keys.append(("ny", f.name_key, year))
-    if f.family and f.given and year:
-        keys.append(("fgy", f.family, f.given, year))
-    if f.given and f.birth_date and f.precision == "D":
-        keys.append(("gd", f.given, f.birth_date.isoformat()))
-    if f.family and f.birth_date and f.precision == "D":
-        keys.append(("fd", f.family, f.birth_date.isoformat()))
+    keys: list[tuple[Any, ...]] = []
+    if f.cccd:
+        keys.append(("cccd", f.cccd))
+    if f.bhxh:
+        keys.append(("bhxh", f.bhxh))
+    if f.passport:
+        keys.append(("passport", f.passport))
+    if f.temp_card:
+        keys.append(("temp", f.temp_card))
+    if f.phone:
+        keys.append(("phone", f.phone))
+    bd = f.birth_date
+    if bd is not None:
+        if f.name_key:
+            keys.append(("ny", f.name_key, bd.year))
+        if f.family and f.given:
+            keys.append(("fgy", f.family, f.given, bd.year))
+        if f.precision == "D":
+            if f.given:
+                keys.append(("gd", f.given, bd))
+            if f.family:
+                keys.append(("fd", f.family, bd))
     if f.name_key and (f.commune or f.commune_old):
-        keys.append(("nc", f.name_key, f.commune or f.commune_old or ""))
+        keys.append(("nc", f.name_key, f.commune or f.commune_old))
     return keys
 
 
@@ -296,6 +299,7 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
                 reviews.append((i, pid, cand, sc))
             results[i] = LinkResult(pid, False, d.score, d.rule, bool(d.review_of))
             _absorb(batch.persons[pid], feats[i])
+            batch.add(pid, batch.persons[pid])  # index the identifiers it just gained
             for other in d.also:
                 merges.append((pid, other))
         links.append((i, pid, d.score, d.rule))
@@ -352,6 +356,16 @@ def _absorb(target: Features, f: Features) -> None:
             setattr(target, name, getattr(f, name))
     if f.cccd and f.cccd == target.cccd and f.cccd_ok:
         target.cccd_ok = True
+    # a full birth date refines a month/year-only one of the same year (as _update_persons does)
+    if (
+        f.birth_date
+        and f.precision == "D"
+        and (
+            target.birth_date is None
+            or (target.precision != "D" and target.birth_date.year == f.birth_date.year)
+        )
+    ):
+        target.birth_date, target.precision = f.birth_date, "D"
 
 
 def _existing_links(
