@@ -58,3 +58,30 @@ def stats() -> None:
         db.close()
     for action, outcome, n in rows:
         console.print(f"{action:>22} {outcome:>6} {n:>10,}")
+
+
+@app.command("break-glass")
+def break_glass(
+    all_: bool = typer.Option(False, "--all", help="Include reviewed ones."),
+    limit: int = typer.Option(50),
+) -> None:
+    """Emergency accesses awaiting review (who, whose record, why, when)."""
+    db = open_database()
+    try:
+        with db.connection() as conn:
+            rows = conn.execute(
+                """SELECT b.id, b.opened_at, coalesce(a.display_name, b.account_id), b.unit_id,
+                          b.person_id, b.reason, b.review_outcome
+                   FROM break_glass b LEFT JOIN account a ON a.id::text = b.account_id
+                   WHERE %s OR b.reviewed_at IS NULL ORDER BY b.id DESC LIMIT %s""",
+                (all_, limit),
+            ).fetchall()
+    finally:
+        db.close()
+    if not rows:
+        console.print("không có truy cập khẩn cấp chờ xem xét / no emergency access pending review")
+    for bid, at, who, unit, person, reason, outcome in rows:
+        console.print(
+            f"#{bid} {at:%Y-%m-%d %H:%M} [bold]{who}[/] ({unit}) → person {person}: {reason} "
+            f"[dim]{outcome or 'chờ xem xét / pending'}[/]"
+        )

@@ -74,3 +74,16 @@ def test_import_units(world: World, tmp_path: Path) -> None:
             "SELECT kind, parent_id, commune_code FROM unit WHERE id = 'TYT-C'"
         ).fetchone()
     assert row == ("station", "TTYT-BD", "00007")
+
+
+def test_audit_break_glass_listing(world: World) -> None:
+    from hssk.access.audit_cli import app as audit_app
+
+    with world.db.connection() as conn:
+        conn.execute(
+            "INSERT INTO break_glass (account_id, unit_id, person_id, reason, expires_at) "
+            "VALUES (%s, 'BV-02', %s, 'bệnh nhân bất tỉnh, cần tiền sử dị ứng', now())",
+            (str(world.accounts["doctor2"].id), world.persons["other"]),
+        )
+    out = CliRunner().invoke(audit_app, ["break-glass"])
+    assert out.exit_code == 0 and "bất tỉnh" in out.output

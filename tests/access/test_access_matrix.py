@@ -120,3 +120,35 @@ def test_without_token_nothing_is_readable(client: TestClient, world: World) -> 
     rtype, rid = world.resources["obs_parent"]
     assert client.get(f"/fhir/{rtype}/{rid}").status_code == 401
     assert client.get("/fhir/Observation", params={"patient": "Patient/p1"}).status_code == 401
+
+
+def test_idor_on_every_resource_path(client: TestClient, world: World) -> None:
+    """Another citizen guessing ids: every path over the parent's data is refused."""
+    headers = world.headers("other_citizen")
+    rtype, rid = world.resources["obs_parent"]
+    parent = world.persons["parent"]
+    body = {"resourceType": "Observation", "id": rid, "status": "final", "code": {"text": "x"},
+            "subject": {"reference": f"Patient/p{parent}"}}  # fmt: skip
+    attempts = [
+        client.get(f"/fhir/{rtype}/{rid}", headers=headers),
+        client.get(f"/fhir/{rtype}/{rid}/_history", headers=headers),
+        client.get(f"/fhir/{rtype}/{rid}/_history/1", headers=headers),
+        client.put(f"/fhir/{rtype}/{rid}", json=body, headers=headers),
+        client.delete(f"/fhir/{rtype}/{rid}", headers=headers),
+        client.get(f"/fhir/Patient/p{parent}", headers=headers),
+        client.get(f"/fhir/Patient/p{parent}/$everything", headers=headers),
+        client.get("/fhir/Observation", params={"subject": f"Patient/p{parent}"}, headers=headers),
+        client.get("/api/v1/me/access-log", params={"person_id": parent}, headers=headers),
+    ]
+    for resp in attempts:
+        assert resp.status_code in (403, 404), (
+            f"{resp.request.method} {resp.request.url}: {resp.status_code}"
+        )
+    with world.db.connection() as conn:
+        denials = conn.execute(
+            "SELECT count(*) FROM audit_event WHERE actor = %s AND outcome = 'deny' AND person_id = %s",
+            (str(world.accounts["other_citizen"].id), parent),
+        ).fetchone()[0]  # type: ignore[index]
+    assert denials >= 7
+    # and the data is unchanged
+    assert client.get(f"/fhir/{rtype}/{rid}", headers=world.headers("citizen")).status_code == 200
