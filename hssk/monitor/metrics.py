@@ -184,6 +184,7 @@ class FacilityRow:
     status: str = "never"  # ok, stopped, never
     missing_fields: list[tuple[str, int]] = field(default_factory=list)
     daily: list[int] = field(default_factory=list)  # records per day, oldest first
+    no_receipt: bool = False  # figures read from the record store (data without receipts)
 
     @property
     def error_rate(self) -> float:
@@ -211,12 +212,12 @@ rc AS (
 rc_all AS (
   SELECT facility, max(received_at) AS last FROM ingest_receipt
   WHERE facility IN (SELECT facility_code FROM fac) GROUP BY facility),
-rs AS (
+rs AS (  -- data written without a receipt (older loads): read the store, only for those
   SELECT source_unit AS facility, max(last_updated) AS last,
          count(*) FILTER (WHERE last_updated >= %(since)s) AS records,
          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM last_updated - effective))
            FILTER (WHERE type = 'Encounter' AND last_updated >= %(since)s) / 86400 AS delay
-  FROM resource WHERE source_unit IN (SELECT facility_code FROM fac)
+  FROM resource WHERE source_unit = ANY(%(no_receipt)s)
   GROUP BY source_unit),
 er AS (
   SELECT facility, count(*) AS errors FROM ingest_error
@@ -244,14 +245,26 @@ def facilities(
     catalog: str | None = None,
     now: datetime | None = None,
     with_missing: bool = True,
+    daily_days: int = 14,
 ) -> list[FacilityRow]:
     """Per facility of the area: last receipt, delay, volume, errors, status, missing fields."""
     now = now or datetime.now(UTC)
     stale = stale_days if stale_days is not None else int(settings().get("stale_days", 7))
     since = now - timedelta(days=days)
     cond, named = _named(*area.units_sql("u"))
+    no_receipt = [
+        r[0]
+        for r in conn.execute(
+            f"""SELECT u.facility_code FROM unit u WHERE u.facility_code IS NOT NULL AND {cond}
+                AND NOT EXISTS (SELECT 1 FROM ingest_receipt i
+                                WHERE i.facility = u.facility_code)""".encode(),
+            named,
+        )
+    ]
     sql = _FACILITY_SQL.format(where=cond)
-    rows = conn.execute(sql.encode(), {**named, "since": since}).fetchall()
+    rows = conn.execute(
+        sql.encode(), {**named, "since": since, "no_receipt": no_receipt}
+    ).fetchall()
     out: list[FacilityRow] = []
     for uid, name, code, kind, last, delay, records, errors in rows:
         status = (
@@ -269,9 +282,10 @@ def facilities(
                 int(records),
                 int(errors),
                 status,
+                no_receipt=code in no_receipt,
             )
         )
-    _daily(conn, out, now, min(days, 14))
+    _daily(conn, out, now, daily_days)
     if with_missing and out:
         _missing(conn, out, catalog or completeness_default(), since)
     return out
@@ -289,11 +303,9 @@ def _daily(
              WHERE facility = ANY(%(c)s) AND received_at::date >= %(s)s GROUP BY 1, 2
              UNION ALL
              SELECT source_unit, last_updated::date, count(*) FROM resource
-             WHERE source_unit = ANY(%(c)s) AND last_updated::date >= %(s)s
-               AND source_unit NOT IN (SELECT facility FROM ingest_receipt
-                                       WHERE facility = ANY(%(c)s))
+             WHERE source_unit = ANY(%(n)s) AND last_updated::date >= %(s)s
              GROUP BY 1, 2) x GROUP BY 1, 2""",
-        {"c": codes, "s": start},
+        {"c": codes, "s": start, "n": [r.facility_code for r in rows if r.no_receipt]},
     ).fetchall()
     by = {(f, d): int(n) for f, d, n in series}
     for row in rows:
@@ -359,19 +371,13 @@ def progress(total: Coverage, facility_rows: list[FacilityRow]) -> list[Progress
 def trend(
     conn: psycopg.Connection[Any], area: Area, *, days: int = 30, now: datetime | None = None
 ) -> dict[str, list[Any]]:
-    """Daily series: records received and persons getting their first record, plus snapshots."""
+    """Daily series: records received by the area's facilities (ingest receipts, else the
+    store for facilities without receipts), plus the stored daily snapshots of key shares."""
     now = now or datetime.now(UTC)
     start = (now - timedelta(days=days - 1)).date()
-    cond, named = _named(*area.persons().sql("p"))
-    rows = conn.execute(
-        f"""SELECT r.last_updated::date, count(*), count(DISTINCT r.person_id)
-            FROM resource r JOIN person p ON p.id = r.person_id
-            WHERE r.last_updated::date >= %(s)s AND NOT r.deleted AND {cond}
-            GROUP BY 1""".encode(),
-        {**named, "s": start},
-    ).fetchall()
-    by = {d: (int(n), int(m)) for d, n, m in rows}
+    rows = facilities(conn, area, days=days, now=now, with_missing=False, daily_days=days)
     dates = [start + timedelta(days=i) for i in range(days)]
+    records = [sum(r.daily[i] for r in rows) for i in range(days)]
     snaps = conn.execute(
         """SELECT day, metric, value FROM monitor_snapshot
            WHERE area = %s AND day >= %s ORDER BY day""",
@@ -382,8 +388,7 @@ def trend(
         snapshot.setdefault(metric, []).append((d.isoformat(), float(value)))
     return {
         "dates": [d.isoformat() for d in dates],
-        "records": [by.get(d, (0, 0))[0] for d in dates],
-        "persons": [by.get(d, (0, 0))[1] for d in dates],
+        "records": records,
         "snapshots": [{"metric": k, "points": v} for k, v in snapshot.items()],
     }
 
@@ -415,7 +420,7 @@ def summary(
     cat = get_catalog(catalog or completeness_default())
     rows = coverage(conn, area, catalog=cat.name)
     total = rows[0] if rows else Coverage(None)
-    fac = facilities(conn, area, days=days, catalog=cat.name)
+    fac = facilities(conn, area, days=days, catalog=cat.name, with_missing=False)
     return {
         "area": {"key": area.key, "kind": area.kind, "code": area.code, "name": area.name},
         "catalog": {

@@ -61,8 +61,12 @@ def load_province(
     resources_per_person: int = 3,
     today: date | None = None,
     silent_facility: bool = True,
+    with_units: bool = True,
 ) -> Province:
-    """Create units, ``persons`` residents and their visits in the caller's transaction."""
+    """Create units, ``persons`` residents and their visits in the caller's transaction.
+
+    Large provinces are loaded in chunks: later chunks pass ``with_units=False`` (and another
+    ``seed``) and continue the person numbering."""
     rng = random.Random(seed)
     today = today or datetime.now(UTC).date()
     prov = Province()
@@ -93,12 +97,13 @@ def load_province(
             )
         )
         prov.facilities.append(code)
-    with conn.cursor().copy(
-        "COPY unit (id, kind, name, parent_id, facility_code, province_code, commune_code,"
-        " commune_code_old, district_code_old) FROM STDIN"
-    ) as copy:
-        for u in units:
-            copy.write_row(u)
+    if with_units:
+        with conn.cursor().copy(
+            "COPY unit (id, kind, name, parent_id, facility_code, province_code, commune_code,"
+            " commune_code_old, district_code_old) FROM STDIN"
+        ) as copy:
+            for u in units:
+                copy.write_row(u)
     start = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM person").fetchone()[0]  # type: ignore[index]
     prov.first_person, prov.persons = start, persons
     households = max(1, persons // 3)
@@ -181,7 +186,8 @@ def _receipts(conn: psycopg.Connection[Any], first: int, persons: int) -> None:
     conn.execute(
         """INSERT INTO ingest_receipt (job_id, kind, facility, received_at, first_visit,
              last_visit, records, stored, quarantined)
-           SELECT 1000000000 + row_number() OVER (), 'synthetic', source_unit,
+           SELECT (SELECT coalesce(max(job_id), 1000000000) FROM ingest_receipt)
+                  + row_number() OVER (), 'synthetic', source_unit,
                   max(last_updated), min(effective)::date, max(effective)::date, count(*),
                   count(*), (extract(day FROM last_updated::date)::int %% 4 = 0)::int
            FROM resource WHERE person_id BETWEEN %s AND %s AND source_unit IS NOT NULL

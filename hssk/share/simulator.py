@@ -51,6 +51,7 @@ class SimState:
 def _handler(state: SimState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stall)
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: the counters tell the story

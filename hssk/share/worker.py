@@ -10,6 +10,7 @@ leased; when the lease runs out another worker sends them again under the same k
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,27 +70,48 @@ def send_one(client: httpx.Client, partner: partners.Partner, event: Event) -> O
     return Outcome(event.id, False, retry, resp.status_code, resp.text[:500] or resp.reason_phrase)
 
 
-def run_once(
-    db: Database, client: httpx.Client, pool: ThreadPoolExecutor, cfg: WorkerConfig
-) -> tuple[int, list[Outcome]]:
-    """Claim one batch, send it concurrently, record the outcomes. Returns (claimed, outcomes)."""
+@dataclass
+class Batch:
+    events: list[Event]
+    known: dict[str, partners.Partner]
+
+
+def prepare(db: Database, cfg: WorkerConfig) -> Batch:
+    """Claim one batch and fix the payloads it lacks (one transaction)."""
     with db.connection() as conn:
         known = partners.load(conn, enabled_only=False)
         events = outbox.claim(conn, cfg.batch, cfg.lease_s)
-        if not events:
-            return 0, []
-        outbox.build_payloads(conn, events, {k: v for k, v in known.items() if v.enabled})
-    sendable = [e for e in events if e.payload is not None and e.partner in known]
+        if events:
+            outbox.build_payloads(conn, events, {k: v for k, v in known.items() if v.enabled})
+    return Batch(events, known)
+
+
+def deliver(
+    db: Database, client: httpx.Client, pool: ThreadPoolExecutor, cfg: WorkerConfig, batch: Batch
+) -> list[Outcome]:
+    """Send a prepared batch concurrently and record the outcomes (one transaction)."""
+    known = batch.known
+    sendable = [e for e in batch.events if e.payload is not None and e.partner in known]
     outcomes = list(pool.map(lambda e: send_one(client, known[e.partner], e), sendable))
     # Events of a disabled partner without payload: back to pending, retried later.
     outcomes += [
         Outcome(e.id, False, True, None, "partner disabled or unknown")
-        for e in events
+        for e in batch.events
         if e not in sendable
     ]
     with db.connection() as conn:
         outbox.record_outcomes(conn, outcomes, base_delay=cfg.base_delay, max_delay=cfg.max_delay)
-    return len(events), outcomes
+    return outcomes
+
+
+def run_once(
+    db: Database, client: httpx.Client, pool: ThreadPoolExecutor, cfg: WorkerConfig
+) -> tuple[int, list[Outcome]]:
+    """Claim one batch, send it, record the outcomes. Returns (claimed, outcomes)."""
+    batch = prepare(db, cfg)
+    if not batch.events:
+        return 0, []
+    return len(batch.events), deliver(db, client, pool, cfg, batch)
 
 
 def run(
@@ -100,38 +122,90 @@ def run(
     until_idle: bool = False,
     max_seconds: float | None = None,
 ) -> WorkerStats:
-    """Deliver until stopped (or, with ``until_idle``, until nothing is due)."""
+    """Deliver until stopped (or, with ``until_idle``, until nothing is due).
+
+    The next batch is claimed and built while the current one is on the wire (a producer
+    thread and a queue of one), so database work and network waits overlap."""
     cfg = cfg or WorkerConfig()
     stats = WorkerStats()
     started = time.perf_counter()
     stop = stop or threading.Event()
+    done = threading.Event()
+    ready: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            while not stop.is_set() and not done.is_set():
+                batch = prepare(db, cfg)
+                while not (stop.is_set() or done.is_set()):
+                    try:
+                        ready.put(batch, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if not batch.events:
+                    stop.wait(cfg.idle_sleep)
+        except BaseException as exc:
+            ready.put(exc)
+
     limits = httpx.Limits(
         max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
     )
+    producer = threading.Thread(target=produce, name="hssk-share-prepare", daemon=True)
     with (
         httpx.Client(limits=limits) as client,
         ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="hssk-share") as pool,
     ):
-        while not stop.is_set():
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                break
-            claimed, outcomes = run_once(db, client, pool, cfg)
-            stats.batches += 1 if claimed else 0
-            for o in outcomes:
-                if o.delivered:
-                    stats.delivered += 1
-                elif o.retry:
-                    stats.retried += 1
-                    key = str(o.status or "network")
-                    stats.errors[key] = stats.errors.get(key, 0) + 1
-                else:
-                    stats.dead += 1
-            if claimed == 0:
-                if until_idle and not _pending(db):
+        producer.start()
+        try:
+            while not stop.is_set():
+                if max_seconds is not None and time.perf_counter() - started > max_seconds:
                     break
-                stop.wait(cfg.idle_sleep)
+                try:
+                    item = ready.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                if not item.events:
+                    if until_idle and not _pending(db):
+                        break
+                    continue
+                stats.batches += 1
+                for o in deliver(db, client, pool, cfg, item):
+                    if o.delivered:
+                        stats.delivered += 1
+                    elif o.retry:
+                        stats.retried += 1
+                        key = str(o.status or "network")
+                        stats.errors[key] = stats.errors.get(key, 0) + 1
+                    else:
+                        stats.dead += 1
+        finally:
+            done.set()
+            producer.join(timeout=30)
+            _release(db, ready)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _release(db: Database, ready: queue.Queue[Batch | BaseException]) -> None:
+    """Give back events claimed for a batch that will not be sent (the worker is stopping)."""
+    ids: list[int] = []
+    while True:
+        try:
+            item = ready.get_nowait()
+        except queue.Empty:
+            break
+        if isinstance(item, Batch):
+            ids += [e.id for e in item.events]
+    if ids:
+        with db.connection() as conn:
+            conn.execute(
+                """UPDATE outbox SET status = 'pending', attempts = greatest(attempts - 1, 0),
+                     locked_until = NULL WHERE id = ANY(%s) AND status = 'sending'""",
+                (ids,),
+            )
 
 
 def _pending(db: Database) -> bool:
