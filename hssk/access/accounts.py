@@ -126,6 +126,32 @@ def find_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | No
     return _account(row)
 
 
+def provision_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | None:
+    """The citizen account of a resident who never logged in: created on first use when the
+    CCCD names exactly one (unmerged, living) person with a phone in the register — the login
+    code then goes to that registered phone, which proves the person holds it."""
+    cccd = identifier.strip().replace(" ", "")
+    if not re.fullmatch(r"\d{12}", cccd):
+        return None
+    rows = conn.execute(
+        """SELECT id, phone, full_name FROM person
+           WHERE (cccd = %(c)s OR health_id = %(c)s) AND merged_into IS NULL
+             AND deceased_at IS NULL AND phone IS NOT NULL LIMIT 2""",
+        {"c": cccd},
+    ).fetchall()
+    if len(rows) != 1:
+        return None
+    person_id, phone, name = rows[0]
+    row = conn.execute(
+        f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id, phone,
+                active, activated_at)
+            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, %s, true, now())
+            ON CONFLICT (username) DO NOTHING RETURNING {_ACCOUNT_COLS}""",
+        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id, phone),
+    ).fetchone()
+    return _account(row)
+
+
 # --- units ------------------------------------------------------------------------------
 
 

@@ -300,7 +300,9 @@ def request_login_code(
             raise AuthError("slow_down", "quá nhiều yêu cầu mã / too many code requests; wait",
                             429, int(THROTTLE_WINDOW.total_seconds()))  # fmt: skip
         conn.execute("INSERT INTO login_failure (key) VALUES (%s)", (key,))
-    account = accounts.find_citizen(conn, identifier)
+    account = accounts.find_citizen(conn, identifier) or accounts.provision_citizen(
+        conn, identifier
+    )
     if _usable(account) and account is not None:
         send_code(conn, settings, account, "login")
 

@@ -283,3 +283,33 @@ def test_code_requests_from_one_address_are_limited(world: World) -> None:
             for i in range(auth.MAX_CODE_REQUESTS + 1)
         ]
     assert codes[:-1] == [202] * auth.MAX_CODE_REQUESTS and codes[-1] == 429
+
+
+def test_first_login_provisions_the_citizen_account(client: TestClient, world: World) -> None:
+    from datetime import date
+
+    with world.db.connection() as conn:
+        pid = conn.execute(
+            "INSERT INTO person (full_name, birth_date, cccd, phone, commune_code) "
+            "VALUES ('Phạm Thu Hà', %s, '001190000099', '0987000099', '00001') RETURNING id",
+            (date(1990, 2, 2),),
+        ).fetchone()[0]  # type: ignore[index]
+    assert client.post("/auth/otp", json={"identifier": "001190000099"}).status_code == 202
+    with world.db.connection() as conn:
+        acc = conn.execute(
+            "SELECT kind, person_id, phone FROM account WHERE person_id = %s", (pid,)
+        ).fetchone()
+        (msg,) = conn.execute(
+            "SELECT body FROM notification WHERE destination = '0987000099'"
+        ).fetchone()  # type: ignore[misc]
+    assert acc == ("citizen", pid, "0987000099")
+    code = next(w.rstrip(",") for w in msg.split() if w.rstrip(",").isdigit())
+    resp = client.post("/auth/token", data={"grant_type": auth.GRANT_OTP,
+                                            "identifier": "001190000099", "code": code})  # fmt: skip
+    assert resp.status_code == 200 and resp.json()["patient"] == str(pid)
+    # no phone in the register, or an unknown CCCD: nothing is created, same answer
+    for ident in ("001200000003", "001299999999"):
+        assert client.post("/auth/otp", json={"identifier": ident}).status_code == 202
+    with world.db.connection() as conn:
+        n = conn.execute("SELECT count(*) FROM account WHERE username LIKE 'cd.%%'").fetchone()
+    assert n == (1,)
