@@ -20,6 +20,9 @@ console = Console()
 @app.command()
 def verify(
     anchor: bool = typer.Option(True, help="Record the head seen, to catch a deleted tail later."),
+    since_anchor: bool = typer.Option(
+        False, "--since-anchor", help="Only rows after the last verified head (quick run)."
+    ),
 ) -> None:
     """Recompute the chain; exit 1 and name the first bad row if anything was altered."""
     settings = load_settings()
@@ -27,7 +30,8 @@ def verify(
     t0 = time.perf_counter()
     try:
         with db.connection() as conn:
-            report = verify_chain(conn, anchor=anchor, anchor_file=settings.data_dir / ANCHOR_FILE)
+            report = verify_chain(conn, anchor=anchor, anchor_file=settings.data_dir / ANCHOR_FILE,
+                                  since_anchor=since_anchor)  # fmt: skip
     finally:
         db.close()
     dt = time.perf_counter() - t0

@@ -228,3 +228,25 @@ def test_group_commit_under_concurrency_keeps_one_chain(world: World) -> None:
         report = verify_chain(conn, anchor=False)
     assert total == start + 6 * 40 * 2
     assert report.ok, report
+
+
+def test_quick_verification_since_the_last_anchor(world: World) -> None:
+    with psycopg.connect(world.db.url, autocommit=True) as conn:
+        conn.execute("TRUNCATE audit_event, audit_anchor RESTART IDENTITY")
+    _events(world, 4)
+    with world.db.connection() as conn:
+        assert verify_chain(conn).ok  # anchors seq 4
+    _events(world, 3)
+    with world.db.connection() as conn:
+        quick = verify_chain(conn, since_anchor=True, anchor=False)
+    assert quick.ok and quick.checked == 3 and quick.last_seq == 7
+    _superuser_sql(world, "UPDATE audit_event SET basis = 'consent' WHERE seq = 6")
+    with world.db.connection() as conn:
+        after = verify_chain(conn, since_anchor=True, anchor=False)
+    assert not after.ok and after.first_bad_seq == 6
+    _superuser_sql(world, "DELETE FROM audit_event WHERE seq = 4")  # the anchored row itself
+    with world.db.connection() as conn:
+        gone = verify_chain(conn, since_anchor=True, anchor=False)
+    assert not gone.ok and gone.first_bad_seq == 4
+    with psycopg.connect(world.db.url, autocommit=True) as conn:
+        conn.execute("TRUNCATE audit_event, audit_anchor RESTART IDENTITY")
