@@ -260,12 +260,14 @@ def write_units(
             summary.created["unit"] += n
         summary.skipped += len(good) - n
     else:
+        good = _skip_unchanged(conn, kind, good, b, summary)
         _link(conn, good, b, summary)
         t1 = time.perf_counter()
         summary.timings["link"] += t1 - t0
         good = [u for u in good if not u.problems]
         _store(conn, good, b, summary)
         _deaths(conn, good)
+        _remember(conn, kind, good)
         summary.timings["store"] += time.perf_counter() - t1
     t2 = time.perf_counter()
     _quarantine(conn, job_id, kind, b)
@@ -275,6 +277,41 @@ def write_units(
         _receipts(conn, job_id, kind, b, files)
     summary.timings["quarantine+receipts"] += time.perf_counter() - t2
     return good
+
+
+def _skip_unchanged(
+    conn: psycopg.Connection[Any], kind: str, good: list[Unit], b: _Batch, summary: Summary
+) -> list[Unit]:
+    """Drop units whose content is identical to what was stored last time (nothing to do)."""
+    keyed = {f"{kind}|{u.key}": u for u in good if u.digest}
+    if not keyed:
+        return good
+    rows = conn.execute(
+        "SELECT key, digest FROM ingest_digest WHERE key = ANY(%s)", (list(keyed),)
+    ).fetchall()
+    same = {k for k, d in rows if keyed[k].digest == d}
+    out = []
+    for u in good:
+        if u.digest and f"{kind}|{u.key}" in same:
+            summary.skipped += len(u.items)
+            b.receipt(u)["unchanged"] += len(u.items)
+        else:
+            out.append(u)
+    return out
+
+
+def _remember(conn: psycopg.Connection[Any], kind: str, stored: list[Unit]) -> None:
+    """Record the digests of the units just stored (same transaction as the data)."""
+    pairs = {f"{kind}|{u.key}": u.digest for u in stored if u.digest and not u.problems}
+    if not pairs:
+        return
+    conn.execute(
+        """INSERT INTO ingest_digest (key, digest)
+           SELECT * FROM unnest(%s::text[], %s::text[])
+           ON CONFLICT (key) DO UPDATE SET digest = excluded.digest, updated_at = now()
+           WHERE ingest_digest.digest IS DISTINCT FROM excluded.digest""",
+        (list(pairs), list(pairs.values())),
+    )
 
 
 def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:

@@ -8,6 +8,7 @@ a fault in one line of a detail table quarantines that line only.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 from hssk import identifiers as ids
@@ -15,7 +16,9 @@ from hssk.ingest.model import (
     CS,
     GENDER,
     ICD10,
+    LOINC,
     SD,
+    UCUM,
     Item,
     Problem,
     Unit,
@@ -38,6 +41,7 @@ from hssk.records import id_for_source_key
 from hssk.registry.types import SourceRecord
 
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
 ENCOUNTER_CLASS = {"03": "IMP", "04": "SS", "06": "OBSENC", "09": "SS"}
 LOAI_KCB = {
     "01": "Khám bệnh",
@@ -183,6 +187,32 @@ def _conditions(
         }
         items.append(Item(body, key))
     return items
+
+
+def _header_observations(v: _Visit, row: dict[str, str], when: str | None) -> list[Item]:
+    """Weight (CAN_NANG, kg) and blood group (NHOM_MAU) recorded with the visit."""
+    out: list[Item] = []
+    base = {"resourceType": "Observation", "status": "final", "encounter": v.enc_ref,
+            "effectiveDateTime": when}  # fmt: skip
+    p: list[Problem] = []
+    kg = number(row.get("CAN_NANG"), "CAN_NANG", p)
+    if kg is not None and 0.2 <= kg <= 400 and not p:
+        body = {
+            **base,
+            "category": [concept(f"{OBS_CAT}", "vital-signs")],
+            "code": {"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}]},
+            "valueQuantity": {"value": kg, "unit": "kg", "system": UCUM, "code": "kg"},
+        }
+        out.append(Item(body, v.key("XML1", 1, "weight")))
+    if row.get("NHOM_MAU"):
+        body = {
+            **base,
+            "category": [concept(f"{OBS_CAT}", "laboratory")],
+            "code": {"coding": [{"system": LOINC, "code": "882-1", "display": "ABO and Rh group"}]},
+            "valueString": row["NHOM_MAU"],
+        }
+        out.append(Item(body, v.key("XML1", 1, "blood-group")))
+    return out
 
 
 def _diagnosis_refs(items: list[Item]) -> list[dict[str, Any]]:
@@ -528,6 +558,12 @@ def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) ->
     unit = _map_hoso(hoso, file, known)
     if unit.problems or not (hoso.tables.get("XML1") or hoso.tables.get("XML0")):
         unit.raw = raw_document(hoso)  # kept for the quarantine only (costly to build)
+    elif not unit.row_problems and not unit.only_new:
+        h = hashlib.blake2b(unit.facility.encode() if unit.facility else b"", digest_size=20)
+        for name in sorted(hoso.raw):
+            h.update(name.encode())
+            h.update(hoso.raw[name])
+        unit.digest = h.hexdigest()
     return unit
 
 
@@ -596,6 +632,8 @@ def _map_hoso(hoso: HoSo, file: str, known: frozenset[str] | None) -> Unit:
         unit.items.append(Item(enc, v.enc_key))
         unit.only_new = checkin  # a check-in never reopens a visit already on record
         unit.items += conds
+        if not checkin:
+            unit.items += _header_observations(v, header, enc["period"].get("start"))
         unit.visit_date = (enc["period"].get("start") or "")[:10] or None
         if header.get("KET_QUA_DTRI") in DEATH_RESULTS:
             unit.deceased_at = enc["period"].get("end") or enc["period"].get("start")

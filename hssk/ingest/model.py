@@ -66,6 +66,7 @@ class Unit:
     deceased_at: str | None = None
     registry_only: bool = False  # registers: the person link is the result
     only_new: bool = False  # write its resources only where none exist (XML0 check-in)
+    digest: str | None = None  # sha1 of the record's content: an identical re-send is skipped
     newborn_ids: dict[int, int] = field(default_factory=dict)  # filled when linked
     # rows dropped from an otherwise good unit: (Problem, raw of that row)
     row_problems: list[tuple[Problem, str]] = field(default_factory=list)

@@ -8,6 +8,7 @@ holds it commits. Mapping (``map_payloads``) is a pure function so it runs in wo
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from collections.abc import Iterator, Sequence
@@ -343,7 +344,11 @@ def _demographics(row: dict[str, str], source: str, rid: str, p: list[Problem]) 
 
 
 def _unit(kind: str, path: str, n: int, row: dict[str, str], key: str) -> Unit:
-    return Unit(key=key or f"{Path(path).name}#{n}", file=path, kind=kind, raw=_raw(row))
+    raw = _raw(row)
+    unit = Unit(key=key or f"{Path(path).name}#{n}", file=path, kind=kind, raw=raw)
+    if key:
+        unit.digest = hashlib.blake2b(raw.encode(), digest_size=20).hexdigest()
+    return unit
 
 
 def map_population(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
