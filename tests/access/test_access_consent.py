@@ -353,3 +353,22 @@ def test_disabled_account_tokens_stop_working(
                        json={"reason": "mất thiết bị"})  # fmt: skip
     assert resp.status_code == 200
     assert client.get(f"/fhir/{rtype}/{rid}", headers=headers).status_code == 401
+
+
+def test_consent_purpose_period_and_category(world: World) -> None:
+    doctor2 = world.accounts["doctor2"].actor()
+    parent = world.persons["parent"]
+    with world.db.connection() as conn:
+        conn.execute(
+            """INSERT INTO consent (grantor_person, grantee_unit, categories, purpose, period_end)
+               VALUES (%s, 'BV-02', '{Immunization}', 'research', now() + interval '1 day'),
+                      (%s, 'BV-02', '{*}', NULL, now() - interval '1 day')""",
+            (parent, parent),
+        )
+        read = authorize(conn, doctor2, "read", "Immunization", parent, purpose="research")
+        assert read.allowed and read.basis == "consent"
+        assert not authorize(conn, doctor2, "read", "Immunization", parent, purpose="treatment")
+        assert not authorize(conn, doctor2, "read", "Observation", parent, purpose="research")
+        # the expired '*' consent covers nothing
+        assert not authorize(conn, doctor2, "read", "Observation", parent)
+        conn.rollback()
