@@ -9,9 +9,13 @@ import base64
 import binascii
 import hashlib
 import logging
+import os
 import secrets
 import shutil
+import threading
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +31,28 @@ from hssk.db import Database
 from hssk.ingest import jobs, quarantine, sources
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+
+
+def _resume_quietly(db: Database) -> None:
+    try:
+        for s in jobs.resume(db):
+            log.info("ingest job %s resumed at start-up: %s", s.job_id, s.status)
+    except Exception:  # the server keeps running; `hssk ingest --resume` can finish them
+        log.exception("resuming ingest jobs at start-up failed")
+
+
+@asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    """At start-up, finish the jobs a stopped server left unfinished (in the background)."""
+    db = getattr(app.state, "db", None)
+    if db is not None and os.environ.get("HSSK_INGEST_RESUME", "1") != "0":
+        threading.Thread(
+            target=_resume_quietly, args=(db,), daemon=True, name="ingest-resume"
+        ).start()
+    yield
+
+
+router = APIRouter(lifespan=_lifespan)
 MAX_UPLOAD = 2 * 1024**3  # one uploaded file
 MAX_GATEWAY_FILE = 20 * 1024**2  # one hồ sơ sent to the gateway endpoints (decoded)
 

@@ -128,3 +128,24 @@ def test_upload_needs_a_write_scope(client: TestClient) -> None:
     assert r.status_code == 403
     r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", b"<x/>")})
     assert r.status_code == 401
+
+
+def test_server_start_resumes_unfinished_jobs(idb: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from hssk.ingest import jobs
+    from hssk.ingest.samples import write_feed
+
+    feed = write_feed(tmp_path / "left.xml", [visit(i) for i in range(1, 4)])
+    with idb.connection() as conn:
+        job_id = jobs.create_job(conn, "xml130", [str(feed)])
+    with TestClient(create_app(load_settings(), idb)):
+        deadline = time.time() + 30
+        status = "pending"
+        while status != "done" and time.time() < deadline:
+            time.sleep(0.2)
+            with idb.connection() as conn:
+                status = conn.execute(
+                    "SELECT status FROM ingest_job WHERE id = %s", (job_id,)
+                ).fetchone()[0]
+    assert status == "done"
