@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import ANONYMOUS, Actor, Decision
 from hssk.access.tokens import TokenError, verify
-from hssk.api.deps import Conn
+from hssk.api.deps import Conn, get_conn
 from hssk.records import everything, save
 from hssk.web import backend, pdf, render, selfdata, station
 from hssk.web.book import ICD10, build_book, concept_text, is_sensitive, ref_text
@@ -33,7 +35,7 @@ _CCCD = re.compile(r"^\d{12}$")
 _PHONE = re.compile(r"^0\d{9}$")
 
 
-def page_actor(request: Request) -> Actor:
+async def page_actor(request: Request) -> Actor:
     """The caller of a page: an invalid or expired cookie means 'not logged in' (→ login)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -449,8 +451,8 @@ def _problem(status: int, detail: str) -> Response:
     )
 
 
-def api_actor(request: Request) -> Actor:
-    return page_actor(request)
+async def api_actor(request: Request) -> Actor:
+    return await page_actor(request)
 
 
 ApiActor = Annotated[Actor, Depends(api_actor)]
@@ -463,28 +465,41 @@ ApiActor = Annotated[Actor, Depends(api_actor)]
     summary="Health book of a person (partner apps: VNeID, city app)",
     responses={401: {"description": "no credentials"}, 403: {"description": "no lawful basis"}},
 )
-def api_book(
+async def api_book(
     person_id: int,
-    conn: Conn,
+    request: Request,
     actor: ApiActor,
     v: Annotated[int, Query(description="book version")] = 1,
 ) -> Response:
     """The health book in version ``v`` (only 1 exists). A partner (system client) receives the
     sections of its field set (others are ``null``) and never sensitive categories; a citizen
     receives their own book or a child's in full. Every call is audited."""
-    return _api_book(conn, actor, person_id, v)
+    return await _in_thread(request, _api_book, actor, person_id, v)
 
 
 @router.get(
     "/api/v1/me/book", response_model=HealthBook, tags=["health book"], summary="My health book"
 )
-def api_my_book(
-    conn: Conn, actor: ApiActor, v: Annotated[int, Query(description="book version")] = 1
+async def api_my_book(
+    request: Request, actor: ApiActor, v: Annotated[int, Query(description="book version")] = 1
 ) -> Response:
     """The caller's own book (citizen token)."""
     if actor.person_id is None:
         return _problem(401 if not actor.authenticated else 403, "a citizen token is required")
-    return _api_book(conn, actor, actor.person_id, v)
+    return await _in_thread(request, _api_book, actor, actor.person_id, v)
+
+
+async def _in_thread(request: Request, fn: Any, *args: Any) -> Response:
+    """Run ``fn(conn, *args)`` in one worker thread with a request connection (the hot API
+    path: one thread hop instead of one per dependency; same commit and audit rules as
+    ``hssk.api.deps.get_conn``, which it uses)."""
+
+    def work() -> Response:
+        with contextmanager(get_conn)(request.app.state.db) as conn:
+            result: Response = fn(conn, *args)
+            return result
+
+    return await run_in_threadpool(work)
 
 
 @router.get(
