@@ -264,7 +264,7 @@ STRINGS: dict[str, tuple[str, str]] = {
 def t(key: str, lang: str, **kw: object) -> str:
     """The string ``key`` in ``lang`` (Vietnamese when missing), formatted with ``kw``."""
     pair = STRINGS.get(key)
-    if pair is None:
-        return key
+    if pair is None:  # a code without a label (e.g. kind_VR): show the code itself
+        return key.split("_", 1)[1] if "_" in key else key
     text = pair[1] if lang == "en" else pair[0]
     return text.format(**kw) if kw else text

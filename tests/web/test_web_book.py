@@ -257,3 +257,10 @@ def test_pdf_cms_signature_checks_with_openssl(tmp_path: Path) -> None:
     assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
     (tmp_path / "c.bin").write_bytes(signed[:-1] + b"X")
     assert subprocess.run(cmd, capture_output=True, check=False).returncode != 0
+
+
+def test_missing_labels_show_the_code() -> None:
+    from hssk.web.i18n import t
+
+    assert t("kind_VR", "vi") == "VR" and t("kind_AMB", "en") == "Outpatient"
+    assert t("sex_F", "vi") == "Nữ"
