@@ -122,8 +122,9 @@ def line_chart(
             )
         for i in sorted({0, n - 1}):
             x, _ = xy(i, 0)
+            anchor = "start" if i == 0 else "end"
             parts.append(
-                f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="11">'
+                f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}" font-size="11">'
                 f"{escape(points[i][0])}</text>"
             )
     last = f"giá trị cuối {_fmt(points[-1][1], percent)}" if points else "chưa có số liệu"

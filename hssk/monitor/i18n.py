@@ -33,6 +33,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "by_commune": ("Theo xã/phường", "By commune"),
     "by_district_old": ("Theo quận/huyện cũ (trước 2025)", "By former district (before 2025)"),
     "commune": ("Xã/phường", "Commune"),
+    "district_old": ("Quận/huyện (cũ)", "District (former)"),
     "trend": ("Xu hướng 30 ngày", "30-day trend"),
     "records_per_day": ("Bản ghi nhận được mỗi ngày", "Records received per day"),
     "with_record_share_trend": ("Tỷ lệ dân có hồ sơ theo thời gian", "Share with a record over time"),

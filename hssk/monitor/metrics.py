@@ -429,6 +429,7 @@ def summary(
             "size": cat.size,
             "provisional": cat.provisional,
             "title": cat.title_vi,
+            "title_en": cat.title_en,
         },
         "coverage": total.as_dict(),
         "completeness_distribution": completeness.distribution(conn, cat.name, area.persons()),

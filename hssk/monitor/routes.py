@@ -62,12 +62,19 @@ def _scope(conn: Conn, actor: Actor, view: str, wanted: str | None) -> Area:
     return area
 
 
-def _fmt_pct(v: float) -> str:
-    return f"{v * 100:.1f}%".replace(".", ",")
+def _formats(lang: str) -> dict[str, Any]:
+    """Number formats: Vietnamese 1.234,5 — English 1,234.5."""
 
+    def local(text: str) -> str:
+        if lang == "en":
+            return text
+        return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
 
-def _fmt_int(v: float) -> str:
-    return f"{v:,.0f}".replace(",", ".")
+    return {
+        "pct": lambda v: local(f"{v * 100:.1f}%"),
+        "num": lambda v: local(f"{v:,.0f}"),
+        "dec": lambda v: "—" if v is None else local(f"{v:,.1f}"),
+    }
 
 
 def _page(
@@ -79,7 +86,7 @@ def _page(
     query["lang"] = other
     switch = request.url.path + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     html = _env.get_template(template).render(
-        t=t, lang=lang, switch_url=switch, pct=_fmt_pct, num=_fmt_int, path=request.url.path,
+        t=t, lang=lang, switch_url=switch, path=request.url.path, **_formats(lang),
         area_param=request.query_params.get("area", ""), **ctx,
     )  # fmt: skip
     return HTMLResponse(html, status_code=status)
