@@ -52,7 +52,7 @@ OTP_ATTEMPTS = 5
 OTP_PER_WINDOW = 3
 MAX_ASSERTION_LIFE = 300
 
-_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|write|\*)$")
+_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|write|\*|c?r?u?d?s?)$")
 
 
 class AuthError(Exception):
@@ -71,11 +71,14 @@ def _covers(granted: str, wanted: str) -> bool:
     g, w = _SCOPE.match(granted), _SCOPE.match(wanted)
     if not g or not w:
         return granted == wanted
-    return (
-        g.group(1) == w.group(1)
-        and g.group(2) in ("*", w.group(2))
-        and g.group(3) in ("*", w.group(3))
-    )
+    if g.group(1) != w.group(1) or g.group(2) not in ("*", w.group(2)) or not w.group(3):
+        return False
+    return _letters(w.group(3)) <= _letters(g.group(3))
+
+
+def _letters(mode: str) -> set[str]:
+    """The SMART v2 operations a mode grants."""
+    return set({"read": "rs", "write": "cud", "*": "cruds"}.get(mode, mode))
 
 
 def negotiate_scopes(allowed: Iterable[str], requested: str | None) -> list[str]:
@@ -87,7 +90,8 @@ def negotiate_scopes(allowed: Iterable[str], requested: str | None) -> list[str]
     for s in requested.split():
         if s in ("openid", "offline_access", "fhirUser", "launch/patient"):
             continue
-        if not _SCOPE.match(s):
+        m = _SCOPE.match(s)
+        if not m or not m.group(3):
             raise AuthError("invalid_scope", f"malformed scope {s!r} (e.g. patient/*.read)")
         if not any(_covers(a, s) for a in allowed):
             raise AuthError("invalid_scope", f"scope {s!r} is not granted to this account")

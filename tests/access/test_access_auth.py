@@ -237,7 +237,7 @@ def test_negotiate_scopes_never_widens() -> None:
     parts = st.tuples(
         st.sampled_from(["patient", "user", "system", "x"]),
         st.sampled_from(["*", "Observation", "Immunization", "Patient", "bad type"]),
-        st.sampled_from(["read", "write", "*", "delete"]),
+        st.sampled_from(["read", "write", "*", "delete", "rs", "r", "cud", "cruds", "s", ""]),
     ).map(lambda t: f"{t[0]}/{t[1]}.{t[2]}")
 
     @given(st.lists(parts, max_size=4), st.lists(parts, min_size=1, max_size=4))
@@ -313,3 +313,18 @@ def test_first_login_provisions_the_citizen_account(client: TestClient, world: W
     with world.db.connection() as conn:
         n = conn.execute("SELECT count(*) FROM account WHERE username LIKE 'cd.%%'").fetchone()
     assert n == (1,)
+
+
+def test_smart_v2_scopes() -> None:
+    from hssk.access.actor import Actor
+
+    a = Actor(account_id="1", kind="citizen", scopes=frozenset({"patient/Observation.rs"}))
+    assert a.has_scope("patient", "Observation", "read")
+    assert not a.has_scope("patient", "Observation", "write")
+    b = Actor(account_id="2", kind="staff", scopes=frozenset({"user/*.cud"}))
+    assert b.has_scope("user", "Immunization", "write") and not b.has_scope("user", "X", "read")
+    assert auth.negotiate_scopes(["user/*.read"], "user/Observation.rs") == ["user/Observation.rs"]
+    with pytest.raises(auth.AuthError):
+        auth.negotiate_scopes(["user/*.read"], "user/Observation.cruds")
+    with pytest.raises(auth.AuthError, match="malformed"):
+        auth.negotiate_scopes(["user/*.read"], "user/Observation.")
