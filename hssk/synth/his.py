@@ -21,6 +21,7 @@ from hssk.synth.xmlgen import Quirks, checkin_xml, envelope, inner_xml
 
 MUC_HUONG = {"1": 100, "2": 100, "3": 95, "4": 80, "5": 100}
 NEW_CODES_FROM = date(2025, 7, 1)
+UPPER_CASE_HIS = 0.2  # share of facilities whose HIS writes names in capitals
 
 
 @dataclass
@@ -183,6 +184,11 @@ class HisWriter:
             rng = sub_rng(self.seed, "his", v.ma_lk)
             reg = rng.choice(regs[code])
             demo = perturb(p, "his", reg, self.rates, self.seed, v.start.date())
+            if sub_rng(self.seed, "upper", code).random() < UPPER_CASE_HIS:
+                # some HIS keep names in capitals (as the KSK templates require): not an error,
+                # a format the matcher must normalise
+                demo.full_name = demo.full_name.upper()
+                demo.errors = [*demo.errors, "format:upper_case_name"]
             ma_bn = f"{code}{p.index + (50_000_000 if reg.endswith('#2') else 0):08d}"
             n += self._write_visit(p, v, demo, ma_bn, rng)
         return n

@@ -109,7 +109,8 @@ def test_duplicate_registration_rate(people: list[Person]) -> None:
 def test_zero_rates_mean_clean_feeds(tmp_path: Path) -> None:
     generate(tmp_path, 200, "01", seed=2, errors=ErrorModel.none(), quirk_rate=0)
     with (tmp_path / "truth/source_records.csv").open(encoding="utf-8") as fh:
-        assert all(r["errors"] == "" for r in csv.DictReader(fh))
+        for r in csv.DictReader(fh):  # formats (capitals at some HIS) remain, errors do not
+            assert all(e.startswith("format:") for e in r["errors"].split(";") if e), r
 
 
 def test_end_to_end_rates_in_a_feed(tmp_path: Path) -> None:

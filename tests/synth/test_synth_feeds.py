@@ -105,8 +105,10 @@ def test_xml_matches_table_structure(run: tuple[Path, Manifest]) -> None:
         for f in ("NGAY_VAO", "NGAY_RA"):
             assert len(xml1.findtext(f)) == 12 and xml1.findtext(f).isdigit()
         assert xml1.findtext("MA_CSKCB") == path.parts[-3]
+        seen["upper" if xml1.findtext("HO_TEN").isupper() else "mixed"] += 1
         assert xml1.findtext("NGAY_RA")[:8] == path.parts[-2]
     assert {"XML1", "XML2", "XML3", "XML4", "XML5", "XML7", "XML8", "XML14"} <= set(seen)
+    assert 0.05 < seen["upper"] / seen["XML1"] < 0.5  # some HIS write names in capitals
     for path in list((out / "checkin").rglob("*.xml"))[:300]:
         root = etree.parse(str(path), RECOVER).getroot()
         (rec,) = records("XML0", root)
