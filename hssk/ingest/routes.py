@@ -17,11 +17,22 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, BackgroundTasks, Body, File, Form, Header, Request, UploadFile
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Body,
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    Request,
+    UploadFile,
+)
 from fastapi.responses import JSONResponse
 
 from hssk.access import Actor, audit
@@ -55,6 +66,8 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
 router = APIRouter(lifespan=_lifespan)
 MAX_UPLOAD = 2 * 1024**3  # one uploaded file
 MAX_GATEWAY_FILE = 20 * 1024**2  # one hồ sơ sent to the gateway endpoints (decoded)
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _problem(status: int, vi: str, en: str) -> JSONResponse:
@@ -73,7 +86,7 @@ def _own_facility(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
     return row[0] if row and row[0] else None
 
 
-def _upload_dir(request: Request) -> Path:
+def _upload_dir(request: Request) -> FsPath:
     d = get_settings(request).data_dir / "uploads" / uuid.uuid4().hex
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -107,7 +120,7 @@ def upload(
     target = _upload_dir(request)
     paths = []
     for i, f in enumerate(files):
-        name = Path(f.filename or f"file{i}").name or f"file{i}"
+        name = FsPath(f.filename or f"file{i}").name or f"file{i}"
         path = target / f"{i:04d}_{name}"
         with path.open("wb") as out:
             shutil.copyfileobj(f.file, out, length=1 << 20)  # constant memory
@@ -138,7 +151,7 @@ def _visible(conn: psycopg.Connection[Any], actor: Actor, job_id: int) -> bool:
 
 
 @router.get("/api/v1/ingest/jobs/{job_id}", tags=["ingest"], summary="Progress and errors of a job")
-def job_status(job_id: int, conn: Conn, actor: CurrentActor) -> Any:
+def job_status(job_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     if not _visible(conn, actor, job_id):
         return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
     s = jobs.job_summary(conn, job_id)
@@ -161,10 +174,10 @@ def job_status(job_id: int, conn: Conn, actor: CurrentActor) -> Any:
 def list_errors(
     conn: Conn,
     actor: CurrentActor,
-    job: int | None = None,
-    status: str = "quarantined",
-    limit: int = 100,
-    offset: int = 0,
+    job: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    status: Annotated[str, Query(pattern="^(quarantined|replayed|discarded|all)$")] = "quarantined",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Any:
     if not _can_write(actor):
         return _problem(403, "Tài khoản không có quyền.", "a write scope is required")
@@ -195,7 +208,7 @@ def _error_allowed(conn: psycopg.Connection[Any], actor: Actor, error_id: int) -
 
 
 @router.get("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="One quarantined record")
-def get_error(error_id: int, conn: Conn, actor: CurrentActor) -> Any:
+def get_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     try:
         if not _error_allowed(conn, actor, error_id):
             return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
@@ -206,7 +219,7 @@ def get_error(error_id: int, conn: Conn, actor: CurrentActor) -> Any:
 
 @router.put("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="Correct a record")
 def correct_error(
-    error_id: int,
+    error_id: Id,
     conn: Conn,
     actor: CurrentActor,
     raw: Annotated[str, Body(media_type="text/plain")],
@@ -222,7 +235,7 @@ def correct_error(
 
 
 @router.post("/api/v1/ingest/errors/{error_id}/replay", tags=["ingest"], summary="Replay")
-def replay_error(error_id: int, conn: Conn, actor: CurrentActor) -> Any:
+def replay_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     try:
         if not _error_allowed(conn, actor, error_id):
             return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
