@@ -236,6 +236,27 @@ def test_pdf_signed_by_the_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     font = pdf.load_font()
     assert all(g > 0 for g in font.glyphs("ỄễĐđƯưỚớẶặ"))  # every Vietnamese letter has a glyph
     assert b"/ToUnicode" in data  # text can be copied and searched
+    assert len(data) < 100_000  # the font is subset, not embedded whole
+
+
+def test_font_subset_keeps_composite_components() -> None:
+    import struct
+
+    font = pdf.load_font()
+    wanted = set(font.glyphs("ễ"))  # a composite glyph: e + circumflex + tilde
+    sub = pdf.subset(font, wanted)
+    n = len(font.widths)
+    count = struct.unpack(">H", sub[4:6])[0]
+    tables = {}
+    for i in range(count):
+        tag, _, off, length = struct.unpack(">4sIII", sub[12 + 16 * i : 28 + 16 * i])
+        tables[tag.decode()] = (off, length)
+    assert set(tables) <= {"cvt ", "fpgm", "glyf", "head", "hhea", "hmtx", "loca", "maxp", "prep"}
+    loca_off = tables["loca"][0]
+    loca = struct.unpack(f">{n + 1}I", sub[loca_off : loca_off + 4 * (n + 1)])
+    drawn = {g for g in range(n) if loca[g + 1] > loca[g]}
+    assert wanted < drawn  # the components were kept too
+    assert len(drawn) < 10 and len(sub) < len(font.data) // 5
 
 
 def test_pdf_cms_signature_checks_with_openssl(tmp_path: Path) -> None:
