@@ -160,3 +160,30 @@ def test_parse_never_crashes(raw: dict) -> None:
         assert out.code == "205" and out.detail
     else:
         assert len(out.ma_the) == 15
+
+
+def test_share_status_for_supervisors_only(app_client: TestClient) -> None:
+    sup = Actor(account_id="sup", kind="staff", unit_id=None, roles=frozenset({"supervisor"}),
+                scopes=frozenset({"user/*.read"}))  # fmt: skip
+    h = {"Authorization": f"Bearer {issue(load_settings(), sup)}"}
+    assert app_client.get("/api/v1/share/status", headers=h).json() == {"partners": {}}
+    assert app_client.get("/api/v1/share/status", headers=_headers()).status_code == 403
+
+
+def test_cli_reports(clean_db: Database) -> None:
+    from typer.testing import CliRunner
+
+    from hssk.monitor.cli import app as report
+    from hssk.share.cli import app as share
+
+    runner = CliRunner()
+    with clean_db.connection() as conn:
+        _seed(conn)
+    out = runner.invoke(report, ["quality"])
+    assert out.exit_code == 0 and "Nghi trùng hồ sơ" in out.output
+    out = runner.invoke(report, ["completeness"])
+    assert out.exit_code == 0 and "2 persons scored" in out.output
+    out = runner.invoke(share, ["partners", "sync"])
+    assert out.exit_code == 0 and "bhxh, vneid, city-app" in out.output
+    out = runner.invoke(share, ["replay"])
+    assert out.exit_code == 0 and "0 events queued again" in out.output
