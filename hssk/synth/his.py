@@ -32,7 +32,7 @@ class Visit:
     start: datetime
     end: datetime
     inpatient: bool
-    kind: str  # acute | chronic | delivery
+    kind: str  # acute | chronic | delivery | death (the patient dies at the end of the stay)
     secondary: tuple[str, ...]
     refer_to: Facility | None = None
     revisit: datetime | None = None
@@ -111,14 +111,29 @@ class VisitPlanner:
                 episodes.append(
                     (CONDITIONS["O80"], datetime(b.year, b.month, b.day, 6, 0), "delivery")
                 )
+        death = p.death_date
+        if death and self.start < death <= REF_DATE and p.age(death) >= 40 and rng.random() < 0.35:
+            # about a third of adult deaths happen in hospital: the last hồ sơ says so
+            icd = p.conditions[0] if p.conditions and rng.random() < 0.5 else "J18.9"
+            when = datetime(death.year, death.month, death.day, 10) - timedelta(
+                days=rng.randint(2, 9)
+            )
+            if when.date() >= self.start:
+                episodes.append((CONDITIONS[icd], when, "death"))
         visits = []
         for n, (cond, when, kind) in enumerate(sorted(episodes, key=lambda e: e[1])):
-            inpatient = rng.random() < cond.inpatient
+            inpatient = kind == "death" or rng.random() < cond.inpatient
             fac = self._where(rng, p, cond, inpatient)
-            if inpatient:
+            if kind == "death" and death:
+                end = datetime(
+                    death.year, death.month, death.day, rng.randint(0, 23), rng.randint(0, 59)
+                )
+            elif inpatient:
                 end = when + timedelta(days=rng.randint(*cond.los), hours=rng.randint(0, 5))
             else:
                 end = when + timedelta(minutes=rng.randint(20, 150))
+            if death and kind != "death" and end.date() >= death:
+                continue  # would outlive the patient
             sec = tuple(c for c in p.conditions if c != cond.icd)
             if cond.extra_icd and rng.random() < 0.3:
                 sec += cond.extra_icd
@@ -132,6 +147,9 @@ class VisitPlanner:
                 kind=kind,
                 secondary=sec,
             )
+            if kind == "death":
+                visits.append(v)
+                continue
             if fac.kind in ("station", "clinic", "polyclinic") and rng.random() < 0.05:
                 v.refer_to = (
                     self.f.centre_of(p.commune)
@@ -370,9 +388,13 @@ class HisWriter:
             "GIAY_CHUYEN_TUYEN": f"CT{v.ma_lk[-10:]}" if v.refer_to else "",
             "SO_NGAY_DTRI": days,
             "PP_DIEU_TRI": "Điều trị nội khoa" if cond.icd != "O80" else "Đỡ đẻ thường",
-            "KET_QUA_DTRI": "1" if v.inpatient else "2",
+            "KET_QUA_DTRI": "5" if v.kind == "death" else "1" if v.inpatient else "2",
             "MA_LOAI_RV": ra,
-            "GHI_CHU": "Tái khám theo hẹn" if v.revisit else "Tái khám khi có dấu hiệu bất thường",
+            "GHI_CHU": "Tử vong"
+            if v.kind == "death"
+            else "Tái khám theo hẹn"
+            if v.revisit
+            else "Tái khám khi có dấu hiệu bất thường",
             "NGAY_TTOAN": _ts(v.end),
             "T_THUOC": t_thuoc,
             "T_VTYT": 0,
@@ -421,7 +443,7 @@ class HisWriter:
         mother = self.household.get(p.mother_key)
         father = self.household.get(p.father_key)
         young = p.age(v.start.date()) < 16
-        if v.inpatient:
+        if v.inpatient and v.kind != "death":  # no discharge paper for a death (giấy báo tử)
             xml7 = {
                 "MA_LK": v.ma_lk,
                 "SO_LUU_TRU": f"{v.end.year}/{v.ma_lk[-6:]}",

@@ -243,3 +243,21 @@ def test_bad_parameters_are_clear(tmp_path: Path) -> None:
         generate(tmp_path, 0)
     with pytest.raises(ValueError, match="quirk_rate"):
         generate(tmp_path, 5, quirk_rate=2)
+
+
+def test_visits_respect_life_and_death(run: tuple[Path, Manifest]) -> None:
+    out, _ = run
+    persons = {r["person_key"]: r for r in rows(out / "truth/persons.csv")}
+    owner = {r["record_id"]: r["person_key"] for r in rows(out / "truth/source_records.csv")}
+    deaths_in_hospital = 0
+    for path in (out / "his").rglob("*.xml"):
+        xml1 = inner_files(path)["XML1"]
+        p = persons[owner[f"his:{path.parts[-3]}:{path.stem}"]]
+        assert xml1.findtext("NGAY_VAO")[:8] >= p["birth_date"].replace("-", "")
+        if p["death_date"]:
+            assert xml1.findtext("NGAY_RA")[:8] <= p["death_date"].replace("-", "")
+        if xml1.findtext("KET_QUA_DTRI") == "5":
+            deaths_in_hospital += 1
+            assert xml1.findtext("NGAY_RA")[:8] == p["death_date"].replace("-", "")
+            assert xml1.findtext("MA_LOAI_KCB") == "03"
+    assert deaths_in_hospital > 0
