@@ -387,6 +387,22 @@ def api_catalog(name: str, lang: str | None = None) -> Response:
         return JSONResponse({"error": exc.args[0]}, status_code=404)
 
 
+@router.get("/api/v1/catalogs/completeness/{person_id}")
+def api_person_completeness(person_id: int, conn: Conn, actor: OptionalActor) -> Response:
+    """A person's completeness per catalog (e.g. "66/73"), for whoever may read the record."""
+    if not actor.authenticated:
+        return _refused_json(Refused(401, "authentication required"))
+    decision = authorize(conn, actor, "read", "Patient", person_id)
+    audit(conn, actor, "read", outcome="allow" if decision else "deny", basis=decision.basis,
+          resource_type="Completeness", person_id=person_id)  # fmt: skip
+    if not decision:
+        return _refused_json(Refused(403, decision.reason))
+    scores = completeness.person_score(conn, person_id)
+    return JSONResponse(
+        {name: {"filled": f, "total": t, "text": f"{f}/{t}"} for name, (f, t) in scores.items()}
+    )
+
+
 @router.get("/metrics", include_in_schema=False)
 def prometheus(request: Request, conn: Conn) -> Response:
     """Prometheus text exposition; with HSSK_METRICS_TOKEN set, the scraper must send it."""

@@ -245,3 +245,16 @@ def test_svg_and_xlsx_helpers() -> None:
     data = export.to_xlsx(["a", "b"], [["Nguyễn <&>", 1.5], [None, date(2025, 1, 2)]])
     sheet = zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml").decode()
     assert "Nguyễn &lt;&amp;&gt;" in sheet and "<v>1.5</v>" in sheet
+
+
+def test_person_completeness_needs_a_right_to_read(world) -> None:
+    client, prov, _ = world
+    pid = prov.first_person
+    citizen = Actor(account_id="cit", kind="citizen", person_id=pid,
+                    scopes=frozenset({"patient/*.read"}))  # fmt: skip
+    h = {"Authorization": f"Bearer {issue(load_settings(), citizen)}"}
+    body = client.get(f"/api/v1/catalogs/completeness/{pid}", headers=h).json()
+    filled, total = body["hanoi-73"]["filled"], body["hanoi-73"]["total"]
+    assert total == 73 and body["hanoi-73"]["text"] == f"{filled}/73"
+    other = client.get(f"/api/v1/catalogs/completeness/{pid + 1}", headers=h)
+    assert other.status_code == 403
