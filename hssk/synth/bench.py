@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -40,10 +41,8 @@ def run_bench(
     def rss() -> int:  # this process and its worker processes
         total = proc.memory_info().rss
         for child in proc.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # a worker that just ended
                 total += child.memory_info().rss
-            except psutil.Error:  # a worker that just ended
-                pass
         return total
 
     def watch() -> None:  # sample RSS: ru_maxrss would include earlier work in this process
