@@ -121,8 +121,8 @@ def _safe_next(nxt: str) -> str:
 
 
 @router.get("/book/logout", include_in_schema=False)
-def logout() -> Response:
-    resp = RedirectResponse("/book/login", status_code=303)
+def logout(staff: int = 0) -> Response:
+    resp = RedirectResponse("/staff/login" if staff else "/book/login", status_code=303)
     resp.delete_cookie(COOKIE, path="/")
     return resp
 

@@ -307,4 +307,22 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page.click("main form button[type=submit]")
     assert page.locator("#e-cause").is_visible()
     shot(page, "station-death-error.png")
+    # … and a person living outside the station's commune is refused, next to the CCCD
+    page.fill("#f-cause", "Nhồi máu cơ tim")
+    page.click("main form button[type=submit]")
+    assert "commune" in page.locator("#e-cccd").inner_text()
+
+    # a household change of a resident is accepted
+    page.goto(server.url + "/station/household")
+    page.fill("#f-cccd", f.mother_cccd)
+    page.select_option("#f-action", "join")
+    page.fill("#f-household_code", "HD-0042")
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**saved=1")
+    with server.db.connection() as conn:
+        row = conn.execute(
+            "SELECT kind, data->>'household_code' FROM station_change WHERE person_id = %s",
+            (f.mother,),
+        ).fetchone()
+    assert row == ("household", "HD-0042")
     ctx.close()
