@@ -112,37 +112,46 @@ def unit_info(conn: psycopg.Connection[Any], unit_id: str | None) -> UnitInfo | 
     return UnitInfo(*row) if row else None
 
 
+# One round trip per decision (or per page of search results): the caller's unit and, for
+# each person, every fact a rule may need. Subqueries the actor's kind cannot use are
+# switched off by constant flags (the planner drops them).
 _FACTS_SQL = """
-WITH p AS (SELECT DISTINCT unnest(%(pids)s::bigint[]) AS pid)
-SELECT p.pid,
+WITH u AS (SELECT id, kind, facility_code, commune_code, commune_code_old, active
+           FROM unit WHERE id = %(unit)s),
+k AS (SELECT coalesce((SELECT array_remove(ARRAY[id, facility_code], NULL) FROM u), '{}') AS ids,
+             (SELECT commune_code FROM u) AS commune,
+             (SELECT commune_code_old FROM u) AS commune_old),
+p AS (SELECT DISTINCT unnest(%(pids)s::bigint[]) AS pid)
+SELECT p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
   %(is_citizen)s AND EXISTS (
     SELECT 1 FROM guardianship g JOIN person c ON c.id = g.child_person
     WHERE g.guardian_person = %(me)s AND g.child_person = p.pid AND g.ended_at IS NULL
       AND g.valid_from <= current_date
       AND (g.valid_until IS NULL OR g.valid_until > current_date)
       AND (c.birth_date IS NULL OR c.birth_date + interval '18 years' > current_date)),
-  %(check_encounter)s AND EXISTS (
+  %(check_encounter)s AND cardinality(k.ids) > 0 AND EXISTS (
     SELECT 1 FROM resource e
     WHERE e.person_id = p.pid AND e.type = 'Encounter' AND NOT e.deleted
-      AND (e.source_unit = ANY(%(units)s)
-           OR e.body #>> '{serviceProvider,reference}' = ANY(%(orgrefs)s)
-           OR e.body #>> '{serviceProvider,identifier,value}' = ANY(%(units)s))
+      AND (e.source_unit = ANY(k.ids)
+           OR e.body #>> '{serviceProvider,reference}'
+              = ANY(SELECT 'Organization/' || x FROM unnest(k.ids) x)
+           OR e.body #>> '{serviceProvider,identifier,value}' = ANY(k.ids))
       AND (e.body ->> 'status' = ANY(%(open)s)
            OR (e.body ->> 'status' = 'finished'
                AND coalesce(access_ts(e.body #>> '{period,end}'), e.last_updated)
                    > now() - %(grace)s))),
-  %(check_area)s AND EXISTS (
+  %(check_area)s AND k.commune IS NOT NULL AND EXISTS (
     SELECT 1 FROM person q WHERE q.id = p.pid
-      AND (q.commune_code = %(commune)s OR q.commune_code_old = %(commune_old)s)),
-  (SELECT coalesce(array_agg(DISTINCT cat), '{}') FROM consent k, unnest(k.categories) cat
-    WHERE k.grantor_person = p.pid AND k.revoked_at IS NULL AND k.period_start <= now()
-      AND (k.period_end IS NULL OR k.period_end > now())
-      AND (k.grantee_account::text = %(account)s OR k.grantee_unit = ANY(%(units)s))
-      AND (k.purpose IS NULL OR %(purpose)s::text IS NULL OR k.purpose = %(purpose)s)),
+      AND (q.commune_code = k.commune OR q.commune_code_old = k.commune_old)),
+  (SELECT coalesce(array_agg(DISTINCT cat), '{}') FROM consent c, unnest(c.categories) cat
+    WHERE c.grantor_person = p.pid AND c.revoked_at IS NULL AND c.period_start <= now()
+      AND (c.period_end IS NULL OR c.period_end > now())
+      AND (c.grantee_account::text = %(account)s OR c.grantee_unit = ANY(k.ids))
+      AND (c.purpose IS NULL OR %(purpose)s::text IS NULL OR c.purpose = %(purpose)s)),
   %(check_glass)s AND EXISTS (
     SELECT 1 FROM break_glass b WHERE b.account_id = %(account)s AND b.person_id = p.pid
       AND b.opened_at <= now() AND b.expires_at > now())
-FROM p
+FROM p, k
 """
 
 
@@ -158,34 +167,32 @@ class _Facts:
 def _facts(
     conn: psycopg.Connection[Any],
     actor: Actor,
-    unit: UnitInfo | None,
     person_ids: list[int],
     *,
     purpose: str | None,
     clinician: bool,
     station: bool,
-) -> dict[int, _Facts]:
-    units = [u for u in ((unit.id, unit.facility_code) if unit else ()) if u]
+) -> tuple[str | None, bool, dict[int, _Facts]]:
+    """(unit kind, unit active, facts per person) in one query."""
     params = {
+        "unit": actor.unit_id,
         "pids": person_ids,
         "is_citizen": actor.kind == "citizen" and actor.person_id is not None,
         "me": actor.person_id,
-        "check_encounter": bool(units) and (clinician or actor.kind == "system"),
-        "units": units,
-        "orgrefs": [f"Organization/{u}" for u in units],
+        "check_encounter": clinician or actor.kind == "system",
         "open": list(OPEN_ENCOUNTER_STATUSES),
         "grace": encounter_grace(),
-        "check_area": station and unit is not None and unit.commune_code is not None,
-        "commune": unit.commune_code if unit else None,
-        "commune_old": unit.commune_code_old if unit else None,
+        "check_area": station,
         "account": actor.account_id,
         "purpose": purpose,
         "check_glass": clinician,
     }
+    rows = conn.execute(_FACTS_SQL, params).fetchall()
     out: dict[int, _Facts] = {}
-    for pid, guardian, enc, area, cats, glass in conn.execute(_FACTS_SQL, params).fetchall():
+    for pid, _kind, _active, guardian, enc, area, cats, glass in rows:
         out[pid] = _Facts(bool(guardian), bool(enc), bool(area), frozenset(cats), bool(glass))
-    return out
+    kind, active = (rows[0][1], rows[0][2]) if rows else (None, False)
+    return kind, bool(active), out
 
 
 def _consent_covers(cats: frozenset[str], resource_type: str, sensitivity: str | None) -> bool:
@@ -268,21 +275,18 @@ def authorize_many(
         return {p: base for p in pids}
     if conn is None:
         return {p: _deny("no database to check the rule") for p in pids}
-    unit = unit_info(conn, actor.unit_id)
-    if actor.unit_id and (unit is None or not unit.active):
-        return {
-            p: _deny(
-                f"đơn vị {actor.unit_id} không tồn tại hoặc đã bị khóa / unit unknown or disabled"
-            )
-            for p in pids
-        }
     if actor.kind == "system" and actor.account_id == "platform":
         return {p: Decision(True, "scope", "the platform itself") for p in pids}
-    national = actor.kind == "system" and unit is not None and unit.kind in NATIONAL_UNIT_KINDS
     clinician = actor.kind == "clinician" or ROLE_CLINICIAN in actor.roles
     station = ROLE_STATION in actor.roles
     supervisor_only = ROLE_SUPERVISOR in actor.roles and not (clinician or station)
-    facts = _facts(conn, actor, unit, pids, purpose=purpose, clinician=clinician, station=station)
+    kind, active, facts = _facts(
+        conn, actor, pids, purpose=purpose, clinician=clinician, station=station
+    )
+    if actor.unit_id and (kind is None or not active):
+        reason = f"đơn vị {actor.unit_id} không tồn tại hoặc đã bị khóa / unit unknown or disabled"
+        return {p: _deny(reason) for p in pids}
+    national = actor.kind == "system" and kind in NATIONAL_UNIT_KINDS
     out: dict[int, Decision] = {}
     for pid in pids:
         f = facts[pid]
