@@ -85,6 +85,19 @@ def _code(value: object) -> str | None:
     return digits.zfill(5)
 
 
+@lru_cache(maxsize=65_536)
+def commune_options(new_code: str | None, old_code: str | None) -> tuple[str, ...]:
+    """Every 2025 commune a record may be in: its new code, where its old code went (a code
+    valid in both eras may mean either), and the candidates of a split old ward."""
+    out: list[str] = [new_code] if new_code else []
+    if old_code:
+        unit = old_to_new(old_code)
+        for c in (unit.new_code, *unit.candidates):
+            if c and c not in out:
+                out.append(c)
+    return tuple(out)
+
+
 def old_to_new(old_code: str) -> Unit:
     """Map a pre-2025 commune code to its 2025 commune (ambiguous when the ward was split)."""
     t = _tables()

@@ -90,7 +90,11 @@ def splink_settings() -> Any:
             _lvl(
                 "family_l = family_r AND given_l = given_r AND (middle_l IS NULL OR middle_r IS NULL"
                 " OR list_has_all(string_split(middle_l, ' '), string_split(middle_r, ' '))"
-                " OR list_has_all(string_split(middle_r, ' '), string_split(middle_l, ' ')))",
+                " OR list_has_all(string_split(middle_r, ' '), string_split(middle_l, ' ')))"
+                " OR ((family_l <> family_r OR given_l <> given_r)"
+                " AND len(string_split(name_key_l, ' ')) >= 2 AND len(string_split(name_key_r, ' ')) >= 2"
+                " AND (list_has_all(string_split(name_key_l, ' '), string_split(name_key_r, ' '))"
+                " OR list_has_all(string_split(name_key_r, ' '), string_split(name_key_l, ' '))))",
                 "family+given",
                 "name",
                 "family_given",
@@ -125,11 +129,12 @@ def splink_settings() -> Any:
             ),
             _lvl(
                 f"{both_d} AND ((yr_l = yr_r AND month(bd_l) = month(bd_r)"
-                " AND levenshtein(CAST(day(bd_l) AS VARCHAR), CAST(day(bd_r) AS VARCHAR)) <= 1)"
-                " OR (yr_l = yr_r AND day(bd_l) = day(bd_r)"
-                " AND levenshtein(CAST(month(bd_l) AS VARCHAR), CAST(month(bd_r) AS VARCHAR)) <= 1)"
-                " OR (month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r)"
-                " AND levenshtein(CAST(yr_l AS VARCHAR), CAST(yr_r AS VARCHAR)) <= 1))",
+                " AND (abs(day(bd_l) - day(bd_r)) = 1"
+                " OR levenshtein(CAST(day(bd_l) AS VARCHAR), CAST(day(bd_r) AS VARCHAR)) <= 1))"
+                " OR (yr_l = yr_r AND day(bd_l) = day(bd_r) AND (abs(month(bd_l) - month(bd_r)) = 1"
+                " OR levenshtein(CAST(month(bd_l) AS VARCHAR), CAST(month(bd_r) AS VARCHAR)) <= 1))"
+                " OR (month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r) AND (abs(yr_l - yr_r) = 1"
+                " OR levenshtein(CAST(yr_l AS VARCHAR), CAST(yr_r AS VARCHAR)) <= 1)))",
                 "typo",
                 "birth",
                 "typo",
@@ -161,7 +166,10 @@ def splink_settings() -> Any:
                 " OR (commune_r IS NULL AND commune_old_r IS NULL AND province_r IS NULL)"
             ),
             _lvl(
-                "commune_l = commune_r OR commune_old_l = commune_old_r", "same", "commune", "same"
+                "commune_old_l = commune_old_r OR list_has_any(communes_l, communes_r)",
+                "same",
+                "commune",
+                "same",
             ),
             _lvl("province_l = province_r", "province", "commune", "province"),
             _lvl("TRUE", "else", "commune", "else"),
@@ -200,6 +208,7 @@ def splink_settings() -> Any:
             block_on("temp_card"),
             block_on("phone"),
             block_on("name_key", "yr"),
+            block_on("name_sorted", "yr"),
             block_on("family", "given", "yr"),
             block_on("given", "bd_full"),
             block_on("family", "bd_full"),
@@ -223,9 +232,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "name_key": col(lambda f: f.name_key),
             "disp": col(lambda f: f.display),
             "diac": col(lambda f: f.has_diacritics),
-            "name_sorted": col(
-                lambda f: " ".join(sorted(f.name_key.split(" "))) if f.name_key else None
-            ),
+            "name_sorted": col(lambda f: f.name_sorted),
             "family": col(lambda f: f.family),
             "given": col(lambda f: f.given),
             "middle": col(
@@ -247,6 +254,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "commune": col(lambda f: f.commune),
             "commune_old": col(lambda f: f.commune_old),
             "province": col(lambda f: f.province),
+            "communes": pa.array(col(lambda f: list(f.communes)), pa.list_(pa.string())),
         }
     )
 
@@ -363,7 +371,7 @@ def dedup(
         for w1, j1 in lst[1:]:
             if w0 - w1 >= AMBIGUITY_BITS:
                 break
-            if compare(feats[j0], feats[j1]).probability < lower:
+            if compare(feats[j0], feats[j1]).veto is not None:  # two different persons
                 ambiguous.add(i)
                 break
     strong.sort(reverse=True)
@@ -400,6 +408,7 @@ def _conflict(feats: Sequence[Features], a: list[int], b: list[int]) -> bool:
     for i in a:
         fi = feats[i]
         for j in b:
-            if compare(fi, feats[j]).veto is not None:
+            veto = compare(fi, feats[j]).veto
+            if veto is not None and veto != "given_name_weak":  # a one-letter name typo may join
                 return True
     return False

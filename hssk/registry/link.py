@@ -18,6 +18,7 @@ import orjson
 import psycopg
 
 from hssk.config import settings
+from hssk.registry.adminunits import commune_options
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord, person_from_row
@@ -32,6 +33,7 @@ def features_of(p: Prepared) -> Features:
         display=p.full_name.lower() if p.full_name else None,
         family=p.family_key,
         given=p.given_key,
+        name_sorted=p.name_sorted,
         birth_date=p.birth_date,
         precision=p.birth_precision,
         sex=p.sex,
@@ -45,6 +47,7 @@ def features_of(p: Prepared) -> Features:
         commune_old=p.commune_code_old,
         province=p.province_code,
         mother_id=p.rec.mother_person_id,
+        communes=p.commune_options,
     )
 
 
@@ -54,6 +57,7 @@ def features_of_person(p: Person) -> Features:
         display=p.full_name.lower() if p.full_name else None,
         family=p.family_key,
         given=p.given_key,
+        name_sorted=p.name_sorted,
         birth_date=p.birth_date,
         precision=p.birth_precision,
         sex=p.sex,
@@ -67,6 +71,7 @@ def features_of_person(p: Person) -> Features:
         commune_old=p.commune_code_old,
         province=p.province_code,
         mother_id=p.mother_id,
+        communes=commune_options(p.commune_code, p.commune_code_old),
     )
 
 
@@ -87,6 +92,8 @@ def blocking_keys(f: Features) -> list[tuple[Any, ...]]:
     if bd is not None:
         if f.name_key:
             keys.append(("ny", f.name_key, bd.year))
+        if f.name_sorted and f.name_sorted != f.name_key:
+            keys.append(("ns", f.name_sorted, bd.year))
         if f.family and f.given:
             keys.append(("fgy", f.family, f.given, bd.year))
         if f.precision == "D":
@@ -138,8 +145,9 @@ _CANDIDATE_SQL = f"""
 WITH q AS (
     SELECT * FROM unnest(%(cccd)s::text[], %(bhxh)s::text[], %(passport)s::text[],
                          %(temp)s::text[], %(phone)s::text[], %(nk)s::text[], %(fam)s::text[],
-                         %(giv)s::text[], %(yr)s::int[], %(bd)s::date[], %(com)s::text[])
-      AS q(cccd, bhxh, passport, temp, phone, nk, fam, giv, yr, bd, com)
+                         %(giv)s::text[], %(yr)s::int[], %(bd)s::date[], %(com)s::text[],
+                         %(ns)s::text[])
+      AS q(cccd, bhxh, passport, temp, phone, nk, fam, giv, yr, bd, com, ns)
 ), hits AS (
     SELECT p.id FROM q JOIN person p ON p.cccd = q.cccd
     UNION SELECT p.id FROM q JOIN person p ON p.bhxh = q.bhxh
@@ -149,6 +157,10 @@ WITH q AS (
         SELECT id FROM person WHERE phone = q.phone LIMIT {MAX_CANDIDATES}) p ON true
     UNION SELECT p.id FROM q JOIN LATERAL (
         SELECT id FROM person WHERE name_key = q.nk
+           AND birth_date >= make_date(q.yr, 1, 1) AND birth_date < make_date(q.yr + 1, 1, 1)
+         LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE name_sorted = q.ns
            AND birth_date >= make_date(q.yr, 1, 1) AND birth_date < make_date(q.yr + 1, 1, 1)
          LIMIT {MAX_CANDIDATES}) p ON true
     UNION SELECT p.id FROM q JOIN LATERAL (
@@ -183,6 +195,7 @@ def _fetch_candidates(conn: psycopg.Connection[Any], feats: list[Features]) -> l
         cols["yr"].append(f.birth_date.year if f.birth_date else None)
         cols["bd"].append(f.birth_date if f.precision == "D" else None)
         cols["com"].append(f.commune)
+        cols["ns"].append(f.name_sorted)
     rows = conn.execute(_CANDIDATE_SQL, dict(cols)).fetchall()
     return [person_from_row(r) for r in rows]
 
@@ -230,7 +243,7 @@ def _decide(f: Features, batch: _Batch, upper: float, lower: float) -> _Decision
             t
             for t in plausible[1:]
             if best[1].weight - t[1].weight < AMBIGUITY_BITS
-            and compare(batch.persons[best[0]], batch.persons[t[0]]).probability < lower
+            and compare(batch.persons[best[0]], batch.persons[t[0]]).veto is not None
         ]
         if not rivals:  # a runner-up that may be the same person is queued, not a blocker
             return _Decision(best[0], best[1].probability, "probabilistic", plausible[1:3])
@@ -409,7 +422,7 @@ def _reserve_ids(conn: psycopg.Connection[Any], n: int) -> list[int]:
 
 _PERSON_COPY = (
     "cccd", "cmnd", "eid", "passport", "bhxh", "bhyt", "temp_card", "full_name", "name_key",
-    "family_key", "middle_key", "given_key", "birth_date", "birth_precision", "sex", "phone",
+    "family_key", "middle_key", "given_key", "name_sorted", "birth_date", "birth_precision", "sex", "phone",
     "address", "province_code", "commune_code", "commune_code_old", "commune_ambiguous",
     "mother_id",
 )  # fmt: skip
@@ -418,7 +431,7 @@ _PERSON_COPY = (
 def _person_values(p: Prepared) -> tuple[Any, ...]:
     return (
         p.cccd, p.cmnd, p.eid, p.passport, p.bhxh, p.bhyt, p.temp_card, p.full_name, p.name_key,
-        p.family_key, p.middle_key, p.given_key, p.birth_date, p.birth_precision, p.sex, p.phone,
+        p.family_key, p.middle_key, p.given_key, p.name_sorted, p.birth_date, p.birth_precision, p.sex, p.phone,
         p.rec.address, p.province_code, p.commune_code, p.commune_code_old, p.commune_ambiguous,
         p.rec.mother_person_id,
     )  # fmt: skip

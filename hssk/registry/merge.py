@@ -24,14 +24,14 @@ _RESTORE = (
     "name_key", "family_key", "given_key", "birth_date", "birth_precision", "sex", "phone",
     "address", "province_code", "commune_code", "commune_code_old", "household_id", "mother_id",
     "deceased_at", "verification", "merged_into", "updated_at", "middle_key", "cmnd", "eid",
-    "commune_ambiguous",
+    "commune_ambiguous", "name_sorted",
 )  # fmt: skip
 # Survivor fields filled from the merged person when empty.
 _FILL = (
     "health_id", "cccd", "passport", "bhxh", "bhyt", "temp_card", "phone", "address",
     "province_code", "commune_code", "commune_code_old", "household_id", "mother_id",
     "deceased_at", "cmnd", "eid", "birth_date", "full_name", "name_key", "family_key",
-    "middle_key", "given_key", "sex",
+    "middle_key", "given_key", "name_sorted", "sex",
 )  # fmt: skip
 
 

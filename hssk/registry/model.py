@@ -80,6 +80,7 @@ class Features:
     display: str | None = None  # canonical name with diacritics, lower case
     family: str | None = None
     given: str | None = None
+    name_sorted: str | None = None
     birth_date: date | None = None
     precision: str | None = None
     sex: str | None = None
@@ -93,6 +94,7 @@ class Features:
     commune_old: str | None = None
     province: str | None = None
     mother_id: int | None = None
+    communes: tuple[str, ...] = ()  # every 2025 commune the record may be in
 
     @property
     def has_diacritics(self) -> bool:
@@ -118,8 +120,8 @@ def given_conflict(a: Features, b: Features) -> str | None:
     they agree or one is a typing error of the other ('Sang'/'Sng')."""
     if not a.given or not b.given or a.given == b.given:
         return None
-    if a.name_key and b.name_key and sorted(a.name_key.split(" ")) == sorted(b.name_key.split(" ")):
-        return None  # the same words in another order: family name written last
+    if a.name_key and b.name_key and _word_subset(a.name_key.split(" "), b.name_key.split(" ")):
+        return None  # the same words in another order, maybe one missing: 'Đoàn Tiến'
     if OSA.distance(a.given, b.given) > 1:
         return "strong"
     known = known_given_names()
@@ -143,7 +145,7 @@ def compare_birth(a: Features, b: Features) -> str | None:
         ]
         if len(diffs) == 1:
             x, y = diffs[0]
-            if Levenshtein.distance(str(x), str(y)) <= 1:
+            if abs(x - y) == 1 or Levenshtein.distance(str(x), str(y)) <= 1:
                 return "typo"
         return "else"
     if da.year != db.year:
@@ -160,9 +162,9 @@ def compare_name(a: Features, b: Features) -> str | None:
         if a.has_diacritics and b.has_diacritics and a.display != b.display:
             return "exact_folded"
         return "exact" if a.has_diacritics and b.has_diacritics else "exact_folded"
-    wa, wb = a.name_key.split(" "), b.name_key.split(" ")
-    if sorted(wa) == sorted(wb):
+    if a.name_sorted and a.name_sorted == b.name_sorted:
         return "reordered"
+    wa, wb = a.name_key.split(" "), b.name_key.split(" ")
     if a.family and a.family == b.family and a.given and a.given == b.given:
         ma, mb = wa[1:-1], wb[1:-1]
         if not ma or not mb or set(ma) <= set(mb) or set(mb) <= set(ma):
@@ -170,6 +172,8 @@ def compare_name(a: Features, b: Features) -> str | None:
         if OSA.distance(" ".join(ma), " ".join(mb)) > 1:
             return "middle_differs"
         return "fuzzy"
+    if _word_subset(wa, wb):
+        return "family_given"  # a middle name missing and the order changed ('Đoàn Tiến')
     if JaroWinkler.similarity(a.name_key, b.name_key) >= 0.92:
         return "fuzzy"
     if a.given and a.given == b.given:
@@ -177,12 +181,22 @@ def compare_name(a: Features, b: Features) -> str | None:
     return "else"
 
 
+def _word_subset(wa: list[str], wb: list[str]) -> bool:
+    """All words of the shorter name (2+ words) appear in the longer one."""
+    if min(len(wa), len(wb)) < 2:
+        return False
+    sa, sb = set(wa), set(wb)
+    return sa <= sb or sb <= sa
+
+
 def compare_commune(a: Features, b: Features) -> str | None:
     if not (a.commune or a.commune_old or a.province) or not (
         b.commune or b.commune_old or b.province
     ):
         return None
-    if (a.commune and a.commune == b.commune) or (a.commune_old and a.commune_old == b.commune_old):
+    if (a.commune_old and a.commune_old == b.commune_old) or not set(a.communes).isdisjoint(
+        b.communes
+    ):
         return "same"
     if a.province and a.province == b.province:
         return "province"
@@ -286,8 +300,10 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         return "temp_card"  # two newborns (twins) with their own temporary cards
     id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
     conflict = given_conflict(a, b)
-    if conflict == "strong" or (conflict == "weak" and not id_agrees):
+    if conflict == "strong":
         return "given_name"
+    if conflict == "weak" and not id_agrees:
+        return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
     if levels.get("birth") == "else" and not id_agrees:
         assert a.birth_date is not None and b.birth_date is not None
         if a.precision == "D" and b.precision == "D":

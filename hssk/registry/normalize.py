@@ -199,41 +199,35 @@ def is_placeholder_name(key: str | None) -> bool:
 
 @dataclass(frozen=True)
 class NameParts:
-    """Folded keys of a name: family (first word), middle, given (last word)."""
+    """Folded keys of a name as written: family (first word), middle, given (last word), and
+    ``sorted`` (the words in alphabetical order) which matches order variants."""
 
     key: str | None
     family: str | None
     middle: str | None
     given: str | None
-    reordered: bool = False  # True when the name looked like Western order and was rotated
+    sorted: str | None = None
+    western_order: bool = False  # looks like 'Văn An Nguyễn' (a family name last, not first)
 
 
 @lru_cache(maxsize=262_144)
 def split_name(text: str | None) -> NameParts:
-    """Split a name into folded family / middle / given keys, detecting Western order.
+    """Split a name into folded family / middle / given keys.
 
-    'Nguyễn Văn An' → (nguyen, van, an); 'An Nguyen Van' (given first, family from the common
-    list and not first) → rotated to 'nguyen van an' with ``reordered=True``.
+    The written order is kept: guessing which word is the family name fails on typing errors
+    ('Tần Văn Hoàng' would turn into 'Hoàng Tần Văn'), so order variants ('Văn An Nguyễn',
+    'An Nguyễn Văn') are matched through ``sorted`` instead, and only flagged here.
     """
     key = name_key(text)
     if not key or is_placeholder_name(key):
         return NameParts(None, None, None, None)
     words = key.split(" ")
-    reordered = False
-    # Rotate only a name that starts with a known given name and has a family name later:
-    # a typo in the family name ('Dag Van Hoang') must not turn it around.
-    if len(words) >= 2 and not _family_like(words[0]) and words[0] in known_given_keys():
-        if words[-1] in FAMILY_KEYS:  # "Van An Nguyen"
-            words = [words[-1], *words[:-1]]
-            reordered = True
-        elif len(words) >= 3 and words[1] in FAMILY_KEYS:  # "An Nguyen Van"
-            words = [*words[1:], words[0]]
-            reordered = True
-    key = " ".join(words)
+    ordered = " ".join(sorted(words))
+    western = len(words) >= 2 and not _family_like(words[0]) and words[-1] in FAMILY_KEYS
     if len(words) == 1:
-        return NameParts(key, None, None, words[0], reordered)
+        return NameParts(key, None, None, words[0], ordered, western)
     middle = " ".join(words[1:-1]) or None
-    return NameParts(key, words[0], middle, words[-1], reordered)
+    return NameParts(key, words[0], middle, words[-1], ordered, western)
 
 
 # --- birth dates --------------------------------------------------------------------------

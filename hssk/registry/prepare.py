@@ -34,6 +34,7 @@ class Prepared:
     family_key: str | None
     middle_key: str | None
     given_key: str | None
+    name_sorted: str | None
     birth_date: date | None
     birth_precision: str | None
     sex: str | None
@@ -52,6 +53,7 @@ class Prepared:
     commune_code_old: str | None
     province_code: str | None
     commune_ambiguous: bool
+    commune_options: tuple[str, ...]
     problems: list[str]
 
     @property
@@ -75,7 +77,7 @@ def _nonempty(value: object) -> str | None:
 
 def prepare(rec: SourceRecord) -> Prepared:
     """Normalize a record and check its identifiers (never raises on bad values)."""
-    from hssk.registry.adminunits import resolve_commune  # lazy: loads the unit tables
+    from hssk.registry.adminunits import commune_options, resolve_commune  # lazy: loads tables
 
     problems: list[str] = []
     parts = split_name(rec.full_name)
@@ -130,6 +132,7 @@ def prepare(rec: SourceRecord) -> Prepared:
         family_key=parts.family,
         middle_key=parts.middle,
         given_key=parts.given,
+        name_sorted=parts.sorted,
         birth_date=bd.value if bd else None,
         birth_precision=bd.precision if bd else None,
         sex=sex,
@@ -148,5 +151,6 @@ def prepare(rec: SourceRecord) -> Prepared:
         commune_code_old=unit.old_code,
         province_code=unit.province_code,
         commune_ambiguous=unit.ambiguous,
+        commune_options=commune_options(unit.new_code, unit.old_code),
         problems=problems,
     )

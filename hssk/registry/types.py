@@ -74,6 +74,7 @@ class Person:
     cmnd: str | None = None
     eid: str | None = None
     commune_ambiguous: bool = False
+    name_sorted: str | None = None
     # Filled by get_person: ids of persons merged into this one (Patient.link 'replaces').
     replaces: list[int] = field(default_factory=list)
 
@@ -100,7 +101,7 @@ PERSON_COLUMNS = (
     "id, health_id, cccd, cccd_verified, passport, bhxh, bhyt, temp_card, full_name, name_key, "
     "family_key, given_key, birth_date, birth_precision, sex, phone, address, province_code, "
     "commune_code, commune_code_old, household_id, mother_id, deceased_at, verification, "
-    "merged_into, created_at, updated_at, middle_key, cmnd, eid, commune_ambiguous"
+    "merged_into, created_at, updated_at, middle_key, cmnd, eid, commune_ambiguous, name_sorted"
 )
 
 

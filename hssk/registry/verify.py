@@ -157,7 +157,7 @@ def _apply(conn: psycopg.Connection[Any], pid: int, demo: dict[str, str]) -> Non
         """UPDATE person SET verification = 'verified', cccd_verified = true, verify_next = NULL,
                   full_name = coalesce(%s, full_name), name_key = coalesce(%s, name_key),
                   family_key = coalesce(%s, family_key), middle_key = coalesce(%s, middle_key),
-                  given_key = coalesce(%s, given_key),
+                  given_key = coalesce(%s, given_key), name_sorted = coalesce(%s, name_sorted),
                   birth_date = coalesce(%s, birth_date),
                   birth_precision = CASE WHEN %s::date IS NULL THEN birth_precision ELSE %s END,
                   sex = coalesce(%s, sex), updated_at = now()
@@ -168,6 +168,7 @@ def _apply(conn: psycopg.Connection[Any], pid: int, demo: dict[str, str]) -> Non
             parts.family,
             parts.middle,
             parts.given,
+            parts.sorted,
             bd.value if bd else None,
             bd.value if bd else None,
             bd.precision if bd else None,
