@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from hssk.web.i18n import t
 from hssk.web.models import Point
 
 WIDTH, HEIGHT = 320, 150
@@ -14,7 +15,7 @@ def _fmt(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
-def trend_svg(points: list[Point], unit: str, label: str) -> str:
+def trend_svg(points: list[Point], unit: str, label: str, lang: str = "vi") -> str:
     """A line chart of ``points`` (two lines when ``value2`` is set, e.g. blood pressure)."""
     if not points:
         return ""
@@ -37,7 +38,10 @@ def trend_svg(points: list[Point], unit: str, label: str) -> str:
 
     last = points[-1]
     latest = _fmt(last.value) + (f"/{_fmt(last.value2)}" if last.value2 is not None else "")
-    desc = f"{label}: {len(points)} lần đo, gần nhất {latest} {unit} ngày {last.date:%d/%m/%Y}"
+    desc = t(
+        "chart_desc", lang, label=label, n=len(points), latest=latest, unit=unit,
+        date=f"{last.date:%d/%m/%Y}",
+    )  # fmt: skip
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(desc)}" xmlns="http://www.w3.org/2000/svg">',

@@ -63,6 +63,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ind_blood_pressure": ("Huyết áp", "Blood pressure"),
     "ind_glucose": ("Đường huyết", "Blood glucose"),
     "latest": ("Gần nhất", "Latest"),
+    "chart_desc": (
+        "{label}: {n} lần đo, gần nhất {latest} {unit} ngày {date}",
+        "{label}: {n} measurements, latest {latest} {unit} on {date}",
+    ),
     "history": ("Tiền sử bệnh tật", "Medical history"),
     "allergies": ("Dị ứng", "Allergies"),
     "risk_factors": ("Yếu tố nguy cơ", "Risk factors"),

@@ -56,7 +56,9 @@ def environment() -> Environment:
     env.filters["d"] = fmt_date
     env.filters["dt"] = lambda v: fmt_date(v, True)
     # Both are produced here (SVG escapes every text it embeds; the CSS is a packaged file).
-    env.globals["chart"] = lambda ind, label: Markup(charts.trend_svg(ind.points, ind.unit, label))  # noqa: S704
+    env.globals["chart"] = lambda ind, label, lang="vi": Markup(  # noqa: S704
+        charts.trend_svg(ind.points, ind.unit, label, lang)
+    )
     env.globals["css"] = Markup(  # noqa: S704
         resources.files("hssk.web").joinpath("static/style.css").read_text("utf-8")
     )
