@@ -559,10 +559,12 @@ def run_job(
     batch: int | None = None,
     progress: Progress | None = None,
     stop_after: int | None = None,
+    start_method: str = "fork",
 ) -> Summary:
     """Run (or resume) a job to its end. ``workers``: mapping processes (0 = in this process;
     default: the cores, for sources over 2 MB). ``stop_after``: stop after that many batches
-    (tests simulate an interruption with it)."""
+    (tests simulate an interruption with it). ``start_method``: 'forkserver' inside a
+    multi-threaded server."""
     # A connection of its own (not from the pool): the session lock dies with the process.
     with psycopg.connect(db.url, autocommit=True) as lock_conn:
         got = lock_conn.execute(
@@ -571,7 +573,7 @@ def run_job(
         if not got or not got[0]:
             raise JobError(f"job {job_id} is being run by another process")
         try:
-            return _run_locked(db, job_id, workers, batch, progress, stop_after)
+            return _run_locked(db, job_id, workers, batch, progress, stop_after, start_method)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, job_id))
 
@@ -583,6 +585,7 @@ def _run_locked(
     batch: int | None,
     progress: Progress | None,
     stop_after: int | None,
+    start_method: str = "fork",
 ) -> Summary:
     with db.connection() as conn:
         row = conn.execute(
@@ -613,7 +616,11 @@ def _run_locked(
     size = batch or BATCH_UNITS.get(kind, DEFAULT_BATCH)
     start = tuple(summary.checkpoint.get("pos") or (0, 0))
     nworkers = _pool_size(workers, paths[start[0] :])
-    pool = ProcessPoolExecutor(nworkers, mp_context=get_context("fork")) if nworkers > 0 else None
+    pool = (
+        ProcessPoolExecutor(nworkers, mp_context=get_context(start_method))
+        if nworkers > 0
+        else None
+    )
     window: deque[tuple[Future[list[Unit]] | list[Unit], tuple[int, int]]] = deque()
     batches = 0
     records = 0

@@ -94,7 +94,7 @@ def _upload_dir(request: Request) -> FsPath:
 
 def _run_in_background(db: Database, job_id: int) -> None:
     try:
-        jobs.run_job(db, job_id)
+        jobs.run_job(db, job_id, start_method="forkserver")  # no fork of a threaded server
     except Exception:  # the job stays 'running' and is resumed by `hssk ingest --resume`
         log.exception("ingest job %s failed", job_id)
 
