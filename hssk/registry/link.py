@@ -272,12 +272,13 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LINK_LOCK,))
     feats = [features_of(p) for p in prepared]
 
-    existing = _existing_links(conn, recs)
     batch = _Batch()
-    todo = [i for i, r in enumerate(recs) if (r.source, r.record_id) not in existing]
-    for person in _fetch_candidates(conn, [feats[i] for i in todo]) if todo else []:
-        batch.add(person.id, features_of_person(person))
     batch.total, batch.name_counts = _name_counts(conn, {f.name_key for f in feats if f.name_key})
+    empty = batch.total == 0  # first load of a register: nothing to look up
+    existing = {} if empty else _existing_links(conn, recs)
+    todo = [i for i, r in enumerate(recs) if (r.source, r.record_id) not in existing]
+    for person in _fetch_candidates(conn, [feats[i] for i in todo]) if todo and not empty else []:
+        batch.add(person.id, features_of_person(person))
 
     results: list[LinkResult | None] = [None] * len(recs)
     new_ids = _reserve_ids(conn, len(todo))
