@@ -128,7 +128,12 @@ def test_quirks_of_real_exports_are_accepted(idb: Database, tmp_path: Path) -> N
     }  # fmt: skip
     xml13 = build_table("XML13", [referral]).replace(b"MA_NOI_DI>", b"MA_CSKCB_DI>")
     v["XML13"] = xml13.replace(b"MA_NOI_DEN>", b"MA_CSKCB_DEN>")  # 3176 names
-    s = _one(idb, write_feed(tmp_path / "quirk.xml", [v]))
+    path = write_feed(tmp_path / "quirk.xml", [v])
+    signed = b'<CHUKYDONVI><Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo/>'
+    path.write_bytes(
+        path.read_bytes().replace(b"<CHUKYDONVI/>", signed + b"</Signature></CHUKYDONVI>")
+    )
+    s = _one(idb, path)
     assert s.quarantined == 0, s.errors
     assert s.stored["ServiceRequest"] == 1
     with idb.connection() as conn:
