@@ -30,13 +30,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+# Module scope: other components' tests may empty every table (clean_db) between modules;
+# seeding is idempotent and quick, so each module gets its family back.
+@pytest.fixture(scope="module")
 def family(db: Database) -> Family:
     with db.connection() as conn:
         return seed_family(conn, tag="web")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(db: Database, family: Family) -> Iterator[Server]:
     """The whole application (every component's router) served by uvicorn in a thread."""
     app = create_app(load_settings(), db=db)
