@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -244,11 +244,30 @@ def password_grant(
     ok = accounts.check_password(stored, password)
     if not ok or not _usable(account) or account is None or account.kind == "citizen":
         raise _fail(conn, account, address, "password", username)
-    if secret and not (totp and pyotp.TOTP(secret).verify(totp.strip(), valid_window=1)):
+    if secret and not (totp and _totp_once(conn, account.id, secret, totp)):
         raise _fail(conn, account, address, "totp", username)
     scopes = negotiate_scopes(account.scopes, scope)
     _succeed(conn, account, address, "password+totp" if secret else "password")
     return issue_tokens(conn, settings, account, scopes)
+
+
+def _totp_once(conn: psycopg.Connection[Any], account_id: int, secret: str, code: str) -> bool:
+    """A valid TOTP code (±1 step of clock drift) not used before on this account."""
+    otp = pyotp.TOTP(secret)
+    now = time.time()
+    step = None
+    for drift in (0, -1, 1):
+        if hmac.compare_digest(otp.at(now + drift * otp.interval), code.strip()):
+            step = otp.timecode(datetime.fromtimestamp(now, UTC)) + drift
+            break
+    if step is None:
+        return False
+    row = conn.execute(
+        """UPDATE account SET totp_last_step = %s
+           WHERE id = %s AND (totp_last_step IS NULL OR totp_last_step < %s) RETURNING id""",
+        (step, account_id, step),
+    ).fetchone()
+    return row is not None
 
 
 def _code_hash(settings: Settings, account_id: int, code: str) -> str:

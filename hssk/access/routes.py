@@ -186,6 +186,19 @@ def me(conn: Conn, actor: CurrentActor) -> dict[str, Any]:
     return out
 
 
+@router.post("/api/v1/me/totp", tags=["me"], status_code=201,
+             summary="Enrol in TOTP (staff): returns the otpauth:// URI for the app")  # fmt: skip
+def enrol_totp(conn: Conn, actor: CurrentActor) -> dict[str, Any]:
+    acc = accounts.get_account(conn, actor.account_id)
+    if acc is None or acc.kind == "citizen" or acc.kind == "system":
+        raise _refuse(conn, actor, "totp-enrol", "only staff and clinician accounts use TOTP")
+    if acc.has_totp:  # replacing a second factor is an administrator's job
+        raise HTTPException(409, "đã đăng ký TOTP / already enrolled; ask an administrator")
+    uri = accounts.enroll_totp(conn, acc.id)
+    audit(conn, actor, "totp-enrol", outcome="allow", basis="own-account")
+    return {"otpauth_uri": uri}
+
+
 def _my_persons(conn: psycopg.Connection[Any], actor: Actor) -> set[int]:
     """The citizen and the children they are currently guardian of."""
     if actor.kind != "citizen" or actor.person_id is None:

@@ -74,12 +74,19 @@ def test_totp_is_required_once_enrolled(client: TestClient, world: World) -> Non
     with world.db.connection() as conn:
         acc = accounts.create_account(conn, "bs.totp", "clinician", unit_id="BV-01",
                                       roles=["clinician"], password=PASSWORD)  # fmt: skip
-        uri = accounts.enroll_totp(conn, acc.id)
-    secret = pyotp.parse_uri(uri).secret
+    world.accounts["bs.totp"] = acc
+    enrol = client.post("/api/v1/me/totp", headers=world.headers("bs.totp"))
+    assert enrol.status_code == 201, enrol.text
+    secret = pyotp.parse_uri(enrol.json()["otpauth_uri"]).secret
+    assert client.post("/api/v1/me/totp", headers=world.headers("bs.totp")).status_code == 409
+    assert client.post("/api/v1/me/totp", headers=world.headers("citizen")).status_code == 403
     assert _password(client, "bs.totp", PASSWORD).status_code == 400
     assert _password(client, "bs.totp", PASSWORD, totp="000000").status_code == 400
-    ok = _password(client, "bs.totp", PASSWORD, totp=pyotp.TOTP(secret).now())
+    code = pyotp.TOTP(secret).now()
+    ok = _password(client, "bs.totp", PASSWORD, totp=code)
     assert ok.status_code == 200, ok.text
+    replay = _password(client, "bs.totp", PASSWORD, totp=code)  # the same code again
+    assert replay.status_code == 400
 
 
 def test_citizen_logs_in_with_cccd_and_a_code(client: TestClient, world: World) -> None:
