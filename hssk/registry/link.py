@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -562,3 +562,12 @@ def birth_year_range(d: date | None) -> tuple[date, date] | None:
     if d is None:
         return None
     return date(d.year, 1, 1), date(d.year + 1, 1, 1)
+
+
+def mark_deceased(conn: psycopg.Connection[Any], person_id: int, deceased_at: datetime) -> int:
+    """Record a death on the golden record (of the survivor, after merges); returns its id."""
+    pid = resolve(conn, person_id)
+    conn.execute(
+        "UPDATE person SET deceased_at = %s, updated_at = now() WHERE id = %s", (deceased_at, pid)
+    )
+    return pid

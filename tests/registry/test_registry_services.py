@@ -125,10 +125,20 @@ def test_match_grades_and_patient_resource(clean_db: Database) -> None:
                 ),
             ],
         )
+        from datetime import UTC, datetime
+
+        from hssk.registry.link import mark_deceased
+
+        mark_deceased(conn, b.person_id, datetime(2025, 1, 2, 3, 4, tzinfo=UTC))
+        dead = get_person(conn, b.person_id)
+        assert dead is not None and patient_resource(dead)["deceasedDateTime"].startswith(
+            "2025-01-02"
+        )
         person = get_person(conn, a.person_id)
         assert person is not None
         resource = patient_resource(person)
         get_fhir_model_class("Patient").model_validate(resource)  # valid FHIR R4
+        assert "deceasedDateTime" not in resource
         query = {
             "resourceType": "Patient",
             "name": [{"family": "Nguyen", "given": ["Thi", "Hoa"]}],
