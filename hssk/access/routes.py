@@ -509,12 +509,13 @@ class AccountIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     username: str = Field(pattern=r"^[A-Za-z0-9._@-]{3,64}$")
-    kind: Literal["staff", "clinician", "citizen", "system"]
+    # no citizens here: their account comes with their first login, by the phone the
+    # population register holds (an administrator must not be able to tie a login to a person)
+    kind: Literal["staff", "clinician", "system"]
     unit_id: str | None = None
     display_name: str | None = Field(default=None, max_length=200)
     roles: list[str] = Field(default_factory=list, max_length=5)
     phone: str | None = Field(default=None, pattern=r"^\+?\d{9,12}$")
-    person_id: Id | None = None
     system_scopes: list[str] = Field(default_factory=list, max_length=40)
 
 
@@ -530,6 +531,8 @@ def _managed_account(
 ) -> accounts.Account:
     mine = _admin_units(conn, actor, action)
     acc = accounts.get_account(conn, account_id)
+    if acc is not None and str(acc.id) == actor.account_id and action != "account-read":
+        raise _refuse(conn, actor, action, "administrators do not change their own account")
     if acc is None or acc.unit_id not in mine:  # same answer for "absent" and "not yours"
         audit(conn, actor, action, outcome="deny", basis="deny",
               detail={"account": account_id, "reason": "not an account you manage"})  # fmt: skip
@@ -566,7 +569,7 @@ def create_account(conn: Conn, actor: CurrentActor, req: AccountIn) -> dict[str,
     try:
         acc = accounts.create_account(
             conn, req.username, req.kind, unit_id=req.unit_id, roles=req.roles,
-            scopes=req.system_scopes if req.kind == "system" else None, person_id=req.person_id,
+            scopes=req.system_scopes if req.kind == "system" else None,
             phone=req.phone, display_name=req.display_name, active=False)  # fmt: skip
     except accounts.AccountError as exc:
         raise HTTPException(400, str(exc)) from None

@@ -233,6 +233,17 @@ def test_admin_limits_idor_and_non_admins(client: TestClient, world: World) -> N
     for actor in ("doctor", "citizen", "auditor"):
         assert client.get("/api/v1/accounts", headers=world.headers(actor)).status_code == 403
     assert client.get("/api/v1/accounts").status_code == 401
+    own = world.accounts["admin_bd"].id
+    self_grant = client.patch(f"/api/v1/accounts/{own}", headers=world.headers("admin_bd"),
+                              json={"roles": ["admin", "station"]})  # fmt: skip
+    assert self_grant.status_code == 403
+    citizen = client.post("/api/v1/accounts", headers=world.headers("admin_bd"),
+                          json={"username": "gia.mao", "kind": "citizen"})  # fmt: skip
+    assert citizen.status_code in (400, 422)  # citizens are never created by an admin
+    tie = client.post("/api/v1/accounts", headers=world.headers("admin_bd"),
+                      json={"username": "gia.mao", "kind": "staff", "unit_id": "TYT-A",
+                            "person_id": world.persons["parent"]})  # fmt: skip
+    assert tie.status_code in (400, 422)
     escalate = client.patch(f"/api/v1/accounts/{world.accounts['station_a'].id}",
                             headers=world.headers("admin_bd"), json={"roles": ["root"]})  # fmt: skip
     assert escalate.status_code == 400
