@@ -22,8 +22,9 @@ from hssk.access import ANONYMOUS, Actor, Decision
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, get_conn
 from hssk.records import everything, save
+from hssk.records.extract import effective
 from hssk.web import backend, pdf, render, selfdata, station
-from hssk.web.book import ICD10, build_book, concept_text, is_sensitive, ref_text
+from hssk.web.book import ICD10, build_book, concept_text, is_sensitive, ref_text, value_text
 from hssk.web.forms import Form
 from hssk.web.i18n import t
 from hssk.web.models import SECTIONS, CatalogFields, CatalogValue, HealthBook
@@ -701,8 +702,6 @@ def timeline(
         body = r.body
         if r.type == "Patient" or (not include_sensitive and is_sensitive(body)):
             continue
-        from hssk.records.extract import effective
-
         when = effective(body)
         facility = None
         for key in ("serviceProvider", "performer", "requester", "location"):
@@ -732,8 +731,6 @@ def timeline(
         )
         value = None
         if r.type == "Observation":
-            from hssk.web.book import value_text
-
             v, unit = value_text(body)
             value = f"{v} {unit or ''}".strip() if v else None
         categories = {c for cat in body.get("category") or () for c in _codes(cat)}

@@ -80,17 +80,23 @@ def _qty(value: float, unit: str, ucum: str) -> dict[str, Any]:
     return {"value": round(value, 1), "unit": unit, "system": UCUM, "code": ucum}
 
 
+def _cccd(form: Form) -> str | None:
+    """The person's CCCD, structurally checked (the registry lookup comes after)."""
+    cccd = form.text("cccd", required=True, max_len=20)
+    if not cccd:
+        return None
+    check = ids.check_cccd(cccd)
+    if not check.ok:
+        form.error("cccd", check.problems[0].vi, check.problems[0].en)
+        return None
+    return check.value
+
+
 def validate_checkup(raw: dict[str, str], today: date) -> tuple[Form, dict[str, Any]]:
     """Check a check-up / screening form. BMI is computed, never typed."""
     form = Form(raw)
     out: dict[str, Any] = {}
-    cccd = form.text("cccd", required=True, max_len=20)
-    if cccd:
-        check = ids.check_cccd(cccd)
-        if not check.ok:
-            form.error("cccd", check.problems[0].vi, check.problems[0].en)
-        else:
-            out["cccd"] = check.value
+    out["cccd"] = _cccd(form)
     out["kind"] = form.choice("kind", CHECKUP_KINDS)
     out["date"] = form.day("date", required=True, today=today)
     for meas in MEASUREMENTS:
@@ -227,12 +233,7 @@ def save_checkup(
 def validate_household(raw: dict[str, str], today: date) -> tuple[Form, dict[str, Any]]:
     form = Form(raw)
     out: dict[str, Any] = {}
-    cccd = form.text("cccd", required=True, max_len=20)
-    if cccd:
-        check = ids.check_cccd(cccd)
-        if not check.ok:
-            form.error("cccd", check.problems[0].vi, check.problems[0].en)
-        out["cccd"] = check.value
+    out["cccd"] = _cccd(form)
     out["action"] = form.choice("action", HOUSEHOLD_ACTIONS)
     out["household_code"] = form.text("household_code", required=True, max_len=20)
     out["relation"] = form.text("relation", max_len=40)
@@ -243,12 +244,7 @@ def validate_household(raw: dict[str, str], today: date) -> tuple[Form, dict[str
 def validate_death(raw: dict[str, str], today: date) -> tuple[Form, dict[str, Any]]:
     form = Form(raw)
     out: dict[str, Any] = {}
-    cccd = form.text("cccd", required=True, max_len=20)
-    if cccd:
-        check = ids.check_cccd(cccd)
-        if not check.ok:
-            form.error("cccd", check.problems[0].vi, check.problems[0].en)
-        out["cccd"] = check.value
+    out["cccd"] = _cccd(form)
     out["date"] = form.day("date", required=True, today=today)
     out["place"] = form.text("place", max_len=200)
     out["cause"] = form.text("cause", required=True, max_len=300)
