@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -84,6 +85,17 @@ def _parser_kwargs() -> dict[str, Any]:
     }
 
 
+_local_parsers = threading.local()
+
+
+def _parser() -> Any:
+    """A hardened parser, reused within a thread (creating one per table costs time)."""
+    p = getattr(_local_parsers, "parser", None)
+    if p is None:
+        p = _local_parsers.parser = etree.XMLParser(**_parser_kwargs())
+    return p
+
+
 def _refuse_dtd(elem: Any) -> None:
     info = elem.getroottree().docinfo
     if info.doctype or info.internalDTD is not None:
@@ -142,18 +154,25 @@ def _by_root() -> dict[str, Table]:
 
 def _row(elem: Any) -> dict[str, str]:
     out: dict[str, str] = {}
+    odd = False  # a namespaced tag or a 3176 name: rare, fixed up after the fast loop
     for child in elem:
         tag = child.tag
-        if type(tag) is not str:  # comments, processing instructions
+        if tag.__class__ is not str:  # comments, processing instructions
             continue
-        if "}" in tag:
-            tag = tag.rsplit("}", 1)[1]
         text = child.text
         if text:
             if len(text) > MAX_FIELD_CHARS:
                 _text(child)  # raises the size error
-            text = text.strip()
-        out[XML13_3176_RENAMES_REV.get(tag, tag)] = text or ""
+            out[tag] = text.strip()
+        else:
+            out[tag] = ""
+        if "}" in tag or tag in XML13_3176_RENAMES_REV:
+            odd = True
+    if odd:
+        out = {
+            XML13_3176_RENAMES_REV.get(k.rsplit("}", 1)[-1], k.rsplit("}", 1)[-1]): v
+            for k, v in out.items()
+        }
     return out
 
 
@@ -171,7 +190,7 @@ def parse_table(data: bytes, name: str | None = None) -> list[dict[str, str]]:
         )
     data = data.replace(_BAD_XSI, _GOOD_XSI)
     what = f"bảng {name}" if name else "bảng"
-    parser = etree.XMLParser(**_parser_kwargs())
+    parser = _parser()
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
