@@ -263,8 +263,12 @@ def parse_birth_date(text: object, *, today: date | None = None) -> BirthDate | 
         return None
     if isinstance(text, date):
         return BirthDate(text, "D")
-    s = clean_spaces(unicodedata.normalize("NFKC", str(text)))
-    limit = today or date.today()
+    return _parse_date(str(text), today or date.today())
+
+
+@lru_cache(maxsize=131_072)  # birth dates repeat: a register has far fewer dates than records
+def _parse_date(text: str, limit: date) -> BirthDate | None:
+    s = clean_spaces(unicodedata.normalize("NFKC", text))
     for pattern, kind in _DATE_PATTERNS:
         m = pattern.match(s)
         if not m:
@@ -302,7 +306,12 @@ def normalize_sex(value: object) -> str | None:
     """'M' | 'F' | 'U' from M/F, Nam/Nữ, male/female, QĐ 130 codes 1/2/3; None if empty."""
     if value is None:
         return None
-    k = fold(clean_spaces(str(value))).lower()
+    return _sex(str(value))
+
+
+@lru_cache(maxsize=1024)
+def _sex(value: str) -> str | None:
+    k = fold(clean_spaces(value)).lower()
     if not k:
         return None
     return _SEX.get(k, "U")
