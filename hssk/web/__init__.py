@@ -1,1 +1,16 @@
-"""web component."""
+"""Citizen health book (Sổ sức khỏe điện tử), clinician workspace and commune-station forms.
+
+Pages and the partner API are in ``routes.router`` (mounted by ``hssk.api.app``):
+
+* citizens: ``/book/login`` (CCCD or phone + one-time code), ``/book``, ``/book/p/{id}``
+  (a child's book), ``/book/consents``, ``/book/access-log``, ``/book/self``, PDFs of a visit
+  (``/book/p/{id}/visit/{visit}.pdf``) and of the whole book (``/book/p/{id}/book.pdf``);
+* health workers: ``/staff/login``, ``/clinic`` (search), ``/clinic/p/{id}`` (basis, timeline),
+  referral and re-examination forms, ``/station/checkup|household|death``;
+* partner apps: ``GET /api/v1/book/{id}?v=1``, ``GET /api/v1/me/book?v=1``,
+  ``GET /api/v1/book/{id}/fields?catalog=qd1332``.
+
+Python API: ``book.build_book(person, resources, sections=..., include_sensitive=...)`` →
+``models.HealthBook``; ``schedule.child_schedule(birth, given, today)``;
+``pdf.render_pdf`` / ``pdf.verify_pdf``; ``demo.seed_family(conn)``; ``bench.run_bench``.
+"""
