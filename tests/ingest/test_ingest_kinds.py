@@ -202,3 +202,18 @@ def test_immunization_rows_and_broken_csv(idb: Database, tmp_path: Path, monkeyp
     s = jobs.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
     assert s.status == "done" and {e["rule"] for e in s.errors} == {"internal"}
     assert s.quarantined == 5
+
+
+def test_birth_paper_edocument_creates_mother_and_newborn(idb: Database, tmp_path: Path) -> None:
+    paper = ("<HSDLGCS><DU_LIEU_GIAY_CHUNG_SINH><MA_GCS>GCS-01</MA_GCS><HO_TEN_NND>Đỗ Thị Hoa</HO_TEN_NND>"
+             "<NGAYSINH_NND>19950203</NGAYSINH_NND><SO_CCCD_NND>001195000777</SO_CCCD_NND>"
+             "<HO_TEN_CON>Đỗ Minh Khang</HO_TEN_CON><GIOI_TINH_CON>1</GIOI_TINH_CON>"
+             "<NGAY_SINH_CON>202501100815</NGAY_SINH_CON><MA_CSKCB>01001</MA_CSKCB>"
+             "<NGAY_CT>20250111</NGAY_CT></DU_LIEU_GIAY_CHUNG_SINH></HSDLGCS>")  # fmt: skip
+    (tmp_path / "gcs.xml").write_text(paper, "utf-8")
+    s = jobs.ingest(idb, "edoc", [tmp_path / "gcs.xml"], workers=0)
+    assert s.stored == {"DocumentReference": 1} and s.persons_created == 2, s.errors
+    with idb.connection() as conn:
+        people = conn.execute("SELECT id, full_name, mother_id FROM person ORDER BY id").fetchall()
+    mother, baby = people
+    assert baby[2] == mother[0] and "Khang" in baby[1]
