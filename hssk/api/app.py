@@ -27,6 +27,7 @@ ROUTERS = (
     "hssk.share.routes",
     "hssk.monitor.routes",
     "hssk.web.routes",
+    "hssk.api.home",
 )
 
 DESCRIPTION = """
