@@ -67,6 +67,8 @@ router = APIRouter(lifespan=_lifespan)
 MAX_UPLOAD = 2 * 1024**3  # one uploaded file
 MAX_GATEWAY_FILE = 20 * 1024**2  # one hồ sơ sent to the gateway endpoints (decoded)
 MAX_ID = 2**63 - 1
+# Registers and the facility list change everyone's data: platform systems only.
+REGISTER_KINDS = frozenset({"facilities", "population", "insurance"})
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -117,6 +119,13 @@ def upload(
     if not _can_write(actor):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
+    if kind in REGISTER_KINDS and not actor.has_scope("system", "*", "write"):
+        audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
+        return _problem(
+            403,
+            "Chỉ hệ thống được cấp quyền (system/*.write) mới nạp danh mục và sổ đăng ký.",
+            f"loading {kind} needs the system/*.write scope",
+        )
     target = _upload_dir(request)
     paths = []
     for i, f in enumerate(files):

@@ -26,6 +26,8 @@ def client(idb: Database) -> Iterator[TestClient]:
                                 scopes=["system/*.write", "system/*.read"], password=SECRET)  # fmt: skip
         accounts.create_account(conn, "reader01", "system", unit_id="F01002",
                                 scopes=["system/*.read"], password=SECRET)  # fmt: skip
+        accounts.create_account(conn, "staff01", "staff", unit_id="F01001",
+                                scopes=["user/*.write"], password=SECRET)  # fmt: skip
     with TestClient(create_app(load_settings(), idb)) as c:
         yield c
 
@@ -128,6 +130,9 @@ def test_upload_needs_a_write_scope(client: TestClient) -> None:
     assert r.status_code == 403
     r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", b"<x/>")})
     assert r.status_code == 401
+    staff = {"Authorization": f"Bearer {_token(client, 'staff01')}"}
+    r = client.post("/api/v1/ingest/facilities", files={"files": ("f.csv", b"id\n")}, headers=staff)
+    assert r.status_code == 403 and "system/*.write" in r.json()["message"]
 
 
 def test_server_start_resumes_unfinished_jobs(idb: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
