@@ -148,6 +148,13 @@ def test_clinical_sense(run: tuple[Path, Manifest]) -> None:
         if xml1.findtext("MA_LOAI_RV") in ("2", "5"):
             assert "XML13" in files
         assert ("XML5" in files) == (xml1.findtext("MA_LOAI_KCB") == "03")
+        money = {
+            f: int(xml1.findtext(f))
+            for f in ("T_TONGCHI_BV", "T_TONGCHI_BH", "T_BNCCT", "T_BHTT", "T_THUOC")
+        }
+        assert money["T_BHTT"] == money["T_TONGCHI_BH"] - money["T_BNCCT"]
+        lines = [r for n in ("XML2", "XML3") if n in files for r in records(n, files[n])]
+        assert money["T_TONGCHI_BV"] == sum(int(r.findtext("THANH_TIEN_BV")) for r in lines)
         checked[icd] += 1
     assert {"I10", "J06.9"} <= set(checked)
 
