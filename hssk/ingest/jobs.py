@@ -625,6 +625,8 @@ def _run_locked(
     batches = 0
     records = 0
 
+    dedup = _Duplicates()
+
     def drain(limit: int) -> None:
         nonlocal batches, records
         while len(window) > limit:
@@ -633,6 +635,7 @@ def _run_locked(
             units = fut.result() if isinstance(fut, Future) else fut
             t1 = time.perf_counter()
             summary.timings["wait-for-mapping"] += t1 - t0
+            dedup.check(kind, units)
             with db.connection() as conn:
                 write_units(conn, job_id, kind, units, summary, files=pos[0] - start[0])
                 summary.checkpoint["pos"] = list(pos)
@@ -675,6 +678,36 @@ def _run_locked(
         out = job_summary(conn, job_id)
     out.timings = defaultdict(float, {k: round(v, 3) for k, v in summary.timings.items()})
     return out
+
+
+_KEY_ELEMENT = {"xml130": "MA_LK", "fhir": "id", "facilities": "id", "edoc": "SO"}
+
+
+class _Duplicates:
+    """Records whose key already appeared in the same file are quarantined (the first one
+    counts). Keys of the current file only are kept (a hash each)."""
+
+    def __init__(self) -> None:
+        self.file = ""
+        self.seen: set[int] = set()
+
+    def check(self, kind: str, units: list[Unit]) -> None:
+        for u in units:
+            if u.problems or not u.key or u.key.startswith(Path(u.file).name + "#"):
+                continue
+            if u.file != self.file:
+                self.file, self.seen = u.file, set()
+            h = hash(u.key)
+            if h not in self.seen:
+                self.seen.add(h)
+                continue
+            u.problems.append(Problem(
+                "duplicate-key", _KEY_ELEMENT.get(kind, "ma_ban_ghi"), u.key,
+                f"record key {u.key} appears more than once in {Path(u.file).name}; the first "
+                "was taken, send a correction separately.",
+                f"khóa {u.key} xuất hiện nhiều lần trong tệp {Path(u.file).name}; đã nhận bản "
+                "đầu tiên, hãy gửi bản sửa riêng.",
+            ))  # fmt: skip
 
 
 class _Stop(Exception):

@@ -76,3 +76,18 @@ def test_bad_records_are_quarantined_and_the_rest_goes_on(idb: Database, tmp_pat
     assert rules["01001|LK000004"] == "cccd.format"
     assert any(r.startswith("facility") for r in rules.values())
     assert all(e["reason"] for e in s.errors)
+
+
+def test_duplicated_visit_key_in_one_file(idb: Database, tmp_path: Path) -> None:
+    feed = write_feed(tmp_path / "dup.xml", [visit(1), visit(2), visit(1, MA_BENH_CHINH="J02.9")])
+    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    assert s.stored["Encounter"] == 2
+    assert [(e["record"], e["rule"], e["element"]) for e in s.errors] == [
+        ("01001|LK000001", "duplicate-key", "MA_LK")
+    ]
+    with idb.connection() as conn:
+        code = conn.execute(
+            "SELECT body #>> '{code,coding,0,code}' FROM resource WHERE type = 'Condition'"
+            " AND source_key = '01001|LK000001|XML1|1|Condition|main'"
+        ).fetchone()[0]
+    assert code == "J06.9"  # the first one counts
