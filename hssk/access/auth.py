@@ -64,6 +64,15 @@ class AuthError(Exception):
         self.retry_after = retry_after
 
 
+_CLIENT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def client_name(client_id: str | None) -> str | None:
+    """The (public) client an interactive login came through, as recorded in the audit trail
+    (e.g. ``vneid-app``, ``his-bv01``); anything odd is dropped, not trusted."""
+    return client_id if client_id and _CLIENT.match(client_id) else None
+
+
 # --- scopes -----------------------------------------------------------------------------
 
 
@@ -230,6 +239,7 @@ def password_grant(
     totp: str | None,
     scope: str | None,
     address: str | None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     _address_throttled(conn, address)
     account = accounts.find_account(conn, username)
@@ -248,7 +258,7 @@ def password_grant(
         raise _fail(conn, account, address, "totp", username)
     scopes = negotiate_scopes(account.scopes, scope)
     _succeed(conn, account, address, "password+totp" if secret else "password")
-    return issue_tokens(conn, settings, account, scopes)
+    return issue_tokens(conn, settings, account, scopes, client=client_name(client))
 
 
 def _totp_once(conn: psycopg.Connection[Any], account_id: int, secret: str, code: str) -> bool:
@@ -358,6 +368,7 @@ def otp_grant(
     code: str,
     scope: str | None,
     address: str | None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     _address_throttled(conn, address)
     account = accounts.find_citizen(conn, identifier)
@@ -371,7 +382,7 @@ def otp_grant(
         raise _fail(conn, account, address, "otp", identifier)
     scopes = negotiate_scopes(account.scopes, scope)
     _succeed(conn, account, address, "otp")
-    return issue_tokens(conn, settings, account, scopes)
+    return issue_tokens(conn, settings, account, scopes, client=client_name(client))
 
 
 def activate(

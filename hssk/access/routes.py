@@ -74,6 +74,7 @@ def token(
     refresh_token: Annotated[str | None, Form()] = None,
     client_assertion_type: Annotated[str | None, Form()] = None,
     client_assertion: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form(max_length=64)] = None,
 ) -> JSONResponse:
     """Grants: ``password`` (+ ``totp``), ``urn:hssk:params:oauth:grant-type:otp``
     (``identifier`` = CCCD or phone, ``code``), ``client_credentials`` (JWT assertion),
@@ -83,10 +84,11 @@ def token(
     try:
         if grant_type == auth.GRANT_PASSWORD and username and password is not None:
             body = auth.password_grant(conn, settings, username=username, password=password,
-                                       totp=totp, scope=scope, address=addr)  # fmt: skip
+                                       totp=totp, scope=scope, address=addr,
+                                       client=client_id)  # fmt: skip
         elif grant_type == auth.GRANT_OTP and identifier and code:
             body = auth.otp_grant(conn, settings, identifier=identifier, code=code, scope=scope,
-                                  address=addr)  # fmt: skip
+                                  address=addr, client=client_id)  # fmt: skip
         elif grant_type == auth.GRANT_CLIENT:
             token_url = str(request.url_for("token"))
             audiences = sorted({token_url, f"{settings.base_url}/auth/token"})

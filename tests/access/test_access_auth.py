@@ -42,6 +42,14 @@ def test_password_grant_gives_a_working_token(client: TestClient, world: World) 
         f"/fhir/{rtype}/{rid}", headers={"Authorization": f"Bearer {body['access_token']}"}
     )
     assert read.status_code == 200  # the doctor has an open encounter with this patient
+    via_his = _password(client, "bs.hung", PASSWORD, client_id="his-bv01")
+    assert tokens.verify(load_settings(), via_his.json()["access_token"]).client == "his-bv01"
+    client.get(f"/fhir/{rtype}/{rid}",
+               headers={"Authorization": f"Bearer {via_his.json()['access_token']}"})  # fmt: skip
+    with world.db.connection() as conn:
+        last = conn.execute("SELECT client, basis FROM audit_event WHERE action = 'read' "
+                            "ORDER BY seq DESC LIMIT 1").fetchone()  # fmt: skip
+    assert last == ("his-bv01", "encounter")
 
 
 def test_scope_escalation_is_refused(client: TestClient, world: World) -> None:
@@ -220,7 +228,7 @@ def _claims(**over: Any) -> dict[str, Any]:
     "bad",
     [
         pytest.param(lambda s: jwt.encode(_claims(exp=int(time.time()) - 5), s, "HS256"), id="expired"),
-        pytest.param(lambda s: jwt.encode(_claims(), "forged-secret-0123456789abcdef", "HS256"), id="forged"),
+        pytest.param(lambda s: jwt.encode(_claims(), "forged-secret-0123456789abcdef-0123456789", "HS256"), id="forged"),
         pytest.param(lambda s: jwt.encode(_claims(), None, algorithm="none"), id="unsigned"),
         pytest.param(lambda s: jwt.encode(_claims(aud="other-api"), s, "HS256"), id="audience"),
         pytest.param(lambda s: jwt.encode(_claims(iss="evil"), s, "HS256"), id="issuer"),
