@@ -87,3 +87,12 @@ def test_audit_break_glass_listing(world: World) -> None:
         )
     out = CliRunner().invoke(audit_app, ["break-glass"])
     assert out.exit_code == 0 and "bất tỉnh" in out.output
+
+
+def test_bench_runs_small(world: World) -> None:
+    from hssk.access.bench import run_bench
+
+    figures = run_bench(world.db, requests=40, threads=2, decisions=20, import_rows=50)
+    assert set(figures) >= {"audited_requests_per_s", "decisions_per_s", "accounts_imported_per_s",
+                            "audit_verified_per_s"}  # fmt: skip
+    assert all(v > 0 for v in figures.values())
