@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import math
+import re
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -40,11 +42,31 @@ class DedupResult:
 
 
 # --- Splink settings from the shared model --------------------------------------------------
+_SPARK_SQL = (
+    # DuckDB → Spark SQL for the few functions that differ (Splink registers the similarity
+    # UDFs jaro_winkler and damerau_levenshtein on Spark from its jar)
+    (re.compile(r"list_has_all\((\w+), (\w+)\)"), r"size(array_except(\2, \1)) = 0"),
+    (re.compile(r"list_has_any\((\w+), (\w+)\)"), r"arrays_overlap(\1, \2)"),
+    (re.compile(r"jaro_winkler_similarity\("), "jaro_winkler("),
+    (re.compile(r" AS VARCHAR\)"), " AS STRING)"),
+)
+_DIALECT = ["duckdb"]  # set by splink_settings() while it builds the comparisons
+
+
+def _sql(sql: str) -> str:
+    if _DIALECT[0] == "spark":
+        for pattern, repl in _SPARK_SQL:
+            sql = pattern.sub(repl, sql)
+    return sql
+
+
 def _lvl(sql: str, label: str, fld: str, level: str, tf: str | None = None) -> Any:
     import splink.comparison_level_library as cll
 
     m, u = LEVELS[fld][level]
-    c = cll.CustomLevel(sql, label).configure(m_probability=m, u_probability=u)
+    c = cll.CustomLevel(_sql(sql), label, base_dialect_str=_DIALECT[0]).configure(
+        m_probability=m, u_probability=u
+    )
     if tf:
         c = c.configure(tf_adjustment_column=tf, tf_adjustment_weight=1.0)
     return c
@@ -53,7 +75,9 @@ def _lvl(sql: str, label: str, fld: str, level: str, tf: str | None = None) -> A
 def _null(sql: str) -> Any:
     import splink.comparison_level_library as cll
 
-    return cll.CustomLevel(sql, "null").configure(is_null_level=True)
+    return cll.CustomLevel(_sql(sql), "null", base_dialect_str=_DIALECT[0]).configure(
+        is_null_level=True
+    )
 
 
 def _simple(fld: str, col: str) -> Any:
@@ -69,8 +93,17 @@ def _simple(fld: str, col: str) -> Any:
     )
 
 
-def splink_settings() -> Any:
-    """Splink SettingsCreator of the Vietnamese-aware model (no training: m/u are fixed)."""
+def splink_settings(dialect: str = "duckdb") -> Any:
+    """Splink SettingsCreator of the Vietnamese-aware model (no training: m/u are fixed), in
+    the SQL dialect of the backend: 'duckdb' (one machine) or 'spark' (national scale)."""
+    _DIALECT[0] = dialect
+    try:
+        return _settings()
+    finally:
+        _DIALECT[0] = "duckdb"
+
+
+def _settings() -> Any:
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
 
@@ -89,12 +122,10 @@ def splink_settings() -> Any:
             _lvl("name_sorted_l = name_sorted_r", "reordered", "name", "reordered"),
             _lvl(
                 "family_l = family_r AND given_l = given_r AND (middle_l IS NULL OR middle_r IS NULL"
-                " OR list_has_all(string_split(middle_l, ' '), string_split(middle_r, ' '))"
-                " OR list_has_all(string_split(middle_r, ' '), string_split(middle_l, ' ')))"
-                " OR ((family_l <> family_r OR given_l <> given_r)"
-                " AND len(string_split(name_key_l, ' ')) >= 2 AND len(string_split(name_key_r, ' ')) >= 2"
-                " AND (list_has_all(string_split(name_key_l, ' '), string_split(name_key_r, ' '))"
-                " OR list_has_all(string_split(name_key_r, ' '), string_split(name_key_l, ' '))))",
+                " OR list_has_all(middle_words_l, middle_words_r)"
+                " OR list_has_all(middle_words_r, middle_words_l))"
+                " OR ((family_l <> family_r OR given_l <> given_r) AND n_words_l >= 2 AND n_words_r >= 2"
+                " AND (list_has_all(name_words_l, name_words_r) OR list_has_all(name_words_r, name_words_l)))",
                 "family+given",
                 "name",
                 "family_given",
@@ -238,6 +269,16 @@ def features_table(feats: Sequence[Features]) -> Any:
             "middle": col(
                 lambda f: " ".join(f.name_key.split(" ")[1:-1]) or None if f.name_key else None
             ),
+            "name_words": pa.array(
+                col(lambda f: f.name_key.split(" ") if f.name_key else []), pa.list_(pa.string())
+            ),
+            "middle_words": pa.array(
+                col(lambda f: f.name_key.split(" ")[1:-1] if f.name_key else []),
+                pa.list_(pa.string()),
+            ),
+            "n_words": pa.array(
+                col(lambda f: f.name_key.count(" ") + 1 if f.name_key else 0), pa.int32()
+            ),
             "bd": pa.array(col(lambda f: f.birth_date), pa.date32()),
             "bd_full": pa.array(
                 col(lambda f: f.birth_date if f.precision == "D" else None), pa.date32()
@@ -283,6 +324,49 @@ def splink_pairs(
     return [(int(a), int(b), float(w)) for a, b, w in rows]
 
 
+def local_spark(cores: int = 2, memory: str = "2g") -> Any:
+    """A local Spark session with Splink's similarity UDF jar (pyspark and Java required)."""
+    from pyspark.sql import SparkSession
+    from splink.internals.spark.jar_location import similarity_jar_location
+
+    spark = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("hssk-mpi")
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.shuffle.partitions", str(cores * 2))
+        .config("spark.ui.enabled", "false")
+        .config("spark.jars", similarity_jar_location())
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_pairs(
+    feats: Sequence[Features], min_weight: float, *, spark: Any = None
+) -> list[tuple[int, int, float]]:
+    """The same candidate pairs as ``splink_pairs``, computed by Splink's Spark backend (the
+    path for national scale: the features go through Parquet, as they would on a cluster)."""
+    import pyarrow.parquet as pq
+    from splink import Linker
+    from splink.backends.spark import SparkAPI
+
+    spark = spark or local_spark()
+    with tempfile.TemporaryDirectory(prefix="hssk-mpi-spark-") as tmp:
+        path = f"{tmp}/features.parquet"
+        pq.write_table(features_table(feats), path)
+        spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
+        api = SparkAPI(spark_session=spark)
+        linker = Linker(
+            api.register(spark.read.parquet(path)), splink_settings("spark"), log_level=None
+        )
+        pred = linker.inference.predict(threshold_match_weight=min_weight, warning_mode="never")
+        rows = (
+            pred.as_spark_dataframe().select("unique_id_l", "unique_id_r", "match_weight").collect()
+        )
+    return [(int(a), int(b), float(w)) for a, b, w in rows]
+
+
 # --- guarded clustering -------------------------------------------------------------------
 class _Clusters:
     def __init__(self, n: int) -> None:
@@ -319,8 +403,14 @@ def dedup(
     upper: float | None = None,
     lower: float | None = None,
     threads: int | None = None,
+    backend: str = "duckdb",
+    spark: Any = None,
 ) -> DedupResult:
-    """Deduplicate records; returns a cluster id per record (the smallest member index)."""
+    """Deduplicate records; returns a cluster id per record (the smallest member index).
+
+    ``backend``: 'duckdb' (default) or 'spark' (Splink's Spark backend; ``spark`` is a session,
+    else a local one is started).
+    """
     from hssk.config import settings
 
     cfg = settings()
@@ -334,7 +424,12 @@ def dedup(
     t1 = time.perf_counter()
     # pre-threshold in Splink: generous, since name-frequency adjustment happens afterwards
     min_weight = math.log2(lower / 4 / (1 - lower / 4)) - 8
-    pairs = splink_pairs(feats, min_weight, threads=threads) if len(feats) > 1 else []
+    if len(feats) < 2:
+        pairs: list[tuple[int, int, float]] = []
+    elif backend == "spark":
+        pairs = spark_pairs(feats, min_weight, spark=spark)
+    else:
+        pairs = splink_pairs(feats, min_weight, threads=threads)
     stats["splink_s"] = time.perf_counter() - t1
     stats["candidate_pairs"] = len(pairs)
 
