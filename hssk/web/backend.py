@@ -74,11 +74,26 @@ def _access_routes() -> Any:
     return importlib.import_module("hssk.access.routes")
 
 
-def children_of(conn: psycopg.Connection[Any], actor: Actor) -> list[int]:
-    """Persons whose book this citizen holds as guardian (valid guardianship, under 18)."""
+@dataclass(frozen=True)
+class Child:
+    person_id: int
+    name: str | None
+    birth_date: Any
+
+
+def children(conn: psycopg.Connection[Any], actor: Actor) -> list[Child]:
+    """Children whose book this citizen holds as guardian (valid guardianship, under 18)."""
     if actor.kind != "citizen" or actor.person_id is None:
         return []
-    return [int(c["person_id"]) for c in _access_routes().my_children(conn, actor)]
+    return [
+        Child(int(c["person_id"]), c.get("name"), c.get("birth_date"))
+        for c in _access_routes().my_children(conn, actor)
+    ]
+
+
+def children_of(conn: psycopg.Connection[Any], actor: Actor) -> list[int]:
+    """Ids of :func:`children`."""
+    return [c.person_id for c in children(conn, actor)]
 
 
 def decide(

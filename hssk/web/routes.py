@@ -189,16 +189,14 @@ def _book_page(
         return render.page(
             request, "error.html", message=t("forbidden", lang), reason=decision.reason, status=403
         )
-    children = (
-        [(cid, backend.person(conn, cid)) for cid in book.admin.guardian_of] if book.admin else []
-    )
+    own = actor.person_id == person_id
     return render.page(
         request,
         "book.html",
         book=book,
-        children=[(cid, p) for cid, p in children if p is not None],
-        own=actor.person_id == person_id,
-        nav="book" if actor.person_id == person_id else "children",
+        children=backend.children(conn, actor) if own else [],
+        own=own,
+        nav="book" if own else "children",
     )
 
 
