@@ -19,10 +19,64 @@ from hssk.catalog import bundle, fastpath
 from hssk.catalog.catalogs import Catalog, catalogs
 from hssk.db import Database
 
+_COUNTERS = """
+WITH ch AS (
+  SELECT r.person_id, r.source_unit, r.last_updated
+  FROM unnest(%(types)s::text[], %(ids)s::text[]) AS c(type, id)
+  JOIN resource r ON r.type = c.type AND r.id = c.id),
+presence AS (
+  INSERT INTO record_presence AS x (person_id, first_change, last_change)
+  SELECT person_id, min(last_updated), max(last_updated) FROM ch
+  WHERE person_id IS NOT NULL GROUP BY 1
+  ON CONFLICT (person_id) DO UPDATE SET last_change = greatest(x.last_change, excluded.last_change)
+  RETURNING 1),
+activity AS (
+  INSERT INTO facility_activity AS x (facility, day, changes)
+  SELECT source_unit, last_updated::date, count(*) FROM ch
+  WHERE source_unit IS NOT NULL GROUP BY 1, 2
+  ON CONFLICT (facility, day) DO UPDATE SET changes = x.changes + excluded.changes
+  RETURNING 1),
+seen AS (
+  INSERT INTO facility_person AS x (facility, person_id, last_seen)
+  SELECT source_unit, person_id, max(last_updated) FROM ch
+  WHERE source_unit IS NOT NULL AND person_id IS NOT NULL GROUP BY 1, 2
+  ON CONFLICT (facility, person_id) DO UPDATE SET last_seen = greatest(x.last_seen, excluded.last_seen)
+  RETURNING 1)
+INSERT INTO catalog_dirty (person_id)
+SELECT DISTINCT person_id FROM ch WHERE person_id IS NOT NULL
+ON CONFLICT (person_id) DO NOTHING
+"""
+
 
 def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
-    """Record-store hook: mark the persons of ``changes`` dirty (one statement)."""
-    mark_dirty(conn, [c.person_id for c in changes if c.person_id is not None])
+    """Record-store hook (one statement per batch): mark the persons dirty and keep the
+    supervision counters (who has a record, what each facility sent per day, whom it saw)."""
+    if not changes:
+        return
+    conn.execute(
+        _COUNTERS.encode(),
+        {"types": [c.type for c in changes], "ids": [c.id for c in changes]},
+    )
+
+
+def rebuild_counters(conn: psycopg.Connection[Any]) -> None:
+    """Recompute the counters from the record store (repair, or after back-dated loads)."""
+    conn.execute("TRUNCATE record_presence, facility_activity, facility_person")
+    conn.execute(
+        """INSERT INTO record_presence (person_id, first_change, last_change)
+           SELECT person_id, min(last_updated), max(last_updated) FROM resource
+           WHERE person_id IS NOT NULL AND NOT deleted GROUP BY person_id"""
+    )
+    conn.execute(
+        """INSERT INTO facility_activity (facility, day, changes)
+           SELECT source_unit, last_updated::date, count(*) FROM resource
+           WHERE source_unit IS NOT NULL GROUP BY 1, 2"""
+    )
+    conn.execute(
+        """INSERT INTO facility_person (facility, person_id, last_seen)
+           SELECT source_unit, person_id, max(last_updated) FROM resource
+           WHERE source_unit IS NOT NULL AND person_id IS NOT NULL GROUP BY 1, 2"""
+    )
 
 
 def mark_dirty(conn: psycopg.Connection[Any], person_ids: Iterable[int]) -> None:
@@ -96,6 +150,11 @@ def recompute_batch(conn: psycopg.Connection[Any], batch: int = 500) -> int:
            ON CONFLICT (person_id, catalog) DO UPDATE SET version = excluded.version,
              filled = excluded.filled, total = excluded.total, missing = excluded.missing,
              computed_at = excluded.computed_at"""
+    )
+    conn.execute(
+        """DELETE FROM record_presence x WHERE x.person_id = ANY(%s) AND NOT EXISTS (
+             SELECT 1 FROM resource r WHERE r.person_id = x.person_id AND NOT r.deleted)""",
+        (ids,),
     )
     # Persons gone from the registry (deleted, merged) lose their scores.
     gone = sorted(set(ids) - set(bundles))
@@ -175,11 +234,9 @@ def aggregate(
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not '{level}'")
     where, params = (area or AreaFilter()).sql()
     if level == "facility":
-        sql = f"""SELECT f.source_unit, count(*), sum(c.filled), sum(c.total)
+        sql = f"""SELECT f.facility, count(*), sum(c.filled), sum(c.total)
                   FROM completeness c JOIN person p ON p.id = c.person_id
-                  JOIN (SELECT DISTINCT person_id, source_unit FROM resource
-                        WHERE source_unit IS NOT NULL AND NOT deleted) f
-                    ON f.person_id = c.person_id
+                  JOIN facility_person f ON f.person_id = c.person_id
                   WHERE c.catalog = %s AND {where} GROUP BY 1 ORDER BY 1"""
         rows = conn.execute(sql.encode(), [catalog, *params]).fetchall()
         return [AreaScore(r[0], r[1], r[2], r[3]) for r in rows]
@@ -238,10 +295,7 @@ def missing_fields(
     where, params = (area or AreaFilter()).sql()
     join, join_params = "", []
     if facility:
-        join = (
-            "JOIN (SELECT DISTINCT person_id FROM resource WHERE source_unit = %s) f "
-            "ON f.person_id = c.person_id"
-        )
+        join = "JOIN facility_person f ON f.person_id = c.person_id AND f.facility = %s"
         join_params = [facility]
     rows = conn.execute(
         f"""SELECT m, count(*) FROM completeness c JOIN person p ON p.id = c.person_id {join}

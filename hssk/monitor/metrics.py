@@ -87,7 +87,7 @@ SELECT {group},
                    AND (p.cccd IS NOT NULL OR p.health_id IS NOT NULL)),
   avg(c.filled::float8 / nullif(c.total, 0))
 FROM person p
-LEFT JOIN (SELECT DISTINCT person_id FROM resource WHERE NOT deleted) r ON r.person_id = p.id
+LEFT JOIN record_presence r ON r.person_id = p.id
 LEFT JOIN completeness c ON c.person_id = p.id AND c.catalog = %(catalog)s
 WHERE {where}
 GROUP BY {group_by}
@@ -212,13 +212,12 @@ rc AS (
 rc_all AS (
   SELECT facility, max(received_at) AS last FROM ingest_receipt
   WHERE facility IN (SELECT facility_code FROM fac) GROUP BY facility),
-rs AS (  -- data written without a receipt (older loads): read the store, only for those
-  SELECT source_unit AS facility, max(last_updated) AS last,
-         count(*) FILTER (WHERE last_updated >= %(since)s) AS records,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM last_updated - effective))
-           FILTER (WHERE type = 'Encounter' AND last_updated >= %(since)s) / 86400 AS delay
-  FROM resource WHERE source_unit = ANY(%(no_receipt)s)
-  GROUP BY source_unit),
+rs AS (  -- data written without a receipt (FHIR API, older loads): the change counters
+  SELECT facility, max(day)::timestamptz + interval '1 day' - interval '1 second' AS last,
+         sum(changes) FILTER (WHERE day >= %(since)s::date) AS records,
+         NULL::float8 AS delay
+  FROM facility_activity WHERE facility = ANY(%(no_receipt)s)
+  GROUP BY facility),
 er AS (
   SELECT facility, count(*) AS errors FROM ingest_error
   WHERE created_at >= %(since)s AND facility IN (SELECT facility_code FROM fac) GROUP BY facility)
@@ -302,9 +301,8 @@ def _daily(
              SELECT facility, received_at::date AS day, sum(records) AS n FROM ingest_receipt
              WHERE facility = ANY(%(c)s) AND received_at::date >= %(s)s GROUP BY 1, 2
              UNION ALL
-             SELECT source_unit, last_updated::date, count(*) FROM resource
-             WHERE source_unit = ANY(%(n)s) AND last_updated::date >= %(s)s
-             GROUP BY 1, 2) x GROUP BY 1, 2""",
+             SELECT facility, day, changes FROM facility_activity
+             WHERE facility = ANY(%(n)s) AND day >= %(s)s) x GROUP BY 1, 2""",
         {"c": codes, "s": start, "n": [r.facility_code for r in rows if r.no_receipt]},
     ).fetchall()
     by = {(f, d): int(n) for f, d, n in series}
@@ -318,8 +316,8 @@ def _missing(
     """The three fields most often missing among each facility's recent patients."""
     found = conn.execute(
         """WITH seen AS (
-             SELECT DISTINCT source_unit AS facility, person_id FROM resource
-             WHERE source_unit = ANY(%s) AND last_updated >= %s AND person_id IS NOT NULL)
+             SELECT facility, person_id FROM facility_person
+             WHERE facility = ANY(%s) AND last_seen >= %s)
            SELECT facility, m, count(*) FROM seen
            JOIN completeness c ON c.person_id = seen.person_id AND c.catalog = %s
            CROSS JOIN LATERAL unnest(c.missing) AS m

@@ -62,6 +62,7 @@ def load_province(
     today: date | None = None,
     silent_facility: bool = True,
     with_units: bool = True,
+    rebuild: bool = True,
 ) -> Province:
     """Create units, ``persons`` residents and their visits in the caller's transaction.
 
@@ -171,6 +172,10 @@ def load_province(
             items = []
     store.bulk_upsert(conn, items)
     _receipts(conn, start, persons)
+    if rebuild:  # the loader back-dated the receipts: recount from the store
+        from hssk.catalog.completeness import rebuild_counters
+
+        rebuild_counters(conn)
     return prov
 
 

@@ -79,6 +79,7 @@ def run_bench(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     from hssk.catalog import completeness
+    from hssk.catalog.completeness import rebuild_counters
     from hssk.config import load_settings
     from hssk.db import open_database
     from hssk.db.embedded import start_embedded
@@ -109,8 +110,10 @@ def run_bench(
         while done < persons:
             n = min(CHUNK, persons - done)
             with db.connection() as conn:
-                load_province(conn, n, seed=seed + done, with_units=done == 0)
+                load_province(conn, n, seed=seed + done, with_units=done == 0, rebuild=False)
             done += n
+        with db.connection() as conn:
+            rebuild_counters(conn)
         result["load_s"] = round(time.perf_counter() - t, 1)
         with db.connection() as conn:
             conn.execute("ANALYZE")
@@ -127,7 +130,7 @@ def run_bench(
         if max_events is not None and max_events < events:
             with db.connection() as conn:  # deliver a sample: park the rest
                 conn.execute(
-                    "UPDATE outbox SET next_try = 'infinity' WHERE id > "
+                    "UPDATE outbox SET status = 'parked' WHERE id > "
                     "(SELECT min(id) FROM outbox) + %s", (max_events - 1,),
                 )  # fmt: skip
         cfg = WorkerConfig(batch=batch, concurrency=concurrency, lease_s=120, base_delay=0.05,

@@ -145,9 +145,16 @@ def test_incremental_completeness_equals_brute_force(clean_db: Database) -> None
             "UPDATE person SET cccd = NULL, updated_at = now() + interval '1 second' WHERE id = %s",
             (prov.first_person + 20,),
         )
-    before = {}
     with clean_db.connection() as conn:
         before = completeness.person_score(conn, pids[0])
+        # the hook's counters agree with a recount from the store
+        q_presence = "SELECT person_id FROM record_presence ORDER BY 1"
+        q_seen = "SELECT facility, person_id FROM facility_person ORDER BY 1, 2"
+        q_days = "SELECT facility, sum(changes) FROM facility_activity GROUP BY 1 ORDER BY 1"
+        kept = [conn.execute(q).fetchall() for q in (q_presence, q_seen, q_days)]
+        completeness.rebuild_counters(conn)
+        assert kept == [conn.execute(q).fetchall() for q in (q_presence, q_seen, q_days)]
+        assert len(kept[0]) > 3 and ("01001", pids[0]) in kept[1]
     result = completeness.run(clean_db, batch=50)
     assert result.persons == 4
     with clean_db.connection() as conn:
