@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hssk.registry.link import AMBIGUITY_BITS, features_of
-from hssk.registry.model import LEVELS, PRIOR, Features, compare, strong_identifier
+from hssk.registry.model import GENERATION, LEVELS, PRIOR, Features, compare, strong_identifier
 from hssk.registry.prepare import prepare
 from hssk.registry.types import SourceRecord
 
@@ -165,7 +165,8 @@ def _settings() -> Any:
                 " OR (yr_l = yr_r AND day(bd_l) = day(bd_r) AND (abs(month(bd_l) - month(bd_r)) = 1"
                 " OR levenshtein(CAST(month(bd_l) AS VARCHAR), CAST(month(bd_r) AS VARCHAR)) <= 1))"
                 " OR (month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r) AND (abs(yr_l - yr_r) = 1"
-                " OR levenshtein(CAST(yr_l AS VARCHAR), CAST(yr_r AS VARCHAR)) <= 1)))",
+                " OR (levenshtein(CAST(yr_l AS VARCHAR), CAST(yr_r AS VARCHAR)) <= 1"
+                f" AND abs(yr_l - yr_r) < {GENERATION}))))",
                 "typo",
                 "birth",
                 "typo",

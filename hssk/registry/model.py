@@ -25,6 +25,7 @@ from hssk import identifiers as ids
 
 PRIOR = 1e-5  # probability that two random records are the same person (blocked comparisons)
 PRIOR_WEIGHT = math.log2(PRIOR / (1 - PRIOR))
+GENERATION = 15  # birth years this far apart are two persons even if one digit explains it
 
 # field → level → (m, u). Levels are listed strongest first; a missing value scores 0.
 LEVELS: dict[str, dict[str, tuple[float, float]]] = {
@@ -139,13 +140,21 @@ def compare_birth(a: Features, b: Features) -> str | None:
         if da.year == db.year and da.month == db.day and da.day == db.month:
             return "swap"
         diffs = [
-            (x, y)
-            for x, y in ((da.year, db.year), (da.month, db.month), (da.day, db.day))
+            (k, x, y)
+            for k, x, y in (
+                ("y", da.year, db.year),
+                ("m", da.month, db.month),
+                ("d", da.day, db.day),
+            )
             if x != y
         ]
         if len(diffs) == 1:
-            x, y = diffs[0]
-            if abs(x - y) == 1 or Levenshtein.distance(str(x), str(y)) <= 1:
+            k, x, y = diffs[0]
+            # a one-digit slip, but never a generation apart (1959 / 1995: father and son)
+            slip = Levenshtein.distance(str(x), str(y)) <= 1 and (
+                k != "y" or abs(x - y) < GENERATION
+            )
+            if abs(x - y) == 1 or slip:
                 return "typo"
         return "else"
     if da.year != db.year:
@@ -308,8 +317,8 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         assert a.birth_date is not None and b.birth_date is not None
         if a.precision == "D" and b.precision == "D":
             return "birth_date"
-        ya, yb = str(a.birth_date.year), str(b.birth_date.year)
-        if ya != yb and OSA.distance(ya, yb) > 1:
+        ya, yb = a.birth_date.year, b.birth_date.year
+        if ya != yb and (OSA.distance(str(ya), str(yb)) > 1 or abs(ya - yb) >= GENERATION):
             return "birth_year"  # father and son: the year alone differs beyond a typo
     return None
 

@@ -164,3 +164,20 @@ def test_invalid_identifier_is_weaker_evidence(clean_db: Database) -> None:
     assert b.rule != "cccd" and b.person_id == a.person_id
     assert c.person_id != a.person_id
     assert stored is not None and any("cccd" in p for p in stored[0]["_problems"])
+
+
+def test_son_with_fathers_name_and_phone_and_a_year_that_is_a_digit_swap(
+    clean_db: Database,
+) -> None:
+    with clean_db.connection() as conn:
+        father = link(
+            conn,
+            SourceRecord(
+                "population", "f", "Nguyễn Văn Niệm", "1959-12-07", "M", phone="0330969164"
+            ),
+        )
+        son = link(
+            conn,
+            SourceRecord("xml130:01001", "s", "Nguyen Van Niem", "1995", "M", phone="0330969164"),
+        )
+    assert son.person_id != father.person_id
