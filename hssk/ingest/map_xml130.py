@@ -236,14 +236,14 @@ def _diagnosis_refs(items: list[Item]) -> list[dict[str, Any]]:
 def _medication(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
     authored = parse_time(row.get("NGAY_YL"), "NGAY_YL", p)
     qty = number(row.get("SO_LUONG"), "SO_LUONG", p)
+    medication = concept(f"{CS}/thuoc", row.get("MA_THUOC"), row.get("TEN_THUOC"))
+    quantity = {"value": qty, "unit": row.get("DON_VI_TINH") or None} if qty is not None else None
     dose_text = " ".join(x for x in (row.get("LIEU_DUNG"), row.get("CACH_DUNG")) if x)
     body = {
         "resourceType": "MedicationRequest",
         "status": "completed",
         "intent": "order",
-        "medicationCodeableConcept": concept(
-            f"{CS}/thuoc", row.get("MA_THUOC"), row.get("TEN_THUOC")
-        ),
+        "medicationCodeableConcept": medication,
         "encounter": v.enc_ref,
         "authoredOn": authored,
         "dosageInstruction": [
@@ -254,14 +254,23 @@ def _medication(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
                 else None,
             }
         ],
-        "dispenseRequest": {
-            "quantity": {"value": qty, "unit": row.get("DON_VI_TINH") or None}
-            if qty is not None
-            else None
-        },
+        "dispenseRequest": {"quantity": quantity},
         "note": [{"text": f"Hàm lượng: {row['HAM_LUONG']}"}] if row.get("HAM_LUONG") else None,
     }
-    return [Item(body, v.key("XML2", row.get("STT") or ""))]
+    key = v.key("XML2", row.get("STT") or "")
+    # An XML2 line is a drug actually issued (it is billed): the dispense, for the prescription.
+    handed = parse_time(row.get("NGAY_TH_YL"), "NGAY_TH_YL", p) or authored
+    dispense = {
+        "resourceType": "MedicationDispense",
+        "status": "completed",
+        "medicationCodeableConcept": medication,
+        "context": v.enc_ref,
+        "authorizingPrescription": [v.ref("MedicationRequest", key)],
+        "quantity": quantity,
+        "whenHandedOver": handed,
+        "dosageInstruction": [{"text": dose_text or None}],
+    }
+    return [Item(body, key), Item(dispense, f"{key}|dispense")]
 
 
 def _procedure(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:

@@ -96,6 +96,7 @@ def expected_counts(drugs: int = 2, services: int = 1, labs: int = 2) -> dict[st
         "Encounter": 1,
         "Condition": 3,
         "MedicationRequest": drugs,
+        "MedicationDispense": drugs,
         "Procedure": services,
         "Observation": labs,
         "DiagnosticReport": 1 if labs else 0,

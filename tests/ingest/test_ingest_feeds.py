@@ -79,7 +79,7 @@ def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> 
         ).fetchone()
     assert have["Encounter"] == visits == src["XML1"]
     assert open_visits == 0  # every check-in was completed by its full file
-    assert have["MedicationRequest"] == src["XML2"]
+    assert have["MedicationRequest"] == have["MedicationDispense"] == src["XML2"]
     assert have["Procedure"] == src["XML3"]
     assert have["Appointment"] == src["XML14"]
     assert have["ServiceRequest"] == src["XML13"]
