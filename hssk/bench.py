@@ -256,6 +256,10 @@ COMPONENT_BENCHES = (
 )
 
 
+# What each component calls its main size parameter.
+SIZE_NAMES = ("size", "persons", "records", "requests")
+
+
 def _register(name: str, module: str, func: str) -> None:
     @app.command(name, help=f"Benchmark of {module.split('.')[1]} (see docs/benchmarks.md).")
     def _cmd(
@@ -269,8 +273,9 @@ def _register(name: str, module: str, func: str) -> None:
             raise typer.Exit(2) from None
         accepted = inspect.signature(fn).parameters
         kwargs: dict[str, Any] = {}
-        if size and "size" in accepted:
-            kwargs["size"] = size
+        size_name = next((n for n in SIZE_NAMES if n in accepted), None)
+        if size and size_name:
+            kwargs[size_name] = size
         if out and "out" in accepted:
             kwargs["out"] = out
         _print(f"hssk bench {name}", fn(**kwargs))
