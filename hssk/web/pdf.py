@@ -67,7 +67,8 @@ class Font:
 def font_path() -> Path:
     """``HSSK_PDF_FONT`` or the first system font with Vietnamese glyphs found."""
     env = os.environ.get("HSSK_PDF_FONT")
-    for cand in ([env] if env else []) + list(FONT_CANDIDATES):
+    shipped = str(Path(__file__).parent / "data/fonts/DejaVuSans.ttf")  # any machine, same PDF
+    for cand in ([env] if env else []) + [shipped, *FONT_CANDIDATES]:
         if cand and Path(cand).is_file():
             return Path(cand)
     try:  # matplotlib ships DejaVuSans when it is installed
