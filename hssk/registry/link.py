@@ -266,11 +266,13 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
         return []
     cfg = settings()
     upper, lower = cfg.match_upper, cfg.match_lower
+    # Normalizing happens before the lock, so concurrent ingest workers overlap on it.
     prepared = [prepare(r) for r in recs]
+    feats = [features_of(p) for p in prepared]
+    demo = [orjson.dumps(p.demographics()).decode() for p in prepared]
     # Linking is serialized per database (until the caller's transaction ends): two concurrent
     # batches holding records of one new person would otherwise both create it.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LINK_LOCK,))
-    feats = [features_of(p) for p in prepared]
 
     batch = _Batch()
     batch.total, batch.name_counts = _name_counts(conn, {f.name_key for f in feats if f.name_key})
@@ -319,7 +321,9 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
         links.append((i, pid, d.score, d.rule))
 
     _copy_persons(conn, [(results[i].person_id, prepared[i]) for i in new_persons])  # type: ignore[union-attr]
-    link_ids = _copy_sources(conn, [(prepared[i], pid, sc, rule) for i, pid, sc, rule in links])
+    link_ids = _copy_sources(
+        conn, [(prepared[i], demo[i], pid, sc, rule) for i, pid, sc, rule in links]
+    )
     src_id = {i: sid for (i, _, _, _), sid in zip(links, link_ids, strict=True)}
     _update_persons(conn, [(pid, prepared[i]) for i, pid, _, rule in links if rule != "new"])
     if reviews:
@@ -448,7 +452,7 @@ def _copy_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepared]
 
 
 def _copy_sources(
-    conn: psycopg.Connection[Any], rows: list[tuple[Prepared, int, float | None, str]]
+    conn: psycopg.Connection[Any], rows: list[tuple[Prepared, str, int, float | None, str]]
 ) -> list[int]:
     if not rows:
         return []
@@ -461,8 +465,7 @@ def _copy_sources(
         "COPY person_source (id, person_id, source, source_record_id, demographics, score, rule)"
         " FROM STDIN"
     ) as cp:
-        for sid, (p, pid, score, rule) in zip(ids_, rows, strict=True):
-            demo = orjson.dumps(p.demographics()).decode()
+        for sid, (p, demo, pid, score, rule) in zip(ids_, rows, strict=True):
             cp.write_row((sid, pid, p.rec.source, p.rec.record_id, demo, score, rule))
     return ids_
 
