@@ -27,25 +27,26 @@ WITH ch AS (
 presence AS (
   INSERT INTO record_presence AS x (person_id, first_change, last_change)
   SELECT person_id, min(last_updated), max(last_updated) FROM ch
-  WHERE person_id IS NOT NULL GROUP BY 1
+  WHERE person_id IS NOT NULL GROUP BY 1 ORDER BY 1
   ON CONFLICT (person_id) DO UPDATE SET last_change = greatest(x.last_change, excluded.last_change)
   RETURNING 1),
-activity AS (
-  INSERT INTO facility_activity AS x (facility, day, changes)
+activity AS (  -- append-only deltas: no row shared between concurrent batches
+  INSERT INTO facility_activity (facility, day, changes)
   SELECT source_unit, last_updated::date, count(*) FROM ch
   WHERE source_unit IS NOT NULL GROUP BY 1, 2
-  ON CONFLICT (facility, day) DO UPDATE SET changes = x.changes + excluded.changes
   RETURNING 1),
 seen AS (
   INSERT INTO facility_person AS x (facility, person_id, last_seen)
   SELECT source_unit, person_id, max(last_updated) FROM ch
-  WHERE source_unit IS NOT NULL AND person_id IS NOT NULL GROUP BY 1, 2
+  WHERE source_unit IS NOT NULL AND person_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
   ON CONFLICT (facility, person_id) DO UPDATE SET last_seen = greatest(x.last_seen, excluded.last_seen)
   RETURNING 1)
 INSERT INTO catalog_dirty (person_id)
-SELECT DISTINCT person_id FROM ch WHERE person_id IS NOT NULL
+SELECT DISTINCT person_id FROM ch WHERE person_id IS NOT NULL ORDER BY 1
 ON CONFLICT (person_id) DO NOTHING
 """
+# Upserts take their rows in key order, so two batches lock shared rows in the same order
+# (no deadlock between concurrent ingest jobs).
 
 
 def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
@@ -56,6 +57,15 @@ def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) ->
     conn.execute(
         _COUNTERS.encode(),
         {"types": [c.type for c in changes], "ids": [c.id for c in changes]},
+    )
+
+
+def compact_activity(conn: psycopg.Connection[Any]) -> None:
+    """Fold the per-batch deltas of ``facility_activity`` into one row per facility and day."""
+    conn.execute(
+        """WITH d AS (DELETE FROM facility_activity RETURNING facility, day, changes)
+           INSERT INTO facility_activity (facility, day, changes)
+           SELECT facility, day, sum(changes) FROM d GROUP BY 1, 2"""
     )
 
 
@@ -176,8 +186,9 @@ def run(
     """The recompute job: drain the dirty queue, one committed transaction per batch."""
     started = time.perf_counter()
     result = JobResult()
-    if stale:
-        with db.connection() as conn:
+    with db.connection() as conn:
+        compact_activity(conn)
+        if stale:
             mark_stale(conn)
     while max_batches is None or result.batches < max_batches:
         with db.connection() as conn:

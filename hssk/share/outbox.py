@@ -41,7 +41,8 @@ def enqueue(conn: psycopg.Connection[Any], counts: dict[int, int]) -> None:
            SELECT e, partner, pid, n, partner || ':' || e::text
            FROM (SELECT gen_random_uuid() AS e, sp.id AS partner, x.pid, x.n
                  FROM unnest(%s::bigint[], %s::int[]) AS x(pid, n)
-                 CROSS JOIN share_partner sp WHERE sp.enabled) s
+                 CROSS JOIN share_partner sp WHERE sp.enabled
+                 ORDER BY sp.id, x.pid) s  -- key order: concurrent batches never deadlock
            ON CONFLICT (partner, person_id) WHERE status = 'pending' AND payload IS NULL
            DO UPDATE SET changes = o.changes + excluded.changes""",
         (ids, [counts[i] for i in ids]),
