@@ -22,6 +22,7 @@ from hssk.db import Database, open_database
 DISTRICT = "Hà Đông"  # an old district of Hà Nội; the curated family lives there too
 SUPERVISOR = "syt.giamsat"
 ADMIN = "admin"
+INTEGRATION = "he-thong.bhyt"  # a national system client (FHIR API with system scopes)
 # (kind, source files under the feeds directory), in the order a province would load them
 LOADS = (
     ("facilities", "facilities.csv"),
@@ -89,6 +90,9 @@ def _load(db: Database, feeds: Path, persons: int, seed: int, console: Console) 
                                 password=PASSWORD, display_name="Quản trị hệ thống")  # fmt: skip
         accounts.create_account(conn, SUPERVISOR, "staff", unit_id="SYT01", roles=("supervisor",),
                                 password=PASSWORD, display_name="Giám sát Sở Y tế")  # fmt: skip
+        accounts.create_unit(conn, "BHXH-VN", "external", "Cơ sở dữ liệu quốc gia về bảo hiểm")
+        accounts.create_account(conn, INTEGRATION, "system", unit_id="BHXH-VN",
+                                scopes=("system/*.read",), display_name="Hệ thống BHXH (thử)")  # fmt: skip
     result = completeness.run(db)
     console.print(
         f"[green]Đã nạp xong[/] / loaded in {time.perf_counter() - started:.0f} s "
@@ -108,4 +112,6 @@ def _show_accounts(db: Database, console: Console) -> None:
     table.add_row("Trạm y tế / station", "/staff/login", "tyt.hung", PASSWORD)
     table.add_row("Sở Y tế / supervisor", "/staff/login", SUPERVISOR, PASSWORD)
     table.add_row("Quản trị / admin", "/staff/login", ADMIN, PASSWORD)
+    table.add_row("Hệ thống / FHIR client", "/fhir", INTEGRATION,
+                  f"TOKEN=$(hssk access token --account {INTEGRATION})")  # fmt: skip
     console.print(table)

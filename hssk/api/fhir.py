@@ -11,6 +11,7 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from hssk import identifiers
 from hssk.access import Actor, audit, authorize
 from hssk.access.policy import authorize_many
 from hssk.api import transaction
@@ -20,7 +21,7 @@ from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
 from hssk.records import Stored, extract, search, store
 from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
 from hssk.records.validate import validate
-from hssk.registry import get_person, link, link_many, match, patient_resource, resolve
+from hssk.registry import find, get_person, link, link_many, match, patient_resource, resolve
 from hssk.registry.search import MatchInputError, record_from_patient
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
@@ -38,6 +39,12 @@ def golden_patient(person: Any) -> dict[str, Any]:
         if ref.startswith("Patient/"):
             link_["other"]["reference"] = f"Patient/{GOLDEN}{ref.split('/', 1)[1]}"
     return body
+
+
+def person_of_patient(conn: psycopg.Connection[Any], rid: str) -> int | None:
+    """The person behind Patient/rid: a golden record (mpi-N) or a stored Patient."""
+    golden = golden_person_id(rid)
+    return resolve(conn, golden) if golden is not None else store.person_of(conn, rid)
 
 
 def golden_person_id(rid: str) -> int | None:
@@ -382,7 +389,7 @@ def _search(
 ) -> tuple[int | None, list[Stored]]:
     """Run a search and keep only the rows the actor may read; audit once per person."""
     try:
-        q = search.parse(conn, rtype, params)
+        q = search.parse(conn, rtype, params, person_of_patient)
     except search.SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.param) from None
     scoped = any(name.split(":")[0] in ("patient", "subject") for name, _ in params)
@@ -460,11 +467,20 @@ def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -
     _check_type(rtype)
     params = list(request.query_params.multi_items())
     total, rows = _search(conn, actor, rtype, params)
+    golden = _golden_by_identifier(conn, actor, params) if rtype == "Patient" else []
     q_count = dict(params).get("_count", str(search.DEFAULT_COUNT))
     count = min(int(q_count), search.MAX_COUNT) if q_count.isdigit() else search.DEFAULT_COUNT
     off = dict(params).get("_offset", "0")
     base = str(request.base_url).rstrip("/") + f"/fhir/{rtype}"
-    bundle = _searchset(rows, total, base, params, count, int(off) if off.isdigit() else 0)
+    offset = int(off) if off.isdigit() else 0
+    bundle = _searchset(rows, total, base, params, count, offset)
+    if golden and offset == 0:  # golden records of the master patient index come first
+        bundle["entry"][:0] = [
+            {"fullUrl": f"{base}/{g['id']}", "resource": g, "search": {"mode": "match"}}
+            for g in golden
+        ]
+        if "total" in bundle:
+            bundle["total"] += len(golden)
     ignored = [k for k, _ in params if k.split(":")[0] not in search.allowed_params(rtype)]
     if ignored:
         bundle["entry"].append({"resource": {"resourceType": "OperationOutcome", "issue": [{
@@ -472,6 +488,38 @@ def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -
             "diagnostics": f"ignored unknown search parameters: {', '.join(ignored)}"}]},
             "search": {"mode": "outcome"}})  # fmt: skip
     return fhir_response(bundle)
+
+
+_GOLDEN_KINDS = {identifiers.CCCD: "cccd", identifiers.BHYT: "bhyt", identifiers.BHXH: "bhxh"}
+
+
+def _golden_by_identifier(
+    conn: psycopg.Connection[Any], actor: Actor, params: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Golden records whose CCCD/health id, BHYT card or BHXH number equals a searched one."""
+    wanted: list[tuple[str, str]] = []
+    for name, value in params:
+        if name != "identifier":
+            continue
+        for part in value.split(","):
+            system, _, code = part.rpartition("|")
+            system = identifiers.SYSTEM_ALIASES.get(system, system)
+            kinds = [_GOLDEN_KINDS[system]] if system in _GOLDEN_KINDS else (
+                list(_GOLDEN_KINDS.values()) if not system else [])  # fmt: skip
+            wanted += [(k, code) for k in kinds if code]
+    persons = {}
+    for kind, code in wanted:
+        for cand in find(conn, **{kind: code}, limit=5):
+            if getattr(cand.person, kind) == identifiers.clean(code):
+                persons[cand.person.id] = cand.person
+    if not persons:
+        return []
+    decisions = authorize_many(conn, actor, "search", "Patient", persons)
+    shown = [p for pid, p in persons.items() if decisions[pid].allowed]
+    audit(conn, actor, "search", outcome="allow", resource_type="Patient",
+          detail={"params": params[:20], "persons": [p.id for p in shown],
+                  "filtered": len(persons) - len(shown)})  # fmt: skip
+    return [golden_patient(p) for p in shown]
 
 
 @router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")

@@ -8,6 +8,7 @@ Supported: ``_id``, ``patient``/``subject``, ``identifier``, ``code``, ``date`` 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,8 +114,15 @@ def _int(param: str, text: str, lo: int, hi: int) -> int:
     return max(lo, min(hi, int(text)))
 
 
-def parse(conn: psycopg.Connection[Any], rtype: str, params: list[tuple[str, str]]) -> Query:
-    """Build the query for ``rtype`` from (name, value) pairs; raises SearchError."""
+def parse(
+    conn: psycopg.Connection[Any],
+    rtype: str,
+    params: list[tuple[str, str]],
+    person_of_patient: Callable[[psycopg.Connection[Any], str], int | None] = person_of,
+) -> Query:
+    """Build the query for ``rtype`` from (name, value) pairs; raises SearchError.
+
+    ``person_of_patient`` maps a Patient id to its person (the API also knows golden ids)."""
     q = Query(rtype)
     allowed = allowed_params(rtype)
     for name, value in params:
@@ -135,7 +143,7 @@ def parse(conn: psycopg.Connection[Any], rtype: str, params: list[tuple[str, str
             ref = value.rsplit("/", 1)[-1] if value.startswith(("Patient/", "http")) else value
             if "/" in value and not value.split("/")[-2].endswith("Patient"):
                 raise SearchError(name, f"'{value}' must reference a Patient")
-            person = person_of(conn, ref)
+            person = person_of_patient(conn, ref)
             if person is None:
                 q.empty = True
             q.where.append("person_id = %s")

@@ -172,10 +172,14 @@ def test_patient_identifier_and_name_search(client: TestClient, system_headers: 
     client.post("/fhir/Patient", json=_patient(), headers=system_headers)
     for system in (identifiers.CCCD, identifiers.HEALTH_ID):
         r = client.get(f"/fhir/Patient?identifier={system}|001205012345", headers=system_headers)
-        assert r.json()["total"] == 1, system
+        ids = [e["resource"]["id"] for e in r.json()["entry"]]
+        # the stored Patient and the golden record of its person (first)
+        assert r.json()["total"] == 2 and ids[0].startswith("mpi-"), (system, ids)
+    r = client.get("/fhir/Patient?identifier=001205012345", headers=system_headers)
+    assert r.json()["total"] == 2
     assert (
-        client.get("/fhir/Patient?identifier=001205012345", headers=system_headers).json()["total"]
-        == 1
+        client.get("/fhir/Patient?identifier=001205099999", headers=system_headers).json()["total"]
+        == 0
     )
     assert client.get("/fhir/Patient?name=nguyen", headers=system_headers).json()["total"] == 1
     assert (
@@ -185,6 +189,17 @@ def test_patient_identifier_and_name_search(client: TestClient, system_headers: 
         == 1
     )
     assert client.get("/fhir/Patient?name=tran", headers=system_headers).json()["total"] == 0
+
+
+def test_golden_patient_reference_in_searches(client: TestClient, system_headers: H) -> None:
+    pid = client.post("/fhir/Patient", json=_patient(), headers=system_headers).json()["id"]
+    client.post("/fhir/Observation", json=_obs(f"Patient/{pid}", 4), headers=system_headers)
+    golden = client.get(f"/fhir/Patient/{pid}/$everything", headers=system_headers).json()["entry"][
+        0
+    ]
+    gid = golden["resource"]["id"]
+    r = client.get(f"/fhir/Observation?patient=Patient/{gid}", headers=system_headers).json()
+    assert r["total"] == 1 and r["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{pid}"
 
 
 def _transaction(pid_url: str = "urn:uuid:11111111-1111-1111-1111-111111111111") -> dict[str, Any]:
