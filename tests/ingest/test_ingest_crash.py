@@ -19,7 +19,7 @@ import sys, time
 from hssk.db import open_database
 from hssk.ingest import jobs, sources
 sources.SMALL_FILE = 0  # stream the envelope: checkpoints fall inside the file
-db = open_database(url=sys.argv[1], run_migrations=False)
+db = open_database(url=sys.argv[1])  # applies any migration added since the session began
 jobs.run_job(db, int(sys.argv[2]), workers=0, batch=10,
              progress=lambda records, files: time.sleep(0.15))
 """
@@ -39,9 +39,12 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "big.xml", visits)
     with idb.connection() as conn:
         job_id = jobs.create_job(conn, "xml130", [str(feed)])
+    log = (tmp_path / "child.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, idb.url, str(job_id)],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.time() + 60
@@ -52,12 +55,18 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
                 pos = conn.execute(
                     "SELECT checkpoint->'pos' FROM ingest_job WHERE id = %s", (job_id,)
                 ).fetchone()[0] or [0, 0]
-            assert proc.poll() is None, "the ingest ended before it could be killed"
+            if proc.poll() is not None:
+                log.close()
+                raise AssertionError(
+                    "the ingest ended before it could be killed:\n"
+                    + (tmp_path / "child.log").read_text(errors="replace")[-3000:]
+                )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.close()
     types, _, _ = _state(idb)
     assert 0 < types["Encounter"] < VISITS - 1  # killed mid-file
     summary = jobs.resume(idb, workers=0)
