@@ -124,8 +124,11 @@ def _settings() -> Any:
                 "family_l = family_r AND given_l = given_r AND (middle_l IS NULL OR middle_r IS NULL"
                 " OR list_has_all(middle_words_l, middle_words_r)"
                 " OR list_has_all(middle_words_r, middle_words_l))"
-                " OR ((family_l <> family_r OR given_l <> given_r) AND n_words_l >= 2 AND n_words_r >= 2"
-                " AND (list_has_all(name_words_l, name_words_r) OR list_has_all(name_words_r, name_words_l)))",
+                " OR ((family_l <> family_r OR given_l <> given_r) AND ("
+                "(n_words_r >= 2 AND n_words_r < n_words_l AND n_distinct_r = n_words_r"
+                " AND list_has_all(name_words_l, name_words_r))"
+                " OR (n_words_l >= 2 AND n_words_l < n_words_r AND n_distinct_l = n_words_l"
+                " AND list_has_all(name_words_r, name_words_l))))",
                 "family+given",
                 "name",
                 "family_given",
@@ -276,6 +279,9 @@ def features_table(feats: Sequence[Features]) -> Any:
             "middle_words": pa.array(
                 col(lambda f: f.name_key.split(" ")[1:-1] if f.name_key else []),
                 pa.list_(pa.string()),
+            ),
+            "n_distinct": pa.array(
+                col(lambda f: len(set(f.name_key.split(" "))) if f.name_key else 0), pa.int32()
             ),
             "n_words": pa.array(
                 col(lambda f: f.name_key.count(" ") + 1 if f.name_key else 0), pa.int32()

@@ -36,7 +36,7 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "family_given": (0.03, 0.001),  # middle name missing on one side
         "fuzzy": (0.04, 0.002),  # Jaro–Winkler ≥ 0.92 on the key: a typing error
         "middle_differs": (0.005, 0.002),  # same family and given, different middle names
-        "given": (0.01, 0.03),
+        "given": (0.001, 0.03),  # family names do not change: another family is another person
         "else": (0.01, 0.9667),
     },
     "birth": {
@@ -191,11 +191,11 @@ def compare_name(a: Features, b: Features) -> str | None:
 
 
 def _word_subset(wa: list[str], wb: list[str]) -> bool:
-    """All words of the shorter name (2+ words) appear in the longer one."""
-    if min(len(wa), len(wb)) < 2:
-        return False
-    sa, sb = set(wa), set(wb)
-    return sa <= sb or sb <= sa
+    """The shorter name (2+ distinct words, strictly fewer) has all its words in the longer one:
+    'Đoàn Tiến' ⊂ 'Văn Tiến Đoàn', but not 'Lê Văn Văn' vs 'Lê Văn Phát'."""
+    if len(wa) > len(wb):
+        wa, wb = wb, wa
+    return 2 <= len(wa) < len(wb) and len(set(wa)) == len(wa) and set(wa) <= set(wb)
 
 
 def compare_commune(a: Features, b: Features) -> str | None:
