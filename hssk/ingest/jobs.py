@@ -540,14 +540,22 @@ def _checkpoint(conn: psycopg.Connection[Any], job_id: int, summary: Summary) ->
 Progress = Callable[[int, int], None]  # (records done in this run, files done)
 
 
-def _pool_size(workers: int | None, paths: Sequence[str]) -> int:
+def _pool_size(workers: int | None, paths: Sequence[str], kind: str = "xml130") -> int:
+    """Mapping processes: one core stays with the writer (and PostgreSQL). Measured on 2 cores,
+    mapping in the writer's own process is as fast or faster (the writer and the database
+    already use both cores, and results cost a pickle round trip), so the pool starts at 3
+    cores, for XML and FHIR only (CSV rows map faster than they pickle), and for sources
+    over 2 MB."""
     if workers is not None:
         return max(0, workers)
+    cores = os.cpu_count() or 1
+    if cores <= 2 or kind not in ("xml130", "fhir", "edoc"):
+        return 0
     total = 0
     for p in paths:
         total += Path(p).stat().st_size if Path(p).exists() else 0
         if total >= 2_000_000:
-            return max(1, os.cpu_count() or 1)
+            return cores - 1
     return 0
 
 
@@ -615,7 +623,7 @@ def _run_locked(
     t0 = time.perf_counter()
     size = batch or BATCH_UNITS.get(kind, DEFAULT_BATCH)
     start = tuple(summary.checkpoint.get("pos") or (0, 0))
-    nworkers = _pool_size(workers, paths[start[0] :])
+    nworkers = _pool_size(workers, paths[start[0] :], kind)
     pool = (
         ProcessPoolExecutor(nworkers, mp_context=get_context(start_method))
         if nworkers > 0
