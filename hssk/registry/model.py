@@ -121,6 +121,8 @@ def given_conflict(a: Features, b: Features) -> str | None:
     they agree or one is a typing error of the other ('Sang'/'Sng')."""
     if not a.given or not b.given or a.given == b.given:
         return None
+    if a.name_sorted and a.name_sorted == b.name_sorted:
+        return None  # the same words in another order: family name written last
     if a.name_key and b.name_key and _word_subset(a.name_key.split(" "), b.name_key.split(" ")):
         return None  # the same words in another order, maybe one missing: 'Đoàn Tiến'
     if OSA.distance(a.given, b.given) > 1:

@@ -181,3 +181,20 @@ def test_son_with_fathers_name_and_phone_and_a_year_that_is_a_digit_swap(
             SourceRecord("xml130:01001", "s", "Nguyen Van Niem", "1995", "M", phone="0330969164"),
         )
     assert son.person_id != father.person_id
+
+
+def test_name_order_variants_link(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        a, b, c = link_many(
+            conn,
+            [
+                SourceRecord(
+                    "population", "1", "Nguyễn Văn An", "1990-01-02", "M", commune_code="00004"
+                ),
+                SourceRecord(
+                    "xml130:01001", "2", "Văn An Nguyễn", "1990-01-02", "M", commune_code="00004"
+                ),
+                SourceRecord("station", "3", "Nguyễn An", "1990-01-02", "M", commune_code="00004"),
+            ],
+        )
+    assert a.person_id == b.person_id == c.person_id
