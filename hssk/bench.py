@@ -126,8 +126,12 @@ def _system_token(env: dict[str, str]) -> str:
     old = dict(os.environ)
     os.environ.update(env)
     try:
+        # the platform's own account: benchmarks measure the store, not the access rules
         actor = Actor(
-            "bench", "system", scopes=frozenset({"system/*.read", "system/*.write"}), client="bench"
+            "platform",
+            "system",
+            scopes=frozenset({"system/*.read", "system/*.write"}),
+            client="bench",
         )
         return issue(load_settings(), actor, ttl=3600)
     finally:

@@ -95,8 +95,18 @@ def _with_meta(body: dict[str, Any], rid: str, version: int, at: datetime) -> di
     return out
 
 
-def _without_meta(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != "meta"}
+def content(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without the server-assigned meta.versionId/lastUpdated (and an empty meta).
+
+    Same as the SQL function ``resource_content``: equal content means the same version."""
+    meta = body.get("meta")
+    if meta is None:
+        return body
+    rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+    out = {k: v for k, v in body.items() if k != "meta"}
+    if rest:
+        out["meta"] = rest
+    return out
 
 
 _COLUMNS = "type, id, version, last_updated, body, person_id, deleted"
@@ -188,10 +198,9 @@ def save(
     if if_match is not None and (cur is None or cur.version != if_match or cur.deleted):
         have = "none" if cur is None else str(cur.version)
         raise VersionConflict(f"{rtype}/{rid}: If-Match version {if_match}, current is {have}")
-    if cur and not cur.deleted:
-        clean = _without_meta({**body, "id": rid})
-        if clean == _without_meta(cur.body) and person_id == cur.person_id:
-            return cur, False
+    same = cur is not None and content({**body, "id": rid}) == content(cur.body)
+    if cur and not cur.deleted and same and person_id == cur.person_id:
+        return cur, False
     at = _now(conn)
     version = (cur.version + 1) if cur else 1
     full = _with_meta(body, rid, version, at)
@@ -325,7 +334,7 @@ def bulk_upsert(
                     item.source_unit,
                     item.source_key,
                     item.sensitivity,
-                    _dumps(_without_meta(body)),
+                    _dumps(content(body)),
                 )
             )
     # Earlier versions of rows about to change go to history first.
@@ -333,7 +342,7 @@ def bulk_upsert(
         """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
            SELECT r.type, r.id, r.version, r.person_id, r.last_updated, r.deleted, r.body
            FROM resource r JOIN resource_stage s ON r.type = s.type AND r.id = s.id
-           WHERE r.deleted OR (r.body - 'meta') IS DISTINCT FROM s.body
+           WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM s.body
               OR r.person_id IS DISTINCT FROM s.person_id"""
     )
     rows = conn.execute(
@@ -341,7 +350,8 @@ def bulk_upsert(
              source_unit, source_key, sensitivity, last_updated, body)
            SELECT type, id, 1, person_id, codes, effective, terms, source_unit, source_key,
                   sensitivity,
-                  now(), body || jsonb_build_object('meta', jsonb_build_object(
+                  now(), body || jsonb_build_object('meta',
+                    coalesce(body -> 'meta', '{}'::jsonb) || jsonb_build_object(
                     'versionId', '1', 'lastUpdated',
                     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
            FROM resource_stage
@@ -352,7 +362,7 @@ def bulk_upsert(
              source_key = excluded.source_key, sensitivity = excluded.sensitivity,
              deleted = false, last_updated = excluded.last_updated,
              body = jsonb_set(excluded.body, '{meta,versionId}', to_jsonb((r.version + 1)::text))
-           WHERE r.deleted OR (r.body - 'meta') IS DISTINCT FROM (excluded.body - 'meta')
+           WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
               OR r.person_id IS DISTINCT FROM excluded.person_id
            RETURNING r.type, r.id, r.version, r.person_id"""
     ).fetchall()

@@ -13,13 +13,15 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from hssk import identifiers
 from hssk.access.actor import Actor
+from hssk.records.store import content
 from hssk.records.types import SUPPORTED_TYPES
 
 H = dict[str, str]
 
 
 def _strip(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != "meta"}
+    """Everything but the server-assigned meta.versionId and meta.lastUpdated."""
+    return content(body)
 
 
 def _patient(cccd: str = "001205012345", name: str = "Nguyễn Văn An") -> dict[str, Any]:

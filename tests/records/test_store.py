@@ -58,3 +58,22 @@ def test_bulk_upsert_idempotent_by_source_key(clean_db: Database) -> None:
         (n,) = conn.execute("SELECT count(*) FROM resource").fetchone()
         assert n == 50
         assert len(store.everything(conn, 7)) == 50
+
+
+def test_bulk_upsert_keeps_meta_labels_and_profiles(clean_db: Database) -> None:
+    body = {**_obs(80), "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}],
+                                 "profile": ["http://example.org/p"]}}  # fmt: skip
+    with clean_db.connection() as conn:
+        store.bulk_upsert(conn, [store.NewResource(body, person_id=2, source_key="k1")])
+        rid = store.id_for_source_key("Observation", "k1")
+        got = store.read(conn, "Observation", rid).body
+        assert got["meta"]["security"][0]["code"] == "HIV"
+        assert got["meta"]["profile"] == ["http://example.org/p"]
+        assert got["meta"]["versionId"] == "1"
+        # same content again: unchanged; a changed label alone is a new version
+        again = store.bulk_upsert(conn, [store.NewResource(body, person_id=2, source_key="k1")])
+        assert again.unchanged == 1
+        relabelled = {**body, "meta": {"security": [{"code": "PSY"}]}}
+        r = store.bulk_upsert(conn, [store.NewResource(relabelled, person_id=2, source_key="k1")])
+        assert r.updated["Observation"] == 1
+        assert store.read(conn, "Observation", rid).body["meta"]["versionId"] == "2"
