@@ -280,8 +280,9 @@ def _register(name: str, module: str, func: str) -> None:
         size_name = next((n for n in SIZE_NAMES if n in accepted), None)
         if size and size_name:
             kwargs[size_name] = size
-        if out and "out" in accepted:
-            kwargs["out"] = out
+        out_name = next((n for n in ("out", "out_dir") if n in accepted), None)
+        if out and out_name:
+            kwargs[out_name] = out
         _print(f"hssk bench {name}", fn(**kwargs))
 
 
