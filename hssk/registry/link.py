@@ -143,10 +143,10 @@ class _Batch:
 
 _CANDIDATE_SQL = f"""
 WITH q AS (
-    SELECT * FROM unnest(%(cccd)s::text[], %(bhxh)s::text[], %(passport)s::text[],
-                         %(temp)s::text[], %(phone)s::text[], %(nk)s::text[], %(fam)s::text[],
-                         %(giv)s::text[], %(yr)s::int[], %(bd)s::date[], %(com)s::text[],
-                         %(ns)s::text[])
+    SELECT * FROM unnest(%(cccd)b::text[], %(bhxh)b::text[], %(passport)b::text[],
+                         %(temp)b::text[], %(phone)b::text[], %(nk)b::text[], %(fam)b::text[],
+                         %(giv)b::text[], %(yr)b::int[], %(bd)b::date[], %(com)b::text[],
+                         %(ns)b::text[])
       AS q(cccd, bhxh, passport, temp, phone, nk, fam, giv, yr, bd, com, ns)
 ), hits AS (
     SELECT p.id FROM q JOIN person p ON p.cccd = q.cccd
@@ -196,6 +196,7 @@ def _fetch_candidates(conn: psycopg.Connection[Any], feats: list[Features]) -> l
         cols["bd"].append(f.birth_date if f.precision == "D" else None)
         cols["com"].append(f.commune)
         cols["ns"].append(f.name_sorted)
+    # binary parameters: dumping the arrays as text costs five times more
     rows = conn.execute(_CANDIDATE_SQL, dict(cols)).fetchall()
     return [person_from_row(r) for r in rows]
 
@@ -391,7 +392,7 @@ def _existing_links(
 ) -> dict[tuple[str, str], int]:
     rows = conn.execute(
         """SELECT s.source, s.source_record_id, s.person_id
-             FROM unnest(%s::text[], %s::text[]) AS q(source, rid)
+             FROM unnest(%b::text[], %b::text[]) AS q(source, rid)
              JOIN person_source s ON s.source = q.source AND s.source_record_id = q.rid""",
         ([r.source for r in recs], [r.record_id for r in recs]),
     ).fetchall()
@@ -508,9 +509,9 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
                                     AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
                                THEN u.birth_precision ELSE p.birth_precision END,
              updated_at = now()
-           FROM (SELECT DISTINCT ON (id) * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],
-                   %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                   %s::date[], %s::text[], %s::text[])
+           FROM (SELECT DISTINCT ON (id) * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[],
+                   %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                   %b::date[], %b::text[], %b::text[])
                  AS x(id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,
                       commune_code, commune_code_old, birth_date, birth_precision, full_name)) u
           WHERE p.id = u.id""",
