@@ -130,7 +130,21 @@ def merge(
         ),
     ).fetchone()
     assert row is not None
+    _audit(conn, "merge", actor, survivor, {"merged": merged, "merge_id": int(row[0]),
+           "reason": reason, "resources": len(resources)})  # fmt: skip
     return int(row[0])
+
+
+def _audit(
+    conn: psycopg.Connection[Any], action: str, actor: str | None, person_id: int, detail: Any
+) -> None:
+    """Merges change whose record data belongs to: the audit trail keeps every one."""
+    from hssk.access import audit
+    from hssk.access.actor import PLATFORM, Actor
+
+    who = PLATFORM if actor is None else Actor(account_id=actor, kind="staff", client="hssk-mpi")
+    audit(conn, who, action, outcome="allow", basis="registry", resource_type="Patient",
+          resource_id=f"mpi-{person_id}", person_id=person_id, detail=detail)  # fmt: skip
 
 
 def unmerge(conn: psycopg.Connection[Any], merge_id: int, *, actor: str | None = None) -> None:
@@ -179,6 +193,7 @@ def unmerge(conn: psycopg.Connection[Any], merge_id: int, *, actor: str | None =
         "UPDATE person_merge SET unmerged_at = now(), unmerged_by = %s WHERE id = %s",
         (actor, merge_id),
     )
+    _audit(conn, "unmerge", actor, survivor, {"merged": merged, "merge_id": merge_id})
 
 
 def merge_history(conn: psycopg.Connection[Any], person_id: int) -> list[MergeEvent]:
@@ -278,4 +293,6 @@ def decide(
             WHERE status = 'open' AND (id = %s OR (person_id = %s AND candidate_id = %s))""",
         ("accepted" if accept else "rejected", actor, note, review_id, pid, cand),
     )
+    _audit(conn, "review-accept" if accept else "review-reject", actor, cand,
+           {"review_id": review_id, "person": pid, "note": note})  # fmt: skip
     return merge_id

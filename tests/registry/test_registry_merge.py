@@ -80,6 +80,10 @@ def test_merge_unmerge_round_trip_restores_exactly(clean_db: Database) -> None:
             unmerge(conn, m)
         with pytest.raises(MergeError):
             merge(conn, a.person_id, a.person_id)
+        audited = conn.execute(
+            "SELECT action, actor FROM audit_event WHERE action IN ('merge', 'unmerge') ORDER BY seq"
+        ).fetchall()
+        assert [r[0] for r in audited] == ["merge", "unmerge"] and audited[1][1] == "reviewer2"
 
 
 def test_chained_merges_must_be_undone_in_order(clean_db: Database) -> None:
