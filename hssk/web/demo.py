@@ -2,8 +2,7 @@
 
 Used by the browser tests, the screenshots of the user guide and the benchmark. Every name and
 number is invented. Units, persons and accounts are created through their components'
-functions; the guardianship link is the one table written directly (access has no function
-for it yet besides its HTTP endpoint, which needs a station account).
+functions.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 import psycopg
 
 from hssk import registry
-from hssk.access import accounts
+from hssk.access import accounts, relations
 from hssk.records import NewResource, bulk_upsert
 from hssk.web.book import ICD10
 from hssk.web.station import LOINC
@@ -123,11 +122,7 @@ def seed_family(conn: psycopg.Connection[Any], today: date | None = None, tag: s
                 password=PASSWORD if kind != "citizen" else None,
                 display_name={"clinician": "BS. Phạm Thị Lan", "staff": "CB. Đỗ Văn Hùng"}.get(kind),
             )  # fmt: skip
-    conn.execute(
-        """INSERT INTO guardianship (guardian_person, child_person, relation, created_by)
-           VALUES (%s, %s, 'parent', 'demo') ON CONFLICT DO NOTHING""",
-        (mother, child),
-    )
+    relations.link_guardian(conn, mother, child, relation="parent", created_by="demo")
     bulk_upsert(
         conn, _mother_record(mother, hosp, other, now) + _child_record(child, birth, station)
     )
