@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import ANONYMOUS, Actor, Decision
+from hssk.access.accounts import account_disabled
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, get_conn
 from hssk.records import everything, save
@@ -36,17 +37,19 @@ _CCCD = re.compile(r"^\d{12}$")
 _PHONE = re.compile(r"^0\d{9}$")
 
 
-async def page_actor(request: Request) -> Actor:
-    """The caller of a page: an invalid or expired cookie means 'not logged in' (→ login)."""
+def page_actor(request: Request) -> Actor:
+    """The caller of a page: an invalid or expired cookie, or a disabled account, means
+    'not logged in' (→ login)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
     if not token:
         return ANONYMOUS
     try:
-        return verify(request.app.state.settings, token)
+        actor = verify(request.app.state.settings, token)
     except TokenError:
         return ANONYMOUS
+    return ANONYMOUS if account_disabled(request.app.state.db, actor.account_id) else actor
 
 
 PageActor = Annotated[Actor, Depends(page_actor)]
@@ -450,8 +453,8 @@ def _problem(status: int, detail: str) -> Response:
     )
 
 
-async def api_actor(request: Request) -> Actor:
-    return await page_actor(request)
+def api_actor(request: Request) -> Actor:
+    return page_actor(request)
 
 
 ApiActor = Annotated[Actor, Depends(api_actor)]
