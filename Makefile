@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean serve
+.PHONY: demo test lint install clean serve screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/hssk serve
+
+## make screenshots: refresh docs/screenshots from the browser tests
+screenshots: $(STAMP)
+	HSSK_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/web tests/monitor -k "browser or journey"
 
 clean:
 	rm -rf $(VENV) .hssk .mypy_cache .ruff_cache
