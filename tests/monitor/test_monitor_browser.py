@@ -5,7 +5,9 @@ Screenshots go to docs/screenshots/supervision-*.png.
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +27,8 @@ from hssk.monitor.areas import parse
 from hssk.monitor.synthetic import load_province
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` sets HSSK_SCREENSHOT_DIR=docs/screenshots; plain runs use a temp folder.
+SHOTS = Path(os.environ.get("HSSK_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "hssk-shots")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
