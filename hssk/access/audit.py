@@ -148,6 +148,37 @@ def record(
         _write(conn, [ev])
 
 
+def record_decision(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    action: str,
+    decision: Any,
+    *,
+    purpose: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    person_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Audit one access the policy decided (a ``policy.Decision``): its outcome and basis,
+    and for a refusal the reason."""
+    extra = dict(detail or {})
+    if not decision.allowed:
+        extra.setdefault("reason", decision.reason)
+    record(
+        conn,
+        actor,
+        action,
+        outcome="allow" if decision.allowed else "deny",
+        basis=decision.basis,
+        purpose=purpose,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        person_id=person_id,
+        detail=extra,
+    )
+
+
 def defer(conn: psycopg.Connection[Any]) -> None:
     """Buffer this connection's events until :func:`flush` (called by the API per request)."""
     _pending[conn] = []

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from hssk import identifiers
 from hssk.access import Actor, audit, authorize
+from hssk.access.audit import record_decision
 from hssk.access.policy import authorize_many
 from hssk.api import transaction
 from hssk.api.capability import capability_statement
@@ -98,18 +99,10 @@ def guard(
         conn, actor, action, rtype, person_id, sensitivity=sensitivity, purpose=purpose
     )
     if person_id is not None or not decision.allowed or action not in ("read", "search"):
-        audit(
-            conn,
-            actor,
-            action,
-            outcome="allow" if decision.allowed else "deny",
-            basis=decision.basis,
-            purpose=purpose,
-            resource_type=rtype,
-            resource_id=rid,
-            person_id=person_id,
-            detail={} if decision.allowed else {"reason": decision.reason},
-        )
+        record_decision(
+            conn, actor, action, decision, purpose=purpose, resource_type=rtype,
+            resource_id=rid, person_id=person_id,
+        )  # fmt: skip
     if not decision.allowed:  # the audit trail keeps the denial although the request fails
         raise Forbidden(decision.reason)
     return decision.basis
@@ -198,10 +191,9 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
             items.append(store.NewResource(body, person_id=person, sensitivity=sens))
         for (rtype, person, sens), rids in groups.items():
             decision = authorize(conn, actor, "write", rtype, person, sensitivity=sens)
-            audit(conn, actor, "write", outcome="allow" if decision.allowed else "deny",
-                  basis=decision.basis, resource_type=rtype, person_id=person,
-                  resource_id=rids[0] if len(rids) == 1 else None,
-                  detail={"resources": rids[:1000], "count": len(rids)})  # fmt: skip
+            record_decision(conn, actor, "write", decision, resource_type=rtype, person_id=person,
+                            resource_id=rids[0] if len(rids) == 1 else None,
+                            detail={"resources": rids[:1000], "count": len(rids)})  # fmt: skip
             if not decision.allowed:
                 raise Forbidden(decision.reason)
         existed = {

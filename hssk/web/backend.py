@@ -16,6 +16,7 @@ import psycopg
 
 from hssk import registry
 from hssk.access import Actor, Decision, audit, authorize
+from hssk.access.audit import record_decision
 from hssk.web.book import PersonView
 
 
@@ -135,17 +136,10 @@ def record_access(
     resource_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    audit(
-        conn,
-        actor,
-        action,
-        outcome="allow" if decision.allowed else "deny",
-        basis=decision.basis,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        person_id=person_id,
-        detail=detail,
-    )
+    record_decision(
+        conn, actor, action, decision, resource_type=resource_type,
+        resource_id=resource_id, person_id=person_id, detail=detail,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
