@@ -26,7 +26,6 @@ from hssk.registry import find, get_person, link, link_many, match, patient_reso
 from hssk.registry.search import MatchInputError, record_from_patient
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-SENSITIVE_LABEL = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # The master patient index's golden record of person N is served as Patient/mpi-N.
 GOLDEN = "mpi-"
 
@@ -74,6 +73,7 @@ def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) ->
 
 
 def _sensitivity(body: dict[str, Any]) -> str | None:
+    """Sensitive category named by a meta.security label (v3 ActCode HIV, PSY, ETH, SDV, STD)."""
     for label in (body.get("meta") or {}).get("security") or []:
         if isinstance(label, dict) and label.get("code") in ("HIV", "PSY", "ETH", "SDV", "STD"):
             return str(label["code"])
