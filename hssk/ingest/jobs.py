@@ -559,6 +559,20 @@ def _pool_size(workers: int | None, paths: Sequence[str], kind: str = "xml130") 
     return 0
 
 
+def _audit_job(conn: psycopg.Connection[Any], job_id: int, status: str, out: Summary) -> None:
+    """Loading records changes personal health data: one audit event per job run, with counts
+    (the job row says who created it; per-record detail stays in the job and the quarantine)."""
+    from hssk.access import PLATFORM, audit
+
+    row = conn.execute(
+        "SELECT kind, created_by FROM ingest_job WHERE id = %s", (job_id,)
+    ).fetchone()
+    kind, created_by = (row[0], row[1]) if row else (None, None)
+    audit(conn, PLATFORM, "ingest-run", outcome="allow", basis="ingest-job",
+          detail={"job": job_id, "kind": kind, "status": status, "created_by": created_by,
+                  "stored": dict(out.stored), "quarantined": out.quarantined})  # fmt: skip
+
+
 def run_job(
     db: Database,
     job_id: int,
@@ -684,6 +698,7 @@ def _run_locked(
             (status, orjson.dumps(summary.counters()).decode(), status, job_id),
         )
         out = job_summary(conn, job_id)
+        _audit_job(conn, job_id, status, out)
     out.timings = defaultdict(float, {k: round(v, 3) for k, v in summary.timings.items()})
     return out
 

@@ -44,6 +44,12 @@ def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:
         ).fetchall()
     assert {r[0] for r in rows} == {pid}
     assert all(r[1]["subject"]["reference"] == f"Patient/{pid}" for r in rows)
+    with idb.connection() as conn:  # each run of a job is in the audit trail, with its counts
+        runs = conn.execute(
+            "SELECT detail FROM audit_event WHERE action = 'ingest-run' ORDER BY seq"
+        ).fetchall()
+    assert [r[0]["stored"] for r in runs][-2:] == [{"Observation": 1}, {"Observation": 1}]
+    assert runs[-1][0]["quarantined"] == 3 and runs[-1][0]["kind"] == "fhir"
 
 
 def test_birth_certificate_links_the_newborn_to_the_mother(idb: Database, tmp_path: Path) -> None:
