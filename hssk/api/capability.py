@@ -18,7 +18,9 @@ _DOCS = {
     "patient": "Resources of a patient (Patient/id): all records of the same person are found.",
     "identifier": "system|value; CCCD / health id, BHYT, BHXH systems under https://fhir.hssk.vn/sid/",
     "date": "Prefixes eq, ne, gt, ge, lt, le, sa, eb; precision year, month, day or dateTime.",
-    "name": "Accent-insensitive word prefix (Nguyen matches Nguyễn).",
+    "name": "Accent-insensitive word prefix (Nguyen matches Nguyễn); a full name also finds "
+    "the golden records (Patient/mpi-N) of the master patient index.",
+    "_id": "Resource id; Patient/mpi-N are the golden records of the master patient index.",
     "_offset": "Paging offset; follow the Bundle's next/previous links.",
 }
 

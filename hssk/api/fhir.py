@@ -459,7 +459,7 @@ def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -
     _check_type(rtype)
     params = list(request.query_params.multi_items())
     total, rows = _search(conn, actor, rtype, params)
-    golden = _golden_by_identifier(conn, actor, params) if rtype == "Patient" else []
+    golden = _golden_patients(conn, actor, params) if rtype == "Patient" else []
     q_count = dict(params).get("_count", str(search.DEFAULT_COUNT))
     count = min(int(q_count), search.MAX_COUNT) if q_count.isdigit() else search.DEFAULT_COUNT
     off = dict(params).get("_offset", "0")
@@ -485,10 +485,55 @@ def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -
 _GOLDEN_KINDS = {identifiers.CCCD: "cccd", identifiers.BHYT: "bhyt", identifiers.BHXH: "bhxh"}
 
 
-def _golden_by_identifier(
+def _golden_patients(
     conn: psycopg.Connection[Any], actor: Actor, params: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    """Golden records whose CCCD/health id, BHYT card or BHXH number equals a searched one."""
+    """Golden records of the master patient index that a Patient search finds: an identifier
+    (CCCD/health id, BHYT card, BHXH number) equal to a searched one, or a full name the MPI
+    finds (accents and word order ignored) whose every word begins a word of the person's name,
+    born on the birthdate when one is given. Ingested persons have no stored Patient: this is
+    how they are found."""
+    names = [v for k, v in params if k in ("name", "family", "given")]
+    if any(k == "identifier" for k, _ in params):
+        persons = _persons_by_identifier(conn, params)
+    elif names:
+        persons = _persons_by_name(conn, " ".join(names), dict(params).get("birthdate"))
+    else:
+        return []
+    if not persons:
+        return []
+    decisions = authorize_many(conn, actor, "search", "Patient", persons)
+    shown = [p for pid, p in persons.items() if decisions[pid].allowed]
+    audit(conn, actor, "search", outcome="allow", resource_type="Patient",
+          detail={"params": params[:20], "persons": [p.id for p in shown],
+                  "filtered": len(persons) - len(shown)})  # fmt: skip
+    return [golden_patient(p) for p in shown]
+
+
+def _persons_by_name(conn: psycopg.Connection[Any], name: str, birth: str | None) -> dict[int, Any]:
+    words = extract.fold(name).split()
+    if not words:
+        return {}
+    prefix = birth[:2] if birth and birth[:2].isalpha() else "eq"
+    day = (birth[2:] if birth and birth[:2].isalpha() else birth) or None
+    if prefix != "eq":  # ranges of birth dates are for stored Patients; the MPI takes one date
+        day = None
+    out = {}
+    for cand in find(conn, name=name, birth_date=day[:4] if day else None, limit=50):
+        have = extract.fold(cand.person.full_name or "").split()
+        born = cand.person.birth_date
+        if not all(any(h.startswith(w) for h in have) for w in words):
+            continue
+        if day and (born is None or not born.isoformat().startswith(day)):
+            continue
+        out[cand.person.id] = cand.person
+    return out
+
+
+def _persons_by_identifier(
+    conn: psycopg.Connection[Any], params: list[tuple[str, str]]
+) -> dict[int, Any]:
+    """Persons whose CCCD/health id, BHYT card or BHXH number equals a searched one."""
     wanted: list[tuple[str, str]] = []
     for name, value in params:
         if name != "identifier":
@@ -504,14 +549,7 @@ def _golden_by_identifier(
         for cand in find(conn, **{kind: code}, limit=5):
             if getattr(cand.person, kind) == identifiers.clean(code):
                 persons[cand.person.id] = cand.person
-    if not persons:
-        return []
-    decisions = authorize_many(conn, actor, "search", "Patient", persons)
-    shown = [p for pid, p in persons.items() if decisions[pid].allowed]
-    audit(conn, actor, "search", outcome="allow", resource_type="Patient",
-          detail={"params": params[:20], "persons": [p.id for p in shown],
-                  "filtered": len(persons) - len(shown)})  # fmt: skip
-    return [golden_patient(p) for p in shown]
+    return persons
 
 
 @router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")
