@@ -32,7 +32,8 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_conn(db: Annotated[Database, Depends(get_database)]) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection for the request; committed at the end unless an error escapes.
+    """A pooled connection for the request; committed before the response unless an error
+    escapes.
 
     Audit events of the request are written after its transaction ends, in a short one of
     their own: refusals stay recorded although the request rolls back (see access.audit).
@@ -110,6 +111,9 @@ def current_actor(actor: Annotated[Actor, Depends(optional_actor)]) -> Actor:
     return actor
 
 
-Conn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
+# scope="function": the transaction commits (and the audit events are written) before the
+# response is sent. With FastAPI's default the exit code runs after sending, so a client could
+# get 201 for a write whose commit then failed, or be redirected to a page that cannot see it.
+Conn = Annotated[psycopg.Connection[Any], Depends(get_conn, scope="function")]
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 OptionalActor = Annotated[Actor, Depends(optional_actor)]

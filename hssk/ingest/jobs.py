@@ -88,13 +88,7 @@ class Summary:
             "kind": self.kind,
             "status": self.status,
             "stored": self.stored,
-            "created": dict(self.created),
-            "updated": dict(self.updated),
-            "skipped": self.skipped,
-            "quarantined": self.quarantined,
-            "records": self.records,
-            "persons": self.persons,
-            "seconds": round(self.seconds, 3),
+            **self.counters(),
             "errors": self.errors,
         }
 

@@ -487,6 +487,17 @@ def _num(row: dict[str, str], name: str, p: list[Problem], lo: float, hi: float)
     return round(v, 2)
 
 
+LABORATORY = concept("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory")
+# Measurements of a station entry: (key, column, plausible low, high, LOINC, display, unit, category)
+STATION_MEASURES = (
+    ("height", "chieu_cao_cm", 30, 250, "8302-2", "Body height", "cm", VITAL_SIGNS),
+    ("weight", "can_nang_kg", 1, 300, "29463-7", "Body weight", "kg", VITAL_SIGNS),
+    ("bmi", "bmi", 5, 90, "39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", VITAL_SIGNS),
+    ("glucose", "duong_huyet_mmol_l", 0.5, 60, "15074-8", "Glucose [Moles/volume] in Blood",
+     "mmol/L", LABORATORY),
+)  # fmt: skip
+
+
 def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
     rid = _first(row, "ma_ban_ghi", "record_id")
     u = _unit("station", path, n, row, rid)
@@ -504,61 +515,11 @@ def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | 
         "performer": [org_ref(fac)] if fac else None,
     }
     obs: list[tuple[str, dict[str, Any]]] = []
-    h = _num(row, "chieu_cao_cm", p, 30, 250)
-    w = _num(row, "can_nang_kg", p, 1, 300)
-    bmi = _num(row, "bmi", p, 5, 90)
-    glucose = _num(row, "duong_huyet_mmol_l", p, 0.5, 60)
-    if h is not None:
-        obs.append(
-            (
-                "height",
-                {
-                    **base,
-                    "category": [VITAL_SIGNS],
-                    **_vital("8302-2", "Body height", h, "cm", "cm"),
-                },
-            )
-        )
-    if w is not None:
-        obs.append(
-            (
-                "weight",
-                {
-                    **base,
-                    "category": [VITAL_SIGNS],
-                    **_vital("29463-7", "Body weight", w, "kg", "kg"),
-                },
-            )
-        )
-    if bmi is not None:
-        obs.append(
-            (
-                "bmi",
-                {
-                    **base,
-                    "category": [VITAL_SIGNS],
-                    **_vital("39156-5", "Body mass index (BMI) [Ratio]", bmi, "kg/m2", "kg/m2"),
-                },
-            )
-        )
-    if glucose is not None:
-        obs.append(
-            (
-                "glucose",
-                {
-                    **base,
-                    "category": [
-                        concept(
-                            "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "laboratory",
-                        )
-                    ],
-                    **_vital(
-                        "15074-8", "Glucose [Moles/volume] in Blood", glucose, "mmol/L", "mmol/L"
-                    ),
-                },
-            )
-        )
+    for key, column, low, high, loinc, display, unit, category in STATION_MEASURES:
+        value = _num(row, column, p, low, high)
+        if value is not None:
+            vital = _vital(loinc, display, value, unit, unit)
+            obs.append((key, {**base, "category": [category], **vital}))
     bp = _first(row, "huyet_ap")
     if bp:
         parts = bp.split("/")

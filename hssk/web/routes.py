@@ -104,7 +104,6 @@ async def login_submit(request: Request, conn: Conn) -> Response:
             status=422,
             **ctx,
         )
-    conn.commit()  # before the redirect: the next GET must see the write
     resp = RedirectResponse(nxt, status_code=303)
     set_token_cookie(resp, token)
     return resp
@@ -282,17 +281,7 @@ def consents_page(
 ) -> Response:
     if (redirect := _citizen(request, actor)) is not None:
         return redirect
-    assert actor.person_id is not None
-    return render.page(
-        request,
-        "consents.html",
-        consents=backend.consents(conn, actor),
-        units=backend.units(
-            conn, ("hospital", "polyclinic", "clinic", "station", "district_centre")
-        ),
-        done=done,
-        nav="consents",
-    )
+    return _consents(request, conn, actor, done=done)
 
 
 @router.post("/book/consents", include_in_schema=False, response_class=HTMLResponse)
@@ -307,32 +296,39 @@ async def consent_grant(request: Request, conn: Conn, actor: PageActor) -> Respo
     if until is not None and until < _today():
         form.error("until", "Ngày kết thúc phải sau hôm nay.", "The end date must be after today.")
     if not form.ok or unit is None:
-        return _consent_errors(request, conn, actor, form)
+        return _consents(request, conn, actor, form=form)
     days = (until - _today()).days if until else None
     try:
         backend.grant_consent(conn, actor, grantee_unit=unit, days=days)
     except backend.Refused as exc:
         form.error("unit", str(exc), str(exc))
-        return _consent_errors(request, conn, actor, form)
-    conn.commit()  # before the redirect: the next GET must see the write
+        return _consents(request, conn, actor, form=form)
     return RedirectResponse("/book/consents?done=granted", status_code=303)
 
 
-def _consent_errors(
-    request: Request, conn: psycopg.Connection[Any], actor: Actor, form: Form
+def _consents(
+    request: Request,
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    *,
+    form: Form | None = None,
+    done: str | None = None,
 ) -> Response:
-    assert actor.person_id is not None
+    """The consents page; with ``form``, the grant form again with its errors (422)."""
+    errors: dict[str, Any] = {} if form is None else {
+        "errors": form.by_field(render.lang_of(request)), "values": form.raw
+    }  # fmt: skip
     return render.page(
         request,
         "consents.html",
+        status=200 if form is None else 422,
         consents=backend.consents(conn, actor),
         units=backend.units(
             conn, ("hospital", "polyclinic", "clinic", "station", "district_centre")
         ),
-        errors=form.by_field(render.lang_of(request)),
-        values=form.raw,
+        done=done,
         nav="consents",
-        status=422,
+        **errors,
     )
 
 
@@ -353,7 +349,6 @@ def consent_revoke(consent_id: int, request: Request, conn: Conn, actor: PageAct
             reason=str(exc),
             status=404,
         )
-    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/consents?done=revoked", status_code=303)
 
 
@@ -408,7 +403,6 @@ async def self_add(kind: str, request: Request, conn: Conn, actor: PageActor) ->
             status=422,
         )
     selfdata.add_entry(conn, actor.person_id, kind, data, actor.account_id)
-    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/self?saved=1", status_code=303)
 
 
@@ -420,7 +414,6 @@ def self_delete(entry_id: int, request: Request, conn: Conn, actor: PageActor) -
         return redirect
     assert actor.person_id is not None
     selfdata.delete_entry(conn, actor.person_id, entry_id)
-    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse("/book/self", status_code=303)
 
 
@@ -593,7 +586,6 @@ async def staff_login_submit(request: Request, conn: Conn) -> Response:
             next=nxt,
             status=422,
         )
-    conn.commit()  # before the redirect: the next GET must see the write
     resp = RedirectResponse(nxt, status_code=303)
     set_token_cookie(resp, token)
     return resp
@@ -790,7 +782,6 @@ async def clinic_basis(person_id: int, request: Request, conn: Conn, actor: Page
             return render.page(
                 request, "error.html", message=t("forbidden", lang), reason=str(exc), status=403
             )
-    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse(f"/clinic/p/{person_id}", status_code=303)
 
 
@@ -903,7 +894,6 @@ async def clinic_write(
         resource_type=stored.type,
         resource_id=stored.id,
     )
-    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse(f"/clinic/p/{person_id}?saved={kind}", status_code=303)
 
 
@@ -1077,5 +1067,4 @@ async def station_submit(
         resource_type=rtype,
         resource_id=rid,
     )
-    conn.commit()  # before the redirect: the next GET must see the write
     return RedirectResponse(f"/station/{form_name}?saved=1", status_code=303)
