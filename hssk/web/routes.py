@@ -140,32 +140,37 @@ def _load_book(
     include_sensitive: bool = True,
     lang: str = "vi",
     action: str = "read",
+    children: list[backend.Child] | None = None,
 ) -> tuple[HealthBook | None, Decision]:
-    """Authorize, audit and assemble a person's book (None when denied or unknown)."""
+    """Authorize, audit and assemble a person's book (None when denied or unknown).
+
+    Three queries for a partner (decision, person, resources; the audit event is written by
+    the request's group commit); the citizen's own entries and children only when shown.
+    ``children``: the caller's, when the page already has them."""
     decision = backend.decide(conn, actor, person_id)
     backend.record_access(conn, actor, action, person_id, decision, detail={"view": "health-book"})
     if not decision.allowed:
         return None, decision
-    view = backend.person(conn, person_id)
-    if view is None:
+    data = backend.book_data(
+        conn, person_id, self_entries=sections is None or "self_reported" in sections
+    )
+    if data is None:
         return None, Decision(False, "deny", "no such person")
-    resources = everything(conn, view.id)
+    if actor.person_id == data.person.id:
+        kids = children if children is not None else backend.children(conn, actor)
+        guardian_of = [c.person_id for c in kids]
+    else:
+        guardian_of = []
     book = build_book(
-        view,
-        resources,
-        self_entries=selfdata.entries(conn, view.id)
-        if sections is None or "self_reported" in sections
-        else (),
-        guardian_of=_children(conn, actor) if actor.person_id == view.id else (),
+        data.person,
+        data.resources,
+        self_entries=data.self_entries,
+        guardian_of=guardian_of,
         sections=sections,
         include_sensitive=include_sensitive,
         lang=lang,
     )
     return book, decision
-
-
-def _children(conn: psycopg.Connection[Any], actor: Actor) -> list[int]:
-    return backend.children_of(conn, actor)
 
 
 @router.get("/book", include_in_schema=False, response_class=HTMLResponse)
@@ -186,17 +191,18 @@ def _book_page(
     request: Request, conn: psycopg.Connection[Any], actor: Actor, person_id: int
 ) -> Response:
     lang = render.lang_of(request)
-    book, decision = _load_book(conn, actor, person_id, lang=lang)
+    own = actor.person_id == person_id
+    kids = backend.children(conn, actor) if own else []
+    book, decision = _load_book(conn, actor, person_id, lang=lang, children=kids if own else None)
     if book is None:
         return render.page(
             request, "error.html", message=t("forbidden", lang), reason=decision.reason, status=403
         )
-    own = actor.person_id == person_id
     return render.page(
         request,
         "book.html",
         book=book,
-        children=backend.children(conn, actor) if own else [],
+        children=kids,
         own=own,
         nav="book" if own else "children",
     )
