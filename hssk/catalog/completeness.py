@@ -9,6 +9,7 @@ bundle and upserts the scores with COPY. Registry changes are caught by ``mark_s
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,25 +21,22 @@ from hssk.catalog.catalogs import Catalog, catalogs
 from hssk.db import Database
 
 _COUNTERS = """
-WITH ch AS (
-  SELECT r.person_id, r.source_unit, r.last_updated
-  FROM unnest(%(types)s::text[], %(ids)s::text[]) AS c(type, id)
-  JOIN resource r ON r.type = c.type AND r.id = c.id),
+WITH ch AS (  -- one row per (person, facility) of the batch, with its number of changes
+  SELECT * FROM unnest(%(pids)s::bigint[], %(units)s::text[], %(n)s::int[])
+    AS c(person_id, source_unit, n)),
 presence AS (
   INSERT INTO record_presence AS x (person_id, first_change, last_change)
-  SELECT person_id, min(last_updated), max(last_updated) FROM ch
-  WHERE person_id IS NOT NULL GROUP BY 1 ORDER BY 1
+  SELECT DISTINCT person_id, now(), now() FROM ch WHERE person_id IS NOT NULL ORDER BY 1
   ON CONFLICT (person_id) DO UPDATE SET last_change = greatest(x.last_change, excluded.last_change)
   RETURNING 1),
 activity AS (  -- append-only deltas: no row shared between concurrent batches
   INSERT INTO facility_activity (facility, day, changes)
-  SELECT source_unit, last_updated::date, count(*) FROM ch
-  WHERE source_unit IS NOT NULL GROUP BY 1, 2
+  SELECT source_unit, now()::date, sum(n) FROM ch WHERE source_unit IS NOT NULL GROUP BY 1
   RETURNING 1),
 seen AS (
   INSERT INTO facility_person AS x (facility, person_id, last_seen)
-  SELECT source_unit, person_id, max(last_updated) FROM ch
-  WHERE source_unit IS NOT NULL AND person_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+  SELECT DISTINCT source_unit, person_id, now() FROM ch
+  WHERE source_unit IS NOT NULL AND person_id IS NOT NULL ORDER BY 1, 2
   ON CONFLICT (facility, person_id) DO UPDATE SET last_seen = greatest(x.last_seen, excluded.last_seen)
   RETURNING 1)
 INSERT INTO catalog_dirty (person_id)
@@ -54,9 +52,16 @@ def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) ->
     supervision counters (who has a record, what each facility sent per day, whom it saw)."""
     if not changes:
         return
+    # every change of a transaction is stamped with its now(): counting per (person,
+    # facility) here spares the database a look-up of each changed resource
+    groups = Counter((c.person_id, c.source_unit) for c in changes)
     conn.execute(
         _COUNTERS.encode(),
-        {"types": [c.type for c in changes], "ids": [c.id for c in changes]},
+        {
+            "pids": [k[0] for k in groups],
+            "units": [k[1] for k in groups],
+            "n": list(groups.values()),
+        },
     )
 
 

@@ -8,8 +8,10 @@ with a blocking problem is not stored: it goes to quarantine with its raw conten
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from hssk import identifiers as ids
@@ -84,6 +86,17 @@ def now_local() -> datetime:
     return datetime.now(UTC) + timedelta(hours=7)
 
 
+_clock: list[Any] = [-2.0, datetime.min]
+
+
+def _now_naive() -> datetime:
+    """Local time without zone, read at most once a second (parse_time runs per field)."""
+    t = time.monotonic()
+    if t - _clock[0] > 1.0:
+        _clock[:] = [t, now_local().replace(tzinfo=None)]
+    return _clock[1]  # type: ignore[no-any-return]
+
+
 def parse_time(
     value: str | None,
     element: str,
@@ -98,11 +111,8 @@ def parse_time(
     '0000' for unknown month/day (birth dates) and returns 'YYYY' or 'YYYY-MM'."""
     if not value:
         return None
-    v = value.strip().replace("-", "").replace(":", "").replace("T", "").replace(" ", "")
-    if allow_partial and len(v) in (4, 6) and v.isdigit():
-        v = v.ljust(8, "0")  # year or year-month only: unknown parts are '00'
-    m = _TS.match(v)
-    if not m:
+    outcome, text, when = _parse_ts(value, allow_partial)
+    if outcome == "format":
         problems.append(
             Problem(
                 "date.format",
@@ -113,21 +123,10 @@ def parse_time(
             )
         )
         return None
-    y, mo, d, hh, mi = (int(g) if g else None for g in m.groups()[:5])
-    assert y is not None and mo is not None and d is not None
-    if allow_partial and mo == 0:
-        return (
-            f"{y:04d}" if 1850 <= y <= now_local().year else _impossible(element, value, problems)
-        )
-    if allow_partial and d == 0:
-        d = None
-    try:
-        when = datetime(y, mo, d or 1, hh or 0, mi or 0)
-        if y < 1850:
-            raise ValueError("year before 1850")
-    except ValueError:
+    now = _now_naive()
+    if outcome == "impossible" or (outcome == "year" and when and when.year > now.year):
         return _impossible(element, value, problems)
-    if when > now_local().replace(tzinfo=None) + timedelta(days=allow_future_days):
+    if outcome == "ok" and when and when > now + timedelta(days=allow_future_days):
         problems.append(
             Problem(
                 "date.future",
@@ -138,11 +137,38 @@ def parse_time(
             )
         )
         return None
+    return text
+
+
+@lru_cache(maxsize=16384)
+def _parse_ts(value: str, allow_partial: bool) -> tuple[str, str | None, datetime | None]:
+    """(outcome, FHIR text, moment) of a date value, without the checks against today.
+
+    outcome: 'ok', 'year' (year only), 'format' or 'impossible'. Cached: a file repeats the
+    same few days thousands of times."""
+    v = value.strip().replace("-", "").replace(":", "").replace("T", "").replace(" ", "")
+    if allow_partial and len(v) in (4, 6) and v.isdigit():
+        v = v.ljust(8, "0")  # year or year-month only: unknown parts are '00'
+    m = _TS.match(v)
+    if not m:
+        return "format", None, None
+    y, mo, d, hh, mi = (int(g) if g else None for g in m.groups()[:5])
+    assert y is not None and mo is not None and d is not None
+    if allow_partial and mo == 0:
+        return ("year", f"{y:04d}", datetime(y, 1, 1)) if y >= 1850 else ("impossible", None, None)
+    if allow_partial and d == 0:
+        d = None
+    try:
+        when = datetime(y, mo, d or 1, hh or 0, mi or 0)
+    except ValueError:
+        return "impossible", None, None
+    if y < 1850:
+        return "impossible", None, None
     if d is None:
-        return f"{y:04d}-{mo:02d}"
+        return "ok", f"{y:04d}-{mo:02d}", when
     if hh is None or (allow_partial and hh == 0 and mi == 0):
-        return f"{y:04d}-{mo:02d}-{d:02d}"
-    return f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mi:02d}:00{TZ}"
+        return "ok", f"{y:04d}-{mo:02d}-{d:02d}", when
+    return "ok", f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mi:02d}:00{TZ}", when
 
 
 def _impossible(element: str, value: str, problems: list[Problem]) -> str | None:

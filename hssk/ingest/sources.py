@@ -40,6 +40,7 @@ from hssk.ingest.model import (
     sex_code,
 )
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
+from hssk.records import id_for_source_key
 from hssk.registry.types import SourceRecord
 
 KINDS = (
@@ -249,6 +250,10 @@ def map_payloads(
             out.extend(_map_one(kind, p, known))
         except Exception as exc:  # a mapping defect must not stop the job: quarantine it
             out.append(_internal_error(kind, p, exc))
+    for u in out:  # ids derived here, in the mapping workers, not in the writing process
+        for it in u.items:
+            if "id" not in it.body:
+                it.body["id"] = id_for_source_key(it.body["resourceType"], it.source_key)
     return out
 
 

@@ -22,6 +22,7 @@ class Change:
     version: int
     person_id: int | None
     action: str  # create, update, delete
+    source_unit: str | None = None  # the facility that sent it (supervision counters)
 
 
 Listener = Callable[[psycopg.Connection[Any], Sequence[Change]], None]

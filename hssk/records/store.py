@@ -12,7 +12,8 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from hashlib import sha1
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from psycopg.types.json import Jsonb
 from hssk.records import events, extract
 
 NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
+_NS_BYTES = NAMESPACE.bytes
 
 
 class NotFound(Exception):
@@ -81,8 +83,16 @@ def new_id() -> str:
 
 
 def id_for_source_key(resource_type: str, source_key: str) -> str:
-    """Deterministic resource id of a source record (idempotent re-ingest)."""
-    return str(uuid.uuid5(NAMESPACE, f"{resource_type}|{source_key}"))
+    """Deterministic resource id of a source record (idempotent re-ingest).
+
+    Equal to ``str(uuid.uuid5(NAMESPACE, f"{resource_type}|{source_key}"))``, computed without
+    the UUID object (faster; ingestion derives ~20 ids per visit)."""
+    name = f"{resource_type}|{source_key}".encode()
+    b = bytearray(sha1(_NS_BYTES + name, usedforsecurity=False).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _with_meta(body: dict[str, Any], rid: str, version: int, at: datetime) -> dict[str, Any]:
@@ -220,16 +230,17 @@ def save(
     }
     if cur:
         _insert_history(conn, rtype, rid)
-        conn.execute(
+        unit = conn.execute(
             """UPDATE resource SET version = %(version)s, person_id = %(person_id)s,
                  codes = %(codes)s, effective = %(effective)s, terms = %(terms)s,
                  source_unit = coalesce(%(source_unit)s, source_unit),
                  source_key = coalesce(%(source_key)s, source_key),
                  sensitivity = %(sensitivity)s, deleted = false, last_updated = %(at)s,
                  body = %(body)s
-               WHERE type = %(type)s AND id = %(id)s""",
+               WHERE type = %(type)s AND id = %(id)s RETURNING source_unit""",
             params,
-        )
+        ).fetchone()
+        source_unit = unit[0] if unit else source_unit
     else:
         conn.execute(
             """INSERT INTO resource (type, id, version, person_id, codes, effective, terms,
@@ -239,9 +250,8 @@ def save(
             params,
         )
     stored = Stored(rtype, rid, version, at, full, person_id, sensitivity=sensitivity)
-    events.publish(
-        conn, [events.Change(rtype, rid, version, person_id, "update" if cur else "create")]
-    )
+    action = "update" if cur else "create"
+    events.publish(conn, [events.Change(rtype, rid, version, person_id, action, source_unit)])
     return stored, cur is None
 
 
@@ -254,13 +264,14 @@ def delete(conn: psycopg.Connection[Any], rtype: str, rid: str) -> bool:
         return False
     _insert_history(conn, rtype, rid)
     at = _now(conn)
-    conn.execute(
+    unit = conn.execute(
         """UPDATE resource SET version = version + 1, deleted = true, last_updated = %s,
              body = jsonb_set(body, '{meta,versionId}', to_jsonb((version + 1)::text))
-           WHERE type = %s AND id = %s""",
+           WHERE type = %s AND id = %s RETURNING source_unit""",
         (at, rtype, rid),
-    )
-    events.publish(conn, [events.Change(rtype, rid, cur[2] + 1, cur[5], "delete")])
+    ).fetchone()
+    change = events.Change(rtype, rid, cur[2] + 1, cur[5], "delete", unit[0] if unit else None)
+    events.publish(conn, [change])
     return True
 
 
@@ -294,15 +305,63 @@ def _dumps(obj: Any) -> str:
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_stage (
     type text, id text, person_id bigint, codes text[], effective timestamptz, terms text,
     source_unit text, source_key text, sensitivity text, body jsonb) ON COMMIT DELETE ROWS"""
+_SEP = "\x1f"  # ASCII unit separator
+_NEW_COLUMNS = (
+    "type, id, version, person_id, codes, effective, terms, source_unit, source_key,"
+    " sensitivity, last_updated, body"
+)
+
+
+def _text(value: str | None) -> str:
+    """A value in COPY text format (\\N for NULL, backslash escapes)."""
+    if value is None:
+        return "\\N"
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        value = value.replace("\r", "\\r")
+    return value
+
+
+def _array(values: list[str]) -> str:
+    # every element quoted: codes come from source files and may hold any character
+    inner = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return _text("{" + inner + "}")
+
+
+def _copy_line(
+    rtype: str, rid: str, item: NewResource, body: dict[str, Any], version: str, at: str
+) -> str:
+    """One row of ``resource`` (``_NEW_COLUMNS``) in COPY text format. Formatting the rows
+    here is ~4x cheaper than psycopg's generic row writer (text[] arrays are adapted in
+    Python there), and ingestion writes tens of thousands of rows a second."""
+    when = extract.effective(body)
+    pid = item.person_id
+    return "\t".join(
+        (
+            _text(rtype),
+            _text(rid),
+            version,
+            "\\N" if pid is None else str(int(pid)),
+            _array(extract.codes(body)),
+            "\\N" if when is None else when.isoformat(),
+            _text(extract.terms(body)),
+            _text(item.source_unit),
+            _text(item.source_key),
+            _text(item.sensitivity),
+            at,
+            _dumps(body).replace("\\", "\\\\"),  # JSON has no raw tab/newline
+        )
+    )
 
 
 def bulk_upsert(
     conn: psycopg.Connection[Any], items: Sequence[NewResource], *, versions: bool = False
 ) -> BulkResult:
-    """Write many resources in one round of COPY + set-based upsert (idempotent by source_key).
+    """Write many resources at once (idempotent by source_key).
 
-    New resources get version 1; a changed body becomes a new version with the old one moved
-    to history; an identical body is counted as unchanged and not written.
+    Resources not stored yet are copied straight into ``resource`` (version 1); the others go
+    through a staging table and one set-based upsert: a changed body becomes a new version with
+    the old one moved to history, an identical body is counted as unchanged and not written.
     """
     result = BulkResult()
     if not items:
@@ -315,6 +374,78 @@ def bulk_upsert(
         )
         latest[(rtype, rid)] = item  # a key twice in one batch: the last one wins
     result.unchanged += len(items) - len(latest)
+    keys = list(latest)
+    # Keys travel as two joined strings: adapting 2 x 6,000-element lists to text[] costs
+    # more in psycopg than the query. An id holding the separator (not a valid FHIR id)
+    # only looks new, and the COPY then falls back to the upsert.
+    row = conn.execute(
+        """SELECT now(), coalesce(array_agg(r.type), '{}'), coalesce(array_agg(r.id), '{}')
+           FROM unnest(string_to_array(%(t)s, %(sep)s), string_to_array(%(i)s, %(sep)s))
+             AS k(type, id)
+           JOIN resource r ON r.type = k.type AND r.id = k.id""",
+        {"t": _SEP.join(k[0] for k in keys), "i": _SEP.join(k[1] for k in keys), "sep": _SEP},
+    ).fetchone()
+    assert row is not None
+    at, known = row[0], set(zip(row[1], row[2], strict=True))
+    fresh = [k for k in keys if k not in known]
+    changes: list[events.Change] = []
+    if fresh and not _copy_new(conn, latest, fresh, at, result, changes):
+        known.update(fresh)  # another writer got there first: upsert them all instead
+    if known:
+        _upsert(conn, {k: latest[k] for k in keys if k in known}, result, changes)
+    events.publish(conn, changes)
+    if versions:
+        result.versions = {(c.type, c.id): c.version for c in changes}
+        missing = [key for key in latest if key not in result.versions]
+        if missing:
+            for rtype, rid, version in conn.execute(
+                """SELECT type, id, version FROM resource
+                   WHERE (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+                ([k[0] for k in missing], [k[1] for k in missing]),
+            ):
+                result.versions[(rtype, rid)] = version
+    return result
+
+
+def _copy_new(
+    conn: psycopg.Connection[Any],
+    latest: dict[tuple[str, str], NewResource],
+    fresh: list[tuple[str, str]],
+    at: datetime,
+    result: BulkResult,
+    changes: list[events.Change],
+) -> bool:
+    """COPY resources not stored yet straight into ``resource``. False (and nothing written)
+    if a concurrent writer stored one of them meanwhile."""
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    lines = []
+    for rtype, rid in fresh:
+        item = latest[(rtype, rid)]
+        body = content({**item.body, "id": rid})
+        body["meta"] = {**(body.get("meta") or {}), "versionId": "1", "lastUpdated": stamp}
+        lines.append(_copy_line(rtype, rid, item, body, "1", stamp))
+    try:
+        with (
+            conn.transaction(),
+            conn.cursor().copy(f"COPY resource ({_NEW_COLUMNS}) FROM STDIN") as copy,
+        ):
+            copy.write("\n".join(lines) + "\n")
+    except psycopg.errors.UniqueViolation:
+        return False
+    for rtype, rid in fresh:
+        result.created[rtype] += 1
+        item = latest[(rtype, rid)]
+        changes.append(events.Change(rtype, rid, 1, item.person_id, "create", item.source_unit))
+    return True
+
+
+def _upsert(
+    conn: psycopg.Connection[Any],
+    latest: dict[tuple[str, str], NewResource],
+    result: BulkResult,
+    changes: list[events.Change],
+) -> None:
+    """Staging table + one set-based upsert for resources that may exist already."""
     conn.execute(_STAGE)
     conn.execute("TRUNCATE resource_stage")
     with conn.cursor().copy(
@@ -364,24 +495,10 @@ def bulk_upsert(
              body = jsonb_set(excluded.body, '{meta,versionId}', to_jsonb((r.version + 1)::text))
            WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
               OR r.person_id IS DISTINCT FROM excluded.person_id
-           RETURNING r.type, r.id, r.version, r.person_id"""
+           RETURNING r.type, r.id, r.version, r.person_id, r.source_unit"""
     ).fetchall()
-    changes = []
-    for rtype, rid, version, person_id in rows:
+    for rtype, rid, version, person_id, unit in rows:
         (result.created if version == 1 else result.updated)[rtype] += 1
-        changes.append(
-            events.Change(rtype, rid, version, person_id, "create" if version == 1 else "update")
-        )
+        action = "create" if version == 1 else "update"
+        changes.append(events.Change(rtype, rid, version, person_id, action, unit))
     result.unchanged += len(latest) - len(rows)
-    events.publish(conn, changes)
-    if versions:
-        result.versions = {(c.type, c.id): c.version for c in changes}
-        missing = [key for key in latest if key not in result.versions]
-        if missing:
-            for rtype, rid, version in conn.execute(
-                """SELECT type, id, version FROM resource
-                   WHERE (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
-                ([k[0] for k in missing], [k[1] for k in missing]),
-            ):
-                result.versions[(rtype, rid)] = version
-    return result

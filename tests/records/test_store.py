@@ -1,4 +1,9 @@
+import uuid
+from datetime import UTC, datetime
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hssk.db import Database
 from hssk.records import store
@@ -77,3 +82,80 @@ def test_bulk_upsert_keeps_meta_labels_and_profiles(clean_db: Database) -> None:
         r = store.bulk_upsert(conn, [store.NewResource(relabelled, person_id=2, source_key="k1")])
         assert r.updated["Observation"] == 1
         assert store.read(conn, "Observation", rid).body["meta"]["versionId"] == "2"
+
+
+@given(rtype=st.sampled_from(["Encounter", "Observation"]), key=st.text(max_size=60))
+def test_id_for_source_key_is_uuid5(rtype: str, key: str) -> None:
+    assert store.id_for_source_key(rtype, key) == str(uuid.uuid5(store.NAMESPACE, f"{rtype}|{key}"))
+
+
+HOSTILE = ["a\tb", "c\nd", "e\\f", '"q"', "{x,y}", "\\N", "đ Ư \r", "", "NULL"]
+
+
+def test_bulk_copy_keeps_hostile_text_exact(clean_db: Database) -> None:
+    """Rows COPYed straight into the store (new keys) keep tabs, newlines, backslashes,
+    quotes and braces exactly, in the body and in the indexed columns."""
+    items = []
+    for i, text in enumerate(HOSTILE):
+        body = _obs(100 + i, code=f"c{i}{text}")
+        body["note"] = [{"text": f"ghi chú {text}"}]
+        items.append(
+            store.NewResource(body, person_id=9, source_key=f"k{i}{text}", source_unit=text)
+        )
+    with clean_db.connection() as conn:
+        res = store.bulk_upsert(conn, items)
+        assert res.created["Observation"] == len(HOSTILE)
+        for i, text in enumerate(HOSTILE):
+            rid = store.id_for_source_key("Observation", f"k{i}{text}")
+            row = conn.execute(
+                "SELECT body, codes, source_key, source_unit, version, person_id, last_updated"
+                " FROM resource WHERE type = 'Observation' AND id = %s",
+                (rid,),
+            ).fetchone()
+            assert row is not None
+            body, codes, source_key, unit, version, pid, at = row
+            assert body["note"][0]["text"] == f"ghi chú {text}"
+            assert body["meta"]["versionId"] == "1" and body["id"] == rid
+            assert body["meta"]["lastUpdated"] == at.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ"
+            )
+            assert f"c{i}{text}" in codes and f"http://loinc.org|c{i}{text}" in codes
+            assert (source_key, unit, version, pid) == (f"k{i}{text}", text, 1, 9)
+        again = store.bulk_upsert(conn, items)  # the same rows again: nothing new
+        assert again.unchanged == len(HOSTILE) and not again.created and not again.updated
+
+
+def test_bulk_upsert_mixes_new_and_changed_rows(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        store.bulk_upsert(conn, [store.NewResource(_obs(1), 3, source_key="m1")])
+        res = store.bulk_upsert(
+            conn,
+            [
+                store.NewResource(_obs(2), 3, source_key="m1"),  # changed
+                store.NewResource(_obs(3), 3, source_key="m2"),  # new
+            ],
+            versions=True,
+        )
+        assert res.updated["Observation"] == 1 and res.created["Observation"] == 1
+        m1 = store.id_for_source_key("Observation", "m1")
+        assert res.versions[("Observation", m1)] == 2
+        assert [s.version for s in store.history(conn, "Observation", m1)] == [2, 1]
+
+
+def test_copy_of_new_rows_gives_way_when_a_key_exists(clean_db: Database) -> None:
+    """If another writer stored a key between the existence check and the COPY, the COPY is
+    rolled back to its savepoint (nothing half-written) and the caller upserts instead."""
+    with clean_db.connection() as conn:
+        store.bulk_upsert(conn, [store.NewResource(_obs(1), 3, source_key="race")])
+        rid = store.id_for_source_key("Observation", "race")
+        other = store.id_for_source_key("Observation", "other")
+        latest = {
+            ("Observation", other): store.NewResource(_obs(5), 3, source_key="other"),
+            ("Observation", rid): store.NewResource(_obs(2), 3, source_key="race"),
+        }
+        result, changes = store.BulkResult(), []
+        ok = store._copy_new(conn, latest, list(latest), datetime.now(UTC), result, changes)
+        assert not ok and not changes and not result.created
+        n = conn.execute("SELECT count(*) FROM resource WHERE id = %s", (other,)).fetchone()
+        assert n == (0,)  # the savepoint took the whole COPY back
+        assert store.read(conn, "Observation", rid).body["valueQuantity"]["value"] == 1
