@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -40,8 +41,33 @@ def issue(settings: Settings, actor: Actor, *, ttl: int = 900) -> str:
     return jwt.encode(claims, settings.secret_key(), algorithm=ALGORITHM)
 
 
+# Verified tokens (signature and claims checked once) → their actor, per process: a partner
+# sends the same token on every request and checking the HMAC, reading the secret and
+# decoding cost more than the rest of a small read. An entry lives at most VERIFIED_TTL s
+# (a new secret is honoured that soon) and never past the token's own expiry; whether the
+# account was disabled is still asked on every request (accounts.account_disabled).
+VERIFIED_TTL = 30.0
+_VERIFIED_MAX = 50_000
+_verified: dict[tuple[str, str, str], tuple[float, float, Actor]] = {}
+
+
 def verify(settings: Settings, token: str) -> Actor:
     """The actor a valid token speaks for; raises TokenError otherwise."""
+    key = (str(settings.data_dir), os.environ.get("HSSK_SECRET_KEY", ""), token)
+    hit = _verified.get(key)
+    if hit is not None:
+        cached_at, exp, actor = hit
+        if time.monotonic() - cached_at < VERIFIED_TTL and time.time() < exp:
+            return actor
+        del _verified[key]
+    actor, exp = _decode(settings, token)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[key] = (time.monotonic(), exp, actor)
+    return actor
+
+
+def _decode(settings: Settings, token: str) -> tuple[Actor, float]:
     try:
         claims = jwt.decode(
             token,
@@ -53,7 +79,7 @@ def verify(settings: Settings, token: str) -> Actor:
         )
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc)) from exc
-    return Actor(
+    actor = Actor(
         account_id=str(claims["sub"]),
         kind=str(claims.get("kind") or "anonymous"),
         unit_id=claims.get("unit"),
@@ -62,3 +88,4 @@ def verify(settings: Settings, token: str) -> Actor:
         person_id=claims.get("person"),
         client=claims.get("client"),
     )
+    return actor, float(claims["exp"])

@@ -40,15 +40,27 @@ _PHONE = re.compile(r"^0\d{9}$")
 def page_actor(request: Request) -> Actor:
     """The caller of a page: an invalid or expired cookie, or a disabled account, means
     'not logged in' (→ login)."""
+    return _active(request, _token_actor(request))
+
+
+def _token_actor(request: Request) -> Actor:
+    """The actor of the bearer token or cookie (ANONYMOUS when none or invalid); CPU only,
+    the account's status is :func:`_active`'s."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
     if not token:
         return ANONYMOUS
     try:
-        actor = verify(request.app.state.settings, token)
+        return verify(request.app.state.settings, token)
     except TokenError:
         return ANONYMOUS
+
+
+def _active(request: Request, actor: Actor) -> Actor:
+    """ANONYMOUS when the actor's account was disabled (may ask the database)."""
+    if not actor.authenticated:
+        return actor
     return ANONYMOUS if account_disabled(request.app.state.db, actor.account_id) else actor
 
 
@@ -456,7 +468,14 @@ def api_actor(request: Request) -> Actor:
     return page_actor(request)
 
 
+async def _book_token_actor(request: Request) -> Actor:
+    # async: FastAPI runs a plain-def dependency in a worker thread of its own; the hot book
+    # routes take one thread hop only, where _in_thread checks the account (_active).
+    return _token_actor(request)
+
+
 ApiActor = Annotated[Actor, Depends(api_actor)]
+BookTokenActor = Annotated[Actor, Depends(_book_token_actor)]
 
 
 @router.get(
@@ -469,7 +488,7 @@ ApiActor = Annotated[Actor, Depends(api_actor)]
 async def api_book(
     person_id: int,
     request: Request,
-    actor: ApiActor,
+    actor: BookTokenActor,
     v: Annotated[int, Query(description="book version")] = 1,
 ) -> Response:
     """The health book in version ``v`` (only 1 exists). A partner (system client) receives the
@@ -482,7 +501,9 @@ async def api_book(
     "/api/v1/me/book", response_model=HealthBook, tags=["health book"], summary="My health book"
 )
 async def api_my_book(
-    request: Request, actor: ApiActor, v: Annotated[int, Query(description="book version")] = 1
+    request: Request,
+    actor: BookTokenActor,
+    v: Annotated[int, Query(description="book version")] = 1,
 ) -> Response:
     """The caller's own book (citizen token)."""
     if actor.person_id is None:
@@ -490,14 +511,16 @@ async def api_my_book(
     return await _in_thread(request, _api_book, actor, actor.person_id, v)
 
 
-async def _in_thread(request: Request, fn: Any, *args: Any) -> Response:
-    """Run ``fn(conn, *args)`` in one worker thread with a request connection (the hot API
-    path: one thread hop instead of one per dependency; same commit and audit rules as
-    ``hssk.api.deps.get_conn``, which it uses)."""
+async def _in_thread(request: Request, fn: Any, actor: Actor, *args: Any) -> Response:
+    """Run ``fn(conn, actor, *args)`` in one worker thread with a request connection, the
+    actor ANONYMOUS if its account was disabled (the hot API path: one thread hop instead of
+    one per dependency; same commit and audit rules as ``hssk.api.deps.get_conn``, which it
+    uses)."""
 
     def work() -> Response:
+        caller = _active(request, actor)
         with contextmanager(get_conn)(request.app.state.db) as conn:
-            result: Response = fn(conn, *args)
+            result: Response = fn(conn, caller, *args)
             return result
 
     return await run_in_threadpool(work)

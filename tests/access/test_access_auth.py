@@ -343,3 +343,23 @@ def test_smart_v2_scopes() -> None:
         auth.negotiate_scopes(["user/*.read"], "user/Observation.cruds")
     with pytest.raises(auth.AuthError, match="malformed"):
         auth.negotiate_scopes(["user/*.read"], "user/Observation.")
+
+
+def test_verified_tokens_are_reused_but_never_past_expiry_or_under_another_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hssk.access import Actor
+
+    settings = load_settings()
+    actor = Actor("tok-cache", "system", scopes=frozenset({"system/*.read"}), client="c")
+    token = tokens.issue(settings, actor, ttl=1)
+    assert tokens.verify(settings, token) == actor
+    assert tokens.verify(settings, token) == actor  # from the per-process cache
+    with monkeypatch.context() as m:
+        m.setenv("HSSK_SECRET_KEY", "another installation secret, 32 bytes or more")
+        with pytest.raises(tokens.TokenError):
+            tokens.verify(settings, token)  # signed with the other secret: checked again
+    while time.time() < int(jwt.decode(token, options={"verify_signature": False})["exp"]):
+        time.sleep(0.1)
+    with pytest.raises(tokens.TokenError):
+        tokens.verify(settings, token)  # expired: the cached entry is not honoured

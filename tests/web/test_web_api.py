@@ -94,3 +94,23 @@ def test_partner_catalog_fields(server, partner) -> None:  # type: ignore[no-unt
     assert any(v["values"] for v in body["fields"].values())  # the record fills some fields
     other = httpx.get(url, params={"catalog": "hanoi-73"}, headers=_token(partner))
     assert other.status_code == 403 and "field set" in other.json()["detail"]
+
+
+def test_disabled_account_is_refused(server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    f = server.family
+    monkeypatch.setattr(acc, "STATUS_TTL", 0.0)  # the server (same process) asks at once
+    with server.db.connection() as conn:
+        account = acc.find_account(conn, "citizen.web-api-disabled") or acc.create_account(
+            conn, "citizen.web-api-disabled", "citizen", person_id=f.outsider
+        )
+        acc.set_active(conn, int(account.id), False, reason="test")
+    headers = _token(account.actor())
+    assert httpx.get(f"{server.url}/api/v1/me/book?v=1", headers=headers).status_code == 401
+    assert httpx.get(f"{server.url}/api/v1/book/{f.outsider}", headers=headers).status_code == 401
+    page = httpx.get(f"{server.url}/book", headers=headers)
+    assert page.status_code == 303 and page.headers["location"].startswith("/book/login")
+    with server.db.connection() as conn:
+        acc.set_active(conn, int(account.id), True)
+    # enabled again (and the process's status cache says so: account ids are reused by the
+    # next test module's emptied database)
+    assert httpx.get(f"{server.url}/api/v1/me/book?v=1", headers=headers).status_code == 200
