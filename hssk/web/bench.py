@@ -19,19 +19,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psutil
 
 from hssk import registry
 from hssk.access import Actor, accounts
 from hssk.access.tokens import issue
 from hssk.config import Settings, load_settings
 from hssk.db import Database, open_database
+from hssk.identifiers import cccd_digit
 from hssk.records import NewResource, bulk_upsert
+from hssk.synth.names import name_model
 from hssk.web.book import ICD10
 from hssk.web.demo import seed_family
 
 BENCH_UNIT = "BENCH-VNEID"
 _BATCH = 5_000
-_GIVEN = ("Hoa", "Lan", "Minh", "An", "Bình", "Hùng", "Mai", "Tuấn", "Hương", "Dũng")
+_PROVINCES = ("001", "079", "031", "048", "092")  # CCCD birth-province codes
 
 
 def _free_port() -> int:
@@ -77,30 +80,44 @@ def _book_resources(pid: int, rnd: random.Random, now: datetime) -> list[NewReso
     return out
 
 
+def _source_records(first: int, n: int, rnd: random.Random) -> list[registry.SourceRecord]:
+    """``n`` synthetic residents numbered from ``first``: realistic names (namesakes as in a
+    province, so the registry's blocking does real work) and a distinct, well-formed CCCD
+    each, so two namesakes born the same day stay two persons."""
+    names = name_model()
+    out = []
+    for k in range(first, first + n):
+        sex = rnd.choice("MF")
+        year = rnd.randint(1940, 2024)
+        province = _PROVINCES[(k // 10**6) % len(_PROVINCES)]
+        cccd = f"{province}{cccd_digit(year, sex)}{year % 100:02d}{k % 10**6:06d}"
+        out.append(registry.SourceRecord(
+            "bench", f"p{k}", full_name=names.sample(rnd, sex).full,
+            birth_date=f"{year}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+            sex=sex, cccd=cccd,
+        ))  # fmt: skip
+    return out
+
+
 def ensure_persons(db: Database, persons: int, seed: int = 1) -> list[int]:
-    """Ids of ``persons`` persons with a book (synthetic ones are added when missing)."""
+    """Ids of ``persons`` persons with a book: the persons already in the database first,
+    synthetic ones with a book of 10 resources added in batches when missing."""
     with db.connection() as conn:
         have = [r[0] for r in conn.execute(
             "SELECT id FROM person WHERE merged_into IS NULL ORDER BY id LIMIT %s", (persons,)
         ).fetchall()]  # fmt: skip
-    rnd = random.Random(seed)
+        # numbering of new source records continues after every person ever created, so a
+        # later run (a larger size on the same database) never repeats a record
+        first = int(conn.execute("SELECT coalesce(max(id), 0) FROM person").fetchone()[0])  # type: ignore[index]
+    rnd = random.Random(seed + first)
     now = datetime.now(UTC)
-    start = len(have)
     while len(have) < persons:
-        n = min(_BATCH, persons - len(have))
-        recs = [
-            registry.SourceRecord(
-                "bench", f"p{start + i}", full_name=f"Nguyễn Văn {rnd.choice(_GIVEN)} {start + i}",
-                birth_date=f"{rnd.randint(1940, 2020)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
-                sex=rnd.choice("MF"),
-            )
-            for i in range(n)
-        ]  # fmt: skip
-        start += n
+        recs = _source_records(first, min(_BATCH, persons - len(have)), rnd)
+        first += len(recs)
         with db.connection() as conn:
-            ids = [r.person_id for r in registry.link_many(conn, recs)]
-            bulk_upsert(conn, [x for pid in ids for x in _book_resources(pid, rnd, now)])
-        have += ids
+            new = [r.person_id for r in registry.link_many(conn, recs) if r.created]
+            bulk_upsert(conn, [x for pid in new for x in _book_resources(pid, rnd, now)])
+        have += new
     return have[:persons]
 
 
@@ -166,28 +183,75 @@ async def _client(
         writer.close()
 
 
+def _cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += t.user + t.system
+    return total
+
+
+def _server_procs(server_pid: int | None) -> list[psutil.Process]:
+    if server_pid is None:
+        return []
+    root = psutil.Process(server_pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _postgres_procs() -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["name"]):
+        if (p.info["name"] or "").startswith("postgres"):
+            out.append(p)
+    return out
+
+
 def _load(
-    url: str, paths: list[str], headers: dict[str, str], concurrency: int, seconds: float
+    url: str,
+    paths: list[str],
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float,
+    *,
+    server_pid: int | None = None,
+    warmup: float = 3.0,
 ) -> dict[str, Any]:
+    """Drive ``concurrency`` keep-alive clients for ``seconds`` (after ``warmup`` seconds not
+    counted); latency percentiles, and where the CPU went meanwhile (in cores: this load
+    generator, the server's processes, every postgres process of the machine) with the load
+    average, so a figure says whether the machine or the client was the limit."""
     host, _, port = url.removeprefix("http://").partition(":")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     lat: list[float] = []
     errors = [0]
 
-    async def main() -> float:
-        stop = time.monotonic() + seconds
+    async def run(duration: float) -> float:
+        stop = time.monotonic() + duration
         t0 = time.monotonic()
         await asyncio.gather(*(
             _client(host, int(port), paths, head, stop, i, lat, errors) for i in range(concurrency)
         ))  # fmt: skip
         return time.monotonic() - t0
 
-    elapsed = asyncio.run(main())
+    if warmup > 0:
+        asyncio.run(run(warmup))
+        lat.clear()
+        errors[0] = 0
+    server, pg, me = _server_procs(server_pid), _postgres_procs(), psutil.Process()
+    cpu0 = (_cpu_seconds([me]), _cpu_seconds(server), _cpu_seconds(pg))
+    elapsed = asyncio.run(run(seconds))
+    cpu1 = (_cpu_seconds([me]), _cpu_seconds(server), _cpu_seconds(pg))
     all_lat = sorted(lat)
     n = len(all_lat)
 
     def pct(p: float) -> float:
         return round(all_lat[min(n - 1, int(p * n))] * 1000, 1) if n else 0.0
+
+    def cores(i: int) -> float:
+        return round((cpu1[i] - cpu0[i]) / elapsed, 2) if elapsed else 0.0
 
     return {
         "requests": n,
@@ -196,6 +260,12 @@ def _load(
         "p50_ms": pct(0.50),
         "p95_ms": pct(0.95),
         "p99_ms": pct(0.99),
+        "cpu_cores": {
+            "load_generator": cores(0),
+            "server": cores(1) if server else None,
+            "postgres_all": cores(2),
+        },
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -205,14 +275,19 @@ def run_bench(
     concurrency: int = 16,
     seconds: float = 15.0,
     workers: int = 2,
+    page: bool = True,
+    warmup: float = 3.0,
     url: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Load ``persons`` books (if missing), then hit the partner book API
-    (``GET /api/v1/book/{id}``, random persons) and the citizen book page (``GET /book``)
-    with ``concurrency`` keep-alive clients for ``seconds`` each. Returns requests/s and
-    p50/p95/p99 latency (ms) per target. ``url`` reuses a running server instead of starting
-    ``workers`` uvicorn processes."""
+    (``GET /api/v1/book/{id}``, random persons) and the citizen book page (``GET /book``,
+    unless ``page`` is false) with ``concurrency`` keep-alive clients for ``seconds`` each
+    (after ``warmup`` seconds not counted).
+    Returns requests/s, p50/p95/p99 latency (ms) and CPU use per target. ``url`` reuses a
+    running server instead of starting ``workers`` uvicorn processes. The books stay in the
+    database: a later run on the same database (``HSSK_DATABASE_URL`` or ``HSSK_DATA_DIR``)
+    loads only what is missing."""
     settings = settings or load_settings()
     db = open_database(settings)
     try:
@@ -230,12 +305,17 @@ def run_bench(
     proc = None
     if url is None:
         proc, url = _start_server(settings, workers)
+    pid = proc.pid if proc is not None else None
     try:
         api = _load(url, [f"/api/v1/book/{i}?v=1" for i in ids],
-                    {"Authorization": f"Bearer {token}"}, concurrency, seconds)  # fmt: skip
-        page = _load(
-            url, ["/book"], {"Cookie": f"hssk_token={citizen_token}"}, concurrency, seconds
-        )
+                    {"Authorization": f"Bearer {token}"}, concurrency, seconds, server_pid=pid,
+                    warmup=warmup)  # fmt: skip
+        book_page = None
+        if page:
+            cookie = {"Cookie": f"hssk_token={citizen_token}"}
+            book_page = _load(
+                url, ["/book"], cookie, concurrency, seconds, server_pid=pid, warmup=warmup
+            )
     finally:
         if proc is not None:
             proc.terminate()
@@ -245,12 +325,29 @@ def run_bench(
         "load_seconds": load_s,
         "concurrency": concurrency,
         "server_workers": workers if proc is not None else None,
+        "cores": os.cpu_count(),
         "api_book": api,
-        "page_book": page,
+        "page_book": book_page,
     }
 
 
-if __name__ == "__main__":  # python -m hssk.web.bench [persons]
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hssk.web.bench``: the options ``hssk bench web`` leaves at their defaults."""
+    import argparse
     import json
 
-    print(json.dumps(run_bench(int(sys.argv[1]) if len(sys.argv) > 1 else 2000), indent=2))
+    ap = argparse.ArgumentParser(prog="python -m hssk.web.bench", description=__doc__)
+    ap.add_argument("--persons", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-page", action="store_true", help="the API only")
+    ap.add_argument("--url", help="a running server instead of starting one")
+    a = ap.parse_args(argv)
+    result = run_bench(a.persons, concurrency=a.concurrency, seconds=a.seconds,
+                       workers=a.workers, page=not a.no_page, url=a.url)  # fmt: skip
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
