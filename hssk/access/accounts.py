@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -482,20 +483,46 @@ _status: dict[str, tuple[float, bool]] = {}
 
 def account_disabled(db: Any, account_id: str) -> bool:
     """Whether an account was disabled (cached ``STATUS_TTL`` s per process): access tokens
-    outlive nothing but this short cache. ``db`` is a Database (its ``connection()``)."""
+    outlive nothing but this short cache. ``db`` is a Database (its ``url``)."""
     if not account_id.isdigit() or len(account_id) > 18:
         return False  # not a database account (the platform, test actors)
-    now = time.monotonic()
     hit = _status.get(account_id)
-    if hit is not None and now - hit[0] < STATUS_TTL:
+    if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
         return hit[1]
-    with db.connection() as conn:
-        row = conn.execute(
-            "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s",
-            (int(account_id),),
-        ).fetchone()
-    disabled = bool(row and row[0])
-    if len(_status) > 100_000:
-        _status.clear()
-    _status[account_id] = (now, disabled)
-    return disabled
+    with _status_lock:
+        hit = _status.get(account_id)  # another request may have asked meanwhile
+        if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
+            return hit[1]
+        now = time.monotonic()
+        disabled = _ask_status(db.url, int(account_id))
+        if len(_status) > 100_000:
+            _status.clear()
+        _status[account_id] = (now, disabled)
+        return disabled
+
+
+# The status is asked on a connection of its own, not the request pool: a request already
+# holds a pooled connection when its actor is resolved, so under load every pooled connection
+# could be held by a request waiting for a second one (all of them at once when the cached
+# statuses expire) until the pool's timeout. Asked under _status_lock: one query at a time
+# per process, and concurrent requests for one account ask once.
+_status_lock = threading.Lock()
+_status_conns: dict[str, psycopg.Connection[Any]] = {}
+
+
+def _ask_status(url: str, account_id: int) -> bool:
+    for attempt in range(2):
+        conn = _status_conns.get(url)
+        try:
+            if conn is None or conn.closed:
+                conn = _status_conns[url] = psycopg.connect(url, autocommit=True)
+            row = conn.execute(
+                "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s",
+                (account_id,),
+            ).fetchone()
+            return bool(row and row[0])
+        except psycopg.OperationalError:  # the server restarted: connect again once
+            _status_conns.pop(url, None)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

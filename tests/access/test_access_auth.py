@@ -363,3 +363,17 @@ def test_verified_tokens_are_reused_but_never_past_expiry_or_under_another_secre
         time.sleep(0.1)
     with pytest.raises(tokens.TokenError):
         tokens.verify(settings, token)  # expired: the cached entry is not honoured
+
+
+def test_account_status_is_asked_outside_the_request_pool(world: World) -> None:
+    # every pooled connection held by requests (as under load): the status check still answers
+    # instead of waiting for the pool's timeout
+    with world.db.connection() as conn:
+        acc = accounts.create_account(conn, "bs.pool", "clinician", unit_id="BV-01",
+                                      roles=["clinician"])  # fmt: skip
+    held = [world.db.pool.getconn() for _ in range(world.db.pool.max_size)]
+    try:
+        assert accounts.account_disabled(world.db, str(acc.id)) is False
+    finally:
+        for conn in held:
+            world.db.pool.putconn(conn)
