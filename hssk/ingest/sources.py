@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -133,26 +134,27 @@ def _read_csv(kind: str, path: str, fi: int, skip: int) -> Iterator[Piece]:
     n = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header or not any(h.strip() for h in header):
                 raise SourceError(
                     "csv.empty",
                     "Tệp CSV rỗng hoặc không có dòng tiêu đề.",
                     "the CSV file is empty or has no header row.",
                 )
-            for row in reader:
+            names = [h.strip().lower() for h in header]
+            width = len(names)
+            for values in reader:
+                if not values:  # a blank line (DictReader skipped them too)
+                    continue
                 n += 1
                 if n <= skip:
                     continue
-                yield Piece(
-                    (
-                        "row",
-                        path,
-                        n,
-                        {k.strip().lower(): (v or "").strip() for k, v in row.items() if k},
-                    ),
-                    (fi, n),
-                )
+                if len(values) < width:  # a short row: the missing fields are empty
+                    values = values + [""] * (width - len(values))
+                # a longer row: values past the header are dropped (as DictReader did)
+                row = {k: v.strip() for k, v in zip(names, values, strict=False) if k}
+                yield Piece(("row", path, n, row), (fi, n))
     except UnicodeDecodeError as exc:
         yield _error_piece(
             kind,
@@ -330,22 +332,45 @@ def _iso_date(value: str, element: str, p: list[Problem], *, partial: bool = Fal
     return parse_time(value, element, p, allow_partial=partial)
 
 
+_DEMOGRAPHIC_FIELDS = (
+    ("ngay_sinh", "birth_date"), ("ho_ten", "full_name"), ("gioi_tinh", "sex"),
+    ("so_dinh_danh", "so_cccd", "cccd"), ("ma_so_bhxh", "bhxh"), ("ma_the_bhyt", "bhyt"),
+    ("so_dien_thoai", "dien_thoai", "phone"), ("dia_chi_thuong_tru", "dia_chi", "address"),
+    ("ma_xa", "commune_code"), ("ma_tinh", "province_code"),
+)  # fmt: skip
+
+
 def _demographics(row: dict[str, str], source: str, rid: str, p: list[Problem]) -> SourceRecord:
-    birth = _iso_date(_first(row, "ngay_sinh", "birth_date"), "ngay_sinh", p, partial=True)
-    return SourceRecord(
+    values = tuple(_first(row, *names) for names in _DEMOGRAPHIC_FIELDS)
+    rec, problems = _checked_demographics(source, rid, values)
+    p.extend(problems)
+    return rec
+
+
+@lru_cache(maxsize=512)
+def _checked_demographics(
+    source: str, rid: str, values: tuple[str, ...]
+) -> tuple[SourceRecord, tuple[Problem, ...]]:
+    """The person of a row, checked once: a child's doses repeat the same demographics row
+    after row, and the identifier checks are the costly part of mapping a dose."""
+    birth_raw, name, sex, doc, bhxh, bhyt, phone, address, commune, province = values
+    p: list[Problem] = []
+    birth = _iso_date(birth_raw, "ngay_sinh", p, partial=True)
+    rec = SourceRecord(
         source=source,
         record_id=rid,
-        full_name=_first(row, "ho_ten", "full_name") or None,
+        full_name=name or None,
         birth_date=birth[:10] if birth else None,
-        sex=sex_code(_first(row, "gioi_tinh", "sex")) or "U",
-        cccd=check_document(_first(row, "so_dinh_danh", "so_cccd", "cccd"), "so_cccd", p),
-        bhxh=check_identifier("bhxh", _first(row, "ma_so_bhxh", "bhxh"), "ma_so_bhxh", p),
-        bhyt=check_identifier("bhyt", _first(row, "ma_the_bhyt", "bhyt"), "ma_the_bhyt", p),
-        phone=_first(row, "so_dien_thoai", "dien_thoai", "phone") or None,
-        address=_first(row, "dia_chi_thuong_tru", "dia_chi", "address") or None,
-        commune_code=_first(row, "ma_xa", "commune_code") or None,
-        province_code=_first(row, "ma_tinh", "province_code") or None,
+        sex=sex_code(sex) or "U",
+        cccd=check_document(doc, "so_cccd", p),
+        bhxh=check_identifier("bhxh", bhxh, "ma_so_bhxh", p),
+        bhyt=check_identifier("bhyt", bhyt, "ma_the_bhyt", p),
+        phone=phone or None,
+        address=address or None,
+        commune_code=commune or None,
+        province_code=province or None,
     )
+    return rec, tuple(p)
 
 
 def _unit(kind: str, path: str, n: int, row: dict[str, str], key: str) -> Unit:

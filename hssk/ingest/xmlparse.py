@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import threading
 from collections.abc import Iterator
@@ -152,23 +153,15 @@ def _by_root() -> dict[str, Table]:
     return {t.root: t for t in tables().values()}
 
 
-def _row(elem: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    odd = False  # a namespaced tag or a 3176 name: rare, fixed up after the fast loop
-    for child in elem:
-        tag = child.tag
-        if tag.__class__ is not str:  # comments, processing instructions
-            continue
-        text = child.text
-        if text:
-            if len(text) > MAX_FIELD_CHARS:
-                _text(child)  # raises the size error
-            out[tag] = text.strip()
-        else:
-            out[tag] = ""
-        if "}" in tag or tag in XML13_3176_RENAMES_REV:
-            odd = True
-    if odd:
+def _row(elem: Any, long_values: bool = True) -> dict[str, str]:
+    """Field name → stripped text of one record element. ``long_values``: the table is big
+    enough to hold a field over MAX_FIELD_CHARS, so each value's size is checked."""
+    kids = elem.iterchildren(etree.Element)  # elements only (no comments, PIs, entities)
+    if long_values:
+        out = {c.tag: _text(c) for c in kids}
+    else:
+        out = {c.tag: (t.strip() if (t := c.text) else "") for c in kids}
+    if "}" in "".join(out) or not _RENAMED.isdisjoint(out):  # namespaced or 3176 names: rare
         out = {
             XML13_3176_RENAMES_REV.get(k.rsplit("}", 1)[-1], k.rsplit("}", 1)[-1]): v
             for k, v in out.items()
@@ -178,6 +171,7 @@ def _row(elem: Any) -> dict[str, str]:
 
 # 3176 names → the 4750 names the mapping uses (the record keeps both meanings).
 XML13_3176_RENAMES_REV = {v: k for k, v in XML13_3176_RENAMES.items()}
+_RENAMED = frozenset(XML13_3176_RENAMES_REV)
 
 
 def parse_table(data: bytes, name: str | None = None) -> list[dict[str, str]]:
@@ -209,10 +203,11 @@ def parse_table(data: bytes, name: str | None = None) -> list[dict[str, str]]:
             f"{what}: thẻ gốc <{tag}> không đúng, cần <{expected}>.",
             f"{what}: root element <{tag}> is wrong, expected <{expected}>.",
         )
+    long_values = len(data) > MAX_FIELD_CHARS
     if table.single:
-        return [_row(root)]
+        return [_row(root, long_values)]
     row_tag = table.row_tag
-    return [_row(e) for e in root.iter(row_tag, f"{{*}}{row_tag}")]
+    return [_row(e, long_values) for e in root.iter(row_tag, f"{{*}}{row_tag}")]
 
 
 def table_name_of(root_tag: str) -> str | None:
@@ -222,6 +217,9 @@ def table_name_of(root_tag: str) -> str | None:
 
 def decode_b64(text: str, what: str) -> bytes:
     """Strict base64 (whitespace allowed) with a clear error."""
+    if len(text) * 3 // 4 <= MAX_INNER_BYTES:
+        with contextlib.suppress(binascii.Error, ValueError):
+            return base64.b64decode(text, validate=True)  # usual case: no line breaks
     compact = "".join(text.split())
     if len(compact) * 3 // 4 > MAX_INNER_BYTES:
         raise XmlError(

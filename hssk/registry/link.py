@@ -489,32 +489,49 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
         )  # fmt: skip
         for c, v in zip(cols, values, strict=True):
             c.append(v)
+    # Only persons that gain something are written: most linked records (a known patient's
+    # next visit) add nothing, and rewriting their row costs a new tuple and index entries.
     conn.execute(
-        """UPDATE person p SET
-             cccd = coalesce(p.cccd, u.cccd), passport = coalesce(p.passport, u.passport),
-             bhxh = coalesce(p.bhxh, u.bhxh), bhyt = coalesce(u.bhyt, p.bhyt),
-             temp_card = coalesce(p.temp_card, u.temp_card), phone = coalesce(p.phone, u.phone),
-             address = coalesce(p.address, u.address),
-             province_code = coalesce(p.province_code, u.province_code),
-             commune_code = coalesce(p.commune_code, u.commune_code),
-             commune_code_old = coalesce(p.commune_code_old, u.commune_code_old),
-             full_name = CASE WHEN p.full_name = lower(p.full_name) OR p.full_name IS NULL
-                              THEN coalesce(u.full_name, p.full_name) ELSE p.full_name END,
-             birth_date = CASE WHEN p.birth_date IS NULL OR (p.birth_precision <> 'D'
-                                    AND u.birth_precision = 'D'
-                                    AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
-                               THEN u.birth_date ELSE p.birth_date END,
-             birth_precision = CASE WHEN p.birth_date IS NULL OR (p.birth_precision <> 'D'
-                                    AND u.birth_precision = 'D'
-                                    AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
-                               THEN u.birth_precision ELSE p.birth_precision END,
-             updated_at = now()
-           FROM (SELECT DISTINCT ON (id) * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[],
-                   %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                   %b::date[], %b::text[], %b::text[])
-                 AS x(id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,
-                      commune_code, commune_code_old, birth_date, birth_precision, full_name)) u
-          WHERE p.id = u.id""",
+        """WITH u AS (
+             SELECT DISTINCT ON (id) * FROM unnest(%b::bigint[], %b::text[], %b::text[],
+                 %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                 %b::text[], %b::text[], %b::date[], %b::text[], %b::text[])
+               AS x(id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,
+                    commune_code, commune_code_old, birth_date, birth_precision, full_name)),
+           better AS (SELECT (p.birth_date IS NULL OR (p.birth_precision <> 'D'
+                                AND u.birth_precision = 'D'
+                                AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date)))
+                               AS bd, p.*, u.cccd AS u_cccd, u.passport AS u_passport,
+                             u.bhxh AS u_bhxh, u.bhyt AS u_bhyt, u.temp_card AS u_temp_card,
+                             u.phone AS u_phone, u.address AS u_address,
+                             u.province_code AS u_province_code, u.commune_code AS u_commune_code,
+                             u.commune_code_old AS u_commune_code_old,
+                             u.birth_date AS u_birth_date, u.birth_precision AS u_birth_precision,
+                             u.full_name AS u_full_name
+                      FROM u JOIN person p ON p.id = u.id),
+           n AS (SELECT id, coalesce(cccd, u_cccd) AS cccd, coalesce(passport, u_passport) AS passport,
+               coalesce(bhxh, u_bhxh) AS bhxh, coalesce(u_bhyt, bhyt) AS bhyt,
+               coalesce(temp_card, u_temp_card) AS temp_card, coalesce(phone, u_phone) AS phone,
+               coalesce(address, u_address) AS address,
+               coalesce(province_code, u_province_code) AS province_code,
+               coalesce(commune_code, u_commune_code) AS commune_code,
+               coalesce(commune_code_old, u_commune_code_old) AS commune_code_old,
+               CASE WHEN full_name = lower(full_name) OR full_name IS NULL
+                    THEN coalesce(u_full_name, full_name) ELSE full_name END AS full_name,
+               CASE WHEN bd THEN u_birth_date ELSE birth_date END AS birth_date,
+               CASE WHEN bd THEN u_birth_precision ELSE birth_precision END AS birth_precision
+             FROM better)
+           UPDATE person p SET cccd = n.cccd, passport = n.passport, bhxh = n.bhxh,
+             bhyt = n.bhyt, temp_card = n.temp_card, phone = n.phone, address = n.address,
+             province_code = n.province_code, commune_code = n.commune_code,
+             commune_code_old = n.commune_code_old, full_name = n.full_name,
+             birth_date = n.birth_date, birth_precision = n.birth_precision, updated_at = now()
+           FROM n
+           WHERE p.id = n.id AND (p.cccd, p.passport, p.bhxh, p.bhyt, p.temp_card, p.phone,
+               p.address, p.province_code, p.commune_code, p.commune_code_old, p.full_name,
+               p.birth_date, p.birth_precision) IS DISTINCT FROM (n.cccd, n.passport, n.bhxh,
+               n.bhyt, n.temp_card, n.phone, n.address, n.province_code, n.commune_code,
+               n.commune_code_old, n.full_name, n.birth_date, n.birth_precision)""",
         cols,
     )
 
