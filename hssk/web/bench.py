@@ -183,15 +183,21 @@ async def _client(
         writer.close()
 
 
-def _cpu_seconds(procs: list[psutil.Process]) -> float:
-    total = 0.0
+def _cpu_seconds(procs: list[psutil.Process]) -> dict[int, float]:
+    out = {}
     for p in procs:
         try:
             t = p.cpu_times()
         except psutil.Error:  # ended meanwhile
             continue
-        total += t.user + t.system
-    return total
+        out[p.pid] = t.user + t.system
+    return out
+
+
+def _cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two snapshots (processes started meanwhile count whole; those that
+    ended are left out, their last seconds unknown)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def _server_procs(server_pid: int | None) -> list[psutil.Process]:
@@ -202,11 +208,9 @@ def _server_procs(server_pid: int | None) -> list[psutil.Process]:
 
 
 def _postgres_procs() -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["name"]):
-        if (p.info["name"] or "").startswith("postgres"):
-            out.append(p)
-    return out
+    return [
+        p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")
+    ]
 
 
 def _load(
@@ -240,10 +244,14 @@ def _load(
         asyncio.run(run(warmup))
         lat.clear()
         errors[0] = 0
-    server, pg, me = _server_procs(server_pid), _postgres_procs(), psutil.Process()
-    cpu0 = (_cpu_seconds([me]), _cpu_seconds(server), _cpu_seconds(pg))
+
+    def snapshot() -> tuple[dict[int, float], ...]:
+        return (_cpu_seconds([psutil.Process()]), _cpu_seconds(_server_procs(server_pid)),
+                _cpu_seconds(_postgres_procs()))  # fmt: skip
+
+    cpu0 = snapshot()
     elapsed = asyncio.run(run(seconds))
-    cpu1 = (_cpu_seconds([me]), _cpu_seconds(server), _cpu_seconds(pg))
+    cpu1 = snapshot()
     all_lat = sorted(lat)
     n = len(all_lat)
 
@@ -251,7 +259,7 @@ def _load(
         return round(all_lat[min(n - 1, int(p * n))] * 1000, 1) if n else 0.0
 
     def cores(i: int) -> float:
-        return round((cpu1[i] - cpu0[i]) / elapsed, 2) if elapsed else 0.0
+        return round(_cpu_used(cpu0[i], cpu1[i]) / elapsed, 2) if elapsed else 0.0
 
     return {
         "requests": n,
@@ -262,7 +270,7 @@ def _load(
         "p99_ms": pct(0.99),
         "cpu_cores": {
             "load_generator": cores(0),
-            "server": cores(1) if server else None,
+            "server": cores(1) if server_pid is not None else None,
             "postgres_all": cores(2),
         },
         "load_average_1m": round(os.getloadavg()[0], 2),
