@@ -1097,3 +1097,9 @@ async def station_submit(
         resource_id=rid,
     )
     return RedirectResponse(f"/station/{form_name}?saved=1", status_code=303)
+
+
+# The partner book API is the hot path and FastAPI tries routes in order (each miss costs a
+# regex match): its routes first. No other route's path overlaps theirs.
+_HOT_PATHS = ("/api/v1/book/{person_id}", "/api/v1/me/book")
+router.routes.sort(key=lambda r: getattr(r, "path", None) not in _HOT_PATHS)
