@@ -512,15 +512,23 @@ async def api_my_book(
 
 
 async def _in_thread(request: Request, fn: Any, actor: Actor, *args: Any) -> Response:
-    """Run ``fn(conn, actor, *args)`` in one worker thread with a request connection, the
-    actor ANONYMOUS if its account was disabled (the hot API path: one thread hop instead of
-    one per dependency; same commit and audit rules as ``hssk.api.deps.get_conn``, which it
-    uses)."""
+    """Run the read-only ``fn(conn, actor, *args)`` in one worker thread with a request
+    connection, the actor ANONYMOUS if its account was disabled (the hot API path: one thread
+    hop instead of one per dependency; audit rules of ``hssk.api.deps.get_conn``, which it
+    uses).
+
+    ``fn`` only reads, in autocommit: under READ COMMITTED each statement has its own
+    snapshot inside a transaction too, so BEGIN and COMMIT would cost two round trips for
+    nothing. The audit events are written as for any request (their own transaction)."""
 
     def work() -> Response:
         caller = _active(request, actor)
         with contextmanager(get_conn)(request.app.state.db) as conn:
-            result: Response = fn(conn, caller, *args)
+            conn.autocommit = True
+            try:
+                result: Response = fn(conn, caller, *args)
+            finally:
+                conn.autocommit = False  # as the pool lends it (before get_conn's audit flush)
             return result
 
     return await run_in_threadpool(work)
