@@ -34,3 +34,41 @@ def test_data_survives_restart(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert out.stdout.strip() == "Sở Y tế Hà Nội"
+
+
+TUNED = """
+from hssk.config import load_settings
+from hssk.db import open_database
+db = open_database(load_settings())
+with db.connection() as conn:
+    print(*(conn.execute(f"SHOW {n}").fetchone()[0] for n in ("max_wal_size", "shared_buffers")))
+db.close()
+"""
+
+
+def test_new_embedded_server_is_tuned_for_loading(tmp_path: Path) -> None:
+    """A new data directory gets the settings for bulk loads (fewer checkpoints, a cache sized
+    to the machine) from its first start on, and keeps them after a restart."""
+    import psutil
+
+    from hssk.db.embedded import settings_for
+
+    env = {k: v for k, v in os.environ.items() if k != "HSSK_DATABASE_URL"}
+    env["HSSK_DATA_DIR"] = str(tmp_path / "data")
+    want = settings_for(psutil.virtual_memory().total)
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", TUNED], env=env, check=True, timeout=120,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        wal, shared = out.stdout.split()
+        assert wal == want["max_wal_size"]
+        assert shared == want["shared_buffers"].replace("2048MB", "2GB").replace("1024MB", "1GB")
+
+
+def test_settings_scale_with_memory_within_bounds() -> None:
+    from hssk.db.embedded import settings_for
+
+    small, big = settings_for(1 * 2**30), settings_for(256 * 2**30)
+    assert small["shared_buffers"] == "128MB" and big["shared_buffers"] == "2048MB"
+    assert small["maintenance_work_mem"] == "64MB" and big["maintenance_work_mem"] == "1024MB"

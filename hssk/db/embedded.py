@@ -5,13 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+TUNED_MARKER = "hssk-tuned"
+
+
+def settings_for(ram_bytes: int) -> dict[str, str]:
+    """Server settings for HSSK's load on a machine with ``ram_bytes`` of memory.
+
+    PostgreSQL's defaults (128 MB of shared buffers, a checkpoint every 1 GB of WAL) suit a
+    laptop; loading records writes indexes at random places, and after each checkpoint every
+    first change of a page logs the whole 8 kB page. Fewer checkpoints and a cache sized to
+    the machine cut that write volume."""
+    mb = ram_bytes // 2**20
+    shared = max(128, min(mb // 8, 2048))
+    return {
+        "shared_buffers": f"{shared}MB",
+        "effective_cache_size": f"{max(512, mb // 2)}MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+        "work_mem": "16MB",
+        "maintenance_work_mem": f"{max(64, min(mb // 32, 1024))}MB",
+    }
+
 
 def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> tuple[str, Any]:
     """Start (or attach to) the embedded server whose files live in ``data_dir/pg``.
 
     The same directory is reused across restarts, so data is kept. When several processes
     share it (server + a CLI ingest), pgserver keeps it running until the last one exits.
-    Returns the connection URI and the server handle.
+    A new data directory is tuned once (``settings_for``), then the server restarts to apply
+    it. Returns the connection URI and the server handle.
     """
     import warnings
 
@@ -22,4 +44,18 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> tuple[str, A
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
+    if not (pgdata / TUNED_MARKER).exists():
+        _tune(server, pgdata)
+        server.cleanup()  # stops it (nobody else uses a new directory) ...
+        server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
     return server.get_uri(), server
+
+
+def _tune(server: Any, pgdata: Path) -> None:
+    import psutil
+    import psycopg
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for name, value in settings_for(psutil.virtual_memory().total).items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    (pgdata / TUNED_MARKER).write_text("settings applied by hssk.db.embedded\n")
