@@ -14,6 +14,7 @@ written at once in the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -100,11 +101,52 @@ def _event(
     }
 
 
+_LAST_HASH = "SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+
+
 def _write(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
     """Chain and insert events; the caller holds (or is inside) a transaction."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-    row = conn.execute("SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
-    prev = row[0] if row else GENESIS
+    row = conn.execute(_LAST_HASH).fetchone()
+    _insert(conn, events, row[0] if row else GENESIS)
+
+
+# BEGIN, the chain lock and the last hash in one message (simple protocol). Each statement
+# still takes its own snapshot (READ COMMITTED), so the hash is read after the lock is held.
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_LAST_HASH}"
+
+
+def _commit_events(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
+    """Chain and commit ``events`` in a transaction of their own: three round trips (see
+    _BEGIN_LOCKED; the insert; COMMIT) where :func:`_write` in ``conn.transaction()`` takes
+    five. The group commit's writer pays them once per batch."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with conn.transaction():  # not after a request (flush's callers end theirs first)
+            _write(conn, events)
+        if not conn.autocommit:
+            conn.commit()
+        return
+    autocommit = conn.autocommit
+    conn.autocommit = True  # this function says BEGIN and COMMIT itself
+    try:
+        cur = conn.execute(_BEGIN_LOCKED)
+        cur.nextset()
+        cur.nextset()
+        row = cur.fetchone()
+        _insert(conn, events, row[0] if row else GENESIS)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
+            with contextlib.suppress(psycopg.Error):  # gone: the pool discards the connection
+                conn.execute("ROLLBACK")
+        raise
+    finally:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.autocommit = autocommit
+
+
+def _insert(conn: psycopg.Connection[Any], events: list[dict[str, Any]], prev: str) -> None:
+    """Insert ``events`` chained after ``prev`` (the chain lock is held)."""
     rows = []
     for ev in events:
         h = digest(prev, ev)
@@ -236,10 +278,7 @@ def _lead(conn: psycopg.Connection[Any]) -> None:
                 _writer_busy = False
                 return
         try:
-            with conn.transaction():
-                _write(conn, [ev for slot in batch for ev in slot.events])
-            if not conn.autocommit:
-                conn.commit()
+            _commit_events(conn, [ev for slot in batch for ev in slot.events])
         except BaseException as exc:  # every waiting request learns why
             for slot in batch:
                 slot.error = exc

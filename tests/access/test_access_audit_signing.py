@@ -68,6 +68,25 @@ def test_deferred_events_survive_a_rollback(world: World) -> None:
     assert after == before + 2
 
 
+def test_flush_leaves_the_connection_as_lent(world: World) -> None:
+    with world.db.connection() as conn:
+        before = conn.execute("SELECT count(*) FROM audit_event").fetchone()[0]  # type: ignore[index]
+        conn.commit()
+        defer(conn)
+        record(conn, PLATFORM, "read", outcome="allow", basis="scope")
+        assert flush(conn) == 1  # idle connection: BEGIN, lock and last hash in one message
+        assert conn.autocommit is False
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        defer(conn)
+        record(conn, PLATFORM, "read", outcome="allow", basis="scope")
+        conn.execute("SELECT 1")  # a transaction still open: written (and committed) in it
+        assert flush(conn) == 1
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        after = conn.execute("SELECT count(*) FROM audit_event").fetchone()[0]  # type: ignore[index]
+        assert after == before + 2
+        assert verify_chain(conn, anchor=False).ok
+
+
 @pytest.mark.parametrize(
     "tamper", ["update", "delete_middle", "delete_tail", "insert_forged", "truncate_everything"]
 )
