@@ -61,10 +61,15 @@ class BookData:
 
 
 def book_data(
-    conn: psycopg.Connection[Any], person_id: int, *, self_entries: bool
+    conn: psycopg.Connection[Any],
+    person_id: int,
+    *,
+    self_entries: bool,
+    types: frozenset[str] | None = None,
 ) -> BookData | None:
-    """The golden record (merges followed), every current resource and, if asked, the
-    citizen's own entries of a person (None for an unknown person).
+    """The golden record (merges followed), its current resources (of ``types`` only, none
+    read when empty; all when None) and, if asked, the citizen's own entries of a person
+    (None for an unknown person).
 
     Two queries for a person never merged (the registry's get_person takes three): the row
     by primary key, merges followed here only when it was merged. Measured: sending these
@@ -77,13 +82,21 @@ def book_data(
         p = person_from_row(row)
         if p.merged_into is None:
             own = selfdata.entries(conn, pid) if self_entries else []
-            return BookData(_view(p), everything(conn, pid), own)
+            return BookData(_view(p), _resources(conn, pid, types), own)
         pid = p.merged_into
     found = person(conn, person_id)  # a chain too long to walk here: the registry's answer
     if found is None:
         return None
     own = selfdata.entries(conn, found.id) if self_entries else []
-    return BookData(found, everything(conn, found.id), own)
+    return BookData(found, _resources(conn, found.id, types), own)
+
+
+def _resources(
+    conn: psycopg.Connection[Any], person_id: int, types: frozenset[str] | None
+) -> list[Stored]:
+    if types is not None and not types:
+        return []  # e.g. a partner receiving administrative data only
+    return everything(conn, person_id, sorted(types) if types is not None else None)
 
 
 @dataclass(frozen=True)

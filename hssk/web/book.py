@@ -54,6 +54,38 @@ _TAG = re.compile(r"<[^>]+>")
 SENSITIVE_ICD = ("B20", "B21", "B22", "B23", "B24", "Z21", "F")
 
 
+# The resource types each section is built from (Encounter also names the facility of what
+# was recorded during a visit). A partner's book reads only the types of its sections;
+# tests/web check that the result is the same as from the whole record.
+_FACILITY = "Encounter"
+SECTION_TYPES: dict[str, frozenset[str]] = {
+    "admin": frozenset(),
+    "insurance": frozenset({"Coverage"}),
+    "indicators": frozenset({"Observation"}),
+    "history": frozenset({"Condition", _FACILITY}),
+    "allergies": frozenset({"AllergyIntolerance"}),
+    "risk_factors": frozenset({"Observation"}),
+    "immunizations": frozenset({"Immunization", _FACILITY}),
+    "schedule": frozenset({"Immunization"}),
+    "visits": frozenset({"Encounter", "Condition"}),
+    "prescriptions": frozenset({"MedicationRequest", _FACILITY}),
+    "labs": frozenset({"Observation", _FACILITY}),
+    "imaging": frozenset({"DiagnosticReport", _FACILITY}),
+    "summaries": frozenset({"Composition"}),
+    "referrals": frozenset({"ServiceRequest", _FACILITY}),
+    "appointments": frozenset({"Appointment"}),
+    "checkups": frozenset({"Encounter", "Observation"}),
+    "self_reported": frozenset(),  # the citizen's entries, not clinical resources
+}
+
+
+def resource_types(sections: Iterable[str] | None) -> frozenset[str] | None:
+    """The resource types a book of ``sections`` needs (None: every type, the whole book)."""
+    if sections is None:
+        return None
+    return frozenset().union(*(SECTION_TYPES[s] for s in sections))
+
+
 @dataclass(frozen=True)
 class PersonView:
     """The demographics the book shows (from the registry's golden record)."""

@@ -25,7 +25,15 @@ from hssk.api.deps import Conn, get_conn
 from hssk.records import everything, save
 from hssk.records.extract import effective
 from hssk.web import backend, pdf, render, selfdata, station
-from hssk.web.book import ICD10, build_book, concept_text, is_sensitive, ref_text, value_text
+from hssk.web.book import (
+    ICD10,
+    build_book,
+    concept_text,
+    is_sensitive,
+    ref_text,
+    resource_types,
+    value_text,
+)
 from hssk.web.forms import Form
 from hssk.web.i18n import t
 from hssk.web.models import SECTIONS, CatalogFields, CatalogValue, HealthBook
@@ -164,7 +172,10 @@ def _load_book(
     if not decision.allowed:
         return None, decision
     data = backend.book_data(
-        conn, person_id, self_entries=sections is None or "self_reported" in sections
+        conn,
+        person_id,
+        self_entries=sections is None or "self_reported" in sections,
+        types=resource_types(sections),
     )
     if data is None:
         return None, Decision(False, "deny", "no such person")

@@ -1,6 +1,9 @@
-"""The web layer's data fetch for a book: merges followed, citizen entries only when asked."""
+"""The web layer's data fetch for a book: merges followed, citizen entries and resource types
+only when a section needs them."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from hssk import registry
 from hssk.db import Database
@@ -8,6 +11,10 @@ from hssk.records import NewResource, bulk_upsert
 from hssk.registry.merge import merge
 from hssk.web import selfdata
 from hssk.web.backend import book_data
+from hssk.web.book import build_book, resource_types
+from hssk.web.demo import Family
+from hssk.web.models import SECTIONS
+from hssk.web.partners import PARTNER_SECTIONS, sections_for
 
 
 def _person(conn, key: str, day: int) -> int:  # type: ignore[no-untyped-def]
@@ -41,3 +48,23 @@ def test_book_data_follows_merges_and_fetches_entries_only_when_asked(db: Databa
 
         assert book_data(conn, 2**62, self_entries=True) is None
         conn.rollback()
+
+
+def test_each_section_is_built_from_its_resource_types_only(db: Database, family: Family) -> None:
+    now = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    with db.connection() as conn:
+        for pid in (family.mother, family.child):
+            whole = book_data(conn, pid, self_entries=False)
+            assert whole is not None and whole.resources
+            choices = [(s,) for s in SECTIONS] + [sections_for(c) for c in PARTNER_SECTIONS]
+            for sections in choices:
+                types = resource_types(sections)
+                part = book_data(conn, pid, self_entries=False, types=types)
+                assert part is not None and {r.type for r in part.resources} <= set(types or ())
+                for sensitive in (True, False):
+                    args = {"sections": sections, "include_sensitive": sensitive, "now": now}
+                    expected = build_book(whole.person, whole.resources, **args)
+                    got = build_book(part.person, part.resources, **args)
+                    assert got == expected, sections
+        admin_only = book_data(conn, family.mother, self_entries=False, types=frozenset())
+        assert admin_only is not None and admin_only.resources == []

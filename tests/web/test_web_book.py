@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hssk.web import pdf
-from hssk.web.book import PersonView, build_book, lab_flag
+from hssk.web.book import CHECKUP_SYSTEM, PersonView, build_book, lab_flag, resource_types
 from hssk.web.charts import trend_svg
 from hssk.web.forms import Form
 from hssk.web.models import SECTIONS, Point
-from hssk.web.partners import sections_for
+from hssk.web.partners import PARTNER_SECTIONS, sections_for
 from hssk.web.schedule import add_months, child_schedule, load_schedule, vaccine_group
 from hssk.web.selfdata import validate_entry
 from hssk.web.station import checkup_resources, validate_checkup
@@ -285,3 +285,73 @@ def test_missing_labels_show_the_code() -> None:
 
     assert t("kind_VR", "vi") == "VR" and t("kind_AMB", "en") == "Outpatient"
     assert t("sex_F", "vi") == "Nữ"
+
+
+def _rich_record() -> list[R]:
+    """One resource of every type a section reads; what was recorded during visit e1 names
+    no facility itself (the visit's does)."""
+    at, e1 = "2026-05-01T08:00:00Z", {"reference": "Encounter/e1"}
+    bodies: list[dict[str, Any]] = [
+        {"resourceType": "Coverage", "subscriberId": "GD4010123456789",
+         "period": {"start": "2026-01-01", "end": "2026-12-31"}, "payor": [{"display": "BHXH"}]},
+        {"resourceType": "Claim", "created": at},
+        {"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "AMB"},
+         "period": {"start": at}, "serviceProvider": {"display": "BV A"}},
+        {"resourceType": "Encounter", "id": "e2", "status": "finished", "period": {"start": at},
+         "type": [{"coding": [{"system": CHECKUP_SYSTEM, "code": "ksk-dinh-ky"}]}],
+         "serviceProvider": {"display": "TYT B"}},
+        {"resourceType": "Condition", "id": "c1", "code": {"coding": [{"code": "I10"}]},
+         "encounter": e1, "recordedDate": at},
+        {"resourceType": "Immunization", "status": "completed", "vaccineCode": {"text": "BCG"},
+         "occurrenceDateTime": "2026-05-01", "encounter": e1},
+        {"resourceType": "MedicationRequest", "authoredOn": at, "encounter": e1,
+         "medicationCodeableConcept": {"text": "Amlodipin 5mg"}},
+        {"resourceType": "Observation", "id": "lab", "effectiveDateTime": at, "encounter": e1,
+         "category": [{"coding": [{"code": "laboratory"}]}], "code": {"text": "Glucose"},
+         "valueQuantity": {"value": 5.1, "unit": "mmol/L"}},
+        {"resourceType": "Observation", "id": "w", "effectiveDateTime": at,
+         "encounter": {"reference": "Encounter/e2"},
+         "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+         "valueQuantity": {"value": 60, "unit": "kg"}},
+        {"resourceType": "Observation", "id": "smoke", "effectiveDateTime": at,
+         "category": [{"coding": [{"code": "social-history"}]}], "code": {"text": "Hút thuốc"},
+         "valueString": "có"},
+        {"resourceType": "AllergyIntolerance", "code": {"text": "Penicillin"}, "recordedDate": at},
+        {"resourceType": "DiagnosticReport", "effectiveDateTime": at, "encounter": e1,
+         "category": [{"coding": [{"code": "RAD"}]}], "code": {"text": "X-quang ngực"}},
+        {"resourceType": "Composition", "title": "Tóm tắt", "date": at, "encounter": e1},
+        {"resourceType": "ServiceRequest", "id": "ref", "authoredOn": at, "encounter": e1,
+         "code": {"text": "Chuyển tuyến"}},
+        {"resourceType": "Appointment", "id": "ap", "status": "booked",
+         "start": "2026-12-01T08:00:00Z"},
+    ]  # fmt: skip
+    return [R(b["resourceType"], b.get("id") or f"x{i}", b) for i, b in enumerate(bodies)]
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [(s,) for s in SECTIONS] + [sections_for(c) for c in PARTNER_SECTIONS] + [sections_for(None)],
+)
+def test_a_section_needs_only_its_resource_types(sections: tuple[str, ...]) -> None:
+    rich, now = _rich_record(), datetime(2026, 11, 25, tzinfo=UTC)
+    types = resource_types(sections) or frozenset()
+    child = PersonView(id=8, full_name="Trần Minh An", birth_date=date(2025, 11, 1))
+    for person in (_mother(), child):  # the child has a vaccination schedule
+        whole = build_book(person, rich, sections=sections, now=now)
+        part = build_book(person, [r for r in rich if r.type in types], sections=sections, now=now)
+        assert part == whole
+
+
+def test_the_rich_record_fills_every_section() -> None:
+    # (so that the test above compares something in each section)
+    book = build_book(_mother(), _rich_record(), now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert book.insurance and book.insurance.card_number == "GD4010123456789"
+    assert book.history and book.history[0].facility == "BV A"
+    assert book.immunizations and book.immunizations[0].facility == "BV A"
+    assert book.prescriptions and book.prescriptions[0].facility == "BV A"
+    assert book.labs and book.labs[0].facility == "BV A"
+    assert book.imaging and book.imaging[0].facility == "BV A"
+    assert book.referrals and book.referrals[0].from_facility == "BV A"
+    assert book.checkups and book.checkups[0].facility == "TYT B" and book.checkups[0].results
+    assert book.visits and book.indicators and book.risk_factors and book.allergies
+    assert book.summaries and book.appointments
