@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -196,10 +197,11 @@ def _facts(
     station: bool,
 ) -> tuple[str | None, bool, dict[int, _Facts]]:
     """(unit kind, unit active, facts per person) in one query."""
+    system = actor.kind == "system"
     sql = _facts_sql(
         one=len(person_ids) == 1,
         is_citizen=actor.kind == "citizen" and actor.person_id is not None,
-        check_encounter=clinician or actor.kind == "system",
+        check_encounter=clinician or (system and not _national_hint(actor.unit_id)),
         check_area=station,
         check_glass=clinician,
     )
@@ -218,7 +220,25 @@ def _facts(
     for pid, _kind, _active, guardian, enc, area, cats, glass in rows:
         out[pid] = _Facts(bool(guardian), bool(enc), bool(area), frozenset(cats), bool(glass))
     kind, active = (rows[0][1], rows[0][2]) if rows else (None, False)
+    if system and actor.unit_id:
+        _unit_kinds[actor.unit_id] = (time.monotonic(), kind)
     return kind, bool(active), out
+
+
+# Kind of a system client's unit as the last decision read it (per process, UNIT_KIND_TTL s):
+# a national system's decision never looks at encounters, so its next query leaves that
+# subquery out. Only a hint: every query still reads the unit's kind and state, which
+# decide. Stale after a kind change, it can only drop the encounter fact for one decision
+# (→ deny, never allow).
+UNIT_KIND_TTL = 30.0
+_unit_kinds: dict[str, tuple[float, str | None]] = {}
+
+
+def _national_hint(unit_id: str | None) -> bool:
+    hit = _unit_kinds.get(unit_id or "")
+    if hit is None or time.monotonic() - hit[0] >= UNIT_KIND_TTL:
+        return False
+    return hit[1] in NATIONAL_UNIT_KINDS
 
 
 def _consent_covers(cats: frozenset[str], resource_type: str, sensitivity: str | None) -> bool:

@@ -383,3 +383,23 @@ def test_consent_purpose_period_and_category(world: World) -> None:
         # the expired '*' consent covers nothing
         assert not authorize(conn, doctor2, "read", "Observation", parent)
         conn.rollback()
+
+
+def test_a_units_kind_is_read_by_every_decision(world: World) -> None:
+    # the policy remembers which units are national (to skip the encounter check); a unit
+    # whose kind changed is judged by its new kind at once, or refused for one decision
+    his = world.accounts["his"].actor()
+    parent = world.persons["parent"]
+
+    def decide(conn) -> str:  # type: ignore[no-untyped-def]
+        return authorize(conn, his, "read", "Observation", parent).basis
+
+    with world.db.connection() as conn:
+        assert decide(conn) == "encounter"  # BV-01 has an open encounter with the parent
+        conn.execute("UPDATE unit SET kind = 'external' WHERE id = 'BV-01'")
+        assert decide(conn) == "scope"  # now a national system's client
+        assert decide(conn) == "scope"
+        conn.execute("UPDATE unit SET kind = 'hospital' WHERE id = 'BV-01'")
+        assert decide(conn) in ("deny", "encounter")  # the stale hint never allows more
+        assert decide(conn) == "encounter"
+        conn.rollback()
