@@ -9,6 +9,7 @@ database are used; when there are fewer than ``persons``, synthetic books are ad
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
@@ -32,6 +33,7 @@ from hssk.synth.names import name_model
 from hssk.web.book import ICD10
 from hssk.web.demo import seed_family
 
+log = logging.getLogger(__name__)
 BENCH_UNIT = "BENCH-VNEID"
 _BATCH = 5_000
 _PROVINCES = ("001", "079", "031", "048", "092")  # CCCD birth-province codes
@@ -111,6 +113,7 @@ def ensure_persons(db: Database, persons: int, seed: int = 1) -> list[int]:
         first = int(conn.execute("SELECT coalesce(max(id), 0) FROM person").fetchone()[0])  # type: ignore[index]
     rnd = random.Random(seed + first)
     now = datetime.now(UTC)
+    t0, start = time.monotonic(), len(have)
     while len(have) < persons:
         recs = _source_records(first, min(_BATCH, persons - len(have)), rnd)
         first += len(recs)
@@ -118,6 +121,9 @@ def ensure_persons(db: Database, persons: int, seed: int = 1) -> list[int]:
             new = [r.person_id for r in registry.link_many(conn, recs) if r.created]
             bulk_upsert(conn, [x for pid in new for x in _book_resources(pid, rnd, now)])
         have += new
+        if len(have) // 50_000 != (len(have) - len(new)) // 50_000:
+            rate = (len(have) - start) / (time.monotonic() - t0)
+            log.info("%d persons with a book (%.0f persons/s)", len(have), rate)
     return have[:persons]
 
 
@@ -352,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-page", action="store_true", help="the API only")
     ap.add_argument("--url", help="a running server instead of starting one")
     a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     result = run_bench(a.persons, concurrency=a.concurrency, seconds=a.seconds,
                        workers=a.workers, page=not a.no_page, url=a.url)  # fmt: skip
     print(json.dumps(result, indent=2, ensure_ascii=False))
