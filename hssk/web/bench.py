@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", help="a running server instead of starting one")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the server's start-up polling
     result = run_bench(a.persons, concurrency=a.concurrency, seconds=a.seconds,
                        workers=a.workers, page=not a.no_page, url=a.url)  # fmt: skip
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -75,6 +75,15 @@ def _active(request: Request, actor: Actor) -> Actor:
 PageActor = Annotated[Actor, Depends(page_actor)]
 
 
+async def _book_token_actor(request: Request) -> Actor:
+    # async: FastAPI runs a plain-def dependency in a worker thread of its own; the book
+    # page and API take one thread hop only, where _in_thread checks the account (_active).
+    return _token_actor(request)
+
+
+BookTokenActor = Annotated[Actor, Depends(_book_token_actor)]
+
+
 def _login_redirect(request: Request, path: str = "/book/login") -> RedirectResponse:
     return RedirectResponse(f"{path}?next={quote(str(request.url.path))}", status_code=303)
 
@@ -197,14 +206,24 @@ def _load_book(
 
 
 @router.get("/book", include_in_schema=False, response_class=HTMLResponse)
-def my_book(request: Request, conn: Conn, actor: PageActor) -> Response:
+async def my_book(request: Request, actor: BookTokenActor) -> Response:
+    return await _in_thread(request, _my_book, actor, request)
+
+
+def _my_book(conn: psycopg.Connection[Any], actor: Actor, request: Request) -> Response:
     if actor.kind != "citizen" or actor.person_id is None:
         return _login_redirect(request)
     return _book_page(request, conn, actor, actor.person_id)
 
 
 @router.get("/book/p/{person_id}", include_in_schema=False, response_class=HTMLResponse)
-def person_book(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+async def person_book(person_id: int, request: Request, actor: BookTokenActor) -> Response:
+    return await _in_thread(request, _person_book, actor, request, person_id)
+
+
+def _person_book(
+    conn: psycopg.Connection[Any], actor: Actor, request: Request, person_id: int
+) -> Response:
     if not actor.authenticated:
         return _login_redirect(request)
     return _book_page(request, conn, actor, person_id)
@@ -479,14 +498,7 @@ def api_actor(request: Request) -> Actor:
     return page_actor(request)
 
 
-async def _book_token_actor(request: Request) -> Actor:
-    # async: FastAPI runs a plain-def dependency in a worker thread of its own; the hot book
-    # routes take one thread hop only, where _in_thread checks the account (_active).
-    return _token_actor(request)
-
-
 ApiActor = Annotated[Actor, Depends(api_actor)]
-BookTokenActor = Annotated[Actor, Depends(_book_token_actor)]
 
 
 @router.get(
@@ -524,9 +536,9 @@ async def api_my_book(
 
 async def _in_thread(request: Request, fn: Any, actor: Actor, *args: Any) -> Response:
     """Run the read-only ``fn(conn, actor, *args)`` in one worker thread with a request
-    connection, the actor ANONYMOUS if its account was disabled (the hot API path: one thread
-    hop instead of one per dependency; audit rules of ``hssk.api.deps.get_conn``, which it
-    uses).
+    connection, the actor ANONYMOUS if its account was disabled (the book API and page: one
+    thread hop instead of one per dependency; audit rules of ``hssk.api.deps.get_conn``,
+    which it uses).
 
     ``fn`` only reads, in autocommit: under READ COMMITTED each statement has its own
     snapshot inside a transaction too, so BEGIN and COMMIT would cost two round trips for
