@@ -57,6 +57,7 @@ class Unit:
     file: str = ""
     kind: str = "xml130"
     person: SourceRecord | None = None
+    prepared: Any = None  # registry.prepare(person), done by the mapping process
     person_id: int | None = None  # already known (replay of a partial hồ sơ)
     person_source: tuple[str, str] | None = None  # person = the one this source record linked to
     items: list[Item] = field(default_factory=list)

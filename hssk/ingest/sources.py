@@ -42,6 +42,7 @@ from hssk.ingest.model import (
 )
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
 from hssk.records import id_for_source_key
+from hssk.registry import Prepared, prepare
 from hssk.registry.types import SourceRecord
 
 KINDS = (
@@ -252,10 +253,18 @@ def map_payloads(
             out.extend(_map_one(kind, p, known))
         except Exception as exc:  # a mapping defect must not stop the job: quarantine it
             out.append(_internal_error(kind, p, exc))
-    for u in out:  # ids derived here, in the mapping workers, not in the writing process
+    # Work done here runs in the mapping processes, not in the writer: resource ids, and the
+    # normalization of each distinct person (a child's doses share one record object).
+    prepared: dict[int, Prepared] = {}
+    for u in out:
         for it in u.items:
             if "id" not in it.body:
                 it.body["id"] = id_for_source_key(it.body["resourceType"], it.source_key)
+        if u.person is not None and not u.problems:
+            key = id(u.person)
+            if key not in prepared:
+                prepared[key] = prepare(u.person)
+            u.prepared = prepared[key]
     return out
 
 

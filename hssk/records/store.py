@@ -105,6 +105,9 @@ def _with_meta(body: dict[str, Any], rid: str, version: int, at: datetime) -> di
     return out
 
 
+_SERVER_META = ("versionId", "lastUpdated")
+
+
 def content(body: dict[str, Any]) -> dict[str, Any]:
     """The body without the server-assigned meta.versionId/lastUpdated (and an empty meta).
 
@@ -112,7 +115,7 @@ def content(body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("meta")
     if meta is None:
         return body
-    rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+    rest = {k: v for k, v in meta.items() if k not in _SERVER_META}
     out = {k: v for k, v in body.items() if k != "meta"}
     if rest:
         out["meta"] = rest
@@ -330,13 +333,14 @@ def _array(values: list[str]) -> str:
 
 def _copy_line(
     rtype: str, rid: str, item: NewResource, body: dict[str, Any], version: str, at: str
-) -> str:
-    """One row of ``resource`` (``_NEW_COLUMNS``) in COPY text format. Formatting the rows
-    here is ~4x cheaper than psycopg's generic row writer (text[] arrays are adapted in
-    Python there), and ingestion writes tens of thousands of rows a second."""
+) -> bytes:
+    """One row of ``resource`` (``_NEW_COLUMNS``) in COPY text format, as bytes. Formatting
+    rows here is several times cheaper than psycopg's generic row writer (text[] arrays are
+    adapted in Python there), and the JSON stays in the bytes orjson made (no decode and
+    re-encode of every body)."""
     when = extract.effective(body)
     pid = item.person_id
-    return "\t".join(
+    head = "\t".join(
         (
             _text(rtype),
             _text(rid),
@@ -349,9 +353,11 @@ def _copy_line(
             _text(item.source_key),
             _text(item.sensitivity),
             at,
-            _dumps(body).replace("\\", "\\\\"),  # JSON has no raw tab/newline
+            "",
         )
     )
+    # orjson escapes control characters inside strings: only backslashes need doubling
+    return head.encode() + orjson.dumps(body).replace(b"\\", b"\\\\") + b"\n"
 
 
 def bulk_upsert(
@@ -421,15 +427,17 @@ def _copy_new(
     lines = []
     for rtype, rid in fresh:
         item = latest[(rtype, rid)]
-        body = content({**item.body, "id": rid})
-        body["meta"] = {**(body.get("meta") or {}), "versionId": "1", "lastUpdated": stamp}
+        meta = item.body.get("meta")
+        meta = {k: v for k, v in meta.items() if k not in _SERVER_META} if meta else {}
+        meta["versionId"], meta["lastUpdated"] = "1", stamp
+        body = {**item.body, "id": rid, "meta": meta}
         lines.append(_copy_line(rtype, rid, item, body, "1", stamp))
     try:
         with (
             conn.transaction(),
             conn.cursor().copy(f"COPY resource ({_NEW_COLUMNS}) FROM STDIN") as copy,
         ):
-            copy.write("\n".join(lines) + "\n")
+            copy.write(b"".join(lines))
     except psycopg.errors.UniqueViolation:
         return False
     for rtype, rid in fresh:

@@ -3,7 +3,8 @@
 Public API (ingest and the FHIR API code against these names)::
 
     link(conn, rec) -> LinkResult
-    link_many(conn, recs) -> list[LinkResult]
+    link_many(conn, recs, prepared=None) -> list[LinkResult]
+    prepare(rec) -> Prepared                          # normalization, pure (any process)
     get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
     resolve(conn, person_id) -> int
     find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
@@ -13,6 +14,7 @@ Public API (ingest and the FHIR API code against these names)::
 
 from hssk.registry.fhir import patient_resource
 from hssk.registry.link import get_person, link, link_many, resolve
+from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.search import find, match
 from hssk.registry.types import Candidate, LinkResult, Person, SourceRecord
 
@@ -20,6 +22,7 @@ __all__ = [
     "Candidate",
     "LinkResult",
     "Person",
+    "Prepared",
     "SourceRecord",
     "find",
     "get_person",
@@ -27,5 +30,6 @@ __all__ = [
     "link_many",
     "match",
     "patient_resource",
+    "prepare",
     "resolve",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 
 from hssk.config import settings
 from hssk.registry.adminunits import commune_options
@@ -256,21 +257,30 @@ def link(conn: psycopg.Connection[Any], rec: SourceRecord) -> LinkResult:
     return link_many(conn, [rec])[0]
 
 
-def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> list[LinkResult]:
+def link_many(
+    conn: psycopg.Connection[Any],
+    recs: Sequence[SourceRecord],
+    prepared: Sequence[Prepared | None] | None = None,
+) -> list[LinkResult]:
     """Link a batch of source records: few round trips, COPY for every insert.
 
     A record already linked (same source and record id) keeps its person (the person it was
     merged into, if any) and its stored demographics are refreshed. Concurrent callers are
     serialized by a transaction-level advisory lock: commit soon after linking.
+    ``prepared``: ``prepare(rec)`` of each record where already computed (ingest normalizes
+    in its mapping processes); None entries are prepared here.
     """
     if not recs:
         return []
     cfg = settings()
     upper, lower = cfg.match_upper, cfg.match_lower
     # Normalizing happens before the lock, so concurrent ingest workers overlap on it.
-    prepared = [prepare(r) for r in recs]
-    feats = [features_of(p) for p in prepared]
-    demo = [orjson.dumps(p.demographics()).decode() for p in prepared]
+    given = list(prepared) if prepared is not None else [None] * len(recs)
+    if len(given) != len(recs):
+        raise ValueError("link_many: one prepared entry per record")
+    preps = [p if p is not None else prepare(r) for r, p in zip(recs, given, strict=True)]
+    feats = [features_of(p) for p in preps]
+    demo = [orjson.dumps(p.demographics()).decode() for p in preps]
     # Linking is serialized per database (until the caller's transaction ends): two concurrent
     # batches holding records of one new person would otherwise both create it.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LINK_LOCK,))
@@ -321,12 +331,12 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
                 merges.append((pid, other))
         links.append((i, pid, d.score, d.rule))
 
-    _copy_persons(conn, [(results[i].person_id, prepared[i]) for i in new_persons])  # type: ignore[union-attr]
+    _copy_persons(conn, [(results[i].person_id, preps[i]) for i in new_persons])  # type: ignore[union-attr]
     link_ids = _copy_sources(
-        conn, [(prepared[i], demo[i], pid, sc, rule) for i, pid, sc, rule in links]
+        conn, [(preps[i], demo[i], pid, sc, rule) for i, pid, sc, rule in links]
     )
     src_id = {i: sid for (i, _, _, _), sid in zip(links, link_ids, strict=True)}
-    _update_persons(conn, [(pid, prepared[i]) for i, pid, _, rule in links if rule != "new"])
+    _update_persons(conn, [(pid, preps[i]) for i, pid, _, rule in links if rule != "new"])
     if reviews:
         _copy_reviews(
             conn,
@@ -338,7 +348,7 @@ def link_many(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> li
     _auto_merge(conn, merges)
     if existing:
         _refresh_sources(
-            conn, [(prepared[i]) for i, r in enumerate(recs) if (r.source, r.record_id) in existing]
+            conn, [(preps[i]) for i, r in enumerate(recs) if (r.source, r.record_id) in existing]
         )
     return [r for r in results if r is not None]
 
@@ -547,14 +557,20 @@ def _copy_reviews(
 
 
 def _refresh_sources(conn: psycopg.Connection[Any], rows: list[Prepared]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            "UPDATE person_source SET demographics = %s::jsonb WHERE source = %s AND source_record_id = %s",
-            [
-                (orjson.dumps(p.demographics()).decode(), p.rec.source, p.rec.record_id)
-                for p in rows
-            ],
-        )
+    """Store the latest demographics of records linked earlier (a patient's next visit), in
+    one statement, writing only the rows whose demographics changed."""
+    latest = {(p.rec.source, p.rec.record_id): p for p in rows}
+    conn.execute(
+        """UPDATE person_source s SET demographics = u.d
+           FROM unnest(%b::text[], %b::text[], %b::jsonb[]) AS u(src, rid, d)
+           WHERE s.source = u.src AND s.source_record_id = u.rid
+             AND s.demographics IS DISTINCT FROM u.d""",
+        (
+            [k[0] for k in latest],
+            [k[1] for k in latest],
+            [Jsonb(p.demographics()) for p in latest.values()],
+        ),
+    )
 
 
 # --- reading ----------------------------------------------------------------------------------
