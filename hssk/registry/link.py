@@ -112,7 +112,9 @@ class _Batch:
     """Persons known while linking one batch: fetched from the database or created now."""
 
     persons: dict[int, Features] = field(default_factory=dict)
-    index: dict[tuple[str, ...], list[int]] = field(default_factory=lambda: defaultdict(list))
+    # blocking key → persons (a dict as an ordered set: membership tests stay O(1) for the
+    # common keys, e.g. a frequent name born in the same year)
+    index: dict[tuple[Any, ...], dict[int, None]] = field(default_factory=lambda: defaultdict(dict))
     name_counts: dict[str, int] = field(default_factory=dict)  # persons per name key (registry)
     total: int = 0  # persons in the registry
 
@@ -129,16 +131,17 @@ class _Batch:
             if f.name_key:
                 self.name_counts[f.name_key] = self.name_counts.get(f.name_key, 0) + 1
         self.persons[pid] = f
+        index = self.index
         for k in blocking_keys(f):
-            lst = self.index[k]
-            if pid not in lst:
-                lst.append(pid)
+            index[k][pid] = None
 
     def candidates(self, f: Features) -> list[int]:
         seen: dict[int, None] = {}
+        index = self.index
         for k in blocking_keys(f):
-            for pid in self.index.get(k, ()):
-                seen[pid] = None
+            found = index.get(k)
+            if found:
+                seen.update(found)
         return list(seen)
 
 
