@@ -1,0 +1,23 @@
+"""`hssk bench ingest` runs end to end on a tiny province and reports consistent figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hssk.ingest.bench import run_bench
+
+
+def test_bench_reports_throughput_and_cpu(tmp_path: Path) -> None:
+    r = run_bench(tmp_path, persons=150, memory_visits=50)
+    visits = r["visits"]
+    assert visits["visits"] > 0 and visits["resources"] > visits["visits"]
+    assert visits["quarantined"] == 0
+    # re-sending the same files stores nothing and counts every resource as unchanged
+    assert r["visits_reingest"]["stored"] == 0
+    assert r["visits_reingest"]["unchanged"] == visits["resources"]
+    for path, unit in (("register", "person"), ("immunization", "dose"), ("visits", "visit")):
+        cpu = r[path]["cpu_seconds"]
+        assert cpu["hssk"] > 0 and cpu["postgres"] >= 0
+        assert r[path][f"cpu_ms_per_{unit}"] > 0
+    assert r["register"]["new_persons"] >= 150
+    assert {"50_visits", "200_visits"} <= set(r["memory_flat"])
