@@ -1,3 +1,6 @@
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from hssk.db import Database
 from hssk.db.migrate import discover, migrate
 
@@ -18,3 +21,19 @@ def test_core_tables_exist(db: Database) -> None:
     with db.connection() as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables")}
     assert wanted <= tables
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.text(min_size=1).filter(lambda v: "\x00" not in v), max_size=30))
+def test_text_list_round_trips_through_postgres(db: Database, values: list[str]) -> None:
+    """A joined list comes back from string_to_array exactly, for any text without the
+    separator (commas, quotes, braces, backslashes, Vietnamese included)."""
+    from hssk.db.textlist import SPLIT, joined, splittable
+
+    ok = [v for v in values if splittable(v)]
+    with db.connection() as conn:
+        row = conn.execute(f"SELECT {SPLIT}", (joined(ok),)).fetchone()
+    assert row is not None
+    assert row[0] == ok

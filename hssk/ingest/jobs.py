@@ -28,6 +28,7 @@ import psycopg
 
 from hssk import registry
 from hssk.db import Database
+from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.ingest import sources
 from hssk.ingest.model import Item, Problem, Unit
 from hssk.records import NewResource, bulk_upsert, id_for_source_key
@@ -285,7 +286,7 @@ def _skip_unchanged(
     if not keyed:
         return good
     rows = conn.execute(
-        "SELECT key, digest FROM ingest_digest WHERE key = ANY(%s)", (list(keyed),)
+        f"SELECT key, digest FROM ingest_digest WHERE key = ANY({SPLIT})", (joined(keyed),)
     ).fetchall()
     same = {k for k, d in rows if keyed[k].digest == d}
     out = []
@@ -301,14 +302,16 @@ def _skip_unchanged(
 def _remember(conn: psycopg.Connection[Any], kind: str, stored: list[Unit]) -> None:
     """Record the digests of the units just stored (same transaction as the data)."""
     pairs = {f"{kind}|{u.key}": u.digest for u in stored if u.digest and not u.problems}
+    # a key holding the list separator is not remembered: its next send is simply rewritten
+    pairs = {k: d for k, d in pairs.items() if splittable(k)}
     if not pairs:
         return
     conn.execute(
-        """INSERT INTO ingest_digest (key, digest)
-           SELECT * FROM unnest(%s::text[], %s::text[])
-           ON CONFLICT (key) DO UPDATE SET digest = excluded.digest, updated_at = now()
-           WHERE ingest_digest.digest IS DISTINCT FROM excluded.digest""",
-        (list(pairs), list(pairs.values())),
+        f"""INSERT INTO ingest_digest (key, digest)
+            SELECT * FROM unnest({SPLIT}, {SPLIT})
+            ON CONFLICT (key) DO UPDATE SET digest = excluded.digest, updated_at = now()
+            WHERE ingest_digest.digest IS DISTINCT FROM excluded.digest""",
+        (joined(pairs), joined(pairs.values())),  # type: ignore[arg-type]
     )
 
 

@@ -20,6 +20,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from hssk.db.textlist import SPLIT, joined
 from hssk.records import events, extract
 
 NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
@@ -308,7 +309,6 @@ def _dumps(obj: Any) -> str:
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_stage (
     type text, id text, person_id bigint, codes text[], effective timestamptz, terms text,
     source_unit text, source_key text, sensitivity text, body jsonb) ON COMMIT DELETE ROWS"""
-_SEP = "\x1f"  # ASCII unit separator
 _NEW_COLUMNS = (
     "type, id, version, person_id, codes, effective, terms, source_unit, source_key,"
     " sensitivity, last_updated, body"
@@ -381,15 +381,13 @@ def bulk_upsert(
         latest[(rtype, rid)] = item  # a key twice in one batch: the last one wins
     result.unchanged += len(items) - len(latest)
     keys = list(latest)
-    # Keys travel as two joined strings: adapting 2 x 6,000-element lists to text[] costs
-    # more in psycopg than the query. An id holding the separator (not a valid FHIR id)
-    # only looks new, and the COPY then falls back to the upsert.
+    # An id holding the list separator (not a valid FHIR id) only looks new here, and the
+    # COPY then falls back to the upsert.
     row = conn.execute(
-        """SELECT now(), coalesce(array_agg(r.type), '{}'), coalesce(array_agg(r.id), '{}')
-           FROM unnest(string_to_array(%(t)s, %(sep)s), string_to_array(%(i)s, %(sep)s))
-             AS k(type, id)
-           JOIN resource r ON r.type = k.type AND r.id = k.id""",
-        {"t": _SEP.join(k[0] for k in keys), "i": _SEP.join(k[1] for k in keys), "sep": _SEP},
+        f"""SELECT now(), coalesce(array_agg(r.type), '{{}}'), coalesce(array_agg(r.id), '{{}}')
+            FROM unnest({SPLIT}, {SPLIT}) AS k(type, id)
+            JOIN resource r ON r.type = k.type AND r.id = k.id""",
+        (joined(k[0] for k in keys), joined(k[1] for k in keys)),
     ).fetchone()
     assert row is not None
     at, known = row[0], set(zip(row[1], row[2], strict=True))
