@@ -710,9 +710,9 @@ def _run_locked(
         for pieces in _chunks(sources.read(kind, paths, (int(start[0]), int(start[1]))), size):
             payloads = [pc.payload for pc in pieces]
             pos = pieces[-1].pos
-            t0 = time.perf_counter()
+            t_submit = time.perf_counter()
             window.append((pool.submit(_map_task, kind, payloads, known), pos))
-            summary.timings["read+submit"] += time.perf_counter() - t0
+            summary.timings["read+submit"] += time.perf_counter() - t_submit
             drain(2 * max(1, nworkers))
         drain(0)
         status = "done"

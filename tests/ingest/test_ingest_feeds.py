@@ -88,3 +88,12 @@ def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> 
     # ingesting everything again changes nothing
     again = jobs.ingest(db, "xml130", [feed / "his"], workers=0)
     assert again.stored == {} and again.skipped > 0
+
+
+def test_job_duration_covers_the_whole_run(clean_db: Database, feed: Path) -> None:
+    """The summary's seconds is the job's own duration: at least the time spent writing
+    (a loop variable once overwrote its start time, so it reported only the last batch)."""
+    jobs.ingest(clean_db, "facilities", [feed / "facilities.csv"], workers=0)
+    s = jobs.ingest(clean_db, "xml130", [feed / "his"], workers=0, batch=5)
+    assert s.records > 40  # many batches
+    assert s.seconds >= s.timings["write"] > 0
