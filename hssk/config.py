@@ -32,6 +32,9 @@ class Settings:
     # Matching thresholds (registry): above `match_upper` link, between → review queue.
     match_upper: float = 0.92
     match_lower: float = 0.60
+    # Gateway submissions must carry a valid facility XML signature (CHUKYDONVI); when off,
+    # unsigned files are accepted (tampered or foreign-signed ones never are).
+    require_xml_signature: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -67,6 +70,8 @@ def load_settings() -> Settings:
         default_lang=os.environ.get("HSSK_LANG", "vi"),
         match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),
         match_lower=_env_float("HSSK_MATCH_LOWER", 0.60),
+        require_xml_signature=os.environ.get("HSSK_REQUIRE_XML_SIGNATURE", "").lower()
+        in ("1", "true", "yes"),
     )
 
 

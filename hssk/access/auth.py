@@ -485,7 +485,7 @@ def client_credentials_grant(
         raise refuse("iss and sub must both be the client id")
     alg = header.get("alg")
     if alg not in signing.ALGORITHMS:
-        raise refuse(f"alg {alg!r} not accepted (ES256, EdDSA)")
+        raise refuse(f"alg {alg!r} not accepted ({', '.join(signing.ALGORITHMS)})")
     keys = [k for k in signing.unit_keys(conn, account.unit_id) if k[1] == alg]
     if header.get("kid"):
         keys = [k for k in keys if k[0] == header["kid"]]

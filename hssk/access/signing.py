@@ -27,15 +27,15 @@ import psycopg
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from psycopg.types.json import Jsonb
 
 from hssk.config import Settings
 
-ALGORITHMS = ("ES256", "EdDSA")
+ALGORITHMS = ("ES256", "EdDSA", "RS256")  # RS256: the RSA certificates of Vietnam's CAs
 PLATFORM_KEY_FILE = "platform_signing_key.pem"
 
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -50,7 +50,14 @@ def _alg_of(key: Any) -> str:
         if key.curve.name != "secp256r1":
             raise KeyError_(f"EC curve {key.curve.name} not accepted: use P-256 (secp256r1)")
         return "ES256"
-    raise KeyError_("only Ed25519 and ECDSA P-256 keys are accepted / chỉ nhận khóa Ed25519, P-256")
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        if key.key_size < 2048:
+            raise KeyError_(f"RSA key of {key.key_size} bits not accepted: 2048 bits at least")
+        return "RS256"
+    raise KeyError_(
+        "only Ed25519, ECDSA P-256 and RSA (≥ 2048 bits) keys are accepted / "
+        "chỉ nhận khóa Ed25519, P-256, RSA từ 2048 bit"
+    )
 
 
 def _spki(key: PublicKey) -> bytes:
@@ -168,6 +175,23 @@ def unit_keys(conn: psycopg.Connection[Any], unit_id: str) -> list[tuple[str, st
     return out
 
 
+def unit_certificates(conn: psycopg.Connection[Any], unit_id: str) -> list[x509.Certificate]:
+    """X.509 certificates among the active keys of an active unit (XML signatures name their
+    signer by certificate)."""
+    row = conn.execute(
+        "SELECT public_keys FROM unit WHERE id = %s AND active", (unit_id,)
+    ).fetchone()
+    now = datetime.now(UTC)
+    out = []
+    for k in row[0] if row else ():
+        if k.get("revoked_at") or not k.get("certificate"):
+            continue
+        cert = x509.load_der_x509_certificate(base64.b64decode(k["certificate"]))
+        if cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+            out.append(cert)
+    return out
+
+
 def _b64decode(text: str) -> bytes:
     text = text.strip()
     pad = "=" * (-len(text) % 4)
@@ -180,6 +204,8 @@ def _raw_verify(key: PublicKey, alg: str, signature: bytes, payload: bytes) -> b
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, payload)
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
         else:
             if len(signature) == 64:  # JOSE form r||s → DER
                 from cryptography.hazmat.primitives.asymmetric.utils import (

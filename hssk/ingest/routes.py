@@ -39,7 +39,7 @@ from hssk.access import Actor, audit
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
-from hssk.ingest import jobs, quarantine, sources
+from hssk.ingest import jobs, quarantine, sources, xmlsig
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +333,27 @@ def _decode_file(text: str) -> bytes | None:
         return None
 
 
+def _signature(
+    request: Request, conn: psycopg.Connection[Any], actor: Actor, data: bytes
+) -> tuple[xmlsig.SignatureResult, int | None]:
+    """The file's XML signature, and the HTTP status refusing the file (None: accepted).
+
+    Refused: content changed after signing; a signer other than the certificates the facility
+    registered (once it registered one); no valid signature when the installation requires
+    one (HSSK_REQUIRE_XML_SIGNATURE)."""
+    from hssk.access.signing import unit_certificates
+
+    certs = unit_certificates(conn, actor.unit_id) if actor.unit_id else []
+    result = xmlsig.check(data, certs)
+    if result.status == "invalid":
+        return result, 400
+    if result.status == "unknown-signer" and certs:
+        return result, 403
+    if result.status != "valid" and get_settings(request).require_xml_signature:
+        return result, 403
+    return result, None
+
+
 def _submit(
     request: Request,
     conn: psycopg.Connection[Any],
@@ -371,6 +392,12 @@ def _submit(
             "fileHSBase64 không phải chuỗi base64 hợp lệ hoặc quá lớn (tối đa 20 MB).",
             status=400,
         )
+    signature, refused = _signature(request, conn, actor, data)
+    if refused is not None:
+        audit(conn, actor, "ingest", outcome="deny",
+              detail={"maCSKCB": facility, "signature": signature.to_json()})  # fmt: skip
+        return _gateway(refused, f"Chữ ký số không được chấp nhận: {signature.reason_vi}",
+                        status=refused)  # fmt: skip
     digest = hashlib.sha256(data).hexdigest()[:16]
     path = _upload_dir(request) / f"{facility or 'hoso'}_{digest}{suffix}"
     path.write_bytes(data)
@@ -380,7 +407,8 @@ def _submit(
     tx = f"HSSK{job_id:012d}"
     conn.commit()
     summary = jobs.run_job(get_database(request), job_id, workers=0)
-    audit(conn, actor, "ingest", outcome="allow", detail={"job": job_id, "kind": kind})
+    audit(conn, actor, "ingest", outcome="allow",
+          detail={"job": job_id, "kind": kind, "signature": signature.to_json()})  # fmt: skip
     if summary.quarantined:
         reasons = "; ".join(
             f"{e['record']}: {e.get('reason_vi') or e['reason']}" for e in summary.errors[:10]
@@ -391,7 +419,8 @@ def _submit(
             tx,
             status=400,
         )
-    return _gateway(200, "Tiếp nhận hồ sơ thành công.", tx)
+    signed = f" Chữ ký số hợp lệ: {signature.signer}." if signature.status == "valid" else ""
+    return _gateway(200, f"Tiếp nhận hồ sơ thành công.{signed}", tx)
 
 
 def _qd130(

@@ -1,0 +1,137 @@
+"""The facility's XML signature (CHUKYDONVI) of a QĐ 130 file: XMLDSig, enveloped.
+
+A HIS signs each file with its facility's certificate (RSA-SHA256 from a Vietnamese CA, or
+ECDSA); the signature sits in ``CHUKYDONVI``. It is checked against the certificates the
+facility registered with HSSK (``hssk access add-key``, ``access.signing.register_key``):
+
+* ``valid``: signed by one of them, content unchanged since;
+* ``invalid``: the content changed after signing (a digest mismatch), whoever signed;
+* ``unknown-signer``: intact, but signed by a certificate the facility did not register;
+* ``unsigned``: empty ``CHUKYDONVI`` (allowed by the standard);
+* ``unchecked``: too large to check in memory (bulk files; the gateway's one-hồ-sơ calls
+  are small), or XML that only the tolerant file parser reads (the malformed ``xsi``
+  namespace of some exports: fixing it would change the signed bytes).
+
+Trust comes from registration, not from a CA chain: the CA roots of Vietnam's signature
+providers are not shipped, and a certificate is registered by an administrator who checked it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+MAX_CHECKED_BYTES = 50 * 1024 * 1024
+_DSIG = b"http://www.w3.org/2000/09/xmldsig#"
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    status: str  # valid, invalid, unknown-signer, unsigned, unchecked
+    signer: str | None  # subject of the certificate that verified it
+    reason: str
+    reason_vi: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "signer": self.signer, "reason": self.reason}
+
+
+def _parser() -> Any:
+    from lxml import etree
+
+    # same hardening as the file parser: no DTD, no entities, no network
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, remove_pis=True)  # fmt: skip
+
+
+def check(data: bytes, certificates: Sequence[x509.Certificate]) -> SignatureResult:
+    """Check the XML signature of ``data`` against the facility's ``certificates``."""
+    if _DSIG not in data or b"SignatureValue" not in data:
+        return SignatureResult(
+            "unsigned", None, "CHUKYDONVI is empty: the file is not signed.",
+            "CHUKYDONVI trống: tệp không có chữ ký số.",
+        )  # fmt: skip
+    if len(data) > MAX_CHECKED_BYTES:
+        return SignatureResult(
+            "unchecked", None,
+            f"the file is over {MAX_CHECKED_BYTES // 2**20} MB: its signature is not checked.",
+            f"tệp lớn hơn {MAX_CHECKED_BYTES // 2**20} MB: chữ ký số không được kiểm tra.",
+        )  # fmt: skip
+    from lxml import etree
+    from signxml import XMLVerifier
+    from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature
+
+    try:
+        etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:  # e.g. the malformed xsi namespace of some exports
+        return SignatureResult(
+            "unchecked", None,
+            f"the signature cannot be checked: the XML does not parse strictly ({exc}).",
+            f"không kiểm tra được chữ ký số: XML không đọc được ở chế độ chặt chẽ ({exc}).",
+        )  # fmt: skip
+    for cert in certificates:
+        try:
+            XMLVerifier().verify(data, x509_cert=cert, parser=_parser())
+        except InvalidDigest:
+            return _invalid()
+        except (InvalidSignature, InvalidInput, ValueError):
+            continue  # not this certificate's signature
+        subject = cert.subject.rfc4514_string()
+        return SignatureResult(
+            "valid", subject, f"signed by {subject}; content unchanged since.",
+            f"chữ ký số hợp lệ của {subject}; nội dung không bị sửa sau khi ký.",
+        )  # fmt: skip
+    # None of the registered certificates: is it intact with the certificate it carries?
+    signer = None
+    for cert in _embedded_certificates(data):
+        try:
+            XMLVerifier().verify(data, x509_cert=cert, parser=_parser())
+        except InvalidDigest:
+            return _invalid()
+        except (InvalidSignature, InvalidInput, ValueError):
+            continue
+        signer = cert.subject.rfc4514_string()
+        break
+    why = "no certificate is registered for the facility" if not certificates else (
+        "its certificate is not among those the facility registered"
+    )  # fmt: skip
+    return SignatureResult(
+        "unknown-signer", signer,
+        f"the file is signed{f' by {signer}' if signer else ''}, but {why}; register the "
+        "facility's certificate (hssk access add-key) or sign with a registered one.",
+        f"tệp có chữ ký số{f' của {signer}' if signer else ''} nhưng chứng thư chưa được đăng ký "
+        "cho cơ sở; hãy đăng ký chứng thư số của cơ sở (hssk access add-key) hoặc ký bằng chứng "
+        "thư đã đăng ký.",
+    )  # fmt: skip
+
+
+def _invalid() -> SignatureResult:
+    return SignatureResult(
+        "invalid", None,
+        "the content was changed after it was signed (XML signature digest mismatch); send "
+        "the file exactly as the HIS signed it.",
+        "nội dung tệp đã bị thay đổi sau khi ký (sai giá trị băm của chữ ký số); hãy gửi "
+        "đúng tệp HIS đã ký.",
+    )  # fmt: skip
+
+
+def _embedded_certificates(data: bytes) -> list[x509.Certificate]:
+    """The X.509 certificates the signature carries in its KeyInfo."""
+    import base64
+
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError:
+        return []
+    out = []
+    for el in root.iter("{http://www.w3.org/2000/09/xmldsig#}X509Certificate"):
+        try:
+            out.append(x509.load_der_x509_certificate(base64.b64decode("".join(el.text.split()))))
+        except (ValueError, AttributeError):
+            continue
+    return out
