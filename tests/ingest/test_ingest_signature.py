@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 from test_ingest_http import SECRET, _token  # the gateway account's secret and token
 
@@ -129,3 +131,14 @@ def test_unsigned_files_pass_unless_the_installation_requires_signatures(
     with TestClient(create_app(load_settings(), idb)) as strict:
         r = _send(strict, build_envelope("01001", [visit(4)]))
     assert r["status"] == "403" and "không có chữ ký số" in r["thongDiep"]
+
+
+@given(st.binary(max_size=400), st.sampled_from([b"", b"<SignatureValue>", b"</Signature>"]))
+def test_check_never_raises_on_hostile_bytes(noise: bytes, tail: bytes) -> None:
+    data = (
+        b'<GIAMDINHHS><CHUKYDONVI><Signature xmlns="http://www.w3.org/2000/09/xmldsig#">'
+        + noise + b"<SignatureValue>" + tail + b"</CHUKYDONVI></GIAMDINHHS>"
+    )  # fmt: skip
+    result = xmlsig.check(data, [])
+    assert result.status in {"unchecked", "unknown-signer", "invalid", "unsigned"}
+    assert result.reason and result.reason_vi
