@@ -136,14 +136,35 @@ def upload(
         if path.stat().st_size > MAX_UPLOAD:
             return _problem(413, "Tệp quá lớn.", "file too large")
         paths.append(str(path))
+    signatures: dict[str, Any] = {}
+    if kind in SIGNED_KINDS:
+        for path_text in paths:
+            size = FsPath(path_text).stat().st_size
+            if size > xmlsig.MAX_CHECKED_BYTES:
+                continue  # checked only where the whole file fits in memory
+            signature, refused = _signature(request, conn, actor, FsPath(path_text).read_bytes())
+            name = FsPath(path_text).name.split("_", 1)[-1]
+            signatures[name] = signature.to_json()
+            if refused is not None:
+                audit(conn, actor, "ingest", outcome="deny",
+                      detail={"kind": kind, "file": name, "signature": signature.to_json()})  # fmt: skip
+                for stored in paths:  # nothing of a refused upload is kept (the sender has it)
+                    FsPath(stored).unlink(missing_ok=True)
+                return _problem(refused, f"Tệp {name}: chữ ký số không được chấp nhận: "
+                                f"{signature.reason_vi}", f"file {name}: {signature.reason}")  # fmt: skip
     job_id = jobs.create_job(conn, kind, paths, unit_id=actor.unit_id, created_by=actor.account_id)
-    audit(conn, actor, "ingest", outcome="allow", detail={"kind": kind, "job": job_id})
+    audit(conn, actor, "ingest", outcome="allow",
+          detail={"kind": kind, "job": job_id, "signatures": signatures or None})  # fmt: skip
     conn.commit()
     background.add_task(_run_in_background, get_database(request), job_id)
     return JSONResponse(
         status_code=202,
         content={"job_id": job_id, "status": "pending", "href": f"/api/v1/ingest/jobs/{job_id}"},
     )
+
+
+# Kinds whose files carry a facility XML signature (CHUKYDONVI) to check on upload.
+SIGNED_KINDS = frozenset({"xml130", "edoc"})
 
 
 def _visible(conn: psycopg.Connection[Any], actor: Actor, job_id: int) -> bool:

@@ -142,3 +142,23 @@ def test_check_never_raises_on_hostile_bytes(noise: bytes, tail: bytes) -> None:
     result = xmlsig.check(data, [])
     assert result.status in {"unchecked", "unknown-signer", "invalid", "unsigned"}
     assert result.reason and result.reason_vi
+
+
+def test_upload_checks_each_files_signature(client: TestClient, idb: Database, hospital) -> None:  # type: ignore[no-untyped-def]
+    key, cert = hospital
+    with idb.connection() as conn:
+        register_key(conn, "F01001", cert.public_bytes(serialization.Encoding.PEM))
+    good = _signed(build_envelope("01001", [visit(5)]), key, cert)
+    bad = good.replace(b"<MACSKCB>01001", b"<MACSKCB>01001 ", 1)
+    headers = {"Authorization": f"Bearer {_token(client)}"}
+    r = client.post("/api/v1/ingest/xml130", headers=headers,
+                    files=[("files", ("a.xml", good)), ("files", ("b.xml", bad))])  # fmt: skip
+    assert r.status_code == 400 and "b.xml" in r.json()["thongDiep"], r.text
+    assert "bị thay đổi sau khi ký" in r.json()["thongDiep"]
+    r = client.post("/api/v1/ingest/xml130", headers=headers, files=[("files", ("a.xml", good))])
+    assert r.status_code == 202, r.text
+    with idb.connection() as conn:
+        detail = conn.execute(
+            "SELECT detail FROM audit_event WHERE action = 'ingest' AND outcome = 'allow'"
+        ).fetchone()
+    assert detail is not None and detail[0]["signatures"]["a.xml"]["status"] == "valid"
