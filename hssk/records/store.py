@@ -391,7 +391,9 @@ def bulk_upsert(
     ).fetchone()
     assert row is not None
     at, known = row[0], set(zip(row[1], row[2], strict=True))
-    fresh = [k for k in keys if k not in known]
+    # key order: two writers with overlapping new keys wait on each other in the same order
+    # (then one falls back to the upsert) instead of deadlocking
+    fresh = sorted(k for k in keys if k not in known)
     changes: list[events.Change] = []
     if fresh and not _copy_new(conn, latest, fresh, at, result, changes):
         known.update(fresh)  # another writer got there first: upsert them all instead
@@ -491,7 +493,7 @@ def _upsert(
                     coalesce(body -> 'meta', '{}'::jsonb) || jsonb_build_object(
                     'versionId', '1', 'lastUpdated',
                     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
-           FROM resource_stage
+           FROM resource_stage ORDER BY type, id  -- key order: no deadlock between writers
            ON CONFLICT (type, id) DO UPDATE SET
              version = r.version + 1, person_id = excluded.person_id, codes = excluded.codes,
              effective = excluded.effective, terms = excluded.terms,
