@@ -371,11 +371,11 @@ def _auto_merge(conn: psycopg.Connection[Any], pairs: list[tuple[int, int]]) -> 
 
 def _name_counts(conn: psycopg.Connection[Any], keys: set[str]) -> tuple[int, dict[str, int]]:
     """Number of persons (the highest id: ids are dense, and it is an index look-up) and the
-    persons per name key."""
+    persons per name key (``person_name_count``, kept by triggers)."""
     rows = conn.execute(
         """SELECT NULL, (SELECT coalesce(max(id), 0) FROM person)
            UNION ALL
-           SELECT name_key, count(*) FROM person WHERE name_key = ANY(%s) GROUP BY name_key""",
+           SELECT name_key, n FROM person_name_count WHERE name_key = ANY(%s)""",
         (list(keys),),
     ).fetchall()
     return int(rows[0][1]), {r[0]: int(r[1]) for r in rows[1:]}
