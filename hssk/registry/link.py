@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from hssk.config import settings
+from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.registry.adminunits import commune_options
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
 from hssk.registry.prepare import Prepared, prepare
@@ -373,10 +374,10 @@ def _name_counts(conn: psycopg.Connection[Any], keys: set[str]) -> tuple[int, di
     """Number of persons (the highest id: ids are dense, and it is an index look-up) and the
     persons per name key (``person_name_count``, kept by triggers)."""
     rows = conn.execute(
-        """SELECT NULL, (SELECT coalesce(max(id), 0) FROM person)
-           UNION ALL
-           SELECT name_key, n FROM person_name_count WHERE name_key = ANY(%s)""",
-        (list(keys),),
+        f"""SELECT NULL, (SELECT coalesce(max(id), 0) FROM person)
+            UNION ALL
+            SELECT name_key, n FROM person_name_count WHERE name_key = ANY({SPLIT})""",
+        (joined(k for k in keys if splittable(k)),),
     ).fetchall()
     return int(rows[0][1]), {r[0]: int(r[1]) for r in rows[1:]}
 
