@@ -124,6 +124,11 @@ def ensure_persons(db: Database, persons: int, seed: int = 1) -> list[int]:
         if len(have) // 50_000 != (len(have) - len(new)) // 50_000:
             rate = (len(have) - start) / (time.monotonic() - t0)
             log.info("%d persons with a book (%.0f persons/s)", len(have), rate)
+    if len(have) > start:
+        # statistics as autovacuum would leave them after such a load: without them the
+        # planner guesses ~100 k resources per person and reads a book with parallel workers
+        with db.connection() as conn:
+            conn.execute("ANALYZE person, resource")
     return have[:persons]
 
 

@@ -184,7 +184,9 @@ def _load_book(
         conn,
         person_id,
         self_entries=sections is None or "self_reported" in sections,
-        types=resource_types(sections),
+        # the whole book reads its sections' types too: nothing else is shown, and the
+        # (person, type) index then serves every book alike
+        types=resource_types(SECTIONS if sections is None else sections),
     )
     if data is None:
         return None, Decision(False, "deny", "no such person")
