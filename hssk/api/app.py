@@ -20,13 +20,16 @@ from hssk.db import Database, open_database
 
 log = logging.getLogger(__name__)
 
+# Routing scans routes in order: the web router (the book API and pages, the busiest paths)
+# comes first; its prefixes (/book, /clinic, /station, /staff, /api/v1/book, /api/v1/me/book)
+# overlap no other router's.
 ROUTERS = (
+    "hssk.web.routes",
     "hssk.access.routes",
     "hssk.ingest.routes",
     "hssk.registry.routes",
     "hssk.share.routes",
     "hssk.monitor.routes",
-    "hssk.web.routes",
     "hssk.api.home",
 )
 

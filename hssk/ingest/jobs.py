@@ -32,6 +32,7 @@ from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.ingest import sources
 from hssk.ingest.model import Item, Problem, Unit
 from hssk.records import NewResource, bulk_upsert, id_for_source_key
+from hssk.records import refresh_statistics as refresh_store_statistics
 
 log = logging.getLogger(__name__)
 
@@ -660,6 +661,7 @@ def _run_locked(
         ).fetchone()
         if own and known is not None:  # a facility sends its own data only
             known = known & {own[0]}
+    changed_before = _changed(summary)
     t0 = time.perf_counter()
     size = batch or BATCH_UNITS.get(kind, DEFAULT_BATCH)
     start = tuple(summary.checkpoint.get("pos") or (0, 0))
@@ -729,11 +731,23 @@ def _run_locked(
         )
         out = job_summary(conn, job_id)
         _audit_job(conn, job_id, status, out)
+    if _changed(summary) - changed_before >= ANALYZE_AFTER:
+        with db.connection() as conn:
+            refresh_store_statistics(conn)
+            registry.refresh_statistics(conn)
     out.timings = defaultdict(float, {k: round(v, 3) for k, v in summary.timings.items()})
     return out
 
 
 _KEY_ELEMENT = {"xml130": "MA_LK", "fhir": "id", "facilities": "id", "edoc": "SO"}
+
+
+# A run that wrote this many rows refreshes the planner's statistics when it ends.
+ANALYZE_AFTER = 50_000
+
+
+def _changed(s: Summary) -> int:
+    return sum(s.created.values()) + sum(s.updated.values()) + s.persons_created
 
 
 class _Duplicates:

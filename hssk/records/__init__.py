@@ -14,6 +14,7 @@ from hssk.records.store import (
     id_for_source_key,
     person_of,
     read,
+    refresh_statistics,
     save,
     vread,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "id_for_source_key",
     "person_of",
     "read",
+    "refresh_statistics",
     "save",
     "validate",
     "vread",

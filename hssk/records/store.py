@@ -291,14 +291,29 @@ def everything(
     conn: psycopg.Connection[Any], person_id: int, types: Iterable[str] | None = None
 ) -> list[Stored]:
     """Every current resource of a person (oldest first), optionally of some types only."""
-    type_list = list(types) if types else None
-    rows = conn.execute(
-        f"""SELECT {_COLUMNS} FROM resource
-            WHERE person_id = %s AND NOT deleted AND (%s::text[] IS NULL OR type = ANY(%s))
-            ORDER BY effective NULLS FIRST, type, id""",
-        (person_id, type_list, type_list),
-    ).fetchall()
+    # Two statement texts, not one with an optional filter: PostgreSQL keeps a generic plan
+    # for each (a "type list or NULL" parameter made it re-plan every call, ~0.1 ms).
+    if types:
+        rows = conn.execute(
+            f"""SELECT {_COLUMNS} FROM resource
+                WHERE person_id = %s AND NOT deleted AND type = ANY(%s)
+                ORDER BY effective NULLS FIRST, type, id""",
+            (person_id, list(types)),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"""SELECT {_COLUMNS} FROM resource WHERE person_id = %s AND NOT deleted
+                ORDER BY effective NULLS FIRST, type, id""",
+            (person_id,),
+        ).fetchall()
     return [_row(r) for r in rows]
+
+
+def refresh_statistics(conn: psycopg.Connection[Any]) -> None:
+    """Refresh the planner's statistics of the store after a bulk load. Autovacuum does it
+    too, but later; until then PostgreSQL may read a person's book with a plan made for a
+    smaller table (measured at 1 M persons: 20 ms instead of 0.7 ms)."""
+    conn.execute("ANALYZE resource")
 
 
 def _dumps(obj: Any) -> str:

@@ -5,6 +5,7 @@ Public API (ingest and the FHIR API code against these names)::
     link(conn, rec) -> LinkResult
     link_many(conn, recs, prepared=None) -> list[LinkResult]
     prepare(rec) -> Prepared                          # normalization, pure (any process)
+    refresh_statistics(conn)                          # after a bulk load
     get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
     resolve(conn, person_id) -> int
     find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
@@ -13,7 +14,7 @@ Public API (ingest and the FHIR API code against these names)::
 """
 
 from hssk.registry.fhir import patient_resource
-from hssk.registry.link import get_person, link, link_many, resolve
+from hssk.registry.link import get_person, link, link_many, refresh_statistics, resolve
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.search import find, match
 from hssk.registry.types import Candidate, LinkResult, Person, SourceRecord
@@ -31,5 +32,6 @@ __all__ = [
     "match",
     "patient_resource",
     "prepare",
+    "refresh_statistics",
     "resolve",
 ]

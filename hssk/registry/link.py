@@ -577,6 +577,12 @@ def _refresh_sources(conn: psycopg.Connection[Any], rows: list[Prepared]) -> Non
     )
 
 
+def refresh_statistics(conn: psycopg.Connection[Any]) -> None:
+    """Refresh the planner's statistics of the registry after a bulk load (see
+    ``records.refresh_statistics``)."""
+    conn.execute("ANALYZE person, person_source, person_name_count")
+
+
 # --- reading ----------------------------------------------------------------------------------
 def resolve(conn: psycopg.Connection[Any], person_id: int) -> int:
     """Survivor id after merges (the id itself when never merged or unknown)."""
