@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -24,6 +25,8 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from hssk.db.embedded import stop_embedded
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -185,7 +188,21 @@ def bench_fhir(
     ),
 ) -> None:
     """Load N transaction bundles through HTTP, read resources back by id; print throughput."""
+    made_here = data_dir is None
     tmp = Path(data_dir or tempfile.mkdtemp(prefix="hssk-bench-"))
+    try:
+        _bench_fhir(tmp, bundles, entries, reads, clients, workers, database_url)
+    finally:
+        if not database_url:
+            stop_embedded(tmp)  # its users were terminated: it would outlive the bench
+        if made_here:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bench_fhir(
+    tmp: Path, bundles: int, entries: int, reads: int, clients: int, workers: int,
+    database_url: str | None,
+) -> None:  # fmt: skip
     env = {"HSSK_DATA_DIR": str(tmp)}
     if database_url:
         env["HSSK_DATABASE_URL"] = database_url

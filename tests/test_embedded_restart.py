@@ -72,3 +72,15 @@ def test_settings_scale_with_memory_within_bounds() -> None:
     small, big = settings_for(1 * 2**30), settings_for(256 * 2**30)
     assert small["shared_buffers"] == "128MB" and big["shared_buffers"] == "2048MB"
     assert small["maintenance_work_mem"] == "64MB" and big["maintenance_work_mem"] == "1024MB"
+
+
+def test_stop_embedded_stops_a_server_still_held(tmp_path: Path) -> None:
+    """Benchmarks stop their embedded server even when its users were terminated."""
+    from hssk.db.embedded import start_embedded, stop_embedded
+
+    start_embedded(tmp_path / "data", stop_on_exit=False)
+    pidfile = tmp_path / "data" / "pg" / "postmaster.pid"
+    assert pidfile.exists()
+    assert stop_embedded(tmp_path / "data") is True
+    assert not pidfile.exists()
+    assert stop_embedded(tmp_path / "data") is False

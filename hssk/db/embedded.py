@@ -59,3 +59,19 @@ def _tune(server: Any, pgdata: Path) -> None:
         for name, value in settings_for(psutil.virtual_memory().total).items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
     (pgdata / TUNED_MARKER).write_text("settings applied by hssk.db.embedded\n")
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server of ``data_dir`` now, whoever still holds it (benchmarks whose
+    server subprocesses were terminated leave pgserver's user count behind). False if it was
+    not running."""
+    import os
+
+    from pgserver import _commands  # pgserver's pg_ctl wrapper: the right binary and user
+
+    pgdata = data_dir / "pg"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs postgres as this user
+    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)  # type: ignore[attr-defined]
+    return True
