@@ -30,7 +30,7 @@ from hssk.ingest.model import (
     require,
     sex_code,
 )
-from hssk.ingest.xmlparse import HoSo, XmlError, _parser_kwargs, _refuse_dtd, _row
+from hssk.ingest.xmlparse import HoSo, XmlError, _refuse_dtd, _row, parser_kwargs
 from hssk.registry.types import SourceRecord
 
 LOAI = {"60": "HSDLGBT", "61": "HSDLGCS"}
@@ -51,7 +51,7 @@ def _record(root: Any) -> dict[str, str]:
 
 def parse_edocument(data: bytes) -> tuple[str, dict[str, str]]:
     """(root tag, fields) of an e-document; XmlError if unreadable or of an unknown kind."""
-    parser = etree.XMLParser(**_parser_kwargs())
+    parser = etree.XMLParser(**parser_kwargs())
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:

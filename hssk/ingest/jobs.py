@@ -319,12 +319,8 @@ def _remember(conn: psycopg.Connection[Any], kind: str, stored: list[Unit]) -> N
 def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:
     items: list[NewResource] = []
     per_fac: Counter[str] = Counter()
-    existing = _existing(conn, [u for u in good if u.only_new])
     for u in good:
         for it in u.items:
-            if u.only_new and (it.body["resourceType"], it.source_key) in existing:
-                summary.skipped += 1
-                continue
             items.append(_resource(u, it))
             per_fac[u.facility or ""] += 1
     if not items:
@@ -340,18 +336,6 @@ def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: 
         b.receipts[fac]["unchanged"] += round(res.unchanged * n / total)
 
 
-def _existing(conn: psycopg.Connection[Any], units: list[Unit]) -> set[tuple[str, str]]:
-    """(type, source key) of the units' resources that are already stored."""
-    keys = {(it.body["resourceType"], it.source_key) for u in units for it in u.items}
-    if not keys:
-        return set()
-    by_id = {id_for_source_key(t, k): (t, k) for t, k in keys}
-    rows = conn.execute(
-        "SELECT type, id FROM resource WHERE id = ANY(%s)", (list(by_id),)
-    ).fetchall()
-    return {by_id[r[1]] for r in rows if r[1] in by_id and by_id[r[1]][0] == r[0]}
-
-
 def _resource(u: Unit, it: Item) -> NewResource:
     pid: int | None = None
     if it.who == "main":
@@ -359,7 +343,8 @@ def _resource(u: Unit, it: Item) -> NewResource:
     elif it.who and it.who.startswith("newborn:"):
         pid = u.newborn_ids.get(int(it.who.split(":")[1]))
     body = attach(it.body, pid) if pid is not None else it.body
-    return NewResource(body, pid, it.source_key, u.facility, it.sensitivity)
+    # a check-in (only_new) never reopens a visit already on record
+    return NewResource(body, pid, it.source_key, u.facility, it.sensitivity, u.only_new)
 
 
 def _link(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:

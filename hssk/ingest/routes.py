@@ -138,11 +138,12 @@ def upload(
         paths.append(str(path))
     signatures: dict[str, Any] = {}
     if kind in SIGNED_KINDS:
+        certs = _certificates(conn, actor)
         for path_text in paths:
             size = FsPath(path_text).stat().st_size
             if size > xmlsig.MAX_CHECKED_BYTES:
                 continue  # checked only where the whole file fits in memory
-            signature, refused = _signature(request, conn, actor, FsPath(path_text).read_bytes())
+            signature, refused = _signature(request, certs, FsPath(path_text).read_bytes())
             name = FsPath(path_text).name.split("_", 1)[-1]
             signatures[name] = signature.to_json()
             if refused is not None:
@@ -355,16 +356,14 @@ def _decode_file(text: str) -> bytes | None:
 
 
 def _signature(
-    request: Request, conn: psycopg.Connection[Any], actor: Actor, data: bytes
+    request: Request, certs: list[Any], data: bytes
 ) -> tuple[xmlsig.SignatureResult, int | None]:
     """The file's XML signature, and the HTTP status refusing the file (None: accepted).
 
-    Refused: content changed after signing; a signer other than the certificates the facility
-    registered (once it registered one); no valid signature when the installation requires
-    one (HSSK_REQUIRE_XML_SIGNATURE)."""
-    from hssk.access.signing import unit_certificates
-
-    certs = unit_certificates(conn, actor.unit_id) if actor.unit_id else []
+    ``certs``: the facility's registered certificates (``_certificates``). Refused: content
+    changed after signing; a signer other than those certificates (once the facility
+    registered one); no valid signature when the installation requires one
+    (HSSK_REQUIRE_XML_SIGNATURE)."""
     result = xmlsig.check(data, certs)
     if result.status == "invalid":
         return result, 400
@@ -373,6 +372,12 @@ def _signature(
     if result.status != "valid" and get_settings(request).require_xml_signature:
         return result, 403
     return result, None
+
+
+def _certificates(conn: psycopg.Connection[Any], actor: Actor) -> list[Any]:
+    from hssk.access.signing import unit_certificates
+
+    return unit_certificates(conn, actor.unit_id) if actor.unit_id else []
 
 
 def _submit(
@@ -413,7 +418,7 @@ def _submit(
             "fileHSBase64 không phải chuỗi base64 hợp lệ hoặc quá lớn (tối đa 20 MB).",
             status=400,
         )
-    signature, refused = _signature(request, conn, actor, data)
+    signature, refused = _signature(request, _certificates(conn, actor), data)
     if refused is not None:
         audit(conn, actor, "ingest", outcome="deny",
               detail={"maCSKCB": facility, "signature": signature.to_json()})  # fmt: skip

@@ -75,7 +75,8 @@ class _FixQuirk(io.RawIOBase):
         return len(out)
 
 
-def _parser_kwargs() -> dict[str, Any]:
+def parser_kwargs() -> dict[str, Any]:
+    """Hardened lxml parser options: no entities, DTD, network nor huge trees."""
     return {
         "resolve_entities": False,
         "no_network": True,
@@ -93,7 +94,7 @@ def _parser() -> Any:
     """A hardened parser, reused within a thread (creating one per table costs time)."""
     p = getattr(_local_parsers, "parser", None)
     if p is None:
-        p = _local_parsers.parser = etree.XMLParser(**_parser_kwargs())
+        p = _local_parsers.parser = etree.XMLParser(**parser_kwargs())
     return p
 
 
@@ -291,7 +292,7 @@ def iter_hoso(source: str | IO[bytes], *, skip: int = 0) -> Iterator[HoSo]:
     fh: IO[bytes] = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
     try:
         reader = io.BufferedReader(_FixQuirk(fh), buffer_size=1 << 16)
-        context = etree.iterparse(reader, events=("start", "end"), **_parser_kwargs())
+        context = etree.iterparse(reader, events=("start", "end"), **parser_kwargs())
         facility, index, first, root = "", 0, True, None
         try:
             for event, elem in context:
@@ -380,7 +381,7 @@ def _attr(value: str) -> str:
 
 def parse_raw_document(text: str) -> HoSo:
     """Read back a (possibly corrected) ``HOSO_RAW`` document into a HoSo."""
-    parser = etree.XMLParser(**_parser_kwargs())
+    parser = etree.XMLParser(**parser_kwargs())
     try:
         root = etree.fromstring(text.encode("utf-8").replace(_BAD_XSI, _GOOD_XSI), parser)
     except etree.XMLSyntaxError as exc:

@@ -42,9 +42,11 @@ class SignatureResult:
 def _parser() -> Any:
     from lxml import etree
 
-    # same hardening as the file parser: no DTD, no entities, no network
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           huge_tree=False, remove_pis=True)  # fmt: skip
+    from hssk.ingest.xmlparse import parser_kwargs
+
+    # the file parser's hardening, but comments and processing instructions are kept: they
+    # are part of the canonical form the signature covers
+    return etree.XMLParser(**{**parser_kwargs(), "remove_comments": False, "remove_pis": False})
 
 
 def check(data: bytes, certificates: Sequence[x509.Certificate]) -> SignatureResult:

@@ -20,7 +20,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hssk.db.textlist import SPLIT, joined
+from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.records import events, extract
 
 NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
@@ -63,6 +63,7 @@ class NewResource:
     source_key: str | None = None
     source_unit: str | None = None
     sensitivity: str | None = None
+    create_only: bool = False  # stored already: leave it as it is (counted unchanged)
 
 
 @dataclass
@@ -321,9 +322,12 @@ def _dumps(obj: Any) -> str:
 
 
 # --- bulk path ------------------------------------------------------------------------------
-_STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_stage (
-    type text, id text, person_id bigint, codes text[], effective timestamptz, terms text,
-    source_unit text, source_key text, sensitivity text, body jsonb) ON COMMIT DELETE ROWS"""
+# Rows that may update stored resources wait here for the set-based upsert; same columns and
+# COPY format as ``resource`` itself.
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_rows (
+    type text, id text, version integer, person_id bigint, codes text[],
+    effective timestamptz, terms text, source_unit text, source_key text, sensitivity text,
+    last_updated timestamptz, body jsonb) ON COMMIT DELETE ROWS"""
 _NEW_COLUMNS = (
     "type, id, version, person_id, codes, effective, terms, source_unit, source_key,"
     " sensitivity, last_updated, body"
@@ -396,24 +400,34 @@ def bulk_upsert(
         latest[(rtype, rid)] = item  # a key twice in one batch: the last one wins
     result.unchanged += len(items) - len(latest)
     keys = list(latest)
-    # An id holding the list separator (not a valid FHIR id) only looks new here, and the
-    # COPY then falls back to the upsert.
+    asked = [k for k in keys if splittable(k[1])]
     row = conn.execute(
         f"""SELECT now(), coalesce(array_agg(r.type), '{{}}'), coalesce(array_agg(r.id), '{{}}')
             FROM unnest({SPLIT}, {SPLIT}) AS k(type, id)
             JOIN resource r ON r.type = k.type AND r.id = k.id""",
-        (joined(k[0] for k in keys), joined(k[1] for k in keys)),
+        (joined(k[0] for k in asked), joined(k[1] for k in asked)),
     ).fetchone()
     assert row is not None
     at, known = row[0], set(zip(row[1], row[2], strict=True))
+    kept = {k for k in known if latest[k].create_only}  # stored, and to be left as they are
+    result.unchanged += len(kept)
+    known -= kept
+    # an id holding the list separator (not a valid FHIR id) goes through the upsert, which
+    # works whether it is stored or not
+    known.update(k for k in keys if not splittable(k[1]))
     # key order: two writers with overlapping new keys wait on each other in the same order
-    # (then one falls back to the upsert) instead of deadlocking
-    fresh = sorted(k for k in keys if k not in known)
+    # (then one starts over) instead of deadlocking
+    fresh = sorted(k for k in keys if k not in known and k not in kept)
     changes: list[events.Change] = []
-    if fresh and not _copy_new(conn, latest, fresh, at, result, changes):
-        known.update(fresh)  # another writer got there first: upsert them all instead
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if fresh and not _copy_new(conn, _copy_rows(latest, fresh, stamp), latest, fresh, result,
+                               changes):  # fmt: skip
+        # Another writer stored some of them meanwhile (committed: we waited for it). Nothing
+        # was written yet: start over, the existence check now sees them.
+        return bulk_upsert(conn, items, versions=versions)
     if known:
-        _upsert(conn, {k: latest[k] for k in keys if k in known}, result, changes)
+        upsert = sorted(k for k in keys if k in known)
+        _upsert(conn, _copy_rows(latest, upsert, stamp), len(upsert), result, changes)
     events.publish(conn, changes)
     if versions:
         result.versions = {(c.type, c.id): c.version for c in changes}
@@ -428,31 +442,37 @@ def bulk_upsert(
     return result
 
 
-def _copy_new(
-    conn: psycopg.Connection[Any],
-    latest: dict[tuple[str, str], NewResource],
-    fresh: list[tuple[str, str]],
-    at: datetime,
-    result: BulkResult,
-    changes: list[events.Change],
-) -> bool:
-    """COPY resources not stored yet straight into ``resource``. False (and nothing written)
-    if a concurrent writer stored one of them meanwhile."""
-    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _copy_rows(
+    latest: dict[tuple[str, str], NewResource], keys: list[tuple[str, str]], stamp: str
+) -> bytes:
+    """COPY text rows (``_NEW_COLUMNS``) of these resources as version 1 stamped ``stamp``."""
     lines = []
-    for rtype, rid in fresh:
+    for rtype, rid in keys:
         item = latest[(rtype, rid)]
         meta = item.body.get("meta")
         meta = {k: v for k, v in meta.items() if k not in _SERVER_META} if meta else {}
         meta["versionId"], meta["lastUpdated"] = "1", stamp
         body = {**item.body, "id": rid, "meta": meta}
         lines.append(_copy_line(rtype, rid, item, body, "1", stamp))
+    return b"".join(lines)
+
+
+def _copy_new(
+    conn: psycopg.Connection[Any],
+    rows: bytes,
+    latest: dict[tuple[str, str], NewResource],
+    fresh: list[tuple[str, str]],
+    result: BulkResult,
+    changes: list[events.Change],
+) -> bool:
+    """COPY resources not stored yet straight into ``resource``. False (and nothing written)
+    if a concurrent writer stored one of them meanwhile."""
     try:
         with (
             conn.transaction(),
             conn.cursor().copy(f"COPY resource ({_NEW_COLUMNS}) FROM STDIN") as copy,
         ):
-            copy.write(b"".join(lines))
+            copy.write(rows)
     except psycopg.errors.UniqueViolation:
         return False
     for rtype, rid in fresh:
@@ -464,64 +484,43 @@ def _copy_new(
 
 def _upsert(
     conn: psycopg.Connection[Any],
-    latest: dict[tuple[str, str], NewResource],
+    rows: bytes,
+    count: int,
     result: BulkResult,
     changes: list[events.Change],
 ) -> None:
-    """Staging table + one set-based upsert for resources that may exist already."""
+    """Staging table + one set-based upsert for ``count`` resources that may exist already:
+    a new version where the content or the person changed, nothing where it did not."""
     conn.execute(_STAGE)
-    conn.execute("TRUNCATE resource_stage")
-    with conn.cursor().copy(
-        "COPY resource_stage (type, id, person_id, codes, effective, terms, source_unit,"
-        " source_key, sensitivity, body) FROM STDIN"
-    ) as copy:
-        for (rtype, rid), item in latest.items():
-            body = {**item.body, "id": rid}
-            copy.write_row(
-                (
-                    rtype,
-                    rid,
-                    item.person_id,
-                    extract.codes(body),
-                    extract.effective(body),
-                    extract.terms(body),
-                    item.source_unit,
-                    item.source_key,
-                    item.sensitivity,
-                    _dumps(content(body)),
-                )
-            )
+    conn.execute("TRUNCATE resource_rows")
+    with conn.cursor().copy(f"COPY resource_rows ({_NEW_COLUMNS}) FROM STDIN") as copy:
+        copy.write(rows)
     # Earlier versions of rows about to change go to history first.
     conn.execute(
         """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
            SELECT r.type, r.id, r.version, r.person_id, r.last_updated, r.deleted, r.body
-           FROM resource r JOIN resource_stage s ON r.type = s.type AND r.id = s.id
-           WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM s.body
+           FROM resource r JOIN resource_rows s ON r.type = s.type AND r.id = s.id
+           WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(s.body)
               OR r.person_id IS DISTINCT FROM s.person_id"""
     )
-    rows = conn.execute(
-        """INSERT INTO resource AS r (type, id, version, person_id, codes, effective, terms,
-             source_unit, source_key, sensitivity, last_updated, body)
-           SELECT type, id, 1, person_id, codes, effective, terms, source_unit, source_key,
-                  sensitivity,
-                  now(), body || jsonb_build_object('meta',
-                    coalesce(body -> 'meta', '{}'::jsonb) || jsonb_build_object(
-                    'versionId', '1', 'lastUpdated',
-                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
-           FROM resource_stage ORDER BY type, id  -- key order: no deadlock between writers
-           ON CONFLICT (type, id) DO UPDATE SET
-             version = r.version + 1, person_id = excluded.person_id, codes = excluded.codes,
-             effective = excluded.effective, terms = excluded.terms,
-             source_unit = excluded.source_unit,
-             source_key = excluded.source_key, sensitivity = excluded.sensitivity,
-             deleted = false, last_updated = excluded.last_updated,
-             body = jsonb_set(excluded.body, '{meta,versionId}', to_jsonb((r.version + 1)::text))
-           WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
-              OR r.person_id IS DISTINCT FROM excluded.person_id
-           RETURNING r.type, r.id, r.version, r.person_id, r.source_unit"""
+    written = conn.execute(
+        f"""INSERT INTO resource AS r ({_NEW_COLUMNS})
+            SELECT {_NEW_COLUMNS} FROM resource_rows
+            ORDER BY type, id  -- key order: no deadlock between writers
+            ON CONFLICT (type, id) DO UPDATE SET
+              version = r.version + 1, person_id = excluded.person_id, codes = excluded.codes,
+              effective = excluded.effective, terms = excluded.terms,
+              source_unit = excluded.source_unit,
+              source_key = excluded.source_key, sensitivity = excluded.sensitivity,
+              deleted = false, last_updated = excluded.last_updated,
+              body = jsonb_set(excluded.body, '{{meta,versionId}}', to_jsonb((r.version + 1)::text))
+            WHERE r.deleted
+               OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
+               OR r.person_id IS DISTINCT FROM excluded.person_id
+            RETURNING r.type, r.id, r.version, r.person_id, r.source_unit"""
     ).fetchall()
-    for rtype, rid, version, person_id, unit in rows:
+    for rtype, rid, version, person_id, unit in written:
         (result.created if version == 1 else result.updated)[rtype] += 1
         action = "create" if version == 1 else "update"
         changes.append(events.Change(rtype, rid, version, person_id, action, unit))
-    result.unchanged += len(latest) - len(rows)
+    result.unchanged += count - len(written)

@@ -76,6 +76,15 @@ def test_gateway_submit_checkin_then_full_file(client: TestClient, idb: Database
         ).fetchall()
     assert rows == [("finished", 2)]
     assert receipts == [("01001", 1), ("01001", 1)]
+    # the same check-in sent late never reopens the finished visit
+    late = {**form, "loaiHoSo": "0", "fileHSBase64": base64.b64encode(xml0).decode()}
+    r = client.post("/api/qd130/checkInKcbQd4750", data=late, headers={"accessToken": token})
+    assert r.json()["maKetQua"] == "200", r.text
+    with idb.connection() as conn:
+        again = conn.execute(
+            "SELECT body->>'status', version FROM resource WHERE type = 'Encounter'"
+        ).fetchall()
+    assert again == [("finished", 2)]
 
 
 def test_gateway_errors_say_what_is_wrong(client: TestClient) -> None:

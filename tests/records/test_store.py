@@ -154,8 +154,34 @@ def test_copy_of_new_rows_gives_way_when_a_key_exists(clean_db: Database) -> Non
             ("Observation", rid): store.NewResource(_obs(2), 3, source_key="race"),
         }
         result, changes = store.BulkResult(), []
-        ok = store._copy_new(conn, latest, list(latest), datetime.now(UTC), result, changes)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows = store._copy_rows(latest, list(latest), stamp)
+        ok = store._copy_new(conn, rows, latest, list(latest), result, changes)
         assert not ok and not changes and not result.created
         n = conn.execute("SELECT count(*) FROM resource WHERE id = %s", (other,)).fetchone()
         assert n == (0,)  # the savepoint took the whole COPY back
         assert store.read(conn, "Observation", rid).body["valueQuantity"]["value"] == 1
+
+
+def test_create_only_leaves_a_stored_resource_as_it_is(clean_db: Database) -> None:
+    with clean_db.connection() as conn:
+        store.bulk_upsert(conn, [store.NewResource(_obs(1), 3, source_key="c1")])
+        res = store.bulk_upsert(
+            conn,
+            [
+                store.NewResource(_obs(2), 3, source_key="c1", create_only=True),
+                store.NewResource(_obs(3), 3, source_key="c2", create_only=True),
+            ],
+        )
+        assert res.unchanged == 1 and res.created["Observation"] == 1 and not res.updated
+        c1 = store.id_for_source_key("Observation", "c1")
+        assert store.read(conn, "Observation", c1).body["valueQuantity"]["value"] == 1
+
+
+def test_an_id_holding_the_list_separator_is_stored_and_updated(clean_db: Database) -> None:
+    odd = "x\x1fy"
+    with clean_db.connection() as conn:
+        first = store.bulk_upsert(conn, [store.NewResource({**_obs(1), "id": odd}, 3)])
+        again = store.bulk_upsert(conn, [store.NewResource({**_obs(2), "id": odd}, 3)])
+        assert first.created["Observation"] == 1 and again.updated["Observation"] == 1
+        assert store.read(conn, "Observation", odd).version == 2
