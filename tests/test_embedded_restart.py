@@ -84,3 +84,31 @@ def test_stop_embedded_stops_a_server_still_held(tmp_path: Path) -> None:
     assert stop_embedded(tmp_path / "data") is True
     assert not pidfile.exists()
     assert stop_embedded(tmp_path / "data") is False
+
+
+TOGETHER = """
+import sys, time
+from hssk.config import load_settings
+from hssk.db import open_database
+db = open_database(load_settings())
+for _ in range(20):  # keep using it while the other process starts (and tunes) the server
+    with db.connection() as conn:
+        conn.execute("SELECT 1")
+    time.sleep(0.05)
+db.close()
+"""
+
+
+def test_processes_starting_a_new_server_together_all_keep_working(tmp_path: Path) -> None:
+    """Two processes (uvicorn workers) start a new embedded server at once: the one that
+    tunes and restarts it does so before the other connects (a restart under a connected
+    worker reset its clients' connections)."""
+    env = {k: v for k, v in os.environ.items() if k != "HSSK_DATABASE_URL"}
+    env["HSSK_DATA_DIR"] = str(tmp_path / "data")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", TOGETHER], env=env, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err.decode()[-2000:]

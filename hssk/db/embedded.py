@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,16 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> tuple[str, A
 
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
-    if not (pgdata / TUNED_MARKER).exists():
-        _tune(server, pgdata)
-        server.cleanup()  # stops it (nobody else uses a new directory) ...
-        server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
+    mode = "stop" if stop_on_exit else None
+    # Processes starting together (uvicorn workers) take turns here: the first one tunes a new
+    # directory and restarts the server before any other has connected to it.
+    with (data_dir / "pg.start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = pgserver.get_server(pgdata, cleanup_mode=mode)
+        if not (pgdata / TUNED_MARKER).exists():
+            _tune(server, pgdata)
+            server.cleanup()  # stops it: nobody else has attached yet (the lock) ...
+            server = pgserver.get_server(pgdata, cleanup_mode=mode)  # ... and starts it again
     return server.get_uri(), server
 
 
