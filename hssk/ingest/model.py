@@ -47,6 +47,39 @@ class Item:
     source_key: str
     who: str | None = "main"  # 'main', 'newborn:<n>', or None (no person, e.g. Organization)
     sensitivity: str | None = None
+    # records.rows.prerender of the body, made by the mapping process; ``body`` then keeps
+    # only resourceType and id
+    rendered: Any = None
+
+
+# Where a resource refers to its person (``attach``); 'subject' for types not listed.
+_PATIENT_ELEMENT = {
+    "Immunization": "patient",
+    "Claim": "patient",
+    "Coverage": "beneficiary",
+    "AllergyIntolerance": "patient",
+    "Consent": "patient",
+}
+_NO_PATIENT = frozenset({"Organization", "Practitioner", "Location", "Patient"})
+
+
+def patient_element(rtype: str) -> str | None:
+    """The element holding a resource's patient reference (None: it has none). Appointment
+    is not covered: its patient is one of its participants."""
+    return None if rtype in _NO_PATIENT else _PATIENT_ELEMENT.get(rtype, "subject")
+
+
+def attach(body: dict[str, Any], person_id: int) -> dict[str, Any]:
+    """Set the patient reference of a resource to the person's Patient (in place: the body
+    belongs to the unit being written)."""
+    ref = {"reference": f"Patient/{person_id}"}
+    rtype = body["resourceType"]
+    if rtype == "Appointment":
+        others = [p for p in body.get("participant") or [] if "Patient/" not in str(p)]
+        body["participant"] = [{"actor": ref, "status": "accepted"}, *others]
+    elif (element := patient_element(rtype)) is not None:
+        body[element] = ref
+    return body
 
 
 @dataclass

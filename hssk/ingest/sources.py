@@ -37,11 +37,12 @@ from hssk.ingest.model import (
     concept,
     org_ref,
     parse_time,
+    patient_element,
     require,
     sex_code,
 )
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
-from hssk.records import id_for_source_key
+from hssk.records import id_for_source_key, prerender
 from hssk.registry import Prepared, prepare
 from hssk.registry.types import SourceRecord
 
@@ -258,8 +259,13 @@ def map_payloads(
     prepared: dict[int, Prepared] = {}
     for u in out:
         for it in u.items:
-            if "id" not in it.body:
-                it.body["id"] = id_for_source_key(it.body["resourceType"], it.source_key)
+            body = it.body
+            rtype = body["resourceType"]
+            if "id" not in body:
+                body["id"] = id_for_source_key(rtype, it.source_key)
+            if rtype != "Appointment":  # (its person is a participant: attached by the writer)
+                it.rendered = prerender(body, patient_element(rtype) if it.who else None)
+                it.body = {"resourceType": rtype, "id": body["id"]}
         if u.person is not None and not u.problems:
             key = id(u.person)
             if key not in prepared:

@@ -1,5 +1,6 @@
 """Clinical record store: FHIR R4 resources, versioned, searchable by person, code and date."""
 
+from hssk.records.rows import Rendered, prerender
 from hssk.records.store import (
     BulkResult,
     Gone,
@@ -27,6 +28,7 @@ __all__ = [
     "Issue",
     "NewResource",
     "NotFound",
+    "Rendered",
     "Stored",
     "VersionConflict",
     "bulk_upsert",
@@ -35,6 +37,7 @@ __all__ = [
     "history",
     "id_for_source_key",
     "person_of",
+    "prerender",
     "read",
     "refresh_statistics",
     "save",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha1
@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.records import events, extract
+from hssk.records.rows import SERVER_META, Rendered, copy_line, finish_line
 
 NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
 _NS_BYTES = NAMESPACE.bytes
@@ -64,6 +65,8 @@ class NewResource:
     source_unit: str | None = None
     sensitivity: str | None = None
     create_only: bool = False  # stored already: leave it as it is (counted unchanged)
+    # rendered ahead of the write (rows.prerender); ``body`` then holds resourceType and id only
+    rendered: Rendered | None = None
 
 
 @dataclass
@@ -107,9 +110,6 @@ def _with_meta(body: dict[str, Any], rid: str, version: int, at: datetime) -> di
     return out
 
 
-_SERVER_META = ("versionId", "lastUpdated")
-
-
 def content(body: dict[str, Any]) -> dict[str, Any]:
     """The body without the server-assigned meta.versionId/lastUpdated (and an empty meta).
 
@@ -117,7 +117,7 @@ def content(body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("meta")
     if meta is None:
         return body
-    rest = {k: v for k, v in meta.items() if k not in _SERVER_META}
+    rest = {k: v for k, v in meta.items() if k not in SERVER_META}
     out = {k: v for k, v in body.items() if k != "meta"}
     if rest:
         out["meta"] = rest
@@ -334,51 +334,6 @@ _NEW_COLUMNS = (
 )
 
 
-def _text(value: str | None) -> str:
-    """A value in COPY text format (\\N for NULL, backslash escapes)."""
-    if value is None:
-        return "\\N"
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-        value = value.replace("\r", "\\r")
-    return value
-
-
-def _array(values: list[str]) -> str:
-    # every element quoted: codes come from source files and may hold any character
-    inner = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return _text("{" + inner + "}")
-
-
-def _copy_line(
-    rtype: str, rid: str, item: NewResource, body: dict[str, Any], version: str, at: str
-) -> bytes:
-    """One row of ``resource`` (``_NEW_COLUMNS``) in COPY text format, as bytes. Formatting
-    rows here is several times cheaper than psycopg's generic row writer (text[] arrays are
-    adapted in Python there), and the JSON stays in the bytes orjson made (no decode and
-    re-encode of every body)."""
-    when = extract.effective(body)
-    pid = item.person_id
-    head = "\t".join(
-        (
-            _text(rtype),
-            _text(rid),
-            version,
-            "\\N" if pid is None else str(int(pid)),
-            _array(extract.codes(body)),
-            "\\N" if when is None else when.isoformat(),
-            _text(extract.terms(body)),
-            _text(item.source_unit),
-            _text(item.source_key),
-            _text(item.sensitivity),
-            at,
-            "",
-        )
-    )
-    # orjson escapes control characters inside strings: only backslashes need doubling
-    return head.encode() + orjson.dumps(body).replace(b"\\", b"\\\\") + b"\n"
-
-
 def bulk_upsert(
     conn: psycopg.Connection[Any], items: Sequence[NewResource], *, versions: bool = False
 ) -> BulkResult:
@@ -449,11 +404,18 @@ def _copy_rows(
     lines = []
     for rtype, rid in keys:
         item = latest[(rtype, rid)]
-        meta = item.body.get("meta")
-        meta = {k: v for k, v in meta.items() if k not in _SERVER_META} if meta else {}
-        meta["versionId"], meta["lastUpdated"] = "1", stamp
-        body = {**item.body, "id": rid, "meta": meta}
-        lines.append(_copy_line(rtype, rid, item, body, "1", stamp))
+        if item.rendered is not None:
+            body: Any = item.rendered
+            line: Callable[..., bytes] = finish_line
+        else:
+            meta = item.body.get("meta")
+            meta = {k: v for k, v in meta.items() if k not in SERVER_META} if meta else {}
+            meta["versionId"], meta["lastUpdated"] = "1", stamp
+            body, line = {**item.body, "id": rid, "meta": meta}, copy_line
+        row = line(rtype, rid, body, person_id=item.person_id, source_unit=item.source_unit,
+                   source_key=item.source_key, sensitivity=item.sensitivity, version="1",
+                   at=stamp)  # fmt: skip
+        lines.append(row)
     return b"".join(lines)
 
 
