@@ -145,18 +145,15 @@ def _read_csv(kind: str, path: str, fi: int, skip: int) -> Iterator[Piece]:
                     "the CSV file is empty or has no header row.",
                 )
             names = [h.strip().lower() for h in header]
-            width = len(names)
             for values in reader:
                 if not values:  # a blank line (DictReader skipped them too)
                     continue
                 n += 1
                 if n <= skip:
                     continue
-                if len(values) < width:  # a short row: the missing fields are empty
-                    values = values + [""] * (width - len(values))
-                # a longer row: values past the header are dropped (as DictReader did)
-                row = {k: v.strip() for k, v in zip(names, values, strict=False) if k}
-                yield Piece(("row", path, n, row), (fi, n))
+                # The row becomes a dict in the mapping process (``_row``): the reader runs
+                # in the writer's process, where every microsecond counts.
+                yield Piece(("csv", path, n, values, names), (fi, n))
     except UnicodeDecodeError as exc:
         yield _error_piece(
             kind,
@@ -288,14 +285,22 @@ def _map_one(kind: str, p: tuple[Any, ...], known: frozenset[str] | None) -> lis
         from hssk.ingest.fhir_input import map_resource
 
         return [map_resource(p[1], p[2], p[3])]
-    return [MAPPERS[kind](p[1], p[2], p[3], known)]
+    return [MAPPERS[kind](p[1], p[2], _row(p[3], p[4]), known)]
+
+
+def _row(values: list[str], names: list[str]) -> dict[str, str]:
+    """A CSV row by column name: a short row's missing fields are empty, values past the
+    header are dropped (as csv.DictReader does), unnamed columns are ignored."""
+    if len(values) < len(names):
+        values = values + [""] * (len(names) - len(values))
+    return {k: v.strip() for k, v in zip(names, values, strict=False) if k}
 
 
 def _internal_error(kind: str, p: tuple[Any, ...], exc: Exception) -> Unit:
     path = str(p[1]) if len(p) > 1 and not isinstance(p[1], Unit) else ""
     unit = Unit(key=f"{Path(path).name}#{p[2] if len(p) > 2 else 0}", file=path, kind=kind)
-    if p[0] == "row":
-        unit.raw = _raw(p[3])
+    if p[0] == "csv":
+        unit.raw = _raw(_row(p[3], p[4]))
     elif p[0] == "fhir":
         unit.raw = bytes(p[3]).decode("utf-8", "replace")
     elif p[0] == "hoso":
