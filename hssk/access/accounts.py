@@ -511,18 +511,20 @@ _status_conns: dict[str, psycopg.Connection[Any]] = {}
 
 
 def _ask_status(url: str, account_id: int) -> bool:
-    for attempt in range(2):
-        conn = _status_conns.get(url)
-        try:
-            if conn is None or conn.closed:
-                conn = _status_conns[url] = psycopg.connect(url, autocommit=True)
-            row = conn.execute(
-                "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s",
-                (account_id,),
-            ).fetchone()
-            return bool(row and row[0])
-        except psycopg.OperationalError:  # the server restarted: connect again once
-            _status_conns.pop(url, None)
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return _query_status(url, account_id)
+    except psycopg.OperationalError:  # the server restarted: connect again, once
+        broken = _status_conns.pop(url, None)
+        if broken is not None:
+            broken.close()
+        return _query_status(url, account_id)
+
+
+def _query_status(url: str, account_id: int) -> bool:
+    conn = _status_conns.get(url)
+    if conn is None or conn.closed:
+        conn = _status_conns[url] = psycopg.connect(url, autocommit=True)
+    row = conn.execute(
+        "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s", (account_id,)
+    ).fetchone()
+    return bool(row and row[0])

@@ -52,7 +52,10 @@ def _alg_of(key: Any) -> str:
         return "ES256"
     if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
         if key.key_size < 2048:
-            raise KeyError_(f"RSA key of {key.key_size} bits not accepted: 2048 bits at least")
+            raise KeyError_(
+                f"RSA key of {key.key_size} bits not accepted: use 2048 bits or more / "
+                f"khóa RSA {key.key_size} bit không được chấp nhận: cần từ 2048 bit trở lên"
+            )
         return "RS256"
     raise KeyError_(
         "only Ed25519, ECDSA P-256 and RSA (≥ 2048 bits) keys are accepted / "

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from hssk import identifiers as ids
+from hssk.records import Rendered
 from hssk.registry.types import SourceRecord
 
 CS = "https://fhir.hssk.vn/CodeSystem"
@@ -47,9 +48,9 @@ class Item:
     source_key: str
     who: str | None = "main"  # 'main', 'newborn:<n>', or None (no person, e.g. Organization)
     sensitivity: str | None = None
-    # records.rows.prerender of the body, made by the mapping process; ``body`` then keeps
-    # only resourceType and id
-    rendered: Any = None
+    # records.prerender of the body, made by the mapping process; ``body`` then keeps only
+    # resourceType and id
+    rendered: Rendered | None = None
 
 
 # Where a resource refers to its person (``attach``); 'subject' for types not listed.

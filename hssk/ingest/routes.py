@@ -140,11 +140,11 @@ def upload(
     if kind in SIGNED_KINDS:
         certs = _certificates(conn, actor)
         for path_text in paths:
-            size = FsPath(path_text).stat().st_size
-            if size > xmlsig.MAX_CHECKED_BYTES:
+            file = FsPath(path_text)
+            if file.stat().st_size > xmlsig.MAX_CHECKED_BYTES:
                 continue  # checked only where the whole file fits in memory
-            signature, refused = _signature(request, certs, FsPath(path_text).read_bytes())
-            name = FsPath(path_text).name.split("_", 1)[-1]
+            signature, refused = _signature(request, certs, file.read_bytes())
+            name = file.name.split("_", 1)[-1]
             signatures[name] = signature.to_json()
             if refused is not None:
                 audit(conn, actor, "ingest", outcome="deny",

@@ -18,6 +18,7 @@ providers are not shipped, and a certificate is registered by an administrator w
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,7 @@ def check(data: bytes, certificates: Sequence[x509.Certificate]) -> SignatureRes
     from signxml.exceptions import InvalidDigest
 
     try:
-        etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:  # e.g. the malformed xsi namespace of some exports
         return SignatureResult(
             "unchecked", None,
@@ -82,7 +83,7 @@ def check(data: bytes, certificates: Sequence[x509.Certificate]) -> SignatureRes
                 f"chữ ký số hợp lệ của {subject}; nội dung không bị sửa sau khi ký.",
             )  # fmt: skip
         # None of the registered certificates: is it intact with the one it carries?
-        own = next((c for c in _embedded_certificates(data) if _verified_by(data, c)), None)
+        own = next((c for c in _embedded_certificates(root) if _verified_by(data, c)), None)
     except InvalidDigest:
         return _invalid()
     signer = own.subject.rfc4514_string() if own is not None else None
@@ -124,18 +125,10 @@ def _invalid() -> SignatureResult:
     )  # fmt: skip
 
 
-def _embedded_certificates(data: bytes) -> list[x509.Certificate]:
+def _embedded_certificates(root: Any) -> list[x509.Certificate]:
     """The X.509 certificates the signature carries in its KeyInfo."""
-    import base64
-
-    from lxml import etree
-
-    try:
-        root = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError:
-        return []
     out = []
-    for el in root.iter("{http://www.w3.org/2000/09/xmldsig#}X509Certificate"):
+    for el in root.iter(f"{{{_DSIG.decode()}}}X509Certificate"):
         try:
             out.append(x509.load_der_x509_certificate(base64.b64decode("".join(el.text.split()))))
         except (ValueError, AttributeError):

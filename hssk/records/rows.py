@@ -1,10 +1,12 @@
 """Rows of ``resource`` in COPY text format, for the bulk path.
 
-A row is either formatted from a body dict at write time (``copy_line``) or rendered ahead of
-time (``prerender``, in an ingest mapping process) and finished at write time
-(``finish_line``) with what only the writer knows: the person, the version and the time.
-Rendering ahead moves the JSON encoding and the column extraction out of the single writer,
-and a rendered resource pickles as a few byte strings instead of a nested dict.
+A row is rendered from the body (``prerender``: JSON, codes, date, search terms), then
+finished at write time (``finish_line``) with what only the writer knows: the person, the
+version and the time. Ingest renders in its mapping processes, which takes the JSON encoding
+and the column extraction out of the single writer (a rendered resource also pickles as a
+few byte strings instead of a nested dict); the store renders the other writes itself.
+Formatting rows here is several times cheaper than psycopg's generic row writer (it adapts
+text[] arrays in Python), and the JSON stays in the bytes orjson made.
 """
 
 from __future__ import annotations
@@ -49,39 +51,6 @@ def _columns(body: dict[str, Any]) -> str:
             text(extract.terms(body)),
         )
     )
-
-
-def copy_line(
-    rtype: str,
-    rid: str,
-    body: dict[str, Any],
-    *,
-    person_id: int | None,
-    source_unit: str | None,
-    source_key: str | None,
-    sensitivity: str | None,
-    version: str,
-    at: str,
-) -> bytes:
-    """One row (``type, id, version, person_id, codes, effective, terms, source_unit,
-    source_key, sensitivity, last_updated, body``) as bytes. Several times cheaper than
-    psycopg's generic row writer (text[] arrays are adapted in Python there), and the JSON
-    stays in the bytes orjson made."""
-    head = "\t".join(
-        (
-            text(rtype),
-            text(rid),
-            version,
-            "\\N" if person_id is None else str(int(person_id)),
-            _columns(body),
-            text(source_unit),
-            text(source_key),
-            text(sensitivity),
-            at,
-            "",
-        )
-    )
-    return head.encode() + _json(body) + b"\n"
 
 
 class Rendered(NamedTuple):
@@ -129,8 +98,9 @@ def finish_line(
     version: str,
     at: str,
 ) -> bytes:
-    """The row of a rendered resource: equal (as data) to ``copy_line`` of its body with the
-    person's reference set in the rendered element."""
+    """The row (``type, id, version, person_id, codes, effective, terms, source_unit,
+    source_key, sensitivity, last_updated, body``) of a rendered resource, with the person's
+    reference set in its rendered element and the server's meta (version, time) added."""
     pid = "\\N" if person_id is None else str(int(person_id))
     head = "\t".join((text(rtype), text(rid), version, pid)).encode()
     tail = "\t".join((text(source_unit), text(source_key), text(sensitivity), at, "")).encode()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha1
@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.records import events, extract
-from hssk.records.rows import SERVER_META, Rendered, copy_line, finish_line
+from hssk.records.rows import SERVER_META, Rendered, finish_line, prerender
 
 NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
 _NS_BYTES = NAMESPACE.bytes
@@ -404,17 +404,10 @@ def _copy_rows(
     lines = []
     for rtype, rid in keys:
         item = latest[(rtype, rid)]
-        if item.rendered is not None:
-            body: Any = item.rendered
-            line: Callable[..., bytes] = finish_line
-        else:
-            meta = item.body.get("meta")
-            meta = {k: v for k, v in meta.items() if k not in SERVER_META} if meta else {}
-            meta["versionId"], meta["lastUpdated"] = "1", stamp
-            body, line = {**item.body, "id": rid, "meta": meta}, copy_line
-        row = line(rtype, rid, body, person_id=item.person_id, source_unit=item.source_unit,
-                   source_key=item.source_key, sensitivity=item.sensitivity, version="1",
-                   at=stamp)  # fmt: skip
+        rendered = item.rendered or prerender({**item.body, "id": rid}, None)
+        row = finish_line(rtype, rid, rendered, person_id=item.person_id, version="1",
+                          source_unit=item.source_unit, source_key=item.source_key,
+                          sensitivity=item.sensitivity, at=stamp)  # fmt: skip
         lines.append(row)
     return b"".join(lines)
 

@@ -7,6 +7,7 @@ Public API (ingest and the FHIR API code against these names)::
     prepare(rec) -> Prepared                          # normalization, pure (any process)
     refresh_statistics(conn)                          # after a bulk load
     get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
+    golden_record(conn, person_id) -> Person | None  # the same without .replaces (one read)
     resolve(conn, person_id) -> int
     find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
     patient_resource(person) -> dict                  # FHIR R4 Patient
@@ -14,7 +15,14 @@ Public API (ingest and the FHIR API code against these names)::
 """
 
 from hssk.registry.fhir import patient_resource
-from hssk.registry.link import get_person, link, link_many, refresh_statistics, resolve
+from hssk.registry.link import (
+    get_person,
+    golden_record,
+    link,
+    link_many,
+    refresh_statistics,
+    resolve,
+)
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.search import find, match
 from hssk.registry.types import Candidate, LinkResult, Person, SourceRecord
@@ -27,6 +35,7 @@ __all__ = [
     "SourceRecord",
     "find",
     "get_person",
+    "golden_record",
     "link",
     "link_many",
     "match",

@@ -27,6 +27,7 @@ from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord
 
 LINK_LOCK = 7_340_200  # advisory lock key of the linking step
 MAX_CANDIDATES = 64  # per record and blocking key: very common names are capped
+MAX_MERGE_HOPS = 50  # longest chain of merges followed to the survivor
 
 
 def features_of(p: Prepared) -> Features:
@@ -279,9 +280,8 @@ def link_many(
     cfg = settings()
     upper, lower = cfg.match_upper, cfg.match_lower
     # Normalizing happens before the lock, so concurrent ingest workers overlap on it.
-    given = list(prepared) if prepared is not None else [None] * len(recs)
-    if len(given) != len(recs):
-        raise ValueError("link_many: one prepared entry per record")
+    given = prepared if prepared is not None else [None] * len(recs)
+    # (strict: one prepared entry per record, or ValueError)
     preps = [p if p is not None else prepare(r) for r, p in zip(recs, given, strict=True)]
     feats = [features_of(p) for p in preps]
     demo = [orjson.dumps(p.demographics()).decode() for p in preps]
@@ -424,9 +424,10 @@ def resolve_many(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int,
                SELECT p.id, p.id, p.merged_into, 0 FROM person p WHERE p.id = ANY(%s)
              UNION ALL
                SELECT c.start, p.id, p.merged_into, c.depth + 1
-                 FROM chain c JOIN person p ON p.id = c.merged_into WHERE c.depth < 50)
+                 FROM chain c JOIN person p ON p.id = c.merged_into
+                WHERE c.depth < %s)
            SELECT start, id FROM chain WHERE merged_into IS NULL""",
-        (list(ids),),
+        (list(ids), MAX_MERGE_HOPS),
     ).fetchall()
     return {int(r[0]): int(r[1]) for r in rows}
 
@@ -512,29 +513,24 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
                  %b::text[], %b::text[], %b::date[], %b::text[], %b::text[])
                AS x(id, cccd, passport, bhxh, bhyt, temp_card, phone, address, province_code,
                     commune_code, commune_code_old, birth_date, birth_precision, full_name)),
-           better AS (SELECT (p.birth_date IS NULL OR (p.birth_precision <> 'D'
-                                AND u.birth_precision = 'D'
-                                AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date)))
-                               AS bd, p.*, u.cccd AS u_cccd, u.passport AS u_passport,
-                             u.bhxh AS u_bhxh, u.bhyt AS u_bhyt, u.temp_card AS u_temp_card,
-                             u.phone AS u_phone, u.address AS u_address,
-                             u.province_code AS u_province_code, u.commune_code AS u_commune_code,
-                             u.commune_code_old AS u_commune_code_old,
-                             u.birth_date AS u_birth_date, u.birth_precision AS u_birth_precision,
-                             u.full_name AS u_full_name
-                      FROM u JOIN person p ON p.id = u.id),
-           n AS (SELECT id, coalesce(cccd, u_cccd) AS cccd, coalesce(passport, u_passport) AS passport,
-               coalesce(bhxh, u_bhxh) AS bhxh, coalesce(u_bhyt, bhyt) AS bhyt,
-               coalesce(temp_card, u_temp_card) AS temp_card, coalesce(phone, u_phone) AS phone,
-               coalesce(address, u_address) AS address,
-               coalesce(province_code, u_province_code) AS province_code,
-               coalesce(commune_code, u_commune_code) AS commune_code,
-               coalesce(commune_code_old, u_commune_code_old) AS commune_code_old,
-               CASE WHEN full_name = lower(full_name) OR full_name IS NULL
-                    THEN coalesce(u_full_name, full_name) ELSE full_name END AS full_name,
-               CASE WHEN bd THEN u_birth_date ELSE birth_date END AS birth_date,
-               CASE WHEN bd THEN u_birth_precision ELSE birth_precision END AS birth_precision
-             FROM better)
+           n AS (SELECT p.id, coalesce(p.cccd, u.cccd) AS cccd,
+               coalesce(p.passport, u.passport) AS passport, coalesce(p.bhxh, u.bhxh) AS bhxh,
+               coalesce(u.bhyt, p.bhyt) AS bhyt, coalesce(p.temp_card, u.temp_card) AS temp_card,
+               coalesce(p.phone, u.phone) AS phone, coalesce(p.address, u.address) AS address,
+               coalesce(p.province_code, u.province_code) AS province_code,
+               coalesce(p.commune_code, u.commune_code) AS commune_code,
+               coalesce(p.commune_code_old, u.commune_code_old) AS commune_code_old,
+               CASE WHEN p.full_name = lower(p.full_name) OR p.full_name IS NULL
+                    THEN coalesce(u.full_name, p.full_name) ELSE p.full_name END AS full_name,
+               CASE WHEN b.better THEN u.birth_date ELSE p.birth_date END AS birth_date,
+               CASE WHEN b.better THEN u.birth_precision ELSE p.birth_precision END
+                 AS birth_precision
+             FROM u JOIN person p ON p.id = u.id
+             -- a full birth date refines a missing one, or a month/year of the same year
+             CROSS JOIN LATERAL (SELECT p.birth_date IS NULL OR (p.birth_precision <> 'D'
+                 AND u.birth_precision = 'D'
+                 AND extract(year FROM u.birth_date) = extract(year FROM p.birth_date))
+               AS better) b)
            UPDATE person p SET cccd = n.cccd, passport = n.passport, bhxh = n.bhxh,
              bhyt = n.bhyt, temp_card = n.temp_card, phone = n.phone, address = n.address,
              province_code = n.province_code, commune_code = n.commune_code,
@@ -589,17 +585,34 @@ def resolve(conn: psycopg.Connection[Any], person_id: int) -> int:
     return resolve_many(conn, [person_id]).get(person_id, person_id)
 
 
+_PERSON_BY_ID = f"SELECT {PERSON_COLUMNS} FROM person WHERE id = %s"
+
+
+def golden_record(conn: psycopg.Connection[Any], person_id: int) -> Person | None:
+    """The golden record a person id leads to, merges followed, without ``replaces``: one
+    primary-key read for a person never merged (the book's hot path), one more per merge."""
+    person = None
+    pid = person_id
+    for _ in range(MAX_MERGE_HOPS + 1):
+        row = conn.execute(_PERSON_BY_ID, (pid,)).fetchone()
+        if row is None:
+            return None
+        person = person_from_row(row)
+        if person.merged_into is None:
+            break
+        pid = person.merged_into
+    return person  # (a chain longer than MAX_MERGE_HOPS: where the walk stopped)
+
+
 def get_person(conn: psycopg.Connection[Any], person_id: int) -> Person | None:
     """The golden record, following merges to the survivor; ``replaces`` lists merged ids."""
-    pid = resolve(conn, person_id)
-    row = conn.execute(f"SELECT {PERSON_COLUMNS} FROM person WHERE id = %s", (pid,)).fetchone()
-    if row is None:
+    person = golden_record(conn, person_id)
+    if person is None:
         return None
-    person = person_from_row(row)
     person.replaces = [
         int(r[0])
         for r in conn.execute(
-            "SELECT id FROM person WHERE merged_into = %s ORDER BY id", (pid,)
+            "SELECT id FROM person WHERE merged_into = %s ORDER BY id", (person.id,)
         ).fetchall()
     ]
     return person

@@ -18,7 +18,7 @@ from hssk import registry
 from hssk.access import Actor, Decision, audit, authorize
 from hssk.access.audit import record_decision
 from hssk.records import Stored, everything
-from hssk.registry.types import PERSON_COLUMNS, Person, person_from_row
+from hssk.registry.types import Person
 from hssk.web import selfdata
 from hssk.web.book import PersonView
 from hssk.web.models import SelfEntry
@@ -26,7 +26,7 @@ from hssk.web.models import SelfEntry
 
 def person(conn: psycopg.Connection[Any], person_id: int) -> PersonView | None:
     """Demographics of a person (golden record, merges followed)."""
-    p = registry.get_person(conn, person_id)
+    p = registry.golden_record(conn, person_id)
     return None if p is None else _view(p)
 
 
@@ -45,10 +45,6 @@ def _view(p: Person) -> PersonView:
         commune_code=p.commune_code,
         deceased_at=p.deceased_at,
     )
-
-
-_PERSON_SQL = f"SELECT {PERSON_COLUMNS} FROM person WHERE id = %s"
-_MAX_MERGE_HOPS = 50  # as registry.resolve
 
 
 @dataclass(frozen=True)
@@ -71,20 +67,10 @@ def book_data(
     read when empty; all when None) and, if asked, the citizen's own entries of a person
     (None for an unknown person).
 
-    Two queries for a person never merged (the registry's get_person takes three): the row
-    by primary key, merges followed here only when it was merged. Measured: sending these
-    in a psycopg pipeline costs more client CPU than it saves on loopback."""
-    pid = person_id
-    for _ in range(_MAX_MERGE_HOPS):
-        row = conn.execute(_PERSON_SQL, (pid,)).fetchone()
-        if row is None:
-            return None
-        p = person_from_row(row)
-        if p.merged_into is None:
-            own = selfdata.entries(conn, pid) if self_entries else []
-            return BookData(_view(p), _resources(conn, pid, types), own)
-        pid = p.merged_into
-    found = person(conn, person_id)  # a chain too long to walk here: the registry's answer
+    Two reads for a person never merged (``registry.golden_record``, the resources), a third
+    for the citizen's entries. Measured: sending them in a psycopg pipeline costs more client
+    CPU than it saves on loopback."""
+    found = person(conn, person_id)
     if found is None:
         return None
     own = selfdata.entries(conn, found.id) if self_entries else []

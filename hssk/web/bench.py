@@ -28,7 +28,7 @@ from hssk.access.tokens import issue
 from hssk.config import Settings, load_settings
 from hssk.db import Database, open_database
 from hssk.identifiers import cccd_digit
-from hssk.records import NewResource, bulk_upsert
+from hssk.records import NewResource, bulk_upsert, refresh_statistics
 from hssk.synth.names import name_model
 from hssk.web.book import ICD10
 from hssk.web.demo import seed_family
@@ -128,7 +128,8 @@ def ensure_persons(db: Database, persons: int, seed: int = 1) -> list[int]:
         # statistics as autovacuum would leave them after such a load: without them the
         # planner guesses ~100 k resources per person and reads a book with parallel workers
         with db.connection() as conn:
-            conn.execute("ANALYZE person, resource")
+            refresh_statistics(conn)
+            registry.refresh_statistics(conn)
     return have[:persons]
 
 

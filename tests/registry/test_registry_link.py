@@ -72,3 +72,28 @@ def test_batch_links_within_itself(clean_db: Database) -> None:
     assert out[0].person_id == out[1].person_id == out[2].person_id
     assert out[1].rule == "probabilistic" and out[2].rule == "probabilistic"
     assert out[3].person_id != out[0].person_id
+
+
+def test_linked_records_fill_what_the_golden_record_lacks(clean_db: Database) -> None:
+    """A later record adds missing values and refines a year-only birth date of the same
+    year; it never overwrites a value the person has; a record adding nothing leaves the row
+    untouched (no new tuple)."""
+    cccd = "001090012399"
+    with clean_db.connection() as conn:
+        a = link(conn, SourceRecord("population", "p9", "Trần Thị Hoa", "1990", "F", cccd=cccd))
+        b = link(conn, SourceRecord("xml130:01001", "bn9", "Trần Thị Hoa", "1990-07-04", "F",
+                                    cccd=cccd, phone="0912345678"))  # fmt: skip
+        assert b.person_id == a.person_id
+        p = get_person(conn, a.person_id)
+        assert p is not None and p.phone == "0912345678"
+        assert (str(p.birth_date), p.birth_precision) == ("1990-07-04", "D")
+        c = link(conn, SourceRecord("xml130:01002", "bn10", "Trần Thị Hoa", "1991-01-01", "F",
+                                    cccd=cccd, phone="0987654321"))  # fmt: skip
+        assert c.person_id == a.person_id
+        p = get_person(conn, a.person_id)
+        assert p is not None and p.phone == "0912345678" and str(p.birth_date) == "1990-07-04"
+        row = "SELECT ctid::text FROM person WHERE id = %s"  # a new tuple moves it
+        before = conn.execute(row, (a.person_id,)).fetchone()
+        link(conn, SourceRecord("xml130:01003", "bn11", "Trần Thị Hoa", "1990-07-04", "F",
+                                cccd=cccd, phone="0912345678"))  # fmt: skip
+        assert conn.execute(row, (a.person_id,)).fetchone() == before

@@ -139,3 +139,27 @@ def test_review_queue_accept_and_reject(clean_db: Database) -> None:
         assert get_person(conn, b.person_id).id == b.person_id  # type: ignore[union-attr]
         with pytest.raises(MergeError):
             decide(conn, first.id, accept=False)
+
+
+def test_golden_record_follows_a_chain_of_merges(clean_db: Database) -> None:
+    """golden_record (the book's one-read look-up) lands where get_person does, through two
+    merges, and knows no person that does not exist."""
+    from hssk.registry import golden_record, resolve
+
+    with clean_db.connection() as conn:
+        ids = [
+            link(conn, SourceRecord("population", str(i), name, f"19{70 + 9 * i}-0{i}-1{i}", "M",
+                                    cccd=f"00109000000{i}")).person_id
+            for i, name in enumerate(["Lê Văn Nam", "Trần Quốc Bảo", "Đỗ Minh Khôi"], 1)
+        ]  # fmt: skip
+        merge(conn, ids[1], ids[2], actor="r", reason="same person")  # 3 → 2
+        merge(conn, ids[0], ids[1], actor="r", reason="same person")  # 2 → 1, so 3 → 2 → 1
+        assert len(set(ids)) == 3
+        for pid in ids:
+            golden, full = golden_record(conn, pid), get_person(conn, pid)
+            assert golden is not None and full is not None
+            assert golden.id == full.id == resolve(conn, pid) == ids[0]
+            assert golden.replaces == [] and full.replaces == [ids[1]]
+            assert golden.cccd == full.cccd
+        assert golden_record(conn, max(ids) + 1000) is None
+        conn.rollback()
