@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import itertools
 import pstats
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 import psutil
 
 from hssk.db import Database, open_database
-from hssk.ingest import jobs
+from hssk.ingest import jobs, sources
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.samples import visit
 from hssk.ingest.xmlparse import build_envelope, decode_hoso, iter_hoso
@@ -125,6 +126,32 @@ def memory_flat(out_dir: Path, visits: int = 1500) -> dict[str, Any]:
         }
         path.unlink()
     return res
+
+
+def mapping_ceiling(feed: Path, limit: int = 5000) -> dict[str, Any]:
+    """CPU per record of reading + mapping alone (one process, no database), for up to
+    ``limit`` records of each feed, and the rate 2 cores could reach if mapping were all the
+    path did: a ceiling that no change to linking or writing can lift."""
+    out: dict[str, Any] = {}
+    for kind, folder in _KINDS:
+        pieces = itertools.islice(sources.read(kind, sources.expand(kind, [feed / folder])), limit)
+        payloads = [pc.payload for pc in pieces]
+        sources.map_payloads(kind, payloads[:200], None)  # warm-up: lazy loads, caches
+        t0 = time.process_time()
+        n = 0  # units: a payload may be a file of several hồ sơ
+        for start in range(0, len(payloads), 500):
+            n += len(sources.map_payloads(kind, payloads[start : start + 500], None))
+        ms = (time.process_time() - t0) / max(1, n) * 1000
+        out[kind] = {
+            "records": n,
+            "cpu_ms_per_record": round(ms, 3),
+            "records_per_s_ceiling_2_cores": round(2000 / ms, 1) if ms else None,
+        }
+    return out
+
+
+_KINDS = (("population", "population"), ("insurance", "insurance"),
+          ("immunization", "immunization"), ("xml130", "his"))  # fmt: skip
 
 
 def profile_mapping(feed: Path, limit: int = 300) -> str:
@@ -244,6 +271,7 @@ def _run(
         "stored": sum(again.stored.values()),
     }
     result["memory_flat"] = memory_flat(out_dir, memory_visits)
+    result["mapping_ceiling"] = mapping_ceiling(feed)
     if profile:
         result["profile"] = profile_mapping(feed)
     return result

@@ -21,3 +21,11 @@ def test_bench_reports_throughput_and_cpu(tmp_path: Path) -> None:
         assert r[path][f"cpu_ms_per_{unit}"] > 0
     assert r["register"]["new_persons"] >= 150
     assert {"50_visits", "200_visits"} <= set(r["memory_flat"])
+    # the mapping-only ceiling maps the same records again, without the database
+    ceiling = r["mapping_ceiling"]
+    assert ceiling["xml130"]["records"] == visits["visits"]
+    assert ceiling["immunization"]["records"] == r["immunization"]["doses"]
+    registers = ceiling["population"]["records"] + ceiling["insurance"]["records"]
+    assert registers == r["register"]["records"]
+    for figures in ceiling.values():
+        assert figures["cpu_ms_per_record"] > 0
