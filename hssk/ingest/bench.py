@@ -134,7 +134,9 @@ def mapping_ceiling(feed: Path, limit: int = 5000) -> dict[str, Any]:
     path did: a ceiling that no change to linking or writing can lift."""
     out: dict[str, Any] = {}
     for kind, folder in _KINDS:
-        pieces = itertools.islice(sources.read(kind, sources.expand(kind, [feed / folder])), limit)
+        pieces = itertools.islice(
+            sources.read(kind, sources.expand(kind, [str(feed / folder)])), limit
+        )
         payloads = [pc.payload for pc in pieces]
         sources.map_payloads(kind, payloads[:200], None)  # warm-up: lazy loads, caches
         t0 = time.process_time()
