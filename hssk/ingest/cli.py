@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -136,7 +137,7 @@ def main(
 @app.command("errors")
 def errors(
     job: int | None = typer.Option(None, help="Only this job."),
-    status: str = typer.Option("quarantined", help="quarantined | replayed | all"),
+    status: str = typer.Option("quarantined", help="quarantined | replayed | discarded | all"),
     limit: int = typer.Option(50),
     as_json: bool = typer.Option(False, "--json"),
     show_raw: int | None = typer.Option(None, "--raw", help="Print the raw content of this id."),
@@ -188,6 +189,24 @@ def replay(
         _print_summary(summary, as_json)
     finally:
         db.close()
+
+
+@app.command("discard")
+def discard(
+    error_id: int = typer.Argument(..., help="Quarantine id (see `hssk ingest errors`)."),
+    reason: str = typer.Option(..., "--reason", help="Why it must not be stored."),
+) -> None:
+    """Loại bỏ bản ghi bị cách ly (giữ lại kèm lý do) / discard a quarantined record."""
+    db = _open()
+    try:
+        with db.connection() as conn:
+            quarantine.discard(conn, error_id, reason, f"cli:{getpass.getuser()}")
+    except quarantine.ReplayError as exc:
+        console.print(f"[red]Không loại bỏ được / cannot discard:[/] {exc.vi} / {exc.reason}")
+        raise typer.Exit(1) from None
+    finally:
+        db.close()
+    console.print(f"Đã loại bỏ bản ghi {error_id} / record {error_id} discarded.")
 
 
 @app.command("bench")

@@ -1,7 +1,9 @@
 """The quarantine: records that could not be taken, with their reason and raw content.
 
 They can be listed, corrected (the raw content replaced) and replayed: a replay maps the raw
-record again exactly as the original job would have, and stores it if it is now valid.
+record again exactly as the original job would have, and stores it if it is now valid. A
+record that must not be stored at all is discarded, with who did it and why; it stays on
+record (nothing is deleted).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class QuarantinedRecord:
     reason_vi: str | None
     status: str
     created_at: datetime
+    facility: str | None = None
+    discard_reason: str | None = None
     raw: str | None = None
 
     def to_json(self, *, with_raw: bool = False) -> dict[str, Any]:
@@ -43,8 +47,10 @@ class QuarantinedRecord:
 
 
 _COLS = (
-    "id, job_id, kind, file, record, element, value, rule, reason, reason_vi, status, created_at"
+    "id, job_id, kind, file, record, element, value, rule, reason, reason_vi, status, created_at,"
+    " facility, discard_reason"
 )
+STATUSES = ("quarantined", "replayed", "discarded")
 
 
 class ReplayError(Exception):
@@ -55,24 +61,47 @@ class ReplayError(Exception):
         super().__init__(en)
 
 
+class AlreadyHandled(ReplayError):
+    """The record was replayed or discarded already (nothing more to do with it)."""
+
+
 def list_errors(
     conn: psycopg.Connection[Any],
     *,
     job_id: int | None = None,
     status: str | None = "quarantined",
     facility: str | None = None,
+    rule: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[QuarantinedRecord]:
+    """Quarantined records, oldest first. None for a filter means any (``facility=None``:
+    every facility's records; callers narrow it to what the actor may see)."""
     rows = conn.execute(
         f"""SELECT {_COLS} FROM ingest_error
             WHERE (%(job)s::bigint IS NULL OR job_id = %(job)s)
               AND (%(status)s::text IS NULL OR status = %(status)s)
               AND (%(fac)s::text IS NULL OR facility = %(fac)s)
+              AND (%(rule)s::text IS NULL OR rule = %(rule)s)
             ORDER BY id LIMIT %(limit)s OFFSET %(offset)s""",
-        {"job": job_id, "status": status, "fac": facility, "limit": limit, "offset": offset},
-    ).fetchall()
+        {"job": job_id, "status": status, "fac": facility, "rule": rule, "limit": limit,
+         "offset": offset},
+    ).fetchall()  # fmt: skip
     return [QuarantinedRecord(*r) for r in rows]
+
+
+def count_by_rule(
+    conn: psycopg.Connection[Any], *, status: str | None = "quarantined", facility: str | None
+) -> dict[str, int]:
+    """How many records each rule holds back (most frequent first): what to fix first."""
+    rows = conn.execute(
+        """SELECT coalesce(rule, ''), count(*) FROM ingest_error
+            WHERE (%(status)s::text IS NULL OR status = %(status)s)
+              AND (%(fac)s::text IS NULL OR facility = %(fac)s)
+            GROUP BY 1 ORDER BY 2 DESC, 1""",
+        {"status": status, "fac": facility},
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
 
 
 def get_error(conn: psycopg.Connection[Any], error_id: int) -> QuarantinedRecord:
@@ -86,10 +115,41 @@ def get_error(conn: psycopg.Connection[Any], error_id: int) -> QuarantinedRecord
     return QuarantinedRecord(*row)
 
 
-def correct(conn: psycopg.Connection[Any], error_id: int, raw: str) -> None:
+def _pending(conn: psycopg.Connection[Any], error_id: int) -> QuarantinedRecord:
+    rec = get_error(conn, error_id)
+    if rec.status != "quarantined":
+        raise AlreadyHandled(
+            f"record {error_id} is already {rec.status}", f"bản ghi {error_id} đã {_VI[rec.status]}"
+        )
+    return rec
+
+
+_VI = {"quarantined": "bị cách ly", "replayed": "được phát lại", "discarded": "bị loại bỏ"}
+
+
+def correct(conn: psycopg.Connection[Any], error_id: int, raw: str, by: str | None = None) -> None:
     """Replace the raw content of a quarantined record (before a replay)."""
-    get_error(conn, error_id)
-    conn.execute("UPDATE ingest_error SET raw = %s WHERE id = %s", (raw, error_id))
+    _pending(conn, error_id)
+    conn.execute(
+        "UPDATE ingest_error SET raw = %s, corrected_at = now(), corrected_by = %s WHERE id = %s",
+        (raw, by, error_id),
+    )
+
+
+def discard(conn: psycopg.Connection[Any], error_id: int, reason: str, by: str | None) -> None:
+    """Set a quarantined record aside for good (it is kept, with who did it and why)."""
+    _pending(conn, error_id)
+    reason = reason.strip()
+    if not reason:
+        raise ReplayError(
+            "say why the record is discarded (e.g. a test record, sent to the wrong facility)",
+            "cần ghi lý do loại bỏ (ví dụ: bản ghi thử, gửi nhầm cơ sở)",
+        )
+    conn.execute(
+        """UPDATE ingest_error SET status = 'discarded', discarded_at = now(),
+             discarded_by = %s, discard_reason = %s WHERE id = %s""",
+        (by, reason[:500], error_id),
+    )
 
 
 def _remap(rec: QuarantinedRecord, known: frozenset[str] | None) -> Unit:
@@ -122,11 +182,7 @@ def _remap(rec: QuarantinedRecord, known: frozenset[str] | None) -> Unit:
 def replay(conn: psycopg.Connection[Any], error_id: int) -> jobs.Summary:
     """Map the (corrected) raw record again and store it; the quarantine row becomes
     'replayed'. Raises ReplayError (with the new reasons) if it is still invalid."""
-    rec = get_error(conn, error_id)
-    if rec.status != "quarantined":
-        raise ReplayError(
-            f"record {error_id} is already {rec.status}", f"bản ghi {error_id} đã {rec.status}"
-        )
+    rec = _pending(conn, error_id)
     if not rec.raw:
         raise ReplayError(
             "this error concerns a whole file (no record content kept): send the corrected file again",

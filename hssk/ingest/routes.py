@@ -39,7 +39,7 @@ from hssk.access import Actor, audit
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
-from hssk.ingest import jobs, quarantine, sources, xmlsig
+from hssk.ingest import jobs, permissions, quarantine, sources, xmlsig
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +76,6 @@ def _problem(status: int, vi: str, en: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": en, "thongDiep": vi, "message": en})
 
 
-def _can_write(actor: Actor) -> bool:
-    return actor.has_scope("system", "*", "write") or actor.has_scope("user", "*", "write")
-
-
-def _own_facility(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
-    """Facility code of the actor's unit (a facility sends only its own data)."""
-    if not actor.unit_id:
-        return None
-    row = conn.execute("SELECT facility_code FROM unit WHERE id = %s", (actor.unit_id,)).fetchone()
-    return row[0] if row and row[0] else None
-
-
 def _upload_dir(request: Request) -> FsPath:
     d = get_settings(request).data_dir / "uploads" / uuid.uuid4().hex
     d.mkdir(parents=True, exist_ok=True)
@@ -116,7 +104,7 @@ def upload(
     Kinds: xml130, immunization, population, insurance, station, fhir, facilities, edoc."""
     if kind not in sources.KINDS:
         return _problem(404, f"Không có loại dữ liệu '{kind}'.", f"unknown kind '{kind}'")
-    if not _can_write(actor):
+    if not permissions.can_write(actor):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
     if kind in REGISTER_KINDS and not actor.has_scope("system", "*", "write"):
@@ -207,45 +195,47 @@ def list_errors(
     actor: CurrentActor,
     job: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     status: Annotated[str, Query(pattern="^(quarantined|replayed|discarded|all)$")] = "quarantined",
+    rule: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Any:
-    if not _can_write(actor):
-        return _problem(403, "Tài khoản không có quyền.", "a write scope is required")
-    own = None if actor.has_scope("system", "*", "write") else _own_facility(conn, actor)
+    scope = permissions.error_scope(conn, actor)
+    if scope is None:
+        audit(conn, actor, "ingest-errors", outcome="deny", resource_type="IngestError")
+        return _problem(
+            403,
+            "Chỉ nhân viên của cơ sở KCB (hoặc hệ thống nền tảng) mới xem được bản ghi bị cách ly.",
+            "only a facility's staff (or a platform system) may see quarantined records",
+        )
     recs = quarantine.list_errors(
-        conn, job_id=job, status=None if status == "all" else status, facility=own,
-        limit=min(limit, 1000), offset=offset,
+        conn, job_id=job, status=None if status == "all" else status,
+        facility=permissions.facility_filter(scope), rule=rule, limit=limit, offset=offset,
     )  # fmt: skip
+    audit(conn, actor, "ingest-errors", outcome="allow", resource_type="IngestError",
+          detail={"facility": scope, "ids": [r.id for r in recs][:1000]})  # fmt: skip
     return [r.to_json() for r in recs]
 
 
-def _error_allowed(conn: psycopg.Connection[Any], actor: Actor, error_id: int) -> bool:
-    if not _can_write(actor):
-        return False
-    if actor.has_scope("system", "*", "write"):
-        return True
-    own = _own_facility(conn, actor)
-    rec = quarantine.get_error(conn, error_id)
-    return (
-        own is not None
-        and rec.raw is not None
-        and own
-        == (
-            conn.execute("SELECT facility FROM ingest_error WHERE id = %s", (error_id,)).fetchone()
-            or [None]
-        )[0]
-    )
+def _handled(
+    conn: psycopg.Connection[Any], actor: Actor, error_id: int, action: str
+) -> quarantine.QuarantinedRecord | JSONResponse:
+    """The record if the actor may handle it (audited either way), else the answer to send."""
+    try:
+        rec = quarantine.get_error(conn, error_id)
+    except quarantine.ReplayError as exc:
+        return _problem(404, exc.vi, exc.reason)
+    allowed = permissions.may_handle(permissions.error_scope(conn, actor), rec.facility)
+    audit(conn, actor, action, outcome="allow" if allowed else "deny",
+          resource_type="IngestError", resource_id=str(error_id))  # fmt: skip
+    if not allowed:
+        return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
+    return rec
 
 
 @router.get("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="One quarantined record")
 def get_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
-    try:
-        if not _error_allowed(conn, actor, error_id):
-            return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
-        return quarantine.get_error(conn, error_id).to_json(with_raw=True)
-    except quarantine.ReplayError as exc:
-        return _problem(404, exc.vi, exc.reason)
+    rec = _handled(conn, actor, error_id, "ingest-error-read")
+    return rec if isinstance(rec, JSONResponse) else rec.to_json(with_raw=True)
 
 
 @router.put("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="Correct a record")
@@ -255,29 +245,51 @@ def correct_error(
     actor: CurrentActor,
     raw: Annotated[str, Body(media_type="text/plain")],
 ) -> Any:
+    rec = _handled(conn, actor, error_id, "ingest-correct")
+    if isinstance(rec, JSONResponse):
+        return rec
     try:
-        if not _error_allowed(conn, actor, error_id):
-            return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
-        quarantine.correct(conn, error_id, raw)
-    except quarantine.ReplayError as exc:
-        return _problem(404, exc.vi, exc.reason)
-    audit(conn, actor, "ingest-correct", outcome="allow", detail={"error": error_id})
+        quarantine.correct(conn, error_id, raw, actor.account_id)
+    except quarantine.AlreadyHandled as exc:
+        return _problem(409, exc.vi, exc.reason)
     return {"id": error_id, "status": "quarantined", "corrected": True}
 
 
 @router.post("/api/v1/ingest/errors/{error_id}/replay", tags=["ingest"], summary="Replay")
 def replay_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
+    rec = _handled(conn, actor, error_id, "ingest-replay")
+    if isinstance(rec, JSONResponse):
+        return rec
     try:
-        if not _error_allowed(conn, actor, error_id):
-            return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
         with conn.transaction():
             summary = quarantine.replay(conn, error_id)
+    except quarantine.AlreadyHandled as exc:
+        return _problem(409, exc.vi, exc.reason)
     except quarantine.ReplayError as exc:
         return _problem(422, exc.vi, exc.reason)
-    audit(conn, actor, "ingest-replay", outcome="allow", detail={"error": error_id})
     out = summary.to_json()
     out["id"], out["status"] = error_id, "replayed"
     return out
+
+
+@router.post("/api/v1/ingest/errors/{error_id}/discard", tags=["ingest"], summary="Discard")
+def discard_error(
+    error_id: Id,
+    conn: Conn,
+    actor: CurrentActor,
+    reason: Annotated[str, Body(embed=True, min_length=1, max_length=500)],
+) -> Any:
+    """Set a quarantined record aside for good, saying why; it is kept, never stored."""
+    rec = _handled(conn, actor, error_id, "ingest-discard")
+    if isinstance(rec, JSONResponse):
+        return rec
+    try:
+        quarantine.discard(conn, error_id, reason, actor.account_id)
+    except quarantine.AlreadyHandled as exc:
+        return _problem(409, exc.vi, exc.reason)
+    except quarantine.ReplayError as exc:
+        return _problem(422, exc.vi, exc.reason)
+    return {"id": error_id, "status": "discarded"}
 
 
 # --- gateway-compatible endpoints (spec §3.2) --------------------------------------------------
@@ -396,9 +408,9 @@ def _submit(
         return _gateway(
             401, "Xác thực không thành công: accessToken không hợp lệ hoặc đã hết hạn.", status=401
         )
-    if not _can_write(actor):
+    if not permissions.can_write(actor):
         return _gateway(403, "Tài khoản không có quyền gửi hồ sơ.", status=403)
-    own = _own_facility(conn, actor)
+    own = permissions.own_facility(conn, actor)
     facility = (facility or "").strip()
     if own and facility and facility != own:
         audit(conn, actor, "ingest", outcome="deny", detail={"maCSKCB": facility})

@@ -28,6 +28,9 @@ def client(idb: Database) -> Iterator[TestClient]:
                                 scopes=["system/*.read"], password=SECRET)  # fmt: skip
         accounts.create_account(conn, "staff01", "staff", unit_id="F01001",
                                 scopes=["user/*.write"], password=SECRET)  # fmt: skip
+        conn.execute("INSERT INTO unit (id, kind, name) VALUES ('SYT99', 'department', 'Sở Y tế')")
+        accounts.create_account(conn, "syt99", "staff", unit_id="SYT99",
+                                scopes=["user/*.write"], password=SECRET)  # fmt: skip
     with TestClient(create_app(load_settings(), idb)) as c:
         yield c
 
@@ -131,6 +134,81 @@ def test_upload_job_quarantine_correct_and_replay(client: TestClient, idb: Datab
     assert r.json()["stored"]["Encounter"] == 1
     left = client.get("/api/v1/ingest/errors", headers=auth).json()
     assert left == []
+
+
+def _account(idb: Database, username: str) -> str:
+    with idb.connection() as conn:
+        row = conn.execute("SELECT id FROM account WHERE username = %s", (username,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _quarantine_two_facilities(idb: Database) -> tuple[int, int]:
+    """One quarantined record of facility 01001 and one of 01002 (ids)."""
+    with idb.connection() as conn:
+        ids = [
+            conn.execute(
+                "INSERT INTO ingest_error (kind, facility, record, element, value, rule, reason,"
+                " reason_vi, raw) VALUES ('xml130', %s, %s, 'NGAY_VAO', '20250230', 'date',"
+                " 'not a date', 'không phải ngày', '<HOSO_RAW/>') RETURNING id",
+                (fac, f"{fac}|LK9"),
+            ).fetchone()[0]  # type: ignore[index]
+            for fac in ("01001", "01002")
+        ]
+    return ids[0], ids[1]
+
+
+def test_quarantine_is_seen_by_the_facility_only(client: TestClient, idb: Database) -> None:
+    own, other = _quarantine_two_facilities(idb)
+    staff = {"Authorization": f"Bearer {_token(client, 'staff01')}"}
+    listed = client.get("/api/v1/ingest/errors", headers=staff).json()
+    assert [r["id"] for r in listed] == [own] and listed[0]["facility"] == "01001"
+    assert client.get(f"/api/v1/ingest/errors/{own}", headers=staff).status_code == 200
+    assert client.get(f"/api/v1/ingest/errors/{other}", headers=staff).status_code == 403
+    # a department's staff (unit without a facility code) sees no one's records
+    dept = {"Authorization": f"Bearer {_token(client, 'syt99')}"}
+    r = client.get("/api/v1/ingest/errors", headers=dept)
+    assert r.status_code == 403 and "cơ sở KCB" in r.json()["thongDiep"]
+    assert client.get(f"/api/v1/ingest/errors/{own}", headers=dept).status_code == 403
+    platform = {"Authorization": f"Bearer {_token(client)}"}
+    everyone = client.get("/api/v1/ingest/errors", headers=platform).json()
+    assert {r["id"] for r in everyone} == {own, other}
+    assert [r["id"] for r in client.get(
+        "/api/v1/ingest/errors?rule=date", headers=platform).json()] == [own, other]  # fmt: skip
+    assert client.get("/api/v1/ingest/errors?rule=icd10", headers=platform).json() == []
+    with idb.connection() as conn:
+        events = conn.execute(
+            "SELECT actor, action, outcome, resource_id FROM audit_event"
+            " WHERE action LIKE 'ingest-error%' ORDER BY seq"
+        ).fetchall()
+    staff01, syt99 = _account(idb, "staff01"), _account(idb, "syt99")
+    assert (staff01, "ingest-errors", "allow", None) in events
+    assert (staff01, "ingest-error-read", "allow", str(own)) in events
+    assert (staff01, "ingest-error-read", "deny", str(other)) in events
+    assert (syt99, "ingest-errors", "deny", None) in events
+
+
+def test_discard_keeps_the_record_with_its_reason(client: TestClient, idb: Database) -> None:
+    own, _ = _quarantine_two_facilities(idb)
+    staff = {"Authorization": f"Bearer {_token(client, 'staff01')}"}
+    r = client.post(f"/api/v1/ingest/errors/{own}/discard", json={"reason": " "}, headers=staff)
+    assert r.status_code == 422 and "lý do" in r.json()["thongDiep"]
+    r = client.post(f"/api/v1/ingest/errors/{own}/discard", json={"reason": "Bản ghi thử"},
+                    headers=staff)  # fmt: skip
+    assert r.status_code == 200 and r.json()["status"] == "discarded"
+    again = client.post(f"/api/v1/ingest/errors/{own}/replay", headers=staff)
+    assert again.status_code == 409 and "loại bỏ" in again.json()["thongDiep"]
+    fix = client.put(f"/api/v1/ingest/errors/{own}", content=b"<HOSO_RAW/>",
+                     headers={**staff, "Content-Type": "text/plain"})  # fmt: skip
+    assert fix.status_code == 409
+    assert client.get("/api/v1/ingest/errors", headers=staff).json() == []
+    gone = client.get("/api/v1/ingest/errors?status=discarded", headers=staff).json()
+    assert [(g["id"], g["discard_reason"]) for g in gone] == [(own, "Bản ghi thử")]
+    with idb.connection() as conn:
+        who = conn.execute(
+            "SELECT discarded_by, discarded_at IS NOT NULL FROM ingest_error WHERE id = %s", (own,)
+        ).fetchone()
+    assert who == (_account(idb, "staff01"), True)
 
 
 def test_upload_needs_a_write_scope(client: TestClient) -> None:
