@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # overlap no other router's.
 ROUTERS = (
     "hssk.web.routes",
+    "hssk.web.quarantine_pages",
     "hssk.access.routes",
     "hssk.ingest.routes",
     "hssk.registry.routes",

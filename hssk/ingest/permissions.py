@@ -12,7 +12,8 @@ from typing import Any
 
 import psycopg
 
-from hssk.access import Actor
+from hssk.access import Actor, audit
+from hssk.ingest import quarantine
 
 EVERY_FACILITY = "*"
 
@@ -46,3 +47,24 @@ def may_handle(scope: str | None, facility: str | None) -> bool:
 def facility_filter(scope: str) -> str | None:
     """The ``facility`` argument of ``quarantine.list_errors`` for a (non-None) scope."""
     return None if scope == EVERY_FACILITY else scope
+
+
+class NotAllowed(Exception):
+    """The actor may not see or handle this quarantined record."""
+
+    vi = "Không có quyền với bản ghi này (chỉ nhân viên của cơ sở đã gửi bản ghi)."
+    en = "not allowed (only the staff of the facility that sent the record)"
+
+
+def checked_record(
+    conn: psycopg.Connection[Any], actor: Actor, error_id: int, action: str
+) -> quarantine.QuarantinedRecord:
+    """The record, if ``actor`` may handle it; the access is audited as ``action`` either way.
+    Raises ``quarantine.ReplayError`` (no such record) or ``NotAllowed``."""
+    rec = quarantine.get_error(conn, error_id)
+    allowed = may_handle(error_scope(conn, actor), rec.facility)
+    audit(conn, actor, action, outcome="allow" if allowed else "deny",
+          resource_type="IngestError", resource_id=str(error_id))  # fmt: skip
+    if not allowed:
+        raise NotAllowed()
+    return rec

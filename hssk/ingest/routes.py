@@ -221,15 +221,11 @@ def _handled(
 ) -> quarantine.QuarantinedRecord | JSONResponse:
     """The record if the actor may handle it (audited either way), else the answer to send."""
     try:
-        rec = quarantine.get_error(conn, error_id)
+        return permissions.checked_record(conn, actor, error_id, action)
     except quarantine.ReplayError as exc:
         return _problem(404, exc.vi, exc.reason)
-    allowed = permissions.may_handle(permissions.error_scope(conn, actor), rec.facility)
-    audit(conn, actor, action, outcome="allow" if allowed else "deny",
-          resource_type="IngestError", resource_id=str(error_id))  # fmt: skip
-    if not allowed:
-        return _problem(403, "Không có quyền với bản ghi này.", "not allowed")
-    return rec
+    except permissions.NotAllowed as exc:
+        return _problem(403, exc.vi, exc.en)
 
 
 @router.get("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="One quarantined record")

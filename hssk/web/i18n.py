@@ -262,6 +262,65 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Tài liệu được ký số bởi nền tảng HSSK.",
         "Document digitally signed by the HSSK platform.",
     ),
+    # held-back records of a facility (/staff/quarantine)
+    "quarantine": ("Hồ sơ bị giữ lại", "Held-back records"),
+    "quarantine_help": (
+        "Các bản ghi HIS gửi lên nhưng chưa được nhận vào hồ sơ sức khỏe vì có lỗi. Sửa nội dung "
+        "rồi gửi lại, hoặc loại bỏ kèm lý do nếu không được lưu.",
+        "Records your HIS sent that were not taken into the health records because of an error. "
+        "Correct the content and send it again, or discard it with a reason if it must not be stored.",
+    ),
+    "quarantine_facility": ("Cơ sở: {code}.", "Facility: {code}."),
+    "quarantine_by_rule": ("Theo lỗi ({n} bản ghi)", "By error ({n} records)"),
+    "all_rules": ("Mọi lỗi", "All errors"),
+    "show": ("Xem", "Show"),
+    "q_quarantined": ("Đang bị giữ lại", "Held back"),
+    "q_replayed": ("Đã gửi lại thành công", "Sent again and stored"),
+    "q_discarded": ("Đã loại bỏ", "Discarded"),
+    "q_empty": ("Không có bản ghi nào.", "No records."),
+    "q_open": ("Xem và sửa", "View and fix"),
+    "open_q": ("Xem và sửa bản ghi {id}", "View and fix record {id}"),
+    "received": ("Nhận lúc", "Received"),
+    "file": ("Tệp", "File"),
+    "job": ("lần nạp", "job"),
+    "record_key": ("Mã bản ghi", "Record key"),
+    "element": ("Trường", "Element"),
+    "value": ("Giá trị", "Value"),
+    "rule": ("Quy tắc", "Rule"),
+    "pages": ("Trang", "Pages"),
+    "previous": ("Trang trước", "Previous"),
+    "next": ("Trang sau", "Next"),
+    "q_record": ("Bản ghi bị giữ lại số {id}", "Held-back record {id}"),
+    "q_why": ("Vì sao bị giữ lại", "Why it was held back"),
+    "q_fix": ("Sửa và gửi lại", "Correct and send again"),
+    "q_fix_help": (
+        "Sửa đúng trường được nêu ở trên (ví dụ ngày dạng yyyymmddHHMM, mã ICD-10 có trong "
+        "danh mục), rồi bấm “Gửi lại”. Bản sửa được lưu kể cả khi vẫn còn lỗi.",
+        "Correct the element named above (e.g. a date as yyyymmddHHMM, an ICD-10 code of the "
+        "list), then press “Send again”. The correction is kept even if an error remains.",
+    ),
+    "q_content": ("Nội dung bản ghi", "Record content"),
+    "q_replay": ("Gửi lại", "Send again"),
+    "q_save": ("Chỉ lưu bản sửa", "Save the correction only"),
+    "q_whole_file": (
+        "Lỗi này thuộc cả tệp (không có nội dung bản ghi để sửa): hãy gửi lại tệp đã sửa.",
+        "This error concerns a whole file (no record content to correct): send the corrected file again.",
+    ),
+    "q_discard": ("Loại bỏ bản ghi", "Discard the record"),
+    "q_discard_reason": (
+        "Lý do loại bỏ (ví dụ: bản ghi thử, gửi nhầm cơ sở)",
+        "Why it is discarded (e.g. a test record, sent to the wrong facility)",
+    ),
+    "q_replayed_msg": (
+        "Đã gửi lại và lưu vào hồ sơ sức khỏe: {stored}.",
+        "Sent again and stored in the health records: {stored}.",
+    ),
+    "q_discarded_msg": (
+        "Đã loại bỏ: bản ghi không được lưu vào hồ sơ, nhưng vẫn được giữ kèm lý do.",
+        "Discarded: the record is not stored in the health records, but kept with its reason.",
+    ),
+    "q_saved": ("Đã lưu bản sửa.", "The correction is saved."),
+    "nothing_new": ("không có gì mới", "nothing new"),
 }
 
 
