@@ -171,7 +171,11 @@ def _visible(conn: psycopg.Connection[Any], actor: Actor, job_id: int) -> bool:
 
 @router.get("/api/v1/ingest/jobs/{job_id}", tags=["ingest"], summary="Progress and errors of a job")
 def job_status(job_id: Id, conn: Conn, actor: CurrentActor) -> Any:
-    if not _visible(conn, actor, job_id):
+    visible = _visible(conn, actor, job_id)
+    # the summary lists the job's quarantined records (keys, values): an access to be audited
+    audit(conn, actor, "ingest-job-read", outcome="allow" if visible else "deny",
+          resource_type="IngestJob", resource_id=str(job_id))  # fmt: skip
+    if not visible:
         return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
     s = jobs.job_summary(conn, job_id)
     row = conn.execute(

@@ -115,6 +115,13 @@ def test_upload_job_quarantine_correct_and_replay(client: TestClient, idb: Datab
     assert r.status_code == 202, r.text
     job = client.get(r.json()["href"], headers=auth).json()
     assert job["status"] == "done" and job["stored"]["Encounter"] == 1
+    reader = {"Authorization": f"Bearer {_token(client, 'staff01')}"}  # same unit: may read it
+    assert client.get(r.json()["href"], headers=reader).status_code == 200
+    with idb.connection() as conn:
+        reads = conn.execute(
+            "SELECT outcome, resource_id FROM audit_event WHERE action = 'ingest-job-read'"
+        ).fetchall()
+    assert reads == [("allow", str(job["job_id"]))] * 2
     assert job["quarantined"] == 1 and job["progress"]["files_done"] == 1
     err = job["errors"][0]
     assert err["rule"] == "icd10.unknown" and err["element"] == "MA_BENH_CHINH"
