@@ -213,9 +213,11 @@ def write_units(
     summary: Summary,
     *,
     files: int = 0,
+    linked: Callable[[], None] | None = None,
 ) -> list[Unit]:
     """Link, store and quarantine one batch (in the caller's transaction). Returns the units
-    that were stored."""
+    that were stored. ``linked``: called once the batch's persons are linked, before anything
+    is stored (a job commits there, which releases the link lock)."""
     b = _Batch()
     good: list[Unit] = []
     for u in units:
@@ -239,6 +241,8 @@ def write_units(
     else:
         good = _skip_unchanged(conn, kind, good, b, summary)
         _link(conn, good, b, summary)
+        if linked is not None:
+            linked()
         t1 = time.perf_counter()
         summary.timings["link"] += t1 - t0
         good = [u for u in good if not u.problems]
@@ -664,7 +668,17 @@ def _run_locked(
                 # their checkpoint too and the resume redoes them; the job's final status
                 # commits synchronously, which makes every earlier batch durable.
                 conn.execute("SET LOCAL synchronous_commit = off")
-                write_units(conn, job_id, kind, units, summary, files=pos[0] - start[0])
+
+                def linked() -> None:
+                    # The links commit first, which releases the link lock: other jobs link
+                    # while this one stores (it held the lock through the store, so concurrent
+                    # jobs ran one at a time). Linking is idempotent per source record: a crash
+                    # between the two commits only links the same records again on resume.
+                    conn.commit()
+                    conn.execute("SET LOCAL synchronous_commit = off")
+
+                write_units(conn, job_id, kind, units, summary, files=pos[0] - start[0],
+                            linked=linked)  # fmt: skip
                 summary.checkpoint["pos"] = list(pos)
                 _checkpoint(conn, job_id, summary)
                 t2 = time.perf_counter()
