@@ -138,6 +138,8 @@ def main(
 def errors(
     job: int | None = typer.Option(None, help="Only this job."),
     status: str = typer.Option("quarantined", help="quarantined | replayed | discarded | all"),
+    facility: str | None = typer.Option(None, help="Only this facility (MA_CSKCB)."),
+    rule: str | None = typer.Option(None, help="Only this rule (e.g. icd10.unknown)."),
     limit: int = typer.Option(50),
     as_json: bool = typer.Option(False, "--json"),
     show_raw: int | None = typer.Option(None, "--raw", help="Print the raw content of this id."),
@@ -150,8 +152,9 @@ def errors(
                 sys.stdout.write((quarantine.get_error(conn, show_raw).raw or "") + "\n")
                 return
             recs = quarantine.list_errors(
-                conn, job_id=job, status=None if status == "all" else status, limit=limit
-            )
+                conn, job_id=job, status=None if status == "all" else status,
+                facility=facility, rule=rule, limit=limit,
+            )  # fmt: skip
         if as_json:
             sys.stdout.write(json.dumps([r.to_json() for r in recs], ensure_ascii=False) + "\n")
             return

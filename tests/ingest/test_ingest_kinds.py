@@ -115,6 +115,28 @@ def test_cli_json_errors_and_replay(idb: Database, tmp_path: Path, monkeypatch) 
     assert r.exit_code == 0
 
 
+def test_cli_filters_and_discard(idb: Database, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HSSK_DATABASE_URL", idb.url)
+    feed = write_feed(tmp_path / "a.xml", [visit(1, NGAY_SINH="19851304"),
+                                           visit(2, MA_BENH_CHINH="XX")])  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(app, ["xml130", str(feed), "--workers", "0"]).exit_code == 0
+    r = runner.invoke(app, ["errors", "--json", "--rule", "icd10.unknown"])
+    [err] = json.loads(r.stdout)
+    assert err["element"] == "MA_BENH_CHINH" and err["facility"] == "01001"
+    assert json.loads(runner.invoke(app, ["errors", "--json", "--facility", "01002"]).stdout) == []
+    r = runner.invoke(app, ["discard", str(err["id"])])
+    assert r.exit_code != 0  # --reason is required
+    r = runner.invoke(app, ["discard", str(err["id"]), "--reason", "gửi nhầm"])
+    assert r.exit_code == 0, r.output
+    left = json.loads(runner.invoke(app, ["errors", "--json"]).stdout)
+    assert [e["rule"] for e in left] == ["date.impossible"]
+    gone = json.loads(runner.invoke(app, ["errors", "--json", "--status", "discarded"]).stdout)
+    assert [(e["id"], e["discard_reason"]) for e in gone] == [(err["id"], "gửi nhầm")]
+    r = runner.invoke(app, ["discard", str(err["id"]), "--reason", "lần nữa"])
+    assert r.exit_code == 1 and "bị loại bỏ" in r.output
+
+
 def test_bundle_with_urn_uuid_references(idb: Database, tmp_path: Path) -> None:
     pat = "urn:uuid:4b1d5a5e-9d3c-4f3e-8f4b-1a2b3c4d5e6f"
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
