@@ -177,7 +177,10 @@ def _parallel(
 
 @app.command("fhir")
 def bench_fhir(
-    bundles: int = typer.Option(100, help="Transaction bundles to post."),
+    bundles: int = typer.Option(300, help="Transaction bundles to post (timed)."),
+    warmup: int = typer.Option(
+        20, help="Bundles posted first and not timed (connections, caches, query plans)."
+    ),
     entries: int = typer.Option(100, help="Entries per bundle."),
     reads: int = typer.Option(5000, help="Reads by id afterwards."),
     clients: int = typer.Option(4, help="Concurrent HTTP clients."),
@@ -191,7 +194,7 @@ def bench_fhir(
     made_here = data_dir is None
     tmp = Path(data_dir or tempfile.mkdtemp(prefix="hssk-bench-"))
     try:
-        _bench_fhir(tmp, bundles, entries, reads, clients, workers, database_url)
+        _bench_fhir(tmp, bundles, entries, reads, clients, workers, database_url, warmup)
     finally:
         if not database_url:
             stop_embedded(tmp)  # its users were terminated: it would outlive the bench
@@ -201,7 +204,7 @@ def bench_fhir(
 
 def _bench_fhir(
     tmp: Path, bundles: int, entries: int, reads: int, clients: int, workers: int,
-    database_url: str | None,
+    database_url: str | None, warmup: int = 0,
 ) -> None:  # fmt: skip
     env = {"HSSK_DATA_DIR": str(tmp)}
     if database_url:
@@ -210,7 +213,7 @@ def _bench_fhir(
         env.pop("HSSK_DATABASE_URL", None)
         os.environ.pop("HSSK_DATABASE_URL", None)
     rng = random.Random(42)
-    payloads = [json.dumps(_bundle(rng, entries)).encode() for _ in range(bundles)]
+    payloads = [json.dumps(_bundle(rng, entries)).encode() for _ in range(warmup + bundles)]
     token = _system_token(env)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
     ids: list[str] = []
@@ -225,8 +228,10 @@ def _bench_fhir(
             ids.extend(e["response"]["location"].split("/_history")[0] for e in r.json()["entry"])
             return took
 
+        if warmup:
+            _parallel(clients, payloads[:warmup], post)
         t0 = time.perf_counter()
-        post_lat = _parallel(clients, payloads, post)
+        post_lat = _parallel(clients, payloads[warmup:], post)
         load_s = time.perf_counter() - t0
         sample = [rng.choice(ids) for _ in range(reads)]
 
@@ -242,6 +247,7 @@ def _bench_fhir(
         read_s = time.perf_counter() - t0
     total = bundles * entries
     result = {
+        "warmup_bundles": warmup,
         "resources": total,
         "load_seconds": round(load_s, 2),
         "resources_per_s": round(total / load_s),
