@@ -524,7 +524,7 @@ def _pool_size(workers: int | None, paths: Sequence[str], kind: str = "xml130") 
     """Mapping processes: one core stays with the writer (and PostgreSQL), the others map.
     Measured on 2 cores: one mapping process takes 4,206 hồ sơ from 8.1 s to 4.5 s and
     75,578 doses from 14.8 s to 10.7 s, once the collector no longer rescans the process while
-    results are unpickled (``_fewer_gc_passes``). Sources under 2 MB are mapped in process
+    results are unpickled (``fewer_gc_passes``). Sources under 2 MB are mapped in process
     (starting workers costs more).
 
     Hồ sơ files get a mapping process per core: parsing, mapping and rendering the rows of a
@@ -580,14 +580,14 @@ def run_job(
         if not got or not got[0]:
             raise JobError(f"job {job_id} is being run by another process")
         try:
-            with _fewer_gc_passes():
+            with fewer_gc_passes():
                 return _run_locked(db, job_id, workers, batch, progress, stop_after, start_method)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, job_id))
 
 
 @contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
+def fewer_gc_passes() -> Iterator[None]:
     """A job allocates millions of short-lived dicts (parsed rows, FHIR bodies): with the
     default thresholds the cyclic collector runs every 700 allocations and rescans the
     process's long-lived objects. Measured: unpickling a batch from the mapping workers
