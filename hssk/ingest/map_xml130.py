@@ -565,6 +565,8 @@ def _row_raw(fac: str, table: str, row: dict[str, str]) -> str:
 def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) -> Unit:
     """Map one hồ sơ. ``known``: registered facility codes (None = do not check)."""
     unit = _map_hoso(hoso, file, known)
+    if hoso.renamed:
+        _name_fields_as_sent(unit, hoso.renamed)
     if unit.problems or not (hoso.tables.get("XML1") or hoso.tables.get("XML0")):
         unit.raw = raw_document(hoso)  # kept for the quarantine only (costly to build)
     elif not unit.row_problems and not unit.only_new:
@@ -574,6 +576,16 @@ def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) ->
             h.update(hoso.raw[name])
         unit.digest = h.hexdigest()
     return unit
+
+
+def _name_fields_as_sent(unit: Unit, renamed: dict[str, str]) -> None:
+    """A problem in a field the file names otherwise (QĐ 4210 MA_BENH for MA_BENH_CHINH, 3176
+    MA_CSKCB_DEN for MA_NOI_DEN) also says the file's name: that is what the sender fixes."""
+    for p in [*unit.problems, *(p for p, _ in unit.row_problems)]:
+        sent = renamed.get(p.element or "")
+        if sent:
+            p.reason += f" (in this file: {sent})"
+            p.vi += f" (trong tệp: {sent})"
 
 
 def _map_hoso(hoso: HoSo, file: str, known: frozenset[str] | None) -> Unit:

@@ -1,4 +1,5 @@
-"""Table layouts of the QĐ 130/4750/3176 HIS export (shared by the parser and the generator).
+"""Table layouts of the QĐ 130/4750/3176 HIS export (shared by the parser and the generator),
+and how the older QĐ 4210 and the 3176 variant name their fields.
 
 Field order and record paths of XML1–XML14 come from 1,152 real exports
 (``data/xml130-observed-structure.json``, copied from ../shared/spec); XML0, XML6 and XML15,
@@ -79,3 +80,33 @@ def tables() -> dict[str, Table]:
 
 # 3176 renames in XML13 (vendor practice; see the spec).
 XML13_3176_RENAMES = {"MA_NOI_DI": "MA_CSKCB_DI", "MA_NOI_DEN": "MA_CSKCB_DEN"}
+
+# QĐ 4210 (hồ sơ of 2018 – June 2024, XML1–XML5): its fields that QĐ 130 renamed, by table, as
+# {4210 name: 130 name} (spec §3.3 "Old QĐ 4210"; XML2–XML4 kept the names the mapping uses).
+# A province loads years of these to build lifelong records; they carry no CCCD.
+LEGACY_4210_RENAMES: dict[str, dict[str, str]] = {
+    "XML1": {
+        "MA_THE": "MA_THE_BHYT",
+        "TEN_BENH": "CHAN_DOAN_RV",
+        "MA_BENH": "MA_BENH_CHINH",
+        "MA_BENHKHAC": "MA_BENH_KT",
+        "T_TONGCHI": "T_TONGCHI_BV",
+        "TINH_TRANG_RV": "MA_LOAI_RV",  # same codes: 1 ra viện, 2 chuyển viện, 3 trốn, 4 xin về
+    },
+    "XML5": {"DIEN_BIEN": "DIEN_BIEN_LS", "NGAY_YL": "THOI_DIEM_DBLS"},
+}
+
+
+@lru_cache(maxsize=1)
+def renames_to_130() -> dict[str, dict[str, str]]:
+    """Per table, {name in a 3176 or 4210 export: the QĐ 130/4750 name the mapping reads}."""
+    out = {name: dict(m) for name, m in LEGACY_4210_RENAMES.items()}
+    out.setdefault("XML13", {}).update({v: k for k, v in XML13_3176_RENAMES.items()})
+    return out
+
+
+def root_aliases(table: Table) -> tuple[str, ...]:
+    """Root elements a table is also found under: 4210-era exporters often dropped the outer
+    wrapper of the list tables and started at the list (``DSACH_CHI_TIET_THUOC``)."""
+    parts = table.record_path.split("/")
+    return (parts[1],) if len(parts) == 3 else ()

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from lxml import etree
 
-from hssk.ingest.xml130_tables import XML13_3176_RENAMES, Table, tables
+from hssk.ingest.xml130_tables import Table, renames_to_130, root_aliases, tables
 
 # A real export's quirk: the xsi namespace URI with a space instead of '-'. Same length, so
 # replacing it keeps byte offsets (and error positions) intact.
@@ -50,6 +50,8 @@ class HoSo:
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     errors: list[tuple[str, XmlError]] = field(default_factory=list)  # (LOAIHOSO, error)
     raw: dict[str, bytes] = field(default_factory=dict)  # decoded inner files, for quarantine
+    # fields read under another name (QĐ 4210, 3176): QĐ 130 name → the name in the file
+    renamed: dict[str, str] = field(default_factory=dict)
     pending: list[tuple[str, str]] = field(default_factory=list)  # (LOAIHOSO, base64) to decode
 
 
@@ -153,32 +155,46 @@ def _text(elem: Any) -> str:
 
 @lru_cache(maxsize=1)
 def _by_root() -> dict[str, Table]:
-    return {t.root: t for t in tables().values()}
+    out = {alias: t for t in tables().values() for alias in root_aliases(t)}
+    out.update({t.root: t for t in tables().values()})
+    return out
 
 
-def _row(elem: Any, long_values: bool = True) -> dict[str, str]:
+_NO_RENAMES: dict[str, str] = {}
+
+
+def _row(
+    elem: Any,
+    long_values: bool = True,
+    renames: dict[str, str] = _NO_RENAMES,
+    renamed: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Field name → stripped text of one record element. ``long_values``: the table is big
-    enough to hold a field over MAX_FIELD_CHARS, so each value's size is checked."""
+    enough to hold a field over MAX_FIELD_CHARS, so each value's size is checked.
+    ``renames``: the table's 3176/4210 names → QĐ 130 names (a name already present wins);
+    ``renamed`` collects the renames made (130 name → name in the file)."""
     kids = elem.iterchildren(etree.Element)  # elements only (no comments, PIs, entities)
     if long_values:
         out = {c.tag: _text(c) for c in kids}
     else:
         out = {c.tag: (t.strip() if (t := c.text) else "") for c in kids}
-    if "}" in "".join(out) or not _RENAMED.isdisjoint(out):  # namespaced or 3176 names: rare
-        out = {
-            XML13_3176_RENAMES_REV.get(k.rsplit("}", 1)[-1], k.rsplit("}", 1)[-1]): v
-            for k, v in out.items()
-        }
+    if "}" in "".join(out):  # namespaced field names: rare
+        out = {k.rsplit("}", 1)[-1]: v for k, v in out.items()}
+    if renames and not renames.keys().isdisjoint(out):  # a 3176 or 4210 export
+        for old, new in renames.items():
+            if old in out and new not in out:
+                out[new] = out.pop(old)
+                if renamed is not None:
+                    renamed[new] = old
     return out
 
 
-# 3176 names → the 4750 names the mapping uses (the record keeps both meanings).
-XML13_3176_RENAMES_REV = {v: k for k, v in XML13_3176_RENAMES.items()}
-_RENAMED = frozenset(XML13_3176_RENAMES_REV)
-
-
-def parse_table(data: bytes, name: str | None = None) -> list[dict[str, str]]:
-    """Records of one decoded inner file (XML1 … XML15). ``name`` checks the expected table."""
+def parse_table(
+    data: bytes, name: str | None = None, renamed: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Records of one decoded inner file (XML1 … XML15). ``name`` checks the expected table.
+    Fields of the older QĐ 4210 and of the 3176 variant come back under their QĐ 130 names;
+    ``renamed`` collects which (130 name → name in the file), for error messages."""
     if len(data) > MAX_INNER_BYTES:
         raise XmlError(
             "xml.size",
@@ -207,10 +223,12 @@ def parse_table(data: bytes, name: str | None = None) -> list[dict[str, str]]:
             f"{what}: root element <{tag}> is wrong, expected <{expected}>.",
         )
     long_values = len(data) > MAX_FIELD_CHARS
+    renames = renames_to_130().get(table.name, _NO_RENAMES)
     if table.single:
-        return [_row(root, long_values)]
+        return [_row(root, long_values, renames, renamed)]
     row_tag = table.row_tag
-    return [_row(e, long_values) for e in root.iter(row_tag, f"{{*}}{row_tag}")]
+    rows = root.iter(row_tag, f"{{*}}{row_tag}")
+    return [_row(e, long_values, renames, renamed) for e in rows]
 
 
 def table_name_of(root_tag: str) -> str | None:
@@ -280,7 +298,7 @@ def decode_hoso(hoso: HoSo) -> HoSo:
         try:
             data = decode_b64(content, loai)
             hoso.raw[loai] = data
-            hoso.tables.setdefault(loai, []).extend(parse_table(data, loai))
+            hoso.tables.setdefault(loai, []).extend(parse_table(data, loai, hoso.renamed))
         except XmlError as exc:
             hoso.errors.append((loai, exc))
     hoso.pending = []
@@ -352,9 +370,14 @@ def _bare_table(context: Any, root: Any, table: Table) -> HoSo:
                     f"Bảng {table.name} vượt giới hạn {MAX_INNER_BYTES} byte.",
                     f"table {table.name} exceeds {MAX_INNER_BYTES} bytes.",
                 )
-    rows = [_row(root)] if table.single else [_row(e) for e in root.iter(table.row_tag)]
+    renames = renames_to_130().get(table.name, _NO_RENAMES)
+    renamed: dict[str, str] = {}
+    if table.single:
+        rows = [_row(root, renames=renames, renamed=renamed)]
+    else:
+        rows = [_row(e, renames=renames, renamed=renamed) for e in root.iter(table.row_tag)]
     fac = next((r.get("MA_CSKCB", "") for r in rows if r.get("MA_CSKCB")), "")
-    hoso = HoSo(index=0, facility=fac, tables={table.name: rows})
+    hoso = HoSo(index=0, facility=fac, tables={table.name: rows}, renamed=renamed)
     hoso.raw[table.name] = etree.tostring(root, encoding="utf-8")
     return hoso
 
@@ -400,7 +423,7 @@ def parse_raw_document(text: str) -> HoSo:
             continue
         data = etree.tostring(child, encoding="utf-8")
         hoso.raw[name] = data
-        hoso.tables.setdefault(name, []).extend(parse_table(data, name))
+        hoso.tables.setdefault(name, []).extend(parse_table(data, name, hoso.renamed))
     return hoso
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.ingest.samples import expected_counts, visit, write_feed
+from hssk.ingest.samples import expected_counts, legacy_visit, visit, write_feed
+from hssk.ingest.xml130_tables import LEGACY_4210_RENAMES
+from hssk.ingest.xmlparse import parse_table
 from hssk.records import everything, history, id_for_source_key
 
 
@@ -91,3 +96,74 @@ def test_duplicated_visit_key_in_one_file(idb: Database, tmp_path: Path) -> None
             " AND source_key = '01001|LK000001|XML1|1|Condition|main'"
         ).fetchone()[0]
     assert code == "J06.9"  # the first one counts
+
+
+def test_qd4210_hoso_are_read_under_their_old_names(idb: Database, tmp_path: Path) -> None:
+    # Hồ sơ of 2018 – June 2024 came in QĐ 4210: other names in XML1 and XML5, list tables
+    # without their outer element, no CCCD. One file mixes them with a QĐ 130 hồ sơ.
+    feed = write_feed(tmp_path / "2023.xml", [legacy_visit(1), legacy_visit(2), visit(3)])
+    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    assert s.quarantined == 0, s.errors
+    old = {"Encounter": 1, "Condition": 3, "MedicationRequest": 2, "MedicationDispense": 2,
+           "Procedure": 1, "Observation": 4, "DiagnosticReport": 1}  # fmt: skip
+    new = expected_counts()
+    assert s.stored == {k: 2 * old[k] + new.get(k, 0) for k in old}
+    assert s.persons_created == 3
+    with idb.connection() as conn:
+        pid, bhyt, birth, sex = conn.execute(
+            "SELECT p.id, p.bhyt, p.birth_date::text, p.sex FROM person p JOIN person_source s"
+            " ON s.person_id = p.id WHERE s.source_record_id = 'BN000001'"
+        ).fetchone()
+        res = everything(conn, pid)
+    assert (bhyt, birth, sex) == ("HT3010100000001", "1951-02-15", "F")
+    enc = next(r.body for r in res if r.type == "Encounter")
+    assert enc["period"] == {
+        "start": "2023-03-15T08:00:00+07:00",
+        "end": "2023-03-15T09:30:00+07:00",
+    }
+    assert enc["type"][0]["coding"][0]["code"] == "01"  # MA_LOAI_KCB 1 of 4210
+    totals = {e["url"]: e["valueDecimal"] for e in enc["extension"][0]["extension"]}
+    assert totals["t_tongchi_bv"] == 120000  # T_TONGCHI
+    conditions = sorted(
+        (r.body["code"]["coding"][0]["code"], r.body["code"]["text"])
+        for r in res if r.type == "Condition"
+    )  # fmt: skip
+    assert conditions == [("E11", "E11"), ("I10", "Tăng huyết áp vô căn"), ("K29.7", "K29.7")]
+    note = next(
+        r.body for r in res
+        if r.type == "Observation" and r.body.get("valueString", "").startswith("Huyết áp")
+    )  # fmt: skip
+    assert note["effectiveDateTime"] == "2023-03-15T08:15:00+07:00"  # XML5 NGAY_YL
+    drugs = [r.body for r in res if r.type == "MedicationRequest"]
+    assert {d["medicationCodeableConcept"]["text"] for d in drugs} == {"Amlodipin 5mg"}
+
+
+def test_qd4210_errors_name_the_field_as_sent(idb: Database, tmp_path: Path) -> None:
+    feed = write_feed(tmp_path / "bad.xml", [legacy_visit(1, MA_BENH="Q9X"), legacy_visit(2)])
+    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    assert s.stored["Encounter"] == 1
+    (err,) = s.errors
+    assert (err["rule"], err["element"]) == ("icd10.unknown", "MA_BENH_CHINH")
+    assert err["reason"].endswith("(in this file: MA_BENH)")
+    assert err["reason_vi"].endswith("(trong tệp: MA_BENH)")
+
+
+_XML1_NAMES = sorted({*LEGACY_4210_RENAMES["XML1"], *LEGACY_4210_RENAMES["XML1"].values()})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(_XML1_NAMES), st.from_regex(r"[A-Z0-9.]{1,8}", fullmatch=True))
+)
+def test_old_names_never_hide_or_overwrite_a_value(fields: dict[str, str]) -> None:
+    cells = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
+    renamed: dict[str, str] = {}
+    (row,) = parse_table(f"<TONG_HOP>{cells}</TONG_HOP>".encode(), "XML1", renamed)
+    for old, new in LEGACY_4210_RENAMES["XML1"].items():
+        if new in fields:  # a QĐ 130 name always keeps its own value
+            assert row[new] == fields[new]
+            assert row.get(old) == fields.get(old)
+        elif old in fields:  # a 4210 name is read as the 130 one, and said so
+            assert row[new] == fields[old] and old not in row
+            assert renamed[new] == old
+    assert sorted(row.values()) == sorted(fields.values())  # nothing lost
