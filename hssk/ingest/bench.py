@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 
 from hssk.db import Database, open_database
@@ -188,8 +189,9 @@ def run_bench(
 ) -> dict[str, Any]:
     """Generate ``persons`` residents and ingest every feed; return throughput and memory.
 
-    ``url``: a PostgreSQL to use (default: a fresh embedded one under ``out_dir``).
-    Without ``out_dir`` a temporary directory is used and removed afterwards."""
+    ``url``: a PostgreSQL to use, with an empty HSSK database (default: a fresh embedded one
+    under ``out_dir``, made anew each run). The generated feed in ``out_dir`` is kept and
+    reused by later runs. Without ``out_dir`` a temporary directory is used and removed."""
     if out_dir is None:
         tmp = Path(tempfile.mkdtemp(prefix="hssk-ingest-bench-"))
         try:
@@ -201,21 +203,38 @@ def run_bench(
 
     out_dir = Path(out_dir)
     feed = out_dir / "feed"
-    if not (feed / "manifest.json").exists():
+    if _feed_params(feed) != {"persons": persons, "province": province, "seed": seed}:
+        shutil.rmtree(feed, ignore_errors=True)  # another size: made again
         generate(feed, persons, province, seed)
     global _postgres
     _postgres = None
+    server = None
     if url is None:
-        from hssk.db.embedded import start_embedded
+        from hssk.db.embedded import start_embedded, stop_embedded
 
-        url, _server = start_embedded(out_dir / "db")
-        pid = _server.get_pid()
+        # Always a fresh database: on one left by an earlier run with the same --out, every
+        # person would already be linked and every hồ sơ already stored (skipped as unchanged).
+        stop_embedded(out_dir / "db")
+        shutil.rmtree(out_dir / "db", ignore_errors=True)
+        url, server = start_embedded(out_dir / "db")
+        pid = server.get_pid()
         _postgres = psutil.Process(pid) if pid else None
     db: Database = open_database(url=url)
     try:
         return _run(db, feed, out_dir, workers, profile, memory_visits, persons)
     finally:
         db.close()
+        if server is not None:
+            server.cleanup()  # stopped now, so that the next run starts from nothing
+
+
+def _feed_params(feed: Path) -> dict[str, Any] | None:
+    """Size, province and seed of the feed already generated in ``feed`` (None: none)."""
+    try:
+        params = orjson.loads((feed / "manifest.json").read_bytes())["params"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {k: params.get(k) for k in ("persons", "province", "seed")}
 
 
 def _run(

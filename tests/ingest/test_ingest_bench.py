@@ -29,3 +29,7 @@ def test_bench_reports_throughput_and_cpu(tmp_path: Path) -> None:
     assert registers == r["register"]["records"]
     for figures in ceiling.values():
         assert figures["cpu_ms_per_record"] > 0
+    # a second run in the same directory reuses the feed but not the database
+    again = run_bench(tmp_path, persons=150, memory_visits=50)
+    assert again["register"]["new_persons"] == r["register"]["new_persons"]
+    assert again["visits"]["resources"] == visits["resources"]
