@@ -134,6 +134,66 @@ def main(
     raise typer.Exit(0)
 
 
+_STATUS_VI = {
+    "pending": "chờ",
+    "running": "đang chạy",
+    "done": "xong",
+    "failed": "lỗi",
+}
+
+
+@app.command("jobs")
+def list_jobs(
+    job_id: int | None = typer.Argument(None, help="Show this job in full (counts, errors)."),
+    status: str | None = typer.Option(
+        None, help="pending | running | done | failed | interrupted (running, no process)"
+    ),
+    kind: str | None = typer.Option(None, help="Only this kind (xml130, immunization, …)."),
+    limit: int = typer.Option(20),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Công việc nạp dữ liệu / ingest jobs: status, progress, counts (newest first)."""
+    db = _open()
+    try:
+        with db.connection() as conn:
+            if job_id is not None:
+                try:
+                    summary = jobs.job_summary(conn, job_id)
+                except jobs.JobError as exc:
+                    console.print(f"[red]Không có công việc {job_id} / {exc}[/]")
+                    raise typer.Exit(1) from None
+                _print_summary(summary, as_json)
+                return
+            found = jobs.list_jobs(conn, status=status, kind=kind, limit=limit)
+    finally:
+        db.close()
+    if as_json:
+        sys.stdout.write(json.dumps([j.to_json() for j in found], ensure_ascii=False) + "\n")
+        return
+    table = Table(
+        title="Công việc nạp dữ liệu / ingest jobs",
+        caption="tệp, bản ghi, lưu, cách ly / files done, records, stored, quarantined"
+        " · chờ, đang chạy, xong, lỗi, dở dang / pending, running, done, failed, interrupted",
+    )
+    for col in ("id", "loại", "trạng thái", "tệp", "bản ghi", "lưu", "cách ly", "bắt đầu", "giây"):
+        table.add_column(
+            col, justify="left" if col in ("loại", "trạng thái", "bắt đầu") else "right"
+        )
+    for j in found:
+        state = _STATUS_VI.get(j.status, j.status)
+        if j.interrupted:
+            state = "[yellow]dở dang[/]"
+        started = j.started_at.astimezone().strftime("%d/%m %H:%M") if j.started_at else ""
+        table.add_row(str(j.id), j.kind, state, f"{j.files_done}/{j.files}", str(j.records),
+                      str(j.stored), str(j.quarantined), started, f"{j.seconds:.0f}")  # fmt: skip
+    console.print(table)
+    if not found:
+        console.print("Chưa có công việc nào / no job yet.")
+    elif any(j.interrupted for j in found):
+        console.print("Công việc dở dang: chạy [bold]hssk ingest --resume[/] / interrupted jobs:"
+                      " run [bold]hssk ingest --resume[/].")  # fmt: skip
+
+
 @app.command("errors")
 def errors(
     job: int | None = typer.Option(None, help="Only this job."),

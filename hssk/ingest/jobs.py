@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from multiprocessing import get_context
 from operator import attrgetter
 from pathlib import Path
@@ -156,6 +157,97 @@ def job_summary(conn: psycopg.Connection[Any], job_id: int, *, max_errors: int =
         )
     ]
     return s
+
+
+@dataclass
+class JobInfo:
+    """A job as an operator follows it: status, progress through its files, counts, times.
+    ``interrupted``: marked running but no process holds it (a crash or a stopped server;
+    ``hssk ingest --resume`` or a server start finishes it)."""
+
+    id: int
+    kind: str
+    status: str
+    unit_id: str | None
+    created_by: str | None
+    files: int
+    files_done: int
+    records: int
+    stored: int
+    unchanged: int
+    quarantined: int
+    seconds: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    interrupted: bool
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k in ("created_at", "started_at", "finished_at", "heartbeat_at"):
+            out[k] = out[k].isoformat() if out[k] else None
+        return out
+
+
+# Running, but no process holds the job's lock (``run_job``): the process died.
+_INTERRUPTED = f"""j.status = 'running' AND NOT EXISTS (
+    SELECT 1 FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {_LOCK_SPACE}
+       AND l.objid = j.id AND l.objsubid = 2
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"""
+
+_JOB_INFO_SQL = f"""
+SELECT j.id, j.kind, j.status, j.unit_id, j.created_by, jsonb_array_length(j.sources),
+       CASE WHEN j.status = 'done' THEN jsonb_array_length(j.sources)
+            ELSE coalesce((j.checkpoint #>> '{{pos,0}}')::int, 0) END,
+       coalesce((j.counters ->> 'records')::bigint, 0),
+       ((SELECT coalesce(sum(v::bigint), 0) FROM jsonb_each_text(j.counters -> 'created') c(k, v))
+         + (SELECT coalesce(sum(v::bigint), 0)
+              FROM jsonb_each_text(j.counters -> 'updated') u(k, v)))::bigint,
+       coalesce((j.counters ->> 'skipped')::bigint, 0),
+       coalesce((j.counters ->> 'quarantined')::bigint, 0),
+       coalesce((j.counters ->> 'seconds')::float8, 0),
+       j.created_at, j.started_at, j.finished_at, j.heartbeat_at, {_INTERRUPTED}
+  FROM ingest_job j
+"""
+
+
+def job_info(conn: psycopg.Connection[Any], job_id: int) -> JobInfo | None:
+    """One job's status and progress (None: no such job)."""
+    row = conn.execute(_JOB_INFO_SQL + " WHERE j.id = %s", (job_id,)).fetchone()
+    return JobInfo(*row) if row else None
+
+
+def list_jobs(
+    conn: psycopg.Connection[Any],
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    unit_id: str | None = None,
+    created_by: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[JobInfo]:
+    """Jobs, newest first. ``unit_id`` / ``created_by`` (both given: either matches) keep a
+    facility's own; ``status`` 'interrupted' lists running jobs that no process holds."""
+    where, params = [], []
+    if status == "interrupted":
+        where.append(_INTERRUPTED)
+    elif status:
+        where.append("j.status = %s")
+        params.append(status)
+    if kind:
+        where.append("j.kind = %s")
+        params.append(kind)
+    owners = [("j.unit_id = %s", unit_id), ("j.created_by = %s", created_by)]
+    owned = [(clause, value) for clause, value in owners if value is not None]
+    if owned:
+        where.append("(" + " OR ".join(clause for clause, _ in owned) + ")")
+        params.extend(value for _, value in owned)
+    sql = _JOB_INFO_SQL + (" WHERE " + " AND ".join(where) if where else "")
+    rows = conn.execute(sql + " ORDER BY j.id DESC LIMIT %s OFFSET %s", (*params, limit, offset))
+    return [JobInfo(*r) for r in rows]
 
 
 def known_facilities(conn: psycopg.Connection[Any]) -> frozenset[str]:

@@ -175,22 +175,41 @@ def job_status(job_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     # the summary lists the job's quarantined records (keys, values): an access to be audited
     audit(conn, actor, "ingest-job-read", outcome="allow" if visible else "deny",
           resource_type="IngestJob", resource_id=str(job_id))  # fmt: skip
-    if not visible:
+    info = jobs.job_info(conn, job_id)
+    if not visible or info is None:
         return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
     s = jobs.job_summary(conn, job_id)
-    row = conn.execute(
-        "SELECT jsonb_array_length(sources), created_at, started_at, finished_at"
-        " FROM ingest_job WHERE id = %s",
-        (job_id,),
-    ).fetchone()
-    assert row is not None
     out = s.to_json()
     pos = s.checkpoint.get("pos") or [0, 0]
-    out["progress"] = {"files": row[0], "files_done": pos[0], "records_in_file": pos[1]}
+    out["progress"] = {"files": info.files, "files_done": pos[0], "records_in_file": pos[1]}
+    out["interrupted"] = info.interrupted
     out["created_at"], out["started_at"], out["finished_at"] = (
-        v.isoformat() if v else None for v in row[1:]
+        v.isoformat() if v else None for v in (info.created_at, info.started_at, info.finished_at)
     )
     return out
+
+
+@router.get("/api/v1/ingest/jobs", tags=["ingest"], summary="Ingest jobs, newest first")
+def list_jobs(
+    conn: Conn,
+    actor: CurrentActor,
+    status: Annotated[
+        str | None, Query(pattern="^(pending|running|done|failed|interrupted)$")
+    ] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> Any:
+    """Status, progress and counts of each job the caller may follow: a platform system's
+    (system/*.read) every job, anyone else those of their unit or created by them.
+    ``interrupted``: running jobs no process holds (they resume at the next server start or
+    with ``hssk ingest --resume``). Counts only, no records: the errors are per job."""
+    every = actor.has_scope("system", "*", "read")
+    found = jobs.list_jobs(
+        conn, status=status, kind=kind, limit=limit, offset=offset,
+        unit_id=None if every else actor.unit_id, created_by=None if every else actor.account_id,
+    )  # fmt: skip
+    return [j.to_json() for j in found]
 
 
 @router.get("/api/v1/ingest/errors", tags=["ingest"], summary="Quarantined records")

@@ -61,6 +61,9 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
                     "the ingest ended before it could be killed:\n"
                     + (tmp_path / "child.log").read_text(errors="replace")[-3000:]
                 )
+        with idb.connection() as conn:
+            alive = jobs.job_info(conn, job_id)
+        assert alive is not None and alive.status == "running" and not alive.interrupted
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -69,6 +72,14 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
         log.close()
     types, _, _ = _state(idb)
     assert 0 < types["Encounter"] < VISITS - 1  # killed mid-file
+    # the operator sees it interrupted once the server has dropped the dead process's session
+    deadline, interrupted = time.time() + 20, []
+    while time.time() < deadline and not interrupted:
+        with idb.connection() as conn:
+            interrupted = jobs.list_jobs(conn, status="interrupted")
+        time.sleep(0.1)
+    assert [j.id for j in interrupted] == [job_id]
+    assert 0 < interrupted[0].records < VISITS and interrupted[0].files == 1
     summary = jobs.resume(idb, workers=0)
     assert [s.status for s in summary] == ["done"]
     types, persons, versions = _state(idb)
@@ -82,3 +93,8 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
     with idb.connection() as conn:
         errors = conn.execute("SELECT record, rule FROM ingest_error").fetchall()
     assert errors == [("01001|LK000008", "date.impossible")]
+    with idb.connection() as conn:
+        done = jobs.job_info(conn, job_id)
+        assert jobs.list_jobs(conn, status="interrupted") == []
+    assert done is not None and (done.status, done.files_done, done.records) == ("done", 1, VISITS)
+    assert done.quarantined == 1 and not done.interrupted

@@ -13,7 +13,8 @@ from hssk.access import accounts
 from hssk.api.app import create_app
 from hssk.config import load_settings
 from hssk.db import Database
-from hssk.ingest.samples import visit
+from hssk.ingest import jobs
+from hssk.ingest.samples import expected_counts, visit
 from hssk.ingest.xmlparse import build_envelope, build_table
 
 SECRET = hashlib.md5(b"bi-mat-cua-benh-vien").hexdigest().upper()
@@ -216,6 +217,32 @@ def test_discard_keeps_the_record_with_its_reason(client: TestClient, idb: Datab
             "SELECT discarded_by, discarded_at IS NOT NULL FROM ingest_error WHERE id = %s", (own,)
         ).fetchone()
     assert who == (_account(idb, "staff01"), True)
+
+
+def test_jobs_list_shows_each_caller_its_own(client: TestClient, idb: Database) -> None:
+    his = {"Authorization": f"Bearer {_token(client)}"}
+    env = build_envelope("01001", [visit(1)])
+    r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", env)}, headers=his)
+    mine = r.json()["job_id"]
+    with idb.connection() as conn:  # another facility's job, not started
+        other = jobs.create_job(conn, "xml130", ["/khong-co.xml"], unit_id="F01002")
+    staff = {"Authorization": f"Bearer {_token(client, 'staff01')}"}  # same unit as the HIS
+    listed = client.get("/api/v1/ingest/jobs", headers=staff).json()
+    assert [j["id"] for j in listed] == [mine]
+    assert (listed[0]["status"], listed[0]["files_done"], listed[0]["files"]) == ("done", 1, 1)
+    assert listed[0]["stored"] == sum(expected_counts().values())
+    department = {"Authorization": f"Bearer {_token(client, 'syt99')}"}
+    assert client.get("/api/v1/ingest/jobs", headers=department).json() == []
+    reader = {"Authorization": f"Bearer {_token(client, 'reader01')}"}  # system/*.read: all
+    assert [j["id"] for j in client.get("/api/v1/ingest/jobs", headers=reader).json()] == [
+        other,
+        mine,
+    ]
+    pending = client.get("/api/v1/ingest/jobs?status=pending&kind=xml130", headers=reader).json()
+    assert [j["id"] for j in pending] == [other]
+    bad = client.get("/api/v1/ingest/jobs?status=lost", headers=reader)
+    assert bad.status_code == 400 and "status" in bad.text
+    assert client.get("/api/v1/ingest/jobs").status_code == 401
 
 
 def test_upload_needs_a_write_scope(client: TestClient) -> None:

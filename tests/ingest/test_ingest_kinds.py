@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.cli import app
-from hssk.ingest.samples import visit, write_feed
+from hssk.ingest.samples import expected_counts, visit, write_feed
 from hssk.ingest.xmlparse import build_table
 from hssk.records import validate
 
@@ -113,6 +113,17 @@ def test_cli_json_errors_and_replay(idb: Database, tmp_path: Path, monkeypatch) 
     assert json.loads(r.stdout.strip().splitlines()[-1])["stored"]["Encounter"] == 1
     r = runner.invoke(app, ["--resume", "--json"])
     assert r.exit_code == 0
+    [job] = json.loads(runner.invoke(app, ["jobs", "--json"]).stdout)  # (a replay is no job)
+    assert (job["kind"], job["status"], job["records"], job["quarantined"]) == (
+        "xml130", "done", 2, 1
+    )  # fmt: skip
+    assert job["stored"] == sum(expected_counts().values())
+    r = runner.invoke(app, ["jobs"])
+    assert r.exit_code == 0 and "xong" in r.output and "xml130" in r.output
+    r = runner.invoke(app, ["jobs", str(job["id"]), "--json"])
+    assert json.loads(r.stdout)["errors"][0]["rule"] == "date.impossible"
+    r = runner.invoke(app, ["jobs", "999999"])
+    assert r.exit_code == 1 and "999999" in r.output
 
 
 def test_cli_filters_and_discard(idb: Database, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
