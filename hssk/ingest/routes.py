@@ -39,7 +39,7 @@ from hssk.access import Actor, audit
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
-from hssk.ingest import jobs, permissions, quarantine, sources, xmlsig
+from hssk.ingest import jobs, permissions, quarantine, rules, sources, xmlsig
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,13 @@ def list_jobs(
         unit_id=None if every else actor.unit_id, created_by=None if every else actor.account_id,
     )  # fmt: skip
     return [j.to_json() for j in found]
+
+
+@router.get("/api/v1/ingest/rules", tags=["ingest"], summary="Quarantine rules explained")
+def list_rules() -> list[dict[str, Any]]:
+    """Every rule a record can be held back by: what it means and how the sender fixes it,
+    in Vietnamese and English (public: it describes the checks, no data)."""
+    return [r.to_json() for r in rules.RULES.values()]
 
 
 @router.get("/api/v1/ingest/errors", tags=["ingest"], summary="Quarantined records")

@@ -287,6 +287,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "element": ("Trường", "Element"),
     "value": ("Giá trị", "Value"),
     "rule": ("Quy tắc", "Rule"),
+    "q_how_to_fix": ("Cách sửa:", "How to fix:"),
     "pages": ("Trang", "Pages"),
     "previous": ("Trang trước", "Previous"),
     "next": ("Trang sau", "Next"),

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import Actor, audit
 from hssk.api.deps import Conn
-from hssk.ingest import permissions, quarantine
+from hssk.ingest import permissions, quarantine, rules
 from hssk.web import render
 from hssk.web.i18n import t
 from hssk.web.routes import PageActor
@@ -81,8 +81,19 @@ def quarantine_list(
         request, "quarantine_list.html", nav="quarantine", recs=recs, counts=counts,
         total=sum(counts.values()), shown=status, rule=rule, page=page, link=link,
         facility=None if facility is None else scope, more=more, statuses=quarantine.STATUSES,
-        file_name=lambda f: Path(f or "").name,
+        file_name=lambda f: Path(f or "").name, rule_text=_rule_text(request),
     )  # fmt: skip
+
+
+def _rule_text(request: Request) -> Any:
+    """(label, how to fix) of a rule code, in the page's language."""
+    en = render.lang_of(request) == "en"
+
+    def text(code: str | None) -> tuple[str, str]:
+        r = rules.describe(code)
+        return (r.en, r.fix_en) if en else (r.vi, r.fix_vi)
+
+    return text
 
 
 def _record_page(
@@ -90,7 +101,8 @@ def _record_page(
 ) -> HTMLResponse:
     ctx.setdefault("raw", rec.raw or "")
     return render.page(request, "quarantine_record.html", status=status, nav="quarantine",
-                       rec=rec, file_name=Path(rec.file or "").name, **ctx)  # fmt: skip
+                       rec=rec, file_name=Path(rec.file or "").name,
+                       rule_text=_rule_text(request), **ctx)  # fmt: skip
 
 
 def _open(

@@ -102,6 +102,14 @@ def test_correct_and_send_again(client: TestClient, held: list[int], clean_db: D
     rid = held[0]
     page = client.get(f"/staff/quarantine/{rid}", cookies=staff)
     assert "MA_BENH_CHINH" in page.text and "XX" in page.text
+    # the rule in words, and what to do about it, in the page's language
+    assert "Mã bệnh ICD-10 không hợp lệ" in page.text and "Cách sửa:" in page.text
+    assert "danh mục ICD-10 của Bộ Y tế" in page.text
+    by_rule = client.get("/staff/quarantine?rule=icd10.unknown", cookies=staff)
+    assert "Mã bệnh ICD-10 không hợp lệ" in by_rule.text and "Cách sửa:" in by_rule.text
+    en = client.get(f"/staff/quarantine/{rid}?lang=en", cookies=staff)
+    assert "Unknown ICD-10 code" in en.text and "How to fix:" in en.text
+    client.get(f"/staff/quarantine/{rid}?lang=vi", cookies=staff)  # (the choice is remembered)
     before = _encounters(clean_db)
     raw = client.get(f"/api/v1/ingest/errors/{rid}", headers={"Authorization": "Bearer " +
                      _cookie("F01001")["hssk_token"]}).json()["raw"]  # fmt: skip
