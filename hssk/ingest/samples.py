@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hssk.ingest.xml130_tables import tables
 from hssk.ingest.xmlparse import build_envelope, build_table
+from hssk.synth.xmlgen import Quirks, inner_xml
 
 FACILITIES = ("01001", "01002", "79001")
 
@@ -86,46 +86,13 @@ def visit(
     return files
 
 
-# QĐ 4210 fields (spec §3.3, "Old QĐ 4210") in their order; XML1 has no CCCD.
-_FIELDS_4210 = {
-    "XML1": "MA_LK STT MA_BN HO_TEN NGAY_SINH GIOI_TINH DIA_CHI MA_THE MA_DKBD GT_THE_TU "
-    "GT_THE_DEN MIEN_CUNG_CT TEN_BENH MA_BENH MA_BENHKHAC MA_LYDO_VVIEN MA_NOI_CHUYEN MA_TAI_NAN "
-    "NGAY_VAO NGAY_RA SO_NGAY_DTRI KET_QUA_DTRI TINH_TRANG_RV NGAY_TTOAN T_THUOC T_VTYT "
-    "T_TONGCHI T_BNTT T_BNCCT T_BHTT T_NGUONKHAC T_NGOAIDS NAM_QT THANG_QT MA_LOAI_KCB MA_KHOA "
-    "MA_CSKCB MA_KHUVUC MA_PTTT_QT CAN_NANG",
-    "XML2": "MA_LK STT MA_THUOC MA_NHOM TEN_THUOC DON_VI_TINH HAM_LUONG DUONG_DUNG LIEU_DUNG "
-    "SO_DANG_KY TT_THAU PHAM_VI TYLE_TT SO_LUONG DON_GIA THANH_TIEN MUC_HUONG T_NGUONKHAC T_BNTT "
-    "T_BHTT T_BNCCT T_NGOAIDS MA_KHOA MA_BAC_SI MA_BENH NGAY_YL MA_PTTT",
-    "XML3": "MA_LK STT MA_DICH_VU MA_VAT_TU MA_NHOM GOI_VTYT TEN_VAT_TU TEN_DICH_VU DON_VI_TINH "
-    "PHAM_VI SO_LUONG DON_GIA TT_THAU TYLE_TT THANH_TIEN T_TRANTT MUC_HUONG T_NGUONKHAC T_BNTT "
-    "T_BHTT T_BNCCT T_NGOAIDS MA_KHOA MA_GIUONG MA_BAC_SI MA_BENH NGAY_YL NGAY_KQ MA_PTTT",
-    "XML4": "MA_LK STT MA_DICH_VU MA_CHI_SO TEN_CHI_SO GIA_TRI MA_MAY MO_TA KET_LUAN NGAY_KQ",
-    "XML5": "MA_LK STT DIEN_BIEN HOI_CHAN PHAU_THUAT NGAY_YL",
-}
-
-
-def _table_4210(name: str, rows: list[dict[str, str]], *, wrapped: bool) -> bytes:
-    """A 4210 inner file as exporters of that time wrote it: no XML declaration, CDATA text,
-    and the list tables often without their outer wrapper (``wrapped=False``)."""
-    fields = _FIELDS_4210[name].split()
-
-    def cells(rec: dict[str, str]) -> str:
-        return "".join(f"<{f}><![CDATA[{rec.get(f, '')}]]></{f}>" for f in fields)
-
-    if name == "XML1":
-        return f"<TONG_HOP>{cells(rows[0])}</TONG_HOP>".encode()
-    table = tables()[name]
-    outer, lst, row = table.record_path.split("/")
-    body = f"<{lst}>" + "".join(f"<{row}>{cells(r)}</{row}>" for r in rows) + f"</{lst}>"
-    return (f"<{outer}>{body}</{outer}>" if wrapped else body).encode()
-
-
 _GIVEN = ("Lan", "Hoa", "Mai", "Cúc", "Đào", "Huệ", "Thu")
 
 
 def legacy_visit(n: int, *, fac: str = "01001", **over: str) -> dict[str, bytes]:
-    """Inner files of one visit in the older QĐ 4210 format (XML1–XML5): 2 drugs, 1 service,
-    2 lab results, 1 clinical-course note; no CCCD (the person is known by the BHYT card)."""
+    """Inner files of one visit in the older QĐ 4210 format (XML1–XML5, the list tables without
+    their outer element): 2 drugs, 1 service, 2 lab results, 1 clinical-course note; no CCCD
+    (the person is known by the BHYT card). ``over`` sets XML1 fields by their 4210 names."""
     lk = f"LK4210{n:05d}"
     x1 = {
         "MA_LK": lk, "STT": "1", "MA_BN": f"BN{n:06d}", "HO_TEN": f"Trần Thị {_GIVEN[n % 7]}",
@@ -148,13 +115,9 @@ def legacy_visit(n: int, *, fac: str = "01001", **over: str) -> dict[str, bytes]
             for i in (1, 2)]  # fmt: skip
     notes = [{"MA_LK": lk, "STT": "1", "DIEN_BIEN": "Huyết áp 150/95, tỉnh táo",
               "NGAY_YL": "202303150815"}]  # fmt: skip
-    return {
-        "XML1": _table_4210("XML1", [x1], wrapped=True),
-        "XML2": _table_4210("XML2", drugs, wrapped=False),
-        "XML3": _table_4210("XML3", services, wrapped=False),
-        "XML4": _table_4210("XML4", labs, wrapped=False),
-        "XML5": _table_4210("XML5", notes, wrapped=True),
-    }
+    q = Quirks(cdata=True)  # as exporters of the time wrote text fields
+    tables_ = {"XML1": [x1], "XML2": drugs, "XML3": services, "XML4": labs, "XML5": notes}
+    return {name: inner_xml(name, rows, q, legacy=True).encode() for name, rows in tables_.items()}
 
 
 def write_feed(path: Path, visits: list[dict[str, bytes]], fac: str = "01001") -> Path:

@@ -97,6 +97,36 @@ LEGACY_4210_RENAMES: dict[str, dict[str, str]] = {
 }
 
 
+# QĐ 4210's tables in their field order (`sanglesoft/MOH.XML130` Xml4210.cs, cited in the spec).
+LEGACY_4210_FIELDS: dict[str, tuple[str, ...]] = {
+    name: tuple(fields.split())
+    for name, fields in {
+        "XML1": "MA_LK STT MA_BN HO_TEN NGAY_SINH GIOI_TINH DIA_CHI MA_THE MA_DKBD GT_THE_TU "
+        "GT_THE_DEN MIEN_CUNG_CT TEN_BENH MA_BENH MA_BENHKHAC MA_LYDO_VVIEN MA_NOI_CHUYEN "
+        "MA_TAI_NAN NGAY_VAO NGAY_RA SO_NGAY_DTRI KET_QUA_DTRI TINH_TRANG_RV NGAY_TTOAN T_THUOC "
+        "T_VTYT T_TONGCHI T_BNTT T_BNCCT T_BHTT T_NGUONKHAC T_NGOAIDS NAM_QT THANG_QT "
+        "MA_LOAI_KCB MA_KHOA MA_CSKCB MA_KHUVUC MA_PTTT_QT CAN_NANG",
+        "XML2": "MA_LK STT MA_THUOC MA_NHOM TEN_THUOC DON_VI_TINH HAM_LUONG DUONG_DUNG "
+        "LIEU_DUNG SO_DANG_KY TT_THAU PHAM_VI TYLE_TT SO_LUONG DON_GIA THANH_TIEN MUC_HUONG "
+        "T_NGUONKHAC T_BNTT T_BHTT T_BNCCT T_NGOAIDS MA_KHOA MA_BAC_SI MA_BENH NGAY_YL MA_PTTT",
+        "XML3": "MA_LK STT MA_DICH_VU MA_VAT_TU MA_NHOM GOI_VTYT TEN_VAT_TU TEN_DICH_VU "
+        "DON_VI_TINH PHAM_VI SO_LUONG DON_GIA TT_THAU TYLE_TT THANH_TIEN T_TRANTT MUC_HUONG "
+        "T_NGUONKHAC T_BNTT T_BHTT T_BNCCT T_NGOAIDS MA_KHOA MA_GIUONG MA_BAC_SI MA_BENH NGAY_YL "
+        "NGAY_KQ MA_PTTT",
+        "XML4": "MA_LK STT MA_DICH_VU MA_CHI_SO TEN_CHI_SO GIA_TRI MA_MAY MO_TA KET_LUAN NGAY_KQ",
+        "XML5": "MA_LK STT DIEN_BIEN HOI_CHAN PHAU_THUAT NGAY_YL",
+    }.items()
+}
+QD4750_FROM = "20240701"  # hồ sơ of visits ending before this day were exported in QĐ 4210
+
+
+def legacy_table(name: str) -> Table:
+    """Table ``name`` (XML1–XML5) as QĐ 4210 laid it out: the same root and record path,
+    its own fields."""
+    t = tables()[name]
+    return Table(t.name, t.root, t.record_path, LEGACY_4210_FIELDS[name])
+
+
 @lru_cache(maxsize=1)
 def renames_to_130() -> dict[str, dict[str, str]]:
     """Per table, {name in a 3176 or 4210 export: the QĐ 130/4750 name the mapping reads}."""

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from hssk.ingest.xml130_tables import LEGACY_4210_FIELDS, QD4750_FROM
 from hssk.synth.clinical import CONDITIONS, Condition, acute_choices, lab_value, vitals
 from hssk.synth.errors import Demographics, ErrorRates, perturb, registrations
 from hssk.synth.facilities import Facilities, Facility
@@ -185,7 +186,8 @@ class HisWriter:
         out.tree(
             "his",
             "his",
-            "QĐ 130 hồ sơ files (GIAMDINHHS envelope), one MA_LK per file, per facility and day",
+            "QĐ 130 hồ sơ files (GIAMDINHHS envelope), one MA_LK per file, per facility and day;"
+            " visits that ended before 2024-07-01 in QĐ 4210 (XML1–XML5)",
         )
         out.tree(
             "checkin", "checkin", "QĐ 130 XML0 check-in files, one per visit, per facility and day"
@@ -227,6 +229,8 @@ class HisWriter:
         if cond.icd == "O80":
             dept = "K23"
         head_code = f"{fac.province_code}{int(fac.code[2:]):08d}"
+        # visits that ended before QĐ 4750 took effect were exported in QĐ 4210 (XML1–XML5)
+        legacy = _d(v.end) < QD4750_FROM
         base_row = {"MA_LK": v.ma_lk, "MA_KHOA": dept, "MA_BAC_SI": doctor, "NGAY_YL": _ts(v.start)}
 
         def money(total: int) -> dict[str, object]:
@@ -352,6 +356,8 @@ class HisWriter:
         matinh = p.commune.province_code if old_era else p.commune.new_province_code
         dob = demo.birth_date
         ngay_sinh = f"{dob.year}00000000" if demo.dob_precision == "year" else f"{dob:%Y%m%d}0000"
+        if legacy:  # 4210 dates of birth have 8 digits
+            ngay_sinh = ngay_sinh[:8]
         ra = "2" if v.refer_to else "1"
         xml1 = {
             "MA_LK": v.ma_lk,
@@ -407,7 +413,9 @@ class HisWriter:
             "T_BHTT_GDV": 0,
             "NAM_QT": v.end.year,
             "THANG_QT": v.end.month,
-            "MA_LOAI_KCB": "03" if v.inpatient else "01",
+            "MA_LOAI_KCB": ("3" if v.inpatient else "1")
+            if legacy
+            else ("03" if v.inpatient else "01"),
             "MA_KHOA": dept,
             "MA_CSKCB": fac.code,
             "MA_KHUVUC": "",
@@ -417,12 +425,12 @@ class HisWriter:
             "MA_HSBA": f"{v.ma_lk[-12:]}" if v.inpatient else "",
             "MA_TTDV": head_code,
         }
-        files: list[tuple[str, str]] = [("XML1", inner_xml("XML1", [xml1], q))]
+        files: list[tuple[str, str]] = [("XML1", inner_xml("XML1", [xml1], q, legacy=legacy))]
         if drugs:
-            files.append(("XML2", inner_xml("XML2", drugs, q)))
-        files.append(("XML3", inner_xml("XML3", svc_rows, q)))
+            files.append(("XML2", inner_xml("XML2", drugs, q, legacy=legacy)))
+        files.append(("XML3", inner_xml("XML3", svc_rows, q, legacy=legacy)))
         if labs:
-            files.append(("XML4", inner_xml("XML4", labs, q)))
+            files.append(("XML4", inner_xml("XML4", labs, q, legacy=legacy)))
         if v.inpatient:
             course_rows = []
             for i in range(min(days, 4)):
@@ -439,7 +447,7 @@ class HisWriter:
                         "NGUOI_THUC_HIEN": doctor,
                     }
                 )
-            files.append(("XML5", inner_xml("XML5", course_rows, q)))
+            files.append(("XML5", inner_xml("XML5", course_rows, q, legacy=legacy)))
         mother = self.household.get(p.mother_key)
         father = self.household.get(p.father_key)
         young = p.age(v.start.date()) < 16
@@ -528,9 +536,10 @@ class HisWriter:
                 "MA_TTDV": head_code,
             }
             files.append(("XML9", inner_xml("XML9", [xml9], q)))
-            self.out.record(
-                "his_birth", f"birth:{fac.code}:{v.ma_lk}", b.key, f"his/{fac.code}", []
-            )
+            if not legacy:
+                self.out.record(
+                    "his_birth", f"birth:{fac.code}:{v.ma_lk}", b.key, f"his/{fac.code}", []
+                )
         common = {
             "MA_LK": v.ma_lk,
             "HO_TEN": demo.full_name,
@@ -582,6 +591,8 @@ class HisWriter:
                 "NGAY_CT": _d(v.end),
             }
             files.append(("XML14", inner_xml("XML14", [xml14], q)))
+        if legacy:  # 4210 had no papers (XML7–XML14): they came with QĐ 130/4750
+            files = [(name, xml) for name, xml in files if name in LEGACY_4210_FIELDS]
         day = _d(v.end)
         rel = f"his/{fac.code}/{day}/{v.ma_lk}.xml"
         self.out.write_file("his", rel, envelope(fac.code, day, files, q))
@@ -589,7 +600,7 @@ class HisWriter:
             self.tables[name] = self.tables.get(name, 0) + 1
         errs = demo.errors + [f"quirk:{n}" for n in q.names]
         self.out.record("his", f"his:{fac.code}:{v.ma_lk}", p.key, rel, errs)
-        if xml1["MA_DOITUONG_KCB"] != "2":  # no check-in for emergencies
+        if xml1["MA_DOITUONG_KCB"] != "2" and not legacy:  # none for emergencies, nor in 4210
             checkin = {
                 "MA_LK": v.ma_lk,
                 "STT": 1,

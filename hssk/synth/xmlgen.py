@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from hssk.ingest.xml130_tables import Table, tables
+from hssk.ingest.xml130_tables import LEGACY_4210_RENAMES, Table, legacy_table, tables
 
 XSD = "http://www.w3.org/2001/XMLSchema"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -73,8 +73,25 @@ def _record(table: Table, row: Mapping[str, object], q: Quirks, indent: str) -> 
     return [indent + _element(f, row.get(f), q) for f in table.fields]
 
 
-def inner_xml(name: str, rows: Sequence[Mapping[str, object]], q: Quirks) -> str:
-    """One inner file (e.g. XML2) with its rows, following the table's record path."""
+def as_4210(name: str, row: Mapping[str, object]) -> dict[str, object]:
+    """A QĐ 130 row of table ``name`` (XML1–XML5) as QĐ 4210 wrote it: its older field names,
+    and only the fields 4210 had (no CCCD, no execution times, no units of lab results)."""
+    old_name = {new: old for old, new in LEGACY_4210_RENAMES.get(name, {}).items()}
+    fields = set(legacy_table(name).fields)
+    out = {old_name.get(k, k): v for k, v in row.items()}
+    return {k: v for k, v in out.items() if k in fields}
+
+
+def inner_xml(
+    name: str, rows: Sequence[Mapping[str, object]], q: Quirks, *, legacy: bool = False
+) -> str:
+    """One inner file (e.g. XML2) with its rows, following the table's record path.
+
+    ``legacy``: the QĐ 4210 form of XML1–XML5 (rows given in QĐ 130 names): older names, no XML
+    declaration, and the list tables without their outer element, as exporters of the time
+    wrote them."""
+    if legacy:
+        return _inner_4210(name, [as_4210(name, r) for r in rows], q)
     table = tables()[name]
     xsi = XSI_QUIRK if q.ns_space else XSI
     parts = table.record_path.split("/")
@@ -96,6 +113,19 @@ def inner_xml(name: str, rows: Sequence[Mapping[str, object]], q: Quirks) -> str
             lines.append("  " * i + f"</{m}>")
     lines.append(f"</{root}>")
     return ("\r\n" if q.crlf else "\n").join(lines)
+
+
+def _inner_4210(name: str, rows: Sequence[Mapping[str, object]], q: Quirks) -> str:
+    table = legacy_table(name)
+    nl = "\r\n" if q.crlf else "\n"
+    if table.single:
+        return nl.join([f"<{table.root}>", *_record(table, rows[0], q, "  "), f"</{table.root}>"])
+    _outer, listing, row_tag = table.record_path.split("/")
+    lines = [f"<{listing}>"]
+    for row in rows:
+        lines += [f"  <{row_tag}>", *_record(table, row, q, "    "), f"  </{row_tag}>"]
+    lines.append(f"</{listing}>")
+    return nl.join(lines)
 
 
 def envelope(facility: str, day: str, files: Sequence[tuple[str, str]], q: Quirks) -> bytes:

@@ -12,6 +12,7 @@ import pytest
 
 from hssk.db import Database
 from hssk.ingest import jobs
+from hssk.ingest.xml130_tables import QD4750_FROM
 from hssk.synth import generate
 
 ROW_TAGS = {
@@ -26,7 +27,8 @@ ROW_TAGS = {
 @pytest.fixture(scope="module")
 def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("feed")
-    generate(out, persons=120, province="01", seed=11)
+    # four years of visits: those that ended before July 2024 come in QĐ 4210 (XML1–XML5)
+    generate(out, persons=120, province="01", seed=11, visit_years=4.0)
     return out
 
 
@@ -78,6 +80,9 @@ def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> 
             (his.job_id,),
         ).fetchone()
     assert have["Encounter"] == visits == src["XML1"]
+    legacy = sum(1 for f in (feed / "his").rglob("*.xml") if f.parent.name < QD4750_FROM)
+    assert 0 < legacy < visits  # both formats were loaded
+    assert len(list((feed / "checkin").rglob("*.xml"))) <= visits - legacy
     assert open_visits == 0  # every check-in was completed by its full file
     assert have["MedicationRequest"] == have["MedicationDispense"] == src["XML2"]
     assert have["Procedure"] == src["XML3"]

@@ -13,7 +13,8 @@ import pytest
 from lxml import etree
 
 from hssk.identifiers import check_bhyt, check_cccd
-from hssk.ingest.xml130_tables import tables
+from hssk.ingest.xml130_tables import LEGACY_4210_FIELDS, QD4750_FROM, legacy_table, tables
+from hssk.ingest.xmlparse import parse_table
 from hssk.synth import Manifest, generate
 from hssk.synth.errors import ErrorModel
 from hssk.synth.feeds import covid_vaccines
@@ -46,6 +47,11 @@ def inner_files(path: Path) -> dict[str, etree._Element]:
         data = base64.b64decode(fh.findtext("NOIDUNGFILE"))
         out[fh.findtext("LOAIHOSO")] = etree.fromstring(data, RECOVER)
     return out
+
+
+def modern(path: Path) -> bool:
+    """A hồ sơ exported under QĐ 130/4750 (its visit ended on or after 1 July 2024)."""
+    return path.parts[-2] >= QD4750_FROM
 
 
 def records(name: str, root: etree._Element) -> list[etree._Element]:
@@ -90,7 +96,7 @@ def test_manifest_counts_equal_files(run: tuple[Path, Manifest]) -> None:
 def test_xml_matches_table_structure(run: tuple[Path, Manifest]) -> None:
     out, _ = run
     seen: Counter[str] = Counter()
-    for path in sorted((out / "his").rglob("*.xml")):
+    for path in sorted(p for p in (out / "his").rglob("*.xml") if modern(p)):
         files = inner_files(path)
         ma_lk = path.stem
         assert {"XML1", "XML3"} <= set(files)
@@ -119,7 +125,7 @@ def test_xml_matches_table_structure(run: tuple[Path, Manifest]) -> None:
 def test_clinical_sense(run: tuple[Path, Manifest]) -> None:
     out, _ = run
     checked: Counter[str] = Counter()
-    for path in (out / "his").rglob("*.xml"):
+    for path in (p for p in (out / "his").rglob("*.xml") if modern(p)):
         files = inner_files(path)
         xml1 = files["XML1"]
         icd = xml1.findtext("MA_BENH_CHINH")
@@ -266,5 +272,33 @@ def test_visits_respect_life_and_death(run: tuple[Path, Manifest]) -> None:
         if xml1.findtext("KET_QUA_DTRI") == "5":
             deaths_in_hospital += 1
             assert xml1.findtext("NGAY_RA")[:8] == p["death_date"].replace("-", "")
-            assert xml1.findtext("MA_LOAI_KCB") == "03"
+            assert xml1.findtext("MA_LOAI_KCB") in ("03", "3")  # (4210 wrote "3")
     assert deaths_in_hospital > 0
+
+
+def test_visits_before_july_2024_are_in_qd4210(tmp_path: Path) -> None:
+    """Four years of visits: those that ended before QĐ 4750 took effect are QĐ 4210 hồ sơ
+    (XML1–XML5, older field names, no CCCD, no papers, no check-in), which the parser reads
+    back under the QĐ 130 names."""
+    generate(tmp_path, 200, "01", seed=7, visit_years=4.0)
+    legacy = [p for p in (tmp_path / "his").rglob("*.xml") if not modern(p)]
+    assert len(legacy) > 20
+    checkins = {p.stem for p in (tmp_path / "checkin").rglob("*.xml")}
+    for path in legacy:
+        env = etree.parse(str(path), STRICT).getroot()
+        for fh in env.iterfind(".//FILEHOSO"):
+            name, data = fh.findtext("LOAIHOSO"), base64.b64decode(fh.findtext("NOIDUNGFILE"))
+            assert name in LEGACY_4210_FIELDS
+            root = etree.fromstring(data, STRICT)
+            table = legacy_table(name)
+            rows = [root] if table.single else root.findall(table.row_tag)
+            assert root.tag == table.record_path.split("/")[0 if table.single else 1]
+            for rec in rows:
+                assert {c.tag for c in rec} <= set(table.fields)
+            if name == "XML1":
+                assert rows[0].find("SO_CCCD") is None and rows[0].findtext("MA_BENH")
+                assert len(rows[0].findtext("NGAY_SINH")) == 8
+                (read,) = parse_table(data, "XML1")
+                assert read["MA_BENH_CHINH"] == rows[0].findtext("MA_BENH")
+                assert read["MA_THE_BHYT"] == rows[0].findtext("MA_THE")
+        assert path.stem not in checkins
