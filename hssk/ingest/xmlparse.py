@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import io
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ _BAD_XSI = b"XMLSchema instance"
 _GOOD_XSI = b"XMLSchema-instance"
 MAX_INNER_BYTES = 8 * 1024 * 1024  # one decoded inner table (libxml2 caps text at 10 MB)
 MAX_FIELD_CHARS = 100_000  # a single field value
+WHOLE_FILE_BYTES = 1 << 20  # envelope files up to this size are read at once, larger ones streamed
 
 
 class XmlError(Exception):
@@ -311,7 +313,13 @@ def iter_hoso(source: str | IO[bytes], *, skip: int = 0) -> Iterator[HoSo]:
     yielding what came before the fault)."""
     fh: IO[bytes] = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
     try:
-        reader = io.BufferedReader(_FixQuirk(fh), buffer_size=1 << 16)
+        reader: IO[bytes]
+        if isinstance(source, str) and os.fstat(fh.fileno()).st_size <= WHOLE_FILE_BYTES:
+            # the usual one-hồ-sơ file: read at once, without the chunk-by-chunk quirk filter
+            # (5 % of mapping a visit)
+            reader = io.BytesIO(fh.read().replace(_BAD_XSI, _GOOD_XSI))
+        else:
+            reader = io.BufferedReader(_FixQuirk(fh), buffer_size=1 << 16)
         context = etree.iterparse(reader, events=("start", "end"), **parser_kwargs())
         facility, index, first, root = "", 0, True, None
         try:

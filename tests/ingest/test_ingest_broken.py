@@ -200,3 +200,25 @@ def test_date_forms(value: str, want: str | None) -> None:
     problems: list[Problem] = []
     assert parse_time(value, "NGAY_VAO", problems) == want
     assert bool(problems) == (want is None)
+
+
+@pytest.mark.parametrize("visits", [1, 40])
+def test_whole_and_streamed_reading_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, visits: int
+) -> None:
+    """Small envelope files are read at once, large ones streamed through the quirk filter:
+    both give the same hồ sơ, the malformed xsi namespace of real exports included."""
+    from hssk.ingest import xmlparse
+
+    data = build_envelope("01001", [visit(i) for i in range(1, visits + 1)])
+    data = data.replace(b"XMLSchema-instance", b"XMLSchema instance")
+    path = tmp_path / "env.xml"
+    path.write_bytes(data)
+
+    def read() -> list[tuple[int, str, dict[str, list[dict[str, str]]]]]:
+        return [(h.index, h.facility, decode_hoso(h).tables) for h in xmlparse.iter_hoso(str(path))]
+
+    whole = read()
+    monkeypatch.setattr(xmlparse, "WHOLE_FILE_BYTES", 0)
+    assert read() == whole
+    assert len(whole) == visits and whole[-1][2]["XML1"][0]["MA_LK"] == f"LK{visits:06d}"
