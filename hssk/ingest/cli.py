@@ -138,7 +138,6 @@ _STATUS_VI = {
     "pending": "chờ",
     "running": "đang chạy",
     "done": "xong",
-    "failed": "lỗi",
 }
 
 
@@ -146,7 +145,7 @@ _STATUS_VI = {
 def list_jobs(
     job_id: int | None = typer.Argument(None, help="Show this job in full (counts, errors)."),
     status: str | None = typer.Option(
-        None, help="pending | running | done | failed | interrupted (running, no process)"
+        None, help="pending | running | done | interrupted (running, but no process holds it)"
     ),
     kind: str | None = typer.Option(None, help="Only this kind (xml130, immunization, …)."),
     limit: int = typer.Option(20),
@@ -160,7 +159,10 @@ def list_jobs(
                 try:
                     summary = jobs.job_summary(conn, job_id)
                 except jobs.JobError as exc:
-                    console.print(f"[red]Không có công việc {job_id} / {exc}[/]")
+                    console.print(
+                        f"[red]Không có công việc {job_id} / {exc}[/]: xem danh sách"
+                        " bằng / list them with [bold]hssk ingest jobs[/]"
+                    )
                     raise typer.Exit(1) from None
                 _print_summary(summary, as_json)
                 return
@@ -173,7 +175,7 @@ def list_jobs(
     table = Table(
         title="Công việc nạp dữ liệu / ingest jobs",
         caption="tệp, bản ghi, lưu, cách ly / files done, records, stored, quarantined"
-        " · chờ, đang chạy, xong, lỗi, dở dang / pending, running, done, failed, interrupted",
+        " · chờ, đang chạy, xong, dở dang / pending, running, done, interrupted",
     )
     for col in ("id", "loại", "trạng thái", "tệp", "bản ghi", "lưu", "cách ly", "bắt đầu", "giây"):
         table.add_column(

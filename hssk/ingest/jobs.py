@@ -199,24 +199,34 @@ _INTERRUPTED = f"""j.status = 'running' AND NOT EXISTS (
 
 _JOB_INFO_SQL = f"""
 SELECT j.id, j.kind, j.status, j.unit_id, j.created_by, jsonb_array_length(j.sources),
-       CASE WHEN j.status = 'done' THEN jsonb_array_length(j.sources)
-            ELSE coalesce((j.checkpoint #>> '{{pos,0}}')::int, 0) END,
-       coalesce((j.counters ->> 'records')::bigint, 0),
-       ((SELECT coalesce(sum(v::bigint), 0) FROM jsonb_each_text(j.counters -> 'created') c(k, v))
-         + (SELECT coalesce(sum(v::bigint), 0)
-              FROM jsonb_each_text(j.counters -> 'updated') u(k, v)))::bigint,
-       coalesce((j.counters ->> 'skipped')::bigint, 0),
-       coalesce((j.counters ->> 'quarantined')::bigint, 0),
-       coalesce((j.counters ->> 'seconds')::float8, 0),
-       j.created_at, j.started_at, j.finished_at, j.heartbeat_at, {_INTERRUPTED}
+       j.checkpoint, j.counters, j.created_at, j.started_at, j.finished_at, j.heartbeat_at,
+       {_INTERRUPTED}
   FROM ingest_job j
 """
+
+
+def _job_info(row: tuple[Any, ...]) -> JobInfo:
+    (jid, kind, status, unit, by, files, checkpoint, counters,
+     created, started, finished, beat, interrupted) = row  # fmt: skip
+    s = Summary(job_id=jid)
+    s.load_counters(counters or {})
+    # a finished job has read every file (a CSV job's checkpoint stays inside its last one)
+    done = files if status == "done" else int(((checkpoint or {}).get("pos") or [0])[0])
+    return JobInfo(jid, kind, status, unit, by, files, done, s.records, sum(s.stored.values()),
+                   s.skipped, s.quarantined, s.seconds, created, started, finished, beat,
+                   interrupted)  # fmt: skip
 
 
 def job_info(conn: psycopg.Connection[Any], job_id: int) -> JobInfo | None:
     """One job's status and progress (None: no such job)."""
     row = conn.execute(_JOB_INFO_SQL + " WHERE j.id = %s", (job_id,)).fetchone()
-    return JobInfo(*row) if row else None
+    return _job_info(row) if row else None
+
+
+def may_follow(info: JobInfo, *, unit_id: str | None, account_id: str) -> bool:
+    """A job belongs to whoever created it and to the unit it was sent for (the rule of
+    ``list_jobs``' ``unit_id`` / ``created_by`` filters, for one job)."""
+    return info.created_by == account_id or (info.unit_id is not None and info.unit_id == unit_id)
 
 
 def list_jobs(
@@ -247,7 +257,7 @@ def list_jobs(
         params.extend(value for _, value in owned)
     sql = _JOB_INFO_SQL + (" WHERE " + " AND ".join(where) if where else "")
     rows = conn.execute(sql + " ORDER BY j.id DESC LIMIT %s OFFSET %s", (*params, limit, offset))
-    return [JobInfo(*r) for r in rows]
+    return [_job_info(r) for r in rows]
 
 
 def known_facilities(conn: psycopg.Connection[Any]) -> frozenset[str]:

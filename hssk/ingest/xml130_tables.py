@@ -120,6 +120,7 @@ LEGACY_4210_FIELDS: dict[str, tuple[str, ...]] = {
 QD4750_FROM = "20240701"  # hồ sơ of visits ending before this day were exported in QĐ 4210
 
 
+@lru_cache(maxsize=8)
 def legacy_table(name: str) -> Table:
     """Table ``name`` (XML1–XML5) as QĐ 4210 laid it out: the same root and record path,
     its own fields."""

@@ -14,9 +14,10 @@ import contextlib
 import io
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import IO, Any
 
 from lxml import etree
@@ -162,13 +163,24 @@ def _by_root() -> dict[str, Table]:
     return out
 
 
-_NO_RENAMES: dict[str, str] = {}
+_NO_RENAMES: Mapping[str, str] = MappingProxyType({})
+
+
+def _records(
+    root: Any, table: Table, long_values: bool, renamed: dict[str, str] | None
+) -> list[dict[str, str]]:
+    """The records of a parsed inner table, under the QĐ 130 field names."""
+    renames = renames_to_130().get(table.name, _NO_RENAMES)
+    if table.single:
+        return [_row(root, long_values, renames, renamed)]
+    rows = root.iter(table.row_tag, f"{{*}}{table.row_tag}")
+    return [_row(e, long_values, renames, renamed) for e in rows]
 
 
 def _row(
     elem: Any,
     long_values: bool = True,
-    renames: dict[str, str] = _NO_RENAMES,
+    renames: Mapping[str, str] = _NO_RENAMES,
     renamed: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Field name → stripped text of one record element. ``long_values``: the table is big
@@ -224,13 +236,7 @@ def parse_table(
             f"{what}: thẻ gốc <{tag}> không đúng, cần <{expected}>.",
             f"{what}: root element <{tag}> is wrong, expected <{expected}>.",
         )
-    long_values = len(data) > MAX_FIELD_CHARS
-    renames = renames_to_130().get(table.name, _NO_RENAMES)
-    if table.single:
-        return [_row(root, long_values, renames, renamed)]
-    row_tag = table.row_tag
-    rows = root.iter(row_tag, f"{{*}}{row_tag}")
-    return [_row(e, long_values, renames, renamed) for e in rows]
+    return _records(root, table, len(data) > MAX_FIELD_CHARS, renamed)
 
 
 def table_name_of(root_tag: str) -> str | None:
@@ -378,12 +384,8 @@ def _bare_table(context: Any, root: Any, table: Table) -> HoSo:
                     f"Bảng {table.name} vượt giới hạn {MAX_INNER_BYTES} byte.",
                     f"table {table.name} exceeds {MAX_INNER_BYTES} bytes.",
                 )
-    renames = renames_to_130().get(table.name, _NO_RENAMES)
     renamed: dict[str, str] = {}
-    if table.single:
-        rows = [_row(root, renames=renames, renamed=renamed)]
-    else:
-        rows = [_row(e, renames=renames, renamed=renamed) for e in root.iter(table.row_tag)]
+    rows = _records(root, table, True, renamed)
     fac = next((r.get("MA_CSKCB", "") for r in rows if r.get("MA_CSKCB")), "")
     hoso = HoSo(index=0, facility=fac, tables={table.name: rows}, renamed=renamed)
     hoso.raw[table.name] = etree.tostring(root, encoding="utf-8")

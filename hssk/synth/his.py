@@ -591,7 +591,9 @@ class HisWriter:
                 "NGAY_CT": _d(v.end),
             }
             files.append(("XML14", inner_xml("XML14", [xml14], q)))
-        if legacy:  # 4210 had no papers (XML7–XML14): they came with QĐ 130/4750
+        # 4210 had no papers (XML7–XML14): they came with QĐ 130/4750. They are built all the
+        # same, so a visit draws the same random numbers whichever format it is written in.
+        if legacy:
             files = [(name, xml) for name, xml in files if name in LEGACY_4210_FIELDS]
         day = _d(v.end)
         rel = f"his/{fac.code}/{day}/{v.ma_lk}.xml"

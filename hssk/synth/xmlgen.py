@@ -10,6 +10,7 @@ import base64
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from xml.sax.saxutils import escape
 
 from hssk.ingest.xml130_tables import LEGACY_4210_RENAMES, Table, legacy_table, tables
@@ -76,10 +77,16 @@ def _record(table: Table, row: Mapping[str, object], q: Quirks, indent: str) -> 
 def as_4210(name: str, row: Mapping[str, object]) -> dict[str, object]:
     """A QĐ 130 row of table ``name`` (XML1–XML5) as QĐ 4210 wrote it: its older field names,
     and only the fields 4210 had (no CCCD, no execution times, no units of lab results)."""
-    old_name = {new: old for old, new in LEGACY_4210_RENAMES.get(name, {}).items()}
-    fields = set(legacy_table(name).fields)
+    old_name, fields = _names_4210(name)
     out = {old_name.get(k, k): v for k, v in row.items()}
     return {k: v for k, v in out.items() if k in fields}
+
+
+@lru_cache(maxsize=8)
+def _names_4210(name: str) -> tuple[dict[str, str], frozenset[str]]:
+    """(QĐ 130 name → 4210 name, the fields 4210 had) of a table."""
+    old_name = {new: old for old, new in LEGACY_4210_RENAMES.get(name, {}).items()}
+    return old_name, frozenset(legacy_table(name).fields)
 
 
 def inner_xml(

@@ -81,19 +81,8 @@ def quarantine_list(
         request, "quarantine_list.html", nav="quarantine", recs=recs, counts=counts,
         total=sum(counts.values()), shown=status, rule=rule, page=page, link=link,
         facility=None if facility is None else scope, more=more, statuses=quarantine.STATUSES,
-        file_name=lambda f: Path(f or "").name, rule_text=_rule_text(request),
+        file_name=lambda f: Path(f or "").name, rule_of=rules.describe,
     )  # fmt: skip
-
-
-def _rule_text(request: Request) -> Any:
-    """(label, how to fix) of a rule code, in the page's language."""
-    en = render.lang_of(request) == "en"
-
-    def text(code: str | None) -> tuple[str, str]:
-        r = rules.describe(code)
-        return (r.en, r.fix_en) if en else (r.vi, r.fix_vi)
-
-    return text
 
 
 def _record_page(
@@ -102,7 +91,7 @@ def _record_page(
     ctx.setdefault("raw", rec.raw or "")
     return render.page(request, "quarantine_record.html", status=status, nav="quarantine",
                        rec=rec, file_name=Path(rec.file or "").name,
-                       rule_text=_rule_text(request), **ctx)  # fmt: skip
+                       rule_of=rules.describe, **ctx)  # fmt: skip
 
 
 def _open(
