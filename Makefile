@@ -18,16 +18,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hssk demo
 
-## make test: virtualenv + dev install + ruff + mypy + the whole pytest suite
+## make test: virtualenv + dev install + ruff + mypy + import contracts + the whole pytest suite
 test: $(STAMP)
-	$(BIN)/ruff check hssk tests
-	$(BIN)/ruff format --check hssk tests
+	$(BIN)/ruff check hssk benchmarks tests
+	$(BIN)/ruff format --check hssk benchmarks tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix hssk tests
-	$(BIN)/ruff format hssk tests
+	$(BIN)/ruff check --fix hssk benchmarks tests
+	$(BIN)/ruff format hssk benchmarks tests
 
 serve: $(STAMP)
 	$(BIN)/hssk serve

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hssk.config import load_settings
 from hssk.db import Database, open_database
+from hssk.kernel.config import load_settings
 
 DISTRICT = "Hà Đông"  # an old district of Hà Nội; the curated family lives there too
 SUPERVISOR = "syt.giamsat"

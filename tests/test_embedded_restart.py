@@ -9,7 +9,7 @@ from pathlib import Path
 
 SCRIPT = """
 import sys
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 from hssk.db import open_database
 from hssk.records import save, read
 db = open_database(load_settings())
@@ -37,7 +37,7 @@ def test_data_survives_restart(tmp_path: Path) -> None:
 
 
 TUNED = """
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 from hssk.db import open_database
 db = open_database(load_settings())
 with db.connection() as conn:
@@ -88,7 +88,7 @@ def test_stop_embedded_stops_a_server_still_held(tmp_path: Path) -> None:
 
 TOGETHER = """
 import sys, time
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 from hssk.db import open_database
 db = open_database(load_settings())
 for _ in range(20):  # keep using it while the other process starts (and tunes) the server

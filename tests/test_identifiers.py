@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hssk import identifiers as ids
+from hssk.kernel import identifiers as ids
 
 
 def test_cccd_valid_and_consistent() -> None:

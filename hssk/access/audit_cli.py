@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 
 from hssk.access.audit import verify_chain
-from hssk.config import load_settings
 from hssk.db import open_database
+from hssk.kernel.config import load_settings
 
 ANCHOR_FILE = "audit_anchor.json"  # outside the database: survives a superuser's TRUNCATE
 

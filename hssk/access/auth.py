@@ -32,7 +32,7 @@ from hssk.access import accounts, notify, signing, tokens
 from hssk.access.accounts import Account
 from hssk.access.actor import ANONYMOUS, Actor
 from hssk.access.audit import record as audit
-from hssk.config import Settings
+from hssk.kernel.config import Settings
 
 GRANT_PASSWORD = "password"
 GRANT_OTP = "urn:hssk:params:oauth:grant-type:otp"

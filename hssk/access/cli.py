@@ -15,8 +15,8 @@ from rich.console import Console
 from hssk.access import accounts, auth, signing
 from hssk.access.actor import PLATFORM
 from hssk.access.audit import record as audit
-from hssk.config import load_settings
 from hssk.db import open_database
+from hssk.kernel.config import load_settings
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from psycopg.types.json import Jsonb
 
-from hssk.config import Settings
+from hssk.kernel.config import Settings
 
 ALGORITHMS = ("ES256", "EdDSA", "RS256")  # RS256: the RSA certificates of Vietnam's CAs
 PLATFORM_KEY_FILE = "platform_signing_key.pem"

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from hssk.access import signing
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 
 console = Console()
 

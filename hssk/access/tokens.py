@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 
 from hssk.access.actor import Actor
-from hssk.config import Settings
+from hssk.kernel.config import Settings
 
 ISSUER = "hssk"
 AUDIENCE = "hssk-api"

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 
 from hssk import __version__
 from hssk.api import errors, fhir, health
-from hssk.config import Settings, load_settings
 from hssk.db import Database, open_database
+from hssk.kernel.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

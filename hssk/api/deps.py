@@ -15,8 +15,8 @@ from hssk.access.audit import defer as audit_defer
 from hssk.access.audit import flush as audit_flush
 from hssk.access.audit import record as audit_record
 from hssk.access.tokens import TokenError, verify
-from hssk.config import Settings
 from hssk.db import Database
+from hssk.kernel.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hssk import identifiers
 from hssk.access import Actor, audit, authorize
 from hssk.access.audit import record_decision
 from hssk.access.policy import authorize_many
@@ -19,6 +18,8 @@ from hssk.api import transaction
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
 from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
+from hssk.kernel import identifiers
+from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import Stored, extract, search, store
 from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
 from hssk.records.validate import validate
@@ -69,14 +70,6 @@ def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) ->
     parts = ref.split("/")
     if len(parts) >= 2 and parts[-2] == "Patient":
         return store.person_of(conn, parts[-1])
-    return None
-
-
-def _sensitivity(body: dict[str, Any]) -> str | None:
-    """Sensitive category named by a meta.security label (v3 ActCode HIV, PSY, ETH, SDV, STD)."""
-    for label in (body.get("meta") or {}).get("security") or []:
-        if isinstance(label, dict) and label.get("code") in ("HIV", "PSY", "ETH", "SDV", "STD"):
-            return str(label["code"])
     return None
 
 
@@ -142,7 +135,7 @@ def _writer(actor: Actor) -> transaction.Writer:
     ) -> tuple[Stored, bool]:
         rid = rid or body.get("id") or store.new_id()
         person_id = _person_id(conn, body, rid)
-        sens = _sensitivity(body)
+        sens = sensitivity_of(body)
         guard(conn, actor, "write", body["resourceType"], person_id, rid=rid, sensitivity=sens)
         return store.save(
             conn, body, rid=rid, if_match=if_match, person_id=person_id, sensitivity=sens
@@ -186,7 +179,7 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
                 if body["resourceType"] == "Patient"
                 else person_by_patient.get(refs.get(i, ""))
             )
-            sens = _sensitivity(body)
+            sens = sensitivity_of(body)
             groups.setdefault((body["resourceType"], person, sens), []).append(body["id"])
             items.append(store.NewResource(body, person_id=person, sensitivity=sens))
         for (rtype, person, sens), rids in groups.items():

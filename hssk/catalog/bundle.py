@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from hssk import identifiers as ids
+from hssk.kernel import identifiers as ids
 
 SID = "https://fhir.hssk.vn/StructureDefinition"
 _PERSON_COLS = (

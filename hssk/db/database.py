@@ -13,9 +13,9 @@ import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
-from hssk.config import Settings, load_settings
 from hssk.db.embedded import start_embedded
 from hssk.db.migrate import migrate
+from hssk.kernel.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -272,20 +272,3 @@ def discard(
     finally:
         db.close()
     console.print(f"Đã loại bỏ bản ghi {error_id} / record {error_id} discarded.")
-
-
-@app.command("bench")
-def bench(
-    persons: int = typer.Option(5000, help="Synthetic residents."),
-    out: Path | None = typer.Option(None, help="Work directory (default: a temporary one)."),
-    workers: int | None = typer.Option(None, help="Mapping processes (default: the cores)."),
-    profile: bool = typer.Option(False, help="Add a cProfile of parse + map."),
-) -> None:
-    """Đo hiệu năng nạp dữ liệu / ingestion benchmark (visits/s, doses/s, persons/s, memory)."""
-    from hssk.ingest.bench import run_bench
-
-    result = run_bench(out, persons, workers=workers, profile=profile)
-    prof = result.pop("profile", None)
-    sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-    if prof:
-        sys.stdout.write(prof)

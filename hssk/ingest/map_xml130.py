@@ -11,7 +11,6 @@ import base64
 import hashlib
 from typing import Any
 
-from hssk import identifiers as ids
 from hssk.ingest.model import (
     CS,
     GENDER,
@@ -37,6 +36,7 @@ from hssk.ingest.model import (
 )
 from hssk.ingest.xml130_tables import tables
 from hssk.ingest.xmlparse import HoSo, build_table, raw_document
+from hssk.kernel import identifiers as ids
 from hssk.records import id_for_source_key
 from hssk.registry.types import SourceRecord
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from hssk import identifiers as ids
+from hssk.kernel import clock
+from hssk.kernel import identifiers as ids
 from hssk.records import Rendered
 from hssk.registry.types import SourceRecord
 
@@ -118,7 +119,8 @@ _TS = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?$")
 
 
 def now_local() -> datetime:
-    return datetime.now(UTC) + timedelta(hours=7)
+    """Vietnam wall-clock time, naive (how QĐ 130 timestamps are written)."""
+    return clock.now_vn().replace(tzinfo=None)
 
 
 _clock: list[Any] = [-2.0, datetime.min]

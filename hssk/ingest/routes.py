@@ -16,7 +16,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
@@ -40,6 +39,7 @@ from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
 from hssk.ingest import jobs, permissions, quarantine, rules, sources, xmlsig
+from hssk.kernel import clock
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ def discard_error(
 
 # --- gateway-compatible endpoints (spec §3.2) --------------------------------------------------
 def _now_vn() -> str:
-    return (datetime.now(UTC) + timedelta(hours=7)).strftime("%Y%m%d%H%M%S")
+    return clock.now_vn().strftime("%Y%m%d%H%M%S")
 
 
 def _gateway(code: int, message: str, tx: str = "", status: int = 200) -> JSONResponse:

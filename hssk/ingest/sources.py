@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 import psycopg
 
-from hssk import identifiers as ids
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.model import (
     CS,
@@ -42,6 +41,8 @@ from hssk.ingest.model import (
     sex_code,
 )
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
+from hssk.kernel import identifiers as ids
+from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import id_for_source_key, prerender
 from hssk.registry import Prepared, prepare
 from hssk.registry.types import SourceRecord
@@ -260,6 +261,7 @@ def map_payloads(
             rtype = body["resourceType"]
             if "id" not in body:
                 body["id"] = id_for_source_key(rtype, it.source_key)
+            it.sensitivity = it.sensitivity or sensitivity_of(body)
             if rtype != "Appointment":  # (its person is a participant: attached by the writer)
                 it.rendered = prerender(body, patient_element(rtype) if it.who else None)
                 it.body = {"resourceType": rtype, "id": body["id"]}

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hssk.kernel.text import fold as text_fold
 from hssk.records.types import CODE_PATHS, DATE_PATHS, SUBJECT_PATHS
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -84,9 +85,7 @@ def effective(body: dict[str, Any]) -> datetime | None:
 
 def fold(text: str) -> str:
     """Accent-free lower-case text for matching Vietnamese names (đ → d)."""
-    from hssk.registry.normalize import fold as _fold  # the registry owns name folding
-
-    return _fold(text).lower()
+    return text_fold(text).lower()
 
 
 def terms(body: dict[str, Any]) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from hssk import identifiers
+from hssk.kernel import identifiers
 from hssk.records.extract import fold
 from hssk.records.store import _CURRENT, Stored, _row, person_of
 

@@ -418,7 +418,7 @@ def dedup(
     ``backend``: 'duckdb' (default) or 'spark' (Splink's Spark backend; ``spark`` is a session,
     else a local one is started).
     """
-    from hssk.config import settings
+    from hssk.kernel.config import settings
 
     cfg = settings()
     upper = cfg.match_upper if upper is None else upper

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hssk import identifiers as ids
+from hssk.kernel import identifiers as ids
 from hssk.registry.adminunits import commune_name
 from hssk.registry.types import Person
 
@@ -15,7 +15,7 @@ _GENDER = {"M": "male", "F": "female", "U": "unknown"}
 
 
 def patient_resource(person: Person) -> dict[str, Any]:
-    """Patient JSON: identifiers (systems of hssk.identifiers), name, birthDate at its precision,
+    """Patient JSON: identifiers (systems of hssk.kernel.identifiers), name, birthDate at its precision,
     gender, telecom, address with commune codes (2025 and pre-2025), deceased, and ``link``
     (replaced-by for a merged record, replaces for the records merged into this one)."""
     res: dict[str, Any] = {"resourceType": "Patient", "id": str(person.id)}

@@ -18,8 +18,8 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hssk.config import settings
 from hssk.db.textlist import SPLIT, joined, splittable
+from hssk.kernel.config import settings
 from hssk.registry.adminunits import commune_options
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
 from hssk.registry.prepare import Prepared, prepare

@@ -21,7 +21,7 @@ from typing import Any
 
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
-from hssk import identifiers as ids
+from hssk.kernel import identifiers as ids
 
 PRIOR = 1e-5  # probability that two random records are the same person (blocked comparisons)
 PRIOR_WEIGHT = math.log2(PRIOR / (1 - PRIOR))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from rapidfuzz.distance import OSA
 
+from hssk.kernel.text import fold
+
 # Combining marks of Vietnamese: tones (grave, acute, hook, tilde, dot below) and the
 # vowel-quality marks (circumflex, breve, horn).
 _TONES = {"\u0300": "f", "\u0301": "s", "\u0309": "r", "\u0303": "x", "\u0323": "j"}
@@ -32,13 +34,6 @@ FAMILY_KEYS = frozenset(
     "trinh truong lam luong ha cao kieu chu ta quach luu tong hua trieu kim thai ong au "
     "khuc nghiem tang giang mac lai phung vuong".split()
 )
-
-
-def fold(text: str) -> str:
-    """Remove every diacritic and map đ→d (case kept). 'Đặng Thị Hoà' → 'Dang Thi Hoa'."""
-    out = unicodedata.normalize("NFD", text)
-    out = "".join(ch for ch in out if not unicodedata.combining(ch))
-    return out.replace("đ", "d").replace("Đ", "D")
 
 
 def clean_spaces(text: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from hssk import identifiers as ids
+from hssk.kernel import identifiers as ids
 from hssk.registry.normalize import (
     display_name,
     normalize_phone,

@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 
-from hssk import identifiers as ids
-from hssk.config import settings
+from hssk.kernel import identifiers as ids
+from hssk.kernel.config import settings
 from hssk.registry.link import _fetch_candidates, features_of, features_of_person
 from hssk.registry.model import compare, grade, strong_identifier
 from hssk.registry.prepare import prepare

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from hssk.identifiers import BHYT
+from hssk.kernel.identifiers import BHYT
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "000": ("Thẻ còn giá trị sử dụng.", "The card is valid."),

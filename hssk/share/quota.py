@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
-VN = timezone(timedelta(hours=7), "ICT")
+from hssk.kernel import clock
+
+VN = clock.VN
 DEFAULT_LIMIT = 100_000
 
 
@@ -28,7 +30,7 @@ class QuotaState:
 
     def retry_after(self, now: datetime | None = None) -> int:
         """Whole seconds until the reset (at least 1)."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         return max(1, int((self.reset_at - now).total_seconds() + 0.999))
 
     def message_vi(self) -> str:
@@ -46,7 +48,7 @@ class QuotaState:
 
 
 def today_vn(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(VN).date()
+    return (now or clock.now()).astimezone(VN).date()
 
 
 def next_reset(now: datetime | None = None) -> datetime:

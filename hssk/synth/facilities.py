@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from hssk.identifiers import gln_check_digit
+from hssk.kernel.identifiers import gln_check_digit
 from hssk.synth.geo import Commune
 
 HOSPITAL_KINDS = (

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import ClassVar
 
-from hssk.identifiers import OLD_PROVINCES
+from hssk.kernel.identifiers import OLD_PROVINCES
 from hssk.synth.errors import Demographics, ErrorModel, perturb, registrations
 from hssk.synth.facilities import Facilities, Facility
 from hssk.synth.output import Output

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import vietnamadminunits
 
-from hssk.identifiers import OLD_PROVINCES
+from hssk.kernel.identifiers import OLD_PROVINCES
 
 _DATA = Path(vietnamadminunits.__file__).parent / "data"
 

@@ -12,8 +12,8 @@ import random
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
+from hssk.registry.namedata import read_name_file
 from hssk.synth.rng import Sampler
 
 # National shares of the commonest family names (Wikipedia, "Họ người Việt Nam", from the
@@ -47,7 +47,7 @@ def _nfc(text: str) -> str:
 
 
 def _read(name: str) -> str:
-    return resources.files("hssk.synth").joinpath(f"data/{name}").read_text("utf-8")
+    return read_name_file(name)
 
 
 def _counts(name: str) -> dict[str, int]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from hssk.identifiers import OLD_PROVINCES, cccd_digit
+from hssk.kernel.identifiers import OLD_PROVINCES, cccd_digit
 from hssk.synth.facilities import Facilities
 from hssk.synth.geo import Commune
 from hssk.synth.names import Name, name_model

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records.extract import effective, parse_fhir_datetime
 from hssk.web import models as m
 from hssk.web.schedule import SCHEDULE_MAX_AGE_YEARS, child_schedule, tokens, vaccine_group
@@ -51,7 +52,6 @@ IMAGING_CATEGORIES = {"RAD", "imaging", "IMG", "CT", "US", "XR", "MR", "18748-4"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 _TAG = re.compile(r"<[^>]+>")
 # ICD-10 codes of categories never shown outside the person's own book without consent.
-SENSITIVE_ICD = ("B20", "B21", "B22", "B23", "B24", "Z21", "F")
 
 
 # The resource types each section is built from (Encounter also names the facility of what
@@ -184,14 +184,7 @@ def value_text(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def is_sensitive(body: dict[str, Any]) -> bool:
     """Sensitive category (HIV, mental health, or a security label): never sent to partners."""
-    for label in (body.get("meta") or {}).get("security") or ():
-        if isinstance(label, dict) and label.get("code") in ("R", "V", "HIV", "PSY", "ETH"):
-            return True
-    for key in ("code", "reasonCode"):
-        for code in concept_codes(body.get(key)):
-            if code.upper().startswith(SENSITIVE_ICD):
-                return True
-    return False
+    return sensitivity_of(body) is not None
 
 
 def _categories(body: dict[str, Any]) -> set[str]:

@@ -22,6 +22,7 @@ from hssk.access import ANONYMOUS, Actor, Decision
 from hssk.access.accounts import account_disabled
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, get_conn
+from hssk.kernel import clock
 from hssk.records import everything, save
 from hssk.records.extract import effective
 from hssk.web import backend, pdf, render, selfdata, station
@@ -89,7 +90,7 @@ def _login_redirect(request: Request, path: str = "/book/login") -> RedirectResp
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    return clock.today()
 
 
 # --- citizen: login -----------------------------------------------------------------------------

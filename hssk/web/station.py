@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hssk import identifiers as ids
+from hssk.kernel import identifiers as ids
 from hssk.records import NewResource, bulk_upsert
 from hssk.web.book import CHECKUP_SYSTEM, ICD10
 from hssk.web.forms import Form

@@ -9,8 +9,8 @@ from typing import Any
 from hssk.access import accounts
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.records import store
 
 COMMUNE_A, COMMUNE_B = "00001", "00004"

@@ -9,8 +9,8 @@ from access_world import World, build_world
 from fastapi.testclient import TestClient
 
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 
 
 @pytest.fixture(scope="module")

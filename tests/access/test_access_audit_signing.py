@@ -22,7 +22,7 @@ from hssk.access.audit import defer, flush, record, verify_chain
 from hssk.access.audit_cli import ANCHOR_FILE
 from hssk.access.audit_cli import app as audit_app
 from hssk.access.signing_cli import verify as verify_cmd
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 
 
 def _events(world: World, n: int) -> None:

@@ -13,7 +13,7 @@ from access_world import PASSWORD, World
 from fastapi.testclient import TestClient
 
 from hssk.access import accounts, auth, signing, tokens
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 
 TOKEN_URL = "http://testserver/auth/token"
 

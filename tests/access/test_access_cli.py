@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from hssk.access import tokens
 from hssk.access.cli import app
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 
 
 def test_import_accounts_and_token(world: World, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_audit_break_glass_listing(world: World) -> None:
 
 
 def test_bench_runs_small(world: World) -> None:
-    from hssk.access.bench import run_bench
+    from benchmarks.access import run_bench
 
     figures = run_bench(world.db, requests=40, threads=2, decisions=20, import_rows=50)
     assert set(figures) >= {"audited_requests_per_s", "decisions_per_s", "accounts_imported_per_s",

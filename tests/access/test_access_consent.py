@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hssk.access import accounts
 from hssk.access.policy import authorize
 from hssk.access.routes import router, search_audit_events
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 
 
 def _read(client: TestClient, world: World, actor: str, resource: str) -> int:

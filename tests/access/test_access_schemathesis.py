@@ -12,7 +12,7 @@ from access_world import World
 from hypothesis import HealthCheck, given, settings
 
 from hssk.api.app import create_app
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 
 ACCESS_PATHS = r"^/(auth/|\.well-known/|api/v1/(me|accounts|units|break-glass|guardianships))"
 PUBLIC = re.compile(r"^/(auth/|\.well-known/)")

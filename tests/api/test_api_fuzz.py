@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 
 # Paths that are public by design (no personal data behind them).
 PUBLIC = re.compile(

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B import get_fhir_model_class
 
-from hssk import identifiers
 from hssk.access.actor import Actor
+from hssk.kernel import identifiers
 from hssk.records.store import content
 from hssk.records.types import SUPPORTED_TYPES
 

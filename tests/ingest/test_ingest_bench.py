@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hssk.ingest.bench import run_bench
+from benchmarks.ingest import run_bench
 
 
 def test_bench_reports_throughput_and_cpu(tmp_path: Path) -> None:

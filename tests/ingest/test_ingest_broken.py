@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.ingest.samples import visit, write_feed
 from hssk.ingest.xmlparse import (
     XmlError,
     build_envelope,
@@ -20,6 +19,7 @@ from hssk.ingest.xmlparse import (
     iter_hoso_bytes,
     parse_table,
 )
+from hssk.synth.samples import visit, write_feed
 
 LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

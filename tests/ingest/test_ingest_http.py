@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 
 from hssk.access import accounts
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.ingest.samples import expected_counts, visit
 from hssk.ingest.xmlparse import build_envelope, build_table
+from hssk.kernel.config import load_settings
+from hssk.synth.samples import expected_counts, visit
 
 SECRET = hashlib.md5(b"bi-mat-cua-benh-vien").hexdigest().upper()
 
@@ -260,7 +260,7 @@ def test_server_start_resumes_unfinished_jobs(idb: Database, tmp_path) -> None: 
     import time
 
     from hssk.ingest import jobs
-    from hssk.ingest.samples import write_feed
+    from hssk.synth.samples import write_feed
 
     feed = write_feed(tmp_path / "left.xml", [visit(i) for i in range(1, 4)])
     with idb.connection() as conn:

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.cli import app
-from hssk.ingest.samples import expected_counts, visit, write_feed
 from hssk.ingest.xmlparse import build_table
 from hssk.records import validate
+from hssk.synth.samples import expected_counts, visit, write_feed
 
 
 def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
 from hssk.ingest import rules
+from hssk.kernel.config import load_settings
 
 PACKAGE = Path(rules.__file__).resolve().parent
 RAISERS = {"Problem", "XmlError", "SourceError"}

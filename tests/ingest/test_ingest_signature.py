@@ -22,11 +22,11 @@ from test_ingest_http import SECRET, _token  # the gateway account's secret and 
 from hssk.access import accounts
 from hssk.access.signing import register_key
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
 from hssk.ingest import xmlsig
-from hssk.ingest.samples import visit
 from hssk.ingest.xmlparse import build_envelope
+from hssk.kernel.config import load_settings
+from hssk.synth.samples import visit
 
 DSIG = "{http://www.w3.org/2000/09/xmldsig#}"
 

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.ingest.samples import expected_counts, legacy_visit, visit, write_feed
 from hssk.ingest.xml130_tables import LEGACY_4210_RENAMES
 from hssk.ingest.xmlparse import parse_table
 from hssk.records import everything, history, id_for_source_key
+from hssk.synth.samples import expected_counts, legacy_visit, visit, write_feed
 
 
 def _count(db: Database) -> dict[str, int]:

@@ -20,11 +20,11 @@ from hssk.access.actor import Actor
 from hssk.access.tokens import issue
 from hssk.api.app import create_app
 from hssk.catalog import completeness
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.monitor import metrics, quality
 from hssk.monitor.areas import parse
-from hssk.monitor.synthetic import load_province
+from hssk.synth.supervision import load_province
 
 CHROMIUM = Path("/usr/bin/chromium")
 # `make screenshots` sets HSSK_SCREENSHOT_DIR=docs/screenshots; plain runs use a temp folder.

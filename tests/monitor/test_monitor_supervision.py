@@ -15,12 +15,12 @@ from hssk.access.actor import Actor
 from hssk.access.tokens import issue
 from hssk.api.app import create_app
 from hssk.catalog import completeness
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.monitor import charts, export, metrics, quality
 from hssk.monitor.areas import parse
-from hssk.monitor.synthetic import Province, load_province
 from hssk.records import store
+from hssk.synth.supervision import Province, load_province
 
 API = "/api/v1/supervision"
 

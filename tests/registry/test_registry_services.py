@@ -9,8 +9,8 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from typer.testing import CliRunner
 
-from hssk import identifiers as ids
 from hssk.db import Database
+from hssk.kernel import identifiers as ids
 from hssk.registry import SourceRecord, get_person, link, link_many, match, patient_resource
 from hssk.registry.cli import app
 from hssk.registry.search import MatchInputError

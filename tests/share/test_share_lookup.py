@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
-from hssk.identifiers import BHYT
+from hssk.kernel.config import load_settings
+from hssk.kernel.identifiers import BHYT
 from hssk.records import store
 from hssk.share import lookup, quota
 

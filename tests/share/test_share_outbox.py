@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from hssk.db import Database
-from hssk.monitor.synthetic import load_province
 from hssk.records import store
 from hssk.share import outbox, partners
 from hssk.share.worker import WorkerConfig, run
+from hssk.synth.supervision import load_province
 
 HSSK = str(Path(sys.executable).parent / "hssk")
 

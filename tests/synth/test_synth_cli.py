@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from hssk.synth.bench import run_bench
+from benchmarks.synth import run_bench
 from hssk.synth.cli import app
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hssk.identifiers import check_cccd
+from hssk.kernel.identifiers import check_cccd
 from hssk.synth import ErrorModel, ErrorRates, generate, iter_persons
 from hssk.synth.errors import perturb, registrations, strip_diacritics, typo, wrong_tone
 from hssk.synth.population import Person

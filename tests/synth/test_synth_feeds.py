@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from hssk.identifiers import check_bhyt, check_cccd
 from hssk.ingest.xml130_tables import LEGACY_4210_FIELDS, QD4750_FROM, legacy_table, tables
 from hssk.ingest.xmlparse import parse_table
+from hssk.kernel.identifiers import check_bhyt, check_cccd
 from hssk.synth import Manifest, generate
 from hssk.synth.errors import ErrorModel
 from hssk.synth.feeds import covid_vaccines

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import vietnamadminunits
 
-from hssk.identifiers import (
+from hssk.kernel.identifiers import (
     BHYT_OBJECT_CODES,
     check_bhxh,
     check_bhyt,

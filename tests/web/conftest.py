@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.web.demo import Family, seed_family
 
 

@@ -10,7 +10,7 @@ import pytest
 from hssk.access import Actor
 from hssk.access import accounts as acc
 from hssk.access.tokens import issue
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 from hssk.web.models import HealthBook
 from hssk.web.partners import sections_for
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from benchmarks.web import run_bench
 from hssk.db import Database
-from hssk.web.bench import run_bench
 
 
 def test_bench_serves_books_without_errors_and_reports_cpu(db: Database) -> None:

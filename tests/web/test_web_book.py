@@ -222,7 +222,7 @@ def test_trend_svg() -> None:
 
 
 def test_pdf_signed_by_the_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hssk.config import load_settings
+    from hssk.kernel.config import load_settings
 
     monkeypatch.setenv("HSSK_DATA_DIR", str(tmp_path))
     signer = pdf.platform_signer(load_settings())

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.ingest.samples import visit
 from hssk.ingest.xmlparse import build_envelope
+from hssk.kernel.config import load_settings
+from hssk.synth.samples import visit
 from tests.ingest.conftest import register_facilities
 
 CHROMIUM = Path("/usr/bin/chromium")

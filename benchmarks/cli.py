@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import os
@@ -26,6 +25,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import benchmarks.access
+import benchmarks.ingest
+import benchmarks.registry
+import benchmarks.share
+import benchmarks.synth
+import benchmarks.web
 from hssk.db.embedded import stop_embedded
 
 app = typer.Typer(no_args_is_help=True)
@@ -124,7 +129,7 @@ def _bundle(rng: random.Random, entries: int) -> dict[str, Any]:
 def _system_token(env: dict[str, str]) -> str:
     from hssk.access.actor import Actor
     from hssk.access.tokens import issue
-    from hssk.config import load_settings
+    from hssk.kernel.config import load_settings
 
     old = dict(os.environ)
     os.environ.update(env)
@@ -273,13 +278,13 @@ def _print(title: str, result: dict[str, Any]) -> None:
 
 # Component benchmarks: (command, module, function). Each function takes keyword options
 # and returns a dict of figures.
-COMPONENT_BENCHES = (
-    ("synth", "hssk.synth.bench", "run_bench"),
-    ("ingest", "hssk.ingest.bench", "run_bench"),
-    ("mpi", "hssk.registry.bench", "run_bench"),
-    ("web", "hssk.web.bench", "run_bench"),
-    ("share", "hssk.share.bench", "run_bench"),
-    ("access", "hssk.access.bench", "run_bench"),
+COMPONENT_BENCHES: tuple[tuple[str, str, Callable[..., dict[str, Any]]], ...] = (
+    ("synth", "generator", benchmarks.synth.run_bench),
+    ("ingest", "ingestion", benchmarks.ingest.run_bench),
+    ("mpi", "master patient index", benchmarks.registry.run_bench),
+    ("web", "health book", benchmarks.web.run_bench),
+    ("share", "sharing and supervision", benchmarks.share.run_bench),
+    ("access", "access control and audit", benchmarks.access.run_bench),
 )
 
 
@@ -287,17 +292,12 @@ COMPONENT_BENCHES = (
 SIZE_NAMES = ("size", "persons", "records", "requests")
 
 
-def _register(name: str, module: str, func: str) -> None:
-    @app.command(name, help=f"Benchmark of {module.split('.')[1]} (see docs/benchmarks.md).")
+def _register(name: str, what: str, fn: Callable[..., dict[str, Any]]) -> None:
+    @app.command(name, help=f"Benchmark of the {what} (see docs/benchmarks.md).")
     def _cmd(
         size: int = typer.Option(0, help="Main size parameter (persons/records); 0 = default."),
         out: Path | None = typer.Option(None, help="Working directory."),
     ) -> None:
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except ModuleNotFoundError:
-            console.print(f"[red]{module} is not available in this build[/]")
-            raise typer.Exit(2) from None
         accepted = inspect.signature(fn).parameters
         kwargs: dict[str, Any] = {}
         size_name = next((n for n in SIZE_NAMES if n in accepted), None)

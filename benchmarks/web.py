@@ -25,9 +25,9 @@ import psutil
 from hssk import registry
 from hssk.access import Actor, accounts
 from hssk.access.tokens import issue
-from hssk.config import Settings, load_settings
 from hssk.db import Database, open_database
-from hssk.identifiers import cccd_digit
+from hssk.kernel.config import Settings, load_settings
+from hssk.kernel.identifiers import cccd_digit
 from hssk.records import NewResource, bulk_upsert, refresh_statistics
 from hssk.synth.names import name_model
 from hssk.web.book import ICD10
@@ -352,11 +352,11 @@ def run_bench(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m hssk.web.bench``: the options ``hssk bench web`` leaves at their defaults."""
+    """``python -m benchmarks.web``: the options ``hssk bench web`` leaves at their defaults."""
     import argparse
     import json
 
-    ap = argparse.ArgumentParser(prog="python -m hssk.web.bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__)
     ap.add_argument("--persons", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=15.0)

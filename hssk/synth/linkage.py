@@ -19,14 +19,14 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
 
-from hssk.identifiers import cccd_digit
+from hssk.kernel.identifiers import cccd_digit
 from hssk.registry.adminunits import _tables
+from hssk.registry.namedata import name_data_dir
 from hssk.registry.normalize import OLD_MOBILE_PREFIXES, fold
 from hssk.registry.types import SourceRecord
 
-DATA = Path(__file__).parent / "data"
+DATA = name_data_dir()
 # National shares (GSO-style estimates); the rest of the mass goes to the long tail of the file.
 FAMILY_SHARES = {
     "Nguyễn": 0.38,

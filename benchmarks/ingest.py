@@ -27,8 +27,8 @@ import psutil
 from hssk.db import Database, open_database
 from hssk.ingest import jobs, sources
 from hssk.ingest.map_xml130 import map_hoso
-from hssk.ingest.samples import visit
 from hssk.ingest.xmlparse import build_envelope, decode_hoso, iter_hoso
+from hssk.synth.samples import visit
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """``hssk bench share``: outbound delivery rate and supervision query latency.
 
 A fresh embedded PostgreSQL (in ``out`` or a temporary directory) is filled with a synthetic
-province (``hssk.monitor.synthetic``), one partner pointing at the local simulator (a separate
+province (``hssk.synth.supervision``), one partner pointing at the local simulator (a separate
 process) receives every person's field set, and the dashboard queries of the Department of
 Health are timed on the loaded province.
 """
@@ -80,14 +80,14 @@ def run_bench(
             shutil.rmtree(tmp, ignore_errors=True)
     from hssk.catalog import completeness
     from hssk.catalog.completeness import rebuild_counters
-    from hssk.config import load_settings
     from hssk.db import open_database
     from hssk.db.embedded import start_embedded
+    from hssk.kernel.config import load_settings
     from hssk.monitor import areas, metrics
-    from hssk.monitor.synthetic import load_province
     from hssk.share import partners
     from hssk.share.worker import WorkerConfig
     from hssk.share.worker import run as deliver
+    from hssk.synth.supervision import load_province
 
     out.mkdir(parents=True, exist_ok=True)
     url, server = start_embedded(out / "pg")

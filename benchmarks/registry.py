@@ -210,8 +210,8 @@ def bench_online(
     latency_sample: int,
 ) -> dict[str, Any]:
     """Online linking into PostgreSQL: bulk rate of link_many, then single-record latency."""
-    from hssk.config import load_settings
     from hssk.db import open_database
+    from hssk.kernel.config import load_settings
     from hssk.registry.link import link, link_many
 
     server = None
@@ -294,7 +294,7 @@ def run_bench(
     namesakes, fathers and sons, newborns), 'hssk' the project's population generator
     (hssk.synth: households and registers with its own error model).
     """
-    from hssk.config import settings
+    from hssk.kernel.config import settings
 
     t0 = time.perf_counter()
     truth: list[Any]
@@ -308,7 +308,7 @@ def run_bench(
             )
             recs, truth = synth_records(Path(tmp))
     else:
-        from hssk.registry.synthdata import generate
+        from hssk.synth.linkage import generate
 
         recs, truth_ids = generate(records, seed=seed)
         truth = list(truth_ids)
