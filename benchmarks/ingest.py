@@ -28,7 +28,7 @@ from hssk.db import Database, open_database
 from hssk.ingest import jobs, sources
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.xmlparse import build_envelope, decode_hoso, iter_hoso
-from hssk.synth.samples import visit
+from tests.factories.samples import visit
 
 
 @contextmanager

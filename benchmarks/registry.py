@@ -308,7 +308,7 @@ def run_bench(
             )
             recs, truth = synth_records(Path(tmp))
     else:
-        from hssk.synth.linkage import generate
+        from tests.factories.linkage import generate
 
         recs, truth_ids = generate(records, seed=seed)
         truth = list(truth_ids)

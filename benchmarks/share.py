@@ -1,7 +1,7 @@
 """``hssk bench share``: outbound delivery rate and supervision query latency.
 
 A fresh embedded PostgreSQL (in ``out`` or a temporary directory) is filled with a synthetic
-province (``hssk.synth.supervision``), one partner pointing at the local simulator (a separate
+province (``tests.factories.supervision``), one partner pointing at the local simulator (a separate
 process) receives every person's field set, and the dashboard queries of the Department of
 Health are timed on the loaded province.
 """
@@ -87,7 +87,7 @@ def run_bench(
     from hssk.share import partners
     from hssk.share.worker import WorkerConfig
     from hssk.share.worker import run as deliver
-    from hssk.synth.supervision import load_province
+    from tests.factories.supervision import load_province
 
     out.mkdir(parents=True, exist_ok=True)
     url, server = start_embedded(out / "pg")

@@ -13,11 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hssk.db import Database, open_database
-from hssk.ingest import jobs, quarantine, sources
+from hssk.ingest import jobs, kinds, quarantine, sources
 
 app = typer.Typer(
     help="Nạp dữ liệu nguồn vào hồ sơ / load source files into the record "
-    "(kinds: " + ", ".join(sources.KINDS) + ").",
+    "(kinds: " + ", ".join(kinds.KINDS) + ").",
     no_args_is_help=False,
     invoke_without_command=True,
 )
@@ -107,7 +107,7 @@ def _make(kind: str) -> None:
     app.command(kind)(command)
 
 
-for _kind in sources.KINDS:
+for _kind in kinds.KINDS:
     _make(_kind)
 
 

@@ -30,17 +30,15 @@ import psycopg
 from hssk import registry
 from hssk.db import Database
 from hssk.db.textlist import SPLIT, joined, splittable
-from hssk.ingest import sources
+from hssk.ingest import kinds, sources
 from hssk.ingest.model import Item, Problem, Unit, attach
 from hssk.records import NewResource, bulk_upsert, id_for_source_key
 from hssk.records import refresh_statistics as refresh_store_statistics
 
 log = logging.getLogger(__name__)
 
-KINDS = sources.KINDS
+KINDS = kinds.KINDS
 _LOCK_SPACE = 7_340_300
-BATCH_UNITS = {"xml130": 500, "fhir": 2000}
-DEFAULT_BATCH = 5000
 
 
 @dataclass
@@ -617,9 +615,9 @@ def _checkpoint(conn: psycopg.Connection[Any], job_id: int, summary: Summary) ->
 Progress = Callable[[int, int], None]  # (records done in this run, files done)
 
 
-# Kinds mapped in worker processes. Registers are not: their cost is the linking, which
-# runs in the writer, so a pool only adds the pickling (measured: 20 k rows 3.1 s → 3.4 s).
-_POOLED = frozenset({"xml130", "fhir", "edoc", "immunization", "station"})
+# Kinds mapped in worker processes (kinds.SourceKind.pooled). Registers are not: their cost is
+# the linking, which runs in the writer, so a pool only adds the pickling (measured: 20 k rows
+# 3.1 s → 3.4 s).
 
 
 def _pool_size(workers: int | None, paths: Sequence[str], kind: str = "xml130") -> int:
@@ -636,7 +634,7 @@ def _pool_size(workers: int | None, paths: Sequence[str], kind: str = "xml130") 
     if workers is not None:
         return max(0, workers)
     cores = os.cpu_count() or 1
-    if cores < 2 or kind not in _POOLED:
+    if cores < 2 or not kinds.kind(kind).pooled:
         return 0
     total = 0
     for p in paths:
@@ -728,7 +726,7 @@ def _run_locked(
             " heartbeat_at = now() WHERE id = %s",
             (job_id,),
         )
-        known = known_facilities(conn) if sources.CHECKS_FACILITY.get(kind) else None
+        known = known_facilities(conn) if kinds.kind(kind).checks_facility else None
         own = conn.execute(
             "SELECT u.facility_code FROM ingest_job j JOIN unit u ON u.id = j.unit_id"
             " WHERE j.id = %s AND u.facility_code IS NOT NULL",
@@ -738,7 +736,7 @@ def _run_locked(
             known = known & {own[0]}
     changed_before = _changed(summary)
     t0 = time.perf_counter()
-    size = batch or BATCH_UNITS.get(kind, DEFAULT_BATCH)
+    size = batch or kinds.kind(kind).batch_units
     start = tuple(summary.checkpoint.get("pos") or (0, 0))
     nworkers = _pool_size(workers, paths[start[0] :], kind)
     # Without mapping processes, a mapping thread still overlaps the database a little: it
@@ -824,9 +822,6 @@ def _run_locked(
     return out
 
 
-_KEY_ELEMENT = {"xml130": "MA_LK", "fhir": "id", "facilities": "id", "edoc": "SO"}
-
-
 # A run that wrote this many rows refreshes the planner's statistics when it ends: ANALYZE
 # costs ~0.5 s, under 2 % of such a run (autovacuum catches up with smaller ones).
 ANALYZE_AFTER = 200_000
@@ -857,7 +852,7 @@ class _Duplicates:
                 self.seen.add(h)
                 continue
             u.problems.append(Problem(
-                "duplicate-key", _KEY_ELEMENT.get(kind, "ma_ban_ghi"), u.key,
+                "duplicate-key", kinds.kind(kind).key_element, u.key,
                 f"record key {u.key} appears more than once in {Path(u.file).name}; the first "
                 "was taken, send a correction separately.",
                 f"khóa {u.key} xuất hiện nhiều lần trong tệp {Path(u.file).name}; đã nhận bản "

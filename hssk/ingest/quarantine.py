@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from hssk.ingest import jobs, sources
+from hssk.ingest import jobs, kinds, sources
 from hssk.ingest.fhir_input import map_resource
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.model import Unit
@@ -188,7 +188,11 @@ def replay(conn: psycopg.Connection[Any], error_id: int) -> jobs.Summary:
             "this error concerns a whole file (no record content kept): send the corrected file again",
             "lỗi này thuộc cả tệp (không lưu nội dung bản ghi): hãy gửi lại tệp đã sửa",
         )
-    known = jobs.known_facilities(conn) if sources.CHECKS_FACILITY.get(rec.kind or "") else None
+    known = (
+        jobs.known_facilities(conn)
+        if rec.kind in kinds.BY_NAME and kinds.kind(rec.kind).checks_facility
+        else None
+    )
     try:
         unit = _remap(rec, known)
     except XmlError as exc:

@@ -38,7 +38,7 @@ from hssk.access import Actor, audit
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
-from hssk.ingest import jobs, permissions, quarantine, rules, sources, xmlsig
+from hssk.ingest import jobs, kinds, permissions, quarantine, rules, xmlsig
 from hssk.kernel import clock
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,6 @@ MAX_UPLOAD = 2 * 1024**3  # one uploaded file
 MAX_GATEWAY_FILE = 20 * 1024**2  # one hồ sơ sent to the gateway endpoints (decoded)
 MAX_ID = 2**63 - 1
 # Registers and the facility list change everyone's data: platform systems only.
-REGISTER_KINDS = frozenset({"facilities", "population", "insurance"})
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -102,12 +101,12 @@ def upload(
     """Store the files, create an ingest job and run it in the background; answer its id.
 
     Kinds: xml130, immunization, population, insurance, station, fhir, facilities, edoc."""
-    if kind not in sources.KINDS:
+    if kind not in kinds.BY_NAME:
         return _problem(404, f"Không có loại dữ liệu '{kind}'.", f"unknown kind '{kind}'")
     if not permissions.can_write(actor):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
-    if kind in REGISTER_KINDS and not actor.has_scope("system", "*", "write"):
+    if kinds.kind(kind).register and not actor.has_scope("system", "*", "write"):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(
             403,
@@ -125,7 +124,7 @@ def upload(
             return _problem(413, "Tệp quá lớn.", "file too large")
         paths.append(str(path))
     signatures: dict[str, Any] = {}
-    if kind in SIGNED_KINDS:
+    if kinds.kind(kind).signed:
         certs = _certificates(conn, actor)
         for path_text in paths:
             file = FsPath(path_text)
@@ -153,7 +152,6 @@ def upload(
 
 
 # Kinds whose files carry a facility XML signature (CHUKYDONVI) to check on upload.
-SIGNED_KINDS = frozenset({"xml130", "edoc"})
 
 
 def _may_follow(actor: Actor, info: jobs.JobInfo | None) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from hssk.ingest import kinds
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.model import (
     CS,
@@ -47,10 +48,6 @@ from hssk.records import id_for_source_key, prerender
 from hssk.registry import Prepared, prepare
 from hssk.registry.types import SourceRecord
 
-KINDS = (
-    "xml130", "immunization", "population", "insurance", "station", "fhir", "facilities", "edoc",
-)  # fmt: skip
-CHECKS_FACILITY = {"xml130": True, "immunization": True, "station": True, "edoc": True}
 SMALL_FILE = 4 * 1024 * 1024  # an XML file up to this size is parsed whole in a worker
 MAX_JSON = 256 * 1024 * 1024
 
@@ -71,9 +68,7 @@ class Piece:
 
 def expand(kind: str, paths: Sequence[str]) -> list[str]:
     """Files of a job, in a stable order: directories are walked (by extension)."""
-    exts = {"xml130": (".xml",), "edoc": (".xml",), "fhir": (".json", ".ndjson")}.get(
-        kind, (".csv",)
-    )
+    exts = kinds.kind(kind).extensions
     out: list[str] = []
     for p in paths:
         path = Path(p)

@@ -66,6 +66,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "denied": ("Không có quyền xem", "Not allowed"),
     "persons": ("người", "persons"),
     "lang_switch": ("English", "Tiếng Việt"),
+    "logout": ("Đăng xuất", "Log out"),
 }  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from hssk.catalog import bundle, completeness
 from hssk.catalog.catalogs import CatalogError, catalogs, expand, get, load_catalog
 from hssk.db import Database
 from hssk.records import store
-from hssk.synth.supervision import load_province
+from tests.factories.supervision import load_province
 
 
 def test_shipped_catalogs_have_their_sizes_and_labels() -> None:

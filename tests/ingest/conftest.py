@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hssk.db import Database
-from hssk.synth.samples import FACILITIES
+from tests.factories.samples import FACILITIES
 
 
 def register_facilities(db: Database) -> None:

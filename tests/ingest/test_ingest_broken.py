@@ -19,7 +19,7 @@ from hssk.ingest.xmlparse import (
     iter_hoso_bytes,
     parse_table,
 )
-from hssk.synth.samples import visit, write_feed
+from tests.factories.samples import visit, write_feed
 
 LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

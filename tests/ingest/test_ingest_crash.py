@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.synth.samples import expected_counts, visit, write_feed
+from tests.factories.samples import expected_counts, visit, write_feed
 
 VISITS = 240
 SCRIPT = """

@@ -15,7 +15,7 @@ from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.xmlparse import build_envelope, build_table
 from hssk.kernel.config import load_settings
-from hssk.synth.samples import expected_counts, visit
+from tests.factories.samples import expected_counts, visit
 
 SECRET = hashlib.md5(b"bi-mat-cua-benh-vien").hexdigest().upper()
 
@@ -260,7 +260,7 @@ def test_server_start_resumes_unfinished_jobs(idb: Database, tmp_path) -> None: 
     import time
 
     from hssk.ingest import jobs
-    from hssk.synth.samples import write_feed
+    from tests.factories.samples import write_feed
 
     feed = write_feed(tmp_path / "left.xml", [visit(i) for i in range(1, 4)])
     with idb.connection() as conn:

@@ -13,7 +13,7 @@ from hssk.ingest import jobs
 from hssk.ingest.cli import app
 from hssk.ingest.xmlparse import build_table
 from hssk.records import validate
-from hssk.synth.samples import expected_counts, visit, write_feed
+from tests.factories.samples import expected_counts, visit, write_feed
 
 
 def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:

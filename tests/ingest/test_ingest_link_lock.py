@@ -10,7 +10,7 @@ import pytest
 from hssk.db import Database
 from hssk.ingest import jobs, sources
 from hssk.registry.link import LINK_LOCK
-from hssk.synth.samples import visit, write_feed
+from tests.factories.samples import visit, write_feed
 
 
 def test_resources_are_stored_after_the_link_lock_is_released(

@@ -26,7 +26,7 @@ from hssk.db import Database
 from hssk.ingest import xmlsig
 from hssk.ingest.xmlparse import build_envelope
 from hssk.kernel.config import load_settings
-from hssk.synth.samples import visit
+from tests.factories.samples import visit
 
 DSIG = "{http://www.w3.org/2000/09/xmldsig#}"
 

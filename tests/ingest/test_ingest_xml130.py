@@ -12,7 +12,7 @@ from hssk.ingest import jobs
 from hssk.ingest.xml130_tables import LEGACY_4210_RENAMES
 from hssk.ingest.xmlparse import parse_table
 from hssk.records import everything, history, id_for_source_key
-from hssk.synth.samples import expected_counts, legacy_visit, visit, write_feed
+from tests.factories.samples import expected_counts, legacy_visit, visit, write_feed
 
 
 def _count(db: Database) -> dict[str, int]:

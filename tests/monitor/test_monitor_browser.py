@@ -24,7 +24,7 @@ from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.monitor import metrics, quality
 from hssk.monitor.areas import parse
-from hssk.synth.supervision import load_province
+from tests.factories.supervision import load_province
 
 CHROMIUM = Path("/usr/bin/chromium")
 # `make screenshots` sets HSSK_SCREENSHOT_DIR=docs/screenshots; plain runs use a temp folder.

@@ -20,7 +20,7 @@ from hssk.kernel.config import load_settings
 from hssk.monitor import charts, export, metrics, quality
 from hssk.monitor.areas import parse
 from hssk.records import store
-from hssk.synth.supervision import Province, load_province
+from tests.factories.supervision import Province, load_province
 
 API = "/api/v1/supervision"
 

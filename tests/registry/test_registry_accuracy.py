@@ -6,7 +6,7 @@ from benchmarks.registry import largest_cluster, pairwise_scores
 from hssk.db import Database
 from hssk.registry.dedup import dedup
 from hssk.registry.link import link_many
-from hssk.synth.linkage import generate
+from tests.factories.linkage import generate
 
 # Measured on this generator (seed 11, 4,000 records): batch P 0.9995 R 0.971 F1 0.985; online
 # about the same. The bars leave a margin for generator changes; the bench runs 1 M records.

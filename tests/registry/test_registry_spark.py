@@ -10,7 +10,7 @@ from benchmarks.registry import pairwise_scores
 from hssk.registry.dedup import dedup, local_spark, spark_pairs, splink_pairs
 from hssk.registry.link import features_of
 from hssk.registry.prepare import prepare
-from hssk.synth.linkage import generate
+from tests.factories.linkage import generate
 
 pytest.importorskip("pyspark", reason="pyspark is an optional dependency (national-scale backend)")
 if shutil.which("java") is None:

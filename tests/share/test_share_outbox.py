@@ -18,7 +18,7 @@ from hssk.db import Database
 from hssk.records import store
 from hssk.share import outbox, partners
 from hssk.share.worker import WorkerConfig, run
-from hssk.synth.supervision import load_province
+from tests.factories.supervision import load_province
 
 HSSK = str(Path(sys.executable).parent / "hssk")
 

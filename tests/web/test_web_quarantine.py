@@ -23,7 +23,7 @@ from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.xmlparse import build_envelope
 from hssk.kernel.config import load_settings
-from hssk.synth.samples import visit
+from tests.factories.samples import visit
 from tests.ingest.conftest import register_facilities
 
 CHROMIUM = Path("/usr/bin/chromium")
