@@ -24,9 +24,15 @@ def _get(body: dict[str, Any], path: str) -> Any:
 def subject_reference(body: dict[str, Any]) -> str | None:
     """The ``Patient/...`` (or ``urn:uuid:...``) reference of a clinical resource."""
     for path in SUBJECT_PATHS.get(body.get("resourceType", ""), ()):
-        ref = _get(body, path)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            return str(ref["reference"])
+        value = _get(body, path)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            return str(value["reference"])
+        # Account.subject, Provenance.target...: the patient among the references
+        if isinstance(value, list):
+            for ref in value:
+                text = ref.get("reference") if isinstance(ref, dict) else None
+                if isinstance(text, str) and ("Patient/" in text or text.startswith("urn:uuid:")):
+                    return text
     if body.get("resourceType") == "Appointment":  # the patient is one of the participants
         for part in body.get("participant") or ():
             ref = (part or {}).get("actor", {}).get("reference") if isinstance(part, dict) else None

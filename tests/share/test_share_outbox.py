@@ -65,7 +65,8 @@ def _start_sim(tmp: Path, *args: str) -> Sim:
         env={**os.environ, "HSSK_DATA_DIR": str(tmp)},
     )
     sim = Sim(port, proc)
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # a loaded CI machine starts the command slowly
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             sim.stats()
             return sim
