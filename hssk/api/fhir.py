@@ -533,7 +533,7 @@ def _persons_by_identifier(
             continue
         for part in value.split(","):
             system, _, code = part.rpartition("|")
-            system = identifiers.SYSTEM_ALIASES.get(system, system)
+            system = identifiers.canonical_system(system)
             kinds = [_GOLDEN_KINDS[system]] if system in _GOLDEN_KINDS else (
                 list(_GOLDEN_KINDS.values()) if not system else [])  # fmt: skip
             wanted += [(k, code) for k in kinds if code]

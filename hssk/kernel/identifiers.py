@@ -36,7 +36,28 @@ PERSON_SYSTEMS = {
     "bhyt": BHYT,
     "the-tam": TEMP_CARD,
 }
-SYSTEM_ALIASES = {HEALTH_ID: CCCD}
+# The Vietnamese core FHIR guides name the same identifiers under their own bases; a system
+# under one of these bases whose last segment names one of ours is read as ours. [unconfirmed:
+# the guides' exact segment names are configuration, extend VN_GUIDE_SEGMENTS as they publish]
+VN_GUIDE_BASES = ("https://fhir.hl7.org.vn/core/sid", "http://fhir.hl7.org.vn/core/sid",
+                  "https://fhir.ehealth.gov.vn/core/sid", "http://fhir.ehealth.gov.vn/core/sid")  # fmt: skip
+VN_GUIDE_SEGMENTS = {
+    "cccd": CCCD, "so-dinh-danh": CCCD, "dinh-danh-ca-nhan": CCCD, "health-id": CCCD,
+    "ma-dinh-danh-y-te": CCCD, "cmnd": CMND, "passport": PASSPORT, "ho-chieu": PASSPORT,
+    "bhxh": BHXH, "ma-bhxh": BHXH, "so-bhxh": BHXH, "bhyt": BHYT, "the-bhyt": BHYT,
+    "ma-the-bhyt": BHYT, "cskcb": FACILITY, "ma-cskcb": FACILITY,
+}  # fmt: skip
+SYSTEM_ALIASES = {HEALTH_ID: CCCD} | {
+    f"{base}/{segment}": ours
+    for base in VN_GUIDE_BASES
+    for segment, ours in VN_GUIDE_SEGMENTS.items()
+}
+
+
+def canonical_system(system: str) -> str:
+    """Our identifier system for ``system`` (itself when it is not an alias)."""
+    return SYSTEM_ALIASES.get(system, system)
+
 
 # Old (pre-2025, 63 provinces) GSO codes: used by CCCD digits 1–3, BHYT chars 4–5 and
 # facility codes. They remain valid in identifiers issued before the reform.

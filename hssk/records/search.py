@@ -152,7 +152,7 @@ def parse(
             ors = []
             for part in value.split(","):
                 system, code = _token(part)
-                system = identifiers.SYSTEM_ALIASES.get(system or "", system)
+                system = identifiers.canonical_system(system) if system else None
                 item = {"value": code} if system is None else {"system": system, "value": code}
                 ors.append("(body -> 'identifier') @> %s::jsonb")
                 q.args.append(orjson.dumps([item]).decode())

@@ -105,7 +105,7 @@ def record_from_patient(
     for ident in patient.get("identifier") or []:
         if not isinstance(ident, dict):
             continue
-        kind = _KIND_BY_SYSTEM.get(str(ident.get("system") or ""))
+        kind = _KIND_BY_SYSTEM.get(ids.canonical_system(str(ident.get("system") or "")))
         value = ident.get("value")
         if not kind or not value:
             continue

@@ -118,3 +118,27 @@ def test_r4_only_type_is_stored_and_versioned(client: TestClient, system_headers
 def test_unknown_type_is_a_clear_404(client: TestClient, system_headers: H) -> None:
     r = client.get("/fhir/Widget/1", headers=system_headers)
     assert r.status_code == 404 and "not supported" in r.text
+
+
+def test_vietnamese_guide_identifier_systems_are_ours(
+    client: TestClient, system_headers: H
+) -> None:
+    from hssk.kernel import identifiers
+
+    assert (
+        identifiers.canonical_system("https://fhir.ehealth.gov.vn/core/sid/cccd")
+        == identifiers.CCCD
+    )
+    assert identifiers.canonical_system("https://fhir.hl7.org.vn/core/sid/bhyt") == identifiers.BHYT
+    assert identifiers.canonical_system("https://example.org/x") == "https://example.org/x"
+    patient = {"resourceType": "Patient", "name": [{"family": "Trần", "given": ["Thị Bình"]}],
+               "birthDate": "1975-06-07", "gender": "female",
+               "identifier": [{"system": "https://fhir.ehealth.gov.vn/core/sid/cccd",
+                               "value": "001175009876"}]}  # fmt: skip
+    assert client.post("/fhir/Patient", json=patient, headers=system_headers).status_code == 201
+    for system in (identifiers.CCCD, "https://fhir.hl7.org.vn/core/sid/cccd"):
+        found = client.get(
+            f"/fhir/Patient?identifier={system}|001175009876", headers=system_headers
+        )
+        golden = [e for e in found.json()["entry"] if e["resource"]["id"].startswith("mpi-")]
+        assert len(golden) == 1, found.text
