@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from hssk.access import audit, authorize
 from hssk.access.actor import Actor
+from hssk.api.bodies import JsonOrForm
 from hssk.api.deps import Conn, CurrentActor, OptionalActor
 from hssk.share import lookup, outbox, quota
 
@@ -28,27 +29,14 @@ def _may_lookup(actor: Actor) -> bool:
     )
 
 
-async def _params(request: Request) -> dict[str, Any]:
-    ctype = request.headers.get("content-type", "")
-    try:
-        if "application/json" in ctype:
-            data = await request.json()
-            return data if isinstance(data, dict) else {}
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-    except ValueError:
-        return {}
-
-
 def _answer(
     body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def card_lookup(request: Request, conn: Conn, actor: OptionalActor) -> JSONResponse:
+def card_lookup(conn: Conn, actor: OptionalActor, raw: JsonOrForm) -> JSONResponse:
     """Tra cứu thẻ BHYT / card look-up (insurance gateway request and result codes)."""
-    raw = await _params(request)
     detail = {
         "hoTenCb": str(raw.get("hoTenCb") or "")[:100],
         "cccdCb": str(raw.get("cccdCb") or "")[:20],

@@ -17,6 +17,7 @@ from fastapi import Path as UrlPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import Actor, audit
+from hssk.api.bodies import FormFields
 from hssk.api.deps import Conn
 from hssk.ingest import permissions, quarantine, rules
 from hssk.web import render
@@ -116,10 +117,9 @@ def quarantine_record(
 
 
 @router.post("/staff/quarantine/{error_id}", response_class=HTMLResponse)
-async def quarantine_action(
-    error_id: ErrorId, request: Request, conn: Conn, actor: PageActor
+def quarantine_action(
+    error_id: ErrorId, request: Request, conn: Conn, actor: PageActor, form: FormFields
 ) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
     action = form.get("action", "")
     if action not in ("save", "replay", "discard"):
         return _refused(request, "Thao tác không hợp lệ.", "unknown action", 400)
