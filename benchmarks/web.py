@@ -26,11 +26,11 @@ from hssk import registry
 from hssk.access import Actor, accounts
 from hssk.access.tokens import issue
 from hssk.db import Database, open_database
+from hssk.kernel.codes import ICD10
 from hssk.kernel.config import Settings, load_settings
 from hssk.kernel.identifiers import cccd_digit
 from hssk.records import NewResource, bulk_upsert, refresh_statistics
 from hssk.synth.names import name_model
-from hssk.web.book import ICD10
 from hssk.web.demo import seed_family
 
 log = logging.getLogger(__name__)

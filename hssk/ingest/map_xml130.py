@@ -14,10 +14,7 @@ from typing import Any
 from hssk.ingest.model import (
     CS,
     GENDER,
-    ICD10,
-    LOINC,
     SD,
-    UCUM,
     Item,
     Problem,
     Unit,
@@ -37,6 +34,7 @@ from hssk.ingest.model import (
 from hssk.ingest.xml130_tables import tables
 from hssk.ingest.xmlparse import HoSo, build_table, raw_document
 from hssk.kernel import identifiers as ids
+from hssk.kernel.codes import ICD10, LOINC, UCUM
 from hssk.records import id_for_source_key
 from hssk.registry.types import SourceRecord
 

@@ -21,9 +21,6 @@ from hssk.registry.types import SourceRecord
 
 CS = "https://fhir.hssk.vn/CodeSystem"
 SD = "https://fhir.hssk.vn/StructureDefinition"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
 TZ = "+07:00"  # QĐ 130 times are local (Indochina time)
 
 

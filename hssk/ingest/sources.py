@@ -24,8 +24,6 @@ from hssk.ingest import kinds
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.model import (
     CS,
-    LOINC,
-    UCUM,
     Item,
     Problem,
     Unit,
@@ -43,6 +41,7 @@ from hssk.ingest.model import (
 )
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
 from hssk.kernel import identifiers as ids
+from hssk.kernel.codes import LOINC, UCUM
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import id_for_source_key, prerender
 from hssk.registry import Prepared, prepare

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hssk.kernel.codes import concept_codes
+
 # v3 ActCode sensitivity labels we honour, and what each means
 CATEGORIES = {
     "HIV": "HIV/AIDS",
@@ -26,19 +28,6 @@ _ICD_PREFIXES = (("B20", "HIV"), ("B21", "HIV"), ("B22", "HIV"), ("B23", "HIV"),
 _CODED = ("code", "reasonCode", "vaccineCode")
 
 
-def _codes(concept: Any) -> list[str]:
-    concepts = concept if isinstance(concept, list) else [concept]
-    out: list[str] = []
-    for c in concepts:
-        if isinstance(c, dict):
-            out += [
-                str(x["code"])
-                for x in c.get("coding") or ()
-                if isinstance(x, dict) and x.get("code")
-            ]
-    return out
-
-
 def sensitivity_of(body: dict[str, Any]) -> str | None:
     """The sensitive category of a FHIR resource (HIV, PSY, ETH, SDV, STD, or R for a restricted
     label without a category), or None."""
@@ -52,7 +41,7 @@ def sensitivity_of(body: dict[str, Any]) -> str | None:
                 return str(code)
             restricted = restricted or code in _CONFIDENTIALITY
     for key in _CODED:
-        for code in _codes(body.get(key)):
+        for code in concept_codes(body.get(key)):
             upper = code.upper()
             for prefix, category in _ICD_PREFIXES:
                 if upper.startswith(prefix):

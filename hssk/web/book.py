@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hssk.kernel.codes import concept_codes
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records.extract import effective, parse_fhir_datetime
 from hssk.web import models as m
@@ -49,7 +50,6 @@ CHECKUP_SYSTEM = "https://fhir.hssk.vn/CodeSystem/loai-kham"
 CHECKUP_CODES = {"ksk-dinh-ky": "periodic", "ksk-hoc-duong": "school", "sang-loc": "screening"}
 REFERRAL_SNOMED = "3457005"
 IMAGING_CATEGORIES = {"RAD", "imaging", "IMG", "CT", "US", "XR", "MR", "18748-4"}
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
 _TAG = re.compile(r"<[^>]+>")
 # ICD-10 codes of categories never shown outside the person's own book without consent.
 
@@ -119,19 +119,6 @@ def concept_text(concept: Any) -> str | None:
         if isinstance(coding, dict) and coding.get("code"):
             return str(coding["code"])
     return None
-
-
-def concept_codes(concept: Any) -> list[str]:
-    concepts = concept if isinstance(concept, list) else [concept]
-    out = []
-    for c in concepts:
-        if isinstance(c, dict):
-            out += [
-                str(x["code"])
-                for x in c.get("coding") or ()
-                if isinstance(x, dict) and x.get("code")
-            ]
-    return out
 
 
 def ref_text(ref: Any) -> str | None:

@@ -23,11 +23,11 @@ from hssk.access.accounts import account_disabled
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, get_conn
 from hssk.kernel import clock
+from hssk.kernel.codes import ICD10
 from hssk.records import everything, save
 from hssk.records.extract import effective
 from hssk.web import backend, pdf, render, selfdata, station
 from hssk.web.book import (
-    ICD10,
     build_book,
     concept_text,
     is_sensitive,

@@ -17,12 +17,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from hssk.kernel import identifiers as ids
+from hssk.kernel.codes import ICD10, LOINC, UCUM
 from hssk.records import NewResource, bulk_upsert
-from hssk.web.book import CHECKUP_SYSTEM, ICD10
+from hssk.web.book import CHECKUP_SYSTEM
 from hssk.web.forms import Form
 
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
 CHECKUP_KINDS = {
     "ksk-dinh-ky": "Khám sức khỏe định kỳ",
     "ksk-hoc-duong": "Khám sức khỏe học đường",
