@@ -16,9 +16,9 @@ import psycopg
 
 from hssk import registry
 from hssk.access import accounts, relations
+from hssk.ingest.model import LOINC
 from hssk.records import NewResource, bulk_upsert
 from hssk.web.book import ICD10
-from hssk.web.station import LOINC
 
 COMMUNE = "09556"  # phường Hà Đông, Hà Nội (2025 code)
 PASSWORD = "Mat-khau-demo-2026"  # demo staff password (synthetic accounts only)
