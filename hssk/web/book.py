@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hssk.ingest.station_map import CHECKUP_SYSTEM
 from hssk.kernel.codes import concept_codes
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records.extract import effective, parse_fhir_datetime
@@ -45,8 +46,8 @@ INDICATOR_UNITS = {
 }
 INDICATOR_ORDER = ("height", "weight", "bmi", "blood_pressure", "glucose")
 
-# Encounter types written for health checks (by station staff, or ingested KSK files).
-CHECKUP_SYSTEM = "https://fhir.hssk.vn/CodeSystem/loai-kham"
+# Encounter types written for health checks (by station staff, or ingested KSK files):
+# CHECKUP_SYSTEM, from the station mapper.
 CHECKUP_CODES = {"ksk-dinh-ky": "periodic", "ksk-hoc-duong": "school", "sang-loc": "screening"}
 REFERRAL_SNOMED = "3457005"
 IMAGING_CATEGORIES = {"RAD", "imaging", "IMG", "CT", "US", "XR", "MR", "18748-4"}
@@ -424,8 +425,9 @@ def build_book(
     ]
     if "immunizations" in wanted:
         book.immunizations = sorted(immunizations, key=lambda i: i.date or now, reverse=True)
-    if "schedule" in wanted:
-        book.schedule = _schedule(person, immunizations, now.date(), lang)
+    if "schedule" in wanted:  # no vaccination reminders for a person who has died
+        alive = person.deceased_at is None
+        book.schedule = _schedule(person, immunizations, now.date(), lang) if alive else []
     if "visits" in wanted:
         book.visits = _visits(encounters, conditions, cond_by_id, enc_facility)
     if "prescriptions" in wanted:
@@ -485,7 +487,9 @@ def build_book(
         book.referrals = [_referral(s, enc_facility) for s in by_type.get("ServiceRequest", [])]
         book.referrals.sort(key=lambda r: r.date or now, reverse=True)
     if "appointments" in wanted:
-        book.appointments = _appointments(by_type.get("Appointment", []), now)
+        book.appointments = _appointments(
+            by_type.get("Appointment", []), now, alive=person.deceased_at is None
+        )
     if "checkups" in wanted:
         book.checkups = _checkups(encounters, observations, enc_facility)
     if "self_reported" in wanted:
@@ -629,7 +633,10 @@ def _referral(s: dict[str, Any], enc_facility: dict[str, str | None]) -> m.Refer
     )
 
 
-def _appointments(appointments: list[dict[str, Any]], now: datetime) -> list[m.Appointment]:
+def _appointments(
+    appointments: list[dict[str, Any]], now: datetime, *, alive: bool = True
+) -> list[m.Appointment]:
+    """The appointments, oldest first; none is upcoming for a person who has died."""
     out = []
     for a in appointments:
         start = _dt(a.get("start"))
@@ -651,7 +658,7 @@ def _appointments(appointments: list[dict[str, Any]], now: datetime) -> list[m.A
                 reason=a.get("description") or concept_text(a.get("reasonCode")),
                 status=status,
                 upcoming=bool(
-                    start and start >= now and status in ("booked", "proposed", "pending")
+                    alive and start and start >= now and status in ("booked", "proposed", "pending")
                 ),
             )
         )
