@@ -167,6 +167,14 @@ def value_text(body: dict[str, Any]) -> tuple[str | None, str | None]:
     for key in ("valueString", "valueBoolean", "valueInteger", "valueDateTime"):
         if key in body:
             return str(body[key]), None
+    # a panel (blood pressure 85354-9): its components' values, "148/92 mmHg"
+    parts = [quantity_text(c["valueQuantity"]) for c in body.get("component") or ()
+             if isinstance(c, dict) and isinstance(c.get("valueQuantity"), dict)]  # fmt: skip
+    if parts and all(v is not None for v, _ in parts):
+        units = {u for _, u in parts}
+        if len(units) == 1:
+            return "/".join(str(v) for v, _ in parts), units.pop()
+        return " · ".join(f"{v} {u or ''}".strip() for v, u in parts), None
     return None, None
 
 

@@ -39,6 +39,7 @@ from hssk.web.forms import Form
 from hssk.web.i18n import t
 from hssk.web.models import SECTIONS, CatalogFields, CatalogValue, HealthBook
 from hssk.web.partners import catalogs_for, sections_for
+from hssk.web.safety import safety_of
 
 router = APIRouter(include_in_schema=True)
 COOKIE = "hssk_token"
@@ -740,6 +741,7 @@ def clinic_record(
         decision=decision,
         items=items,
         reuse=reuse,
+        safety=safety_of(resources, include_sensitive),
         saved=saved,
         nav="clinic",
     )
@@ -863,6 +865,14 @@ def _clinic_write_guard(
     return None, view
 
 
+def _banner(conn: psycopg.Connection[Any], actor: Actor, person_id: int) -> Any:
+    """The safety banner of a person's form pages (a read of their record: audited)."""
+    decision = backend.decide(conn, actor, person_id, purpose="treatment")
+    backend.record_access(conn, actor, "read", person_id, decision, detail={"view": "safety"})
+    sensitive = backend.decide(conn, actor, person_id, purpose="treatment", sensitivity="HIV")
+    return safety_of(everything(conn, person_id), sensitive.allowed)
+
+
 @router.get("/clinic/p/{person_id}/referral", include_in_schema=False, response_class=HTMLResponse)
 def referral_form(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
     stop, view = _clinic_write_guard(request, conn, actor, person_id)
@@ -875,6 +885,7 @@ def referral_form(person_id: int, request: Request, conn: Conn, actor: PageActor
         units=backend.units(conn, ("hospital", "polyclinic")),
         kind="referral",
         nav="clinic",
+        safety=_banner(conn, actor, view.id),
     )
 
 
@@ -886,7 +897,13 @@ def appointment_form(person_id: int, request: Request, conn: Conn, actor: PageAc
     if stop is not None:
         return stop
     return render.page(
-        request, "referral.html", person=view, units=[], kind="appointment", nav="clinic"
+        request,
+        "referral.html",
+        person=view,
+        units=[],
+        kind="appointment",
+        nav="clinic",
+        safety=_banner(conn, actor, view.id),
     )
 
 

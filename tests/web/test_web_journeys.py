@@ -241,14 +241,22 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     shot(page, "clinician-basis.png")
     page.click("main form button[type=submit]")
     page.wait_for_selector("#h-tl")
-    assert "break-glass" in page.locator("main").inner_text()
+    assert "khai báo cấp cứu" in page.locator("main").inner_text()
     # results of another facility are offered for reuse
     assert "Bệnh viện Bạch Mai" in page.locator("#reuse").inner_text()
     assert page.locator("tr[data-type=Observation]").count() > 5
+    # safety first: the allergy and the active problems above the timeline, vitals with values
+    banner = page.locator("#safety").inner_text()
+    assert "Penicilin" in banner and "Nổi mề đay" in banner
+    assert page.locator("#allergies .allergy.high").count() == 1
+    assert "Tăng huyết áp" in page.locator("#problems").inner_text()
+    bp_rows = page.locator("tr[data-type=Observation]", has_text="Huyết áp").all_inner_texts()
+    assert any("128/82 mmHg" in row for row in bp_rows), bp_rows
     shot(page, "clinician-timeline.png")
 
     # referral: a malformed ICD code is refused next to the field, then the letter is saved
     page.click("text=Viết giấy chuyển tuyến")
+    assert "Penicilin" in page.locator("#safety").inner_text()  # on every page of the person
     page.select_option("#f-to_unit", f.other_hospital)
     page.fill("#f-icd", "110")
     page.fill("#f-diagnosis", "Tăng huyết áp")
