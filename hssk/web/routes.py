@@ -963,6 +963,7 @@ async def clinic_write(
             values=raw,
             nav="clinic",
             status=422,
+            safety=_banner(conn, actor, person_id),
         )
     stored, _ = save(conn, body, person_id=person_id, source_unit=actor.unit_id)
     backend.record_access(

@@ -263,6 +263,7 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     page.fill("#f-reason", "Khám chuyên khoa tim mạch")
     page.click("main form button[type=submit]")
     assert "ICD-10" in page.locator("#e-icd").inner_text()
+    assert "Penicilin" in page.locator("#safety").inner_text()  # also when the form comes back
     page.fill("#f-icd", "I10")
     shot(page, "clinician-referral.png")
     page.click("main form button[type=submit]")
