@@ -24,6 +24,7 @@ from hssk.catalog import areas as names
 from hssk.catalog import completeness
 from hssk.catalog.catalogs import catalogs
 from hssk.catalog.catalogs import get as get_catalog
+from hssk.http.gate import PageActor
 from hssk.monitor import charts, export, metrics, prom, quality
 from hssk.monitor.areas import Area, AreaDenied, narrow
 from hssk.monitor.i18n import pick_lang, translator
@@ -130,7 +131,7 @@ def _quality_view(conn: Conn, actor: Actor, area: Area, kind: str | None) -> dic
 # --- HTML ----------------------------------------------------------------------------------
 @router.get("/supervision", response_class=HTMLResponse, include_in_schema=False)
 def overview_page(
-    request: Request, conn: Conn, actor: OptionalActor,
+    request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, catalog: str | None = None, lang: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     lg = pick_lang(lang)
@@ -171,7 +172,7 @@ def overview_page(
 
 @router.get("/supervision/facilities", response_class=HTMLResponse, include_in_schema=False)
 def facilities_page(
-    request: Request, conn: Conn, actor: OptionalActor,
+    request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, catalog: str | None = None, lang: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     lg = pick_lang(lang)
@@ -189,7 +190,7 @@ def facilities_page(
 
 @router.get("/supervision/quality", response_class=HTMLResponse, include_in_schema=False)
 def quality_page(
-    request: Request, conn: Conn, actor: OptionalActor,
+    request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, kind: str | None = None, lang: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     lg = pick_lang(lang)
@@ -272,13 +273,13 @@ def _export(request: Request, conn: Conn, actor: Actor, fmt: str, table: str,
 
 
 @router.get("/supervision/export.csv", include_in_schema=False)
-def export_csv(request: Request, conn: Conn, actor: OptionalActor, table: str = "communes",
+def export_csv(request: Request, conn: Conn, actor: PageActor, table: str = "communes",
                area: str | None = None, catalog: str | None = None, lang: str | None = None) -> Response:  # fmt: skip
     return _export(request, conn, actor, "csv", table, area, catalog, lang)
 
 
 @router.get("/supervision/export.xlsx", include_in_schema=False)
-def export_xlsx(request: Request, conn: Conn, actor: OptionalActor, table: str = "communes",
+def export_xlsx(request: Request, conn: Conn, actor: PageActor, table: str = "communes",
                 area: str | None = None, catalog: str | None = None, lang: str | None = None) -> Response:  # fmt: skip
     return _export(request, conn, actor, "xlsx", table, area, catalog, lang)
 

@@ -8,7 +8,7 @@ import pytest
 from access_world import World, build_world
 from fastapi.testclient import TestClient
 
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 

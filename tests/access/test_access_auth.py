@@ -270,7 +270,7 @@ def test_negotiate_scopes_never_widens() -> None:
 def test_failed_logins_from_one_address_are_throttled(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hssk.api.app import create_app
+    from hssk.app import create_app
 
     monkeypatch.setattr(auth, "MAX_ADDRESS_FAILURES", 6)  # each failure costs an argon2 hash
 
@@ -289,7 +289,7 @@ def test_failed_logins_from_one_address_are_throttled(
 
 
 def test_code_requests_from_one_address_are_limited(world: World) -> None:
-    from hssk.api.app import create_app
+    from hssk.app import create_app
 
     app = create_app(load_settings(), world.db)
     with TestClient(app, client=("203.0.113.77", 50000)) as spammer:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hssk.access import accounts
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.xmlparse import build_envelope, build_table

@@ -13,7 +13,7 @@ from lxml import etree
 
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.catalog import completeness
 from hssk.db import Database
 from hssk.kernel.config import load_settings
