@@ -85,6 +85,12 @@ def _upload_dir(request: Request) -> FsPath:
     return d
 
 
+def _without_paths(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with their file's name only: where the server keeps uploads is not the
+    caller's business (and tells an attacker about the machine)."""
+    return [{**e, "file": FsPath(e["file"]).name} if e.get("file") else e for e in items]
+
+
 def _run_in_background(db: Database, job_id: int) -> None:
     try:
         jobs.run_job(db, job_id, start_method="forkserver")  # no fork of a threaded server
@@ -161,7 +167,7 @@ def upload(
 def _may_follow(actor: Actor, info: jobs.JobInfo | None) -> bool:
     if info is None:
         return False
-    every = actor.has_scope("system", "*", "read")
+    every = permissions.follows_every_job(actor)
     return every or jobs.may_follow(info, unit_id=actor.unit_id, account_id=actor.account_id)
 
 
@@ -176,6 +182,7 @@ def job_status(job_id: Id, conn: Conn, actor: CurrentActor) -> Any:
         return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
     s = jobs.job_summary(conn, job_id)
     out = s.to_json()
+    out["errors"] = _without_paths(out["errors"])
     in_file = (s.checkpoint.get("pos") or [0, 0])[1]
     out["progress"] = {"files": info.files, "files_done": info.files_done,
                        "records_in_file": in_file}  # fmt: skip
@@ -194,10 +201,10 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Any:
     """Status, progress and counts of each job the caller may follow: a platform system's
-    (system/*.read) every job, anyone else those of their unit or created by them.
+    (system/*.write) every job, anyone else those of their unit or created by them.
     ``interrupted``: running jobs no process holds (they resume at the next server start or
     with ``hssk ingest --resume``). Counts only, no records: the errors are per job."""
-    every = actor.has_scope("system", "*", "read")  # else the rule of jobs.may_follow
+    every = permissions.follows_every_job(actor)  # else the rule of jobs.may_follow
     found = jobs.list_jobs(
         conn, status=status, kind=kind, limit=limit, offset=offset,
         unit_id=None if every else actor.unit_id, created_by=None if every else actor.account_id,
@@ -236,7 +243,7 @@ def list_errors(
     )  # fmt: skip
     audit(conn, actor, "ingest-errors", outcome="allow", resource_type="IngestError",
           detail={"facility": scope, "ids": [r.id for r in recs][:1000]})  # fmt: skip
-    return [r.to_json() for r in recs]
+    return _without_paths([r.to_json() for r in recs])
 
 
 def _handled(
@@ -254,7 +261,7 @@ def _handled(
 @router.get("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="One quarantined record")
 def get_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     rec = _handled(conn, actor, error_id, "ingest-error-read")
-    return rec if isinstance(rec, JSONResponse) else rec.to_json(with_raw=True)
+    return rec if isinstance(rec, JSONResponse) else _without_paths([rec.to_json(with_raw=True)])[0]
 
 
 @router.put("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="Correct a record")
@@ -287,6 +294,7 @@ def replay_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     except quarantine.ReplayError as exc:
         return _problem(422, exc.vi, exc.reason)
     out = summary.to_json()
+    out["errors"] = _without_paths(out["errors"])
     out["id"], out["status"] = error_id, "replayed"
     return out
 
@@ -455,7 +463,7 @@ def _submit(
     if data is None:
         return _gateway(
             205,
-            "fileHSBase64 không phải chuỗi base64 hợp lệ hoặc quá lớn (tối đa 20 MB).",
+            "fileHSBase64 không phải chuỗi base64 hợp lệ.",
             status=400,
         )
     signature, refused = _signature(request, _certificates(conn, actor), data)

@@ -8,6 +8,7 @@ is audited with the area it covered.
 
 from __future__ import annotations
 
+import hmac
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from hssk.catalog import areas as names
 from hssk.catalog import completeness
 from hssk.catalog.catalogs import catalogs
 from hssk.catalog.catalogs import get as get_catalog
+from hssk.http import gate
 from hssk.http.gate import PageActor
 from hssk.monitor import charts, export, metrics, prom, quality
 from hssk.monitor.areas import Area, AreaDenied, narrow
@@ -406,10 +408,20 @@ def api_person_completeness(person_id: int, conn: Conn, actor: OptionalActor) ->
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus(request: Request, conn: Conn) -> Response:
-    """Prometheus text exposition; with HSSK_METRICS_TOKEN set, the scraper must send it."""
-    token = os.environ.get("HSSK_METRICS_TOKEN")
-    if token and request.headers.get("authorization") != f"Bearer {token}":
-        return PlainTextResponse("unauthorized\n", status_code=401)
+    """Prometheus text exposition, for the scraper only: ``Authorization: Bearer`` with
+    HSSK_METRICS_TOKEN, or a system account's token with ``system/Metrics.read``."""
+    if not _may_scrape(request):
+        return PlainTextResponse("unauthorized: send the metrics token\n", status_code=401,
+                                 headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
     return PlainTextResponse(
         prom.render(conn), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
+
+
+def _may_scrape(request: Request) -> bool:
+    token = os.environ.get("HSSK_METRICS_TOKEN")
+    sent = gate.credentials(request, "api")
+    if token and sent and hmac.compare_digest(sent.encode(), token.encode()):
+        return True
+    actor = gate.authenticate(request, "api").actor
+    return actor.kind == "system" and actor.has_scope("system", "Metrics", "read")
