@@ -81,7 +81,7 @@ def test_repeated_failures_slow_down_without_locking_or_revealing_names(
     assert answers["nan.nhan"] == answers["khong.ton.tai"]  # no account enumeration
     assert _audit_count(world, "login", "deny") == before + 2 * auth.PAIR.free
     # the owner, from their own address, is not locked out by the guesser
-    from hssk.http.app import create_app
+    from hssk.app import create_app
 
     with TestClient(create_app(load_settings(), world.db), client=("198.51.100.8", 1)) as own:
         assert _password(own, "nan.nhan", PASSWORD).status_code == 200

@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 from hssk.access import accounts, auth
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
-from hssk.config import load_settings
+from hssk.app import create_app
 from hssk.db import Database
-from hssk.http.app import create_app
 from hssk.http.serve import server_options
-from hssk.ingest.samples import visit
 from hssk.ingest.xmlparse import build_envelope
+from hssk.kernel.config import load_settings
+from hssk.synth.samples import visit
 from tests.ingest.conftest import register_facilities
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -360,13 +360,13 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_missing_router_stops_the_app() -> None:
     r = _python("import sys; sys.modules['hssk.share.routes'] = None\n"
-                "from hssk.http.app import create_app; create_app()")  # fmt: skip
+                "from hssk.app import create_app; create_app()")  # fmt: skip
     assert r.returncode != 0 and "hssk.share.routes" in r.stderr
 
 
 def test_a_missing_listener_stops_the_start_and_unwired_writes_fail() -> None:
     r = _python("import sys; sys.modules['hssk.share.outbox'] = None\n"
-                "from hssk.http.app import create_app; create_app()")  # fmt: skip
+                "from hssk.app import create_app; create_app()")  # fmt: skip
     assert r.returncode != 0 and "hssk.share.outbox" in r.stderr
     r = _python("from hssk.records import events\n"
                 "events.publish(None, [events.Change('Patient', '1', 1, 1, 'create')])")  # fmt: skip
