@@ -29,7 +29,7 @@ from hssk.db import Database
 from hssk.http.serve import server_options
 from hssk.ingest.xmlparse import build_envelope
 from hssk.kernel.config import load_settings
-from hssk.synth.samples import visit
+from tests.factories.samples import visit
 from tests.ingest.conftest import register_facilities
 
 ROOT = Path(__file__).resolve().parents[2]
