@@ -42,19 +42,26 @@ class SecurityHeaders:
         self.app = app
         self.private = tuple(private_prefixes)
         self.https = https
+        page = [*_COMMON, (b"content-security-policy", CSP.encode())]
+        docs = [*_COMMON, (b"content-security-policy", DOCS_CSP.encode())]
+        no_store = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+        hsts = [(b"strict-transport-security", HSTS.encode())]
+        # (docs, private, https) → the headers to add: built once, not per request
+        self.sets = {
+            (d, p, h): (docs if d else page) + (no_store if p else []) + (hsts if h else [])
+            for d in (False, True)
+            for p in (False, True)
+            for h in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        extra = list(_COMMON)
         docs = path == "/docs" or path.startswith("/docs/")
-        extra.append((b"content-security-policy", (DOCS_CSP if docs else CSP).encode()))
-        if path.startswith(self.private):
-            extra += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
-        if self.https or (self.https is None and scope["scheme"] == "https"):
-            extra.append((b"strict-transport-security", HSTS.encode()))
+        https = self.https if self.https is not None else scope["scheme"] == "https"
+        extra = self.sets[docs, path.startswith(self.private), https]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

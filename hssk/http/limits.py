@@ -71,16 +71,25 @@ class Limits:
             return
         head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         length: int | None = None
+        chunked = False
         for name, value in scope["headers"]:
             head += len(name) + len(value) + 4
             if name == b"content-length":
                 length = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = True
         if head > self.max_head:
             await head_too_large(self.max_head)(scope, receive, send)
+            return
+        if length is None and not chunked:  # no body (the server delivers none)
+            await self.app(scope, receive, send)
             return
         door = self.door(scope["path"])
         if length is not None and length > door.max_bytes:
             await door.answer(door.max_bytes)(scope, receive, send)
+            return
+        if length is not None and not chunked:  # the server delivers no more than announced
+            await self.app(scope, receive, send)
             return
         await self._counted(scope, receive, send, door)
 
