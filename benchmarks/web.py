@@ -146,9 +146,9 @@ def _start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[by
     env = {**os.environ, "HSSK_DATA_DIR": str(settings.data_dir)}
     if settings.database_url:
         env["HSSK_DATABASE_URL"] = settings.database_url
-    cmd = [sys.executable, "-m", "uvicorn", "hssk.api.app:create_app", "--factory",
+    cmd = [sys.executable, "-m", "uvicorn", "hssk.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--log-level", "warning", "--no-access-log"]  # fmt: skip
+           "--log-level", "warning", "--no-access-log", "--no-proxy-headers"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

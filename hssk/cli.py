@@ -63,6 +63,14 @@ def _bench_app() -> typer.Typer:
 app.add_typer(_bench_app(), name="bench", help="Benchmarks of the hot paths.")
 
 
+@app.callback()
+def _start() -> None:
+    """Wire the process (the record store's change listeners) before any command runs."""
+    from hssk import wiring
+
+    wiring.start()
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -82,15 +90,19 @@ def serve(
 
     import uvicorn
 
+    from hssk.http.serve import server_options
+    from hssk.kernel.config import load_settings
+
     workers = workers or min(os.cpu_count() or 1, 4)
     logging.basicConfig(level=logging.INFO)
     uvicorn.run(
-        "hssk.api.app:create_app",
+        "hssk.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
         log_level="info",
+        **server_options(load_settings()),
     )
 
 

@@ -14,8 +14,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hssk import wiring
 from hssk.db import Database, open_database
 from hssk.kernel.config import load_settings
+
+# As every HSSK process does when it starts (the app, the CLI): the record store's listeners.
+wiring.start()
 
 # ../shared beside the checkout (CI and developers); HSSK_SHARED_DIR for another place.
 SHARED = Path(os.environ.get("HSSK_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")

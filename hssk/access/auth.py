@@ -8,8 +8,9 @@
   once, at most 5 minutes of life);
 * ``refresh_token`` — rotation: each refresh token is used once; reuse revokes the family.
 
-Failed attempts are counted per account (lockout after ``MAX_FAILURES``) and per client address
-(throttling); both are written before the error is returned, so the caller must commit.
+Failed attempts slow further ones down (exponential back-off per name and address, per name,
+per address; never a lock an attacker could set on someone else's account); they are written
+before the error is returned, so the caller must commit.
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACCESS_TTL = 900
 REFRESH_TTL = timedelta(days=7)
 SYSTEM_TTL = 300
-MAX_FAILURES = 5  # per account, then locked
-LOCK_FOR = timedelta(minutes=15)
-MAX_ADDRESS_FAILURES = 30  # per client address within THROTTLE_WINDOW
 THROTTLE_WINDOW = timedelta(minutes=15)
 OTP_TTL = timedelta(minutes=5)
 OTP_ATTEMPTS = 5
@@ -111,37 +109,71 @@ def negotiate_scopes(allowed: Iterable[str], requested: str | None) -> list[str]
 
 
 # --- throttling ---------------------------------------------------------------------------
+# Failed attempts slow down further ones, they never lock an account: a fixed lock after a few
+# wrong codes would let anyone who knows a citizen's CCCD shut them out. Each failure is
+# counted under three keys, and each key allows a few free failures within THROTTLE_WINDOW,
+# then makes the next attempt wait 2, 4, 8… seconds after the last failure, up to its cap:
+# * the name tried from this address (a guesser's own attempts): slowed hard;
+# * the name from anywhere (guessers spread over addresses): capped at a minute, so the
+#   account's owner is delayed, never shut out;
+# * the address, whatever the name (one machine trying many names).
+# Names are counted whether or not an account has them, so the answers (invalid_grant, or
+# slow_down with Retry-After) never tell which accounts exist.
+
+
+@dataclass(frozen=True)
+class Backoff:
+    prefix: str
+    free: int  # failures within the window before the next attempt must wait
+    cap: timedelta  # the longest wait
+
+
+PAIR = Backoff("pair", free=3, cap=timedelta(minutes=15))
+NAME = Backoff("name", free=10, cap=timedelta(minutes=1))
+ADDRESS = Backoff("addr", free=30, cap=timedelta(minutes=15))
+MAX_ADDRESS_FAILURES = ADDRESS.free  # per client address within THROTTLE_WINDOW, then waits
+
+
+def _keys(subject: str | None, address: str | None) -> list[tuple[Backoff, str]]:
+    name = (subject or "").strip().lower()[:64]
+    keys: list[tuple[Backoff, str]] = []
+    if address:
+        keys.append((ADDRESS, f"addr:{address}"))  # the key the address throttle always used
+    if name:
+        keys.append((NAME, f"name:{name}"))
+        if address:
+            keys.append((PAIR, f"pair:{name}|{address}"))
+    return keys
+
+
+def _wait(conn: psycopg.Connection[Any], rule: Backoff, key: str) -> float:
+    """Seconds an attempt under ``key`` must still wait (0: none)."""
+    row = conn.execute(
+        """SELECT count(*), extract(epoch FROM max(at) + make_interval(secs => least(
+                    %s, power(2, greatest(count(*) - %s + 1, 0))::float8)) - now())
+           FROM login_failure WHERE key = %s AND at > now() - %s""",
+        (rule.cap.total_seconds(), rule.free, key, THROTTLE_WINDOW),
+    ).fetchone()
+    if row is None or row[0] < rule.free or row[1] is None:
+        return 0.0
+    return max(float(row[1]), 0.0)
+
+
+def _throttled(conn: psycopg.Connection[Any], subject: str | None, address: str | None) -> None:
+    """Refuse (429 slow_down) an attempt that comes before its back-off has passed."""
+    wait = max((_wait(conn, rule, key) for rule, key in _keys(subject, address)), default=0.0)
+    if wait > 0:
+        raise AuthError(
+            "slow_down",
+            "quá nhiều lần đăng nhập sai, hãy thử lại sau ít phút / too many failed attempts: "
+            "wait before trying again",
+            429,
+            int(wait) + 1,
+        )
 
 
 def _address_throttled(conn: psycopg.Connection[Any], address: str | None) -> None:
-    if not address:
-        return
-    n = conn.execute(
-        "SELECT count(*) FROM login_failure WHERE key = %s AND at > now() - %s",
-        (f"addr:{address}", THROTTLE_WINDOW),
-    ).fetchone()[0]  # type: ignore[index]
-    if n >= MAX_ADDRESS_FAILURES:
-        raise AuthError(
-            "slow_down",
-            "quá nhiều lần đăng nhập sai / too many failed logins from this address; wait",
-            429,
-            int(THROTTLE_WINDOW.total_seconds()),
-        )
-
-
-def _check_lock(conn: psycopg.Connection[Any], account_id: int) -> None:
-    row = conn.execute(
-        "SELECT extract(epoch FROM locked_until - now()) FROM account "
-        "WHERE id = %s AND locked_until > now()",
-        (account_id,),
-    ).fetchone()
-    if row:
-        raise AuthError(
-            "account_locked",
-            "tài khoản tạm khóa / account locked after repeated failed logins; try later",
-            429,
-            int(row[0]) + 1,
-        )
+    _throttled(conn, None, address)
 
 
 def _fail(
@@ -151,22 +183,20 @@ def _fail(
     what: str,
     subject: str,
 ) -> AuthError:
-    """Count a failure (account lockout, address throttle), audit it; the error to raise."""
-    if address:
-        conn.execute("INSERT INTO login_failure (key) VALUES (%s)", (f"addr:{address}",))
-    locked = False
+    """Count a failure under its back-off keys, audit it; the error to raise (the same
+    whether or not the account exists)."""
+    keys = [key for _rule, key in _keys(subject, address)]
+    if keys:  # older failures of these keys no longer count: drop them as new ones come
+        conn.execute("DELETE FROM login_failure WHERE key = ANY(%s) AND at < now() - %s",
+                     (keys, THROTTLE_WINDOW))  # fmt: skip
+        conn.execute("INSERT INTO login_failure (key) SELECT unnest(%s::text[])", (keys,))
     if account is not None:
-        row = conn.execute(
-            """UPDATE account SET failed_logins = failed_logins + 1,
-                 locked_until = CASE WHEN failed_logins + 1 >= %s THEN now() + %s
-                                     ELSE locked_until END
-               WHERE id = %s RETURNING locked_until IS NOT NULL AND locked_until > now()""",
-            (MAX_FAILURES, LOCK_FOR, account.id),
-        ).fetchone()
-        locked = bool(row and row[0])
+        conn.execute(
+            "UPDATE account SET failed_logins = failed_logins + 1 WHERE id = %s", (account.id,)
+        )
     actor = account.actor(()) if account else ANONYMOUS
     audit(conn, actor, "login", outcome="deny", basis="credentials",
-          detail={"reason": what, "subject": subject[:64], "address": address, "locked": locked})  # fmt: skip
+          detail={"reason": what, "subject": subject[:64], "address": address})  # fmt: skip
     return AuthError("invalid_grant", "sai thông tin đăng nhập / invalid credentials")
 
 
@@ -241,10 +271,8 @@ def password_grant(
     address: str | None,
     client: str | None = None,
 ) -> dict[str, Any]:
-    _address_throttled(conn, address)
+    _throttled(conn, username, address)
     account = accounts.find_account(conn, username)
-    if account is not None:
-        _check_lock(conn, account.id)
     stored = None
     secret = None
     if account is not None:
@@ -370,10 +398,8 @@ def otp_grant(
     address: str | None,
     client: str | None = None,
 ) -> dict[str, Any]:
-    _address_throttled(conn, address)
+    _throttled(conn, identifier, address)
     account = accounts.find_citizen(conn, identifier)
-    if account is not None:
-        _check_lock(conn, account.id)
     if (
         account is None
         or not _usable(account)
@@ -395,7 +421,7 @@ def activate(
     address: str | None,
 ) -> Account:
     """Complete an activation / password reset with the code sent to the account's phone."""
-    _address_throttled(conn, address)
+    _throttled(conn, username, address)
     account = accounts.find_account(conn, username)
     if (
         account is None

@@ -33,6 +33,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _address(request: Request) -> str | None:
+    # the client's address, after hssk.app applied the trusted proxies (hssk.http.client)
     return request.client.host if request.client else None
 
 

@@ -1,4 +1,5 @@
-"""FastAPI dependencies shared by every router: the database and the authenticated actor."""
+"""FastAPI dependencies shared by every router: the database and the authenticated actor
+(through the one gate, ``hssk.http.gate``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Request
 
-from hssk.access.accounts import account_disabled
-from hssk.access.actor import ANONYMOUS, Actor
+from hssk.access.actor import Actor
 from hssk.access.audit import defer as audit_defer
 from hssk.access.audit import flush as audit_flush
-from hssk.access.audit import record as audit_record
-from hssk.access.tokens import TokenError, verify
 from hssk.db import Database
+from hssk.http import gate
+from hssk.http.gate import Unauthenticated
 from hssk.kernel.config import Settings
 
 log = logging.getLogger(__name__)
@@ -54,54 +54,13 @@ def get_conn(db: Annotated[Database, Depends(get_database)]) -> Iterator[psycopg
             audit_flush(conn)
 
 
-class Unauthenticated(Exception):
-    """Raised when a protected endpoint gets no valid credentials (→ 401)."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
-    cookie = request.cookies.get("hssk_token")
-    return cookie or None
-
-
 def optional_actor(request: Request) -> Actor:
-    """The caller, or ANONYMOUS when no credentials were sent (invalid ones → 401)."""
-    token = _bearer(request)
-    if not token:
-        return ANONYMOUS
-    try:
-        actor = verify(get_settings(request), token)
-    except TokenError as exc:
-        _audit_bad_token(request, str(exc))
-        raise Unauthenticated(f"invalid access token: {exc}") from exc
-    if account_disabled(get_database(request), actor.account_id):
-        _audit_bad_token(request, f"account {actor.account_id} is disabled")
-        raise Unauthenticated("tài khoản đã bị khóa / the account is disabled")
-    return actor
-
-
-def _audit_bad_token(request: Request, reason: str) -> None:
-    """A refused token is an access attempt: record it (own short transaction)."""
-    client = request.client.host if request.client else None
-    try:
-        with get_database(request).connection() as conn:
-            audit_record(
-                conn,
-                ANONYMOUS,
-                "authenticate",
-                outcome="deny",
-                basis="token",
-                detail={"reason": reason[:200], "path": request.url.path, "address": client},
-            )
-    except psycopg.Error:
-        log.exception("could not audit a refused token")
+    """The caller at the API door (bearer token only), or ANONYMOUS when no credentials were
+    sent; invalid ones, or a disabled account's, → 401 (hssk.http.gate)."""
+    presented = gate.authenticate(request, "api")
+    if presented.refused:
+        raise Unauthenticated(presented.refused)
+    return presented.actor
 
 
 def current_actor(actor: Annotated[Actor, Depends(optional_actor)]) -> Actor:

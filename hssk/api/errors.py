@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hssk.api.deps import Unauthenticated
+from hssk.http.gate import Unauthenticated
 from hssk.records import Gone, InvalidResource, NotFound, VersionConflict
 
 log = logging.getLogger(__name__)

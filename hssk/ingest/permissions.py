@@ -30,6 +30,12 @@ def can_write(actor: Actor) -> bool:
     return actor.has_scope("system", "*", "write") or actor.has_scope("user", "*", "write")
 
 
+def follows_every_job(actor: Actor) -> bool:
+    """Platform systems follow every facility's ingest jobs; a reading scope is not enough
+    (a job's status lists its quarantined records: identities)."""
+    return actor.has_scope("system", "*", "write")
+
+
 def error_scope(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
     """``EVERY_FACILITY``, the one facility code whose records the actor handles, or None."""
     if actor.has_scope("system", "*", "write"):

@@ -35,9 +35,11 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 
 from hssk.access import Actor, audit
-from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
+from hssk.http import gate
+from hssk.http.client import client_address
+from hssk.http.limits import MB, BodyLimit
 from hssk.ingest import jobs, kinds, permissions, quarantine, rules, xmlsig
 from hssk.kernel import clock
 
@@ -66,6 +68,8 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
 router = APIRouter(lifespan=_lifespan)
 MAX_UPLOAD = 2 * 1024**3  # one uploaded file
 MAX_GATEWAY_FILE = 20 * 1024**2  # one hồ sơ sent to the gateway endpoints (decoded)
+# A gateway request: the file in base64 (4/3 of it, line breaks allowed) and a few fields.
+MAX_GATEWAY_BODY = MAX_GATEWAY_FILE * 4 // 3 + 2 * MB
 MAX_ID = 2**63 - 1
 # Registers and the facility list change everyone's data: platform systems only.
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -79,6 +83,12 @@ def _upload_dir(request: Request) -> FsPath:
     d = get_settings(request).data_dir / "uploads" / uuid.uuid4().hex
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def _without_paths(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with their file's name only: where the server keeps uploads is not the
+    caller's business (and tells an attacker about the machine)."""
+    return [{**e, "file": FsPath(e["file"]).name} if e.get("file") else e for e in items]
 
 
 def _run_in_background(db: Database, job_id: int) -> None:
@@ -157,7 +167,7 @@ def upload(
 def _may_follow(actor: Actor, info: jobs.JobInfo | None) -> bool:
     if info is None:
         return False
-    every = actor.has_scope("system", "*", "read")
+    every = permissions.follows_every_job(actor)
     return every or jobs.may_follow(info, unit_id=actor.unit_id, account_id=actor.account_id)
 
 
@@ -172,6 +182,7 @@ def job_status(job_id: Id, conn: Conn, actor: CurrentActor) -> Any:
         return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
     s = jobs.job_summary(conn, job_id)
     out = s.to_json()
+    out["errors"] = _without_paths(out["errors"])
     in_file = (s.checkpoint.get("pos") or [0, 0])[1]
     out["progress"] = {"files": info.files, "files_done": info.files_done,
                        "records_in_file": in_file}  # fmt: skip
@@ -190,10 +201,10 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Any:
     """Status, progress and counts of each job the caller may follow: a platform system's
-    (system/*.read) every job, anyone else those of their unit or created by them.
+    (system/*.write) every job, anyone else those of their unit or created by them.
     ``interrupted``: running jobs no process holds (they resume at the next server start or
     with ``hssk ingest --resume``). Counts only, no records: the errors are per job."""
-    every = actor.has_scope("system", "*", "read")  # else the rule of jobs.may_follow
+    every = permissions.follows_every_job(actor)  # else the rule of jobs.may_follow
     found = jobs.list_jobs(
         conn, status=status, kind=kind, limit=limit, offset=offset,
         unit_id=None if every else actor.unit_id, created_by=None if every else actor.account_id,
@@ -232,7 +243,7 @@ def list_errors(
     )  # fmt: skip
     audit(conn, actor, "ingest-errors", outcome="allow", resource_type="IngestError",
           detail={"facility": scope, "ids": [r.id for r in recs][:1000]})  # fmt: skip
-    return [r.to_json() for r in recs]
+    return _without_paths([r.to_json() for r in recs])
 
 
 def _handled(
@@ -250,7 +261,7 @@ def _handled(
 @router.get("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="One quarantined record")
 def get_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     rec = _handled(conn, actor, error_id, "ingest-error-read")
-    return rec if isinstance(rec, JSONResponse) else rec.to_json(with_raw=True)
+    return rec if isinstance(rec, JSONResponse) else _without_paths([rec.to_json(with_raw=True)])[0]
 
 
 @router.put("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="Correct a record")
@@ -283,6 +294,7 @@ def replay_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     except quarantine.ReplayError as exc:
         return _problem(422, exc.vi, exc.reason)
     out = summary.to_json()
+    out["errors"] = _without_paths(out["errors"])
     out["id"], out["status"] = error_id, "replayed"
     return out
 
@@ -335,7 +347,7 @@ def token_take(
     the MD5 upper-case hex of their secret, which is what the account was created with)."""
     from hssk.access import auth
 
-    client = request.client.host if request.client else None
+    client = client_address(request)
     try:
         body = auth.password_grant(
             conn, get_settings(request), username=username, password=password, totp=None,
@@ -359,22 +371,29 @@ def token_take(
     return {"maKetQua": "200", "APIKey": api_key, **api_key}
 
 
-def _gateway_actor(request: Request, access_token: str | None) -> Actor | None:
-    token = access_token
-    if not token:
-        header = request.headers.get("authorization", "")
-        token = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else None
-    if not token:
-        return None
-    try:
-        return verify(get_settings(request), token)
-    except TokenError:
-        return None
+def _gateway_actor(request: Request) -> Actor:
+    """The caller at the gateway door (hssk.http.gate: bearer header, ``accessToken`` header
+    or ``token`` parameter; a disabled account is refused as at every door)."""
+    return gate.authenticate(request, "gateway").actor
+
+
+def gateway_too_large(limit: int) -> JSONResponse:
+    """The gateway's answer to a request over its size limit (code 1001, its own format)."""
+    return _gateway(1001, f"Tệp quá lớn (tối đa {MAX_GATEWAY_FILE // 1024**2} MB, "
+                    f"yêu cầu tối đa {limit // 1024**2} MB).", status=413)  # fmt: skip
+
+
+# Request size limits of the ingest doors (hssk.http.limits; the rest of the API: 10 MB).
+BODY_LIMITS = (
+    BodyLimit("/api/v1/ingest/", MAX_UPLOAD + 16 * MB),
+    BodyLimit("/api/qd130/", MAX_GATEWAY_BODY, gateway_too_large),
+    BodyLimit("/api/hososuckhoe/", MAX_GATEWAY_BODY, gateway_too_large),
+)
 
 
 def _decode_file(text: str) -> bytes | None:
     compact = "".join((text or "").split())
-    if not compact or len(compact) * 3 // 4 > MAX_GATEWAY_FILE:
+    if not compact:
         return None
     try:
         return base64.b64decode(compact, validate=True)
@@ -439,10 +458,12 @@ def _submit(
             400, f"maTinh '{province}' phải là 2 ký tự đầu của maCSKCB '{facility}'.", status=400
         )
     data = _decode_file(data_b64)
+    if data is not None and len(data) > MAX_GATEWAY_FILE:
+        return gateway_too_large(MAX_GATEWAY_BODY)
     if data is None:
         return _gateway(
             205,
-            "fileHSBase64 không phải chuỗi base64 hợp lệ hoặc quá lớn (tối đa 20 MB).",
+            "fileHSBase64 không phải chuỗi base64 hợp lệ.",
             status=400,
         )
     signature, refused = _signature(request, _certificates(conn, actor), data)
@@ -479,12 +500,11 @@ def _submit(
 def _qd130(
     request: Request,
     conn: Conn,
-    access_token: str | None,
     ma_cskcb: str,
     ma_tinh: str | None,
     file_b64: str,
 ) -> JSONResponse:
-    actor = _gateway_actor(request, access_token)
+    actor = _gateway_actor(request)
     return _submit(request, conn, actor, kind="xml130", data_b64=file_b64, facility=ma_cskcb,
                    province=ma_tinh, suffix=".xml")  # fmt: skip
 
@@ -502,10 +522,12 @@ def _make_qd130(path: str, summary: str) -> None:
         tokenId: Annotated[str | None, Header()] = None,
         passwordHash: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
-        return _qd130(request, conn, accessToken, maCSKCB, maTinh, fileHSBase64)
+        return _qd130(request, conn, maCSKCB, maTinh, fileHSBase64)
 
     endpoint.__name__ = path.rsplit("/", 1)[-1]
-    router.post(path, tags=["gateway"], summary=summary)(endpoint)
+    router.post(
+        path, tags=["gateway"], summary=summary, form_limits={"max_part_size": MAX_GATEWAY_BODY}
+    )(endpoint)
 
 
 for _path, _summary in (
@@ -517,7 +539,12 @@ for _path, _summary in (
     _make_qd130(_path, _summary)
 
 
-@router.post("/api/hososuckhoe/guiGiayToDienTu", tags=["gateway"], summary="Birth/death papers")
+@router.post(
+    "/api/hososuckhoe/guiGiayToDienTu",
+    tags=["gateway"],
+    summary="Birth/death papers",
+    form_limits={"max_part_size": MAX_GATEWAY_BODY},
+)
 def gui_giay_to(
     request: Request,
     conn: Conn,
@@ -534,9 +561,7 @@ def gui_giay_to(
             f"loai_hs '{loai_hs}' không hỗ trợ (60 giấy báo tử, 61 giấy chứng sinh).",
             status=400,
         )
-    actor = _gateway_actor(request, accessToken)
+    actor = _gateway_actor(request)
     data = fileBase64Str or fileHSBase64 or ""
-    if len(data) * 3 // 4 > MAX_GATEWAY_FILE:
-        return _gateway(1001, "Tệp quá lớn (tối đa 20 MB).", status=413)
     return _submit(request, conn, actor, kind="edoc", data_b64=data, facility=maCSKCB,
                    province=None, suffix=".xml")  # fmt: skip

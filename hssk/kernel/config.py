@@ -14,6 +14,12 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def _env_bool(name: str) -> bool | None:
+    """True/False from 1/true/yes or 0/false/no; None when unset."""
+    raw = os.environ.get(name, "").strip().lower()
+    return None if not raw else raw in ("1", "true", "yes", "on")
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
@@ -35,6 +41,14 @@ class Settings:
     # Gateway submissions must carry a valid facility XML signature (CHUKYDONVI); when off,
     # unsigned files are accepted (tampered or foreign-signed ones never are).
     require_xml_signature: bool = False
+    # HTTP hardening (hssk.http): request body limit for JSON and forms (larger doors have
+    # their own), largest request head, proxies whose X-Forwarded-For is believed (none:
+    # the connecting address is the client), and whether the site is served over HTTPS
+    # (session cookie Secure, HSTS). None for ``https``: decided from the request's scheme.
+    max_body: int = 10 * 1024**2
+    max_header: int = 64 * 1024
+    trusted_proxies: tuple[str, ...] = ()
+    https: bool | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,8 +84,13 @@ def load_settings() -> Settings:
         default_lang=os.environ.get("HSSK_LANG", "vi"),
         match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),
         match_lower=_env_float("HSSK_MATCH_LOWER", 0.60),
-        require_xml_signature=os.environ.get("HSSK_REQUIRE_XML_SIGNATURE", "").lower()
-        in ("1", "true", "yes"),
+        require_xml_signature=_env_bool("HSSK_REQUIRE_XML_SIGNATURE") is True,
+        max_body=_env_int("HSSK_MAX_BODY", 10 * 1024**2),
+        max_header=_env_int("HSSK_MAX_HEADER", 64 * 1024),
+        trusted_proxies=tuple(
+            p.strip() for p in os.environ.get("HSSK_TRUSTED_PROXIES", "").split(",") if p.strip()
+        ),
+        https=_env_bool("HSSK_HTTPS"),
     )
 
 

@@ -8,6 +8,7 @@ is audited with the area it covered.
 
 from __future__ import annotations
 
+import hmac
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from hssk.catalog import areas as names
 from hssk.catalog import completeness
 from hssk.catalog.catalogs import catalogs
 from hssk.catalog.catalogs import get as get_catalog
+from hssk.http import gate
+from hssk.http.gate import PageActor
 from hssk.monitor import charts, export, metrics, prom, quality
 from hssk.monitor.areas import Area, AreaDenied, narrow
 from hssk.monitor.i18n import pick_lang, translator
@@ -130,7 +133,7 @@ def _quality_view(conn: Conn, actor: Actor, area: Area, kind: str | None) -> dic
 # --- HTML ----------------------------------------------------------------------------------
 @router.get("/supervision", response_class=HTMLResponse, include_in_schema=False)
 def overview_page(
-    request: Request, conn: Conn, actor: OptionalActor,
+    request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, catalog: str | None = None, lang: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     lg = pick_lang(lang)
@@ -171,7 +174,7 @@ def overview_page(
 
 @router.get("/supervision/facilities", response_class=HTMLResponse, include_in_schema=False)
 def facilities_page(
-    request: Request, conn: Conn, actor: OptionalActor,
+    request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, catalog: str | None = None, lang: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     lg = pick_lang(lang)
@@ -189,7 +192,7 @@ def facilities_page(
 
 @router.get("/supervision/quality", response_class=HTMLResponse, include_in_schema=False)
 def quality_page(
-    request: Request, conn: Conn, actor: OptionalActor,
+    request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, kind: str | None = None, lang: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     lg = pick_lang(lang)
@@ -272,13 +275,13 @@ def _export(request: Request, conn: Conn, actor: Actor, fmt: str, table: str,
 
 
 @router.get("/supervision/export.csv", include_in_schema=False)
-def export_csv(request: Request, conn: Conn, actor: OptionalActor, table: str = "communes",
+def export_csv(request: Request, conn: Conn, actor: PageActor, table: str = "communes",
                area: str | None = None, catalog: str | None = None, lang: str | None = None) -> Response:  # fmt: skip
     return _export(request, conn, actor, "csv", table, area, catalog, lang)
 
 
 @router.get("/supervision/export.xlsx", include_in_schema=False)
-def export_xlsx(request: Request, conn: Conn, actor: OptionalActor, table: str = "communes",
+def export_xlsx(request: Request, conn: Conn, actor: PageActor, table: str = "communes",
                 area: str | None = None, catalog: str | None = None, lang: str | None = None) -> Response:  # fmt: skip
     return _export(request, conn, actor, "xlsx", table, area, catalog, lang)
 
@@ -405,10 +408,20 @@ def api_person_completeness(person_id: int, conn: Conn, actor: OptionalActor) ->
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus(request: Request, conn: Conn) -> Response:
-    """Prometheus text exposition; with HSSK_METRICS_TOKEN set, the scraper must send it."""
-    token = os.environ.get("HSSK_METRICS_TOKEN")
-    if token and request.headers.get("authorization") != f"Bearer {token}":
-        return PlainTextResponse("unauthorized\n", status_code=401)
+    """Prometheus text exposition, for the scraper only: ``Authorization: Bearer`` with
+    HSSK_METRICS_TOKEN, or a system account's token with ``system/Metrics.read``."""
+    if not _may_scrape(request):
+        return PlainTextResponse("unauthorized: send the metrics token\n", status_code=401,
+                                 headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
     return PlainTextResponse(
         prom.render(conn), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
+
+
+def _may_scrape(request: Request) -> bool:
+    token = os.environ.get("HSSK_METRICS_TOKEN")
+    sent = gate.credentials(request, "api")
+    if token and sent and hmac.compare_digest(sent.encode(), token.encode()):
+        return True
+    actor = gate.authenticate(request, "api").actor
+    return actor.kind == "system" and actor.has_scope("system", "Metrics", "read")

@@ -1,13 +1,14 @@
 """Change notifications of the record store, delivered inside the writing transaction.
 
-Listeners (the outbox of ``share``, the completeness counters of ``catalog``) are named here
-and loaded lazily, so the store does not import them and a component that is absent is skipped.
-A listener receives the connection and the list of changes and must use set-based SQL.
+Listeners (the outbox of ``share``, the completeness counters of ``catalog``) are subscribed
+explicitly when a process starts (``hssk.wiring.start``: the app, the CLI, the tests), so the
+store imports none of them. Publishing before that is an error, never a silent skip: a write
+that no listener saw would never reach the partners or the counters. A listener receives the
+connection and the list of changes and must use set-based SQL.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,30 +28,38 @@ class Change:
 
 Listener = Callable[[psycopg.Connection[Any], Sequence[Change]], None]
 
-LISTENERS = (
-    "hssk.share.outbox:on_records_changed",
-    "hssk.catalog.completeness:on_records_changed",
-)
-_loaded: list[Listener] | None = None
+
+class NotWired(RuntimeError):
+    """Records were written in a process whose listeners were never subscribed."""
 
 
-def _listeners() -> list[Listener]:
-    global _loaded
-    if _loaded is None:
-        found: list[Listener] = []
-        for spec in LISTENERS:
-            module, _, name = spec.partition(":")
-            try:
-                found.append(getattr(importlib.import_module(module), name))
-            except (ModuleNotFoundError, AttributeError):
-                continue
-        _loaded = found
-    return _loaded
+_listeners: list[Listener] = []
+_wired = False
+
+
+def subscribe(*listeners: Listener) -> None:
+    """Deliver every later change to ``listeners`` too (each once, in the order given)."""
+    global _wired
+    for listener in listeners:
+        if not callable(listener):
+            raise TypeError(f"a change listener must be callable, not {listener!r}")
+        if listener not in _listeners:
+            _listeners.append(listener)
+    _wired = True
+
+
+def listeners() -> tuple[Listener, ...]:
+    return tuple(_listeners)
 
 
 def publish(conn: psycopg.Connection[Any], changes: Sequence[Change]) -> None:
     """Hand ``changes`` to every listener, in the caller's transaction."""
     if not changes:
         return
-    for listener in _listeners():
+    if not _wired:
+        raise NotWired(
+            "record changes published before the change listeners were subscribed: "
+            "call hssk.wiring.start() when the process starts"
+        )
+    for listener in _listeners:
         listener(conn, changes)

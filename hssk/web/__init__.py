@@ -1,6 +1,6 @@
 """Citizen health book (Sổ sức khỏe điện tử), clinician workspace and commune-station forms.
 
-Pages and the partner API are in ``routes.router`` (mounted by ``hssk.api.app``):
+Pages and the partner API are in ``routes.router`` (mounted by ``hssk.app``):
 
 * citizens: ``/book/login`` (CCCD or phone + one-time code), ``/book``, ``/book/p/{id}``
   (a child's book), ``/book/consents``, ``/book/access-log``, ``/book/self``, PDFs of a visit

@@ -19,10 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hssk.access import Actor, audit
 from hssk.api.bodies import FormFields
 from hssk.api.deps import Conn
+from hssk.http.gate import PageActor
 from hssk.ingest import permissions, quarantine, rules
 from hssk.web import render
 from hssk.web.i18n import t
-from hssk.web.routes import PageActor
 
 router = APIRouter(include_in_schema=False)
 ErrorId = Annotated[int, UrlPath(ge=1, le=2**63 - 1)]

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hssk.access import ANONYMOUS, Actor, Decision
-from hssk.access.accounts import account_disabled
-from hssk.access.tokens import TokenError, verify
-from hssk.api.deps import Conn, get_conn
+from hssk.access import Actor, Decision
+from hssk.api.deps import Conn, OptionalActor, get_conn
+from hssk.http import gate
+from hssk.http.client import client_address
+from hssk.http.gate import PageActor
 from hssk.kernel import clock
 from hssk.kernel.codes import ICD10
 from hssk.records import everything, save
@@ -42,48 +43,22 @@ from hssk.web.partners import catalogs_for, sections_for
 from hssk.web.safety import safety_of
 
 router = APIRouter(include_in_schema=True)
-COOKIE = "hssk_token"
 _CCCD = re.compile(r"^\d{12}$")
 _PHONE = re.compile(r"^0\d{9}$")
 
 
-def page_actor(request: Request) -> Actor:
-    """The caller of a page: an invalid or expired cookie, or a disabled account, means
-    'not logged in' (→ login)."""
-    return _active(request, _token_actor(request))
+# async: FastAPI runs a plain-def dependency in a worker thread of its own; the book page and
+# API take one thread hop only, where _in_thread admits the caller (gate.admit).
+async def _book_page_caller(request: Request) -> gate.Presented:
+    return gate.present(request, "page")
 
 
-def _token_actor(request: Request) -> Actor:
-    """The actor of the bearer token or cookie (ANONYMOUS when none or invalid); CPU only,
-    the account's status is :func:`_active`'s."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
-    if not token:
-        return ANONYMOUS
-    try:
-        return verify(request.app.state.settings, token)
-    except TokenError:
-        return ANONYMOUS
+async def _book_api_caller(request: Request) -> gate.Presented:
+    return gate.present(request, "api")
 
 
-def _active(request: Request, actor: Actor) -> Actor:
-    """ANONYMOUS when the actor's account was disabled (may ask the database)."""
-    if not actor.authenticated:
-        return actor
-    return ANONYMOUS if account_disabled(request.app.state.db, actor.account_id) else actor
-
-
-PageActor = Annotated[Actor, Depends(page_actor)]
-
-
-async def _book_token_actor(request: Request) -> Actor:
-    # async: FastAPI runs a plain-def dependency in a worker thread of its own; the book
-    # page and API take one thread hop only, where _in_thread checks the account (_active).
-    return _token_actor(request)
-
-
-BookTokenActor = Annotated[Actor, Depends(_book_token_actor)]
+BookPageCaller = Annotated[gate.Presented, Depends(_book_page_caller)]
+BookApiCaller = Annotated[gate.Presented, Depends(_book_api_caller)]
 
 
 def _login_redirect(request: Request, path: str = "/book/login") -> RedirectResponse:
@@ -120,7 +95,7 @@ async def login_submit(request: Request, conn: Conn) -> Response:
             **ctx,
         )
     settings = request.app.state.settings
-    address = request.client.host if request.client else None
+    address = client_address(request)
     try:
         if not code:
             backend.start_login(conn, settings, identifier, address)
@@ -136,12 +111,8 @@ async def login_submit(request: Request, conn: Conn) -> Response:
             **ctx,
         )
     resp = RedirectResponse(nxt, status_code=303)
-    set_token_cookie(resp, token)
+    gate.set_session_cookie(request, resp, token)
     return resp
-
-
-def set_token_cookie(resp: Response, token: str) -> None:
-    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/", max_age=3600)
 
 
 def _mask(identifier: str) -> str:
@@ -157,7 +128,7 @@ def _safe_next(nxt: str) -> str:
 @router.get("/book/logout", include_in_schema=False)
 def logout(staff: int = 0) -> Response:
     resp = RedirectResponse("/staff/login" if staff else "/book/login", status_code=303)
-    resp.delete_cookie(COOKIE, path="/")
+    gate.clear_session_cookie(resp)
     return resp
 
 
@@ -210,8 +181,8 @@ def _load_book(
 
 
 @router.get("/book", include_in_schema=False, response_class=HTMLResponse)
-async def my_book(request: Request, actor: BookTokenActor) -> Response:
-    return await _in_thread(request, _my_book, actor, request)
+async def my_book(request: Request, caller: BookPageCaller) -> Response:
+    return await _in_thread(request, _my_book, caller, request)
 
 
 def _my_book(conn: psycopg.Connection[Any], actor: Actor, request: Request) -> Response:
@@ -221,8 +192,8 @@ def _my_book(conn: psycopg.Connection[Any], actor: Actor, request: Request) -> R
 
 
 @router.get("/book/p/{person_id}", include_in_schema=False, response_class=HTMLResponse)
-async def person_book(person_id: int, request: Request, actor: BookTokenActor) -> Response:
-    return await _in_thread(request, _person_book, actor, request, person_id)
+async def person_book(person_id: int, request: Request, caller: BookPageCaller) -> Response:
+    return await _in_thread(request, _person_book, caller, request, person_id)
 
 
 def _person_book(
@@ -498,13 +469,6 @@ def _problem(status: int, detail: str) -> Response:
     )
 
 
-def api_actor(request: Request) -> Actor:
-    return page_actor(request)
-
-
-ApiActor = Annotated[Actor, Depends(api_actor)]
-
-
 @router.get(
     "/api/v1/book/{person_id}",
     response_model=HealthBook,
@@ -515,13 +479,13 @@ ApiActor = Annotated[Actor, Depends(api_actor)]
 async def api_book(
     person_id: int,
     request: Request,
-    actor: BookTokenActor,
+    caller: BookApiCaller,
     v: Annotated[int, Query(description="book version")] = 1,
 ) -> Response:
     """The health book in version ``v`` (only 1 exists). A partner (system client) receives the
     sections of its field set (others are ``null``) and never sensitive categories; a citizen
     receives their own book or a child's in full. Every call is audited."""
-    return await _in_thread(request, _api_book, actor, person_id, v)
+    return await _in_thread(request, _api_book, caller, person_id, v, api=True)
 
 
 @router.get(
@@ -529,31 +493,38 @@ async def api_book(
 )
 async def api_my_book(
     request: Request,
-    actor: BookTokenActor,
+    caller: BookApiCaller,
     v: Annotated[int, Query(description="book version")] = 1,
 ) -> Response:
     """The caller's own book (citizen token)."""
-    if actor.person_id is None:
-        return _problem(401 if not actor.authenticated else 403, "a citizen token is required")
-    return await _in_thread(request, _api_book, actor, actor.person_id, v)
+    person_id = caller.actor.person_id
+    if person_id is None and not caller.refused:
+        status = 401 if not caller.actor.authenticated else 403
+        return _problem(status, "a citizen token is required")
+    return await _in_thread(request, _api_book, caller, person_id, v, api=True)
 
 
-async def _in_thread(request: Request, fn: Any, actor: Actor, *args: Any) -> Response:
+async def _in_thread(
+    request: Request, fn: Any, caller: gate.Presented, *args: Any, api: bool = False
+) -> Response:
     """Run the read-only ``fn(conn, actor, *args)`` in one worker thread with a request
-    connection, the actor ANONYMOUS if its account was disabled (the book API and page: one
+    connection, once the gate admitted the caller (refused credentials: a 401 on the API, the
+    login page on pages, through ``fn`` seeing ANONYMOUS). The book API and page take one
     thread hop instead of one per dependency; audit rules of ``hssk.api.deps.get_conn``,
-    which it uses).
+    which it uses.
 
     ``fn`` only reads, in autocommit: under READ COMMITTED each statement has its own
     snapshot inside a transaction too, so BEGIN and COMMIT would cost two round trips for
     nothing. The audit events are written as for any request (their own transaction)."""
 
     def work() -> Response:
-        caller = _active(request, actor)
+        admitted = gate.admit(request, caller)
+        if admitted.refused and api:
+            return _problem(401, admitted.refused)
         with contextmanager(get_conn)(request.app.state.db) as conn:
             conn.autocommit = True
             try:
-                result: Response = fn(conn, caller, *args)
+                result: Response = fn(conn, admitted.actor, *args)
             finally:
                 conn.autocommit = False  # as the pool lends it (before get_conn's audit flush)
             return result
@@ -570,7 +541,7 @@ async def _in_thread(request: Request, fn: Any, actor: Actor, *args: Any) -> Res
 def api_book_fields(
     person_id: int,
     conn: Conn,
-    actor: ApiActor,
+    actor: OptionalActor,
     catalog: Annotated[str, Query(description="catalog name, e.g. qd1332")],
 ) -> Response:
     """Values of each field of ``catalog`` (hssk.catalog rules over the person's record). A
@@ -640,7 +611,7 @@ async def staff_login_submit(request: Request, conn: Conn) -> Response:
             raw.get("username", ""),
             raw.get("password", ""),
             raw.get("otp") or None,
-            request.client.host if request.client else None,
+            client_address(request),
         )
     except backend.Refused as exc:
         return render.page(
@@ -651,7 +622,7 @@ async def staff_login_submit(request: Request, conn: Conn) -> Response:
             status=422,
         )
     resp = RedirectResponse(nxt, status_code=303)
-    set_token_cookie(resp, token)
+    gate.set_session_cookie(request, resp, token)
     return resp
 
 

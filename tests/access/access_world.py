@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hssk.access import accounts
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.records import store

@@ -11,7 +11,7 @@ import schemathesis
 from access_world import World
 from hypothesis import HealthCheck, given, settings
 
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.kernel.config import load_settings
 
 ACCESS_PATHS = r"^/(auth/|\.well-known/|api/v1/(me|accounts|units|break-glass|guardianships))"

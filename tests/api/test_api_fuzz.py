@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 

@@ -16,9 +16,11 @@ from tests.factories.samples import expected_counts, visit, write_feed
 VISITS = 240
 SCRIPT = """
 import sys, time
+from hssk import wiring
 from hssk.db import open_database
 from hssk.ingest import jobs, sources
 sources.SMALL_FILE = 0  # stream the envelope: checkpoints fall inside the file
+wiring.start()  # as every HSSK process does when it starts
 db = open_database(url=sys.argv[1])  # applies any migration added since the session began
 jobs.run_job(db, int(sys.argv[2]), workers=0, batch=10,
              progress=lambda records, files: time.sleep(0.15))

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hssk.access import accounts
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.xmlparse import build_envelope, build_table
@@ -233,12 +233,15 @@ def test_jobs_list_shows_each_caller_its_own(client: TestClient, idb: Database) 
     assert listed[0]["stored"] == sum(expected_counts().values())
     department = {"Authorization": f"Bearer {_token(client, 'syt99')}"}
     assert client.get("/api/v1/ingest/jobs", headers=department).json() == []
-    reader = {"Authorization": f"Bearer {_token(client, 'reader01')}"}  # system/*.read: all
-    assert [j["id"] for j in client.get("/api/v1/ingest/jobs", headers=reader).json()] == [
+    # a reading scope follows its own unit's jobs only (a job lists quarantined records)
+    reader = {"Authorization": f"Bearer {_token(client, 'reader01')}"}  # system/*.read, F01002
+    assert [j["id"] for j in client.get("/api/v1/ingest/jobs", headers=reader).json()] == [other]
+    # a platform system (system/*.write) follows every job
+    assert [j["id"] for j in client.get("/api/v1/ingest/jobs", headers=his).json()] == [
         other,
         mine,
     ]
-    pending = client.get("/api/v1/ingest/jobs?status=pending&kind=xml130", headers=reader).json()
+    pending = client.get("/api/v1/ingest/jobs?status=pending&kind=xml130", headers=his).json()
     assert [j["id"] for j in pending] == [other]
     bad = client.get("/api/v1/ingest/jobs?status=lost", headers=reader)
     assert bad.status_code == 400 and "status" in bad.text

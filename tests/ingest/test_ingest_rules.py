@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.ingest import rules
 from hssk.kernel.config import load_settings

@@ -21,7 +21,7 @@ from test_ingest_http import SECRET, _token  # the gateway account's secret and 
 
 from hssk.access import accounts
 from hssk.access.signing import register_key
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.ingest import xmlsig
 from hssk.ingest.xmlparse import build_envelope

@@ -18,7 +18,7 @@ import pytest
 
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.catalog import completeness
 from hssk.db import Database
 from hssk.kernel.config import load_settings

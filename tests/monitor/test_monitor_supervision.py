@@ -13,7 +13,7 @@ from lxml import etree
 
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.catalog import completeness
 from hssk.db import Database
 from hssk.kernel.config import load_settings
@@ -219,7 +219,9 @@ def test_quality_lists(world) -> None:
 
 def test_metrics_endpoint(world) -> None:
     client, _, _ = world
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # the scraper only
+    scraper = _h(None, kind="system", scope="system/Metrics.read")
+    text = client.get("/metrics", headers=scraper).text
     assert "# TYPE hssk_outbox_oldest_pending_seconds gauge" in text
     assert "hssk_up 1.0" in text
     assert 'hssk_quality_issues{kind="suspected_duplicate"}' in text

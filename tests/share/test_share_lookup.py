@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.kernel.identifiers import BHYT

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 import uvicorn
 
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.web.demo import Family, seed_family

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from hssk.access.actor import Actor
 from hssk.access.tokens import issue
-from hssk.api.app import create_app
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.xmlparse import build_envelope
