@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hssk.access.actor import Actor
 from hssk.access.policy import ROLES
+from hssk.registry.phones import login_phone
 
 UNIT_KINDS = frozenset(
     {"department", "district_centre", "station", "hospital", "polyclinic", "clinic", "external",
@@ -115,12 +116,14 @@ def find_account(conn: psycopg.Connection[Any], username: str) -> Account | None
 
 
 def find_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | None:
-    """A citizen account by CCCD (of its person), phone or username."""
+    """A citizen account by CCCD (of its person), phone (its own or its person's verified
+    phone) or username."""
     ident = identifier.strip().replace(" ", "")
     row = conn.execute(
         f"""SELECT {_ACCOUNT_COLS} FROM account WHERE kind = 'citizen' AND (
               username = %(i)s OR phone = %(i)s
-              OR person_id IN (SELECT id FROM person WHERE cccd = %(i)s OR health_id = %(i)s))
+              OR person_id IN (SELECT id FROM person WHERE cccd = %(i)s OR health_id = %(i)s
+                                  OR (phone = %(i)s AND phone_verified)))
             ORDER BY id LIMIT 1""",
         {"i": ident},
     ).fetchone()
@@ -129,28 +132,44 @@ def find_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | No
 
 def provision_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | None:
     """The citizen account of a resident who never logged in: created on first use when the
-    CCCD names exactly one (unmerged, living) person with a phone in the register — the login
-    code then goes to that registered phone, which proves the person holds it."""
+    CCCD names exactly one (unmerged, living) person with a verified phone (the population
+    register's, or confirmed in person) — the login code then goes to that phone, which proves
+    the person holds it. The account keeps no phone of its own: ``code_phone`` reads the
+    person's, so a later change by the register is followed."""
     cccd = identifier.strip().replace(" ", "")
     if not re.fullmatch(r"\d{12}", cccd):
         return None
     rows = conn.execute(
         """SELECT id, phone, full_name FROM person
            WHERE (cccd = %(c)s OR health_id = %(c)s) AND merged_into IS NULL
-             AND deceased_at IS NULL AND phone IS NOT NULL LIMIT 2""",
+             AND deceased_at IS NULL AND phone IS NOT NULL AND phone_verified LIMIT 2""",
         {"c": cccd},
     ).fetchall()
     if len(rows) != 1:
         return None
-    person_id, phone, name = rows[0]
+    person_id, _phone, name = rows[0]
     row = conn.execute(
-        f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id, phone,
+        f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id,
                 active, activated_at)
-            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, %s, true, now())
+            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, true, now())
             ON CONFLICT (username) DO NOTHING RETURNING {_ACCOUNT_COLS}""",
-        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id, phone),
+        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id),
     ).fetchone()
     return _account(row)
+
+
+def code_phone(conn: psycopg.Connection[Any], account: Account) -> str | None:
+    """The one phone a one-time code for ``account`` goes to (login, activation).
+
+    A citizen's person's verified phone (population register, or confirmed in person) comes
+    first; otherwise the account's own phone, which only an operator or administrator sets
+    (staff accounts; citizen accounts created at a desk). A phone that came with a clinical
+    or partner record never receives a code."""
+    if account.kind == "citizen" and account.person_id is not None:
+        verified = login_phone(conn, account.person_id)
+        if verified:
+            return verified
+    return account.phone
 
 
 # --- units ------------------------------------------------------------------------------

@@ -168,7 +168,8 @@ def send_activation(username: str) -> None:
             raise _fail("no phone on the account, or too many codes sent recently")
         audit(conn, PLATFORM, "account-activation", outcome="allow", basis="operator",
               detail={"account": acc.id})  # fmt: skip
-    console.print(f"code sent to {acc.phone}")
+        phone = accounts.code_phone(conn, acc)
+    console.print(f"code sent to {phone}")
 
 
 @app.command("set-password")
