@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from hssk.access import Actor, audit, authorize
 from hssk.access.audit import record_decision
-from hssk.access.policy import authorize_many
+from hssk.access.policy import authorize_many, recorded_unit
 from hssk.api import transaction
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
@@ -137,9 +137,8 @@ def _writer(actor: Actor) -> transaction.Writer:
         person_id = _person_id(conn, body, rid)
         sens = sensitivity_of(body)
         guard(conn, actor, "write", body["resourceType"], person_id, rid=rid, sensitivity=sens)
-        return store.save(
-            conn, body, rid=rid, if_match=if_match, person_id=person_id, sensitivity=sens
-        )
+        return store.save(conn, body, rid=rid, if_match=if_match, person_id=person_id,
+                          sensitivity=sens, source_unit=recorded_unit(conn, actor))  # fmt: skip
 
     return write
 
@@ -173,6 +172,7 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
                 person_by_patient[pid] = person
         items: list[store.NewResource] = []
         groups: dict[tuple[str, int | None, str | None], list[str]] = {}
+        unit = recorded_unit(conn, actor)
         for i, body in enumerate(bodies):
             person = (
                 person_by_patient.get(body["id"])
@@ -181,7 +181,9 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
             )
             sens = sensitivity_of(body)
             groups.setdefault((body["resourceType"], person, sens), []).append(body["id"])
-            items.append(store.NewResource(body, person_id=person, sensitivity=sens))
+            items.append(
+                store.NewResource(body, person_id=person, sensitivity=sens, source_unit=unit)
+            )
         for (rtype, person, sens), rids in groups.items():
             decision = authorize(conn, actor, "write", rtype, person, sensitivity=sens)
             record_decision(conn, actor, "write", decision, resource_type=rtype, person_id=person,

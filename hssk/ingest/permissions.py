@@ -26,6 +26,43 @@ def own_facility(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
     return row[0] if row and row[0] else None
 
 
+# Kinds whose records are a facility's own (hồ sơ, check-ins, birth and death papers): an
+# Encounter they carry opens the facility's treatment basis.
+FACILITY_KINDS = frozenset({"xml130", "edoc"})
+
+
+def facility_refusal(
+    conn: psycopg.Connection[Any], actor: Actor, facility: str | None
+) -> tuple[str, str] | None:
+    """Why ``actor`` may not send a facility's records naming ``facility`` (Vietnamese,
+    English), or None. Only the facility's own HIS system account sends them (a person's
+    account never: it would open a treatment basis for itself), or a platform system
+    (``system/*.write`` on a unit without a facility code) loading history."""
+    own = own_facility(conn, actor)
+    if own is None:
+        if actor.kind == "system" and actor.has_scope("system", "*", "write"):
+            return None
+        return (
+            "Tài khoản không thuộc một cơ sở khám chữa bệnh (đơn vị không có mã CSKCB): không "
+            "được gửi hồ sơ hay check-in của cơ sở nào.",
+            "an account whose unit has no facility code (mã CSKCB) cannot send a facility's "
+            "hồ sơ or check-in; the facility's own HIS system account sends them",
+        )
+    if facility and facility != own:
+        return (
+            f"Tài khoản thuộc cơ sở {own}, không được gửi hồ sơ của cơ sở {facility}.",
+            f"the account belongs to facility {own}; it cannot send facility {facility}'s hồ sơ",
+        )
+    if actor.kind != "system":
+        return (
+            f"Hồ sơ và check-in của cơ sở {own} do hệ thống HIS của cơ sở gửi (tài khoản hệ "
+            "thống), không phải tài khoản cá nhân.",
+            f"facility {own}'s hồ sơ and check-ins are sent by its HIS system account, not a "
+            "person's account",
+        )
+    return None
+
+
 def can_write(actor: Actor) -> bool:
     return actor.has_scope("system", "*", "write") or actor.has_scope("user", "*", "write")
 

@@ -527,7 +527,7 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
             if p.rec.source in REGISTER_SOURCES else (None,) * 10
         )  # fmt: skip
         if p.rec.source == PHONE_SOURCE:  # the register's phone is set by verify_from_register
-            ident = ident[:5] + (None,) + ident[6:]
+            ident = (*ident[:5], None, *ident[6:])
         values = (pid, *ident, p.birth_date, p.birth_precision, p.full_name)
         for c, v in zip(cols, values, strict=True):
             c.append(v)

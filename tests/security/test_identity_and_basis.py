@@ -16,7 +16,6 @@ from hssk.access.tokens import issue
 from hssk.api.app import create_app
 from hssk.config import load_settings
 from hssk.db import Database
-from hssk.records import store
 from hssk.registry import SourceRecord, link
 
 COMMUNE = "00001"
