@@ -16,6 +16,7 @@ from hssk.access.tokens import issue
 from hssk.api.app import create_app
 from hssk.config import load_settings
 from hssk.db import Database
+from hssk.records import store
 from hssk.registry import SourceRecord, link
 
 COMMUNE = "00001"
@@ -91,6 +92,13 @@ def world(db: Database) -> World:
         a["admin"] = mk(conn, "quantri", "staff", unit_id="SYT", roles=["admin"])
         a["station"] = mk(conn, "tram", "staff", unit_id="TYT", roles=["station"])
         a["stranger"] = mk(conn, "nguoi.la", "citizen", person_id=p["stranger"], phone="0912000015")
+        a["patient"] = mk(conn, "benh.nhan", "citizen", person_id=p["patient"], phone="0912000012")
+        for person in p.values():
+            store.save(conn, {"resourceType": "Patient", "id": f"p{person}"}, person_id=person)
+            store.save(conn, {"resourceType": "Observation", "id": f"obs{person}",
+                              "status": "final", "code": {"text": "huyết áp"},
+                              "subject": {"reference": f"Patient/p{person}"}},
+                       person_id=person)  # fmt: skip
     return w
 
 
@@ -136,3 +144,74 @@ def test_a_hospital_patient_cannot_route_a_victims_login_code(
     assert _sent(world, "0912000111") == 1  # the old phone was told
     assert client.post("/auth/otp", json={"identifier": VICTIM_CCCD}).status_code == 202
     assert _sent(world, "0912000222") == 1 and _sent(world, ATTACKER_PHONE) == 0
+
+
+# --- 2. treatment basis from real care only --------------------------------------------------
+def _encounter(person: int, facility: str, status: str = "in-progress") -> dict[str, Any]:
+    return {"resourceType": "Encounter", "status": status, "class": {"code": "AMB"},
+            "subject": {"reference": f"Patient/p{person}"},
+            "serviceProvider": {"identifier": {"value": facility}},
+            "period": {"start": "2026-01-01T08:00:00+07:00"}}  # fmt: skip
+
+
+def _reads(client: TestClient, world: World, who: str, person: str) -> int:
+    pid = world.persons[person]
+    return client.get(f"/fhir/Observation/obs{pid}", headers=world.headers(who)).status_code
+
+
+def test_a_write_scope_does_not_open_its_own_treatment_basis(
+    client: TestClient, world: World
+) -> None:
+    """HIGH: a clinician's own Encounter, another facility's code in a system's Encounter, or a
+    Department account's check-in for a facility open no basis; only the facility's HIS for
+    its own code does, and a check-in without a visit expires (HSSK_CHECKIN_HOURS)."""
+    import base64
+
+    from hssk.ingest.xmlparse import build_table
+
+    pid = world.persons["patient"]
+    assert _reads(client, world, "doctor2", "patient") == 403
+    r = client.post("/fhir/Encounter", json=_encounter(pid, "01002"),
+                    headers=world.headers("doctor2"))  # fmt: skip
+    assert r.status_code in (200, 201, 403), r.text
+    assert _reads(client, world, "doctor2", "patient") == 403  # a clinician's own claim
+    r = client.post("/fhir/Encounter", json=_encounter(pid, "01001"), headers=world.headers("his2"))
+    assert r.status_code == 201, r.text
+    assert _reads(client, world, "doctor", "patient") == 403  # BV-02 naming BV-01's code
+    assert _reads(client, world, "doctor2", "patient") == 403
+    # a Department account (no facility code) submits a check-in for BV-01: refused, clearly
+    row = {"MA_LK": "LK-SYT-1", "STT": "1", "HO_TEN": "Lê Văn Khám", "NGAY_SINH": "197005050000",
+           "GIOI_TINH": "1", "SO_CCCD": "001070000012", "NGAY_VAO": "202601021030",
+           "MA_LOAI_KCB": "01", "MA_CSKCB": "01001"}  # fmt: skip
+    form = {"maTinh": "01", "maCSKCB": "01001",
+            "fileHSBase64": base64.b64encode(build_table("XML0", [row])).decode()}  # fmt: skip
+    r = client.post("/api/qd130/checkInKcbQd4750", data=form,
+                    headers=world.headers("dept_writer"))  # fmt: skip
+    assert r.status_code == 403 and "mã CSKCB" in r.json()["thongDiep"], r.text
+    assert _reads(client, world, "doctor", "patient") == 403
+    # the facility's own HIS, for its own code: the basis opens ...
+    r = client.post("/fhir/Encounter", json=_encounter(pid, "01001"), headers=world.headers("his"))
+    assert r.status_code == 201, r.text
+    assert _reads(client, world, "doctor", "patient") == 200
+    # ... and a check-in that never became a visit closes after HSSK_CHECKIN_HOURS
+    with world.db.connection() as conn:
+        conn.execute("UPDATE resource SET last_updated = now() - interval '25 hours' "
+                     "WHERE type = 'Encounter' AND person_id = %s", (pid,))  # fmt: skip
+    assert _reads(client, world, "doctor", "patient") == 403
+
+
+def test_revoking_a_consent_ends_what_it_granted(client: TestClient, world: World) -> None:
+    """HIGH: a clinician who read under a consent wrote an Encounter for their facility;
+    after the consent is revoked, that Encounter must not keep the record open."""
+    pid = world.persons["patient"]
+    doctor2 = world.accounts["doctor2"]
+    r = client.post("/api/v1/me/consents", headers=world.headers("patient"),
+                    json={"grantee_account": doctor2.id, "categories": ["*"]})  # fmt: skip
+    consent = r.json()["id"]
+    assert _reads(client, world, "doctor2", "patient") == 200
+    r = client.post("/fhir/Encounter", json=_encounter(pid, "01002"),
+                    headers=world.headers("doctor2"))  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = client.delete(f"/api/v1/me/consents/{consent}", headers=world.headers("patient"))
+    assert r.status_code == 200, r.text
+    assert _reads(client, world, "doctor2", "patient") == 403
