@@ -14,7 +14,7 @@ from hssk.access import accounts
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
 from hssk.api.app import create_app
-from hssk.config import load_settings
+from hssk.kernel.config import load_settings
 from hssk.db import Database
 from hssk.records import store
 from hssk.registry import SourceRecord, link
