@@ -18,7 +18,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hssk.access.actor import Actor
-from hssk.access.policy import ROLES
+from hssk.access.policy import (
+    FACILITY_UNIT_KINDS,
+    NATIONAL_UNIT_KINDS,
+    ROLE_ADMIN,
+    ROLE_AUDITOR,
+    ROLE_CLINICIAN,
+    ROLES,
+)
 from hssk.registry.phones import login_phone
 
 UNIT_KINDS = frozenset(
@@ -34,6 +41,12 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "staff": ("user/*.read", "user/*.write"),
     "system": (),
 }  # fmt: skip
+# Separation of powers: who grants access (admin) or uses it (clinician) never audits it.
+INCOMPATIBLE_ROLES = ((ROLE_AUDITOR, ROLE_ADMIN), (ROLE_AUDITOR, ROLE_CLINICIAN))
+# The audit trail and sensitive categories: granted by the platform operator only (the CLI,
+# audited), to national systems only; never by an administrator.
+OPERATOR_SCOPES = frozenset({"system/AuditEvent.read", "system/Sensitive.read"})
+_SCOPE_CONTEXT = {"citizen": "patient", "clinician": "user", "staff": "user", "system": "system"}
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
 MIN_PASSWORD = 10
 
@@ -222,11 +235,62 @@ def unit_subtree(conn: psycopg.Connection[Any], unit_id: str) -> list[str]:
 # --- accounts ---------------------------------------------------------------------------
 
 
-def _check_roles(roles: Iterable[str]) -> list[str]:
+def check_roles(roles: Iterable[str]) -> list[str]:
+    """The roles, sorted; AccountError for an unknown role or roles that may not be held
+    together (an auditor is never also an administrator or a clinician)."""
     out = sorted(set(roles))
     bad = [r for r in out if r not in ROLES]
     if bad:
         raise AccountError(f"unknown role(s) {bad}; roles are {', '.join(sorted(ROLES))}")
+    for a, b in INCOMPATIBLE_ROLES:
+        if a in out and b in out:
+            raise AccountError(
+                f"vai trò {a} và {b} không được gộp trong một tài khoản / roles {a!r} and "
+                f"{b!r} cannot be held by one account (who grants or uses access never audits "
+                "it): create two accounts"
+            )
+    return out
+
+
+def check_scopes(
+    kind: str, unit_kind: str | None, scopes: Iterable[str], *, operator: bool
+) -> list[str]:
+    """The scopes, sorted, if an account of ``kind`` on a unit of ``unit_kind`` may hold them:
+    its own context only (``patient/`` citizens, ``user/`` staff, ``system/`` systems); a
+    system account by its unit's kind (facility HIS: read and write; national and platform
+    systems: read and write; a department: read only; no other unit); the audit trail and
+    sensitive categories (``OPERATOR_SCOPES``) only from the platform operator, to national
+    systems."""
+    out = sorted(set(scopes))
+    context = _SCOPE_CONTEXT[kind]
+    for scope in out:
+        if not scope.startswith(f"{context}/"):
+            raise AccountError(f"a {kind} account holds {context}/… scopes only, not {scope!r}")
+        if scope in OPERATOR_SCOPES:
+            if not operator:
+                raise AccountError(
+                    f"{scope} chỉ do người vận hành nền tảng cấp qua CLI / {scope} is granted "
+                    "only by the platform operator (hssk access add-account, audited), never "
+                    "by an administrator"
+                )
+            if unit_kind not in NATIONAL_UNIT_KINDS:
+                raise AccountError(f"{scope} is for national systems only (unit kind external "
+                                   f"or platform), not a {unit_kind} unit")  # fmt: skip
+    if kind != "system":
+        return out
+    mode_ok = {
+        **dict.fromkeys(FACILITY_UNIT_KINDS | NATIONAL_UNIT_KINDS, ("read", "write")),
+        "department": ("read",),
+    }.get(unit_kind or "", ())
+    for scope in out:
+        mode = scope.rpartition(".")[2]
+        reads = mode == "read" or bool(mode and set(mode) <= set("rs"))
+        if not (("read" in mode_ok and reads) or "write" in mode_ok):
+            raise AccountError(
+                f"a system account of a {unit_kind or 'missing'} unit cannot hold {scope!r}: "
+                "facility, national and platform systems read and write; a department's "
+                "systems read only; other units have no system accounts"
+            )
     return out
 
 
@@ -253,6 +317,7 @@ def create_account(
     username: str,
     kind: str,
     *,
+    operator: bool = False,
     unit_id: str | None = None,
     roles: Iterable[str] = (),
     scopes: Iterable[str] | None = None,
@@ -262,7 +327,8 @@ def create_account(
     password: str | None = None,
     active: bool = True,
 ) -> Account:
-    """Create one account (activated when ``active``)."""
+    """Create one account (activated when ``active``). ``operator``: the platform operator's
+    CLI, the only caller that may grant ``OPERATOR_SCOPES``."""
     if not _USERNAME.match(username or ""):
         raise AccountError(
             f"invalid username {username!r}: 3-64 letters, digits or . _ @ - / tên đăng nhập"
@@ -271,10 +337,17 @@ def create_account(
         raise AccountError(f"unknown account kind {kind!r}; use {', '.join(sorted(ACCOUNT_KINDS))}")
     if kind != "citizen" and not unit_id:
         raise AccountError(f"a {kind} account needs a unit (unit_id)")
-    if unit_id and not conn.execute("SELECT 1 FROM unit WHERE id = %s", (unit_id,)).fetchone():
+    unit = (
+        conn.execute("SELECT kind FROM unit WHERE id = %s", (unit_id,)).fetchone()
+        if unit_id
+        else None
+    )
+    if unit_id and unit is None:
         raise AccountError(f"unit {unit_id!r} does not exist")
-    role_list = _check_roles(roles)
-    scope_list = sorted(set(DEFAULT_SCOPES[kind] if scopes is None else scopes))
+    role_list = check_roles(roles)
+    scope_list = check_scopes(kind, unit[0] if unit else None,
+                              DEFAULT_SCOPES[kind] if scopes is None else scopes,
+                              operator=operator)  # fmt: skip
     pw = hash_password(password) if password else None
     try:
         row = conn.execute(
@@ -364,6 +437,9 @@ SELECT line, coalesce(username, ''), CASE
     THEN 'unknown unit ' || unit_id
   WHEN EXISTS (SELECT 1 FROM unnest(string_to_array(coalesce(roles, ''), ';')) r
                WHERE r <> '' AND NOT (r = ANY(%(roles)s))) THEN 'unknown role in ' || roles
+  WHEN 'auditor' = ANY(string_to_array(roles, ';'))
+       AND string_to_array(roles, ';') && ARRAY['admin', 'clinician']
+    THEN 'an auditor cannot also be admin or clinician (create two accounts): ' || roles
   WHEN EXISTS (SELECT 1 FROM account a WHERE a.username = s.username)
     THEN 'username already exists'
   WHEN row_number() OVER (PARTITION BY username ORDER BY line) > 1

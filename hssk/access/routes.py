@@ -593,7 +593,7 @@ def patch_account(
     changes = req.model_dump(exclude_unset=True)
     if "roles" in changes:
         try:
-            changes["roles"] = accounts._check_roles(changes["roles"] or [])
+            changes["roles"] = accounts.check_roles(changes["roles"] or [])
         except accounts.AccountError as exc:
             raise HTTPException(400, str(exc)) from None
     for column in ("display_name", "phone", "roles"):  # fixed list: no mass assignment

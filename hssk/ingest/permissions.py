@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from hssk.access import Actor, audit
+from hssk.access.policy import NATIONAL_UNIT_KINDS
 from hssk.ingest import quarantine
 
 EVERY_FACILITY = "*"
@@ -24,11 +25,6 @@ def own_facility(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
         return None
     row = conn.execute("SELECT facility_code FROM unit WHERE id = %s", (actor.unit_id,)).fetchone()
     return row[0] if row and row[0] else None
-
-
-# Kinds whose records are a facility's own (hồ sơ, check-ins, birth and death papers): an
-# Encounter they carry opens the facility's treatment basis.
-FACILITY_KINDS = frozenset({"xml130", "edoc"})
 
 
 def facility_refusal(
@@ -61,6 +57,24 @@ def facility_refusal(
             "person's account",
         )
     return None
+
+
+def register_refusal(
+    conn: psycopg.Connection[Any], actor: Actor, kind: str
+) -> tuple[str, str] | None:
+    """Why ``actor`` may not load a register (population, insurance, facilities), or None.
+    Registers change everyone's identity data (the population register's phones receive
+    login codes): only national and platform systems (``system/*.write`` on a unit of kind
+    external or platform) load them, never a facility's HIS."""
+    if actor.kind == "system" and actor.has_scope("system", "*", "write"):
+        row = conn.execute("SELECT kind FROM unit WHERE id = %s", (actor.unit_id,)).fetchone()
+        if actor.unit_id is None or (row is not None and row[0] in NATIONAL_UNIT_KINDS):
+            return None
+    return (
+        "Chỉ hệ thống quốc gia hoặc của nền tảng (system/*.write) mới nạp danh mục và sổ đăng ký.",
+        f"loading {kind} needs the system/*.write scope of a national or platform system "
+        "(unit kind external or platform); a facility's system cannot load registers",
+    )
 
 
 def can_write(actor: Actor) -> bool:

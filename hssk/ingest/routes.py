@@ -106,16 +106,11 @@ def upload(
     if not permissions.can_write(actor):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
-    if kinds.kind(kind).register and not actor.has_scope("system", "*", "write"):
-        audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
-        return _problem(
-            403,
-            "Chỉ hệ thống được cấp quyền (system/*.write) mới nạp danh mục và sổ đăng ký.",
-            f"loading {kind} needs the system/*.write scope",
-        )
     refusal = (
-        permissions.facility_refusal(conn, actor, None)
-        if kind in permissions.FACILITY_KINDS
+        permissions.register_refusal(conn, actor, kind)
+        if kinds.kind(kind).register
+        else permissions.facility_refusal(conn, actor, None)
+        if kinds.kind(kind).facility_own
         else None
     )
     if refusal is not None:

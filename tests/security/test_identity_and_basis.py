@@ -14,8 +14,8 @@ from hssk.access import accounts
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
 from hssk.api.app import create_app
-from hssk.kernel.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.records import store
 from hssk.registry import SourceRecord, link
 
@@ -133,6 +133,11 @@ def test_a_hospital_patient_cannot_route_a_victims_login_code(
     for ident in (VICTIM_CCCD, ATTACKER_PHONE):
         assert client.post("/auth/otp", json={"identifier": ident}).status_code == 202
     assert _sent(world, ATTACKER_PHONE) == 0
+    # nor can the hospital's system load a "population register" of its own making
+    census = f"ma_ban_ghi,ho_ten,ngay_sinh,so_cccd,dien_thoai\nx1,Nguyễn Thị Nạn,1985-03-01,{VICTIM_CCCD},{ATTACKER_PHONE}\n"
+    r = client.post("/api/v1/ingest/population", headers=world.headers("his"),
+                    files={"files": ("dan_cu.csv", census.encode())})  # fmt: skip
+    assert r.status_code == 403 and "national" in r.json()["message"], r.text
     # a phone the population register holds becomes the verified one; a change tells the old
     with world.db.connection() as conn:
         link(conn, SourceRecord("population", "dc-1", "Nguyễn Thị Nạn", "1985-03-01", "F",
@@ -215,3 +220,42 @@ def test_revoking_a_consent_ends_what_it_granted(client: TestClient, world: Worl
     r = client.delete(f"/api/v1/me/consents/{consent}", headers=world.headers("patient"))
     assert r.status_code == 200, r.text
     assert _reads(client, world, "doctor2", "patient") == 403
+
+
+# --- 3. separation of powers ------------------------------------------------------------------
+def test_admins_cannot_mint_audit_or_sensitive_scopes_nor_combine_auditor(
+    client: TestClient, world: World
+) -> None:
+    """HIGH: an administrator created a system account with system/AuditEvent.read and
+    system/Sensitive.read, and gave one account clinician + auditor + admin roles."""
+    admin = world.headers("admin")
+    for scope in ("system/AuditEvent.read", "system/Sensitive.read"):
+        r = client.post("/api/v1/accounts", headers=admin, json={
+            "username": f"sys-{scope[7:12].lower()}", "kind": "system", "unit_id": "SYT",
+            "system_scopes": [scope]})  # fmt: skip
+        assert r.status_code == 400 and "operator" in r.text, r.text
+    r = client.post("/api/v1/accounts", headers=admin, json={
+        "username": "moi.nguoi", "kind": "clinician", "unit_id": "BV-01",
+        "roles": ["clinician", "auditor", "admin"]})  # fmt: skip
+    assert r.status_code == 400 and "auditor" in r.text, r.text
+    r = client.post(
+        "/api/v1/accounts",
+        headers=admin,
+        json={"username": "bs.ba", "kind": "clinician", "unit_id": "BV-01", "roles": ["clinician"]},
+    )
+    assert r.status_code == 201, r.text
+    r = client.patch(f"/api/v1/accounts/{r.json()['id']}", headers=admin,
+                     json={"roles": ["clinician", "auditor"]})  # fmt: skip
+    assert r.status_code == 400 and "auditor" in r.text, r.text
+    # scopes follow the unit's kind: a department's system reads, never writes
+    r = client.post("/api/v1/accounts", headers=admin, json={
+        "username": "syt-ghi", "kind": "system", "unit_id": "SYT",
+        "system_scopes": ["system/*.write"]})  # fmt: skip
+    assert r.status_code == 400 and "department" in r.text, r.text
+    with world.db.connection() as conn:  # the operator's CLI may, for a national system
+        acc = accounts.create_account(conn, "bhxh-audit", "system", unit_id="BHXH",
+                                      scopes=["system/AuditEvent.read"], operator=True)  # fmt: skip
+        assert acc.scopes == ("system/AuditEvent.read",)
+        with pytest.raises(accounts.AccountError, match="national"):
+            accounts.create_account(conn, "bv-sens", "system", unit_id="BV-01",
+                                    scopes=["system/Sensitive.read"], operator=True)  # fmt: skip
