@@ -433,6 +433,15 @@ def _decide(
     )
 
 
+def looks_up_identities(actor: Actor) -> bool:
+    """May ``actor`` look persons up by identity (patient search, a person's page, the card
+    look-up)? Clinical roles only (clinicians, station staff) and systems within their
+    scopes: supervisors and administrators see aggregates, never identities."""
+    if actor.kind == "system":
+        return True
+    return actor.kind == "clinician" or bool({ROLE_CLINICIAN, ROLE_STATION} & actor.roles)
+
+
 def recorded_unit(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
     """The facility code a write is recorded under (``resource.source_unit``): the actor's
     own, when the actor is its facility's HIS system account (a system account of an active

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import ANONYMOUS, Actor, Decision
 from hssk.access.accounts import account_disabled
+from hssk.access.policy import looks_up_identities
 from hssk.access.tokens import TokenError, verify
 from hssk.api.deps import Conn, get_conn
 from hssk.kernel import clock
@@ -614,8 +615,12 @@ def api_sections() -> list[str]:
 
 # --- clinician workspace ------------------------------------------------------------------------
 def _staff(request: Request, actor: Actor) -> Response | None:
+    """The clinician and station pages look persons up by identity: clinical roles only."""
     if not actor.authenticated or actor.kind not in ("clinician", "staff"):
         return _login_redirect(request, "/staff/login")
+    if not looks_up_identities(actor):
+        return render.page(request, "error.html", message=t("forbidden", render.lang_of(request)),
+                           reason=t("clinical_only", render.lang_of(request)), status=403)  # fmt: skip
     return None
 
 
@@ -686,6 +691,7 @@ def clinic_search(
             backend.record_search(
                 conn,
                 actor,
+                [f.person.id for f in results],
                 {"criteria": [k for k, v in values.items() if v], "results": len(results)},
             )
     return render.page(

@@ -259,3 +259,33 @@ def test_admins_cannot_mint_audit_or_sensitive_scopes_nor_combine_auditor(
         with pytest.raises(accounts.AccountError, match="national"):
             accounts.create_account(conn, "bv-sens", "system", unit_id="BV-01",
                                     scopes=["system/Sensitive.read"], operator=True)  # fmt: skip
+
+
+# --- 4. identity look-ups: clinical roles only, every person returned audited -----------------
+def test_identity_look_ups_are_clinical_and_audited_per_person(
+    client: TestClient, world: World
+) -> None:
+    """MEDIUM: supervisors and admins searched persons in /clinic, opened /clinic/p/{id} for
+    sequential ids and used the card look-up; a search was audited without the persons."""
+    pid = world.persons["patient"]
+    for who in ("supervisor", "admin"):
+        h = world.headers(who)
+        r = client.get("/clinic", params={"cccd": "001070000012"}, headers=h)
+        assert r.status_code == 403 and "Lê Văn Khám" not in r.text
+        r = client.get(f"/clinic/p/{pid}", headers=h)
+        assert r.status_code == 403 and "Lê Văn Khám" not in r.text
+        r = client.post(
+            "/api/v1/lookup/card",
+            headers=h,
+            json={"maThe": "GD4010123456789", "hoTen": "Lê Văn Khám", "ngaySinh": "05/05/1970"},
+        )
+        assert r.status_code == 401 and r.json()["maKetQua"] == "401"
+    # a clinician may search; each person returned is in the audit and their access log
+    r = client.get("/clinic", params={"cccd": "001070000012"}, headers=world.headers("doctor"))
+    assert r.status_code == 200 and f"/clinic/p/{pid}" in r.text
+    events = world.one(
+        "SELECT count(*) FROM audit_event WHERE action = 'search' AND person_id = %s "
+        "AND detail -> 'persons' @> %s::jsonb", pid, f"[{pid}]")  # fmt: skip
+    assert events == 1
+    log = client.get("/api/v1/me/access-log", headers=world.headers("patient")).json()
+    assert any(e["action"] == "search" and e["who"] != "bạn / you" for e in log), log
