@@ -289,3 +289,41 @@ def test_identity_look_ups_are_clinical_and_audited_per_person(
     assert events == 1
     log = client.get("/api/v1/me/access-log", headers=world.headers("patient")).json()
     assert any(e["action"] == "search" and e["who"] != "bạn / you" for e in log), log
+
+
+# --- 5. guardianships need a basis; units can be created ----------------------------------------
+def test_guardianship_needs_a_minor_and_a_basis(client: TestClient, world: World) -> None:
+    """LOW: an adult "child" and any person anywhere were accepted as guardian."""
+    p, h = world.persons, world.headers("station")
+
+    def link(guardian: str, child: str, **extra: str) -> Any:
+        body = {"guardian_person": p[guardian], "child_person": p[child], **extra}
+        return client.post("/api/v1/guardianships", json=body, headers=h)
+
+    r = link("victim", "adult")  # same household, but 26 years old
+    assert r.status_code == 400 and "18" in r.text, r.text
+    r = link("stranger", "child")  # another household, no reason
+    assert r.status_code == 400 and "basis" in r.text, r.text
+    assert link("stranger", "child", reason="ok").status_code == 400  # a reason says something
+    assert link("victim", "child").status_code == 201  # the same household
+    r = link("stranger", "child", reason="quyết định giám hộ số 15/2026 của UBND phường")
+    assert r.status_code == 201, r.text
+    assert world.one("SELECT basis FROM guardianship WHERE guardian_person = %s",
+                     p["stranger"]) == "staff"  # fmt: skip
+
+
+def test_an_admin_creates_a_unit_but_takes_none_over(client: TestClient, world: World) -> None:
+    """LOW: POST /api/v1/units always failed (500); it must create new units only."""
+    h = world.headers("admin")
+    unit = {"id": "PK-03", "kind": "clinic", "name": "Phòng khám 03", "parent_id": "SYT",
+            "facility_code": "01003"}  # fmt: skip
+    r = client.post("/api/v1/units", json=unit, headers=h)
+    assert r.status_code == 201, r.text
+    assert world.one("SELECT kind, parent_id FROM unit WHERE id = 'PK-03'") == ("clinic", "SYT")
+    for clash in ({"id": "BHXH"}, {"id": "PK-04", "facility_code": "01001"}):
+        r = client.post("/api/v1/units", json={**unit, **clash}, headers=h)
+        assert r.status_code == 409, r.text  # another unit's id or facility code
+    assert world.one("SELECT parent_id FROM unit WHERE id = 'BHXH'") is None
+    r = client.post("/api/v1/units", json={**unit, "id": "QG-1", "kind": "external",
+                                           "facility_code": None}, headers=h)  # fmt: skip
+    assert r.status_code == 403
