@@ -18,6 +18,7 @@ from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.records import store
 from hssk.registry import SourceRecord, link
+from hssk.registry.phones import PhoneError, set_phone_in_person
 
 COMMUNE = "00001"
 VICTIM_CCCD = "001185000011"
@@ -149,6 +150,15 @@ def test_a_hospital_patient_cannot_route_a_victims_login_code(
     assert _sent(world, "0912000111") == 1  # the old phone was told
     assert client.post("/auth/otp", json={"identifier": VICTIM_CCCD}).status_code == 202
     assert _sent(world, "0912000222") == 1 and _sent(world, ATTACKER_PHONE) == 0
+    # a phone the citizen confirmed in person: staff write why; audited; the old phone told
+    with world.db.connection() as conn:
+        with pytest.raises(PhoneError, match="reason"):
+            set_phone_in_person(conn, victim, "0912000333", actor="tyt.lan", reason="")
+        set_phone_in_person(conn, victim, "0912 000 333", actor="tyt.lan",
+                            reason="CCCD gốc xem tại trạm, đổi số mới")  # fmt: skip
+    assert _sent(world, "0912000222") == 2
+    assert world.one("SELECT count(*) FROM audit_event WHERE action = 'phone-change' "
+                     "AND person_id = %s", victim) == 1  # fmt: skip
 
 
 # --- 2. treatment basis from real care only --------------------------------------------------
