@@ -157,7 +157,8 @@ def record_search(
     """Audit a patient search: one event per person returned (so each citizen's access log
     shows it), each naming every person returned; one event when nothing was found."""
     detail = {**detail, "persons": persons}
-    for pid in persons or [None]:
+    each: list[int | None] = [*persons] or [None]
+    for pid in each:
         audit(conn, actor, "search", outcome="allow", basis="search", resource_type="Patient",
               person_id=pid, detail=detail)  # fmt: skip
 
