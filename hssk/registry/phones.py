@@ -104,23 +104,21 @@ def _record(
     """Keep each change and tell the old phone (a message without the new number in full)."""
     if not changes:
         return
-    conn.execute(
+    rows = conn.execute(
         """INSERT INTO person_phone_change (person_id, old_phone, new_phone, source, actor,
-               reason, notified_at)
-           SELECT id, old, new, %s, %s, reason, CASE WHEN old IS NOT NULL THEN now() END
-             FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])
-               AS x(id, old, new, reason)""",
-        (source, actor, [c[0] for c in changes], [c[1] for c in changes],
-         [c[2] for c in changes], [c[3] for c in changes]),
-    )  # fmt: skip
-    from hssk.access import notify  # the gateway, a leaf module (no access rules)
+               reason)
+           SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                %s::text[])
+           RETURNING id, old_phone, new_phone""",
+        ([c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes],
+         [source] * len(changes), [actor] * len(changes), [c[3] for c in changes]),
+    ).fetchall()  # fmt: skip
+    from hssk.access.notify import tell_phone_changed  # the gateway (no access rules)
 
-    gateway = notify.gateway()
-    for _pid, old, new, _reason in changes:
-        if old and old != new:
-            # Unaccented: one GSM-7 SMS (see auth.send_code).
-            gateway.send(conn, "sms", old, (
-                f"HSSK: so dien thoai nhan ma dang nhap so suc khoe cua ban da doi sang "
-                f"***{new[-3:]}. Neu ban khong yeu cau, hay lien he tram y te ngay. / "
-                f"The phone for your HSSK login codes was changed to ***{new[-3:]}."
-            ))  # fmt: skip
+    told = [
+        cid for cid, old, new in rows if old and old != new and tell_phone_changed(conn, old, new)
+    ]
+    if told:
+        conn.execute(
+            "UPDATE person_phone_change SET notified_at = now() WHERE id = ANY(%s)", (told,)
+        )

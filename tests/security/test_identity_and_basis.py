@@ -157,6 +157,9 @@ def test_a_hospital_patient_cannot_route_a_victims_login_code(
         set_phone_in_person(conn, victim, "0912 000 333", actor="tyt.lan",
                             reason="CCCD gốc xem tại trạm, đổi số mới")  # fmt: skip
     assert _sent(world, "0912000222") == 2
+    changes = "SELECT count(*) FROM person_phone_change WHERE person_id = %s"
+    assert world.one(changes, victim) == 3  # by the register twice, in person once
+    assert world.one(changes + " AND notified_at IS NOT NULL", victim) == 2  # old phone told
     assert world.one("SELECT count(*) FROM audit_event WHERE action = 'phone-change' "
                      "AND person_id = %s", victim) == 1  # fmt: skip
 
