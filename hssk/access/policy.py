@@ -8,7 +8,8 @@ Rules (design §5), in the order they are tried; the first that allows names the
 * ``encounter`` — a clinician (or a facility system) of a facility whose own HIS system
   account wrote an Encounter of the person for that facility's code (``resource.source_unit``
   and ``serviceProvider`` both name it; never a body claim alone): open and checked in less
-  than ``HSSK_CHECKIN_HOURS`` (24) ago, or finished less than the grace period ago
+  than ``HSSK_CHECKIN_HOURS`` (24) ago (an inpatient stay: ``HSSK_ADMISSION_HOURS``, 60
+  days), or finished less than the grace period ago
   (``HSSK_ENCOUNTER_GRACE_HOURS``, 72);
 * ``area`` — commune-station staff and the persons living in their commune;
 * ``consent`` — an active consent of the person naming the account or its unit;
@@ -87,6 +88,12 @@ def checkin_hours() -> timedelta:
     return _hours("HSSK_CHECKIN_HOURS", 24)
 
 
+def admission_hours() -> timedelta:
+    """How long an open inpatient stay (class IMP) grants access: a hospital sends the hồ sơ
+    at discharge, so an admission stays open for its whole length (60 days at most)."""
+    return _hours("HSSK_ADMISSION_HOURS", 24 * 60)
+
+
 def break_glass_duration() -> timedelta:
     """How long a declared emergency opens a record."""
     return _hours("HSSK_BREAK_GLASS_HOURS", 4)
@@ -154,7 +161,8 @@ SELECT p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
            OR e.body #>> '{serviceProvider,reference}' = 'Organization/' || k.fac)
       AND ((e.body ->> 'status' = ANY(%(open)s)
             AND greatest(e.last_updated, access_ts(e.body #>> '{period,start}'))
-                > now() - %(checkin)s)
+                > now() - CASE WHEN e.body #>> '{class,code}' = 'IMP' THEN %(admission)s
+                               ELSE %(checkin)s END)
            OR (e.body ->> 'status' = 'finished'
                AND coalesce(access_ts(e.body #>> '{period,end}'), e.last_updated)
                    > now() - %(grace)s))),
@@ -227,6 +235,7 @@ def _facts(
         "open": list(OPEN_ENCOUNTER_STATUSES),
         "grace": encounter_grace(),
         "checkin": checkin_hours(),
+        "admission": admission_hours(),
         "account": actor.account_id,
         "purpose": purpose,
     }

@@ -216,6 +216,17 @@ def test_a_write_scope_does_not_open_its_own_treatment_basis(
         conn.execute("UPDATE resource SET last_updated = now() - interval '25 hours' "
                      "WHERE type = 'Encounter' AND person_id = %s", (pid,))  # fmt: skip
     assert _reads(client, world, "doctor", "patient") == 403
+    # an inpatient stay stays open until discharge (HSSK_ADMISSION_HOURS)
+    stay = {**_encounter(pid, "01001"), "class": {"code": "IMP"}}
+    assert (
+        client.post("/fhir/Encounter", json=stay, headers=world.headers("his")).status_code == 201
+    )
+    with world.db.connection() as conn:
+        conn.execute("UPDATE resource SET last_updated = now() - interval '25 hours' "
+                     "WHERE type = 'Encounter' AND person_id = %s", (pid,))  # fmt: skip
+    assert _reads(client, world, "doctor", "patient") == 200
+    with world.db.connection() as conn:  # (closed again for the next tests)
+        conn.execute("DELETE FROM resource WHERE type = 'Encounter' AND person_id = %s", (pid,))
 
 
 def test_revoking_a_consent_ends_what_it_granted(client: TestClient, world: World) -> None:
