@@ -577,9 +577,19 @@ def list_accounts(
     return [a.public() for r in ids if (a := accounts.get_account(conn, r[0]))]
 
 
+def _no_auditor_grant(conn: psycopg.Connection[Any], actor: Actor, roles: list[str] | None,
+                      action: str) -> None:  # fmt: skip
+    """Administrators never make auditors: who grants access does not choose who reviews it
+    (the platform operator does, with ``hssk access add-account``)."""
+    if roles and ROLE_AUDITOR in roles:
+        raise _refuse(conn, actor, action, "the auditor role is granted by the platform "
+                      "operator (hssk access add-account), not by an administrator")  # fmt: skip
+
+
 @router.post("/api/v1/accounts", tags=["admin"], status_code=201, summary="Create an account")
 def create_account(conn: Conn, actor: CurrentActor, req: AccountIn) -> dict[str, Any]:
     mine = _admin_units(conn, actor, "account-create")
+    _no_auditor_grant(conn, actor, req.roles, "account-create")
     if req.unit_id is not None and req.unit_id not in mine:
         raise _refuse(conn, actor, "account-create", "not a unit you manage", unit=req.unit_id)
     if req.kind != "system" and req.system_scopes:
@@ -608,6 +618,7 @@ def patch_account(
     conn: Conn, actor: CurrentActor, account_id: PathId, req: AccountPatch
 ) -> dict[str, Any]:
     acc = _managed_account(conn, actor, account_id, "account-update")
+    _no_auditor_grant(conn, actor, req.roles, "account-update")
     changes = req.model_dump(exclude_unset=True)
     if "roles" in changes:
         try:

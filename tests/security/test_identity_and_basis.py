@@ -261,7 +261,7 @@ def test_admins_cannot_mint_audit_or_sensitive_scopes_nor_combine_auditor(
     r = client.post("/api/v1/accounts", headers=admin, json={
         "username": "moi.nguoi", "kind": "clinician", "unit_id": "BV-01",
         "roles": ["clinician", "auditor", "admin"]})  # fmt: skip
-    assert r.status_code == 400 and "auditor" in r.text, r.text
+    assert r.status_code == 403 and "operator" in r.text, r.text  # no auditor from an admin
     r = client.post(
         "/api/v1/accounts",
         headers=admin,
@@ -270,7 +270,7 @@ def test_admins_cannot_mint_audit_or_sensitive_scopes_nor_combine_auditor(
     assert r.status_code == 201, r.text
     r = client.patch(f"/api/v1/accounts/{r.json()['id']}", headers=admin,
                      json={"roles": ["clinician", "auditor"]})  # fmt: skip
-    assert r.status_code == 400 and "auditor" in r.text, r.text
+    assert r.status_code == 403 and "operator" in r.text, r.text
     # scopes follow the unit's kind: a department's system reads, never writes
     r = client.post("/api/v1/accounts", headers=admin, json={
         "username": "syt-ghi", "kind": "system", "unit_id": "SYT",
@@ -283,6 +283,9 @@ def test_admins_cannot_mint_audit_or_sensitive_scopes_nor_combine_auditor(
         with pytest.raises(accounts.AccountError, match="national"):
             accounts.create_account(conn, "bv-sens", "system", unit_id="BV-01",
                                     scopes=["system/Sensitive.read"], operator=True)  # fmt: skip
+        with pytest.raises(accounts.AccountError, match="cannot be held"):  # an auditor audits
+            accounts.create_account(conn, "kt.bs", "clinician", unit_id="BV-01",
+                                    roles=["clinician", "auditor"], operator=True)  # fmt: skip
 
 
 # --- 4. identity look-ups: clinical roles only, every person returned audited -----------------
