@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from rich.console import Console
 
 from hssk.access import accounts
@@ -20,15 +21,17 @@ from hssk.db import Database, open_database
 
 def _setup(db: Database, tag: str) -> tuple[Actor, int]:
     with db.connection() as conn:
-        accounts.create_unit(conn, f"B{tag}", "hospital", "Bench hospital")
+        accounts.create_unit(conn, f"B{tag}", "hospital", "Bench hospital", facility_code=f"F{tag}")
         person = conn.execute(
             "INSERT INTO person (full_name, commune_code) VALUES ('Bench', '99999') RETURNING id"
         ).fetchone()[0]  # type: ignore[index]
+        # an open encounter the hospital's own system wrote (source_unit = its facility code)
+        enc = {"resourceType": "Encounter", "status": "in-progress",
+               "serviceProvider": {"identifier": {"value": f"F{tag}"}}}  # fmt: skip
         conn.execute(
             """INSERT INTO resource (type, id, version, person_id, source_unit, last_updated, body)
-               VALUES ('Encounter', %s, 1, %s, %s, now(),
-                       '{"resourceType": "Encounter", "status": "in-progress"}')""",
-            (f"bench-{tag}", person, f"B{tag}"),
+               VALUES ('Encounter', %s, 1, %s, %s, now(), %s::jsonb)""",
+            (f"bench-{tag}", person, f"F{tag}", orjson.dumps(enc).decode()),
         )
     actor = Actor(account_id=f"bench-{tag}", kind="clinician", unit_id=f"B{tag}",
                   roles=frozenset({"clinician"}), scopes=frozenset({"user/*.read"}))  # fmt: skip

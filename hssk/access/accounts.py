@@ -18,7 +18,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hssk.access.actor import Actor
-from hssk.access.policy import ROLES
+from hssk.access.policy import (
+    FACILITY_UNIT_KINDS,
+    NATIONAL_UNIT_KINDS,
+    ROLE_ADMIN,
+    ROLE_AUDITOR,
+    ROLE_CLINICIAN,
+    ROLES,
+)
+from hssk.registry.phones import login_phone
 
 UNIT_KINDS = frozenset(
     {"department", "district_centre", "station", "hospital", "polyclinic", "clinic", "external",
@@ -33,6 +41,12 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "staff": ("user/*.read", "user/*.write"),
     "system": (),
 }  # fmt: skip
+# Separation of powers: who grants access (admin) or uses it (clinician) never audits it.
+INCOMPATIBLE_ROLES = ((ROLE_AUDITOR, ROLE_ADMIN), (ROLE_AUDITOR, ROLE_CLINICIAN))
+# The audit trail and sensitive categories: granted by the platform operator only (the CLI,
+# audited), to national systems only; never by an administrator.
+OPERATOR_SCOPES = frozenset({"system/AuditEvent.read", "system/Sensitive.read"})
+_SCOPE_CONTEXT = {"citizen": "patient", "clinician": "user", "staff": "user", "system": "system"}
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
 MIN_PASSWORD = 10
 
@@ -115,12 +129,14 @@ def find_account(conn: psycopg.Connection[Any], username: str) -> Account | None
 
 
 def find_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | None:
-    """A citizen account by CCCD (of its person), phone or username."""
+    """A citizen account by CCCD (of its person), phone (its own or its person's verified
+    phone) or username."""
     ident = identifier.strip().replace(" ", "")
     row = conn.execute(
         f"""SELECT {_ACCOUNT_COLS} FROM account WHERE kind = 'citizen' AND (
               username = %(i)s OR phone = %(i)s
-              OR person_id IN (SELECT id FROM person WHERE cccd = %(i)s OR health_id = %(i)s))
+              OR person_id IN (SELECT id FROM person WHERE cccd = %(i)s OR health_id = %(i)s
+                                  OR (phone = %(i)s AND phone_verified)))
             ORDER BY id LIMIT 1""",
         {"i": ident},
     ).fetchone()
@@ -129,28 +145,44 @@ def find_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | No
 
 def provision_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account | None:
     """The citizen account of a resident who never logged in: created on first use when the
-    CCCD names exactly one (unmerged, living) person with a phone in the register — the login
-    code then goes to that registered phone, which proves the person holds it."""
+    CCCD names exactly one (unmerged, living) person with a verified phone (the population
+    register's, or confirmed in person) — the login code then goes to that phone, which proves
+    the person holds it. The account keeps no phone of its own: ``code_phone`` reads the
+    person's, so a later change by the register is followed."""
     cccd = identifier.strip().replace(" ", "")
     if not re.fullmatch(r"\d{12}", cccd):
         return None
     rows = conn.execute(
         """SELECT id, phone, full_name FROM person
            WHERE (cccd = %(c)s OR health_id = %(c)s) AND merged_into IS NULL
-             AND deceased_at IS NULL AND phone IS NOT NULL LIMIT 2""",
+             AND deceased_at IS NULL AND phone IS NOT NULL AND phone_verified LIMIT 2""",
         {"c": cccd},
     ).fetchall()
     if len(rows) != 1:
         return None
-    person_id, phone, name = rows[0]
+    person_id, _phone, name = rows[0]
     row = conn.execute(
-        f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id, phone,
+        f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id,
                 active, activated_at)
-            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, %s, true, now())
+            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, true, now())
             ON CONFLICT (username) DO NOTHING RETURNING {_ACCOUNT_COLS}""",
-        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id, phone),
+        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id),
     ).fetchone()
     return _account(row)
+
+
+def code_phone(conn: psycopg.Connection[Any], account: Account) -> str | None:
+    """The one phone a one-time code for ``account`` goes to (login, activation).
+
+    A citizen's person's verified phone (population register, or confirmed in person) comes
+    first; otherwise the account's own phone, which only an operator or administrator sets
+    (staff accounts; citizen accounts created at a desk). A phone that came with a clinical
+    or partner record never receives a code."""
+    if account.kind == "citizen" and account.person_id is not None:
+        verified = login_phone(conn, account.person_id)
+        if verified:
+            return verified
+    return account.phone
 
 
 # --- units ------------------------------------------------------------------------------
@@ -203,11 +235,62 @@ def unit_subtree(conn: psycopg.Connection[Any], unit_id: str) -> list[str]:
 # --- accounts ---------------------------------------------------------------------------
 
 
-def _check_roles(roles: Iterable[str]) -> list[str]:
+def check_roles(roles: Iterable[str]) -> list[str]:
+    """The roles, sorted; AccountError for an unknown role or roles that may not be held
+    together (an auditor is never also an administrator or a clinician)."""
     out = sorted(set(roles))
     bad = [r for r in out if r not in ROLES]
     if bad:
         raise AccountError(f"unknown role(s) {bad}; roles are {', '.join(sorted(ROLES))}")
+    for a, b in INCOMPATIBLE_ROLES:
+        if a in out and b in out:
+            raise AccountError(
+                f"vai trò {a} và {b} không được gộp trong một tài khoản / roles {a!r} and "
+                f"{b!r} cannot be held by one account (who grants or uses access never audits "
+                "it): create two accounts"
+            )
+    return out
+
+
+def check_scopes(
+    kind: str, unit_kind: str | None, scopes: Iterable[str], *, operator: bool
+) -> list[str]:
+    """The scopes, sorted, if an account of ``kind`` on a unit of ``unit_kind`` may hold them:
+    its own context only (``patient/`` citizens, ``user/`` staff, ``system/`` systems); a
+    system account by its unit's kind (facility HIS: read and write; national and platform
+    systems: read and write; a department: read only; no other unit); the audit trail and
+    sensitive categories (``OPERATOR_SCOPES``) only from the platform operator, to national
+    systems."""
+    out = sorted(set(scopes))
+    context = _SCOPE_CONTEXT[kind]
+    for scope in out:
+        if not scope.startswith(f"{context}/"):
+            raise AccountError(f"a {kind} account holds {context}/… scopes only, not {scope!r}")
+        if scope in OPERATOR_SCOPES:
+            if not operator:
+                raise AccountError(
+                    f"{scope} chỉ do người vận hành nền tảng cấp qua CLI / {scope} is granted "
+                    "only by the platform operator (hssk access add-account, audited), never "
+                    "by an administrator"
+                )
+            if unit_kind not in NATIONAL_UNIT_KINDS:
+                raise AccountError(f"{scope} is for national systems only (unit kind external "
+                                   f"or platform), not a {unit_kind} unit")  # fmt: skip
+    if kind != "system":
+        return out
+    mode_ok = {
+        **dict.fromkeys(FACILITY_UNIT_KINDS | NATIONAL_UNIT_KINDS, ("read", "write")),
+        "department": ("read",),
+    }.get(unit_kind or "", ())
+    for scope in out:
+        mode = scope.rpartition(".")[2]
+        reads = mode == "read" or bool(mode and set(mode) <= set("rs"))
+        if not (("read" in mode_ok and reads) or "write" in mode_ok):
+            raise AccountError(
+                f"a system account of a {unit_kind or 'missing'} unit cannot hold {scope!r}: "
+                "facility, national and platform systems read and write; a department's "
+                "systems read only; other units have no system accounts"
+            )
     return out
 
 
@@ -234,6 +317,7 @@ def create_account(
     username: str,
     kind: str,
     *,
+    operator: bool = False,
     unit_id: str | None = None,
     roles: Iterable[str] = (),
     scopes: Iterable[str] | None = None,
@@ -243,7 +327,8 @@ def create_account(
     password: str | None = None,
     active: bool = True,
 ) -> Account:
-    """Create one account (activated when ``active``)."""
+    """Create one account (activated when ``active``). ``operator``: the platform operator's
+    CLI, the only caller that may grant ``OPERATOR_SCOPES``."""
     if not _USERNAME.match(username or ""):
         raise AccountError(
             f"invalid username {username!r}: 3-64 letters, digits or . _ @ - / tên đăng nhập"
@@ -252,10 +337,17 @@ def create_account(
         raise AccountError(f"unknown account kind {kind!r}; use {', '.join(sorted(ACCOUNT_KINDS))}")
     if kind != "citizen" and not unit_id:
         raise AccountError(f"a {kind} account needs a unit (unit_id)")
-    if unit_id and not conn.execute("SELECT 1 FROM unit WHERE id = %s", (unit_id,)).fetchone():
+    unit = (
+        conn.execute("SELECT kind FROM unit WHERE id = %s", (unit_id,)).fetchone()
+        if unit_id
+        else None
+    )
+    if unit_id and unit is None:
         raise AccountError(f"unit {unit_id!r} does not exist")
-    role_list = _check_roles(roles)
-    scope_list = sorted(set(DEFAULT_SCOPES[kind] if scopes is None else scopes))
+    role_list = check_roles(roles)
+    scope_list = check_scopes(kind, unit[0] if unit else None,
+                              DEFAULT_SCOPES[kind] if scopes is None else scopes,
+                              operator=operator)  # fmt: skip
     pw = hash_password(password) if password else None
     try:
         row = conn.execute(
@@ -345,6 +437,9 @@ SELECT line, coalesce(username, ''), CASE
     THEN 'unknown unit ' || unit_id
   WHEN EXISTS (SELECT 1 FROM unnest(string_to_array(coalesce(roles, ''), ';')) r
                WHERE r <> '' AND NOT (r = ANY(%(roles)s))) THEN 'unknown role in ' || roles
+  WHEN 'auditor' = ANY(string_to_array(roles, ';'))
+       AND string_to_array(roles, ';') && ARRAY['admin', 'clinician']
+    THEN 'an auditor cannot also be admin or clinician (create two accounts): ' || roles
   WHEN EXISTS (SELECT 1 FROM account a WHERE a.username = s.username)
     THEN 'username already exists'
   WHEN row_number() OVER (PARTITION BY username ORDER BY line) > 1

@@ -316,8 +316,10 @@ def _code_hash(settings: Settings, account_id: int, code: str) -> str:
 def send_code(
     conn: psycopg.Connection[Any], settings: Settings, account: Account, purpose: str
 ) -> bool:
-    """Send a one-time code to the account's phone (at most OTP_PER_WINDOW per window)."""
-    if not account.phone:
+    """Send a one-time code to the account's phone (``accounts.code_phone``; at most
+    OTP_PER_WINDOW per window)."""
+    phone = accounts.code_phone(conn, account)
+    if not phone:
         return False
     recent = conn.execute(
         "SELECT count(*) FROM otp_code WHERE account_id = %s AND purpose = %s "
@@ -330,7 +332,7 @@ def send_code(
     conn.execute(
         """INSERT INTO otp_code (account_id, purpose, code_hash, destination, expires_at)
            VALUES (%s, %s, %s, %s, now() + %s)""",
-        (account.id, purpose, _code_hash(settings, account.id, code), account.phone, OTP_TTL),
+        (account.id, purpose, _code_hash(settings, account.id, code), phone, OTP_TTL),
     )
     minutes = int(OTP_TTL.total_seconds() // 60)
     # Unaccented on purpose: SMS brand-name gateways send GSM-7 (160 characters); Vietnamese
@@ -339,7 +341,7 @@ def send_code(
         f"HSSK: ma xac thuc cua ban la {code}, hieu luc {minutes} phut. "
         f"Khong chia se ma nay. / Your HSSK code is {code}."
     )
-    notify.gateway().send(conn, "sms", account.phone, text)
+    notify.gateway().send(conn, "sms", phone, text)
     return True
 
 

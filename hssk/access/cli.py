@@ -87,11 +87,13 @@ def add_account(
             acc = accounts.create_account(
                 conn, username, kind, unit_id=unit, roles=[r for r in roles.split(",") if r],
                 scopes=scopes.split() if scopes is not None else None, person_id=person,
-                phone=phone, display_name=name, password=pw)  # fmt: skip
+                phone=phone, display_name=name, password=pw, operator=True)  # fmt: skip
         except accounts.AccountError as exc:
             raise _fail(str(exc)) from None
+        # the operator alone grants the audit trail and sensitive scopes: kept in the trail
         audit(conn, PLATFORM, "account-create", outcome="allow", basis="operator",
-              detail={"account": acc.id, "username": username})  # fmt: skip
+              detail={"account": acc.id, "username": username, "roles": list(acc.roles),
+                      "scopes": list(acc.scopes)})  # fmt: skip
     console.print(f"account [bold]{username}[/] id={acc.id} scopes={' '.join(acc.scopes)}")
 
 
@@ -168,7 +170,8 @@ def send_activation(username: str) -> None:
             raise _fail("no phone on the account, or too many codes sent recently")
         audit(conn, PLATFORM, "account-activation", outcome="allow", basis="operator",
               detail={"account": acc.id})  # fmt: skip
-    console.print(f"code sent to {acc.phone}")
+        phone = accounts.code_phone(conn, acc)
+    console.print(f"code sent to {phone}")
 
 
 @app.command("set-password")

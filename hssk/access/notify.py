@@ -54,6 +54,21 @@ def gateway() -> Gateway:
     return DevSink()
 
 
+def tell_phone_changed(conn: psycopg.Connection[Any], old_phone: str, new_phone: str) -> bool:
+    """Tell a person's old phone that their login phone changed (without the new number in
+    full): the owner learns of a change they did not ask for. Unaccented: one GSM-7 SMS.
+    False when the gateway did not take it (the change stands; it is kept unnotified)."""
+    try:
+        gateway().send(conn, "sms", old_phone, (
+            f"HSSK: so dien thoai nhan ma dang nhap so suc khoe cua ban da doi sang "
+            f"***{new_phone[-3:]}. Neu ban khong yeu cau, hay lien he tram y te ngay. / "
+            f"The phone for your HSSK login codes was changed to ***{new_phone[-3:]}."
+        ))  # fmt: skip
+    except httpx.HTTPError:  # a gateway outage must not stop a register load
+        return False
+    return True
+
+
 def sent_to(conn: psycopg.Connection[Any], destination: str, limit: int = 10) -> list[str]:
     """Messages the development sink recorded for ``destination``, newest first."""
     rows = conn.execute(

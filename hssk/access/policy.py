@@ -5,8 +5,12 @@ Rules (design §5), in the order they are tried; the first that allows names the
 * ``own-record`` — a citizen and their own book;
 * ``guardian`` — a citizen and the book of a child they are guardian of (until 18, or the end
   date of the guardianship);
-* ``encounter`` — a clinician (or a facility system) with an open encounter at their facility,
-  or one finished less than the grace period ago (``HSSK_ENCOUNTER_GRACE_HOURS``, 72);
+* ``encounter`` — a clinician (or a facility system) of a facility whose own HIS system
+  account wrote an Encounter of the person for that facility's code (``resource.source_unit``
+  and ``serviceProvider`` both name it; never a body claim alone): open and checked in less
+  than ``HSSK_CHECKIN_HOURS`` (24) ago (an inpatient stay: ``HSSK_ADMISSION_HOURS``, 60
+  days), or finished less than the grace period ago
+  (``HSSK_ENCOUNTER_GRACE_HOURS``, 72);
 * ``area`` — commune-station staff and the persons living in their commune;
 * ``consent`` — an active consent of the person naming the account or its unit;
 * ``break-glass`` — a clinician who declared an emergency with a written reason (read only,
@@ -52,6 +56,9 @@ REFERENCE_TYPES = frozenset(
 CITIZEN_WRITABLE = frozenset({"Observation", "FamilyMemberHistory", "AllergyIntolerance"})
 # Units whose system clients speak for a national system (scopes suffice, no treating link).
 NATIONAL_UNIT_KINDS = frozenset({"external", "platform"})
+# Units that give care under a facility code (mã CSKCB): their own HIS system account opens
+# the encounter basis for their staff.
+FACILITY_UNIT_KINDS = frozenset({"hospital", "polyclinic", "clinic", "station", "district_centre"})
 OPEN_ENCOUNTER_STATUSES = ("planned", "arrived", "triaged", "in-progress", "onleave")
 AUDIT_TYPE = "AuditEvent"
 
@@ -74,6 +81,17 @@ def _hours(name: str, default: float) -> timedelta:
 def encounter_grace() -> timedelta:
     """How long after discharge the treating facility keeps access."""
     return _hours("HSSK_ENCOUNTER_GRACE_HOURS", 72)
+
+
+def checkin_hours() -> timedelta:
+    """How long an open encounter (a check-in without a visit yet) grants access."""
+    return _hours("HSSK_CHECKIN_HOURS", 24)
+
+
+def admission_hours() -> timedelta:
+    """How long an open inpatient stay (class IMP) grants access: a hospital sends the hồ sơ
+    at discharge, so an admission stays open for its whole length (60 days at most)."""
+    return _hours("HSSK_ADMISSION_HOURS", 24 * 60)
 
 
 def break_glass_duration() -> timedelta:
@@ -125,7 +143,8 @@ WITH u AS (SELECT id, kind, facility_code, commune_code, commune_code_old, activ
            FROM unit WHERE id = %(unit)s),
 k AS (SELECT coalesce((SELECT array_remove(ARRAY[id, facility_code], NULL) FROM u), '{}') AS ids,
              (SELECT commune_code FROM u) AS commune,
-             (SELECT commune_code_old FROM u) AS commune_old),
+             (SELECT commune_code_old FROM u) AS commune_old,
+             (SELECT facility_code FROM u WHERE kind IN ({facility_kinds})) AS fac),
 p AS ({persons})
 SELECT p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
   {is_citizen} AND EXISTS (
@@ -134,14 +153,16 @@ SELECT p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
       AND g.valid_from <= current_date
       AND (g.valid_until IS NULL OR g.valid_until > current_date)
       AND (c.birth_date IS NULL OR c.birth_date + interval '18 years' > current_date)),
-  {check_encounter} AND cardinality(k.ids) > 0 AND EXISTS (
+  {check_encounter} AND k.fac IS NOT NULL AND EXISTS (
     SELECT 1 FROM resource e
     WHERE e.person_id = p.pid AND e.type = 'Encounter' AND NOT e.deleted
-      AND (e.source_unit = ANY(k.ids)
-           OR e.body #>> '{serviceProvider,reference}'
-              = ANY(SELECT 'Organization/' || x FROM unnest(k.ids) x)
-           OR e.body #>> '{serviceProvider,identifier,value}' = ANY(k.ids))
-      AND (e.body ->> 'status' = ANY(%(open)s)
+      AND e.source_unit = k.fac
+      AND (e.body #>> '{serviceProvider,identifier,value}' = k.fac
+           OR e.body #>> '{serviceProvider,reference}' = 'Organization/' || k.fac)
+      AND ((e.body ->> 'status' = ANY(%(open)s)
+            AND greatest(e.last_updated, access_ts(e.body #>> '{period,start}'))
+                > now() - CASE WHEN e.body #>> '{class,code}' = 'IMP' THEN %(admission)s
+                               ELSE %(checkin)s END)
            OR (e.body ->> 'status' = 'finished'
                AND coalesce(access_ts(e.body #>> '{period,end}'), e.last_updated)
                    > now() - %(grace)s))),
@@ -175,7 +196,8 @@ def _facts_sql(
     )
     for name, on in flags.items():
         sql = sql.replace("{" + name + "}", "true" if on else "false")
-    return sql
+    kinds = ", ".join(f"'{k}'" for k in sorted(FACILITY_UNIT_KINDS))
+    return sql.replace("{facility_kinds}", kinds)
 
 
 @dataclass(frozen=True)
@@ -212,6 +234,8 @@ def _facts(
         "me": actor.person_id,
         "open": list(OPEN_ENCOUNTER_STATUSES),
         "grace": encounter_grace(),
+        "checkin": checkin_hours(),
+        "admission": admission_hours(),
         "account": actor.account_id,
         "purpose": purpose,
     }
@@ -373,7 +397,7 @@ def _decide(
         if sensitive and not consent:
             # a national programme's system (e.g. the HIV programme) may be granted the
             # explicit scope system/Sensitive.read by an administrator; nobody else
-            if national and actor.has_scope("system", "Sensitive", "read"):
+            if national and "system/Sensitive.read" in actor.scopes:  # never by a wildcard
                 return Decision(True, "scope", f"system/Sensitive.read for {sensitivity}")
             return _deny(
                 f"dữ liệu nhạy cảm {sensitivity} cần sự đồng ý rõ ràng của người bệnh / sensitive category {sensitivity} needs the person's explicit consent"
@@ -416,6 +440,27 @@ def _decide(
     return _deny(
         f"không có quy tắc nào cho phép / no rule allows {actor.kind} to {mode} {resource_type}"
     )
+
+
+def looks_up_identities(actor: Actor) -> bool:
+    """May ``actor`` look persons up by identity (patient search, a person's page, the card
+    look-up)? Clinical roles only (clinicians, station staff) and systems within their
+    scopes: supervisors and administrators see aggregates, never identities."""
+    if actor.kind == "system":
+        return True
+    return actor.kind == "clinician" or bool({ROLE_CLINICIAN, ROLE_STATION} & actor.roles)
+
+
+def recorded_unit(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
+    """The facility code a write is recorded under (``resource.source_unit``): the actor's
+    own, when the actor is its facility's HIS system account (a system account of an active
+    facility unit), else None. Only such writes can open an encounter basis."""
+    if actor.kind != "system":
+        return None
+    unit = unit_info(conn, actor.unit_id)
+    if unit is None or not unit.active or unit.kind not in FACILITY_UNIT_KINDS:
+        return None
+    return unit.facility_code
 
 
 def authorize(

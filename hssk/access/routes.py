@@ -412,6 +412,8 @@ class GuardianshipIn(BaseModel):
     child_person: Id
     relation: Literal["parent", "legal-guardian"] = "parent"
     valid_until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    reason: str | None = Field(default=None, max_length=1000,
+                               description="the papers seen, when the registry does not link them")  # fmt: skip
 
 
 @router.post("/api/v1/guardianships", tags=["guardianship"], status_code=201,
@@ -429,7 +431,7 @@ def add_guardianship(conn: Conn, actor: CurrentActor, req: GuardianshipIn) -> di
     try:
         link = relations.link_guardian(conn, req.guardian_person, req.child_person,
                                        relation=req.relation, valid_until=req.valid_until,
-                                       created_by=actor.account_id)  # fmt: skip
+                                       created_by=actor.account_id, reason=req.reason)  # fmt: skip
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     audit(conn, actor, "guardianship", outcome="allow", basis=decision.basis,
@@ -473,15 +475,31 @@ def list_units(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
+# National and platform units speak for national systems: the platform operator creates them.
+_OPERATOR_UNIT_KINDS = frozenset({"external", "platform"})
+
+
 @router.post("/api/v1/units", tags=["admin"], status_code=201, summary="Create a unit")
 def create_unit(conn: Conn, actor: CurrentActor, req: UnitIn) -> dict[str, Any]:
     mine = _admin_units(conn, actor, "unit-create")
-    if req.parent_id not in mine or req.id in mine:
+    if req.parent_id not in mine:
         raise _refuse(conn, actor, "unit-create", "the parent must be a unit you manage",
                       unit=req.id)  # fmt: skip
+    if req.kind in _OPERATOR_UNIT_KINDS:
+        raise _refuse(conn, actor, "unit-create", f"units of kind {req.kind} are created by the "
+                      "platform operator (hssk access add-unit)", unit=req.id)  # fmt: skip
+    # a new unit only: an existing id (anyone's) or facility code is never taken over
+    taken = conn.execute(
+        "SELECT id, facility_code FROM unit WHERE id = %s OR facility_code = %s LIMIT 1",
+        (req.id, req.facility_code),
+    ).fetchone()
+    if taken is not None:
+        what = f"unit id {req.id!r}" if taken[0] == req.id else f"facility code {req.facility_code}"
+        raise HTTPException(409, f"{what} đã tồn tại / already exists; choose another")
+    fields = req.model_dump(exclude={"id", "kind", "name"})
     try:
-        accounts.create_unit(conn, **req.model_dump())
-    except (accounts.AccountError, psycopg.errors.UniqueViolation) as exc:
+        accounts.create_unit(conn, req.id, req.kind, req.name, **fields)
+    except accounts.AccountError as exc:
         raise HTTPException(400, str(exc)) from None
     audit(conn, actor, "unit-create", outcome="allow", basis="role", detail=req.model_dump())
     return req.model_dump()
@@ -560,9 +578,19 @@ def list_accounts(
     return [a.public() for r in ids if (a := accounts.get_account(conn, r[0]))]
 
 
+def _no_auditor_grant(conn: psycopg.Connection[Any], actor: Actor, roles: list[str] | None,
+                      action: str) -> None:  # fmt: skip
+    """Administrators never make auditors: who grants access does not choose who reviews it
+    (the platform operator does, with ``hssk access add-account``)."""
+    if roles and ROLE_AUDITOR in roles:
+        raise _refuse(conn, actor, action, "the auditor role is granted by the platform "
+                      "operator (hssk access add-account), not by an administrator")  # fmt: skip
+
+
 @router.post("/api/v1/accounts", tags=["admin"], status_code=201, summary="Create an account")
 def create_account(conn: Conn, actor: CurrentActor, req: AccountIn) -> dict[str, Any]:
     mine = _admin_units(conn, actor, "account-create")
+    _no_auditor_grant(conn, actor, req.roles, "account-create")
     if req.unit_id is not None and req.unit_id not in mine:
         raise _refuse(conn, actor, "account-create", "not a unit you manage", unit=req.unit_id)
     if req.kind != "system" and req.system_scopes:
@@ -591,10 +619,11 @@ def patch_account(
     conn: Conn, actor: CurrentActor, account_id: PathId, req: AccountPatch
 ) -> dict[str, Any]:
     acc = _managed_account(conn, actor, account_id, "account-update")
+    _no_auditor_grant(conn, actor, req.roles, "account-update")
     changes = req.model_dump(exclude_unset=True)
     if "roles" in changes:
         try:
-            changes["roles"] = accounts._check_roles(changes["roles"] or [])
+            changes["roles"] = accounts.check_roles(changes["roles"] or [])
         except accounts.AccountError as exc:
             raise HTTPException(400, str(exc)) from None
     for column in ("display_name", "phone", "roles"):  # fixed list: no mass assignment

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from hssk.access import Actor, audit, authorize
 from hssk.access.audit import record_decision
-from hssk.access.policy import Decision, authorize_many
+from hssk.access.policy import Decision, authorize_many, recorded_unit
 from hssk.api import transaction
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
@@ -220,7 +220,13 @@ def _writer(actor: Actor) -> transaction.Writer:
         _refuse_move(conn, actor, (rtype, rid), person_id, owner)
         _authorize_writes(conn, actor, "write", _write_groups(rtype, rid, person_id, sens, owner))
         return store.save(
-            conn, body, rid=rid, if_match=if_match, person_id=person_id, sensitivity=sens
+            conn,
+            body,
+            rid=rid,
+            if_match=if_match,
+            person_id=person_id,
+            sensitivity=sens,
+            source_unit=recorded_unit(conn, actor),
         )
 
     return write
@@ -265,8 +271,11 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
         keys = [(b["resourceType"], b["id"]) for b in bodies]
         owners = store.owners(conn, keys)
         persons = _persons_of(conn, bodies)
+        unit = recorded_unit(conn, actor)
         items = [
-            store.NewResource(body, person_id=person, sensitivity=sensitivity_of(body))
+            store.NewResource(
+                body, person_id=person, sensitivity=sensitivity_of(body), source_unit=unit
+            )
             for body, person in zip(bodies, persons, strict=True)
         ]
         groups: WriteGroups = {}

@@ -23,8 +23,11 @@ class SourceKind:
     extensions: tuple[str, ...] = (".csv",)
     # its records name the sending facility (mã CSKCB), checked against the registered units
     checks_facility: bool = False
-    # a national register: only the platform's own systems may load it
+    # a national register: only national and platform systems may load it
     register: bool = False
+    # a facility's own records (hồ sơ, check-ins, papers): an Encounter in them opens the
+    # facility's treatment basis, so only its own HIS system account sends them
+    facility_own: bool = False
     # submissions may carry the facility's signature (CHUKYDONVI / detached JWS)
     signed: bool = False
     # mapped in worker processes: mapping costs more than pickling the result (jobs._pool_size)
@@ -39,7 +42,7 @@ class SourceKind:
 KINDS_LIST: tuple[SourceKind, ...] = (
     SourceKind("xml130", "Hồ sơ KCB theo QĐ 130/4750 (và QĐ 4210)",
                "QĐ 130/4750 hồ sơ (and QĐ 4210)", (".xml",), checks_facility=True,
-               signed=True, pooled=True, batch_units=500, key_element="MA_LK",
+               facility_own=True, signed=True, pooled=True, batch_units=500, key_element="MA_LK",
                death_element="KET_QUA_DTRI"),
     SourceKind("immunization", "Dữ liệu tiêm chủng", "Immunization registry",
                checks_facility=True, pooled=True),
@@ -54,7 +57,7 @@ KINDS_LIST: tuple[SourceKind, ...] = (
                key_element="id"),
     SourceKind("edoc", "Giấy tờ điện tử (giấy chứng sinh, báo tử, ...)",
                "E-documents (birth certificates, death notices, ...)", (".xml",),
-               checks_facility=True, signed=True, pooled=True, key_element="SO",
+               checks_facility=True, facility_own=True, signed=True, pooled=True, key_element="SO",
                death_element="NGAY_TU_VONG"),
 )  # fmt: skip
 

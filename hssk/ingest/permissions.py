@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from hssk.access import Actor, audit
+from hssk.access.policy import NATIONAL_UNIT_KINDS
 from hssk.ingest import quarantine
 
 EVERY_FACILITY = "*"
@@ -24,6 +25,56 @@ def own_facility(conn: psycopg.Connection[Any], actor: Actor) -> str | None:
         return None
     row = conn.execute("SELECT facility_code FROM unit WHERE id = %s", (actor.unit_id,)).fetchone()
     return row[0] if row and row[0] else None
+
+
+def facility_refusal(
+    conn: psycopg.Connection[Any], actor: Actor, facility: str | None
+) -> tuple[str, str] | None:
+    """Why ``actor`` may not send a facility's records naming ``facility`` (Vietnamese,
+    English), or None. Only the facility's own HIS system account sends them (a person's
+    account never: it would open a treatment basis for itself), or a platform system
+    (``system/*.write`` on a unit without a facility code) loading history."""
+    own = own_facility(conn, actor)
+    if own is None:
+        if actor.kind == "system" and actor.has_scope("system", "*", "write"):
+            return None
+        return (
+            "Tài khoản không thuộc một cơ sở khám chữa bệnh (đơn vị không có mã CSKCB): không "
+            "được gửi hồ sơ hay check-in của cơ sở nào.",
+            "an account whose unit has no facility code (mã CSKCB) cannot send a facility's "
+            "hồ sơ or check-in; the facility's own HIS system account sends them",
+        )
+    if facility and facility != own:
+        return (
+            f"Tài khoản thuộc cơ sở {own}, không được gửi hồ sơ của cơ sở {facility}.",
+            f"the account belongs to facility {own}; it cannot send facility {facility}'s hồ sơ",
+        )
+    if actor.kind != "system":
+        return (
+            f"Hồ sơ và check-in của cơ sở {own} do hệ thống HIS của cơ sở gửi (tài khoản hệ "
+            "thống), không phải tài khoản cá nhân.",
+            f"facility {own}'s hồ sơ and check-ins are sent by its HIS system account, not a "
+            "person's account",
+        )
+    return None
+
+
+def register_refusal(
+    conn: psycopg.Connection[Any], actor: Actor, kind: str
+) -> tuple[str, str] | None:
+    """Why ``actor`` may not load a register (population, insurance, facilities), or None.
+    Registers change everyone's identity data (the population register's phones receive
+    login codes): only national and platform systems (``system/*.write`` on a unit of kind
+    external or platform) load them, never a facility's HIS."""
+    if actor.kind == "system" and actor.has_scope("system", "*", "write"):
+        row = conn.execute("SELECT kind FROM unit WHERE id = %s", (actor.unit_id,)).fetchone()
+        if actor.unit_id is None or (row is not None and row[0] in NATIONAL_UNIT_KINDS):
+            return None
+    return (
+        "Chỉ hệ thống quốc gia hoặc của nền tảng (system/*.write) mới nạp danh mục và sổ đăng ký.",
+        f"loading {kind} needs the system/*.write scope of a national or platform system "
+        "(unit kind external or platform); a facility's system cannot load registers",
+    )
 
 
 def can_write(actor: Actor) -> bool:

@@ -116,13 +116,16 @@ def upload(
     if not permissions.can_write(actor):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
-    if kinds.kind(kind).register and not actor.has_scope("system", "*", "write"):
-        audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
-        return _problem(
-            403,
-            "Chỉ hệ thống được cấp quyền (system/*.write) mới nạp danh mục và sổ đăng ký.",
-            f"loading {kind} needs the system/*.write scope",
-        )
+    refusal = (
+        permissions.register_refusal(conn, actor, kind)
+        if kinds.kind(kind).register
+        else permissions.facility_refusal(conn, actor, None)
+        if kinds.kind(kind).facility_own
+        else None
+    )
+    if refusal is not None:
+        audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind, "reason": refusal[1]})
+        return _problem(403, *refusal)
     target = _upload_dir(request)
     paths = []
     for i, f in enumerate(files):
@@ -444,15 +447,12 @@ def _submit(
         )
     if not permissions.can_write(actor):
         return _gateway(403, "Tài khoản không có quyền gửi hồ sơ.", status=403)
-    own = permissions.own_facility(conn, actor)
     facility = (facility or "").strip()
-    if own and facility and facility != own:
-        audit(conn, actor, "ingest", outcome="deny", detail={"maCSKCB": facility})
-        return _gateway(
-            403,
-            f"Tài khoản thuộc cơ sở {own}, không được gửi hồ sơ của cơ sở {facility}.",
-            status=403,
-        )
+    refusal = permissions.facility_refusal(conn, actor, facility)
+    if refusal is not None:
+        audit(conn, actor, "ingest", outcome="deny",
+              detail={"maCSKCB": facility, "reason": refusal[1]})  # fmt: skip
+        return _gateway(403, refusal[0], status=403)
     if province is not None and facility and province.strip() != facility[:2]:
         return _gateway(
             400, f"maTinh '{province}' phải là 2 ký tự đầu của maCSKCB '{facility}'.", status=400

@@ -225,6 +225,30 @@ def unmerge(merge_id: int, actor: Annotated[str, typer.Option()] = "cli") -> Non
     console.print(f"merge {merge_id} undone")
 
 
+@app.command("set-phone")
+def set_phone(
+    person_id: int,
+    phone: str,
+    reason: Annotated[str, typer.Option(help="how the citizen proved who they are, in person")],
+    actor: Annotated[str, typer.Option(help="the staff member entering it")],
+) -> None:
+    """Số điện thoại công dân xác nhận trực tiếp / a phone the citizen confirmed in person
+    (verified: login codes go to it; the old phone is told; audited)."""
+    from hssk.db import open_database
+    from hssk.registry.phones import PhoneError, set_phone_in_person
+
+    db = open_database()
+    try:
+        with db.connection() as conn:
+            number = set_phone_in_person(conn, person_id, phone, actor=actor, reason=reason)
+    except PhoneError as exc:
+        err.print(f"[red]lỗi / error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        db.close()
+    console.print(f"person {person_id}: phone {number} (verified in person)")
+
+
 @app.command()
 def show(person_id: int) -> None:
     """Hồ sơ hành chính dạng FHIR Patient / print a person as a FHIR Patient."""

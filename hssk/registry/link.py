@@ -29,6 +29,14 @@ from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord
 
 LINK_LOCK = 7_340_200  # advisory lock key of the linking step
 MAX_CANDIDATES = 64  # per record and blocking key: very common names are capped
+# Identity data (phone, identifiers, address) of a golden record belongs to the registry: only
+# the national registers, loaded by platform systems alone (ingest's register kinds), add it
+# to an existing person. A clinical or partner record keeps its values in person_source: a
+# hospital system posting a victim's CCCD with its own phone must not reach the victim's login.
+REGISTER_SOURCES = frozenset({"population", "insurance"})
+# The population register verifies a phone: one-time codes may go to it.
+PHONE_SOURCE = "population"
+_IDENTITY = ("cccd", "bhxh", "passport", "temp_card", "phone", "commune", "commune_old")
 
 
 def features_of(p: Prepared) -> Features:
@@ -330,10 +338,15 @@ def link_many(
             for cand, sc in d.review_of:
                 reviews.append((i, pid, cand, sc))
             results[i] = LinkResult(pid, False, d.score, d.rule, bool(d.review_of))
-            _absorb(batch.persons[pid], feats[i])
+            register = rec.source in REGISTER_SOURCES
+            _absorb(batch.persons[pid], feats[i], register)
             batch.add(pid, batch.persons[pid])  # index the identifiers it just gained
             for other in d.also:
-                merges.append((pid, other))
+                if register:
+                    merges.append((pid, other))
+                else:  # a clinical record never joins two persons by itself: people decide
+                    sc = compare(feats[i], batch.persons[other], batch.name_u(feats[i].name_key))
+                    reviews.append((i, pid, other, sc))
         links.append((i, pid, d.score, d.rule))
 
     _copy_persons(conn, [(results[i].person_id, preps[i]) for i in new_persons])  # type: ignore[union-attr]
@@ -342,6 +355,15 @@ def link_many(
     )
     src_id = {i: sid for (i, _, _, _), sid in zip(links, link_ids, strict=True)}
     _update_persons(conn, [(pid, preps[i]) for i, pid, _, rule in links if rule != "new"])
+    verified = [
+        (r.person_id, preps[i].phone, recs[i].record_id)
+        for i, r in enumerate(results)
+        if r is not None and recs[i].source == PHONE_SOURCE and preps[i].phone
+    ]
+    if verified:  # (imported here: phones follows merges with this module's resolve)
+        from hssk.registry.phones import verify_from_register
+
+        verify_from_register(conn, verified, PHONE_SOURCE)  # type: ignore[arg-type]
     if reviews:
         _copy_reviews(
             conn,
@@ -381,9 +403,10 @@ def _name_counts(conn: psycopg.Connection[Any], keys: set[str]) -> tuple[int, di
     return int(rows[0][1]), {r[0]: int(r[1]) for r in rows[1:]}
 
 
-def _absorb(target: Features, f: Features) -> None:
-    """Fill a batch person's missing fields from a record linked to it (later records see it)."""
-    for name in ("cccd", "bhxh", "passport", "temp_card", "phone", "commune", "commune_old"):
+def _absorb(target: Features, f: Features, register: bool) -> None:
+    """Fill a batch person's missing fields from a record linked to it (later records see it),
+    as ``_update_persons`` fills the golden record: identity fields from a register only."""
+    for name in _IDENTITY if register else ():
         if getattr(target, name) is None and getattr(f, name) is not None:
             setattr(target, name, getattr(f, name))
     if f.cccd and f.cccd == target.cccd and f.cccd_ok:
@@ -429,7 +452,7 @@ _PERSON_COPY = (
     "cccd", "cmnd", "eid", "passport", "bhxh", "bhyt", "temp_card", "full_name", "name_key",
     "family_key", "middle_key", "given_key", "name_sorted", "birth_date", "birth_precision", "sex", "phone",
     "address", "province_code", "commune_code", "commune_code_old", "commune_ambiguous",
-    "mother_id",
+    "mother_id", "phone_verified",
 )  # fmt: skip
 
 
@@ -438,7 +461,7 @@ def _person_values(p: Prepared) -> tuple[Any, ...]:
         p.cccd, p.cmnd, p.eid, p.passport, p.bhxh, p.bhyt, p.temp_card, p.full_name, p.name_key,
         p.family_key, p.middle_key, p.given_key, p.name_sorted, p.birth_date, p.birth_precision, p.sex, p.phone,
         p.rec.address, p.province_code, p.commune_code, p.commune_code_old, p.commune_ambiguous,
-        p.rec.mother_person_id,
+        p.rec.mother_person_id, p.rec.source == PHONE_SOURCE and p.phone is not None,
     )  # fmt: skip
 
 
@@ -474,18 +497,22 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
     """Fill what a golden record lacks from records linked to it (one set-based UPDATE).
 
     Values already on the person win: a later source never overwrites them here (verification
-    against the population register is what corrects demographics).
+    against the population register is what corrects demographics). Identity fields (phone,
+    identifiers, address) are filled from the registers only (``REGISTER_SOURCES``).
     """
     if not rows:
         return
     cols: list[list[Any]] = [[] for _ in range(14)]
     for pid, p in rows:
-        values = (
-            pid, p.cccd if p.cccd_ok else None, p.passport, p.bhxh if p.bhxh_ok else None,
-            p.bhyt if p.bhyt_ok else None, p.temp_card, p.phone, p.rec.address,
-            p.province_code, p.commune_code, p.commune_code_old, p.birth_date,
-            p.birth_precision, p.full_name,
+        ident = (
+            (p.cccd if p.cccd_ok else None, p.passport, p.bhxh if p.bhxh_ok else None,
+             p.bhyt if p.bhyt_ok else None, p.temp_card, p.phone, p.rec.address,
+             p.province_code, p.commune_code, p.commune_code_old)
+            if p.rec.source in REGISTER_SOURCES else (None,) * 10
         )  # fmt: skip
+        if p.rec.source == PHONE_SOURCE:  # the register's phone is set by verify_from_register
+            ident = (*ident[:5], None, *ident[6:])
+        values = (pid, *ident, p.birth_date, p.birth_precision, p.full_name)
         for c, v in zip(cols, values, strict=True):
             c.append(v)
     # Only persons that gain something are written: most linked records (a known patient's

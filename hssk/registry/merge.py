@@ -24,7 +24,7 @@ _RESTORE = (
     "name_key", "family_key", "given_key", "birth_date", "birth_precision", "sex", "phone",
     "address", "province_code", "commune_code", "commune_code_old", "household_id", "mother_id",
     "deceased_at", "verification", "merged_into", "updated_at", "middle_key", "cmnd", "eid",
-    "commune_ambiguous", "name_sorted",
+    "commune_ambiguous", "name_sorted", "phone_verified",
 )  # fmt: skip
 # Survivor fields filled from the merged person when empty.
 _FILL = (
@@ -106,6 +106,9 @@ def merge(
                birth_precision = CASE WHEN s.birth_date IS NULL OR (s.birth_precision <> 'D' AND m.birth_precision = 'D')
                                  THEN m.birth_precision ELSE s.birth_precision END,
                cccd_verified = s.cccd_verified OR (m.cccd_verified AND m.cccd = s.cccd),
+               -- a phone the survivor gains keeps its own verification (never more)
+               phone_verified = CASE WHEN s.phone IS NULL THEN m.phone_verified
+                                     ELSE s.phone_verified END,
                updated_at = now()
               FROM person m WHERE s.id = %s AND m.id = %s""",
         (survivor, merged),

@@ -75,6 +75,9 @@ class Person:
     eid: str | None = None
     commune_ambiguous: bool = False
     name_sorted: str | None = None
+    # The phone is the population register's or was confirmed in person: one-time codes may
+    # go to it (a phone from any other source never receives one).
+    phone_verified: bool = False
     # Filled by get_person: ids of persons merged into this one (Patient.link 'replaces').
     replaces: list[int] = field(default_factory=list)
 
@@ -101,7 +104,8 @@ PERSON_COLUMNS = (
     "id, health_id, cccd, cccd_verified, passport, bhxh, bhyt, temp_card, full_name, name_key, "
     "family_key, given_key, birth_date, birth_precision, sex, phone, address, province_code, "
     "commune_code, commune_code_old, household_id, mother_id, deceased_at, verification, "
-    "merged_into, created_at, updated_at, middle_key, cmnd, eid, commune_ambiguous, name_sorted"
+    "merged_into, created_at, updated_at, middle_key, cmnd, eid, commune_ambiguous, name_sorted, "
+    "phone_verified"
 )
 
 

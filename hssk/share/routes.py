@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from hssk.access import audit, authorize
 from hssk.access.actor import Actor
+from hssk.access.policy import looks_up_identities
 from hssk.api.bodies import JsonOrForm
 from hssk.api.deps import Conn, CurrentActor, OptionalActor
 from hssk.share import lookup, outbox, quota
@@ -24,8 +25,9 @@ router = APIRouter(tags=["share"])
 
 
 def _may_lookup(actor: Actor) -> bool:
-    return actor.has_scope("system", "Coverage", "read") or actor.has_scope(
-        "user", "Coverage", "read"
+    """Systems within their scope; people in a clinical role (an identity look-up)."""
+    return looks_up_identities(actor) and (
+        actor.has_scope("system", "Coverage", "read") or actor.has_scope("user", "Coverage", "read")
     )
 
 

@@ -151,17 +151,16 @@ def decide(
     )
 
 
-def record_search(conn: psycopg.Connection[Any], actor: Actor, detail: dict[str, Any]) -> None:
-    """Audit a patient search (no single person: the criteria and the number of results)."""
-    audit(
-        conn,
-        actor,
-        "search",
-        outcome="allow",
-        basis="search",
-        resource_type="Patient",
-        detail=detail,
-    )
+def record_search(
+    conn: psycopg.Connection[Any], actor: Actor, persons: list[int], detail: dict[str, Any]
+) -> None:
+    """Audit a patient search: one event per person returned (so each citizen's access log
+    shows it), each naming every person returned; one event when nothing was found."""
+    detail = {**detail, "persons": persons}
+    each: list[int | None] = [*persons] or [None]
+    for pid in each:
+        audit(conn, actor, "search", outcome="allow", basis="search", resource_type="Patient",
+              person_id=pid, detail=detail)  # fmt: skip
 
 
 def record_access(

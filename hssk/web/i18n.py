@@ -278,6 +278,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "password": ("Mật khẩu", "Password"),
     "otp": ("Mã OTP (nếu có)", "OTP (if enabled)"),
     "forbidden": ("Bạn không có quyền xem trang này.", "You may not see this page."),
+    "clinical_only": (
+        "Tra cứu người bệnh chỉ dành cho nhân viên y tế (bác sĩ, trạm y tế); giám sát và "
+        "quản trị xem số liệu tổng hợp.",
+        "Looking persons up is for clinical staff (clinicians, station staff); "
+        "supervisors and administrators see aggregates.",
+    ),
     "not_found": ("Không tìm thấy.", "Not found."),
     "pdf_signed": (
         "Tài liệu được ký số bởi nền tảng HSSK.",

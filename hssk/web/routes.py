@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import Actor, Decision
+from hssk.access.policy import looks_up_identities
 from hssk.api.deps import Conn, OptionalActor, get_conn
 from hssk.http import gate
 from hssk.http.client import client_address
@@ -586,8 +587,12 @@ def api_sections() -> list[str]:
 
 # --- clinician workspace ------------------------------------------------------------------------
 def _staff(request: Request, actor: Actor) -> Response | None:
+    """The clinician and station pages look persons up by identity: clinical roles only."""
     if not actor.authenticated or actor.kind not in ("clinician", "staff"):
         return _login_redirect(request, "/staff/login")
+    if not looks_up_identities(actor):
+        return render.page(request, "error.html", message=t("forbidden", render.lang_of(request)),
+                           reason=t("clinical_only", render.lang_of(request)), status=403)  # fmt: skip
     return None
 
 
@@ -658,6 +663,7 @@ def clinic_search(
             backend.record_search(
                 conn,
                 actor,
+                [f.person.id for f in results],
                 {"criteria": [k for k, v in values.items() if v], "results": len(results)},
             )
     return render.page(

@@ -138,8 +138,8 @@ def build_world(db: Database) -> World:
         w.resources["enc_parent"] = _resource(conn, {
             "resourceType": "Encounter", "status": "in-progress", "class": {"code": "AMB"},
             "subject": {"reference": f"Patient/p{pid}"},
-            "serviceProvider": {"reference": "Organization/BV-01"},
-            "period": {"start": "2026-11-25T08:00:00+07:00"}}, pid, source_unit="BV-01")  # fmt: skip
+            "serviceProvider": {"reference": "Organization/01001"},
+            "period": {"start": "2026-11-25T08:00:00+07:00"}}, pid, source_unit="01001")  # fmt: skip
         w.resources["obs_parent"] = _resource(conn, {
             "resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},

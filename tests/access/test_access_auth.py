@@ -316,8 +316,9 @@ def test_first_login_provisions_the_citizen_account(client: TestClient, world: W
 
     with world.db.connection() as conn:
         pid = conn.execute(
-            "INSERT INTO person (full_name, birth_date, cccd, phone, commune_code) "
-            "VALUES ('Phạm Thu Hà', %s, '001190000099', '0987000099', '00001') RETURNING id",
+            "INSERT INTO person (full_name, birth_date, cccd, phone, phone_verified, "
+            "commune_code) VALUES ('Phạm Thu Hà', %s, '001190000099', '0987000099', true, "
+            "'00001') RETURNING id",
             (date(1990, 2, 2),),
         ).fetchone()[0]  # type: ignore[index]
     assert client.post("/auth/otp", json={"identifier": "001190000099"}).status_code == 202
@@ -328,7 +329,7 @@ def test_first_login_provisions_the_citizen_account(client: TestClient, world: W
         (msg,) = conn.execute(
             "SELECT body FROM notification WHERE destination = '0987000099'"
         ).fetchone()  # type: ignore[misc]
-    assert acc == ("citizen", pid, "0987000099")
+    assert acc == ("citizen", pid, None)  # the code goes to the person's verified phone
     code = next(w.rstrip(",") for w in msg.split() if w.rstrip(",").isdigit())
     resp = client.post("/auth/token", data={"grant_type": auth.GRANT_OTP,
                                             "identifier": "001190000099", "code": code})  # fmt: skip

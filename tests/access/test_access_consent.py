@@ -305,7 +305,8 @@ def test_station_links_a_child_to_a_guardian_in_its_commune(
             "VALUES ('Bé Na', current_date - 30, %s) RETURNING id",
             (COMMUNE_A,),
         ).fetchone()[0]  # type: ignore[index]
-    body = {"guardian_person": world.persons["other"], "child_person": baby}
+    body = {"guardian_person": world.persons["other"], "child_person": baby,
+            "reason": "giấy khai sinh số 12/2026 đã xem"}  # fmt: skip
     assert client.post("/api/v1/guardianships", json=body,
                        headers=world.headers("station_b")).status_code == 403  # fmt: skip
     assert client.post("/api/v1/guardianships", json=body,
@@ -317,7 +318,8 @@ def test_station_links_a_child_to_a_guardian_in_its_commune(
     with world.db.connection() as conn:
         assert relations.end_guardianship(conn, world.persons["other"], baby)
         assert relations.children_of(conn, world.persons["other"]) == []
-        relations.link_guardian(conn, world.persons["other"], baby, valid_until="2000-01-01")
+        relations.link_guardian(conn, world.persons["other"], baby, valid_until="2000-01-01",
+                                reason="quyết định giám hộ số 7")  # fmt: skip
         assert relations.children_of(conn, world.persons["other"]) == []
         with pytest.raises(ValueError):
             relations.link_guardian(conn, baby, baby)

@@ -76,8 +76,9 @@ def test_batch_links_within_itself(clean_db: Database) -> None:
 
 def test_linked_records_fill_what_the_golden_record_lacks(clean_db: Database) -> None:
     """A later record adds missing values and refines a year-only birth date of the same
-    year; it never overwrites a value the person has; a record adding nothing leaves the row
-    untouched (no new tuple)."""
+    year; identity data (phone, identifiers, address) only from a register, a clinical
+    record's stays in person_source; it never overwrites a value the person has; a record
+    adding nothing leaves the row untouched (no new tuple)."""
     cccd = "001090012399"
     with clean_db.connection() as conn:
         a = link(conn, SourceRecord("population", "p9", "Trần Thị Hoa", "1990", "F", cccd=cccd))
@@ -85,8 +86,12 @@ def test_linked_records_fill_what_the_golden_record_lacks(clean_db: Database) ->
                                     cccd=cccd, phone="0912345678"))  # fmt: skip
         assert b.person_id == a.person_id
         p = get_person(conn, a.person_id)
-        assert p is not None and p.phone == "0912345678"
+        assert p is not None and p.phone is None
         assert (str(p.birth_date), p.birth_precision) == ("1990-07-04", "D")
+        link(conn, SourceRecord("insurance", "i9", "Trần Thị Hoa", "1990", "F", cccd=cccd,
+                                phone="0912345678"))  # fmt: skip
+        p = get_person(conn, a.person_id)
+        assert p is not None and p.phone == "0912345678" and not p.phone_verified
         c = link(conn, SourceRecord("xml130:01002", "bn10", "Trần Thị Hoa", "1991-01-01", "F",
                                     cccd=cccd, phone="0987654321"))  # fmt: skip
         assert c.person_id == a.person_id
