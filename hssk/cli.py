@@ -101,11 +101,20 @@ def demo(
     seed: int = typer.Option(7),
 ) -> None:
     """Fill the embedded database with a synthetic district (once), then serve on :8000."""
+    from hssk.config import load_settings
     from hssk.demo import prepare_demo
+    from hssk.ops.lifecycle import exit_cleanly_on_signals, release_embedded
 
-    prepare_demo(persons=persons, seed=seed, console=console)
-    console.print(f"[bold green]HSSK:[/] http://127.0.0.1:{port}/  (FHIR: /fhir/metadata)")
-    serve(host="127.0.0.1", port=port, workers=1)
+    exit_cleanly_on_signals()
+    settings = load_settings()
+    try:
+        prepare_demo(persons=persons, seed=seed, console=console)
+        console.print(f"[bold green]HSSK:[/] http://127.0.0.1:{port}/  (FHIR: /fhir/metadata)")
+        console.print("Ctrl-C dừng web và PostgreSQL nhúng / Ctrl-C stops the web and database.")
+        serve(host="127.0.0.1", port=port, workers=1)
+    finally:
+        if not settings.database_url:
+            console.print(release_embedded(settings.data_dir).message())
 
 
 def main() -> None:  # pragma: no cover - console entry

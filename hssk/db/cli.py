@@ -34,3 +34,13 @@ def status() -> None:
             (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
             console.print(f"{table:>18}: {n:,}")
     db.close()
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL of HSSK_DATA_DIR now (even if a process still holds it)."""
+    from hssk.config import load_settings
+    from hssk.db.embedded import stop_embedded
+
+    stopped = stop_embedded(load_settings().data_dir)
+    console.print("stopped" if stopped else "the embedded PostgreSQL was not running")
