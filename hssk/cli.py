@@ -62,6 +62,11 @@ def _bench_app() -> typer.Typer:
 
 app.add_typer(_bench_app(), name="bench", help="Benchmarks of the hot paths.")
 
+from hssk.ops import cli as _ops  # noqa: E402 - after the sub-commands, like them
+
+app.command("backup")(_ops.backup)
+app.command("restore")(_ops.restore)
+
 
 @app.command()
 def version() -> None:

@@ -1,0 +1,94 @@
+"""``hssk backup``, ``hssk restore``: single commands registered on the main ``hssk`` app."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hssk.config import load_settings
+from hssk.db import open_database
+
+console = Console()
+
+
+def _passphrase() -> bytes:
+    from hssk.ops.sealed import SealError, passphrase_from_env
+
+    try:
+        return passphrase_from_env()
+    except (SealError, OSError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+
+
+def backup(
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Directory (or .hsskbak file); default HSSK_BACKUP_DIR or DATA_DIR/backups.",
+    ),
+) -> None:
+    """Sao lưu / back up the database and the data dir's keys into one encrypted file."""
+    from hssk.ops.backup import BackupError, create_backup
+
+    settings = load_settings()
+    phrase = _passphrase()
+    target = out or Path(os.environ.get("HSSK_BACKUP_DIR") or settings.data_dir / "backups")
+    db = open_database(settings)  # starts the embedded server when there is no URL
+    t0 = time.perf_counter()
+    try:
+        path, manifest = create_backup(db.url, settings.data_dir, target, phrase)
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        db.close()
+    size = path.stat().st_size / 2**20
+    console.print(
+        f"[green]Đã sao lưu[/] / backed up: {path} ({size:,.1f} MB, {len(manifest.files)} "
+        f"data dir files, {time.perf_counter() - t0:.1f} s)"
+    )
+
+
+def restore(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .hsskbak file."),
+    force: bool = typer.Option(False, help="End other sessions on the database first."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Khôi phục / restore a backup: replaces the whole database and the data dir's keys."""
+    from hssk.ops.backup import BackupError, read_manifest, restore_backup
+    from hssk.ops.sealed import SealError
+
+    settings = load_settings()
+    phrase = _passphrase()
+    try:
+        manifest = read_manifest(file, phrase)
+    except (SealError, BackupError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"backup of {manifest.created_at} (HSSK {manifest.hssk_version}, PostgreSQL "
+        f"{manifest.server_version}, {len(manifest.migrations)} migrations)"
+    )
+    if not yes:
+        typer.confirm(
+            "Thay toàn bộ dữ liệu hiện tại? / replace ALL current data with this backup?",
+            abort=True,
+        )
+    db = open_database(settings, run_migrations=False)
+    url = db.url
+    db.close()
+    t0 = time.perf_counter()
+    try:
+        restore_backup(file, url, settings.data_dir, phrase, force=force)
+    except (SealError, BackupError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"[green]Đã khôi phục[/] / restored in {time.perf_counter() - t0:.1f} s; "
+        "kiểm tra / check: hssk audit verify && hssk doctor"
+    )
