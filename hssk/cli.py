@@ -15,6 +15,7 @@ from hssk.access.signing_cli import verify as verify_document
 from hssk.db import cli as db_cli
 from hssk.ingest import cli as ingest_cli
 from hssk.monitor import cli as monitor_cli
+from hssk.ops import jobs_cli
 from hssk.registry import cli as registry_cli
 from hssk.share import cli as share_cli
 from hssk.synth import cli as synth_cli
@@ -36,6 +37,7 @@ app.add_typer(access_cli.app, name="access", help="Units, accounts, keys and tok
 app.add_typer(audit_cli.app, name="audit", help="Audit trail: verify the hash chain.")
 app.add_typer(share_cli.app, name="share", help="Outbound sharing and partner simulator.")
 app.add_typer(monitor_cli.app, name="report", help="Supervision reports.")
+app.add_typer(jobs_cli.app, name="jobs", help="Recurring jobs: run them, list what ran.")
 app.command("verify", help="Verify a document signed by the platform (offline).")(verify_document)
 
 
