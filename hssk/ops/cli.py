@@ -92,3 +92,40 @@ def restore(
         f"[green]Đã khôi phục[/] / restored in {time.perf_counter() - t0:.1f} s; "
         "kiểm tra / check: hssk audit verify && hssk doctor"
     )
+
+
+def doctor(
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", envvar="HSSK_TLS_CERT", help="TLS certificate (PEM) to check."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Kiểm tra bản cài / check a running install: database, migrations, secrets, clock,
+    disk, TLS certificate, jobs and outbox. Exit 1 if anything fails."""
+    import json
+    from dataclasses import asdict
+
+    from hssk.ops.doctor import FAIL, run_checks
+
+    settings = load_settings()
+    url = settings.database_url
+    db = None
+    if not url:
+        try:
+            db = open_database(settings, run_migrations=False)
+            url = db.url
+        except Exception as exc:  # the embedded server would not start: that is the finding
+            console.print(f"[red]✗ database[/] embedded PostgreSQL does not start: {exc}")
+    try:
+        findings = list(run_checks(settings, url, tls_cert=tls_cert))
+    finally:
+        if db is not None:
+            db.close()
+    if as_json:
+        console.print_json(json.dumps([asdict(f) for f in findings], ensure_ascii=False))
+    else:
+        marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+        for f in findings:
+            console.print(f"{marks[f.status]} [bold]{f.check}[/]: {f.vi}\n    {f.en}")
+    if url is None or any(f.status == FAIL for f in findings):
+        raise typer.Exit(1)
