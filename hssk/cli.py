@@ -90,6 +90,8 @@ def serve(
 
     import uvicorn
 
+    from hssk.ops.logs import json_logs, uvicorn_log_config
+
     workers = workers or min(os.cpu_count() or 1, 4)
     logging.basicConfig(level=logging.INFO)
     uvicorn.run(
@@ -99,6 +101,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        log_config=uvicorn_log_config(),
+        access_log=not json_logs(),
     )
 
 

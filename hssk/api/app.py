@@ -17,6 +17,7 @@ from hssk import __version__
 from hssk.api import errors, fhir, health
 from hssk.db import Database, open_database
 from hssk.kernel.config import Settings, load_settings
+from hssk.ops.logs import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     if db is not None:
         app.state.db = db
     errors.install(app)
+    app.add_middleware(RequestLog)
     app.include_router(health.router)
     # Component routers first: their fixed paths (e.g. /fhir/AuditEvent, /fhir/Patient/$match)
     # must win over the generic /fhir/{type} routes.
