@@ -69,6 +69,7 @@ from hssk.ops import cli as _ops  # noqa: E402 - after the sub-commands, like th
 app.command("backup")(_ops.backup)
 app.command("restore")(_ops.restore)
 app.command("doctor")(_ops.doctor)
+app.command("pitr")(_ops.pitr)
 
 
 @app.command()

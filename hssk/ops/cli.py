@@ -129,3 +129,26 @@ def doctor(
             console.print(f"{marks[f.status]} [bold]{f.check}[/]: {f.vi}\n    {f.en}")
     if url is None or any(f.status == FAIL for f in findings):
         raise typer.Exit(1)
+
+
+def pitr(
+    base: Path = typer.Option(..., exists=True, file_okay=False, help="pg_basebackup -Ft dir."),
+    wal: Path = typer.Option(..., exists=True, file_okay=False, help="WAL archive dir."),
+    to: str = typer.Option(..., help="Target time with zone, e.g. 2026-12-06T10:15:00+07:00."),
+    pgdata: Path = typer.Option(..., help="New (empty) PostgreSQL data directory."),
+) -> None:
+    """Khôi phục đến thời điểm / prepare a PostgreSQL data dir that recovers to a moment
+    (run as the postgres user, then start PostgreSQL on it)."""
+    from datetime import datetime
+
+    from hssk.ops.pitr import prepare_recovery
+
+    try:
+        prepare_recovery(base, wal, datetime.fromisoformat(to), pgdata)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"[green]Sẵn sàng[/] / ready: start PostgreSQL on {pgdata}; it replays WAL up to {to}, "
+        "then opens for writes. Then: hssk audit verify && hssk doctor"
+    )
