@@ -110,3 +110,20 @@ def test_cli_runs_the_platform_jobs_and_lists_them(clean_db: Database) -> None:
     status = runner.invoke(app, ["jobs", "status"])
     assert status.exit_code == 0 and "outbox" in status.output
     assert runner.invoke(app, ["jobs", "run", "--once", "--job", "nope"]).exit_code != 0
+
+
+def test_metrics_show_failing_and_overdue_jobs(clean_db: Database) -> None:
+    from hssk.monitor import prom
+
+    bad = _counting("bad", [], fail=True)
+    with clean_db.connection() as conn:
+        jobs.sync_schedule(conn, [bad])
+    jobs.run_due(clean_db, [bad])
+    with clean_db.connection() as conn:
+        conn.execute("UPDATE job_schedule SET next_run = now() - interval '10 minutes'")
+        text = prom.render(conn)
+    assert 'hssk_job_consecutive_failures{job="bad"} 1.0' in text
+    overdue = next(
+        ln for ln in text.splitlines() if ln.startswith('hssk_job_overdue_seconds{job="bad"}')
+    )
+    assert float(overdue.split()[-1]) >= 600
