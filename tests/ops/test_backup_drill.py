@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,17 +24,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "access"))
 from access_world import build_world
 
 PASS = b"mat-khau-sao-luu-thu"
-
-
-@pytest.fixture
-def drill_url(database_url: str) -> Iterator[str]:
-    """A database of its own on the test server: a restore replaces the whole schema."""
-    name = f"hssk_drill_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield psycopg.conninfo.make_conninfo(database_url, dbname=name)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _audit_verify(url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
