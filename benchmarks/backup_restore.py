@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psycopg
 
-from hssk.config import load_settings
 from hssk.db import open_database
+from hssk.kernel.config import load_settings
 from hssk.ops.backup import create_backup, restore_backup
 from hssk.ops.digest import table_digests
 

@@ -15,6 +15,7 @@ from hssk.access.signing_cli import verify as verify_document
 from hssk.db import cli as db_cli
 from hssk.ingest import cli as ingest_cli
 from hssk.monitor import cli as monitor_cli
+from hssk.ops import cli as ops_cli
 from hssk.ops import jobs_cli
 from hssk.registry import cli as registry_cli
 from hssk.share import cli as share_cli
@@ -39,6 +40,10 @@ app.add_typer(share_cli.app, name="share", help="Outbound sharing and partner si
 app.add_typer(monitor_cli.app, name="report", help="Supervision reports.")
 app.add_typer(jobs_cli.app, name="jobs", help="Recurring jobs: run them, list what ran.")
 app.command("verify", help="Verify a document signed by the platform (offline).")(verify_document)
+app.command("backup")(ops_cli.backup)
+app.command("restore")(ops_cli.restore)
+app.command("pitr")(ops_cli.pitr)
+app.command("doctor")(ops_cli.doctor)
 
 
 def _bench_app() -> typer.Typer:
@@ -63,13 +68,6 @@ def _bench_app() -> typer.Typer:
 
 
 app.add_typer(_bench_app(), name="bench", help="Benchmarks of the hot paths.")
-
-from hssk.ops import cli as _ops  # noqa: E402 - after the sub-commands, like them
-
-app.command("backup")(_ops.backup)
-app.command("restore")(_ops.restore)
-app.command("doctor")(_ops.doctor)
-app.command("pitr")(_ops.pitr)
 
 
 @app.command()
@@ -114,8 +112,8 @@ def demo(
     seed: int = typer.Option(7),
 ) -> None:
     """Fill the embedded database with a synthetic district (once), then serve on :8000."""
-    from hssk.config import load_settings
     from hssk.demo import prepare_demo
+    from hssk.kernel.config import load_settings
     from hssk.ops.lifecycle import exit_cleanly_on_signals, release_embedded
 
     exit_cleanly_on_signals()

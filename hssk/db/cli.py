@@ -39,8 +39,8 @@ def status() -> None:
 @app.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL of HSSK_DATA_DIR now (even if a process still holds it)."""
-    from hssk.config import load_settings
     from hssk.db.embedded import stop_embedded
+    from hssk.kernel.config import load_settings
 
     stopped = stop_embedded(load_settings().data_dir)
     console.print("stopped" if stopped else "the embedded PostgreSQL was not running")

@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from hssk.config import load_settings
 from hssk.db import open_database
+from hssk.kernel.config import load_settings
 
 console = Console()
 

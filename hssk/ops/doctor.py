@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from hssk.config import Settings
+from hssk.kernel.config import Settings
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CLOCK_WARN_S, CLOCK_FAIL_S = 2.0, 30.0

@@ -56,7 +56,7 @@ def verify_audit(db: Database) -> dict[str, Any]:
     ``hssk doctor`` reports the failed run)."""
     from hssk.access.audit import verify_chain
     from hssk.access.audit_cli import ANCHOR_FILE
-    from hssk.config import load_settings
+    from hssk.kernel.config import load_settings
 
     anchor_file = load_settings().data_dir / ANCHOR_FILE
     with db.connection() as conn:

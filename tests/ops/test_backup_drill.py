@@ -14,8 +14,8 @@ from hssk.access import accounts
 from hssk.access.audit import record, verify_chain
 from hssk.access.audit_cli import ANCHOR_FILE
 from hssk.access.signing import PLATFORM_KEY_FILE, platform_private_key
-from hssk.config import load_settings
 from hssk.db import Database, open_database
+from hssk.kernel.config import load_settings
 from hssk.ops.backup import BackupError, create_backup, read_manifest, restore_backup
 from hssk.ops.digest import table_digests
 from hssk.ops.sealed import SealError

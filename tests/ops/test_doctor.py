@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from hssk.access.audit_cli import ANCHOR_FILE
 from hssk.cli import app
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.ops import doctor, jobs
 from hssk.ops.doctor import FAIL, OK, WARN
 from hssk.ops.tasks import TASKS

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hssk.api.app import create_app
-from hssk.config import load_settings
 from hssk.db import Database
+from hssk.kernel.config import load_settings
 from hssk.ops.logs import JsonFormatter, safe_path, uvicorn_log_config
 
 
