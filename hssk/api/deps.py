@@ -17,6 +17,7 @@ from hssk.access.audit import record as audit_record
 from hssk.access.tokens import TokenError, verify
 from hssk.db import Database
 from hssk.kernel.config import Settings
+from hssk.ops.logs import note_actor
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def optional_actor(request: Request) -> Actor:
     if account_disabled(get_database(request), actor.account_id):
         _audit_bad_token(request, f"account {actor.account_id} is disabled")
         raise Unauthenticated("tài khoản đã bị khóa / the account is disabled")
+    note_actor(actor.kind, actor.account_id)
     return actor
 
 

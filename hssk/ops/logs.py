@@ -1,4 +1,4 @@
-"""JSON logs with request ids, and nothing personal in them.
+"""JSON logs with request ids and the acting account, and nothing personal in them.
 
 ``HSSK_LOG_FORMAT=json`` makes every log line one JSON object (journald and log collectors
 read them as fields). ``RequestLog`` gives each HTTP request an id (the ``X-Request-ID`` nginx
@@ -24,6 +24,12 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# Who acts in the current request. A dict set by the middleware and filled in by the
+# authentication dependency: that runs in a worker thread, which sees the middleware's context
+# but cannot set variables in it; it can fill the dict the middleware holds.
+_acting: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "acting", default=None
+)
 access = logging.getLogger("hssk.access")
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _DIGITS = re.compile(r"\d{8,}")
@@ -32,6 +38,14 @@ _DIGITS = re.compile(r"\d{8,}")
 def safe_path(path: str) -> str:
     """The path with long digit runs (identifiers of persons) masked."""
     return _DIGITS.sub(lambda m: "#" * len(m.group()), path)
+
+
+def note_actor(kind: str, account_id: str) -> None:
+    """Record the acting account for this request's log lines: kind and account number; a
+    citizen's account only as 'citizen' (its number leads to a person)."""
+    holder = _acting.get()
+    if holder is not None:
+        holder["actor"] = kind if kind == "citizen" else f"{kind}:{account_id}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,6 +61,10 @@ class JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None) or request_id.get()
         if rid:
             out["request_id"] = rid
+        holder = _acting.get()
+        actor = getattr(record, "actor", None) or (holder or {}).get("actor")
+        if actor:
+            out["actor"] = actor
         for key in ("method", "path", "status", "ms"):
             if hasattr(record, key):
                 out[key] = getattr(record, key)
@@ -95,6 +113,8 @@ class RequestLog:
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _GOOD_ID.match(given) else uuid.uuid4().hex
         token = request_id.set(rid)
+        holder: dict[str, str] = {}
+        acting = _acting.set(holder)
         status = 500
         t0 = time.perf_counter()
 
@@ -110,13 +130,14 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             if self.log_access:
-                _log_access(scope, status, t0)
+                _log_access(scope, status, t0, holder.get("actor"))
+            _acting.reset(acting)
             request_id.reset(token)
 
 
-def _log_access(scope: Scope, status: int, t0: float) -> None:
+def _log_access(scope: Scope, status: int, t0: float, actor: str | None) -> None:
     ms = round((time.perf_counter() - t0) * 1000, 1)
     method, path = scope.get("method"), safe_path(scope.get("path", ""))
     fields = {"method": method, "path": path, "status": status, "ms": ms,
-              "request_id": request_id.get()}  # fmt: skip
+              "request_id": request_id.get(), "actor": actor}  # fmt: skip
     access.info("%s %s %s %.1f ms", method, path, status, ms, extra=fields)

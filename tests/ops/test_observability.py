@@ -61,3 +61,29 @@ def test_liveness_and_readiness(db: Database) -> None:
                 "INSERT INTO schema_migration (version, name, checksum) VALUES ('0700', "
                 "'0700_jobs.sql', 'restored-by-test')"
             )
+
+
+def test_access_lines_name_the_acting_account_but_not_a_citizens(
+    clean_db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hssk.access import accounts
+    from hssk.access.tokens import issue
+
+    monkeypatch.setenv("HSSK_LOG_FORMAT", "json")
+    settings = load_settings()
+    with clean_db.connection() as conn:
+        accounts.create_unit(conn, "BV-LOG", "hospital", "Bệnh viện thử", facility_code="01999")
+        doctor = accounts.create_account(conn, "bs.log", "clinician", unit_id="BV-LOG",
+                                         roles=["clinician"])  # fmt: skip
+        person = conn.execute(
+            "INSERT INTO person (full_name, cccd) VALUES ('Lê Thị Log', '001199000777') "
+            "RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        citizen = accounts.create_account(conn, "dan.log", "citizen", person_id=person)
+    client = TestClient(create_app(settings, clean_db))
+    with caplog.at_level(logging.INFO, logger="hssk.access"):
+        for acc in (doctor, citizen):
+            token = issue(settings, acc.actor(None))
+            client.get("/fhir/Patient?_count=1", headers={"Authorization": f"Bearer {token}"})
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    assert [ln.get("actor") for ln in lines] == [f"clinician:{doctor.id}", "citizen"]
