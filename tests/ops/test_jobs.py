@@ -127,3 +127,21 @@ def test_metrics_show_failing_and_overdue_jobs(clean_db: Database) -> None:
         ln for ln in text.splitlines() if ln.startswith('hssk_job_overdue_seconds{job="bad"}')
     )
     assert float(overdue.split()[-1]) >= 600
+
+
+def test_the_grafana_dashboard_reads_metrics_the_platform_exposes(clean_db: Database) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from hssk.monitor import prom
+
+    with clean_db.connection() as conn:
+        jobs.sync_schedule(conn, [_counting("a", [])])
+    jobs.run_due(clean_db, [_counting("a", [])])
+    with clean_db.connection() as conn:
+        exposed = set(re.findall(r"^# TYPE (\w+) ", prom.render(conn), re.M))
+    dashboard = Path(__file__).parents[2] / "deploy" / "grafana" / "hssk-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\bhssk_\w+", e)}
+    assert used and used <= exposed, used - exposed
