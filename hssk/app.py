@@ -24,6 +24,7 @@ from hssk.db import Database, open_database
 from hssk.http.csrf import CrossSiteGuard, origin_of
 from hssk.http.headers import SecurityHeaders
 from hssk.http.limits import MB, BodyLimit, Limits
+from hssk.http.logs import RequestLog
 from hssk.ingest import routes as ingest_routes
 from hssk.kernel.config import Settings, load_settings
 from hssk.monitor import routes as monitor_routes
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(Limits, max_body=settings.max_body, max_head=settings.max_header,
                        doors=BODY_LIMITS)  # fmt: skip
     app.add_middleware(SecurityHeaders, private_prefixes=PRIVATE_PREFIXES, https=settings.https)
+    # outermost but the proxy headers: every answer, refusals included, gets its request id
+    app.add_middleware(RequestLog)
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app

@@ -15,6 +15,8 @@ from hssk.access.signing_cli import verify as verify_document
 from hssk.db import cli as db_cli
 from hssk.ingest import cli as ingest_cli
 from hssk.monitor import cli as monitor_cli
+from hssk.ops import cli as ops_cli
+from hssk.ops import jobs_cli
 from hssk.registry import cli as registry_cli
 from hssk.share import cli as share_cli
 from hssk.synth import cli as synth_cli
@@ -36,7 +38,12 @@ app.add_typer(access_cli.app, name="access", help="Units, accounts, keys and tok
 app.add_typer(audit_cli.app, name="audit", help="Audit trail: verify the hash chain.")
 app.add_typer(share_cli.app, name="share", help="Outbound sharing and partner simulator.")
 app.add_typer(monitor_cli.app, name="report", help="Supervision reports.")
+app.add_typer(jobs_cli.app, name="jobs", help="Recurring jobs: run them, list what ran.")
 app.command("verify", help="Verify a document signed by the platform (offline).")(verify_document)
+app.command("backup")(ops_cli.backup)
+app.command("restore")(ops_cli.restore)
+app.command("pitr")(ops_cli.pitr)
+app.command("doctor")(ops_cli.doctor)
 
 
 def _bench_app() -> typer.Typer:
@@ -90,6 +97,7 @@ def serve(
 
     import uvicorn
 
+    from hssk.http.logs import json_logs, uvicorn_log_config
     from hssk.http.serve import server_options
     from hssk.kernel.config import load_settings
 
@@ -103,6 +111,8 @@ def serve(
         workers=workers,
         log_level="info",
         **server_options(load_settings()),
+        log_config=uvicorn_log_config(),
+        access_log=not json_logs(),
     )
 
 
@@ -114,10 +124,19 @@ def demo(
 ) -> None:
     """Fill the embedded database with a synthetic district (once), then serve on :8000."""
     from hssk.demo import prepare_demo
+    from hssk.kernel.config import load_settings
+    from hssk.ops.lifecycle import exit_cleanly_on_signals, release_embedded
 
-    prepare_demo(persons=persons, seed=seed, console=console)
-    console.print(f"[bold green]HSSK:[/] http://127.0.0.1:{port}/  (FHIR: /fhir/metadata)")
-    serve(host="127.0.0.1", port=port, workers=1)
+    exit_cleanly_on_signals()
+    settings = load_settings()
+    try:
+        prepare_demo(persons=persons, seed=seed, console=console)
+        console.print(f"[bold green]HSSK:[/] http://127.0.0.1:{port}/  (FHIR: /fhir/metadata)")
+        console.print("Ctrl-C dừng web và PostgreSQL nhúng / Ctrl-C stops the web and database.")
+        serve(host="127.0.0.1", port=port, workers=1)
+    finally:
+        if not settings.database_url:
+            console.print(release_embedded(settings.data_dir).message())
 
 
 def main() -> None:  # pragma: no cover - console entry

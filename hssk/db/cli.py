@@ -34,3 +34,53 @@ def status() -> None:
             (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
             console.print(f"{table:>18}: {n:,}")
     db.close()
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL of HSSK_DATA_DIR now (even if a process still holds it)."""
+    from hssk.db.embedded import stop_embedded
+    from hssk.kernel.config import load_settings
+
+    stopped = stop_embedded(load_settings().data_dir)
+    console.print("stopped" if stopped else "the embedded PostgreSQL was not running")
+
+
+@app.command()
+def upgrade(
+    dry_run: bool = typer.Option(False, "--plan", help="Only show what would run."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask before long migrations."),
+) -> None:
+    """Nâng cấp CSDL / upgrade a database made by an earlier version: shows the pending
+    migrations (and which work through big tables), applies them, checks no table lost rows."""
+    import psycopg
+
+    from hssk.ops import upgrade as up
+
+    db = open_database(run_migrations=False)
+    url = db.url
+    db.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        steps = up.plan(conn)
+    if not steps:
+        console.print("[green]CSDL đã mới nhất[/] / the database is up to date.")
+        return
+    for step in steps:
+        console.print(f"  {step.migration.name}")
+        for h in step.heavy:
+            console.print(
+                f"    [yellow]lâu / long:[/] {h.does} {h.table} (~{h.rows:,} rows): ghi vào bảng "
+                "phải chờ / writes to it wait; dừng nạp dữ liệu / stop ingestion first"
+            )
+    if dry_run:
+        return
+    if any(s.heavy for s in steps) and not yes:
+        typer.confirm("Chạy ngay? / run now?", abort=True)
+    outcome = up.upgrade(url)
+    console.print(f"{len(outcome.applied)} migrations applied in {outcome.seconds:.1f} s")
+    if outcome.lost:
+        for table, (a, b) in outcome.lost.items():
+            console.print(f"[red]{table}: {a:,} → {b:,} rows[/]")
+        console.print("[red]Mất dữ liệu / rows lost[/]: khôi phục bản sao lưu / restore the backup")
+        raise typer.Exit(1)
+    console.print("[green]Không bảng nào mất dòng[/] / no table lost rows.")

@@ -3,7 +3,7 @@
 Each component owns its tables and keeps its migrations in ``hssk/<component>/migrations/``
 as ``NNNN_name.sql``. Numbers are global (ranges per component keep them apart: db 0001–0099,
 records 0100–, registry 0200–, ingest 0300–, access 0400–, catalog/share/monitor 0500–,
-web 0600–), and files are applied in number order, each once, in its own transaction.
+web 0600–, ops 0700–), and files are applied in number order, each once, in its own transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 import psycopg
 
-COMPONENTS = ("db", "records", "registry", "ingest", "access", "catalog", "share", "monitor", "web")
+COMPONENTS = (
+    "db", "records", "registry", "ingest", "access", "catalog", "share", "monitor", "web", "ops",
+)  # fmt: skip
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 7_340_001  # advisory lock: concurrent starts migrate one at a time
 

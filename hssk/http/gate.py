@@ -30,6 +30,7 @@ from hssk.access.actor import ANONYMOUS, Actor
 from hssk.access.audit import record as audit_record
 from hssk.access.tokens import TokenError, verify
 from hssk.http.client import client_address
+from hssk.http.logs import note_actor
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def admit(request: Request, presented: Presented) -> Presented:
     if refused is None and account_disabled(request.app.state.db, actor.account_id):
         refused = DISABLED
     if refused is None:
+        if actor.authenticated:
+            note_actor(actor.kind, actor.account_id)
         return Presented(actor, checked=True)
     _audit_refusal(request, refused, actor)
     return Presented(ANONYMOUS, refused, checked=True)

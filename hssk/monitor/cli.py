@@ -55,12 +55,7 @@ def snapshot(area: list[str] = typer.Option([], help="Area keys, e.g. province:0
 
     db = open_database()
     with db.connection() as conn:
-        keys = area or ["all"] + [
-            f"province:{r[0]}"
-            for r in conn.execute(
-                "SELECT DISTINCT province_code FROM person WHERE province_code IS NOT NULL"
-            )
-        ]
+        keys = area or metrics.snapshot_area_keys(conn)
         for key in keys:
             metrics.snapshot(conn, areas.parse(key))
     db.close()

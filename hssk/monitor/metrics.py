@@ -391,6 +391,16 @@ def trend(
     }
 
 
+def snapshot_area_keys(conn: psycopg.Connection[Any]) -> list[str]:
+    """The areas of the daily snapshot: the whole platform and each province with residents."""
+    return ["all"] + [
+        f"province:{r[0]}"
+        for r in conn.execute(
+            "SELECT DISTINCT province_code FROM person WHERE province_code IS NOT NULL"
+        )
+    ]
+
+
 def snapshot(conn: psycopg.Connection[Any], area: Area, day: date | None = None) -> int:
     """Store today's key shares of an area (for the trend charts); returns rows written."""
     day = day or datetime.now(UTC).date()

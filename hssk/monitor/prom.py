@@ -84,6 +84,19 @@ def render(conn: psycopg.Connection[Any]) -> str:
     ex.metric("hssk_audit_events_total", "counter", "Audit events written.", [
         ({}, _one(conn, "SELECT coalesce(max(seq), 0) FROM audit_event"))
     ])  # fmt: skip
+    jobs = conn.execute(
+        """SELECT s.name, s.failures, greatest(extract(epoch FROM now() - s.next_run), 0),
+                  extract(epoch FROM now() - r.finished_at)
+           FROM job_schedule s
+           LEFT JOIN LATERAL (SELECT finished_at FROM job_run WHERE name = s.name
+                              AND status = 'done' ORDER BY started_at DESC LIMIT 1) r ON true"""
+    ).fetchall()
+    ex.metric("hssk_job_consecutive_failures", "gauge", "Failed runs in a row per recurring job.",
+              [({"job": r[0]}, r[1]) for r in jobs])  # fmt: skip
+    ex.metric("hssk_job_overdue_seconds", "gauge", "How late a job's next run is (runner down?).",
+              [({"job": r[0]}, r[2]) for r in jobs])  # fmt: skip
+    ex.metric("hssk_job_last_success_age_seconds", "gauge", "Seconds since a job last succeeded.",
+              [({"job": r[0]}, r[3]) for r in jobs if r[3] is not None])  # fmt: skip
     ex.metric("hssk_database_size_bytes", "gauge", "Size of the database.", [
         ({}, _one(conn, "SELECT pg_database_size(current_database())"))
     ])  # fmt: skip

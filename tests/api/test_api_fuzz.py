@@ -17,7 +17,7 @@ from hssk.kernel.config import load_settings
 
 # Paths that are public by design (no personal data behind them).
 PUBLIC = re.compile(
-    r"^/(healthz|readyz|metrics|fhir/metadata|docs|openapi\.json|auth/|\.well-known/|api/token/"
+    r"^/(healthz|readyz|health/|metrics|fhir/metadata|docs|openapi\.json|auth/|\.well-known/|api/token/"
     r"|static/|$|login|dang-nhap|guide|huong-dan|lang|ngon-ngu)"
 )
 _SETTINGS = settings(

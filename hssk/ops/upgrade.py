@@ -1,0 +1,133 @@
+"""``hssk db upgrade``: bring a database made by an earlier version to this one, say first
+which migrations will take long on big tables, and check afterwards that no table lost rows.
+
+Migrations are plain SQL run in one transaction each (``hssk.db.migrate``). One that rewrites,
+indexes or reads a whole big table holds its locks for as long as that takes: writes to the
+table wait. ``plan`` names those, with the table's size, so the operator picks a maintenance
+window (or stops ingestion) before running them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from hssk.db.migrate import Migration, discover, migrate
+from hssk.ops.digest import tables
+
+BIG_ROWS = 1_000_000
+# Statements whose cost grows with a table: (pattern, what it does). Table names are the
+# first identifier after the keyword.
+_HEAVY = (
+    (
+        re.compile(
+            r"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(\w+)[^;]*\b(?:TYPE|SET\s+NOT\s+NULL|ADD\s+(?:CONSTRAINT|PRIMARY|UNIQUE|FOREIGN|CHECK))",
+            re.I | re.S,
+        ),
+        "rewrites or checks every row of",
+    ),
+    (
+        re.compile(
+            r"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)(?:IF\s+NOT\s+EXISTS\s+)?\w*\s*ON\s+(?:ONLY\s+)?(\w+)",
+            re.I,
+        ),
+        "builds an index on",
+    ),
+    (re.compile(r"\bUPDATE\s+(\w+)\s", re.I), "updates rows of"),
+    (re.compile(r"\bDELETE\s+FROM\s+(\w+)", re.I), "deletes rows of"),
+    (re.compile(r"\bINSERT\s+INTO\s+\w+[^;]*?\bFROM\s+(\w+)", re.I | re.S), "reads all of"),
+)
+
+
+_BODY = re.compile(r"\$(\w*)\$.*?\$\1\$", re.S)  # function bodies: defined, not run
+
+
+@dataclass(frozen=True)
+class Heavy:
+    table: str
+    rows: int
+    does: str
+
+
+@dataclass
+class Step:
+    migration: Migration
+    heavy: list[Heavy] = field(default_factory=list)
+
+
+def _estimates(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    return {
+        str(name): max(int(rows), 0)
+        for name, rows in conn.execute(
+            "SELECT relname, reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND relkind IN ('r', 'p')"
+        )
+    }
+
+
+def plan(conn: psycopg.Connection[Any], big_rows: int = BIG_ROWS) -> list[Step]:
+    """The pending migrations, each with the big tables it works through."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migration (
+             version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migration")}
+    rows = _estimates(conn)
+    steps = []
+    for mig in discover():
+        if mig.version in done:
+            continue
+        step = Step(mig)
+        seen: set[tuple[str, str]] = set()
+        statements = _BODY.sub("", mig.sql)
+        for pattern, does in _HEAVY:
+            for m in pattern.finditer(statements):
+                table = m.group(1).lower()
+                if rows.get(table, 0) >= big_rows and (table, does) not in seen:
+                    seen.add((table, does))
+                    step.heavy.append(Heavy(table, rows[table], does))
+        steps.append(step)
+    return steps
+
+
+def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Exact rows of every table."""
+    out = {}
+    for name in tables(conn):
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+        ).fetchone()
+        out[name] = int(row[0]) if row else 0
+    return out
+
+
+@dataclass
+class Outcome:
+    applied: list[str]
+    seconds: float
+    before: dict[str, int]
+    after: dict[str, int]
+
+    @property
+    def lost(self) -> dict[str, tuple[int, int]]:
+        """Tables with fewer rows than before: (before, after)."""
+        return {
+            t: (n, self.after.get(t, 0)) for t, n in self.before.items() if self.after.get(t, 0) < n
+        }
+
+
+def upgrade(url: str) -> Outcome:
+    """Apply the pending migrations, counting every table's rows before and after."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = row_counts(conn)
+        t0 = time.perf_counter()
+        applied = migrate(conn)
+        seconds = time.perf_counter() - t0
+        after = row_counts(conn)
+    return Outcome(applied, seconds, before, after)

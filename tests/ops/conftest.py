@@ -1,0 +1,33 @@
+"""Fixtures of the operations tests."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    """A directory for embedded servers outside pytest's base temp: running as root, the
+    server runs as another user, and every pytest session resets that base to mode 700."""
+    path = Path(tempfile.mkdtemp(prefix="hssk-ops-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def drill_url(database_url: str) -> Iterator[str]:
+    """A database of its own on the test server: a restore replaces the whole schema."""
+    name = f"hssk_drill_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield psycopg.conninfo.make_conninfo(database_url, dbname=name)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
