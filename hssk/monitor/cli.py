@@ -24,7 +24,6 @@ def _area(key: str | None):  # type: ignore[no-untyped-def]
 def completeness(batch: int = typer.Option(500, min=1, help="Persons per transaction.")) -> None:
     """Recompute the completeness of persons whose record changed (incremental job)."""
     from hssk.catalog import completeness as comp
-
     from hssk.monitor import rollups
 
     db = open_database()

@@ -21,6 +21,8 @@ from hssk.catalog.completeness import compact_activity
 _FIGURES = ("residents", "with_record", "standardized", "verified", "deaths", "with_bhyt",
             "with_cccd")  # fmt: skip
 _CELL = "province_code, commune_code, commune_code_old"
+_COUNTED = {"outbox": "partner, status", "ingest_error": "status, NULL",
+            "quality_issue": "kind, NULL"}  # fmt: skip
 
 
 def compact(conn: psycopg.Connection[Any]) -> None:
@@ -48,10 +50,36 @@ def compact(conn: psycopg.Connection[Any]) -> None:
             GROUP BY 1, 2, 3, 4 HAVING (sum(persons), sum(with_id)) <> (0, 0)""".encode()
     )
 
+    conn.execute(
+        """WITH d AS (DELETE FROM row_counter RETURNING *)
+           INSERT INTO row_counter (tbl, label1, label2, n)
+           SELECT tbl, label1, label2, sum(n) FROM d GROUP BY 1, 2, 3 HAVING sum(n) <> 0"""
+    )
+
+
+def row_counts(conn: psycopg.Connection[Any], table: str) -> dict[tuple[str, str | None], int]:
+    """Rows of ``table`` (outbox, ingest_error, quality_issue) per label, from the counters
+    its triggers keep (migration 0582): {(label1, label2): rows}."""
+    return {
+        (r[0], r[1]): int(r[2])
+        for r in conn.execute(
+            """SELECT label1, label2, sum(n) FROM row_counter WHERE tbl = %s
+               GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2""",
+            (table,),
+        )
+    }
+
 
 def rebuild(conn: psycopg.Connection[Any]) -> None:
-    """Recompute every rollup from the base tables (reads the whole registry)."""
+    """Recompute every rollup and counter from the base tables (reads the whole registry)."""
     conn.execute("SELECT area_rollup_rebuild(), completeness_rollup_rebuild()")
+    conn.execute("DELETE FROM row_counter")
+    for table, labels in _COUNTED.items():
+        conn.execute(
+            f"""INSERT INTO row_counter (tbl, label1, label2, n)
+                SELECT %s, {labels}, count(*) FROM {table} GROUP BY 2, 3""".encode(),
+            (table,),
+        )
 
 
 # Each: (key columns, what the rollups say, what a full recomputation says), rows of one shape.
@@ -106,6 +134,21 @@ _CHECKS: dict[str, tuple[int, str, str]] = {
            FROM completeness c JOIN person p ON p.id = c.person_id
            CROSS JOIN LATERAL unnest(c.missing) AS m
            WHERE p.merged_into IS NULL GROUP BY 1, 2, 3, 4, 5""",
+    ),
+    "outbox": (
+        2,
+        "SELECT label1, label2, sum(n) FROM row_counter WHERE tbl = 'outbox' GROUP BY 1, 2",
+        "SELECT partner, status, count(*) FROM outbox GROUP BY 1, 2",
+    ),
+    "ingest_error": (
+        1,
+        "SELECT label1, sum(n) FROM row_counter WHERE tbl = 'ingest_error' GROUP BY 1",
+        "SELECT status, count(*) FROM ingest_error GROUP BY 1",
+    ),
+    "quality_issue": (
+        1,
+        "SELECT label1, sum(n) FROM row_counter WHERE tbl = 'quality_issue' GROUP BY 1",
+        "SELECT kind, count(*) FROM quality_issue GROUP BY 1",
     ),
     "facility": (
         2,
