@@ -2,7 +2,10 @@
 
 Supported: ``_id``, ``patient``/``subject``, ``identifier``, ``code``, ``date`` (and Patient
 ``birthdate``), ``status``, Patient ``name``/``family``/``given``/``gender``, ``_count``,
-``_offset``. Unknown parameters are ignored and reported back (FHIR lenient handling).
+``_offset``, ``_total``. Unknown parameters are ignored and reported back (FHIR lenient
+handling). Name words are matched through the prefix index of migration 0104; totals are
+exact up to ``TOTAL_BOUND`` matches past the page and left out beyond (``_total=accurate``
+counts them all, ``_total=none`` skips counting).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from hssk.records.store import _CURRENT, Stored, _row, person_of
 
 MAX_COUNT = 500
 DEFAULT_COUNT = 20
+TOTAL_BOUND = 1000  # matches counted past the page before the total is left out
+TOTAL_MODES = ("none", "estimate", "accurate")
 _PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
-COMMON = ("_id", "_count", "_offset", "identifier", "_format", "_summary")
+COMMON = ("_id", "_count", "_offset", "_total", "identifier", "_format", "_summary")
 BY_TYPE: dict[str, tuple[str, ...]] = {
     "Patient": ("name", "family", "given", "birthdate", "gender"),
     "Organization": ("name",),
@@ -49,6 +54,7 @@ class Query:
     offset: int = 0
     ignored: list[str] = field(default_factory=list)
     empty: bool = False  # a filter that can match nothing (e.g. unknown patient)
+    total: str = "estimate"  # none, estimate (exact up to a bound), accurate
 
 
 def allowed_params(rtype: str) -> tuple[str, ...]:
@@ -136,6 +142,10 @@ def parse(
             q.count = _int(name, value, 0, MAX_COUNT)
         elif base == "_offset":
             q.offset = _int(name, value, 0, 10_000_000)
+        elif base == "_total":
+            if value not in TOTAL_MODES:
+                raise SearchError(name, f"'{value}' must be one of {', '.join(TOTAL_MODES)}")
+            q.total = value
         elif base == "_id":
             q.where.append("id = ANY(%s)")
             q.args.append(value.split(","))
@@ -173,26 +183,44 @@ def parse(
             q.where.append("body ->> 'gender' = ANY(%s)")
             q.args.append(value.split(","))
         elif base in ("name", "family", "given"):
-            for word in fold(value).split():
-                q.where.append("terms LIKE %s")
-                q.args.append(f"% {word.replace('%', '').replace('_', '')}%")
+            words = fold(value).split()
+            if words:  # every word starts one of the name's words (GIN index, 0104)
+                q.where.append("terms IS NOT NULL AND resource_term_prefixes(terms) @> %s")
+                q.args.append(words)
     return q
 
 
-def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int, list[Stored]]:
-    """Execute: (total matches, the requested page)."""
+def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int | None, list[Stored]]:
+    """Execute: (total matches or None when not counted, the requested page).
+
+    The total follows ``q.total``: ``accurate`` counts every match; ``none`` skips; else it
+    is exact when the page is the last one or the matches end within ``TOTAL_BOUND`` past
+    it, and None beyond (a search never counts a whole table by default)."""
     if q.empty:
         return 0, []
     where = " AND ".join(["type = %s", "NOT deleted", *q.where])
     args = [q.type, *q.args]
-    (total,) = conn.execute(
-        f"SELECT count(*) FROM resource WHERE {where}".encode(), args
-    ).fetchone() or (0,)
-    if q.count == 0:
-        return total, []
-    rows = conn.execute(
-        f"""SELECT {_CURRENT} FROM resource WHERE {where}
-            ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
-        [*args, q.count, q.offset],
-    ).fetchall()
-    return total, [_row(r) for r in rows]
+    rows: list[Stored] = []
+    if q.count:
+        rows = [
+            _row(r)
+            for r in conn.execute(
+                f"""SELECT {_CURRENT} FROM resource WHERE {where}
+                    ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
+                [*args, q.count, q.offset],
+            )
+        ]
+    if q.total == "none":
+        return None, rows
+    if q.total != "accurate" and q.count and len(rows) < q.count and (rows or not q.offset):
+        return q.offset + len(rows), rows  # the last page: the total is known
+    if q.total == "accurate":
+        sql, count_args = f"SELECT count(*) FROM resource WHERE {where}", args
+    else:
+        bound = q.offset + q.count + TOTAL_BOUND
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM resource WHERE {where} LIMIT %s) x"
+        count_args = [*args, bound]
+    (total,) = conn.execute(sql.encode(), count_args).fetchone() or (0,)
+    if q.total != "accurate" and total >= q.offset + q.count + TOTAL_BOUND:
+        return None, rows
+    return int(total), rows
