@@ -280,6 +280,7 @@ COMPONENT_BENCHES = (
     ("web", "hssk.web.bench", "run_bench"),
     ("share", "hssk.share.bench", "run_bench"),
     ("access", "hssk.access.bench", "run_bench"),
+    ("hanoi", "benchmarks.hanoi", "run_bench"),  # outside the package: run from the checkout
 )
 
 
