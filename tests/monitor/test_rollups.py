@@ -13,6 +13,7 @@ from hssk.monitor import metrics, rollups
 from hssk.monitor.areas import ALL, parse
 from hssk.monitor.synthetic import load_province
 from hssk.records import store
+from hssk.registry import merge
 
 
 def _scan_coverage(conn, catalog: str) -> tuple:
@@ -69,10 +70,12 @@ def test_rollups_equal_recomputation_after_every_change(world) -> None:
             (first + 2,),
         )
         _assert_equal(conn)
-        # a merge (the merged person stops counting), then its undoing
-        conn.execute("UPDATE person SET merged_into = %s WHERE id = %s", (first + 3, first + 4))
+        # a merge (the merged person stops counting, its records move), then its undoing
+        merge_id = merge.merge(conn, first + 3, first + 4, reason="test")
         _assert_equal(conn)
-        conn.execute("UPDATE person SET merged_into = NULL WHERE id = %s", (first + 4,))
+        merge.unmerge(conn, merge_id)
+        _assert_equal(conn)
+        merge.merge(conn, first + 7, first + 8, reason="test")
         _assert_equal(conn)
         # a new person, scored; a resource deleted (its presence goes at rescoring)
         (new_id,) = conn.execute(
