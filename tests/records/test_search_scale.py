@@ -31,9 +31,11 @@ def _names(conn, q: search.Query) -> set[str]:
 
 def test_name_words_match_word_starts(patients: Database) -> None:
     with patients.connection() as conn:
-        find = lambda v: _names(
-            conn, search.parse(conn, "Patient", [("name", v), ("_count", "100")])
-        )  # noqa: E731
+
+        def find(value: str) -> set[str]:
+            params = [("name", value), ("_count", "100")]
+            return _names(conn, search.parse(conn, "Patient", params))
+
         assert find("nguy") == {"Nguyễn Văn An", "Nguyễn Thị Bình", "Lê Nguyên"}
         assert find("Nguyen an") == {"Nguyễn Văn An"}  # both words, each a word start
         assert find("ngoc") == {"Trần Ngọc Anh"}
@@ -74,7 +76,10 @@ def test_prefix_index_equals_the_like_it_replaced(
 
 def test_totals_exact_bounded_accurate_or_none(patients: Database, monkeypatch) -> None:
     with patients.connection() as conn:
-        run = lambda *p: search.run(conn, search.parse(conn, "Patient", list(p)))  # noqa: E731
+
+        def run(*params: tuple[str, str]) -> tuple[int | None, list]:
+            return search.run(conn, search.parse(conn, "Patient", list(params)))
+
         assert run(("name", "pham"), ("_count", "50"))[0] == 40  # the last page: free
         assert run(("name", "pham"), ("_count", "10"))[0] == 40  # within the bound
         monkeypatch.setattr(search, "TOTAL_BOUND", 5)
