@@ -190,16 +190,22 @@ def parse(
     return q
 
 
-def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int | None, list[Stored]]:
+def _where(q: Query) -> tuple[str, list[Any]]:
+    return " AND ".join(["type = %s", "NOT deleted", *q.where]), [q.type, *q.args]
+
+
+def run(
+    conn: psycopg.Connection[Any], q: Query, *, total: bool = True
+) -> tuple[int | None, list[Stored]]:
     """Execute: (total matches or None when not counted, the requested page).
 
-    The total follows ``q.total``: ``accurate`` counts every match; ``none`` skips; else it
-    is exact when the page is the last one or the matches end within ``TOTAL_BOUND`` past
-    it, and None beyond (a search never counts a whole table by default)."""
+    The total follows ``q.total`` (``total=False`` is ``_total=none``): ``accurate`` counts
+    every match; ``none`` skips; else it is exact when the page is the last one or the
+    matches end within ``TOTAL_BOUND`` past it, and None beyond (a search never counts a
+    whole table by default)."""
     if q.empty:
         return 0, []
-    where = " AND ".join(["type = %s", "NOT deleted", *q.where])
-    args = [q.type, *q.args]
+    where, args = _where(q)
     rows: list[Stored] = []
     if q.count:
         rows = [
@@ -210,17 +216,18 @@ def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int | None, list[Store
                 [*args, q.count, q.offset],
             )
         ]
-    if q.total == "none":
+    mode = q.total if total else "none"
+    if mode == "none":
         return None, rows
-    if q.total != "accurate" and q.count and len(rows) < q.count and (rows or not q.offset):
+    if mode != "accurate" and q.count and len(rows) < q.count and (rows or not q.offset):
         return q.offset + len(rows), rows  # the last page: the total is known
-    if q.total == "accurate":
+    bound = q.offset + q.count + TOTAL_BOUND
+    if mode == "accurate":
         sql, count_args = f"SELECT count(*) FROM resource WHERE {where}", args
     else:
-        bound = q.offset + q.count + TOTAL_BOUND
         sql = f"SELECT count(*) FROM (SELECT 1 FROM resource WHERE {where} LIMIT %s) x"
         count_args = [*args, bound]
-    (total,) = conn.execute(sql.encode(), count_args).fetchone() or (0,)
-    if q.total != "accurate" and total >= q.offset + q.count + TOTAL_BOUND:
+    (found,) = conn.execute(sql.encode(), count_args).fetchone() or (0,)
+    if mode != "accurate" and found >= bound:
         return None, rows
-    return int(total), rows
+    return int(found), rows
