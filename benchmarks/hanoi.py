@@ -49,6 +49,10 @@ FROM person p
 LEFT JOIN record_presence r ON r.person_id = p.id
 LEFT JOIN completeness c ON c.person_id = p.id AND c.catalog = 'hanoi-73'
 WHERE p.merged_into IS NULL AND p.province_code = '01' GROUP BY 1"""
+_DISTRIBUTION_BEFORE = """
+SELECT least(floor(c.filled::float8 / nullif(c.total, 0) * 10)::int, 9), count(*)
+FROM completeness c JOIN person p ON p.id = c.person_id
+WHERE c.catalog = 'hanoi-73' AND p.merged_into IS NULL AND p.province_code = '01' GROUP BY 1"""
 
 
 def _peak_rss_mb() -> float:
@@ -171,6 +175,13 @@ def run_bench(
                 "metrics_endpoint": lambda: prom.render(conn),
             }
             result["supervision"] = {name: _timed(fn, runs) for name, fn in pages.items()}
+
+            def summary_before() -> None:  # the three reads of metrics.summary before
+                conn.execute(_SCAN_BEFORE.format(group="NULL::text").encode()).fetchall()
+                conn.execute(_DISTRIBUTION_BEFORE.encode()).fetchall()
+                metrics.facilities(conn, province, with_missing=False)
+
+            result["before_summary_province"] = _timed(summary_before, max(3, runs // 4))
             result["before_scan_province"] = _timed(
                 lambda: conn.execute(_SCAN_BEFORE.format(group="NULL::text").encode()).fetchall(),
                 max(3, runs // 4),
