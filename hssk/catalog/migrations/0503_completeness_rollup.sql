@@ -70,32 +70,10 @@ GROUP BY 1, 2
 $q$, src)
 $f$;
 
-CREATE FUNCTION completeness_rollup_scores() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE completeness_rollup_apply(CASE TG_OP
-    WHEN 'INSERT' THEN
-      'SELECT person_id, catalog, filled, total, missing, 1 AS s FROM new_rows'
-    WHEN 'DELETE' THEN
-      'SELECT person_id, catalog, filled, total, missing, -1 AS s FROM old_rows'
-    ELSE 'SELECT person_id, catalog, filled, total, missing, 1 AS s FROM new_rows UNION ALL
-          SELECT person_id, catalog, filled, total, missing, -1 FROM old_rows' END);
-  RETURN NULL;
-END $$;
-
 -- A person that appears, moves, merges, unmerges or goes: its scores move with it.
-CREATE FUNCTION completeness_rollup_persons() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  src text := CASE TG_OP
-    WHEN 'INSERT' THEN 'SELECT id, province_code, commune_code, commune_code_old, 1 AS s
-                        FROM new_rows WHERE merged_into IS NULL'
-    WHEN 'DELETE' THEN 'SELECT id, province_code, commune_code, commune_code_old, -1 AS s
-                        FROM old_rows WHERE merged_into IS NULL'
-    ELSE 'SELECT id, province_code, commune_code, commune_code_old, 1 AS s
-          FROM new_rows WHERE merged_into IS NULL UNION ALL
-          SELECT id, province_code, commune_code, commune_code_old, -1
-          FROM old_rows WHERE merged_into IS NULL' END;
-BEGIN
-  EXECUTE format($q$
+-- d0(id, province_code, commune_code, commune_code_old, s): the person rows, signed.
+CREATE FUNCTION completeness_rollup_person_sql(src text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+SELECT format($q$
     WITH d AS (
       SELECT id, province_code, commune_code, commune_code_old, sum(s)::int AS s FROM (%s) x
       GROUP BY 1, 2, 3, 4 HAVING sum(s) <> 0),
@@ -123,8 +101,35 @@ BEGIN
     FROM a JOIN (SELECT d.id FROM d GROUP BY 1 HAVING sum(d.s) <> 0) moved
       ON moved.id = a.person_id  -- a move within the registry leaves facilities unchanged
     JOIN facility_person f ON f.person_id = a.person_id
-    GROUP BY 1, 2 $q$, src);
-  RETURN NULL;
+    GROUP BY 1, 2 $q$, src)
+$f$;
+
+-- One trigger function per statement kind, its SQL written out (not run through EXECUTE),
+-- so each session plans it once: a one-row registry write pays microseconds, not a plan.
+DO $$
+DECLARE
+  v record;
+  cols text := 'person_id, catalog, filled, total, missing';
+  pcols text := 'id, province_code, commune_code, commune_code_old';
+BEGIN
+  FOR v IN SELECT * FROM (VALUES
+      ('scores_insert', completeness_rollup_apply(format('SELECT %s, 1 AS s FROM new_rows', cols))),
+      ('scores_delete', completeness_rollup_apply(format('SELECT %s, -1 AS s FROM old_rows', cols))),
+      ('scores_update', completeness_rollup_apply(format(
+         'SELECT %1$s, 1 AS s FROM new_rows UNION ALL SELECT %1$s, -1 FROM old_rows', cols))),
+      ('persons_insert', completeness_rollup_person_sql(format(
+         'SELECT %s, 1 AS s FROM new_rows WHERE merged_into IS NULL', pcols))),
+      ('persons_delete', completeness_rollup_person_sql(format(
+         'SELECT %s, -1 AS s FROM old_rows WHERE merged_into IS NULL', pcols))),
+      ('persons_update', completeness_rollup_person_sql(format(
+         'SELECT %1$s, 1 AS s FROM new_rows WHERE merged_into IS NULL UNION ALL '
+         'SELECT %1$s, -1 FROM old_rows WHERE merged_into IS NULL', pcols)))
+    ) x(name, body)
+  LOOP
+    EXECUTE format(
+      'CREATE FUNCTION completeness_rollup_%s() RETURNS trigger LANGUAGE plpgsql AS %L',
+      v.name, format('BEGIN %s; RETURN NULL; END', v.body));
+  END LOOP;
 END $$;
 
 -- A facility that sends its first data about a person adds the person's scores.
@@ -169,23 +174,23 @@ END $$;
 
 CREATE TRIGGER completeness_rollup_insert AFTER INSERT ON completeness
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION completeness_rollup_scores();
+  EXECUTE FUNCTION completeness_rollup_scores_insert();
 CREATE TRIGGER completeness_rollup_update AFTER UPDATE ON completeness
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION completeness_rollup_scores();
+  EXECUTE FUNCTION completeness_rollup_scores_update();
 CREATE TRIGGER completeness_rollup_delete AFTER DELETE ON completeness
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION completeness_rollup_scores();
+  EXECUTE FUNCTION completeness_rollup_scores_delete();
 
 CREATE TRIGGER completeness_rollup_person_insert AFTER INSERT ON person
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION completeness_rollup_persons();
+  EXECUTE FUNCTION completeness_rollup_persons_insert();
 CREATE TRIGGER completeness_rollup_person_update AFTER UPDATE ON person
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION completeness_rollup_persons();
+  EXECUTE FUNCTION completeness_rollup_persons_update();
 CREATE TRIGGER completeness_rollup_person_delete AFTER DELETE ON person
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION completeness_rollup_persons();
+  EXECUTE FUNCTION completeness_rollup_persons_delete();
 
 CREATE TRIGGER completeness_rollup_facility_insert AFTER INSERT ON facility_person
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT

@@ -86,28 +86,32 @@ WHERE (n, with_id) <> (0, 0)
 $q$, src)
 $f$;
 
-CREATE FUNCTION area_rollup_persons() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE area_rollup_apply(CASE TG_OP
-    WHEN 'INSERT' THEN 'SELECT *, 1 AS s FROM new_rows'
-    WHEN 'DELETE' THEN 'SELECT *, -1 AS s FROM old_rows'
-    ELSE 'SELECT *, 1 AS s FROM new_rows UNION ALL SELECT *, -1 FROM old_rows' END);
-  RETURN NULL;
-END $$;
+CREATE FUNCTION area_rollup_presence_sql(src text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+SELECT format($q$
+INSERT INTO area_rollup (province_code, commune_code, commune_code_old, residents,
+  with_record, standardized, verified, deaths, with_bhyt, with_cccd)
+SELECT p.province_code, p.commune_code, p.commune_code_old, 0, sum(d.s), 0, 0, 0, 0, 0
+FROM (%s) d JOIN person p ON p.id = d.person_id AND p.merged_into IS NULL
+GROUP BY 1, 2, 3 $q$, src)
+$f$;
 
--- A person's first record (or the last one gone) changes "with a record" of its cell.
-CREATE FUNCTION area_rollup_presence() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  src text := CASE TG_OP WHEN 'INSERT' THEN 'SELECT person_id, 1 AS s FROM new_rows'
-                         ELSE 'SELECT person_id, -1 AS s FROM old_rows' END;
+-- One trigger function per statement kind, its SQL written out (not run through EXECUTE),
+-- so each session plans it once: a one-row registry write pays microseconds, not a plan.
+DO $$
+DECLARE v record;
 BEGIN
-  EXECUTE format($q$
-    INSERT INTO area_rollup (province_code, commune_code, commune_code_old, residents,
-      with_record, standardized, verified, deaths, with_bhyt, with_cccd)
-    SELECT p.province_code, p.commune_code, p.commune_code_old, 0, sum(d.s), 0, 0, 0, 0, 0
-    FROM (%s) d JOIN person p ON p.id = d.person_id AND p.merged_into IS NULL
-    GROUP BY 1, 2, 3 $q$, src);
-  RETURN NULL;
+  FOR v IN SELECT * FROM (VALUES
+      ('persons_insert', area_rollup_apply('SELECT *, 1 AS s FROM new_rows')),
+      ('persons_delete', area_rollup_apply('SELECT *, -1 AS s FROM old_rows')),
+      ('persons_update', area_rollup_apply(
+         'SELECT *, 1 AS s FROM new_rows UNION ALL SELECT *, -1 FROM old_rows')),
+      ('presence_insert', area_rollup_presence_sql('SELECT person_id, 1 AS s FROM new_rows')),
+      ('presence_delete', area_rollup_presence_sql('SELECT person_id, -1 AS s FROM old_rows'))
+    ) x(name, body)
+  LOOP
+    EXECUTE format('CREATE FUNCTION area_rollup_%s() RETURNS trigger LANGUAGE plpgsql AS %L',
+                   v.name, format('BEGIN %s; RETURN NULL; END', v.body));
+  END LOOP;
 END $$;
 
 -- TRUNCATE fires no row events: the rollups are rebuilt from what is left.
@@ -126,19 +130,19 @@ BEGIN
 END $$;
 
 CREATE TRIGGER area_rollup_insert AFTER INSERT ON person
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_persons();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_persons_insert();
 CREATE TRIGGER area_rollup_update AFTER UPDATE ON person
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_persons();
+  FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_persons_update();
 CREATE TRIGGER area_rollup_delete AFTER DELETE ON person
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_persons();
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_persons_delete();
 CREATE TRIGGER area_rollup_truncate AFTER TRUNCATE ON person
   FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_truncated();
 
 CREATE TRIGGER area_rollup_presence_insert AFTER INSERT ON record_presence
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_presence();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_presence_insert();
 CREATE TRIGGER area_rollup_presence_delete AFTER DELETE ON record_presence
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_presence();
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_presence_delete();
 CREATE TRIGGER area_rollup_presence_truncate AFTER TRUNCATE ON record_presence
   FOR EACH STATEMENT EXECUTE FUNCTION area_rollup_truncated();
 

@@ -10,64 +10,46 @@ CREATE TABLE row_counter (
 );
 CREATE INDEX row_counter_tbl ON row_counter (tbl);
 
--- Trigger arguments: the label columns (one or two); args[2] NULL when one.
-CREATE FUNCTION row_counter_source(op text, args text[]) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
-SELECT CASE op
-  WHEN 'INSERT' THEN format('SELECT %s AS a, %s AS b, 1 AS s FROM new_rows', l1, l2)
-  WHEN 'DELETE' THEN format('SELECT %s AS a, %s AS b, -1 AS s FROM old_rows', l1, l2)
-  WHEN 'TRUNCATE' THEN format('SELECT %s AS a, %s AS b, 1 AS s FROM %%I', l1, l2)
-  ELSE format('SELECT %1$s AS a, %2$s AS b, 1 AS s FROM new_rows UNION ALL '
-              'SELECT %1$s, %2$s, -1 FROM old_rows', l1, l2) END
-FROM (SELECT format('%I::text', args[1]) AS l1,
-             CASE WHEN args[2] IS NOT NULL THEN format('%I::text', args[2])
-                  ELSE 'NULL::text' END AS l2) x
-$f$;
-
-CREATE FUNCTION row_counter_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Per counted table and statement kind, one trigger function with its SQL written out (not
+-- run through EXECUTE), so each session plans it once.
+DO $$
 DECLARE
-  src text := row_counter_source(TG_OP, ARRAY[TG_ARGV[0], TG_ARGV[1]]);  -- TG_ARGV counts from 0
+  t record;
+  op record;
+  src text;
 BEGIN
-  IF TG_OP = 'TRUNCATE' THEN  -- no row events: count what is left (nothing, usually)
-    DELETE FROM row_counter WHERE tbl = TG_TABLE_NAME;
-    src := format(src, TG_TABLE_NAME);
-  END IF;
-  EXECUTE format(
-    'INSERT INTO row_counter (tbl, label1, label2, n) SELECT %L, a, b, sum(s) FROM (%s) x '
-    'GROUP BY 2, 3 HAVING sum(s) <> 0', TG_TABLE_NAME, src);
-  RETURN NULL;
+  FOR t IN SELECT * FROM (VALUES
+      ('outbox', 'partner::text', 'status::text'),
+      ('ingest_error', 'status::text', 'NULL::text'),
+      ('quality_issue', 'kind::text', 'NULL::text')) x(tbl, l1, l2)
+  LOOP
+    FOR op IN SELECT * FROM (VALUES
+        ('insert', 'REFERENCING NEW TABLE AS new_rows',
+         'SELECT %1$s AS a, %2$s AS b, 1 AS s FROM new_rows'),
+        ('delete', 'REFERENCING OLD TABLE AS old_rows',
+         'SELECT %1$s AS a, %2$s AS b, -1 AS s FROM old_rows'),
+        ('update', 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows',
+         'SELECT %1$s AS a, %2$s AS b, 1 AS s FROM new_rows UNION ALL '
+         'SELECT %1$s, %2$s, -1 FROM old_rows'),
+        ('truncate', '',  -- no row events: count what is left (nothing, usually)
+         'SELECT %1$s AS a, %2$s AS b, 1 AS s FROM %3$I')) y(name, referencing, src)
+    LOOP
+      src := format(op.src, t.l1, t.l2, t.tbl);
+      EXECUTE format(
+        'CREATE FUNCTION row_counter_%s_%s() RETURNS trigger LANGUAGE plpgsql AS %L',
+        t.tbl, op.name, format(
+          '%sINSERT INTO row_counter (tbl, label1, label2, n) SELECT %L, a, b, sum(s) '
+          'FROM (%s) x GROUP BY 2, 3 HAVING sum(s) <> 0; RETURN NULL; END',
+          CASE WHEN op.name = 'truncate'
+               THEN format('BEGIN DELETE FROM row_counter WHERE tbl = %L; ', t.tbl)
+               ELSE 'BEGIN ' END,
+          t.tbl, src));
+      EXECUTE format(
+        'CREATE TRIGGER row_counter_%1$s AFTER %1$s ON %2$I %3$s FOR EACH STATEMENT '
+        'EXECUTE FUNCTION row_counter_%2$s_%1$s()', op.name, t.tbl, op.referencing);
+    END LOOP;
+  END LOOP;
 END $$;
-
-CREATE TRIGGER row_counter_insert AFTER INSERT ON outbox REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('partner', 'status');
-CREATE TRIGGER row_counter_update AFTER UPDATE ON outbox
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('partner', 'status');
-CREATE TRIGGER row_counter_delete AFTER DELETE ON outbox REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('partner', 'status');
-CREATE TRIGGER row_counter_truncate AFTER TRUNCATE ON outbox
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('partner', 'status');
-
-CREATE TRIGGER row_counter_insert AFTER INSERT ON ingest_error REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('status');
-CREATE TRIGGER row_counter_update AFTER UPDATE ON ingest_error
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('status');
-CREATE TRIGGER row_counter_delete AFTER DELETE ON ingest_error REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('status');
-CREATE TRIGGER row_counter_truncate AFTER TRUNCATE ON ingest_error
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('status');
-
-CREATE TRIGGER row_counter_insert AFTER INSERT ON quality_issue
-  REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('kind');
-CREATE TRIGGER row_counter_update AFTER UPDATE ON quality_issue
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('kind');
-CREATE TRIGGER row_counter_delete AFTER DELETE ON quality_issue
-  REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('kind');
-CREATE TRIGGER row_counter_truncate AFTER TRUNCATE ON quality_issue
-  FOR EACH STATEMENT EXECUTE FUNCTION row_counter_apply('kind');
 
 -- Rows stored before this migration.
 INSERT INTO row_counter (tbl, label1, label2, n)
