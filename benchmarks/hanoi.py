@@ -20,7 +20,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hssk.db import Database
 
 # (stage, ingest kind, feed path under DIR/feeds), in the order a province loads them
 FEEDS = (
@@ -116,7 +119,7 @@ def run_bench(
     from hssk.db import open_database
     from hssk.db.embedded import start_embedded
     from hssk.ingest.jobs import ingest
-    from hssk.monitor import areas, metrics, prom, rollups
+    from hssk.monitor import rollups
     from hssk.synth import generate
 
     out.mkdir(parents=True, exist_ok=True)
@@ -151,59 +154,67 @@ def run_bench(
 
         stages.run("completeness", score)
         result["stages"] = stages.done
-        with db.connection() as conn:
-            province = areas.province("01")
-            commune_code, commune_old = conn.execute(
-                """SELECT commune_code, commune_code_old FROM person WHERE commune_code_old
-                   IS NOT NULL GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"""
-            ).fetchone() or ("00004", "00004")
-            from hssk.catalog.areas import old_district_of
-
-            district = areas.district_old(old_district_of(commune_old) or "001", "01")
-            commune = areas.commune(commune_code, commune_old, "01")
-            pages: dict[str, Callable[[], Any]] = {
-                "summary_province": lambda: metrics.summary(conn, province),
-                "communes_province": lambda: metrics.coverage(conn, province, by="commune"),
-                "districts_province": lambda: metrics.coverage(conn, province, by="district_old"),
-                "facilities_province": lambda: metrics.facilities(conn, province),
-                "trend_province": lambda: metrics.trend(conn, province),
-                "completeness_communes": lambda: completeness.aggregate(
-                    conn, "hanoi-73", "commune", province.persons()
-                ),
-                "summary_district": lambda: metrics.summary(conn, district),
-                "summary_commune": lambda: metrics.summary(conn, commune),
-                "metrics_endpoint": lambda: prom.render(conn),
-            }
-            result["supervision"] = {name: _timed(fn, runs) for name, fn in pages.items()}
-
-            def summary_before() -> None:  # the three reads of metrics.summary before
-                conn.execute(_SCAN_BEFORE.format(group="NULL::text").encode()).fetchall()
-                conn.execute(_DISTRIBUTION_BEFORE.encode()).fetchall()
-                metrics.facilities(conn, province, with_missing=False)
-
-            result["before_summary_province"] = _timed(summary_before, max(3, runs // 4))
-            result["before_scan_province"] = _timed(
-                lambda: conn.execute(_SCAN_BEFORE.format(group="NULL::text").encode()).fetchall(),
-                max(3, runs // 4),
-            )
-            result["before_scan_by_commune"] = _timed(
-                lambda: conn.execute(
-                    _SCAN_BEFORE.format(group="p.commune_code").encode()
-                ).fetchall(),
-                max(3, runs // 4),
-            )
-            counts = conn.execute(
-                """SELECT (SELECT count(*) FROM person), (SELECT count(*) FROM resource),
-                          pg_database_size(current_database())"""
-            ).fetchone()
-            assert counts is not None
-            result["registry_persons"], result["resources"], size = counts
-            result["bytes_per_person"] = round(size / max(counts[0], 1))
-            result["bytes_per_resource"] = round(size / max(counts[1], 1))
-            t = time.perf_counter()
-            result["rollups_equal_recomputation"] = rollups.check(conn) == {}
-            result["rollup_check_s"] = round(time.perf_counter() - t, 1)
+        result.update(measure(db, runs))
     finally:
         db.close()
         server.cleanup()
+    return result
+
+
+def measure(db: Database, runs: int = 20) -> dict[str, Any]:
+    """Time every supervision page and /metrics on the loaded data (p50/p95), the pre-rollup
+    summary on the same data, bytes per person and resource; check the rollups."""
+    from hssk.catalog import completeness
+    from hssk.catalog.areas import old_district_of
+    from hssk.monitor import areas, metrics, prom, rollups
+
+    result: dict[str, Any] = {}
+    with db.connection() as conn:
+        province = areas.province("01")
+        commune_code, commune_old = conn.execute(
+            """SELECT commune_code, commune_code_old FROM person WHERE commune_code_old
+               IS NOT NULL GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"""
+        ).fetchone() or ("00004", "00004")
+        district = areas.district_old(old_district_of(commune_old) or "001", "01")
+        commune = areas.commune(commune_code, commune_old, "01")
+        pages: dict[str, Callable[[], Any]] = {
+            "summary_province": lambda: metrics.summary(conn, province),
+            "communes_province": lambda: metrics.coverage(conn, province, by="commune"),
+            "districts_province": lambda: metrics.coverage(conn, province, by="district_old"),
+            "facilities_province": lambda: metrics.facilities(conn, province),
+            "trend_province": lambda: metrics.trend(conn, province),
+            "completeness_communes": lambda: completeness.aggregate(
+                conn, "hanoi-73", "commune", province.persons()
+            ),
+            "summary_district": lambda: metrics.summary(conn, district),
+            "summary_commune": lambda: metrics.summary(conn, commune),
+            "metrics_endpoint": lambda: prom.render(conn),
+        }
+        result["supervision"] = {name: _timed(fn, runs) for name, fn in pages.items()}
+
+        def summary_before() -> None:  # the three reads of metrics.summary before
+            conn.execute(_SCAN_BEFORE.format(group="NULL::text").encode()).fetchall()
+            conn.execute(_DISTRIBUTION_BEFORE.encode()).fetchall()
+            metrics.facilities(conn, province, with_missing=False)
+
+        result["before_summary_province"] = _timed(summary_before, max(3, runs // 4))
+        result["before_scan_province"] = _timed(
+            lambda: conn.execute(_SCAN_BEFORE.format(group="NULL::text").encode()).fetchall(),
+            max(3, runs // 4),
+        )
+        result["before_scan_by_commune"] = _timed(
+            lambda: conn.execute(_SCAN_BEFORE.format(group="p.commune_code").encode()).fetchall(),
+            max(3, runs // 4),
+        )
+        counts = conn.execute(
+            """SELECT (SELECT count(*) FROM person), (SELECT count(*) FROM resource),
+                      pg_database_size(current_database())"""
+        ).fetchone()
+        assert counts is not None
+        result["registry_persons"], result["resources"], size = counts
+        result["bytes_per_person"] = round(size / max(counts[0], 1))
+        result["bytes_per_resource"] = round(size / max(counts[1], 1))
+        t = time.perf_counter()
+        result["rollups_equal_recomputation"] = rollups.check(conn) == {}
+        result["rollup_check_s"] = round(time.perf_counter() - t, 1)
     return result
