@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 import benchmarks.access
+import benchmarks.hanoi
 import benchmarks.ingest
 import benchmarks.registry
 import benchmarks.share
@@ -285,6 +286,7 @@ COMPONENT_BENCHES: tuple[tuple[str, str, Callable[..., dict[str, Any]]], ...] = 
     ("web", "health book", benchmarks.web.run_bench),
     ("share", "sharing and supervision", benchmarks.share.run_bench),
     ("access", "access control and audit", benchmarks.access.run_bench),
+    ("hanoi", "Hà Nội at full size", benchmarks.hanoi.run_bench),
 )
 
 

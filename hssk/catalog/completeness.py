@@ -2,8 +2,9 @@
 
 Writers only mark persons dirty (``on_records_changed``, one set-based INSERT per batch of
 changes); ``recompute`` takes dirty persons in batches, evaluates every catalog over their
-bundle and upserts the scores with COPY. Registry changes are caught by ``mark_stale``
-(persons updated after their last score), so the registry needs no hook.
+bundle and upserts the scores with COPY. Registry changes queue their persons by trigger
+(migration 0503); ``mark_stale`` is the repair that reads every person. Triggers also keep
+the per-area rollups the aggregates below read (``hssk.monitor.rollups``).
 """
 
 from __future__ import annotations
@@ -66,11 +67,33 @@ def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) ->
 
 
 def compact_activity(conn: psycopg.Connection[Any]) -> None:
-    """Fold the per-batch deltas of ``facility_activity`` into one row per facility and day."""
+    """Fold the per-batch deltas of ``facility_activity`` and of the completeness rollups
+    into one row per key (rows that sum to nothing go)."""
     conn.execute(
         """WITH d AS (DELETE FROM facility_activity RETURNING facility, day, changes)
            INSERT INTO facility_activity (facility, day, changes)
            SELECT facility, day, sum(changes) FROM d GROUP BY 1, 2"""
+    )
+    conn.execute(
+        """WITH d AS (DELETE FROM completeness_rollup RETURNING *)
+           INSERT INTO completeness_rollup (province_code, commune_code, commune_code_old,
+             catalog, bin, persons, filled, total, ratio)
+           SELECT province_code, commune_code, commune_code_old, catalog, bin, sum(persons),
+                  sum(filled), sum(total), sum(ratio)
+           FROM d GROUP BY 1, 2, 3, 4, 5 HAVING sum(persons) <> 0"""
+    )
+    conn.execute(
+        """WITH d AS (DELETE FROM completeness_missing_rollup RETURNING *)
+           INSERT INTO completeness_missing_rollup (province_code, commune_code,
+             commune_code_old, catalog, field, persons)
+           SELECT province_code, commune_code, commune_code_old, catalog, field, sum(persons)
+           FROM d GROUP BY 1, 2, 3, 4, 5 HAVING sum(persons) <> 0"""
+    )
+    conn.execute(
+        """WITH d AS (DELETE FROM completeness_facility_rollup RETURNING *)
+           INSERT INTO completeness_facility_rollup (facility, catalog, persons, filled, total)
+           SELECT facility, catalog, sum(persons), sum(filled), sum(total)
+           FROM d GROUP BY 1, 2 HAVING sum(persons) <> 0"""
     )
 
 
@@ -106,7 +129,9 @@ def mark_dirty(conn: psycopg.Connection[Any], person_ids: Iterable[int]) -> None
 
 
 def mark_stale(conn: psycopg.Connection[Any]) -> int:
-    """Queue persons never scored, or changed in the registry since their last score."""
+    """Queue persons never scored, or changed in the registry since their last score.
+
+    A repair (it reads every person): registry changes queue their persons by trigger."""
     cur = conn.execute(
         """INSERT INTO catalog_dirty (person_id)
            SELECT p.id FROM person p
@@ -186,7 +211,7 @@ class JobResult:
 
 
 def run(
-    db: Database, *, batch: int = 500, stale: bool = True, max_batches: int | None = None
+    db: Database, *, batch: int = 500, stale: bool = False, max_batches: int | None = None
 ) -> JobResult:
     """The recompute job: drain the dirty queue, one committed transaction per batch."""
     started = time.perf_counter()
@@ -219,7 +244,14 @@ class AreaFilter:
     communes_old: tuple[str, ...] = ()
 
     def sql(self, alias: str = "p") -> tuple[str, list[Any]]:
-        parts: list[str] = [f"{alias}.merged_into IS NULL"]
+        """Condition on ``person`` rows (living golden records of the area)."""
+        cells, params = self.cells(alias)
+        return f"{alias}.merged_into IS NULL AND {cells}", params
+
+    def cells(self, alias: str) -> tuple[str, list[Any]]:
+        """Condition on rows keyed by area cell (province_code, commune_code,
+        commune_code_old): the rollups."""
+        parts: list[str] = ["true"]
         params: list[Any] = []
         if self.province:
             parts.append(f"{alias}.province_code = %s")
@@ -245,28 +277,40 @@ class AreaScore:
 def aggregate(
     conn: psycopg.Connection[Any], catalog: str, level: str, area: AreaFilter | None = None
 ) -> list[AreaScore]:
-    """Completeness summed per area (or per facility that sent data about the persons)."""
+    """Completeness summed per area, read from the rollups (a few rows per commune).
+
+    ``facility``: per facility over the persons it sent data about; with an area, the
+    facilities located in it."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not '{level}'")
-    where, params = (area or AreaFilter()).sql()
+    area = area or AreaFilter()
     if level == "facility":
-        sql = f"""SELECT f.facility, count(*), sum(c.filled), sum(c.total)
-                  FROM completeness c JOIN person p ON p.id = c.person_id
-                  JOIN facility_person f ON f.person_id = c.person_id
-                  WHERE c.catalog = %s AND {where} GROUP BY 1 ORDER BY 1"""
+        cond, params = area.cells("u")
+        sql = f"""SELECT r.facility, sum(r.persons), sum(r.filled), sum(r.total)
+                  FROM completeness_facility_rollup r
+                  WHERE r.catalog = %s AND r.facility IN (
+                    SELECT u.facility_code FROM unit u WHERE {cond})
+                  GROUP BY 1 HAVING sum(r.persons) <> 0 ORDER BY 1"""
+        if area == AreaFilter():  # everything: facilities not (or no longer) in the unit list too
+            sql = """SELECT r.facility, sum(r.persons), sum(r.filled), sum(r.total)
+                     FROM completeness_facility_rollup r WHERE r.catalog = %s
+                     GROUP BY 1 HAVING sum(r.persons) <> 0 ORDER BY 1"""
+            params = []
         rows = conn.execute(sql.encode(), [catalog, *params]).fetchall()
-        return [AreaScore(r[0], r[1], r[2], r[3]) for r in rows]
+        return [AreaScore(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
     column = {
-        "province": "p.province_code",
-        "commune": "p.commune_code",
-        "commune_old": "p.commune_code_old",
-        "district_old": "p.commune_code_old",
+        "province": "r.province_code",
+        "commune": "r.commune_code",
+        "commune_old": "r.commune_code_old",
+        "district_old": "r.commune_code_old",
     }[level]
-    sql = f"""SELECT {column}, count(*), sum(c.filled), sum(c.total)
-              FROM completeness c JOIN person p ON p.id = c.person_id
-              WHERE c.catalog = %s AND {where} GROUP BY 1 ORDER BY 1"""
+    cond, params = area.cells("r")
+    sql = f"""SELECT {column}, sum(r.persons), sum(r.filled), sum(r.total)
+              FROM completeness_rollup r
+              WHERE r.catalog = %s AND {cond} GROUP BY 1 HAVING sum(r.persons) <> 0
+              ORDER BY 1"""
     rows = conn.execute(sql.encode(), [catalog, *params]).fetchall()
-    scores = [AreaScore(r[0], r[1], r[2], r[3]) for r in rows]
+    scores = [AreaScore(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
     if level != "district_old":
         return scores
     from hssk.catalog.areas import old_district_of
@@ -281,21 +325,22 @@ def aggregate(
     return sorted(rolled.values(), key=lambda s: s.code or "")
 
 
+BINS = 10  # the rollups keep persons per tenth of completeness
+
+
 def distribution(
-    conn: psycopg.Connection[Any], catalog: str, area: AreaFilter | None = None, bins: int = 10
+    conn: psycopg.Connection[Any], catalog: str, area: AreaFilter | None = None
 ) -> list[int]:
-    """Number of persons per completeness bin (bin i covers [i/bins, (i+1)/bins), last closed)."""
-    where, params = (area or AreaFilter()).sql()
+    """Number of persons per completeness bin (bin i covers [i/10, (i+1)/10), last closed)."""
+    cond, params = (area or AreaFilter()).cells("r")
     rows = conn.execute(
-        f"""SELECT least(floor(c.filled::float8 / nullif(c.total, 0) * %s)::int, %s - 1), count(*)
-            FROM completeness c JOIN person p ON p.id = c.person_id
-            WHERE c.catalog = %s AND {where} GROUP BY 1""".encode(),
-        [bins, bins, catalog, *params],
+        f"""SELECT r.bin, sum(r.persons) FROM completeness_rollup r
+            WHERE r.catalog = %s AND r.bin IS NOT NULL AND {cond} GROUP BY 1""".encode(),
+        [catalog, *params],
     ).fetchall()
-    out = [0] * bins
+    out = [0] * BINS
     for b, n in rows:
-        if b is not None:
-            out[b] += n
+        out[b] += int(n)
     return out
 
 
@@ -307,19 +352,27 @@ def missing_fields(
     facility: str | None = None,
     limit: int = 10,
 ) -> list[tuple[str, int]]:
-    """The fields most often missing (code, persons), optionally among a facility's patients."""
-    where, params = (area or AreaFilter()).sql()
-    join, join_params = "", []
+    """The fields most often missing (code, persons), optionally among a facility's patients
+    (that one reads the facility's patients; the area figures come from the rollups)."""
     if facility:
-        join = "JOIN facility_person f ON f.person_id = c.person_id AND f.facility = %s"
-        join_params = [facility]
+        where, params = (area or AreaFilter()).sql()
+        rows = conn.execute(
+            f"""SELECT m, count(*) FROM completeness c JOIN person p ON p.id = c.person_id
+                JOIN facility_person f ON f.person_id = c.person_id AND f.facility = %s
+                CROSS JOIN LATERAL unnest(c.missing) AS m
+                WHERE c.catalog = %s AND {where} GROUP BY m ORDER BY 2 DESC, 1
+                LIMIT %s""".encode(),
+            [facility, catalog, *params, limit],
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+    cond, params = (area or AreaFilter()).cells("r")
     rows = conn.execute(
-        f"""SELECT m, count(*) FROM completeness c JOIN person p ON p.id = c.person_id {join}
-            CROSS JOIN LATERAL unnest(c.missing) AS m
-            WHERE c.catalog = %s AND {where} GROUP BY m ORDER BY 2 DESC, 1 LIMIT %s""".encode(),
-        [*join_params, catalog, *params, limit],
+        f"""SELECT r.field, sum(r.persons) FROM completeness_missing_rollup r
+            WHERE r.catalog = %s AND {cond} GROUP BY 1 HAVING sum(r.persons) > 0
+            ORDER BY 2 DESC, 1 LIMIT %s""".encode(),
+        [catalog, *params, limit],
     ).fetchall()
-    return [(r[0], r[1]) for r in rows]
+    return [(r[0], int(r[1])) for r in rows]
 
 
 def person_score(conn: psycopg.Connection[Any], person_id: int) -> dict[str, tuple[int, int]]:

@@ -49,6 +49,8 @@ class Settings:
     max_header: int = 64 * 1024
     trusted_proxies: tuple[str, ...] = ()
     https: bool | None = None
+    # Delivered outbox events are kept this many days, then purged (``hssk share purge``).
+    outbox_retention_days: int = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -80,6 +82,7 @@ def load_settings() -> Settings:
         data_dir=Path(os.environ.get("HSSK_DATA_DIR", ".hssk")).resolve(),
         pool_min=_env_int("HSSK_POOL_MIN", 2),
         pool_max=_env_int("HSSK_POOL_MAX", 10),
+        outbox_retention_days=_env_int("HSSK_OUTBOX_RETENTION_DAYS", 30),
         base_url=os.environ.get("HSSK_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         default_lang=os.environ.get("HSSK_LANG", "vi"),
         match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),

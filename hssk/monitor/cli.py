@@ -24,12 +24,35 @@ def _area(key: str | None):  # type: ignore[no-untyped-def]
 def completeness(batch: int = typer.Option(500, min=1, help="Persons per transaction.")) -> None:
     """Recompute the completeness of persons whose record changed (incremental job)."""
     from hssk.catalog import completeness as comp
+    from hssk.monitor import rollups
 
     db = open_database()
     result = comp.run(db, batch=batch)
+    with db.connection() as conn:
+        rollups.compact(conn)
     db.close()
     rate = result.persons / result.seconds if result.seconds else 0
     console.print(f"{result.persons:,} persons scored in {result.seconds:.1f}s ({rate:,.0f}/s)")
+
+
+@app.command("rollups")
+def rollups_cmd(
+    rebuild: bool = typer.Option(False, help="Recompute them from the registry (a repair)."),
+) -> None:
+    """Check the per-area rollups against a full recomputation (reads the whole registry)."""
+    from hssk.monitor import rollups
+
+    db = open_database()
+    with db.connection() as conn:
+        if rebuild:
+            rollups.rebuild(conn)
+        wrong = rollups.check(conn)
+    db.close()
+    for name, rows in wrong.items():
+        console.print(f"[red]{name}[/]: {len(rows)} rows differ, e.g. {rows[:2]}")
+    if wrong:
+        raise typer.Exit(1)
+    console.print("rollups = recomputation / rollups agree with the registry")
 
 
 @app.command()

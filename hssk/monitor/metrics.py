@@ -72,26 +72,25 @@ class Coverage:
         return out
 
 
+_GROUPS = {None: "NULL::text", "commune": "r.commune_code", "commune_old": "r.commune_code_old",
+           "district_old": "r.commune_code_old", "province": "r.province_code"}  # fmt: skip
+
+# Every figure is a sum over the area's cells of the rollups kept by the registry's triggers
+# (migrations 0503, 0581; hssk.monitor.rollups): no query here reads ``person``.
 _COVERAGE_SQL = """
-SELECT {group},
-  count(*),
-  count(*) FILTER (WHERE r.person_id IS NOT NULL),
-  count(*) FILTER (WHERE p.verification <> 'unverified' OR p.cccd_verified),
-  count(*) FILTER (WHERE p.verification = 'verified' OR p.cccd_verified),
-  count(DISTINCT p.household_id),
-  count(*) FILTER (WHERE p.deceased_at IS NOT NULL),
-  count(*) FILTER (WHERE p.bhyt IS NOT NULL),
-  count(*) FILTER (WHERE p.cccd IS NOT NULL),
-  count(*) FILTER (WHERE p.birth_date > %(u6)s),
-  count(*) FILTER (WHERE p.birth_date > %(u6)s
-                   AND (p.cccd IS NOT NULL OR p.health_id IS NOT NULL)),
-  avg(c.filled::float8 / nullif(c.total, 0))
-FROM person p
-LEFT JOIN record_presence r ON r.person_id = p.id
-LEFT JOIN completeness c ON c.person_id = p.id AND c.catalog = %(catalog)s
-WHERE {where}
-GROUP BY {group_by}
-"""
+SELECT {group}, sum(residents), sum(with_record), sum(standardized), sum(verified),
+       sum(deaths), sum(with_bhyt), sum(with_cccd)
+FROM area_rollup r WHERE {where} GROUP BY 1"""
+_HOUSEHOLDS_SQL = """
+SELECT g, count(*) FROM (
+  SELECT {group} AS g, r.household_id FROM area_household r WHERE {where}
+  GROUP BY 1, 2 HAVING sum(r.persons) > 0) h GROUP BY 1"""
+_CHILDREN_SQL = """
+SELECT {group}, sum(persons), sum(with_id) FROM area_young r
+WHERE r.birth_date > %(u6)s AND {where} GROUP BY 1"""
+_COMPLETENESS_SQL = """
+SELECT {group}, sum(ratio) / nullif(sum(persons) FILTER (WHERE bin IS NOT NULL), 0)
+FROM completeness_rollup r WHERE r.catalog = %(catalog)s AND {where} GROUP BY 1"""
 
 
 def coverage(
@@ -104,27 +103,30 @@ def coverage(
 ) -> list[Coverage]:
     """Population coverage of ``area``, as one row or broken down ``by`` commune level."""
     today = today or datetime.now(UTC).date()
-    where, params = area.persons().sql("p")
-    columns = {None: "NULL::text", "commune": "p.commune_code", "commune_old": "p.commune_code_old",
-               "district_old": "p.commune_code_old", "province": "p.province_code"}  # fmt: skip
-    if by not in columns:
+    if by not in _GROUPS:
         raise ValueError("breakdown must be one of commune, commune_old, district_old, province")
-    group = columns[by]
-    cond, named = _named(where, params)
-    sql = _COVERAGE_SQL.format(group=group, where=cond, group_by="1")
-    rows = conn.execute(
-        sql.encode(),
-        {
-            **named,
-            "u6": _years_before(today, 6),
-            "catalog": catalog or completeness_default(),
-        },
-    ).fetchall()
-    out = []
-    for r in rows:
-        row = Coverage(r[0], *r[1:11])
-        row.completeness = float(r[11] or 0.0)
-        out.append(row)
+    cond, named = _named(*area.persons().cells("r"))
+    params = {**named, "u6": _years_before(today, 6), "catalog": catalog or completeness_default()}
+
+    def query(sql: str) -> list[Any]:
+        return conn.execute(sql.format(group=_GROUPS[by], where=cond).encode(), params).fetchall()
+
+    rows: dict[str | None, Coverage] = {}
+    names = ("residents", "with_record", "standardized", "verified", "deaths", "with_bhyt",
+             "with_cccd")  # fmt: skip
+    for code, *figures in query(_COVERAGE_SQL):
+        if figures[0]:
+            rows[code] = Coverage(code, **{n: int(f) for n, f in zip(names, figures, strict=True)})
+    for code, households in query(_HOUSEHOLDS_SQL):
+        if code in rows:
+            rows[code].households = int(households)
+    for code, children, with_id in query(_CHILDREN_SQL):
+        if code in rows:
+            rows[code].children_u6, rows[code].children_u6_with_id = int(children), int(with_id)
+    for code, ratio in query(_COMPLETENESS_SQL):
+        if code in rows:
+            rows[code].completeness = float(ratio or 0.0)
+    out = list(rows.values())
     if by == "district_old":
         out = _roll_up_districts(out)
     return sorted(out, key=lambda c: c.code or "")

@@ -2,7 +2,10 @@
 
 Supported: ``_id``, ``patient``/``subject``, ``identifier``, ``code``, ``date`` (and Patient
 ``birthdate``), ``status``, Patient ``name``/``family``/``given``/``gender``, ``_count``,
-``_offset``. Unknown parameters are ignored and reported back (FHIR lenient handling).
+``_offset``, ``_total``. Unknown parameters are ignored and reported back (FHIR lenient
+handling). Name words are matched through the prefix index of migration 0104; totals are
+exact up to ``TOTAL_BOUND`` matches past the page and left out beyond (``_total=accurate``
+counts them all, ``_total=none`` skips counting).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from hssk.records.store import _CURRENT, Stored, _row, person_of
 
 MAX_COUNT = 500
 DEFAULT_COUNT = 20
+TOTAL_BOUND = 1000  # matches counted past the page before the total is left out
+TOTAL_MODES = ("none", "estimate", "accurate")
 _PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
-COMMON = ("_id", "_count", "_offset", "identifier", "_format", "_summary")
+COMMON = ("_id", "_count", "_offset", "_total", "identifier", "_format", "_summary")
 BY_TYPE: dict[str, tuple[str, ...]] = {
     "Patient": ("name", "family", "given", "birthdate", "gender"),
     "Organization": ("name",),
@@ -50,6 +55,7 @@ class Query:
     ignored: list[str] = field(default_factory=list)
     empty: bool = False  # a filter that can match nothing (e.g. unknown patient)
     person: int | None = None  # the one person a patient/subject parameter names
+    total: str = "estimate"  # none, estimate (exact up to a bound), accurate
 
 
 def allowed_params(rtype: str) -> tuple[str, ...]:
@@ -140,6 +146,10 @@ def parse(
             q.count = _int(name, value, 0, MAX_COUNT)
         elif base == "_offset":
             q.offset = _int(name, value, 0, 10_000_000)
+        elif base == "_total":
+            if value not in TOTAL_MODES:
+                raise SearchError(name, f"'{value}' must be one of {', '.join(TOTAL_MODES)}")
+            q.total = value
         elif base == "_id":
             q.where.append("id = ANY(%s)")
             q.args.append(value.split(","))
@@ -178,9 +188,10 @@ def parse(
             q.where.append("body ->> 'gender' = ANY(%s)")
             q.args.append(value.split(","))
         elif base in ("name", "family", "given"):
-            for word in fold(value).split():
-                q.where.append("terms LIKE %s")
-                q.args.append(f"% {word.replace('%', '').replace('_', '')}%")
+            words = fold(value).split()
+            if words:  # every word starts one of the name's words (GIN index, 0104)
+                q.where.append("terms IS NOT NULL AND resource_term_prefixes(terms) @> %s")
+                q.args.append(words)
     return q
 
 
@@ -213,20 +224,40 @@ def restrict(q: Query, groups: Iterable[tuple[int | None, str | None]]) -> None:
     q.args += [[p or 0 for p, _ in keys], [s or "" for _, s in keys]]
 
 
-def run(conn: psycopg.Connection[Any], q: Query, *, total: bool = True) -> tuple[int, list[Stored]]:
-    """Execute: (total matches, or 0 without ``total``; the requested page)."""
+def run(
+    conn: psycopg.Connection[Any], q: Query, *, total: bool = True
+) -> tuple[int | None, list[Stored]]:
+    """Execute: (total matches or None when not counted, the requested page).
+
+    The total follows ``q.total`` (``total=False`` is ``_total=none``): ``accurate`` counts
+    every match; ``none`` skips; else it is exact when the page is the last one or the
+    matches end within ``TOTAL_BOUND`` past it, and None beyond (a search never counts a
+    whole table by default)."""
     if q.empty:
         return 0, []
     where, args = _where(q)
-    found = 0
-    if total:
-        row = conn.execute(f"SELECT count(*) FROM resource WHERE {where}".encode(), args)
-        found = (row.fetchone() or (0,))[0]
-    if q.count == 0:
-        return found, []
-    rows = conn.execute(
-        f"""SELECT {_CURRENT} FROM resource WHERE {where}
-            ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
-        [*args, q.count, q.offset],
-    ).fetchall()
-    return found, [_row(r) for r in rows]
+    rows: list[Stored] = []
+    if q.count:
+        rows = [
+            _row(r)
+            for r in conn.execute(
+                f"""SELECT {_CURRENT} FROM resource WHERE {where}
+                    ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
+                [*args, q.count, q.offset],
+            )
+        ]
+    mode = q.total if total else "none"
+    if mode == "none":
+        return None, rows
+    if mode != "accurate" and q.count and len(rows) < q.count and (rows or not q.offset):
+        return q.offset + len(rows), rows  # the last page: the total is known
+    bound = q.offset + q.count + TOTAL_BOUND
+    if mode == "accurate":
+        sql, count_args = f"SELECT count(*) FROM resource WHERE {where}", args
+    else:
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM resource WHERE {where} LIMIT %s) x"
+        count_args = [*args, bound]
+    (found,) = conn.execute(sql.encode(), count_args).fetchone() or (0,)
+    if mode != "accurate" and found >= bound:
+        return None, rows
+    return int(found), rows

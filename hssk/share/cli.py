@@ -162,3 +162,26 @@ def replay(
         n = outbox.replay(conn, partner=partner, ids=event_id, status=status)
     db.close()
     console.print(f"{n} events queued again")
+
+
+@app.command()
+def purge(
+    days: int | None = typer.Option(
+        None, min=0, help="Keep this many days (default: HSSK_OUTBOX_RETENTION_DAYS, 30)."
+    ),
+) -> None:
+    """Delete delivered events older than the retention period (run daily)."""
+    from hssk.kernel.config import load_settings
+    from hssk.share import outbox
+
+    keep = days if days is not None else load_settings().outbox_retention_days
+    db = open_database()
+    total = 0
+    while True:
+        with db.connection() as conn:
+            n = outbox.purge(conn, keep)
+        total += n
+        if n == 0:
+            break
+    db.close()
+    console.print(f"{total:,} delivered events older than {keep} days purged")

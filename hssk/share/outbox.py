@@ -202,6 +202,21 @@ def replay(
     return cur.rowcount
 
 
+def purge(conn: psycopg.Connection[Any], retention_days: int, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` events delivered more than ``retention_days`` ago; returns how
+    many (call again until 0: short transactions, no long lock on the outbox)."""
+    if retention_days < 0:
+        raise ValueError(f"retention must be 0 days or more, not {retention_days}")
+    cur = conn.execute(
+        """DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE status = 'delivered'
+               AND delivered_at < now() - make_interval(days => %s)
+             ORDER BY delivered_at LIMIT %s FOR UPDATE SKIP LOCKED)""",
+        (retention_days, limit),
+    )
+    return cur.rowcount
+
+
 def counts(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
     """Events per (partner, status)."""
     return {

@@ -119,7 +119,7 @@ def test_incremental_completeness_equals_brute_force(clean_db: Database) -> None
         (dirty,) = conn.execute("SELECT count(*) FROM catalog_dirty").fetchone()
         assert 0 < dirty <= 80  # the record hook marked the persons that got resources
     result = completeness.run(clean_db, batch=50)
-    assert result.persons == 80  # dirty ones + never-scored ones (mark_stale)
+    assert result.persons == 80  # dirty ones + new persons (queued by the registry trigger)
     with clean_db.connection() as conn:
         _assert_matches_brute_force(conn)
         # New data for some persons: only they are marked and recomputed.

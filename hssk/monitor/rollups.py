@@ -1,0 +1,187 @@
+"""Per-area rollups of the registry: upkeep and the check against a full recomputation.
+
+Statement-level triggers (migrations 0503 and 0581) append signed deltas per area cell
+(province, commune, old commune) whenever a person, its presence in the record store or its
+completeness score changes, so supervision sums a few rows per commune and never reads
+``person``. ``compact`` folds the deltas (run by ``hssk report completeness``); ``check``
+recomputes every figure from the base tables and returns the cells that differ; ``rebuild``
+repairs (two concurrent transactions that change one person's commune and its first record at
+the same instant can leave one delta in the old commune).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from hssk.catalog.completeness import compact_activity
+
+_FIGURES = ("residents", "with_record", "standardized", "verified", "deaths", "with_bhyt",
+            "with_cccd")  # fmt: skip
+_CELL = "province_code, commune_code, commune_code_old"
+_COUNTED = {"outbox": "partner, status", "ingest_error": "status, NULL",
+            "quality_issue": "kind, NULL"}  # fmt: skip
+
+
+def compact(conn: psycopg.Connection[Any]) -> None:
+    """Fold the deltas into one row per cell (rows that sum to nothing go; births older than
+    the 7-year window of ``area_young`` go too)."""
+    compact_activity(conn)
+    sums = ", ".join(f"sum({f})" for f in _FIGURES)
+    conn.execute(
+        f"""WITH d AS (DELETE FROM area_rollup RETURNING *)
+            INSERT INTO area_rollup ({_CELL}, {", ".join(_FIGURES)})
+            SELECT {_CELL}, {sums} FROM d GROUP BY 1, 2, 3
+            HAVING ({sums}) IS DISTINCT FROM ({", ".join("0" for _ in _FIGURES)})""".encode()
+    )
+    conn.execute(
+        f"""WITH d AS (DELETE FROM area_household RETURNING *)
+            INSERT INTO area_household ({_CELL}, household_id, persons)
+            SELECT {_CELL}, household_id, sum(persons) FROM d GROUP BY 1, 2, 3, 4
+            HAVING sum(persons) <> 0""".encode()
+    )
+    conn.execute(
+        f"""WITH d AS (DELETE FROM area_young RETURNING *)
+            INSERT INTO area_young ({_CELL}, birth_date, persons, with_id)
+            SELECT {_CELL}, birth_date, sum(persons), sum(with_id) FROM d
+            WHERE birth_date > current_date - interval '7 years'
+            GROUP BY 1, 2, 3, 4 HAVING (sum(persons), sum(with_id)) <> (0, 0)""".encode()
+    )
+
+    conn.execute(
+        """WITH d AS (DELETE FROM row_counter RETURNING *)
+           INSERT INTO row_counter (tbl, label1, label2, n)
+           SELECT tbl, label1, label2, sum(n) FROM d GROUP BY 1, 2, 3 HAVING sum(n) <> 0"""
+    )
+
+
+def row_counts(conn: psycopg.Connection[Any], table: str) -> dict[tuple[str, str | None], int]:
+    """Rows of ``table`` (outbox, ingest_error, quality_issue) per label, from the counters
+    its triggers keep (migration 0582): {(label1, label2): rows}."""
+    return {
+        (r[0], r[1]): int(r[2])
+        for r in conn.execute(
+            """SELECT label1, label2, sum(n) FROM row_counter WHERE tbl = %s
+               GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2""",
+            (table,),
+        )
+    }
+
+
+def rebuild(conn: psycopg.Connection[Any]) -> None:
+    """Recompute every rollup and counter from the base tables (reads the whole registry)."""
+    conn.execute("SELECT area_rollup_rebuild(), completeness_rollup_rebuild()")
+    conn.execute("DELETE FROM row_counter")
+    for table, labels in _COUNTED.items():
+        conn.execute(
+            f"""INSERT INTO row_counter (tbl, label1, label2, n)
+                SELECT %s, {labels}, count(*) FROM {table} GROUP BY 2, 3""".encode(),
+            (table,),
+        )
+
+
+# Each: (key columns, what the rollups say, what a full recomputation says), rows of one shape.
+_CHECKS: dict[str, tuple[int, str, str]] = {
+    "area": (
+        3,
+        f"""SELECT {_CELL}, {", ".join(f"sum({f})" for f in _FIGURES)} FROM area_rollup
+            GROUP BY 1, 2, 3""",
+        """SELECT p.province_code, p.commune_code, p.commune_code_old, count(*),
+              count(*) FILTER (WHERE r.person_id IS NOT NULL),
+              count(*) FILTER (WHERE p.verification <> 'unverified' OR p.cccd_verified),
+              count(*) FILTER (WHERE p.verification = 'verified' OR p.cccd_verified),
+              count(*) FILTER (WHERE p.deceased_at IS NOT NULL),
+              count(*) FILTER (WHERE p.bhyt IS NOT NULL),
+              count(*) FILTER (WHERE p.cccd IS NOT NULL)
+            FROM person p LEFT JOIN record_presence r ON r.person_id = p.id
+            WHERE p.merged_into IS NULL GROUP BY 1, 2, 3""",
+    ),
+    "household": (
+        4,
+        f"SELECT {_CELL}, household_id, sum(persons) FROM area_household GROUP BY 1, 2, 3, 4",
+        """SELECT province_code, commune_code, commune_code_old, household_id, count(*)
+           FROM person WHERE merged_into IS NULL AND household_id IS NOT NULL
+           GROUP BY 1, 2, 3, 4""",
+    ),
+    "young": (
+        4,
+        f"""SELECT {_CELL}, birth_date, sum(persons), sum(with_id) FROM area_young
+            WHERE birth_date > current_date - interval '7 years' GROUP BY 1, 2, 3, 4""",
+        """SELECT province_code, commune_code, commune_code_old, birth_date, count(*),
+             count(*) FILTER (WHERE cccd IS NOT NULL OR health_id IS NOT NULL)
+           FROM person WHERE merged_into IS NULL
+             AND birth_date > current_date - interval '7 years' GROUP BY 1, 2, 3, 4""",
+    ),
+    "completeness": (
+        5,
+        f"""SELECT {_CELL}, catalog, bin, sum(persons), sum(filled), sum(total),
+              round(sum(ratio)::numeric, 6)
+            FROM completeness_rollup GROUP BY 1, 2, 3, 4, 5""",
+        """SELECT p.province_code, p.commune_code, p.commune_code_old, c.catalog,
+             CASE WHEN c.total > 0 THEN least(floor(c.filled::float8 / c.total * 10)::int, 9)
+             END, count(*), sum(c.filled), sum(c.total),
+             round(coalesce(sum(c.filled::float8 / nullif(c.total, 0)), 0)::numeric, 6)
+           FROM completeness c JOIN person p ON p.id = c.person_id
+           WHERE p.merged_into IS NULL GROUP BY 1, 2, 3, 4, 5""",
+    ),
+    "missing": (
+        5,
+        f"""SELECT {_CELL}, catalog, field, sum(persons) FROM completeness_missing_rollup
+            GROUP BY 1, 2, 3, 4, 5""",
+        """SELECT p.province_code, p.commune_code, p.commune_code_old, c.catalog, m, count(*)
+           FROM completeness c JOIN person p ON p.id = c.person_id
+           CROSS JOIN LATERAL unnest(c.missing) AS m
+           WHERE p.merged_into IS NULL GROUP BY 1, 2, 3, 4, 5""",
+    ),
+    "outbox": (
+        2,
+        "SELECT label1, label2, sum(n) FROM row_counter WHERE tbl = 'outbox' GROUP BY 1, 2",
+        "SELECT partner, status, count(*) FROM outbox GROUP BY 1, 2",
+    ),
+    "ingest_error": (
+        1,
+        "SELECT label1, sum(n) FROM row_counter WHERE tbl = 'ingest_error' GROUP BY 1",
+        "SELECT status, count(*) FROM ingest_error GROUP BY 1",
+    ),
+    "quality_issue": (
+        1,
+        "SELECT label1, sum(n) FROM row_counter WHERE tbl = 'quality_issue' GROUP BY 1",
+        "SELECT kind, count(*) FROM quality_issue GROUP BY 1",
+    ),
+    "facility": (
+        2,
+        """SELECT facility, catalog, sum(persons), sum(filled), sum(total)
+           FROM completeness_facility_rollup GROUP BY 1, 2""",
+        """SELECT f.facility, c.catalog, count(*), sum(c.filled), sum(c.total)
+           FROM completeness c JOIN person p ON p.id = c.person_id AND p.merged_into IS NULL
+           JOIN facility_person f ON f.person_id = c.person_id GROUP BY 1, 2""",
+    ),
+}
+
+
+def _rows(conn: psycopg.Connection[Any], sql: str, key_len: int) -> set[tuple[Any, ...]]:
+    """Rows as a set (numbers as floats: sums and counts differ in type), without those whose
+    figures (the columns after the key) are all zero: a cell whose deltas cancel out."""
+    out = set()
+    for row in conn.execute(sql.encode()):
+        values = tuple(float(v) if isinstance(v, int | Decimal) else v for v in row)
+        if any(values[key_len:]):
+            out.add(values)
+    return out
+
+
+def check(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """{rollup: rows that differ from a full recomputation} (empty when all agree).
+
+    Each differing row appears as ('rollup', ...) or ('recomputed', ...)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for name, (key_len, kept_sql, full_sql) in _CHECKS.items():
+        kept, full = _rows(conn, kept_sql, key_len), _rows(conn, full_sql, key_len)
+        if kept != full:
+            out[name] = sorted(
+                [("rollup", *r) for r in kept - full] + [("recomputed", *r) for r in full - kept],
+                key=repr,
+            )
+    return out

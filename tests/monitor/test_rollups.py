@@ -1,0 +1,146 @@
+"""Per-area rollups: equal to a full recomputation after every kind of change, and no
+dashboard query reads the registry."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from hssk.catalog import completeness
+from hssk.db import Database
+from hssk.monitor import metrics, rollups
+from hssk.monitor.areas import ALL, parse
+from hssk.records import store
+from hssk.registry import merge
+from tests.factories.supervision import load_province
+
+
+def _scan_coverage(conn, catalog: str) -> tuple:
+    """The figures of the whole registry as the dashboard computed them before the rollups."""
+    u6 = date.today().replace(year=date.today().year - 6)
+    return conn.execute(
+        """SELECT count(*), count(*) FILTER (WHERE r.person_id IS NOT NULL),
+             count(*) FILTER (WHERE p.verification <> 'unverified' OR p.cccd_verified),
+             count(DISTINCT p.household_id), count(*) FILTER (WHERE p.deceased_at IS NOT NULL),
+             count(*) FILTER (WHERE p.bhyt IS NOT NULL),
+             count(*) FILTER (WHERE p.birth_date > %(u6)s),
+             count(*) FILTER (WHERE p.birth_date > %(u6)s
+                              AND (p.cccd IS NOT NULL OR p.health_id IS NOT NULL)),
+             round(avg(c.filled::float8 / nullif(c.total, 0))::numeric, 9)
+           FROM person p LEFT JOIN record_presence r ON r.person_id = p.id
+           LEFT JOIN completeness c ON c.person_id = p.id AND c.catalog = %(cat)s
+           WHERE p.merged_into IS NULL""",
+        {"u6": u6, "cat": catalog},
+    ).fetchone()
+
+
+def _assert_equal(conn) -> None:
+    assert rollups.check(conn) == {}
+    cat = metrics.completeness_default()
+    (c,) = metrics.coverage(conn, ALL, catalog=cat)
+    got = (c.residents, c.with_record, c.standardized, c.households, c.deaths, c.with_bhyt,
+           c.children_u6, c.children_u6_with_id, round(c.completeness, 9))  # fmt: skip
+    want = _scan_coverage(conn, cat)
+    assert got == tuple(float(v) if i == 8 else v for i, v in enumerate(want))
+
+
+@pytest.fixture
+def world(clean_db: Database):
+    with clean_db.connection() as conn:
+        prov = load_province(conn, 60, seed=5)
+    completeness.run(clean_db, batch=50)
+    return clean_db, prov
+
+
+def test_rollups_equal_recomputation_after_every_change(world) -> None:
+    db, prov = world
+    first = prov.first_person
+    with db.connection() as conn:
+        _assert_equal(conn)  # after ingest and scoring
+        # a death, a commune move, new identifiers, a household change, a young child
+        conn.execute("UPDATE person SET deceased_at = now() WHERE id = %s", (first,))
+        conn.execute(
+            """UPDATE person SET commune_code = '99999', commune_code_old = '99998',
+                 cccd = '001234567890', household_id = NULL WHERE id = %s""",
+            (first + 1,),
+        )
+        conn.execute(
+            "UPDATE person SET birth_date = current_date - 400, health_id = 'H1' WHERE id = %s",
+            (first + 2,),
+        )
+        _assert_equal(conn)
+        # a merge (the merged person stops counting, its records move), then its undoing
+        merge_id = merge.merge(conn, first + 3, first + 4, reason="test")
+        _assert_equal(conn)
+        merge.unmerge(conn, merge_id)
+        _assert_equal(conn)
+        merge.merge(conn, first + 7, first + 8, reason="test")
+        _assert_equal(conn)
+        # a new person, scored; a resource deleted (its presence goes at rescoring)
+        (new_id,) = conn.execute(
+            """INSERT INTO person (full_name, birth_date, province_code, commune_code,
+                 commune_code_old, household_id, bhyt)
+               VALUES ('Lê Văn Mới', current_date - 100, '01', '00004', '00004', 777, 'X')
+               RETURNING id"""
+        ).fetchone()
+        _assert_equal(conn)
+        rid = conn.execute(
+            "SELECT type, id FROM resource WHERE person_id = %s AND NOT deleted LIMIT 1",
+            (first + 5,),
+        ).fetchone()
+        store.delete(conn, rid[0], rid[1])
+        conn.execute("DELETE FROM person WHERE id = %s", (first + 6,))
+        _assert_equal(conn)
+    completeness.run(db, batch=50)  # the registry changes queued their persons
+    with db.connection() as conn:
+        assert completeness.person_score(conn, new_id)
+        _assert_equal(conn)
+        rollups.compact(conn)
+        _assert_equal(conn)
+        (rows,) = conn.execute("SELECT count(*) FROM area_rollup").fetchone()
+        (cells,) = conn.execute(
+            """SELECT count(*) FROM (SELECT DISTINCT province_code, commune_code,
+                 commune_code_old FROM person WHERE merged_into IS NULL) x"""
+        ).fetchone()
+        assert rows == cells  # compacted: one row per cell
+        # a repair from scratch gives the same figures
+        rollups.rebuild(conn)
+        _assert_equal(conn)
+
+
+def test_check_reports_a_wrong_rollup(world) -> None:
+    db, _ = world
+    with db.connection() as conn:
+        conn.execute(
+            """INSERT INTO area_rollup VALUES ('01', '00004', '00004', 1, 0, 0, 0, 0, 0, 0)"""
+        )
+        assert set(rollups.check(conn)) == {"area"}
+
+
+def test_no_dashboard_query_reads_person(world) -> None:
+    db, prov = world
+    seen: list[str] = []
+    with db.connection() as conn:
+        real = conn.execute
+
+        def spy(query, params=None, **kw):  # every statement the dashboard runs
+            text = query.decode() if isinstance(query, bytes) else str(query)
+            if text.lstrip().upper().startswith(("SELECT", "WITH")):
+                plan = real(b"EXPLAIN " + text.encode(), params).fetchall()
+                seen.append("\n".join(r[0] for r in plan))
+            return real(query, params, **kw)
+
+        conn.execute = spy  # type: ignore[method-assign]
+        for area in (ALL, parse("province:01"), parse(f"commune:{next(iter(prov.stations))}")):
+            metrics.summary(conn, area)
+            metrics.coverage(conn, area, by="commune")
+            metrics.coverage(conn, area, by="district_old")
+            metrics.facilities(conn, area)
+            metrics.trend(conn, area)
+            for level in completeness.LEVELS:
+                completeness.aggregate(conn, "hanoi-73", level, area.persons())
+            completeness.missing_fields(conn, "hanoi-73", area.persons())
+    assert len(seen) > 20 and any("area_rollup" in plan for plan in seen)
+    for plan in seen:
+        assert " on person" not in plan and " on person " not in plan, plan
