@@ -393,7 +393,9 @@ def address_text(rng: random.Random, p: Person, *, variant: bool) -> str:
                 else (f"số nhà {p.house}" if rng.random() < 0.5 else p.house)
             )
             parts.append(" ".join(x for x in (head, lane) if x))
-            road = ("đường " if not variant or rng.random() < 0.5 else rng.choice(("Đ. ", "", "phố "))) + p.street
+            road = (
+                "đường " if not variant or rng.random() < 0.5 else rng.choice(("Đ. ", "", "phố "))
+            ) + p.street
             parts.append(road)
         if p.hamlet and (not variant or rng.random() < 0.5):
             parts.append(p.hamlet.lower() if variant else p.hamlet)
@@ -479,12 +481,12 @@ def apply_error(rng: random.Random, kind: str, rec: dict[str, str | None], p: Pe
         given = p.given
         if kind == "given_typo":
             new = _typo_word(rng, given)
-            rec["full_name"] = " ".join(words[:-1] + [new])
+            rec["full_name"] = " ".join([*words[:-1], new])
         elif kind == "dropped_letter":
             if len(given) < 3:
                 return False
             i = 0 if rng.random() < 0.6 else rng.randrange(1, len(given))
-            rec["full_name"] = " ".join(words[:-1] + [given[:i] + given[i + 1 :]])
+            rec["full_name"] = " ".join([*words[:-1], given[:i] + given[i + 1 :]])
         elif kind == "misplaced_space":
             if len(words) < 3 or len(words[-2]) < 2:
                 return False

@@ -47,6 +47,7 @@ _SPARK_SQL = (
     # UDFs jaro_winkler and damerau_levenshtein on Spark from its jar)
     (re.compile(r"list_has_all\((\w+), (\w+)\)"), r"size(array_except(\2, \1)) = 0"),
     (re.compile(r"list_has_any\((\w+), (\w+)\)"), r"arrays_overlap(\1, \2)"),
+    (re.compile(r"list_contains\("), "array_contains("),
     (re.compile(r"jaro_winkler_similarity\("), "jaro_winkler("),
     (re.compile(r" AS VARCHAR\)"), " AS STRING)"),
 )
@@ -139,14 +140,36 @@ def _settings() -> Any:
                 "name",
                 "middle_differs",
             ),
+            _lvl("compact_l = compact_r", "spacing", "name", "spacing"),
             _lvl(
                 "(family_l = family_r AND given_l = given_r)"
+                " OR damerau_levenshtein(compact_l, compact_r) <= 1"
                 " OR jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92",
                 "fuzzy",
                 "name",
                 "fuzzy",
             ),
+            _lvl(
+                "damerau_levenshtein(scompact_l, scompact_r) <= 1",
+                "reordered fuzzy",
+                "name",
+                "reordered_fuzzy",
+            ),
+            _lvl(
+                "(n_words_l = 1 AND list_contains(name_words_r, name_key_l))"
+                " OR (n_words_r = 1 AND list_contains(name_words_l, name_key_r))",
+                "partial",
+                "name",
+                "partial",
+            ),
             _lvl("given_l = given_r", "given", "name", "given"),
+            _lvl(
+                "least(damerau_levenshtein(compact_l, compact_r),"
+                " damerau_levenshtein(scompact_l, scompact_r)) <= 2",
+                "fuzzy2",
+                "name",
+                "fuzzy2",
+            ),
             _lvl("TRUE", "else", "name", "else"),
         ],
         output_column_name="name",
@@ -173,6 +196,20 @@ def _settings() -> Any:
                 "typo",
                 "birth",
                 "typo",
+            ),
+            _lvl(
+                f"{both_d} AND month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r)"
+                " AND abs(yr_l - yr_r) <= 2",
+                "near year",
+                "birth",
+                "near_year",
+            ),
+            _lvl(
+                f"{both_d} AND damerau_levenshtein(bd8_l, bd8_r) <= 2"
+                f" AND abs(yr_l - yr_r) < {GENERATION}",
+                "two digits",
+                "birth",
+                "typo2",
             ),
             _lvl(
                 "yr_l = yr_r AND (prec_l = 'M' OR prec_r = 'M') AND prec_l <> 'Y' AND prec_r <> 'Y'"
@@ -221,6 +258,15 @@ def _settings() -> Any:
         ],
         output_column_name="cccd",
     )
+    eid = cl.CustomComparison(
+        [
+            _null("eid_l IS NULL OR eid_r IS NULL"),
+            _lvl("eid_l = eid_r", "same", "eid", "same"),
+            _lvl("damerau_levenshtein(eid_l, eid_r) <= 1", "typo", "eid", "typo"),
+            _lvl("TRUE", "else", "eid", "else"),
+        ],
+        output_column_name="eid",
+    )
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -235,6 +281,7 @@ def _settings() -> Any:
             _simple("bhxh", "bhxh"),
             _simple("passport", "passport"),
             _simple("temp_card", "temp_card"),
+            eid,
         ],
         blocking_rules_to_generate_predictions=[
             block_on("cccd"),
@@ -248,6 +295,8 @@ def _settings() -> Any:
             block_on("given", "bd_full"),
             block_on("family", "bd_full"),
             block_on("name_key", "commune"),
+            block_on("eid"),
+            block_on("bd_full", "commune"),
         ],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
@@ -273,6 +322,8 @@ def features_table(feats: Sequence[Features]) -> Any:
             "middle": col(
                 lambda f: " ".join(f.name_key.split(" ")[1:-1]) or None if f.name_key else None
             ),
+            "compact": col(lambda f: f.name_key.replace(" ", "") if f.name_key else None),
+            "scompact": col(lambda f: f.name_sorted.replace(" ", "") if f.name_sorted else None),
             "name_words": pa.array(
                 col(lambda f: f.name_key.split(" ") if f.name_key else []), pa.list_(pa.string())
             ),
@@ -290,6 +341,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "bd_full": pa.array(
                 col(lambda f: f.birth_date if f.precision == "D" else None), pa.date32()
             ),
+            "bd8": col(lambda f: f.birth_date.strftime("%Y%m%d") if f.birth_date else None),
             "yr": pa.array(col(lambda f: f.birth_date.year if f.birth_date else None), pa.int32()),
             "prec": col(lambda f: f.precision),
             "sex": col(lambda f: f.sex),
@@ -298,6 +350,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "bhxh": col(lambda f: f.bhxh),
             "passport": col(lambda f: f.passport),
             "temp_card": col(lambda f: f.temp_card),
+            "eid": col(lambda f: f.eid),
             "phone": col(lambda f: f.phone),
             "commune": col(lambda f: f.commune),
             "commune_old": col(lambda f: f.commune_old),
