@@ -178,3 +178,11 @@ def commune_name(code: str | None) -> str | None:
         return None
     t = _tables()
     return t.new_names.get(code) or t.old_names.get(code)
+
+
+@lru_cache(maxsize=1)
+def province_name_list() -> tuple[str, ...]:
+    """Province names, pre-2025 and 2025 ('Thành phố Hà Nội', 'Tỉnh Đắk Lắk')."""
+    t = _tables()
+    names = {n.rsplit(", ", 1)[-1] for n in (*t.new_names.values(), *t.old_names.values())}
+    return tuple(sorted(names))

@@ -48,6 +48,7 @@ _SPARK_SQL = (
     (re.compile(r"list_has_all\((\w+), (\w+)\)"), r"size(array_except(\2, \1)) = 0"),
     (re.compile(r"list_has_any\((\w+), (\w+)\)"), r"arrays_overlap(\1, \2)"),
     (re.compile(r"list_contains\("), "array_contains("),
+    (re.compile(r"\blen\("), "size("),
     (re.compile(r"jaro_winkler_similarity\("), "jaro_winkler("),
     (re.compile(r" AS VARCHAR\)"), " AS STRING)"),
 )
@@ -258,6 +259,31 @@ def _settings() -> Any:
         ],
         output_column_name="cccd",
     )
+    conflict = " OR ".join(
+        f"(len({c}_l) > 0 AND len({c}_r) > 0 AND NOT list_has_any({c}_l, {c}_r))"
+        for c in ("addr_h", "addr_l")
+    )
+    address = cl.CustomComparison(
+        [
+            _null("addr_empty_l OR addr_empty_r"),
+            _lvl(conflict, "other dwelling", "address", "else"),
+            _lvl(
+                "list_has_any(addr_s_l, addr_s_r) AND list_has_any(addr_h_l, addr_h_r)",
+                "same",
+                "address",
+                "same",
+            ),
+            _lvl(
+                "list_has_any(addr_s_l, addr_s_r) AND list_has_any(addr_a_l, addr_a_r)",
+                "street",
+                "address",
+                "street",
+            ),
+            _lvl("list_has_any(addr_a_l, addr_a_r)", "area", "address", "area"),
+            _lvl("TRUE", "else", "address", "else"),
+        ],
+        output_column_name="address",
+    )
     eid = cl.CustomComparison(
         [
             _null("eid_l IS NULL OR eid_r IS NULL"),
@@ -276,6 +302,7 @@ def _settings() -> Any:
             birth,
             sex,
             commune,
+            address,
             _simple("phone", "phone"),
             cccd,
             _simple("bhxh", "bhxh"),
@@ -356,6 +383,14 @@ def features_table(feats: Sequence[Features]) -> Any:
             "commune_old": col(lambda f: f.commune_old),
             "province": col(lambda f: f.province),
             "communes": pa.array(col(lambda f: list(f.communes)), pa.list_(pa.string())),
+            "addr_empty": col(lambda f: not f.address),
+            **{
+                f"addr_{short}": pa.array(
+                    col(lambda f, k=kind: sorted(getattr(f.address, k)) if f.address else []),
+                    pa.list_(pa.string()),
+                )
+                for short, kind in (("h", "house"), ("l", "lane"), ("s", "local"), ("a", "area"))
+            },
         }
     )
 

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.kernel.config import settings
+from hssk.registry.address import normalize_address
 from hssk.registry.adminunits import commune_options
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
 from hssk.registry.prepare import Prepared, prepare
@@ -52,6 +53,7 @@ def features_of(p: Prepared) -> Features:
         province=p.province_code,
         mother_id=p.rec.mother_person_id,
         communes=p.commune_options,
+        address=normalize_address(p.rec.address),
     )
 
 
@@ -77,6 +79,7 @@ def features_of_person(p: Person) -> Features:
         province=p.province_code,
         mother_id=p.mother_id,
         communes=commune_options(p.commune_code, p.commune_code_old),
+        address=normalize_address(p.address),
     )
 
 
