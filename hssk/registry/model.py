@@ -142,11 +142,39 @@ def _compact(key: str | None) -> str:
 
 
 def name_distance(a: Features, b: Features) -> int:
-    """Edits between two names' letters, spaces ignored, in written or in sorted word order
-    (a name written in another order with a typo is one edit away)."""
+    """Edits between two names' letters, spaces ignored, in written or in sorted word order,
+    or word by word in any order (a name written in another order with a typo is one edit
+    away)."""
     return min(
         OSA.distance(_compact(a.name_key), _compact(b.name_key)),
         OSA.distance(_compact(a.name_sorted), _compact(b.name_sorted)),
+        _word_edits(a.name_key, b.name_key),
+    )
+
+
+def _word_edits(ka: str | None, kb: str | None) -> int:
+    """Edits between the words of two names of as many words, paired in the best order
+    ('cong thanh to' / 'ta cong thanh': 1); 99 when the word counts differ or exceed 5."""
+    wa, wb = (ka or "").split(" "), (kb or "").split(" ")
+    if len(wa) != len(wb) or len(wa) > 5:
+        return 99
+    rest_a = list(wa)
+    rest_b = []
+    for w in wb:
+        if w in rest_a:
+            rest_a.remove(w)
+        else:
+            rest_b.append(w)
+    if len(rest_a) > 3:
+        return 99
+    from itertools import permutations
+
+    return min(
+        (
+            sum(OSA.distance(x, y) for x, y in zip(rest_a, perm, strict=True))
+            for perm in permutations(rest_b)
+        ),
+        default=0,
     )
 
 
@@ -257,7 +285,10 @@ def compare_name(a: Features, b: Features) -> str | None:
         return "spacing"
     if OSA.distance(ca, cb) <= 1 or JaroWinkler.similarity(a.name_key, b.name_key) >= 0.92:
         return "fuzzy"
-    sorted_edits = OSA.distance(_compact(a.name_sorted), _compact(b.name_sorted))
+    sorted_edits = min(
+        OSA.distance(_compact(a.name_sorted), _compact(b.name_sorted)),
+        _word_edits(a.name_key, b.name_key),
+    )
     if sorted_edits <= 1:
         return "reordered_fuzzy"
     if _one_word_of(a, b):
@@ -405,7 +436,12 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
     # an unverified document number or a CCCD one keystroke off still speaks for the pair
     id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
     conflict = given_conflict(a, b)
-    if conflict == "strong":
+    if conflict == "strong" and not (
+        # a verified id and the birth date agree: a name typed wrong in two or three places
+        id_agrees
+        and levels.get("birth") in ("exact", "swap", "typo", "near_year")
+        and name_distance(a, b) <= 4
+    ):
         return "given_name"
     if conflict == "weak" and not id_agrees:
         return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
