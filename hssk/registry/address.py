@@ -53,41 +53,22 @@ _NOT_WORD = re.compile(r"[^a-z0-9/ ]+")
 _NUMBER = re.compile(r"^\d+[a-z]?$")
 _SLASHED = re.compile(r"^(\d+[a-z]?)((?:/\d+[a-z]?)+)$")
 
-# Leading words of a part (folded), longest first, with the kind of part they start.
-_PREFIXES: tuple[tuple[str, str], ...] = tuple(
+# Leading words of a part (folded), with the kind of part they start; tried longest first.
+_PREFIX_WORDS = {
+    "house": ("so nha", "so", "sn", "nha so", "can ho"),
+    "lane": ("ngo", "ngach", "hem", "kiet", "hxh"),
+    "hamlet": (
+        "to dan pho", "to", "thon", "xom", "ap", "ban", "buon", "khu pho", "kp", "khom", "khu",
+        "doi", "lang", "plei", "soc", "cum",
+    ),
+    "street": ("duong", "pho", "d", "dg", "tl", "ql", "dt"),
+    "ward": ("phuong", "p", "f", "xa", "x", "thi tran", "tt", "dac khu"),
+    "district": ("quan", "q", "huyen", "h", "thi xa", "tx", "thanh pho", "tp"),
+    "province": ("tinh", "t"),
+}  # fmt: skip
+_PREFIXES = tuple(
     sorted(
-        (
-            *((w, "house") for w in ("so nha", "so", "sn", "nha so", "can ho")),
-            *((w, "lane") for w in ("ngo", "ngach", "hem", "kiet", "hxh")),
-            *(
-                (w, "hamlet")
-                for w in (
-                    "to dan pho",
-                    "to",
-                    "thon",
-                    "xom",
-                    "ap",
-                    "ban",
-                    "buon",
-                    "khu pho",
-                    "kp",
-                    "khom",
-                    "khu",
-                    "doi",
-                    "lang",
-                    "plei",
-                    "soc",
-                    "cum",
-                )
-            ),  # fmt: skip
-            *((w, "street") for w in ("duong", "pho", "d", "dg", "tl", "ql", "dt")),
-            *((w, "ward") for w in ("phuong", "p", "f", "xa", "x", "thi tran", "tt", "dac khu")),
-            *(
-                (w, "district")
-                for w in ("quan", "q", "huyen", "h", "thi xa", "tx", "thanh pho", "tp")
-            ),
-            *((w, "province") for w in ("tinh", "t")),
-        ),
+        ((w, kind) for kind, words in _PREFIX_WORDS.items() for w in words),
         key=lambda t: -len(t[0]),
     )
 )

@@ -433,6 +433,10 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
             return "cccd"
     if levels.get("temp_card") == "else":
         return "temp_card"  # two newborns (twins) with their own temporary cards
+    if levels.get("bhxh") == "else" and levels.get("cccd") not in ("same", "typo"):
+        assert a.bhxh is not None and b.bhxh is not None
+        if OSA.distance(a.bhxh, b.bhxh) > 1:
+            return "bhxh"  # two social-insurance numbers and no personal id to reconcile them
     # an unverified document number or a CCCD one keystroke off still speaks for the pair
     id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
     conflict = given_conflict(a, b)
