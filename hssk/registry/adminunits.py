@@ -166,7 +166,7 @@ def _may_be_vietnamese(text: str) -> bool:
     from hssk.registry.address import province_names
 
     compact = re.sub(r"[^a-z]", "", low)
-    return any(name in compact for name in province_names())
+    return any(name in compact for name in province_names() if len(name) >= 4)
 
 
 @lru_cache(maxsize=65536)
