@@ -250,7 +250,7 @@ def _place(rng: random.Random, ward: Ward) -> tuple[str, str, str, str]:
     return house if rng.random() < 0.3 else "", "", "", f"{word} {name}"
 
 
-def _new_person(rng: random.Random, key: str) -> Person:
+def new_person(rng: random.Random, key: str) -> Person:
     prov, default_kind = _pick_province(rng)
     kind = default_kind if default_kind != "kinh" and rng.random() < _MINORITY_SHARE else "kinh"
     if kind == "kinh" and prov in ("01", "79") and rng.random() < 0.04:
@@ -281,7 +281,7 @@ def _pick_province(rng: random.Random) -> tuple[str, str]:
 
 
 # --- hard negatives ------------------------------------------------------------------------
-def _twin(rng: random.Random, p: Person, key: str) -> Person:
+def twin_of(rng: random.Random, p: Person, key: str) -> Person:
     """Same parents, address, phone and birth date; another given name (often close)."""
     sex = rng.choice("MF")
     pool = _GIVEN_F if sex == "F" else _GIVEN_M
@@ -305,7 +305,7 @@ def _twin(rng: random.Random, p: Person, key: str) -> Person:
     )
 
 
-def _namesake(rng: random.Random, p: Person, key: str) -> Person:
+def namesake_of(rng: random.Random, p: Person, key: str) -> Person:
     """Same full name, same ward and birth year, another date, another house and ids."""
     birth = date(p.birth.year, 1, 1) + timedelta(days=rng.randrange(365))
     while birth == p.birth:
@@ -328,7 +328,7 @@ def _namesake(rng: random.Random, p: Person, key: str) -> Person:
     )
 
 
-def _son(rng: random.Random, father: Person, key: str) -> Person:
+def son_of(rng: random.Random, father: Person, key: str) -> Person:
     """The father's full name, 20–32 years younger, same household (address and phone)."""
     birth = _birth(rng, father.birth.year + 20, min(father.birth.year + 32, 2022))
     prov = father.ward.province_code
@@ -526,7 +526,7 @@ def apply_error(rng: random.Random, kind: str, rec: dict[str, str | None], p: Pe
 
 # --- registers -----------------------------------------------------------------------------
 # source: (name without diacritics, upper case, birth year only, cccd, bhxh, phone, commune code)
-_SOURCES = {
+SOURCES = {
     "dancu": (0.0, 0.0, 0.0, 0.97, 0.2, 0.5, 0.95),
     "bhyt": (0.05, 0.3, 0.06, 0.55, 0.98, 0.3, 0.0),
     "benhvien": (0.3, 0.3, 0.03, 0.5, 0.6, 0.6, 0.0),
@@ -538,7 +538,7 @@ def write_record(
     rng: random.Random, p: Person, source: str, rid: str, *, carry_ids: bool = False
 ) -> dict[str, str | None]:
     """One register's record of ``p`` (its habits: diacritics, case, which fields it keeps)."""
-    no_diac, upper, year_only, has_cccd, has_bhxh, has_phone, has_code = _SOURCES[source]
+    no_diac, upper, year_only, has_cccd, has_bhxh, has_phone, has_code = SOURCES[source]
     name = p.full_name
     if p.western and rng.random() < 0.5:
         name = " ".join(w for w in (p.family, p.given, p.middle) if w)  # passport order
@@ -584,26 +584,26 @@ def generate(n_records: int = 40_000, seed: int = 7) -> Dataset:
     target_persons = max(4, n_records // 2)
     while len(persons) < target_persons:
         key = f"P{len(persons):07d}"
-        p = _new_person(rng, key)
+        p = new_person(rng, key)
         persons.append(p)
         r = rng.random()
         if r < 0.015:
-            twin = _twin(rng, p, f"P{len(persons):07d}")
+            twin = twin_of(rng, p, f"P{len(persons):07d}")
             persons.append(twin)
             roles[p.key] = roles[twin.key] = "twin"
         elif r < 0.035:
-            ns = _namesake(rng, p, f"P{len(persons):07d}")
+            ns = namesake_of(rng, p, f"P{len(persons):07d}")
             persons.append(ns)
             roles[p.key] = roles[ns.key] = "namesake"
         elif r < 0.06 and p.sex == "M" and p.birth.year <= 1985 and p.kind != "foreign":
-            son = _son(rng, p, f"P{len(persons):07d}")
+            son = son_of(rng, p, f"P{len(persons):07d}")
             persons.append(son)
             roles[p.key] = roles[son.key] = "father_son"
     records: list[dict[str, str | None]] = []
     truth: list[str] = []
     kinds: list[str] = []
     rec_roles: list[str] = []
-    sources = list(_SOURCES)
+    sources = list(SOURCES)
     for p in persons:
         k = rng.choices((1, 2, 3, 4), (0.3, 0.42, 0.2, 0.08))[0]
         role = roles.get(p.key)

@@ -53,10 +53,11 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "year": (0.03, 0.02),  # same year, one side has year precision
         "swap": (0.02, 0.00004),  # day and month swapped
         # One of y/m/d differs by one digit: weak, since namesakes born weeks apart are common.
-        "typo": (0.03, 0.03),
+        # namesakes born days apart in one commune are as common as typing slips: not evidence
+        "typo": (0.03, 0.06),
         "near_year": (0.012, 0.002),  # same day and month, the year off by two
         "typo2": (0.005, 0.01),  # two digits of the full date differ
-        "else": (0.005, 0.96792),
+        "else": (0.005, 0.93792),
     },
     "sex": {"agree": (0.97, 0.5), "else": (0.03, 0.5)},
     "commune": {
@@ -69,8 +70,8 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
     "address": {
         "same": (0.55, 0.0002),  # house number and street or hamlet
         "street": (0.15, 0.004),  # street or hamlet and ward, no conflicting house number
-        "area": (0.1, 0.05),  # a ward or district name
-        "else": (0.2, 0.9458),  # another dwelling: people move
+        "area": (0.1, 0.07),  # a ward or district name (mostly what the commune code says)
+        "else": (0.2, 0.9258),  # another dwelling: people move
     },
     "cccd": {
         "same": (0.9, 1e-7),
@@ -198,7 +199,12 @@ def given_conflict(a: Features, b: Features) -> str | None:
     typing error may explain but that may be two names ('Lan'/'Lam', 'An'/'Anh', or two edits
     over the whole name), None when they agree or one is a typing error of the other ('Sang'/
     'Sng', 'Th ịVân', 'Vân Nguyễn Thị' with a typo)."""
-    if not a.given or not b.given or a.given == b.given:
+    if not a.given or not b.given or a.name_key == b.name_key:
+        return None
+    # Outside the Kinh pattern the last word need not be the given name ('H'Đum Ksơr': the
+    # family name is last), so the whole name is compared, not the last words.
+    foreign = not (vietnamese_name(a) and vietnamese_name(b))
+    if a.given == b.given and not foreign:
         return None
     if a.name_sorted and a.name_sorted == b.name_sorted:
         return None  # the same words in another order: family name written last
@@ -209,7 +215,7 @@ def given_conflict(a: Features, b: Features) -> str | None:
     dist = name_distance(a, b)
     if dist == 0:
         return None  # the same letters with spaces elsewhere
-    if not (vietnamese_name(a) and vietnamese_name(b)):
+    if foreign:
         # outside the Vietnamese vocabulary: letters and word order decide, not the name list
         return None if dist <= 1 else ("weak" if dist <= 2 else "strong")
     given_edits = OSA.distance(a.given, b.given)
