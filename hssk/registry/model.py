@@ -428,6 +428,11 @@ def _probability(weight: float) -> float:
     return odds / (1.0 + odds)
 
 
+_NAME_AGREES = frozenset(
+    ("exact", "exact_folded", "reordered", "spacing", "family_given", "fuzzy", "reordered_fuzzy")
+)
+
+
 def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
     """Hard conflicts only: what no typing error explains."""
     id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
@@ -443,21 +448,25 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         assert a.bhxh is not None and b.bhxh is not None
         if OSA.distance(a.bhxh, b.bhxh) > 1:
             return "bhxh"  # two social-insurance numbers and no personal id to reconcile them
+    if levels.get("cccd") == "same" and a.birth_date and b.birth_date:
+        if abs(a.birth_date.year - b.birth_date.year) >= GENERATION:
+            return "parent_id"  # a parent's CCCD on a child's record
     # an unverified document number or a CCCD one keystroke off still speaks for the pair
     id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
+    same_doc = id_agrees or levels.get("eid") == "same"
+    birth_agrees = levels.get("birth") in ("exact", "swap", "typo", "near_year", "typo2")
     conflict = given_conflict(a, b)
-    if conflict == "strong" and not (
-        # a verified id and the birth date agree: a name typed wrong in two or three places
-        id_agrees
-        and levels.get("birth") in ("exact", "swap", "typo", "near_year")
-        and name_distance(a, b) <= 4
-    ):
+    # One document number and one birth date: the name was mistyped or replaced by a clerk;
+    # twins and namesakes never share a document.
+    if conflict == "strong" and not (same_doc and birth_agrees):
         return "given_name"
-    if conflict == "weak" and not id_agrees:
+    if conflict == "weak" and not (id_agrees or (same_doc and birth_agrees)):
         return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
+    # One document number and one name: the birth date was mistyped.
+    name_agrees = levels.get("name") in _NAME_AGREES
     if levels.get("birth") == "typo2" and not id_near:
         return "birth_date"  # two digits of a full date: namesakes born weeks apart
-    if levels.get("birth") == "else" and not id_agrees:
+    if levels.get("birth") == "else" and not (id_agrees or (id_near and name_agrees)):
         assert a.birth_date is not None and b.birth_date is not None
         if a.precision == "D" and b.precision == "D":
             return "birth_date"
