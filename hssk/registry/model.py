@@ -454,7 +454,8 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
     # an unverified document number or a CCCD one keystroke off still speaks for the pair
     id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
     same_doc = id_agrees or levels.get("eid") == "same"
-    birth_agrees = levels.get("birth") in ("exact", "swap", "typo", "near_year", "typo2")
+    # (a missing birth date does not contradict)
+    birth_agrees = levels.get("birth", "exact") in ("exact", "swap", "typo", "near_year", "typo2")
     conflict = given_conflict(a, b)
     # One document number and one birth date: the name was mistyped or replaced by a clerk;
     # twins and namesakes never share a document.
