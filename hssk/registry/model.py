@@ -448,9 +448,13 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         assert a.bhxh is not None and b.bhxh is not None
         if OSA.distance(a.bhxh, b.bhxh) > 1:
             return "bhxh"  # two social-insurance numbers and no personal id to reconcile them
-    if levels.get("cccd") == "same" and a.birth_date and b.birth_date:
-        if abs(a.birth_date.year - b.birth_date.year) >= GENERATION:
-            return "parent_id"  # a parent's CCCD on a child's record
+    if (
+        levels.get("cccd") == "same"
+        and a.birth_date
+        and b.birth_date
+        and abs(a.birth_date.year - b.birth_date.year) >= GENERATION
+    ):
+        return "parent_id"  # a parent's CCCD on a child's record
     # an unverified document number or a CCCD one keystroke off still speaks for the pair
     id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
     same_doc = id_agrees or levels.get("eid") == "same"
