@@ -27,6 +27,7 @@ from typing import Any
 from hssk.registry.link import AMBIGUITY_BITS, features_of
 from hssk.registry.model import GENERATION, LEVELS, PRIOR, Features, compare, strong_identifier
 from hssk.registry.prepare import prepare
+from hssk.registry.train import apply_active
 from hssk.registry.types import SourceRecord
 
 MAX_CLUSTER = 50  # a person has a few dozen source records at most; larger is a chain
@@ -509,6 +510,7 @@ def dedup(
     from hssk.kernel.config import settings
 
     cfg = settings()
+    apply_active(cfg.data_dir)  # the same trained weights as online linking
     upper = cfg.match_upper if upper is None else upper
     lower = cfg.match_lower if lower is None else lower
     stats: dict[str, Any] = {"records": len(recs)}

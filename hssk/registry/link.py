@@ -24,6 +24,7 @@ from hssk.registry.address import normalize_address
 from hssk.registry.adminunits import commune_options
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
 from hssk.registry.prepare import Prepared, prepare
+from hssk.registry.train import apply_active
 from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord, person_from_row
 
 LINK_LOCK = 7_340_200  # advisory lock key of the linking step
@@ -284,6 +285,7 @@ def link_many(
         return []
     cfg = settings()
     upper, lower = cfg.match_upper, cfg.match_lower
+    apply_active(cfg.data_dir)  # trained weights of this installation, when activated
     # Normalizing happens before the lock, so concurrent ingest workers overlap on it.
     given = prepared if prepared is not None else [None] * len(recs)
     # (strict: one prepared entry per record, or ValueError)
