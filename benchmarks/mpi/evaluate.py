@@ -16,19 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-def pairwise(pred: Sequence[Any], truth: Sequence[Any]) -> dict[str, float]:
-    """Pairwise precision, recall and F1 of a clustering against the truth."""
-
-    def pairs(counter: Counter[Any]) -> int:
-        return sum(n * (n - 1) // 2 for n in counter.values())
-
-    tp = pairs(Counter(zip(pred, truth, strict=True)))
-    pp, tt = pairs(Counter(pred)), pairs(Counter(truth))
-    precision = tp / pp if pp else 1.0
-    recall = tp / tt if tt else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "true_pairs": tt}
+from benchmarks.registry import pairwise_scores
 
 
 def link_csv(path: Path) -> tuple[list[str], dict[str, Any]]:
@@ -44,7 +32,7 @@ def link_csv(path: Path) -> tuple[list[str], dict[str, Any]]:
 
 
 def score(keys: Sequence[str], truth: Sequence[str], stats: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = pairwise(keys, truth)
+    out: dict[str, Any] = pairwise_scores(keys, truth)
     out["records"] = len(keys)
     out["review_per_10k"] = stats["review_pairs"] * 10_000 / max(len(keys), 1)
     out["seconds"] = stats.get("total_s")

@@ -1,6 +1,6 @@
 """Vietnamese demographic records with realistic errors, for evaluating the MPI.
 
-Written apart from ``hssk.synth`` and ``hssk.registry.synthdata`` (no code, lists or error
+Written apart from ``hssk.synth`` and ``tests.factories.linkage`` (no code, lists or error
 model shared): its own name lists (Kinh, Ê Đê, Jrai, Khmer, Thái, foreign residents), real
 wards from the ``vietnamadminunits`` data files, and registers that write the same person
 differently. Each duplicate record carries the errors real registers are full of:

@@ -133,7 +133,7 @@ def train(
 ) -> None:
     """Học trọng số m/u (EM) / estimate m and u from the records (EM; random pairs for u),
     save them as a new version, print each weight and its change."""
-    from hssk.config import settings
+    from hssk.kernel.config import settings
     from hssk.registry import train as tr
     from hssk.registry.link import features_of
     from hssk.registry.prepare import prepare

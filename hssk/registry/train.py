@@ -88,14 +88,14 @@ def estimate_m(
     levels = {f: dict(v) for f, v in start.items()}
     share = 0.1
     done = 0
-    for done in range(1, iterations + 1):  # noqa: B007 (the count is returned)
+    for done in range(1, iterations + 1):  # noqa: B007 - the count is returned
         logit0 = math.log(share / (1 - share))
         posts = []
         for vec in vectors:
             w = logit0 + sum(math.log(levels[f][lv][0] / levels[f][lv][1]) for f, lv in vec.items())
             posts.append(1.0 / (1.0 + math.exp(-w)) if w > -60 else 0.0)
         new_share = min(max(sum(posts) / max(len(posts), 1), 1e-6), 1 - 1e-6)
-        sums: dict[str, Counter[str]] = defaultdict(Counter)
+        sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for p, vec in zip(posts, vectors, strict=True):
             for f, lv in vec.items():
                 sums[f][lv] += p
@@ -104,7 +104,9 @@ def estimate_m(
             total = sum(sums[f].values())
             for name, (m, u) in lv_map.items():
                 m0 = DEFAULT_LEVELS[f][name][0]
-                new_m = (sums[f][name] + PRIOR_STRENGTH_M * m0) / (total + PRIOR_STRENGTH_M)
+                new_m = (sums[f].get(name, 0.0) + PRIOR_STRENGTH_M * m0) / (
+                    total + PRIOR_STRENGTH_M
+                )
                 change = max(change, abs(new_m - m))
                 lv_map[name] = (max(new_m, FLOOR), u)
         share = new_share

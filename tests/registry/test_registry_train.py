@@ -8,7 +8,7 @@ from hssk.registry import model
 from hssk.registry import train as tr
 from hssk.registry.link import features_of
 from hssk.registry.prepare import prepare
-from hssk.registry.synthdata import generate
+from tests.factories.linkage import generate
 
 
 def test_train_save_activate_and_back(tmp_path: Path) -> None:
