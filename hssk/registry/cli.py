@@ -124,6 +124,42 @@ def link(
 
 
 @app.command()
+def train(
+    input: Annotated[Path, typer.Argument(help="CSV of the deployment's records (as for link)")],
+    activate: Annotated[
+        bool, typer.Option(help="use the trained weights for linking from now on")
+    ] = False,
+    random_pairs: Annotated[int, typer.Option(help="random pairs for the u estimate")] = 100_000,
+) -> None:
+    """Học trọng số m/u (EM) / estimate m and u from the records (EM; random pairs for u),
+    save them as a new version, print each weight and its change."""
+    from hssk.kernel.config import settings
+    from hssk.registry import train as tr
+    from hssk.registry.link import features_of
+    from hssk.registry.prepare import prepare
+
+    try:
+        recs = read_records(input, "file")
+    except CsvInputError as exc:
+        err.print(f"[red]lỗi / error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    result = tr.train([features_of(prepare(r)) for r in recs], random_pairs=random_pairs)
+    data_dir = settings().data_dir
+    path = tr.save(result, data_dir)
+    table = Table("field", "level", "weight before (bits)", "after", "change")
+    for fld, lvl, before, after in tr.changes(result.levels):
+        table.add_row(fld, lvl, f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f}")
+    console.print(table)
+    console.print(
+        f"version {result.version}: {result.records:,} records, {result.candidate_pairs:,}"
+        f" candidate pairs, {result.iterations} EM iterations, match share"
+        f" {result.match_share:.4f} → {path}"
+    )
+    if activate:
+        console.print(f"active: {tr.activate(path, data_dir)}")
+
+
+@app.command()
 def review(
     limit: Annotated[int, typer.Option(help="rows to show")] = 50,
     status: Annotated[str, typer.Option(help="open | accepted | rejected")] = "open",

@@ -27,6 +27,7 @@ from typing import Any
 from hssk.registry.link import AMBIGUITY_BITS, features_of
 from hssk.registry.model import GENERATION, LEVELS, PRIOR, Features, compare, strong_identifier
 from hssk.registry.prepare import prepare
+from hssk.registry.train import apply_active
 from hssk.registry.types import SourceRecord
 
 MAX_CLUSTER = 50  # a person has a few dozen source records at most; larger is a chain
@@ -47,6 +48,8 @@ _SPARK_SQL = (
     # UDFs jaro_winkler and damerau_levenshtein on Spark from its jar)
     (re.compile(r"list_has_all\((\w+), (\w+)\)"), r"size(array_except(\2, \1)) = 0"),
     (re.compile(r"list_has_any\((\w+), (\w+)\)"), r"arrays_overlap(\1, \2)"),
+    (re.compile(r"list_contains\("), "array_contains("),
+    (re.compile(r"\blen\("), "size("),
     (re.compile(r"jaro_winkler_similarity\("), "jaro_winkler("),
     (re.compile(r" AS VARCHAR\)"), " AS STRING)"),
 )
@@ -139,14 +142,36 @@ def _settings() -> Any:
                 "name",
                 "middle_differs",
             ),
+            _lvl("compact_l = compact_r", "spacing", "name", "spacing"),
             _lvl(
                 "(family_l = family_r AND given_l = given_r)"
+                " OR damerau_levenshtein(compact_l, compact_r) <= 1"
                 " OR jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92",
                 "fuzzy",
                 "name",
                 "fuzzy",
             ),
+            _lvl(
+                "damerau_levenshtein(scompact_l, scompact_r) <= 1",
+                "reordered fuzzy",
+                "name",
+                "reordered_fuzzy",
+            ),
+            _lvl(
+                "(n_words_l = 1 AND list_contains(name_words_r, name_key_l))"
+                " OR (n_words_r = 1 AND list_contains(name_words_l, name_key_r))",
+                "partial",
+                "name",
+                "partial",
+            ),
             _lvl("given_l = given_r", "given", "name", "given"),
+            _lvl(
+                "least(damerau_levenshtein(compact_l, compact_r),"
+                " damerau_levenshtein(scompact_l, scompact_r)) <= 2",
+                "fuzzy2",
+                "name",
+                "fuzzy2",
+            ),
             _lvl("TRUE", "else", "name", "else"),
         ],
         output_column_name="name",
@@ -173,6 +198,20 @@ def _settings() -> Any:
                 "typo",
                 "birth",
                 "typo",
+            ),
+            _lvl(
+                f"{both_d} AND month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r)"
+                " AND abs(yr_l - yr_r) <= 2",
+                "near year",
+                "birth",
+                "near_year",
+            ),
+            _lvl(
+                f"{both_d} AND damerau_levenshtein(bd8_l, bd8_r) <= 2"
+                f" AND abs(yr_l - yr_r) < {GENERATION}",
+                "two digits",
+                "birth",
+                "typo2",
             ),
             _lvl(
                 "yr_l = yr_r AND (prec_l = 'M' OR prec_r = 'M') AND prec_l <> 'Y' AND prec_r <> 'Y'"
@@ -221,6 +260,40 @@ def _settings() -> Any:
         ],
         output_column_name="cccd",
     )
+    conflict = " OR ".join(
+        f"(len({c}_l) > 0 AND len({c}_r) > 0 AND NOT list_has_any({c}_l, {c}_r))"
+        for c in ("addr_h", "addr_l")
+    )
+    address = cl.CustomComparison(
+        [
+            _null("addr_empty_l OR addr_empty_r"),
+            _lvl(conflict, "other dwelling", "address", "else"),
+            _lvl(
+                "list_has_any(addr_s_l, addr_s_r) AND list_has_any(addr_h_l, addr_h_r)",
+                "same",
+                "address",
+                "same",
+            ),
+            _lvl(
+                "list_has_any(addr_s_l, addr_s_r) AND list_has_any(addr_a_l, addr_a_r)",
+                "street",
+                "address",
+                "street",
+            ),
+            _lvl("list_has_any(addr_a_l, addr_a_r)", "area", "address", "area"),
+            _lvl("TRUE", "else", "address", "else"),
+        ],
+        output_column_name="address",
+    )
+    eid = cl.CustomComparison(
+        [
+            _null("eid_l IS NULL OR eid_r IS NULL"),
+            _lvl("eid_l = eid_r", "same", "eid", "same"),
+            _lvl("damerau_levenshtein(eid_l, eid_r) <= 1", "typo", "eid", "typo"),
+            _lvl("TRUE", "else", "eid", "else"),
+        ],
+        output_column_name="eid",
+    )
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -230,11 +303,13 @@ def _settings() -> Any:
             birth,
             sex,
             commune,
+            address,
             _simple("phone", "phone"),
             cccd,
             _simple("bhxh", "bhxh"),
             _simple("passport", "passport"),
             _simple("temp_card", "temp_card"),
+            eid,
         ],
         blocking_rules_to_generate_predictions=[
             block_on("cccd"),
@@ -248,6 +323,8 @@ def _settings() -> Any:
             block_on("given", "bd_full"),
             block_on("family", "bd_full"),
             block_on("name_key", "commune"),
+            block_on("eid"),
+            block_on("bd_full", "commune"),
         ],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
@@ -273,6 +350,8 @@ def features_table(feats: Sequence[Features]) -> Any:
             "middle": col(
                 lambda f: " ".join(f.name_key.split(" ")[1:-1]) or None if f.name_key else None
             ),
+            "compact": col(lambda f: f.name_key.replace(" ", "") if f.name_key else None),
+            "scompact": col(lambda f: f.name_sorted.replace(" ", "") if f.name_sorted else None),
             "name_words": pa.array(
                 col(lambda f: f.name_key.split(" ") if f.name_key else []), pa.list_(pa.string())
             ),
@@ -290,6 +369,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "bd_full": pa.array(
                 col(lambda f: f.birth_date if f.precision == "D" else None), pa.date32()
             ),
+            "bd8": col(lambda f: f.birth_date.strftime("%Y%m%d") if f.birth_date else None),
             "yr": pa.array(col(lambda f: f.birth_date.year if f.birth_date else None), pa.int32()),
             "prec": col(lambda f: f.precision),
             "sex": col(lambda f: f.sex),
@@ -298,11 +378,20 @@ def features_table(feats: Sequence[Features]) -> Any:
             "bhxh": col(lambda f: f.bhxh),
             "passport": col(lambda f: f.passport),
             "temp_card": col(lambda f: f.temp_card),
+            "eid": col(lambda f: f.eid),
             "phone": col(lambda f: f.phone),
             "commune": col(lambda f: f.commune),
             "commune_old": col(lambda f: f.commune_old),
             "province": col(lambda f: f.province),
             "communes": pa.array(col(lambda f: list(f.communes)), pa.list_(pa.string())),
+            "addr_empty": col(lambda f: not f.address),
+            **{
+                f"addr_{short}": pa.array(
+                    col(lambda f, k=kind: sorted(getattr(f.address, k)) if f.address else []),
+                    pa.list_(pa.string()),
+                )
+                for short, kind in (("h", "house"), ("l", "lane"), ("s", "local"), ("a", "area"))
+            },
         }
     )
 
@@ -421,6 +510,7 @@ def dedup(
     from hssk.kernel.config import settings
 
     cfg = settings()
+    apply_active(cfg.data_dir)  # the same trained weights as online linking
     upper = cfg.match_upper if upper is None else upper
     lower = cfg.match_lower if lower is None else lower
     stats: dict[str, Any] = {"records": len(recs)}

@@ -20,11 +20,13 @@ from psycopg.types.json import Jsonb
 
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.kernel.config import settings
+from hssk.registry.address import normalize_address
 from hssk.registry.adminunits import commune_options
 from hssk.registry.merge import merge
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
 from hssk.registry.persons import resolve, resolve_many
 from hssk.registry.prepare import Prepared, prepare
+from hssk.registry.train import apply_active
 from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord, person_from_row
 
 LINK_LOCK = 7_340_200  # advisory lock key of the linking step
@@ -53,6 +55,7 @@ def features_of(p: Prepared) -> Features:
         cccd_ok=p.cccd_ok,
         bhxh=p.bhxh if p.bhxh_ok else None,
         passport=p.passport,
+        eid=p.eid,
         temp_card=p.temp_card,
         phone=p.phone,
         commune=p.commune_code,
@@ -60,6 +63,7 @@ def features_of(p: Prepared) -> Features:
         province=p.province_code,
         mother_id=p.rec.mother_person_id,
         communes=p.commune_options,
+        address=normalize_address(p.rec.address),
     )
 
 
@@ -77,6 +81,7 @@ def features_of_person(p: Person) -> Features:
         cccd_ok=cccd_valid(p.cccd, p.birth_date if p.birth_precision else None, p.sex),
         bhxh=p.bhxh,
         passport=p.passport,
+        eid=p.eid,
         temp_card=p.temp_card,
         phone=p.phone,
         commune=p.commune_code,
@@ -84,6 +89,7 @@ def features_of_person(p: Person) -> Features:
         province=p.province_code,
         mother_id=p.mother_id,
         communes=commune_options(p.commune_code, p.commune_code_old),
+        address=normalize_address(p.address),
     )
 
 
@@ -288,6 +294,7 @@ def link_many(
         return []
     cfg = settings()
     upper, lower = cfg.match_upper, cfg.match_lower
+    apply_active(cfg.data_dir)  # trained weights of this installation, when activated
     # Normalizing happens before the lock, so concurrent ingest workers overlap on it.
     given = prepared if prepared is not None else [None] * len(recs)
     # (strict: one prepared entry per record, or ValueError)

@@ -6,10 +6,13 @@ log2(m/u) over the fields present plus the log2 prior odds, and the match probab
 2^W / (1 + 2^W). The same table feeds the Splink settings of the batch path (dedup.py), so
 both paths score a pair identically.
 
-Beyond the weights, a few *vetoes* encode what Vietnamese registers teach: two different
-valid personal ids, two different temporary cards, given names that are different names
-(twins), or two full birth dates that differ beyond a typing error (father and son with the
-same name, namesakes) are different persons whatever the other fields say.
+Beyond the weights, a few *vetoes* encode what is truly contradictory: two different valid
+personal ids (unless another verified id agrees and two keystrokes explain them), two
+different temporary cards (twins), given names that are different names (twins), two full
+birth dates that differ beyond a typing error (father and son with the same name,
+namesakes). What a typing error explains is a level with its own weight instead: a CCCD one
+edit off, day and month swapped, a year off by one or two, a name one or two edits off in
+either word order or with its spaces elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from hssk.kernel import identifiers as ids
+from hssk.registry.address import AddressKey, compare_address
 
 PRIOR = 1e-5  # probability that two random records are the same person (blocked comparisons)
 PRIOR_WEIGHT = math.log2(PRIOR / (1 - PRIOR))
@@ -34,10 +38,14 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "exact_folded": (0.15, 0.0006),  # same folded key (one side typed without diacritics)
         "reordered": (0.02, 0.00005),  # same words in another order
         "family_given": (0.03, 0.001),  # middle name missing on one side
-        "fuzzy": (0.04, 0.002),  # Jaro–Winkler ≥ 0.92 on the key: a typing error
+        "spacing": (0.01, 0.00005),  # the same letters, spaces elsewhere ('Th ịVân')
+        "fuzzy": (0.04, 0.002),  # one edit, or Jaro–Winkler ≥ 0.92 on the key: a typing error
+        "reordered_fuzzy": (0.015, 0.0002),  # another word order and one edit
         "middle_differs": (0.005, 0.002),  # same family and given, different middle names
+        "partial": (0.004, 0.002),  # one side is a single word of the other ('Elton Smith')
         "given": (0.001, 0.03),  # family names do not change: another family is another person
-        "else": (0.01, 0.9667),
+        "fuzzy2": (0.006, 0.004),  # two edits over the whole name, in either word order
+        "else": (0.004, 0.9586),
     },
     "birth": {
         "exact": (0.88, 0.00004),
@@ -45,8 +53,11 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "year": (0.03, 0.02),  # same year, one side has year precision
         "swap": (0.02, 0.00004),  # day and month swapped
         # One of y/m/d differs by one digit: weak, since namesakes born weeks apart are common.
-        "typo": (0.03, 0.03),
-        "else": (0.01, 0.97792),
+        # namesakes born days apart in one commune are as common as typing slips: not evidence
+        "typo": (0.03, 0.06),
+        "near_year": (0.012, 0.002),  # same day and month, the year off by two
+        "typo2": (0.005, 0.01),  # two digits of the full date differ
+        "else": (0.005, 0.93792),
     },
     "sex": {"agree": (0.97, 0.5), "else": (0.03, 0.5)},
     "commune": {
@@ -55,6 +66,13 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "else": (0.13, 0.948),
     },
     "phone": {"same": (0.45, 0.0005), "else": (0.55, 0.9995)},
+    # free-text address (address.py): a dwelling shared by chance is rare, a ward is not
+    "address": {
+        "same": (0.55, 0.0002),  # house number and street or hamlet
+        "street": (0.15, 0.004),  # street or hamlet and ward, no conflicting house number
+        "area": (0.1, 0.07),  # a ward or district name (mostly what the commune code says)
+        "else": (0.2, 0.9258),  # another dwelling: people move
+    },
     "cccd": {
         "same": (0.9, 1e-7),
         "typo": (0.05, 1e-5),
@@ -65,6 +83,8 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
     "passport": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
     "temp_card": {"same": (0.9, 1e-7), "else": (0.1, 0.9999999)},
     "mother": {"same": (0.5, 0.0001), "else": (0.02, 0.9999)},
+    # another document number (foreign id, old card, social-security number): unverified
+    "eid": {"same": (0.85, 1e-6), "typo": (0.08, 1e-4), "else": (0.07, 0.999899)},
 }
 
 
@@ -89,6 +109,7 @@ class Features:
     cccd_ok: bool = False
     bhxh: str | None = None
     passport: str | None = None
+    eid: str | None = None
     temp_card: str | None = None
     phone: str | None = None
     commune: str | None = None
@@ -96,6 +117,7 @@ class Features:
     province: str | None = None
     mother_id: int | None = None
     communes: tuple[str, ...] = ()  # every 2025 commune the record may be in
+    address: AddressKey | None = None  # tokens of the free-text address
 
     @property
     def has_diacritics(self) -> bool:
@@ -115,20 +137,94 @@ def known_given_names() -> frozenset[str]:
     return known_given_keys()
 
 
+def _compact(key: str | None) -> str:
+    """A name key without spaces: 'th ivan' and 'thi van' are the same letters."""
+    return (key or "").replace(" ", "")
+
+
+def name_distance(a: Features, b: Features) -> int:
+    """Edits between two names' letters, spaces ignored, in written or in sorted word order,
+    or word by word in any order (a name written in another order with a typo is one edit
+    away)."""
+    return min(
+        OSA.distance(_compact(a.name_key), _compact(b.name_key)),
+        OSA.distance(_compact(a.name_sorted), _compact(b.name_sorted)),
+        _word_edits(a.name_key, b.name_key),
+    )
+
+
+def _word_edits(ka: str | None, kb: str | None) -> int:
+    """Edits between the words of two names of as many words, paired in the best order
+    ('cong thanh to' / 'ta cong thanh': 1); 99 when the word counts differ or exceed 5."""
+    wa, wb = (ka or "").split(" "), (kb or "").split(" ")
+    if len(wa) != len(wb) or len(wa) > 5:
+        return 99
+    rest_a = list(wa)
+    rest_b = []
+    for w in wb:
+        if w in rest_a:
+            rest_a.remove(w)
+        else:
+            rest_b.append(w)
+    if len(rest_a) > 3:
+        return 99
+    from itertools import permutations
+
+    return min(
+        (
+            sum(OSA.distance(x, y) for x, y in zip(rest_a, perm, strict=True))
+            for perm in permutations(rest_b)
+        ),
+        default=0,
+    )
+
+
+def _one_word_of(a: Features, b: Features) -> bool:
+    """One side is a single word found in the other ('Elton' / 'Elton Smith')."""
+    ka, kb = a.name_key or "", b.name_key or ""
+    return (" " not in ka and ka in kb.split(" ")) or (" " not in kb and kb in ka.split(" "))
+
+
+def vietnamese_name(f: Features) -> bool:
+    """The name follows the Kinh pattern: a known family name first and a known given name
+    last. Other names (foreign residents, many ethnic-minority names) are compared without
+    the given-name list."""
+    from hssk.registry.normalize import FAMILY_KEYS
+
+    return bool(f.family) and f.family in FAMILY_KEYS and f.given in known_given_names()
+
+
 def given_conflict(a: Features, b: Features) -> str | None:
-    """'strong' for clearly different given names ('An'/'Bình'), 'weak' for two known names
-    one edit apart ('Lan'/'Lam', 'An'/'Anh': different names, or a typing error), None when
-    they agree or one is a typing error of the other ('Sang'/'Sng')."""
-    if not a.given or not b.given or a.given == b.given:
+    """'strong' for clearly different given names ('An'/'Bình'), 'weak' for a difference a
+    typing error may explain but that may be two names ('Lan'/'Lam', 'An'/'Anh', or two edits
+    over the whole name), None when they agree or one is a typing error of the other ('Sang'/
+    'Sng', 'Th ịVân', 'Vân Nguyễn Thị' with a typo)."""
+    if not a.given or not b.given or a.name_key == b.name_key:
+        return None
+    # Outside the Kinh pattern the last word need not be the given name ('H'Đum Ksơr': the
+    # family name is last), so the whole name is compared, not the last words.
+    foreign = not (vietnamese_name(a) and vietnamese_name(b))
+    if a.given == b.given and not foreign:
         return None
     if a.name_sorted and a.name_sorted == b.name_sorted:
         return None  # the same words in another order: family name written last
     if a.name_key and b.name_key and _word_subset(a.name_key.split(" "), b.name_key.split(" ")):
         return None  # the same words in another order, maybe one missing: 'Đoàn Tiến'
-    if OSA.distance(a.given, b.given) > 1:
-        return "strong"
-    known = known_given_names()
-    return "weak" if a.given in known and b.given in known else None
+    if _one_word_of(a, b):
+        return None  # a single word of the other name (one part of the name missing)
+    dist = name_distance(a, b)
+    if dist == 0:
+        return None  # the same letters with spaces elsewhere
+    if foreign:
+        # outside the Vietnamese vocabulary: letters and word order decide, not the name list
+        return None if dist <= 1 else ("weak" if dist <= 2 else "strong")
+    given_edits = OSA.distance(a.given, b.given)
+    if given_edits <= 1:
+        known = known_given_names()
+        return "weak" if a.given in known and b.given in known else None
+    if dist <= 1:
+        return None  # one letter elsewhere explains it (another order, a space moved)
+    return "weak" if dist <= 2 else "strong"
 
 
 def compare_birth(a: Features, b: Features) -> str | None:
@@ -158,6 +254,11 @@ def compare_birth(a: Features, b: Features) -> str | None:
             )
             if abs(x - y) == 1 or slip:
                 return "typo"
+            if k == "y" and abs(x - y) <= 2:
+                return "near_year"
+        text_a, text_b = da.strftime("%Y%m%d"), db.strftime("%Y%m%d")
+        if OSA.distance(text_a, text_b) <= 2 and abs(da.year - db.year) < GENERATION:
+            return "typo2"
         return "else"
     if da.year != db.year:
         return "else"
@@ -185,10 +286,23 @@ def compare_name(a: Features, b: Features) -> str | None:
         return "fuzzy"
     if _word_subset(wa, wb):
         return "family_given"  # a middle name missing and the order changed ('Đoàn Tiến')
-    if JaroWinkler.similarity(a.name_key, b.name_key) >= 0.92:
+    ca, cb = _compact(a.name_key), _compact(b.name_key)
+    if ca == cb:
+        return "spacing"
+    if OSA.distance(ca, cb) <= 1 or JaroWinkler.similarity(a.name_key, b.name_key) >= 0.92:
         return "fuzzy"
+    sorted_edits = min(
+        OSA.distance(_compact(a.name_sorted), _compact(b.name_sorted)),
+        _word_edits(a.name_key, b.name_key),
+    )
+    if sorted_edits <= 1:
+        return "reordered_fuzzy"
+    if _one_word_of(a, b):
+        return "partial"
     if a.given and a.given == b.given:
         return "given"
+    if min(OSA.distance(ca, cb), sorted_edits) <= 2:
+        return "fuzzy2"
     return "else"
 
 
@@ -218,6 +332,14 @@ def _eq(x: object, y: object) -> str | None:
     if not x or not y:
         return None
     return "same" if x == y else "else"
+
+
+def _near(x: str | None, y: str | None) -> str | None:
+    if not x or not y:
+        return None
+    if x == y:
+        return "same"
+    return "typo" if OSA.distance(x, y) <= 1 else "else"
 
 
 @dataclass
@@ -270,11 +392,13 @@ def compare(a: Features, b: Features, name_u: float | None = None) -> Score:
             else ("agree" if a.sex == b.sex else "else"),
         ),
         ("commune", compare_commune(a, b)),
+        ("address", compare_address(a.address, b.address)),
         ("phone", _eq(a.phone, b.phone)),
         ("bhxh", _eq(a.bhxh, b.bhxh)),
         ("passport", _eq(a.passport, b.passport)),
         ("temp_card", _eq(a.temp_card, b.temp_card)),
         ("mother", _eq(a.mother_id, b.mother_id)),
+        ("eid", _near(a.eid, b.eid)),
     ):
         if lvl is not None:
             levels[fld] = lvl
@@ -304,23 +428,57 @@ def _probability(weight: float) -> float:
     return odds / (1.0 + odds)
 
 
+_NAME_AGREES = frozenset(
+    ("exact", "exact_folded", "reordered", "spacing", "family_given", "fuzzy", "reordered_fuzzy")
+)
+
+
 def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
+    """Hard conflicts only: what no typing error explains."""
+    id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
     if levels.get("cccd") == "else_valid":
-        return "cccd"  # two different valid personal ids
+        # two different valid personal ids, unless another verified id agrees and two
+        # keystrokes explain the difference (a CCCD typed wrong twice over)
+        assert a.cccd is not None and b.cccd is not None
+        if not (id_agrees and OSA.distance(a.cccd, b.cccd) <= 2):
+            return "cccd"
     if levels.get("temp_card") == "else":
         return "temp_card"  # two newborns (twins) with their own temporary cards
-    id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
+    if levels.get("bhxh") == "else" and levels.get("cccd") not in ("same", "typo"):
+        assert a.bhxh is not None and b.bhxh is not None
+        if OSA.distance(a.bhxh, b.bhxh) > 1:
+            return "bhxh"  # two social-insurance numbers and no personal id to reconcile them
+    if (
+        levels.get("cccd") == "same"
+        and a.birth_date
+        and b.birth_date
+        and abs(a.birth_date.year - b.birth_date.year) >= GENERATION
+    ):
+        return "parent_id"  # a parent's CCCD on a child's record
+    # an unverified document number or a CCCD one keystroke off still speaks for the pair
+    id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
+    same_doc = id_agrees or levels.get("eid") == "same"
+    # (a missing birth date does not contradict)
+    birth_agrees = levels.get("birth", "exact") in ("exact", "swap", "typo", "near_year", "typo2")
     conflict = given_conflict(a, b)
-    if conflict == "strong":
+    # One document number and one birth date: the name was mistyped or replaced by a clerk;
+    # twins and namesakes never share a document.
+    if conflict == "strong" and not (same_doc and birth_agrees):
         return "given_name"
-    if conflict == "weak" and not id_agrees:
+    if conflict == "weak" and not (id_agrees or (same_doc and birth_agrees)):
         return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
-    if levels.get("birth") == "else" and not id_agrees:
+    # One document number and one name: the birth date was mistyped.
+    name_agrees = levels.get("name") in _NAME_AGREES
+    if levels.get("birth") == "typo2" and not id_near:
+        return "birth_date"  # two digits of a full date: namesakes born weeks apart
+    if levels.get("birth") == "else" and not (id_agrees or (id_near and name_agrees)):
         assert a.birth_date is not None and b.birth_date is not None
         if a.precision == "D" and b.precision == "D":
             return "birth_date"
         ya, yb = a.birth_date.year, b.birth_date.year
-        if ya != yb and (OSA.distance(str(ya), str(yb)) > 1 or abs(ya - yb) >= GENERATION):
+        # a year off by one or two is a slip; further, one digit explains it only within
+        # a generation (1959 / 1995: father and son)
+        if abs(ya - yb) > 2 and (OSA.distance(str(ya), str(yb)) > 1 or abs(ya - yb) >= GENERATION):
             return "birth_year"  # father and son: the year alone differs beyond a typo
     return None
 
