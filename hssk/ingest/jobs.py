@@ -297,6 +297,7 @@ def _new_receipt() -> dict[str, Any]:
 @dataclass
 class _Batch:
     errors: list[tuple[Unit, Problem, str | None]] = field(default_factory=list)
+    notes: list[tuple[Unit, Problem, str | None]] = field(default_factory=list)  # kept, stored
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def receipt(self, unit: Unit) -> dict[str, Any]:
@@ -332,6 +333,7 @@ def write_units(
         good.append(u)
         for prob, raw in u.row_problems:
             b.errors.append((u, prob, raw))
+        b.notes += [(u, w, None) for w in u.warnings]
     t0 = time.perf_counter()
     if kind == "facilities":
         n = sources.write_facilities(conn, good)
@@ -542,13 +544,16 @@ def _deaths(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
 
 
 def _quarantine(conn: psycopg.Connection[Any], job_id: int | None, kind: str, b: _Batch) -> None:
-    if not b.errors:
+    """The batch's quarantined records, and the notes on records stored all the same (status
+    'noted': e.g. a table read as UTF-8 against its declaration)."""
+    if not b.errors and not b.notes:
         return
+    rows = [(e, "quarantined") for e in b.errors] + [(n, "noted") for n in b.notes]
     with conn.cursor().copy(
         "COPY ingest_error (job_id, file, record, element, value, rule, reason, reason_vi, raw,"
-        " kind, facility) FROM STDIN"
+        " kind, facility, status) FROM STDIN"
     ) as copy:
-        for u, p, raw in b.errors:
+        for (u, p, raw), status in rows:
             others = [q for q in u.problems if q is not p]
             reason = p.reason + (
                 "" if not others else " | " + "; ".join(q.reason for q in others[:9])
@@ -567,9 +572,11 @@ def _quarantine(conn: psycopg.Connection[Any], job_id: int | None, kind: str, b:
                     _nul(raw),
                     kind,
                     u.facility,
+                    status,
                 )
             )
-            b.receipt(u)["quarantined"] += 1
+            if status == "quarantined":
+                b.receipt(u)["quarantined"] += 1
 
 
 def _nul(text: str | None) -> str | None:
