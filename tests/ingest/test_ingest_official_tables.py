@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hssk.access import Actor
 from hssk.access.tokens import issue
@@ -22,7 +24,7 @@ from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.samples import visit, write_feed
 from hssk.ingest.xml130_tables import REFUSED, appendix, limits, tables
-from hssk.ingest.xmlparse import build_table
+from hssk.ingest.xmlparse import XmlError, build_table, parse_table, readable
 
 DATA = Path(__file__).resolve().parents[2] / "hssk/ingest/data"
 SPEC = Path(__file__).resolve().parents[3] / "shared/spec/qd4750-fields.csv"
@@ -270,3 +272,90 @@ def test_references_resolve_in_either_form(idb: Database, tmp_path: Path) -> Non
             assert found.status_code == 200 and found.json()["total"] == 2, form
         assert client.get("/fhir/Observation", params={"patient": "Patient/999999"},
                           headers=h).json()["total"] == 0  # fmt: skip
+
+
+# --- a declared encoding that the bytes contradict ------------------------------------------
+VIETNAMESE = "ăâđêôơưàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵ"
+_LATIN1_DECLS = ("ISO-8859-1", "iso-8859-1", "latin1", "windows-1252")
+
+
+def _table(text: str, declared: str, encoding: str = "utf-8") -> bytes:
+    xml = build_table("XML5", [{"MA_LK": LK, "STT": "1", "DIEN_BIEN_LS": text}], cdata=False)
+    xml = xml.replace(b'encoding="utf-8"', f'encoding="{declared}"'.encode())
+    return xml.decode("utf-8").encode(encoding)
+
+
+def _read(data: bytes) -> tuple[str | None, list[XmlError]]:
+    notes: list[XmlError] = []
+    data = readable(data, "bảng XML5", notes)
+    (row,) = parse_table(data, "XML5")
+    return row["DIEN_BIEN_LS"], notes
+
+
+def test_latin1_declaration_over_utf8_is_read_as_utf8(idb: Database, tmp_path: Path) -> None:
+    v = visit(1, drugs=0, services=0, labs=0)
+    v["XML5"] = _table("Chẩn đoán: viêm phổi", "ISO-8859-1")
+    s = _ingest(idb, tmp_path, [v])
+    assert s.quarantined == 0, s.errors
+    ((note, _, _),) = [(b, x, y) for b, x, y in _bodies(idb, "Observation")]
+    assert note["valueString"] == "Chẩn đoán: viêm phổi"  # not "Cháº©n ÄoÃ¡n"
+    (warning,) = s.errors
+    assert warning["status"] == "noted" and warning["rule"] == "xml.encoding"
+    assert "ISO-8859-1" in warning["reason"].upper() and warning["element"] == "XML5"
+    # ambiguous bytes (only Latin-1 letters, both readings plausible) are held back
+    v["XML5"] = _table("Cà Mau", "ISO-8859-1")
+    s = _ingest(idb, tmp_path, [v])
+    assert s.quarantined == 1 and s.errors[0]["rule"] == "xml.encoding"
+    assert "cannot be told" in s.errors[0]["reason"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet=VIETNAMESE + "abcxyz 0123456789,.;:-", min_size=1, max_size=60).filter(
+        lambda t: any(ord(c) > 0xFF for c in t) and t.strip() == t
+    ),
+    st.sampled_from(_LATIN1_DECLS),
+)
+def test_utf8_under_a_latin1_declaration_reads_back_exactly(text: str, declared: str) -> None:
+    got, notes = _read(_table(text, declared))
+    assert got == text
+    assert len(notes) == 1 and notes[0].rule == "xml.encoding"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="<&]"),
+        max_size=60,
+    ).filter(lambda t: t.strip() == t),
+    st.sampled_from(("ISO-8859-1", "latin1")),
+)
+def test_latin1_text_is_never_garbled(text: str, declared: str) -> None:
+    """Genuine Latin-1 bytes come back as written, or are refused (or, only when they happen
+    to be valid UTF-8 of letters beyond Latin-1, read as UTF-8 with a note): never silently
+    read otherwise than declared."""
+    data = _table(text, declared, "latin-1")
+    try:
+        got, notes = _read(data)
+    except XmlError as exc:
+        assert exc.rule == "xml.encoding"
+        return
+    if notes:
+        assert (
+            got
+            == data.decode("latin-1")
+            .encode("latin-1")
+            .decode("utf-8")
+            .split("<DIEN_BIEN_LS>")[1]
+            .split("</DIEN_BIEN_LS>")[0]
+            .strip()
+        )
+    else:
+        assert got == text
+
+
+def test_mixed_encodings_are_refused() -> None:
+    data = _table("Chẩn đoán", "ISO-8859-1").replace(b"</MA_LK>", "é</MA_LK>".encode("latin-1"))
+    with pytest.raises(XmlError) as exc:
+        _read(data)
+    assert exc.value.rule == "xml.encoding" and "mixes" in exc.value.reason
