@@ -73,13 +73,25 @@ REFUSED = {
 }
 
 
+# Maximum lengths changed after QĐ 130 (the appendix's column gives QĐ 130's): (table, field)
+# → new length. QĐ 4750 widened MA_DOITUONG_KCB to 4 ("1.10"); QĐ 1931/2026 widened MUC_HUONG
+# to 4 from 1 July 2026 (one press source, spec: unconfirmed).
+LENGTH_AMENDMENTS = {
+    ("XML0", "MA_DOITUONG_KCB"): 4,
+    ("XML1", "MA_DOITUONG_KCB"): 4,
+    ("XML2", "MUC_HUONG"): 4,
+    ("XML3", "MUC_HUONG"): 4,
+}
+
+
 def _order(name: str) -> int:
     return int(name[3:])
 
 
 @lru_cache(maxsize=1)
 def appendix() -> dict[str, tuple[Field, ...]]:
-    """Every table of the QĐ 4750 appendix (XML0 … XML15, XML12 included), fields in order."""
+    """Every table of the QĐ 4750 appendix (XML0 … XML15, XML12 included), fields in order,
+    with the later length amendments (``LENGTH_AMENDMENTS``)."""
     text = resources.files("hssk.ingest").joinpath("data/qd4750-fields.csv").read_text("utf-8")
     out: dict[str, list[Field]] = {}
     for row in csv.DictReader(io.StringIO(text)):
@@ -89,7 +101,9 @@ def appendix() -> dict[str, tuple[Field, ...]]:
                 table=row["table"],
                 order=int(row["order"]),
                 name=row["field"],
-                max_len=None if size == "n" else int(size),
+                max_len=LENGTH_AMENDMENTS.get(
+                    (row["table"], row["field"]), None if size == "n" else int(size)
+                ),
                 number=row["type_after_qd4750"].strip() == "Số",
             )
         )

@@ -164,7 +164,7 @@ def test_bundle_with_urn_uuid_references(idb: Database, tmp_path: Path) -> None:
     assert s.stored == {"Condition": 1} and s.quarantined == 0, s.errors
     with idb.connection() as conn:
         pid, body = conn.execute("SELECT person_id, body FROM resource").fetchone()
-    assert pid is not None and body["subject"]["reference"] == f"Patient/{pid}"
+    assert pid is not None and body["subject"]["reference"] == f"Patient/mpi-{pid}"
 
 
 def test_replay_of_one_bad_line(idb: Database, tmp_path: Path) -> None:
