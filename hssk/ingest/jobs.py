@@ -32,7 +32,7 @@ from hssk.db import Database
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.ingest import kinds, sources
 from hssk.ingest.model import Item, Problem, Unit, attach
-from hssk.records import NewResource, bulk_upsert, id_for_source_key
+from hssk.records import NewResource, bulk_upsert, id_for_source_key, refs
 from hssk.records import refresh_statistics as refresh_store_statistics
 
 log = logging.getLogger(__name__)
@@ -466,10 +466,29 @@ def _record_key(rec: registry.SourceRecord | None) -> tuple[Any, ...]:
     return _RECORD_FIELDS(rec)  # type: ignore[no-any-return]
 
 
+def _resolve_golden(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
+    """A resource referring to ``Patient/mpi-N`` belongs to person N (its survivor if merged);
+    an N with no person is left to the source lookup, which reports it unknown."""
+    golden = [
+        (u, n)
+        for u in good
+        if u.person_id is None
+        and u.person_source
+        and (n := refs.golden_id(u.person_source[1])) is not None
+    ]
+    if not golden:
+        return
+    survivors = registry.resolve_many(conn, {n for _, n in golden})
+    for u, n in golden:
+        u.person_id = survivors.get(n)
+
+
 def _resolve_known(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> None:
     """Units whose person is known from earlier loads: a FHIR resource pointing at a Patient
-    of the same source, or detail lines re-sent without their visit header (the person is
-    the one of the visit's Encounter)."""
+    of the same source or at a golden record (``Patient/mpi-N``, as HSSK serves and writes
+    them), or detail lines re-sent without their visit header (the person is the one of the
+    visit's Encounter)."""
+    _resolve_golden(conn, good)
     by_source = [u for u in good if u.person_id is None and u.person_source]
     if by_source:
         rows = conn.execute(

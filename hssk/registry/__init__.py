@@ -22,6 +22,7 @@ from hssk.registry.link import (
     link_many,
     refresh_statistics,
     resolve,
+    resolve_many,
 )
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.search import find, match
@@ -43,4 +44,5 @@ __all__ = [
     "prepare",
     "refresh_statistics",
     "resolve",
+    "resolve_many",
 ]

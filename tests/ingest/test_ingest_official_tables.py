@@ -355,3 +355,25 @@ def test_mixed_encodings_are_refused() -> None:
     with pytest.raises(XmlError) as exc:
         _read(data)
     assert exc.value.rule == "xml.encoding" and "mixes" in exc.value.reason
+
+
+def test_fhir_input_may_refer_to_the_golden_record(idb: Database, tmp_path: Path) -> None:
+    """A resource sent back with the reference HSSK wrote (Patient/mpi-N) joins person N."""
+    s = _ingest(idb, tmp_path, [visit(1)])
+    ((_, _, pid),) = _bodies(idb, "Encounter")
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "code": {"text": "Nhịp tim"}, "valueQuantity": {"value": 72, "unit": "/min"}}  # fmt: skip
+    lines = [
+        {**obs, "subject": {"reference": f"Patient/mpi-{pid}"}},
+        {**obs, "id": "o2", "subject": {"reference": "Patient/mpi-999999"}},
+    ]
+    (tmp_path / "o.ndjson").write_text("\n".join(json.dumps(x) for x in lines), "utf-8")
+    s = jobs.ingest(idb, "fhir", [tmp_path / "o.ndjson"], workers=0)
+    assert s.stored == {"Observation": 1}
+    assert s.quarantined == 1 and s.errors[0]["rule"] == "patient.unknown"
+    with idb.connection() as conn:
+        got = conn.execute(
+            "SELECT person_id, body FROM resource WHERE type = 'Observation'"
+            " AND body->'code'->>'text' = 'Nhịp tim'"
+        ).fetchone()
+    assert got[0] == pid and got[1]["subject"]["reference"] == f"Patient/mpi-{pid}"
