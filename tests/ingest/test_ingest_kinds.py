@@ -43,7 +43,7 @@ def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:
             "SELECT person_id, body FROM resource WHERE type = 'Observation'"
         ).fetchall()
     assert {r[0] for r in rows} == {pid}
-    assert all(r[1]["subject"]["reference"] == f"Patient/{pid}" for r in rows)
+    assert all(r[1]["subject"]["reference"] == f"Patient/mpi-{pid}" for r in rows)
     with idb.connection() as conn:  # each run of a job is in the audit trail, with its counts
         runs = conn.execute(
             "SELECT detail FROM audit_event WHERE action = 'ingest-run' ORDER BY seq"
