@@ -19,12 +19,12 @@ from hssk.access.tokens import issue
 from hssk.api.app import create_app
 from hssk.catalog import bundle as catalog_bundle
 from hssk.catalog import catalogs
-from hssk.config import load_settings
 from hssk.db import Database
 from hssk.ingest import jobs
-from hssk.ingest.samples import visit, write_feed
 from hssk.ingest.xml130_tables import LENGTH_AMENDMENTS, REFUSED, appendix, limits, tables
 from hssk.ingest.xmlparse import XmlError, build_table, parse_table, readable
+from hssk.kernel.config import load_settings
+from tests.factories.samples import visit, write_feed
 
 DATA = Path(__file__).resolve().parents[2] / "hssk/ingest/data"
 SPEC = Path(__file__).resolve().parents[3] / "shared/spec/qd4750-fields.csv"

@@ -96,7 +96,9 @@ def test_rendered_resources_are_stored_like_plain_ones(clean_db: Database) -> No
     ]  # fmt: skip
     with clean_db.connection() as conn:
         plain = [
-            store.NewResource({**b, "subject": {"reference": "Patient/mpi-5"}}, 5, f"plain|{i}", "u1")
+            store.NewResource(
+                {**b, "subject": {"reference": "Patient/mpi-5"}}, 5, f"plain|{i}", "u1"
+            )
             for i, b in enumerate(bodies)
         ]
         ahead = []
