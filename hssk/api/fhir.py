@@ -24,7 +24,7 @@ from hssk.api.deps import Conn, CurrentActor
 from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
 from hssk.kernel import identifiers
 from hssk.kernel.sensitivity import sensitivity_of
-from hssk.records import Stored, extract, search, store
+from hssk.records import Stored, extract, refs, search, store
 from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
 from hssk.records.validate import validate
 from hssk.registry import find, get_person, link, link_many, match, patient_resource, resolve
@@ -47,9 +47,16 @@ def golden_patient(person: Any) -> dict[str, Any]:
 
 
 def person_of_patient(conn: psycopg.Connection[Any], rid: str) -> int | None:
-    """The person behind Patient/rid: a golden record (mpi-N) or a stored Patient."""
+    """The person behind Patient/rid: a golden record (mpi-N), a stored Patient, or a bare
+    person id N (what resources written before ``mpi-N`` carry); merges followed."""
     golden = golden_person_id(rid)
-    return resolve(conn, golden) if golden is not None else store.person_of(conn, rid)
+    if golden is not None:
+        return resolve(conn, golden)
+    stored = store.person_of(conn, rid)
+    if stored is not None:
+        return stored
+    bare = refs.bare_person_id(rid)
+    return resolve(conn, bare) if bare is not None else None
 
 
 def golden_person_id(rid: str) -> int | None:

@@ -34,7 +34,7 @@ from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.ingest import kinds, sources
 from hssk.ingest.model import Item, Problem, Unit, attach
 from hssk.ingest.person_updates import died_at, record_deaths, record_households
-from hssk.records import NewResource, bulk_upsert, id_for_source_key
+from hssk.records import NewResource, bulk_upsert, id_for_source_key, refs
 from hssk.records import refresh_statistics as refresh_store_statistics
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,7 @@ def _new_receipt() -> dict[str, Any]:
 @dataclass
 class _Batch:
     errors: list[tuple[Unit, Problem, str | None]] = field(default_factory=list)
+    notes: list[tuple[Unit, Problem, str | None]] = field(default_factory=list)  # kept, stored
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def receipt(self, unit: Unit) -> dict[str, Any]:
@@ -334,6 +335,7 @@ def write_units(
         good.append(u)
         for prob, raw in u.row_problems:
             b.errors.append((u, prob, raw))
+        b.notes += [(u, w, None) for w in u.warnings]
     t0 = time.perf_counter()
     if kind == "facilities":
         n = sources.write_facilities(conn, good)
@@ -466,10 +468,29 @@ def _record_key(rec: registry.SourceRecord | None) -> tuple[Any, ...]:
     return _RECORD_FIELDS(rec)  # type: ignore[no-any-return]
 
 
+def _resolve_golden(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
+    """A resource referring to ``Patient/mpi-N`` belongs to person N (its survivor if merged);
+    an N with no person is left to the source lookup, which reports it unknown."""
+    golden = [
+        (u, n)
+        for u in good
+        if u.person_id is None
+        and u.person_source
+        and (n := refs.golden_id(u.person_source[1])) is not None
+    ]
+    if not golden:
+        return
+    survivors = registry.resolve_many(conn, {n for _, n in golden})
+    for u, n in golden:
+        u.person_id = survivors.get(n)
+
+
 def _resolve_known(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> None:
     """Units whose person is known from earlier loads: a FHIR resource pointing at a Patient
-    of the same source, or detail lines re-sent without their visit header (the person is
-    the one of the visit's Encounter)."""
+    of the same source or at a golden record (``Patient/mpi-N``, as HSSK serves and writes
+    them), or detail lines re-sent without their visit header (the person is the one of the
+    visit's Encounter)."""
+    _resolve_golden(conn, good)
     by_source = [u for u in good if u.person_id is None and u.person_source]
     if by_source:
         rows = conn.execute(
@@ -566,13 +587,16 @@ def _households(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
 
 
 def _quarantine(conn: psycopg.Connection[Any], job_id: int | None, kind: str, b: _Batch) -> None:
-    if not b.errors:
+    """The batch's quarantined records, and the notes on records stored all the same (status
+    'noted': e.g. a table read as UTF-8 against its declaration)."""
+    if not b.errors and not b.notes:
         return
+    rows = [(e, "quarantined") for e in b.errors] + [(n, "noted") for n in b.notes]
     with conn.cursor().copy(
         "COPY ingest_error (job_id, file, record, element, value, rule, reason, reason_vi, raw,"
-        " kind, facility) FROM STDIN"
+        " kind, facility, status) FROM STDIN"
     ) as copy:
-        for u, p, raw in b.errors:
+        for (u, p, raw), status in rows:
             others = [q for q in u.problems if q is not p]
             reason = p.reason + (
                 "" if not others else " | " + "; ".join(q.reason for q in others[:9])
@@ -591,9 +615,11 @@ def _quarantine(conn: psycopg.Connection[Any], job_id: int | None, kind: str, b:
                     _nul(raw),
                     kind,
                     u.facility,
+                    status,
                 )
             )
-            b.receipt(u)["quarantined"] += 1
+            if status == "quarantined":
+                b.receipt(u)["quarantined"] += 1
 
 
 def _nul(text: str | None) -> str | None:

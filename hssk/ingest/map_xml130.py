@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 from typing import Any
 
 from hssk.ingest.model import (
@@ -31,7 +32,7 @@ from hssk.ingest.model import (
     require,
     sex_code,
 )
-from hssk.ingest.xml130_tables import tables
+from hssk.ingest.xml130_tables import limits, tables
 from hssk.ingest.xmlparse import HoSo, build_table, raw_document
 from hssk.kernel import identifiers as ids
 from hssk.kernel.codes import ICD10, LOINC, UCUM
@@ -72,6 +73,19 @@ DOCS = {
     "XML11": ("giay-nghi-viec-bhxh", "Giấy chứng nhận nghỉ việc hưởng BHXH"),
     "XML13": ("giay-chuyen-tuyen", "Giấy chuyển tuyến"),
 }
+# XML10 and XML11 keep their fields as data (the certificate's content, for the book and the
+# insurance): period of leave, numbers, doctor.
+STRUCTURED_DOCS = frozenset({"XML10", "XML11"})
+KET_QUA_DTRI = {
+    "1": "Khỏi",
+    "2": "Đỡ",
+    "3": "Không thay đổi",
+    "4": "Nặng hơn",
+    "5": "Tử vong",
+    "6": "Tiên lượng nặng xin về",
+    "7": "Chưa xác định",
+    "8": "Tử vong ngoại viện",
+}
 HIV_LABEL = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
     "code": "HIV",
@@ -93,6 +107,44 @@ class _Visit:
 
     def ref(self, rtype: str, key: str) -> dict[str, str]:
         return {"reference": f"{rtype}/{id_for_source_key(rtype, key)}"}
+
+
+def check_layout(table: str, row: dict[str, str], where: str, problems: list[Problem]) -> None:
+    """Each field within the QĐ 4750 appendix's maximum length, and a number where the
+    appendix types it 'Số'. A problem the mapping already found in a field is not repeated."""
+    spec = limits(table)
+    for name, value in row.items():
+        s = spec.get(name)
+        if s is None or not value:
+            continue
+        size, num = s
+        if num:
+            try:
+                float(value.replace(",", "."))
+            except ValueError:
+                _once(problems, Problem(
+                    "number", name, value[:40],
+                    f"{where}: {name} '{value[:40]}' is not a number (the QĐ 4750 appendix "
+                    "types it Số).",
+                    f"{where}: {name} '{value[:40]}' không phải là số (phụ lục QĐ 4750 quy định "
+                    "kiểu Số).",
+                ))  # fmt: skip
+                continue
+            length = len(value) - (value[0] in "+-") - ("." in value or "," in value)
+        else:
+            length = len(value)
+        if size is not None and length > size:
+            _once(problems, Problem(
+                "field.length", name, value[:40],
+                f"{where}: {name} holds {length} characters, over the {size} the QĐ 4750 "
+                "appendix allows.",
+                f"{where}: {name} dài {length} ký tự, vượt mức tối đa {size} của phụ lục QĐ 4750.",
+            ))  # fmt: skip
+
+
+def _once(problems: list[Problem], new: Problem) -> None:
+    if not any(p.element == new.element and p.rule == new.rule for p in problems):
+        problems.append(new)
 
 
 def _person(row: dict[str, str], fac: str, problems: list[Problem]) -> SourceRecord:
@@ -378,6 +430,23 @@ def _note(v: _Visit, row: dict[str, str], p: list[Problem]) -> list[Item]:
 def _hiv(v: _Visit, row: dict[str, str], p: list[Problem], line: int) -> list[Item]:
     when = parse_time(row.get("NGAYKD_HIV"), "NGAYKD_HIV", p)
     summary = "; ".join(f"{k}={val}" for k, val in row.items() if val and k not in ("MA_LK",))
+    switched = parse_time(row.get("NGAY_CHUYEN_PHAC_DO"), "NGAY_CHUYEN_PHAC_DO", p)
+    days = number(row.get("SO_NGAY_CAP_THUOC_ARV"), "SO_NGAY_CAP_THUOC_ARV", p)
+    # the current regimen (the appendix's tail of XML6), as components a reader can use
+    regimen: list[tuple[str, str, dict[str, Any]]] = [
+        ("ma-phac-do-dieu-tri", "Phác đồ điều trị hiện tại", {"valueString": row.get("MA_PHAC_DO_DIEU_TRI")}),
+        ("ma-bac-phac-do", "Bậc phác đồ", {"valueString": row.get("MA_BAC_PHAC_DO")}),
+        ("so-ngay-cap-thuoc-arv", "Số ngày cấp thuốc ARV",
+         {"valueQuantity": {"value": days, "unit": "ngày", "system": UCUM, "code": "d"}}
+         if days is not None else {}),
+        ("ngay-chuyen-phac-do", "Ngày chuyển phác đồ", {"valueDateTime": switched}),
+        ("ly-do-chuyen-phac-do", "Lý do chuyển phác đồ", {"valueString": row.get("LY_DO_CHUYEN_PHAC_DO")}),
+    ]  # fmt: skip
+    components = [
+        {"code": concept(f"{CS}/hiv-arv", code, label), **value}
+        for code, label, value in regimen
+        if next(iter(value.values()), None)
+    ]
     body = {
         "resourceType": "Observation",
         "meta": {"security": [HIV_LABEL]},
@@ -393,6 +462,7 @@ def _hiv(v: _Visit, row: dict[str, str], p: list[Problem], line: int) -> list[It
         "encounter": v.enc_ref,
         "effectiveDateTime": when,
         "valueString": summary[:10000] or None,
+        "component": components,
     }
     return [Item(body, v.key("XML6", line), sensitivity="HIV")]
 
@@ -428,7 +498,119 @@ def _document(
         ],
         "context": {"encounter": [v.enc_ref]},
     }
+    if table in STRUCTURED_DOCS:
+        _certificate(body, row, p)
     return Item(body, v.key(table, line), who=who)
+
+
+def _certificate(body: dict[str, Any], row: dict[str, str], p: list[Problem]) -> None:
+    """A leave certificate's fields kept as data: its numbers, the period of leave, the
+    doctor, and every field of the table (extension ``xml130-fields``, in the table's order)."""
+    body["identifier"] = [
+        {"system": f"{CS}/{system}", "value": row[name]}
+        for name, system in (("SO_SERI", "so-seri"), ("SO_CT", "so-chung-tu"), ("SO_KCB", "so-kcb"))
+        if row.get(name)
+    ]
+    start = parse_time(row.get("TU_NGAY"), "TU_NGAY", p, allow_future_days=3650)
+    end = parse_time(row.get("DEN_NGAY"), "DEN_NGAY", p, allow_future_days=3650)
+    body["context"]["period"] = {"start": start, "end": end}
+    if row.get("MA_BS"):
+        body["authenticator"] = {
+            "identifier": {"system": f"{CS}/ma-bac-si", "value": row["MA_BS"]},
+            "display": row.get("TEN_BS") or None,
+        }
+    body["extension"] = [
+        {
+            "url": f"{SD}/xml130-fields",
+            "extension": [
+                {"url": name, "valueString": value}
+                for name, value in row.items()
+                if value and name != "MA_LK"
+            ],
+        }
+    ]
+
+
+# The treatment summary's sections (XML8 → Composition): LOINC section codes the catalogs read
+# (tt.benh_su, tt.dien_bien, tt.cls_co_gia_tri, tt.phuong_phap_dieu_tri, tt.loi_dan).
+SUMMARY_SECTIONS = (
+    ("history", "10164-2", "Lý do vào viện và chẩn đoán vào viện"),
+    ("course", "8648-8", "Quá trình bệnh lý và diễn biến lâm sàng"),
+    ("results", "30954-2", "Tóm tắt kết quả cận lâm sàng có giá trị"),
+    ("treatment", "18776-5", "Phương pháp điều trị"),
+    ("outcome", "11535-2", "Tình trạng người bệnh ra viện"),
+    ("advice", "69730-0", "Ghi chú, lời dặn"),
+)
+
+
+def _summary(
+    v: _Visit, row: dict[str, str], header: dict[str, str] | None, p: list[Problem]
+) -> Item:
+    """XML8 (tóm tắt hồ sơ bệnh án) as a treatment summary: a Composition with the sections
+    the book and the catalogs read, linked to its visit."""
+    start = parse_time(row.get("NGAY_VAO"), "NGAY_VAO", p)
+    end = parse_time(row.get("NGAY_RA"), "NGAY_RA", p)
+    issued = parse_time(row.get("NGAY_CT"), "NGAY_CT", p) or end or start
+    births = [
+        f"{label}: {row[name]}"
+        for name, label in (
+            ("NGAY_SINHCON", "Ngày sinh con"),
+            ("NGAY_CONCHET", "Ngày con chết"),
+            ("SO_CONCHET", "Số con chết"),
+        )
+        if row.get(name)
+    ]
+    result = KET_QUA_DTRI.get(row.get("KET_QUA_DTRI") or "", row.get("KET_QUA_DTRI") or "")
+    texts = {
+        "history": [
+            f"Lý do vào viện: {header['LY_DO_VV']}" if header and header.get("LY_DO_VV") else "",
+            f"Chẩn đoán vào viện: {row['CHAN_DOAN_VAO']}" if row.get("CHAN_DOAN_VAO") else "",
+        ],
+        "course": [row.get("QT_BENHLY") or ""],
+        "results": [row.get("TOMTAT_KQ") or ""],
+        "treatment": [row.get("PP_DIEUTRI") or ""],
+        "outcome": [
+            f"Chẩn đoán ra viện: {row['CHAN_DOAN_RV']}" if row.get("CHAN_DOAN_RV") else "",
+            f"Kết quả điều trị: {result}" if result else "",
+            *births,
+        ],
+        "advice": [row.get("GHI_CHU") or ""],
+    }
+    sections = []
+    for key, code, title in SUMMARY_SECTIONS:
+        text = ". ".join(t for t in texts[key] if t)
+        if not text:
+            continue
+        sections.append(
+            {
+                "title": title,
+                "code": {"coding": [{"system": LOINC, "code": code}], "text": title},
+                "text": {
+                    "status": "generated",
+                    "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{html.escape(text)}</div>',
+                },
+            }
+        )
+    title = DOCS["XML8"][1]
+    body = {
+        "resourceType": "Composition",
+        "status": "final",
+        "type": {
+            "coding": [
+                {"system": LOINC, "code": "34133-9", "display": "Summary of episode note"},
+                {"system": f"{CS}/loai-giay-to", "code": DOCS["XML8"][0], "display": title},
+            ],
+            "text": title,
+        },
+        "encounter": v.enc_ref,
+        "date": instant(issued),
+        "author": [org_ref(v.fac)],
+        "title": title,
+        "custodian": org_ref(v.fac),
+        "event": [{"period": {"start": start, "end": end}}],
+        "section": sections,
+    }
+    return Item(body, v.key("XML8", 1, "summary"))
 
 
 def _newborn(fac: str, row: dict[str, str], p: list[Problem], n: int) -> SourceRecord:
@@ -563,6 +745,10 @@ def _row_raw(fac: str, table: str, row: dict[str, str]) -> str:
 def map_hoso(hoso: HoSo, file: str = "", known: frozenset[str] | None = None) -> Unit:
     """Map one hồ sơ. ``known``: registered facility codes (None = do not check)."""
     unit = _map_hoso(hoso, file, known)
+    unit.warnings = [
+        Problem(w.rule, loai, None, f"{loai}: {w.reason}", f"{loai}: {w.vi}")
+        for loai, w in hoso.warnings
+    ]
     if hoso.renamed:
         _name_fields_as_sent(unit, hoso.renamed)
     if unit.problems or not (hoso.tables.get("XML1") or hoso.tables.get("XML0")):
@@ -645,6 +831,7 @@ def _map_hoso(hoso: HoSo, file: str, known: frozenset[str] | None) -> Unit:
         )
         if conds:
             enc["diagnosis"] = _diagnosis_refs(conds)
+        check_layout(where, header, where, p)
         if p:
             unit.problems += p
             return unit
@@ -700,6 +887,7 @@ def _details(unit: Unit, v: _Visit, hoso: HoSo) -> None:
                 if stt:
                     seen.add(stt)
             items = _map_line(unit, v, table, row, line, hoso, p)
+            check_layout(table, row, f"{table} line {line}", p)
             if p:
                 unit.row_problems.append((p[0], _row_raw(v.fac, table, row)))
                 continue
@@ -722,6 +910,9 @@ def _map_line(
         raw = hoso.raw[table] if one else build_table(table, [row])
     if table == "XML6":
         return _hiv(v, row, p, line)
+    if table == "XML8":
+        header = next(iter(hoso.tables.get("XML1") or ()), None)
+        return [_document(v, table, row, raw, p, line), _summary(v, row, header, p)]
     if table == "XML15":
         return _tb(v, row, p, line)
     if table == "XML13":

@@ -17,6 +17,7 @@ from typing import Any
 from hssk.kernel import clock
 from hssk.kernel import identifiers as ids
 from hssk.records import Rendered
+from hssk.records.refs import patient_reference
 from hssk.registry.types import SourceRecord
 
 CS = "https://fhir.hssk.vn/CodeSystem"
@@ -71,7 +72,7 @@ def patient_element(rtype: str) -> str | None:
 def attach(body: dict[str, Any], person_id: int) -> dict[str, Any]:
     """Set the patient reference of a resource to the person's Patient (in place: the body
     belongs to the unit being written)."""
-    ref = {"reference": f"Patient/{person_id}"}
+    ref = {"reference": patient_reference(person_id)}
     rtype = body["resourceType"]
     if rtype == "Appointment":
         others = [p for p in body.get("participant") or [] if "Patient/" not in str(p)]
@@ -115,6 +116,8 @@ class Unit:
     newborn_ids: dict[int, int] = field(default_factory=dict)  # filled when linked
     # rows dropped from an otherwise good unit: (Problem, raw of that row)
     row_problems: list[tuple[Problem, str]] = field(default_factory=list)
+    # what was read otherwise than the source said, the record being stored all the same
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -50,7 +50,8 @@ _COLS = (
     "id, job_id, kind, file, record, element, value, rule, reason, reason_vi, status, created_at,"
     " facility, discard_reason"
 )
-STATUSES = ("quarantined", "replayed", "discarded")
+# 'noted': a record stored all the same, with what was read otherwise than sent (a warning)
+STATUSES = ("quarantined", "replayed", "discarded", "noted")
 
 
 class ReplayError(Exception):
@@ -124,7 +125,12 @@ def _pending(conn: psycopg.Connection[Any], error_id: int) -> QuarantinedRecord:
     return rec
 
 
-_VI = {"quarantined": "bị cách ly", "replayed": "được phát lại", "discarded": "bị loại bỏ"}
+_VI = {
+    "quarantined": "bị cách ly",
+    "replayed": "được phát lại",
+    "discarded": "bị loại bỏ",
+    "noted": "được lưu kèm cảnh báo",
+}
 
 
 def correct(conn: psycopg.Connection[Any], error_id: int, raw: str, by: str | None = None) -> None:

@@ -227,7 +227,9 @@ def list_errors(
     conn: Conn,
     actor: CurrentActor,
     job: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    status: Annotated[str, Query(pattern="^(quarantined|replayed|discarded|all)$")] = "quarantined",
+    status: Annotated[
+        str, Query(pattern="^(quarantined|replayed|discarded|noted|all)$")
+    ] = "quarantined",
     rule: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,

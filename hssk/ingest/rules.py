@@ -76,6 +76,11 @@ RULES: dict[str, Rule] = {
              "1–2 ký tự); nhiều mã ngăn cách bằng dấu chấm phẩy.",
              "Pick a code of the Ministry's ICD-10 list (letter, 2 digits, optionally '.' and "
              "1–2 characters); several codes are separated by ';'."),
+        Rule("field.length", "Trường dài quá mức tối đa", "Field over its maximum length",
+             "Rút gọn trường được nêu về độ dài tối đa mà phụ lục QĐ 4750 quy định cho trường "
+             "đó (ví dụ MA_BENH_CHINH 7 ký tự, MA_CSKCB 5 ký tự).",
+             "Shorten the named field to the maximum length the QĐ 4750 appendix sets for it "
+             "(e.g. MA_BENH_CHINH 7 characters, MA_CSKCB 5)."),
         Rule("number", "Không phải số", "Not a number",
              "Ghi số bằng chữ số, dấu thập phân là dấu chấm (ví dụ 12000.50).",
              "Write numbers with digits and a decimal point (e.g. 12000.50)."),
@@ -113,7 +118,12 @@ RULES: dict[str, Rule] = {
              "Tệp bị cắt giữa chừng: gửi lại toàn bộ tệp.",
              "The file stops midway: send the whole file again."),
         Rule("xml.encoding", "Sai mã hóa ký tự", "Wrong character encoding",
-             "Lưu tệp theo mã hóa UTF-8.", "Save the file as UTF-8."),
+             "Lưu tệp theo mã hóa UTF-8 và khai báo đúng encoding=\"utf-8\" (một bảng khai "
+             "báo ISO-8859-1 mà nội dung là UTF-8 được đọc theo UTF-8 và ghi chú lại; khi không "
+             "phân định được thì bị giữ lại).",
+             "Save the file as UTF-8 and declare encoding=\"utf-8\" (a table declaring "
+             "ISO-8859-1 over UTF-8 bytes is read as UTF-8 and noted; when the bytes cannot "
+             "tell, it is held back)."),
         Rule("xml.root", "Sai thẻ gốc", "Wrong root element",
              "Tệp hồ sơ bắt đầu bằng <GIAMDINHHS>; mỗi bảng bắt đầu bằng thẻ gốc của bảng đó "
              "(ví dụ <TONG_HOP> cho XML1).",
@@ -125,9 +135,11 @@ RULES: dict[str, Rule] = {
         Rule("xml.size", "Quá kích thước cho phép", "Over the size limit",
              "Mỗi bảng tối đa 8 MB, mỗi trường 100.000 ký tự: tách hồ sơ hoặc rút gọn trường.",
              "A table holds at most 8 MB and a field 100,000 characters: split or shorten."),
-        Rule("xml.loaihoso", "LOAIHOSO không thuộc QĐ 130", "LOAIHOSO not a QĐ 130 table",
-             "LOAIHOSO là XML0 đến XML15 (trừ XML12).",
-             "LOAIHOSO is XML0 to XML15 (except XML12)."),
+        Rule("xml.loaihoso", "LOAIHOSO không được nhận", "LOAIHOSO not taken",
+             "LOAIHOSO là XML0 đến XML15, trừ XML12 (biên bản giám định y khoa nhập trên cổng "
+             "BHXH, không gửi từ HIS): bỏ bảng đó khỏi hồ sơ.",
+             "LOAIHOSO is XML0 to XML15 but XML12 (the medical-assessment record, entered on "
+             "the insurance portal, not sent by a HIS): remove that table from the hồ sơ."),
         Rule("xml.empty", "Tệp rỗng", "Empty file", _FIX_FILE_VI, _FIX_FILE_EN),
         Rule("csv.empty", "Tệp CSV rỗng", "Empty CSV file",
              "Tệp CSV cần dòng tiêu đề và các dòng dữ liệu.",

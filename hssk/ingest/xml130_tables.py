@@ -1,13 +1,21 @@
 """Table layouts of the QĐ 130/4750/3176 HIS export (shared by the parser and the generator),
 and how the older QĐ 4210 and the 3176 variant name their fields.
 
-Field order and record paths of XML1–XML14 come from 1,152 real exports
-(``data/xml130-observed-structure.json``, copied from ../shared/spec); XML0, XML6 and XML15,
-absent from that sample, follow the official appendix (../shared/spec/xml130.md §3.3).
+Fields, their order, maximum lengths and types come from the official QĐ 4750 appendix
+(``data/qd4750-fields.csv``, copied from ../shared/spec; a test holds every layout against
+it). Root elements and record paths come from 1,152 real exports
+(``data/xml130-observed-structure.json``); those of XML0, XML6, XML10, XML11 and XML15,
+absent from that sample, from vendors' exporters (../shared/spec/xml130.md §3.1).
+
+XML12 (biên bản giám định y khoa) is in the appendix but is entered on the insurance portal,
+never sent by a HIS: its layout is known (``appendix()``) and a hồ sơ carrying it is refused
+with that reason (``REFUSED``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,50 +40,104 @@ class Table:
         return self.record_path.rsplit("/", 1)[-1]
 
 
-_EXTRA = {
-    "XML0": (
-        "CHI_TIEU_TRANG_THAI_KCB/DSACH_TRANG_THAI_KCB/TRANG_THAI_KCB",
-        "MA_LK STT MA_BN HO_TEN SO_CCCD NGAY_SINH GIOI_TINH MA_THE_BHYT MA_DKBD GT_THE_TU "
-        "GT_THE_DEN MA_DOITUONG_KCB NGAY_VAO NGAY_VAO_NOI_TRU LY_DO_VNT MA_LY_DO_VNT MA_LOAI_KCB "
-        "MA_CSKCB MA_DICH_VU TEN_DICH_VU MA_THUOC TEN_THUOC MA_VAT_TU TEN_VAT_TU NGAY_YL DU_PHONG",
-    ),
-    "XML6": (
-        "CHI_TIEU_HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS/"
-        "DSACH_HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS/HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS",
-        "MA_LK MA_THE_BHYT SO_CCCD NGAY_SINH GIOI_TINH DIA_CHI MATINH_CU_TRU MAHUYEN_CU_TRU "
-        "MAXA_CU_TRU NGAYKD_HIV NOI_LAY_MAU_XN NOI_XN_KD NOI_BDDT_ARV BDDT_ARV "
-        "MA_PHAC_DO_DIEU_TRI_BD MA_BAC_PHAC_DO_BD MA_LYDO_DTRI LOAI_DTRI_LAO "
-        "SANG_LOC_LAO PHACDO_DTRI_LAO NGAYBD_DTRI_LAO NGAYKT_DTRI_LAO KQ_DTRI_LAO MA_LYDO_XNTL_VR "
-        "NGAY_XN_TLVR KQ_XNTL_VR NGAY_KQ_XN_TLVR MA_LOAI_BN GIAI_DOAN_LAM_SANG NHOM_DOI_TUONG "
-        "MA_TINH_TRANG_DK LAN_XN_PCR NGAY_XN_PCR NGAY_KQ_XN_PCR MA_KQ_XN_PCR NGAY_NHAN_TT_MANG_THAI "
-        "NGAY_BAT_DAU_DT_CTX MA_XU_TRI NGAY_BAT_DAU_XU_TRI NGAY_KET_THUC_XU_TRI MA_PHAC_DO_DIEU_TRI "
-        "NGAY_BAT_DAU_DOI_PHAC_DO MA_LY_DO_DOI_PHAC_DO MA_CSKCB NGAY_THAY_DOI_PHAC_DO DU_PHONG",
-    ),
-    "XML15": (
-        "CHI_TIEU_DIEUTRI_BENHLAO/DSACH_CHITIET_DIEUTRI_BENHLAO/CHITIET_DIEUTRI_BENHLAO",
-        "MA_LK STT MA_BN HO_TEN SO_CCCD PHANLOAI_LAO_VITRI PHANLOAI_LAO_TS PHANLOAI_LAO_HIV "
-        "PHANLOAI_LAO_VK PHANLOAI_LAO_KT LOAI_DTRI_LAO NGAYBD_DTRI_LAO PHACDO_DTRI_LAO "
-        "NGAYKT_DTRI_LAO KET_QUA_DTRI_LAO MA_CSKCB NGAYKD_HIV BDDT_ARV NGAY_BAT_DAU_DT_CTX DU_PHONG",
-    ),
+@dataclass(frozen=True)
+class Field:
+    """One field of the appendix: its order, maximum length (None: no limit) and whether QĐ
+    4750 types it as a number ('Số')."""
+
+    table: str
+    order: int
+    name: str
+    max_len: int | None
+    number: bool
+
+
+# Record paths of the tables the real-export sample lacks (vendor practice, spec §3.1).
+_PATHS = {
+    "XML0": "CHI_TIEU_TRANG_THAI_KCB/DSACH_TRANG_THAI_KCB/TRANG_THAI_KCB",
+    "XML6": "CHI_TIEU_HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS/"
+    "DSACH_HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS/HO_SO_BENH_AN_CHAM_SOC_VA_DIEU_TRI_HIV_AIDS",
+    "XML10": "CHI_TIEU_DU_LIEU_GIAY_NGHI_DUONG_THAI",
+    "XML11": "CHI_TIEU_DU_LIEU_GIAY_CHUNG_NHAN_NGHI_VIEC_HUONG_BAO_HIEM_XA_HOI",
+    "XML15": "CHI_TIEU_DIEUTRI_BENHLAO/DSACH_CHITIET_DIEUTRI_BENHLAO/CHITIET_DIEUTRI_BENHLAO",
 }
+
+# Tables of the appendix a hồ sơ may not carry, with the reason (Vietnamese, English).
+REFUSED = {
+    "XML12": (
+        "XML12 (biên bản giám định y khoa) được nhập trực tiếp trên cổng giám định BHXH, không "
+        "gửi từ phần mềm HIS; HSSK không nhận bảng này: bỏ XML12 khỏi hồ sơ rồi gửi lại.",
+        "XML12 (medical-assessment record) is entered directly on the insurance portal, not "
+        "sent from a HIS; HSSK does not take it: remove XML12 from the hồ sơ and send again.",
+    )
+}
+
+
+# Maximum lengths changed after QĐ 130 (the appendix's column gives QĐ 130's): (table, field)
+# → new length. QĐ 4750 widened MA_DOITUONG_KCB to 4 ("1.10"); QĐ 1931/2026 widened MUC_HUONG
+# to 4 from 1 July 2026 (one press source, spec: unconfirmed).
+LENGTH_AMENDMENTS = {
+    ("XML0", "MA_DOITUONG_KCB"): 4,
+    ("XML1", "MA_DOITUONG_KCB"): 4,
+    ("XML2", "MUC_HUONG"): 4,
+    ("XML3", "MUC_HUONG"): 4,
+}
+
+
+def _order(name: str) -> int:
+    return int(name[3:])
+
+
+@lru_cache(maxsize=1)
+def appendix() -> dict[str, tuple[Field, ...]]:
+    """Every table of the QĐ 4750 appendix (XML0 … XML15, XML12 included), fields in order,
+    with the later length amendments (``LENGTH_AMENDMENTS``)."""
+    text = resources.files("hssk.ingest").joinpath("data/qd4750-fields.csv").read_text("utf-8")
+    out: dict[str, list[Field]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        size = row["max_len"].strip()
+        out.setdefault(row["table"], []).append(
+            Field(
+                table=row["table"],
+                order=int(row["order"]),
+                name=row["field"],
+                max_len=LENGTH_AMENDMENTS.get(
+                    (row["table"], row["field"]), None if size == "n" else int(size)
+                ),
+                number=row["type_after_qd4750"].strip() == "Số",
+            )
+        )
+    return {
+        k: tuple(sorted(v, key=lambda f: f.order))
+        for k, v in sorted(out.items(), key=lambda kv: _order(kv[0]))
+    }
 
 
 @lru_cache(maxsize=1)
 def tables() -> dict[str, Table]:
-    """All known tables by LOAIHOSO (XML0 … XML15; XML12 is portal-only and absent)."""
+    """The tables a hồ sơ carries, by LOAIHOSO (XML0 … XML15 but the refused XML12), with the
+    appendix's fields."""
     raw = json.loads(
         resources.files("hssk.ingest")
         .joinpath("data/xml130-observed-structure.json")
         .read_text("utf-8")
     )
-    out: dict[str, Table] = {}
+    paths = dict(_PATHS)
     for name, info in raw["tables"].items():
-        (path,) = info["record_paths"]
-        (root,) = info["inner_root"]
-        out[name] = Table(name, root, path, tuple(info["fields_in_order_seen"]))
-    for name, (path, fields) in _EXTRA.items():
-        out[name] = Table(name, path.split("/", 1)[0], path, tuple(fields.split()))
-    return dict(sorted(out.items(), key=lambda kv: int(kv[0][3:])))
+        (paths[name],) = info["record_paths"]
+    out: dict[str, Table] = {}
+    for name, fields in appendix().items():
+        if name in REFUSED:
+            continue
+        path = paths[name]
+        out[name] = Table(name, path.split("/", 1)[0], path, tuple(f.name for f in fields))
+    return out
+
+
+@lru_cache(maxsize=32)
+def limits(name: str) -> dict[str, tuple[int | None, bool]]:
+    """Field → (maximum length or None, number?) of table ``name``, for the per-record check."""
+    return {f.name: (f.max_len, f.number) for f in appendix().get(name, ())}
 
 
 # 3176 renames in XML13 (vendor practice; see the spec).

@@ -22,7 +22,8 @@ from typing import IO, Any
 
 from lxml import etree
 
-from hssk.ingest.xml130_tables import Table, renames_to_130, root_aliases, tables
+from hssk.ingest.encoding import EncodingMismatch, reading
+from hssk.ingest.xml130_tables import REFUSED, Table, renames_to_130, root_aliases, tables
 
 # A real export's quirk: the xsi namespace URI with a space instead of '-'. Same length, so
 # replacing it keeps byte offsets (and error positions) intact.
@@ -52,6 +53,9 @@ class HoSo:
     facility: str  # MACSKCB of the envelope
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     errors: list[tuple[str, XmlError]] = field(default_factory=list)  # (LOAIHOSO, error)
+    # what was read otherwise than the file said, yet stored (LOAIHOSO, note): e.g. a table
+    # declaring ISO-8859-1 over UTF-8 bytes
+    warnings: list[tuple[str, XmlError]] = field(default_factory=list)
     raw: dict[str, bytes] = field(default_factory=dict)  # decoded inner files, for quarantine
     # fields read under another name (QĐ 4210, 3176): QĐ 130 name → the name in the file
     renamed: dict[str, str] = field(default_factory=dict)
@@ -203,20 +207,44 @@ def _row(
     return out
 
 
+def readable(data: bytes, what: str, warnings: list[XmlError] | None = None) -> bytes:
+    """``data`` to parse: a single-byte declaration over UTF-8 bytes is read as UTF-8 (a
+    warning is added to ``warnings``); when the bytes cannot tell, an ``xml.encoding`` error."""
+    try:
+        r = reading(data)
+    except EncodingMismatch as exc:
+        raise XmlError("xml.encoding", f"{what}: {exc.vi}", f"{what}: {exc.reason}") from None
+    if r.overridden and warnings is not None:
+        warnings.append(
+            XmlError(
+                "xml.encoding",
+                f"{what}: khai báo mã hóa {r.overridden} nhưng nội dung là UTF-8: đã đọc theo "
+                'UTF-8. Sửa khai báo thành encoding="utf-8" ở phần mềm xuất.',
+                f"{what}: declares {r.overridden} but holds UTF-8: read as UTF-8. Correct the "
+                'exporter\'s declaration to encoding="utf-8".',
+            )
+        )
+    return r.data
+
+
 def parse_table(
-    data: bytes, name: str | None = None, renamed: dict[str, str] | None = None
+    data: bytes,
+    name: str | None = None,
+    renamed: dict[str, str] | None = None,
+    warnings: list[XmlError] | None = None,
 ) -> list[dict[str, str]]:
     """Records of one decoded inner file (XML1 … XML15). ``name`` checks the expected table.
     Fields of the older QĐ 4210 and of the 3176 variant come back under their QĐ 130 names;
-    ``renamed`` collects which (130 name → name in the file), for error messages."""
+    ``renamed`` collects which (130 name → name in the file), for error messages.
+    ``warnings``: collects what was read otherwise than declared (see ``readable``)."""
     if len(data) > MAX_INNER_BYTES:
         raise XmlError(
             "xml.size",
             f"Bảng {name or ''} dài {len(data)} byte, vượt giới hạn {MAX_INNER_BYTES}.",
             f"inner table {name or ''} is {len(data)} bytes, over the limit of {MAX_INNER_BYTES}.",
         )
-    data = data.replace(_BAD_XSI, _GOOD_XSI)
     what = f"bảng {name}" if name else "bảng"
+    data = readable(data.replace(_BAD_XSI, _GOOD_XSI), what, warnings)
     parser = _parser()
     try:
         root = etree.fromstring(data, parser)
@@ -284,6 +312,10 @@ def _hoso_from_elem(elem: Any, index: int, facility: str) -> HoSo:
                 loai = (child.text or "").strip().upper()
             elif name == "NOIDUNGFILE":
                 content = child.text or ""
+        if loai in REFUSED:
+            vi, en = REFUSED[loai]
+            hoso.errors.append((loai, XmlError("xml.loaihoso", vi, en)))
+            continue
         if loai not in tables():
             hoso.errors.append(
                 (
@@ -304,9 +336,11 @@ def decode_hoso(hoso: HoSo) -> HoSo:
     """Decode and parse the pending inner files of a hồ sơ (errors are kept per table)."""
     for loai, content in hoso.pending:
         try:
-            data = decode_b64(content, loai)
-            hoso.raw[loai] = data
+            notes: list[XmlError] = []
+            data = readable(decode_b64(content, loai), f"bảng {loai}", notes)
+            hoso.raw[loai] = data  # as read: a corrected declaration stays corrected
             hoso.tables.setdefault(loai, []).extend(parse_table(data, loai, hoso.renamed))
+            hoso.warnings += [(loai, n) for n in notes]
         except XmlError as exc:
             hoso.errors.append((loai, exc))
     hoso.pending = []
@@ -320,10 +354,15 @@ def iter_hoso(source: str | IO[bytes], *, skip: int = 0) -> Iterator[HoSo]:
     fh: IO[bytes] = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
     try:
         reader: IO[bytes]
-        if isinstance(source, str) and os.fstat(fh.fileno()).st_size <= WHOLE_FILE_BYTES:
+        notes: list[XmlError] = []  # a bare table's declared encoding overridden
+        in_memory = isinstance(source, io.BytesIO)
+        if in_memory or (
+            isinstance(source, str) and os.fstat(fh.fileno()).st_size <= WHOLE_FILE_BYTES
+        ):
             # the usual one-hồ-sơ file: read at once, without the chunk-by-chunk quirk filter
             # (5 % of mapping a visit)
-            reader = io.BytesIO(fh.read().replace(_BAD_XSI, _GOOD_XSI))
+            whole = fh.read().replace(_BAD_XSI, _GOOD_XSI)
+            reader = io.BytesIO(readable(whole, "tệp", notes))
         else:
             reader = io.BufferedReader(_FixQuirk(fh), buffer_size=1 << 16)
         context = etree.iterparse(reader, events=("start", "end"), **parser_kwargs())
@@ -337,7 +376,9 @@ def iter_hoso(source: str | IO[bytes], *, skip: int = 0) -> Iterator[HoSo]:
                     bare = _by_root().get(_local(elem.tag))
                     if bare is not None:  # a bare inner table (e.g. an XML0 check-in file)
                         if skip == 0:
-                            yield _bare_table(context, elem, bare)
+                            hoso = _bare_table(context, elem, bare)
+                            hoso.warnings += [(bare.name, n) for n in notes]
+                            yield hoso
                         return
                     if _local(elem.tag) != "GIAMDINHHS":
                         raise XmlError(

@@ -222,7 +222,7 @@ rs AS (  -- data written without a receipt (FHIR API, older loads): the change c
   GROUP BY facility),
 er AS (
   SELECT facility, count(*) AS errors FROM ingest_error
-  WHERE created_at >= %(since)s AND facility IN (SELECT facility_code FROM fac) GROUP BY facility)
+  WHERE created_at >= %(since)s AND status <> 'noted' AND facility IN (SELECT facility_code FROM fac) GROUP BY facility)
 SELECT fac.id, fac.name, fac.facility_code, fac.kind,
        greatest(rc_all.last, rs.last),
        coalesce(rc.delay, rs.delay),

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from hssk.records import extract
+from hssk.records.refs import patient_reference
 
 SERVER_META = ("versionId", "lastUpdated")
 
@@ -66,7 +67,7 @@ class Rendered(NamedTuple):
 
 def prerender(body: dict[str, Any], element: str | None) -> Rendered:
     """Render ``body`` (with its ``id``); ``element``: where ``finish_line`` puts the person's
-    reference (``{"reference": "Patient/<id>"}``), or None."""
+    reference (``{"reference": "Patient/mpi-<id>"}``), or None."""
     rest = {k: v for k, v in body.items() if k not in ("resourceType", "id", "meta", element)}
     meta = body.get("meta") or {}
     meta = {k: v for k, v in meta.items() if k not in SERVER_META}
@@ -105,7 +106,7 @@ def finish_line(
     head = "\t".join((text(rtype), text(rid), version, pid)).encode()
     tail = "\t".join((text(source_unit), text(source_key), text(sensitivity), at, "")).encode()
     if r.element and person_id is not None:
-        ref = r.element + b'{"reference":"Patient/' + pid.encode() + b'"}'
+        ref = r.element + b'{"reference":"' + patient_reference(person_id).encode() + b'"}'
     elif r.element and r.original:
         ref = r.element + r.original
     else:

@@ -20,6 +20,7 @@ import orjson
 import psycopg
 
 from hssk.kernel import identifiers
+from hssk.records import refs
 from hssk.records.extract import fold
 from hssk.records.store import _CURRENT, Stored, _row, person_of
 
@@ -121,15 +122,24 @@ def _int(param: str, text: str, lo: int, hi: int) -> int:
     return max(lo, min(hi, int(text)))
 
 
+def person_of_reference(conn: psycopg.Connection[Any], rid: str) -> int | None:
+    """The person of Patient/rid in either form a resource carries: a stored Patient's id,
+    ``mpi-N`` or a bare ``N`` (merges are followed by the API's version)."""
+    stored = person_of(conn, rid)
+    if stored is not None:
+        return stored
+    return refs.golden_id(rid) or refs.bare_person_id(rid)
+
+
 def parse(
     conn: psycopg.Connection[Any],
     rtype: str,
     params: list[tuple[str, str]],
-    person_of_patient: Callable[[psycopg.Connection[Any], str], int | None] = person_of,
+    person_of_patient: Callable[[psycopg.Connection[Any], str], int | None] = person_of_reference,
 ) -> Query:
     """Build the query for ``rtype`` from (name, value) pairs; raises SearchError.
 
-    ``person_of_patient`` maps a Patient id to its person (the API also knows golden ids)."""
+    ``person_of_patient`` maps a Patient id to its person (the API also follows merges)."""
     q = Query(rtype)
     allowed = allowed_params(rtype)
     for name, value in params:

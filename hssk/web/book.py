@@ -7,6 +7,7 @@ there, never an exception, because data arrive from many systems of uneven quali
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -482,7 +483,7 @@ def build_book(
                 sections=[
                     (
                         s.get("title") or "",
-                        _TAG.sub(" ", (s.get("text") or {}).get("div", "")).strip(),
+                        _narrative_text(s),
                     )
                     for s in c.get("section") or ()
                     if isinstance(s, dict)
@@ -503,6 +504,12 @@ def build_book(
     if "self_reported" in wanted:
         book.self_reported = list(self_entries)
     return book
+
+
+def _narrative_text(section: dict[str, Any]) -> str:
+    """A Composition section's narrative as plain text: tags dropped, entities decoded (the
+    page escapes it again); a treatment summary from XML8 escapes its text in the div."""
+    return html.unescape(_TAG.sub(" ", (section.get("text") or {}).get("div", ""))).strip()
 
 
 def _insurance(

@@ -304,6 +304,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "q_quarantined": ("Đang bị giữ lại", "Held back"),
     "q_replayed": ("Đã gửi lại thành công", "Sent again and stored"),
     "q_discarded": ("Đã loại bỏ", "Discarded"),
+    "q_noted": ("Đã lưu kèm cảnh báo", "Stored with a warning"),
     "q_empty": ("Không có bản ghi nào.", "No records."),
     "q_open": ("Xem và sửa", "View and fix"),
     "open_q": ("Xem và sửa bản ghi {id}", "View and fix record {id}"),

@@ -43,7 +43,7 @@ def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:
             "SELECT person_id, body FROM resource WHERE type = 'Observation'"
         ).fetchall()
     assert {r[0] for r in rows} == {pid}
-    assert all(r[1]["subject"]["reference"] == f"Patient/{pid}" for r in rows)
+    assert all(r[1]["subject"]["reference"] == f"Patient/mpi-{pid}" for r in rows)
     with idb.connection() as conn:  # each run of a job is in the audit trail, with its counts
         runs = conn.execute(
             "SELECT detail FROM audit_event WHERE action = 'ingest-run' ORDER BY seq"
@@ -164,7 +164,7 @@ def test_bundle_with_urn_uuid_references(idb: Database, tmp_path: Path) -> None:
     assert s.stored == {"Condition": 1} and s.quarantined == 0, s.errors
     with idb.connection() as conn:
         pid, body = conn.execute("SELECT person_id, body FROM resource").fetchone()
-    assert pid is not None and body["subject"]["reference"] == f"Patient/{pid}"
+    assert pid is not None and body["subject"]["reference"] == f"Patient/mpi-{pid}"
 
 
 def test_replay_of_one_bad_line(idb: Database, tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_resources_are_attached_to_the_linked_person(idb: Database, tmp_path: Pa
         res = everything(conn, pid)
     assert len(res) == sum(expected_counts().values())
     enc = next(r for r in res if r.type == "Encounter")
-    assert enc.body["subject"]["reference"] == f"Patient/{pid}"
+    assert enc.body["subject"]["reference"] == f"Patient/mpi-{pid}"
     assert enc.body["status"] == "finished"
     assert enc.body["class"]["code"] == "AMB"
     assert len(enc.body["diagnosis"]) == 3

@@ -67,7 +67,7 @@ def test_rendered_row_holds_the_resource_and_its_columns(
         body["meta"] = labels
     expected = dict(body)
     if person is not None and elem:
-        expected[elem] = {"reference": f"Patient/{person}"}
+        expected[elem] = {"reference": f"Patient/mpi-{person}"}
     at = "2026-11-25T00:00:00.000001Z"
     meta = {k: v for k, v in (labels or {}).items() if k != "versionId"}
     expected["meta"] = {**meta, "versionId": "1", "lastUpdated": at}
@@ -96,7 +96,9 @@ def test_rendered_resources_are_stored_like_plain_ones(clean_db: Database) -> No
     ]  # fmt: skip
     with clean_db.connection() as conn:
         plain = [
-            store.NewResource({**b, "subject": {"reference": "Patient/5"}}, 5, f"plain|{i}", "u1")
+            store.NewResource(
+                {**b, "subject": {"reference": "Patient/mpi-5"}}, 5, f"plain|{i}", "u1"
+            )
             for i, b in enumerate(bodies)
         ]
         ahead = []
@@ -114,7 +116,7 @@ def test_rendered_resources_are_stored_like_plain_ones(clean_db: Database) -> No
         by_key = {r[0]: r[1:] for r in rows}
         for i in range(3):
             assert by_key[f"ahead|{i}"] == by_key[f"plain|{i}"]
-            assert by_key[f"ahead|{i}"][0]["subject"] == {"reference": "Patient/5"}
+            assert by_key[f"ahead|{i}"][0]["subject"] == {"reference": "Patient/mpi-5"}
         # the plain rows re-sent rendered ahead: nothing changes
         again = [
             store.NewResource({"resourceType": "Observation", "id": it.body.get("id") or
