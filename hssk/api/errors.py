@@ -145,6 +145,16 @@ def install(app: FastAPI) -> None:
             400,
         )
 
+    @app.exception_handler(RecursionError)
+    async def _deep(_: Request, exc: RecursionError) -> Response:
+        # input nested deeper than a parser or validator can follow (the FHIR API refuses
+        # such bodies up front; this keeps every other door from answering 500)
+        return fhir_response(
+            outcome(code="structure", diagnostics="the request is nested too deeply to be "
+                    "processed; flatten it (at most 64 levels of objects and arrays)"),
+            400,
+        )  # fmt: skip
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unexpected error")

@@ -4,7 +4,7 @@ transaction/batch Bundles, ``Patient/$everything``. Every access is authorized a
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 import psycopg
@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from hssk.access import Actor, audit, authorize
 from hssk.access.audit import record_decision
-from hssk.access.policy import authorize_many
+from hssk.access.policy import Decision, authorize_many
 from hssk.api import transaction
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
@@ -51,7 +51,7 @@ def person_of_patient(conn: psycopg.Connection[Any], rid: str) -> int | None:
 def golden_person_id(rid: str) -> int | None:
     """N for 'mpi-N', else None."""
     tail = rid[len(GOLDEN) :] if rid.startswith(GOLDEN) else ""
-    return int(tail) if tail.isdigit() and len(tail) < 19 else None
+    return int(tail) if tail.isascii() and tail.isdigit() and len(tail) < 19 else None
 
 
 def _check_type(rtype: str) -> None:
@@ -73,6 +73,33 @@ def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) ->
     return None
 
 
+def decide(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    action: str,
+    rtype: str,
+    person_id: int | None,
+    *,
+    rid: str | None = None,
+    sensitivity: str | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Decision:
+    """Authorize and audit one access."""
+    directory_read = rtype in DIRECTORY_TYPES and action in ("read", "search", "history")
+    if directory_read and actor.authenticated:
+        return Decision(True, "directory", "directory data, no personal information")
+    decision = authorize(
+        conn, actor, action, rtype, person_id, sensitivity=sensitivity, purpose=purpose
+    )
+    if person_id is not None or not decision.allowed or action not in ("read", "search"):
+        record_decision(
+            conn, actor, action, decision, purpose=purpose, resource_type=rtype,
+            resource_id=rid, person_id=person_id, detail=detail,
+        )  # fmt: skip
+    return decision
+
+
 def guard(
     conn: psycopg.Connection[Any],
     actor: Actor,
@@ -83,19 +110,11 @@ def guard(
     rid: str | None = None,
     sensitivity: str | None = None,
     purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> str:
     """Authorize and audit one access; raise Forbidden (after auditing the denial)."""
-    directory_read = rtype in DIRECTORY_TYPES and action in ("read", "search", "history")
-    if directory_read and actor.authenticated:
-        return "directory"
-    decision = authorize(
-        conn, actor, action, rtype, person_id, sensitivity=sensitivity, purpose=purpose
-    )
-    if person_id is not None or not decision.allowed or action not in ("read", "search"):
-        record_decision(
-            conn, actor, action, decision, purpose=purpose, resource_type=rtype,
-            resource_id=rid, person_id=person_id,
-        )  # fmt: skip
+    decision = decide(conn, actor, action, rtype, person_id, rid=rid, sensitivity=sensitivity,
+                      purpose=purpose, detail=detail)  # fmt: skip
     if not decision.allowed:  # the audit trail keeps the denial although the request fails
         raise Forbidden(decision.reason)
     return decision.basis
@@ -119,7 +138,30 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise FhirError(400, "structure", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise FhirError(400, "structure", "the body must be a JSON object (a FHIR resource)")
+    if _deeper_than(body, MAX_DEPTH):
+        raise FhirError(400, "structure", f"the body nests objects and arrays more than "
+                        f"{MAX_DEPTH} levels deep; no FHIR resource needs that many")  # fmt: skip
     return body
+
+
+# Deeper bodies are refused before validation, whose recursion they would exhaust (a
+# transaction Bundle with contained resources and nested extensions stays under 30).
+MAX_DEPTH = 64
+
+
+def _deeper_than(node: Any, limit: int) -> bool:
+    """Whether JSON ``node`` nests objects/arrays more than ``limit`` levels (no recursion)."""
+    level: list[Any] = [node]
+    for _ in range(limit):
+        level = [
+            child
+            for parent in level
+            for child in (parent.values() if isinstance(parent, dict) else parent)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 # --- capability --------------------------------------------------------------------------
@@ -129,14 +171,62 @@ def metadata(request: Request) -> Response:
 
 
 # --- writes ------------------------------------------------------------------------------
+MOVE_REFUSED = "a resource cannot be moved to another person; create a new one"
+# (type, person, sensitivity label) → ids of the resources a write touches there
+WriteGroups = dict[tuple[str, int | None, str | None], list[str]]
+
+
+def _authorize_writes(
+    conn: psycopg.Connection[Any], actor: Actor, action: str, groups: WriteGroups
+) -> None:
+    """Authorize and audit each (type, person, label) group once; raise on the first refusal."""
+    for (rtype, person, sens), rids in groups.items():
+        many = {"resources": rids[:1000], "count": len(rids)} if len(rids) > 1 else None
+        guard(conn, actor, action, rtype, person, rid=rids[0] if not many else None,
+              sensitivity=sens, detail=many)  # fmt: skip
+
+
+def _write_groups(
+    rtype: str, rid: str, person: int | None, sens: str | None, owner: store.Owner | None
+) -> WriteGroups:
+    """What writing ``rid`` needs the right to: the new person and label and, for a stored
+    resource, its current owner and label (the audit then names the current owner)."""
+    groups: WriteGroups = {(rtype, person, sens): [rid]}
+    if owner is not None:
+        groups.setdefault((rtype, owner.person_id, owner.sensitivity), [rid])
+    return groups
+
+
+def _refuse_move(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    key: tuple[str, str],
+    person: int | None,
+    owner: store.Owner | None,
+) -> None:
+    """Refuse a write that would give a stored resource to another person (or to none): 403
+    when the caller may not write the current owner's data, else 409; audited under the owner."""
+    if owner is None or owner.person_id is None or owner.person_id == person:
+        return
+    rtype, rid = key
+    may = authorize(conn, actor, "write", rtype, owner.person_id, sensitivity=owner.sensitivity)
+    reason = f"{rtype}/{rid}: {MOVE_REFUSED}" if may.allowed else may.reason
+    record_decision(conn, actor, "write", Decision(False, "deny", reason), resource_type=rtype,
+                    resource_id=rid, person_id=owner.person_id)  # fmt: skip
+    raise FhirError(409, "business-rule", reason) if may.allowed else Forbidden(reason)
+
+
 def _writer(actor: Actor) -> transaction.Writer:
     def write(
         conn: psycopg.Connection[Any], body: dict[str, Any], rid: str | None, if_match: int | None
     ) -> tuple[Stored, bool]:
+        rtype = body["resourceType"]
         rid = rid or body.get("id") or store.new_id()
+        owner = store.owners(conn, [(rtype, rid)]).get((rtype, rid))
         person_id = _person_id(conn, body, rid)
         sens = sensitivity_of(body)
-        guard(conn, actor, "write", body["resourceType"], person_id, rid=rid, sensitivity=sens)
+        _refuse_move(conn, actor, (rtype, rid), person_id, owner)
+        _authorize_writes(conn, actor, "write", _write_groups(rtype, rid, person_id, sens, owner))
         return store.save(
             conn, body, rid=rid, if_match=if_match, person_id=person_id, sensitivity=sens
         )
@@ -144,66 +234,63 @@ def _writer(actor: Actor) -> transaction.Writer:
     return write
 
 
+def _persons_of(conn: psycopg.Connection[Any], bodies: list[dict[str, Any]]) -> list[int | None]:
+    """The person of each resource: Patients linked in one registry batch, the others through
+    the Patient they reference (written in the same bundle or stored)."""
+    patients = [b for b in bodies if b["resourceType"] == "Patient"]
+    person_by_patient: dict[str, int] = {}
+    if patients:
+        links = link_many(conn, [record_from_patient(b, record_id=b["id"]) for b in patients])
+        person_by_patient = {b["id"]: r.person_id for b, r in zip(patients, links, strict=True)}
+    refs: dict[int, str] = {}
+    for i, body in enumerate(bodies):
+        ref = extract.subject_reference(body) if body["resourceType"] != "Patient" else None
+        parts = ref.split("/") if ref else []
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            refs[i] = parts[-1]
+    unknown = sorted({r for r in refs.values() if r not in person_by_patient})
+    if unknown:
+        for pid, person in conn.execute(
+            "SELECT id, person_id FROM resource WHERE type = 'Patient' AND id = ANY(%s)",
+            (unknown,),
+        ):
+            person_by_patient[pid] = person
+    return [
+        person_by_patient.get(body["id"] if body["resourceType"] == "Patient" else refs.get(i, ""))
+        for i, body in enumerate(bodies)
+    ]
+
+
 def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
     """Write many resources of one transaction in a single COPY + upsert.
 
-    Patients are linked to persons in one registry batch; each (person, type) is authorized
-    once and audited as one event listing the resources written."""
+    Each (type, person, label) is authorized once, for the new content and for the current
+    owner of stored resources, and audited as one event listing the resources written."""
 
     def write_many(
         conn: psycopg.Connection[Any], bodies: list[dict[str, Any]]
     ) -> list[tuple[Stored, bool]]:
-        patients = [b for b in bodies if b["resourceType"] == "Patient"]
-        person_by_patient: dict[str, int] = {}
-        if patients:
-            links = link_many(conn, [record_from_patient(b, record_id=b["id"]) for b in patients])
-            person_by_patient = {b["id"]: r.person_id for b, r in zip(patients, links, strict=True)}
-        refs: dict[int, str] = {}
-        for i, body in enumerate(bodies):
-            ref = extract.subject_reference(body) if body["resourceType"] != "Patient" else None
-            parts = ref.split("/") if ref else []
-            if len(parts) >= 2 and parts[-2] == "Patient":
-                refs[i] = parts[-1]
-        unknown = sorted({r for r in refs.values() if r not in person_by_patient})
-        if unknown:
-            for pid, person in conn.execute(
-                "SELECT id, person_id FROM resource WHERE type = 'Patient' AND id = ANY(%s)",
-                (unknown,),
-            ):
-                person_by_patient[pid] = person
-        items: list[store.NewResource] = []
-        groups: dict[tuple[str, int | None, str | None], list[str]] = {}
-        for i, body in enumerate(bodies):
-            person = (
-                person_by_patient.get(body["id"])
-                if body["resourceType"] == "Patient"
-                else person_by_patient.get(refs.get(i, ""))
-            )
-            sens = sensitivity_of(body)
-            groups.setdefault((body["resourceType"], person, sens), []).append(body["id"])
-            items.append(store.NewResource(body, person_id=person, sensitivity=sens))
-        for (rtype, person, sens), rids in groups.items():
-            decision = authorize(conn, actor, "write", rtype, person, sensitivity=sens)
-            record_decision(conn, actor, "write", decision, resource_type=rtype, person_id=person,
-                            resource_id=rids[0] if len(rids) == 1 else None,
-                            detail={"resources": rids[:1000], "count": len(rids)})  # fmt: skip
-            if not decision.allowed:
-                raise Forbidden(decision.reason)
-        existed = {
-            (t, i)
-            for t, i in conn.execute(
-                "SELECT type, id FROM resource WHERE (type, id) IN "
-                "(SELECT * FROM unnest(%s::text[], %s::text[])) AND NOT deleted",
-                ([b["resourceType"] for b in bodies], [b["id"] for b in bodies]),
-            )
-        }
+        keys = [(b["resourceType"], b["id"]) for b in bodies]
+        owners = store.owners(conn, keys)
+        persons = _persons_of(conn, bodies)
+        items = [
+            store.NewResource(body, person_id=person, sensitivity=sensitivity_of(body))
+            for body, person in zip(bodies, persons, strict=True)
+        ]
+        groups: WriteGroups = {}
+        for (rtype, rid), item in zip(keys, items, strict=True):
+            owner = owners.get((rtype, rid))
+            _refuse_move(conn, actor, (rtype, rid), item.person_id, owner)
+            for group in _write_groups(rtype, rid, item.person_id, item.sensitivity, owner):
+                groups.setdefault(group, []).append(rid)
+        _authorize_writes(conn, actor, "write", groups)
         result = store.bulk_upsert(conn, items, versions=True)
         now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         out = []
-        for body, item in zip(bodies, items, strict=True):
-            key = (body["resourceType"], body["id"])
+        for key, body, item in zip(keys, bodies, items, strict=True):
             stored = Stored(key[0], key[1], result.versions[key], now, body, item.person_id)
-            out.append((stored, key not in existed))
+            owner = owners.get(key)
+            out.append((stored, owner is None or owner.deleted))
         return out
 
     return write_many
@@ -215,7 +302,8 @@ def _deleter(actor: Actor) -> transaction.Deleter:
             cur = store.read(conn, rtype, rid)
         except (store.NotFound, store.Gone):
             return False
-        guard(conn, actor, "delete", rtype, cur.person_id, rid=rid)
+        groups: WriteGroups = {(rtype, cur.person_id, cur.sensitivity): [rid]}
+        _authorize_writes(conn, actor, "delete", groups)
         return store.delete(conn, rtype, rid)
 
     return delete
@@ -235,17 +323,10 @@ async def post_bundle(request: Request, conn: Conn, actor: CurrentActor) -> Resp
     def searcher(
         c: psycopg.Connection[Any], rtype: str, params: list[tuple[str, str]]
     ) -> list[Stored]:
-        return _search(c, actor, rtype, [*params, ("_count", str(search.MAX_COUNT))])[1]
+        return _search(c, actor, rtype, [*params, ("_count", str(search.MAX_COUNT))])[2]
 
     def getter(c: psycopg.Connection[Any], url: str) -> dict[str, Any]:
-        rtype, rid, params = transaction._split(url)
-        _check_type(rtype)
-        if params is not None or not rid:
-            total, rows = _search(c, actor, rtype, params or [])
-            return _searchset(rows, total, f"/fhir/{rtype}", params or [], len(rows), 0)
-        stored = store.read(c, rtype, rid)
-        guard(c, actor, "read", rtype, stored.person_id, rid=rid)
-        return stored.body
+        return _get(c, actor, url, _base(request))
 
     with conn.transaction():
         result = transaction.process(
@@ -268,9 +349,7 @@ async def create(rtype: str, request: Request, conn: Conn, actor: CurrentActor) 
     body = {k: v for k, v in body.items() if k != "id"}  # the server assigns ids on create
     condition = request.headers.get("if-none-exist")
     if condition:
-        from urllib.parse import parse_qsl
-
-        _, found = _search(conn, actor, rtype, parse_qsl(condition.lstrip("?")))
+        _, _, found = _search(conn, actor, rtype, parse_qsl(condition.lstrip("?")))
         if len(found) > 1:
             raise FhirError(
                 412, "multiple-matches", f"If-None-Exist '{condition}' matches {len(found)}"
@@ -308,34 +387,77 @@ def remove(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
 
 
 # --- reads -------------------------------------------------------------------------------
-@router.get("/{rtype}/{rid}", summary="Read the current version")
-def read(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _get(conn: psycopg.Connection[Any], actor: Actor, url: str, base: str) -> dict[str, Any]:
+    """A GET entry of a batch or transaction: the same read, checks and audit as over REST."""
+    path, query_mark, query = url.partition("?")
+    parts = [p for p in path.split("/") if p]
+    rtype = parts[0] if parts else ""
     _check_type(rtype)
+    if query_mark or len(parts) == 1:
+        params = parse_qsl(query, keep_blank_values=True)
+        return _search_bundle(conn, actor, rtype, params, f"{base}/{rtype}")
+    if len(parts) == 2 and not parts[1].startswith("$"):
+        return _read(conn, actor, rtype, parts[1])[0]
+    if len(parts) in (3, 4) and parts[2] == "_history":
+        if len(parts) == 3:
+            return _history_bundle(conn, actor, rtype, parts[1])
+        return _vread(conn, actor, rtype, parts[1], parts[3]).body
+    raise FhirError(400, "not-supported", f"GET '{url}' is not supported in a bundle; use "
+                    "Type?search, Type/id, Type/id/_history or Type/id/_history/version")  # fmt: skip
+
+
+def _read(
+    conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The current version and its headers (a golden record ``mpi-N`` has none)."""
     golden = golden_person_id(rid) if rtype == "Patient" else None
     if golden is not None:
         person = get_person(conn, golden)
         if person is None:
             raise store.NotFound(f"Patient/{rid}")
         guard(conn, actor, "read", "Patient", person.id, rid=rid)
-        return fhir_response(golden_patient(person))
+        return golden_patient(person), None
     stored = store.read(conn, rtype, rid)
-    guard(
-        conn,
-        actor,
-        "read",
-        rtype,
-        stored.person_id,
-        rid=rid,
-        sensitivity=stored.sensitivity,
-    )
-    return fhir_response(stored.body, headers=_meta_headers(stored))
+    guard(conn, actor, "read", rtype, stored.person_id, rid=rid, sensitivity=stored.sensitivity)
+    return stored.body, _meta_headers(stored)
 
 
-@router.get("/{rtype}/{rid}/_history", summary="All versions of a resource")
-def history(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
-    _check_type(rtype)
+def _vread(conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str, vid: str) -> Stored:
+    """One version, decided on that version's own person and sensitivity label."""
+    if not vid.isascii() or not vid.isdigit() or len(vid) > 9:
+        raise FhirError(400, "invalid", f"version '{vid}' must be a number")
+    stored = store.vread(conn, rtype, rid, int(vid))
+    guard(conn, actor, "read", rtype, stored.person_id, rid=rid, sensitivity=stored.sensitivity)
+    if stored.deleted:
+        raise store.Gone(f"{rtype}/{rid}/_history/{vid}")
+    return stored
+
+
+def _readable_versions(
+    conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str
+) -> list[Stored]:
+    """The versions the actor may read, each decided on its own person and label (audited
+    once per person and label); Forbidden when there is none."""
     versions = store.history(conn, rtype, rid)
-    guard(conn, actor, "history", rtype, versions[0].person_id, rid=rid)
+    decisions: dict[tuple[int | None, str | None], Decision] = {}
+    for v in versions:
+        key = (v.person_id, v.sensitivity)
+        if key not in decisions:
+            decisions[key] = decide(conn, actor, "history", rtype, key[0], rid=rid,
+                                    sensitivity=key[1])  # fmt: skip
+    shown = [v for v in versions if decisions[(v.person_id, v.sensitivity)].allowed]
+    if not shown:  # the reason given for the newest version
+        raise Forbidden(next(iter(decisions.values())).reason)
+    return shown
+
+
+def _history_bundle(
+    conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str
+) -> dict[str, Any]:
     entries = [
         {
             "fullUrl": f"{rtype}/{v.id}/_history/{v.version}",
@@ -350,71 +472,89 @@ def history(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
                 "lastModified": v.last_updated.isoformat(),
             },
         }
-        for v in versions
+        for v in _readable_versions(conn, actor, rtype, rid)
     ]
-    return fhir_response(
-        {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
-    )
+    return {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+
+
+@router.get("/{rtype}/{rid}", summary="Read the current version")
+def read(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    body, headers = _read(conn, actor, rtype, rid)
+    return fhir_response(body, headers=headers)
+
+
+@router.get("/{rtype}/{rid}/_history", summary="All versions of a resource")
+def history(rtype: str, rid: str, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    return fhir_response(_history_bundle(conn, actor, rtype, rid))
 
 
 @router.get("/{rtype}/{rid}/_history/{vid}", summary="Read one version")
 def vread(rtype: str, rid: str, vid: str, conn: Conn, actor: CurrentActor) -> Response:
     _check_type(rtype)
-    if not vid.isdigit():
-        raise FhirError(400, "invalid", f"version '{vid}' must be a number")
-    stored = store.vread(conn, rtype, rid, int(vid))
-    guard(conn, actor, "read", rtype, stored.person_id, rid=rid)
-    if stored.deleted:
-        raise store.Gone(f"{rtype}/{rid}/_history/{vid}")
+    stored = _vread(conn, actor, rtype, rid, vid)
     return fhir_response(stored.body, headers=_meta_headers(stored))
+
+
+# Beyond this many (person, label) pairs matching a search, the rows are decided a page at a
+# time and the total is left out (it would count rows the caller may not see).
+OWNER_GROUPS = 1000
+
+
+def _visible(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    rtype: str,
+    keys: set[tuple[int | None, str | None]],
+) -> set[tuple[int | None, str | None]]:
+    """The (person, sensitivity label) pairs whose rows the actor may see: one decision query
+    per label."""
+    out: set[tuple[int | None, str | None]] = set()
+    for sens in {s for _, s in keys}:
+        persons = [p for p, s in keys if s == sens and p is not None]
+        decisions = authorize_many(conn, actor, "search", rtype, persons, sensitivity=sens)
+        out |= {(p, sens) for p, d in decisions.items() if d.allowed}
+        if (None, sens) in keys and authorize(conn, actor, "search", rtype, None,
+                                              sensitivity=sens).allowed:  # fmt: skip
+            out.add((None, sens))
+    return out
 
 
 def _search(
     conn: psycopg.Connection[Any], actor: Actor, rtype: str, params: list[tuple[str, str]]
-) -> tuple[int | None, list[Stored]]:
-    """Run a search and keep only the rows the actor may read; audit once per person."""
+) -> tuple[search.Query, int | None, list[Stored]]:
+    """Run a search keeping only the rows the actor may see: (query, total, page).
+
+    A search naming a patient is refused (403) unless the actor may search that person.
+    The rows the actor may not see (by person or sensitivity label) are left out in SQL, so
+    that the total and paging count only what the caller may see."""
     try:
         q = search.parse(conn, rtype, params, person_of_patient)
     except search.SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.param) from None
-    scoped = any(name.split(":")[0] in ("patient", "subject") for name, _ in params)
-    if scoped and not q.empty:
-        person = next(a for w, a in zip(q.where, q.args, strict=False) if w == "person_id = %s")
-        guard(conn, actor, "search", rtype, person)
-        # Sensitive categories (HIV, mental health…) need their own rule: leave out, in SQL so
-        # that totals and paging stay right, those the caller may not read.
-        present = [
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT sensitivity FROM resource WHERE person_id = %s AND type = %s"
-                " AND sensitivity IS NOT NULL",
-                (person, rtype),
-            )
-        ]
-        readable = [
-            sens
-            for sens in present
-            if authorize(conn, actor, "read", rtype, person, sensitivity=sens).allowed
-        ]
-        q.where.append("(sensitivity IS NULL OR sensitivity = ANY(%s))")
-        q.args.append(readable)
-    total, rows = search.run(conn, q)
-    if scoped or rtype in DIRECTORY_TYPES:
-        return total, rows
-    persons_seen = {s.person_id for s in rows if s.person_id is not None}
-    decisions = authorize_many(conn, actor, "search", rtype, persons_seen)
-    allowed = [
-        s
-        for s in rows
-        if (decisions[s.person_id].allowed if s.person_id is not None else
-            authorize(conn, actor, "search", rtype, None).allowed)
-        and (not s.sensitivity
-             or authorize(conn, actor, "read", rtype, s.person_id, sensitivity=s.sensitivity).allowed)
-    ]  # fmt: skip
-    persons = sorted({s.person_id for s in allowed if s.person_id is not None})
-    audit(conn, actor, "search", outcome="allow", resource_type=rtype,
-          detail={"params": params[:20], "persons": persons[:100], "filtered": len(rows) - len(allowed)})  # fmt: skip
-    return (total if len(allowed) == len(rows) else None), allowed
+    if q.person is not None:
+        guard(conn, actor, "search", rtype, q.person)
+    elif rtype in DIRECTORY_TYPES:
+        return q, *search.run(conn, q)
+    groups = search.owner_groups(conn, q, OWNER_GROUPS)
+    total: int | None
+    if groups is None:  # too many persons to decide up front: decide the page's rows
+        _, rows = search.run(conn, q, total=False)
+        seen = _visible(conn, actor, rtype, {(s.person_id, s.sensitivity) for s in rows})
+        allowed = [s for s in rows if (s.person_id, s.sensitivity) in seen]
+        total, filtered = None, len(rows) - len(allowed)
+    else:
+        seen = _visible(conn, actor, rtype, set(groups))
+        search.restrict(q, seen)
+        _, allowed = search.run(conn, q, total=False)
+        total = sum(n for key, n in groups.items() if key in seen)
+        filtered = sum(groups.values()) - total
+    if q.person is None:  # a search naming a person was audited by its guard
+        persons = sorted({s.person_id for s in allowed if s.person_id is not None})
+        audit(conn, actor, "search", outcome="allow", resource_type=rtype,
+              detail={"params": params[:20], "persons": persons[:100], "filtered": filtered})  # fmt: skip
+    return q, total, allowed
 
 
 def _searchset(
@@ -447,32 +587,37 @@ def _searchset(
     return bundle
 
 
-@router.get("/{rtype}", summary="Search (patient, identifier, date, code, _count, _offset …)")
-def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -> Response:
-    _check_type(rtype)
-    params = list(request.query_params.multi_items())
-    total, rows = _search(conn, actor, rtype, params)
+def _search_bundle(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    rtype: str,
+    params: list[tuple[str, str]],
+    base: str,
+) -> dict[str, Any]:
+    """The searchset Bundle of a search (REST or a bundle's GET entry)."""
+    q, total, rows = _search(conn, actor, rtype, params)
     golden = _golden_patients(conn, actor, params) if rtype == "Patient" else []
-    q_count = dict(params).get("_count", str(search.DEFAULT_COUNT))
-    count = min(int(q_count), search.MAX_COUNT) if q_count.isdigit() else search.DEFAULT_COUNT
-    off = dict(params).get("_offset", "0")
-    base = str(request.base_url).rstrip("/") + f"/fhir/{rtype}"
-    offset = int(off) if off.isdigit() else 0
-    bundle = _searchset(rows, total, base, params, count, offset)
-    if golden and offset == 0:  # golden records of the master patient index come first
+    bundle = _searchset(rows, total, base, params, q.count, q.offset)
+    if golden and q.offset == 0:  # golden records of the master patient index come first
         bundle["entry"][:0] = [
             {"fullUrl": f"{base}/{g['id']}", "resource": g, "search": {"mode": "match"}}
             for g in golden
         ]
         if "total" in bundle:
             bundle["total"] += len(golden)
-    ignored = [k for k, _ in params if k.split(":")[0] not in search.allowed_params(rtype)]
-    if ignored:
+    if q.ignored:
         bundle["entry"].append({"resource": {"resourceType": "OperationOutcome", "issue": [{
             "severity": "warning", "code": "not-supported",
-            "diagnostics": f"ignored unknown search parameters: {', '.join(ignored)}"}]},
+            "diagnostics": f"ignored unknown search parameters: {', '.join(q.ignored)}"}]},
             "search": {"mode": "outcome"}})  # fmt: skip
-    return fhir_response(bundle)
+    return bundle
+
+
+@router.get("/{rtype}", summary="Search (patient, identifier, date, code, _count, _offset …)")
+def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -> Response:
+    _check_type(rtype)
+    params = list(request.query_params.multi_items())
+    return fhir_response(_search_bundle(conn, actor, rtype, params, f"{_base(request)}/{rtype}"))
 
 
 _GOLDEN_KINDS = {identifiers.CCCD: "cccd", identifiers.BHYT: "bhyt", identifiers.BHXH: "bhxh"}

@@ -8,7 +8,7 @@ Supported: ``_id``, ``patient``/``subject``, ``identifier``, ``code``, ``date`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +49,7 @@ class Query:
     offset: int = 0
     ignored: list[str] = field(default_factory=list)
     empty: bool = False  # a filter that can match nothing (e.g. unknown patient)
+    person: int | None = None  # the one person a patient/subject parameter names
 
 
 def allowed_params(rtype: str) -> tuple[str, ...]:
@@ -109,7 +110,7 @@ def _token(value: str) -> tuple[str | None, str]:
 
 
 def _int(param: str, text: str, lo: int, hi: int) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise SearchError(param, f"'{text}' must be a whole number between {lo} and {hi}")
     return max(lo, min(hi, int(text)))
 
@@ -126,6 +127,9 @@ def parse(
     q = Query(rtype)
     allowed = allowed_params(rtype)
     for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            raise SearchError(name.replace("\x00", "\\u0000"),
+                              "holds a NUL character (\\u0000); remove it")  # fmt: skip
         base = name.split(":", 1)[0]
         if base not in allowed:
             q.ignored.append(name)
@@ -144,8 +148,9 @@ def parse(
             if "/" in value and not value.split("/")[-2].endswith("Patient"):
                 raise SearchError(name, f"'{value}' must reference a Patient")
             person = person_of_patient(conn, ref)
-            if person is None:
-                q.empty = True
+            if person is None or q.person not in (None, person):
+                q.empty = True  # no such patient, or two different ones
+            q.person = q.person or person
             q.where.append("person_id = %s")
             q.args.append(person)
         elif base == "identifier":
@@ -179,20 +184,49 @@ def parse(
     return q
 
 
-def run(conn: psycopg.Connection[Any], q: Query) -> tuple[int, list[Stored]]:
-    """Execute: (total matches, the requested page)."""
+def _where(q: Query) -> tuple[str, list[Any]]:
+    return " AND ".join(["type = %s", "NOT deleted", *q.where]), [q.type, *q.args]
+
+
+def owner_groups(
+    conn: psycopg.Connection[Any], q: Query, limit: int
+) -> dict[tuple[int | None, str | None], int] | None:
+    """How many matches each (person, sensitivity label) has; None when over ``limit`` groups."""
+    if q.empty:
+        return {}
+    where, args = _where(q)
+    rows = conn.execute(
+        f"""SELECT person_id, sensitivity, count(*) FROM resource WHERE {where}
+            GROUP BY person_id, sensitivity LIMIT %s""".encode(),
+        [*args, limit + 1],
+    ).fetchall()
+    return None if len(rows) > limit else {(p, s): n for p, s, n in rows}
+
+
+def restrict(q: Query, groups: Iterable[tuple[int | None, str | None]]) -> None:
+    """Keep only matches of these (person, sensitivity label) pairs."""
+    keys = list(groups)
+    q.where.append(
+        "(coalesce(person_id, 0), coalesce(sensitivity, '')) IN"
+        " (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
+    )
+    q.args += [[p or 0 for p, _ in keys], [s or "" for _, s in keys]]
+
+
+def run(conn: psycopg.Connection[Any], q: Query, *, total: bool = True) -> tuple[int, list[Stored]]:
+    """Execute: (total matches, or 0 without ``total``; the requested page)."""
     if q.empty:
         return 0, []
-    where = " AND ".join(["type = %s", "NOT deleted", *q.where])
-    args = [q.type, *q.args]
-    (total,) = conn.execute(
-        f"SELECT count(*) FROM resource WHERE {where}".encode(), args
-    ).fetchone() or (0,)
+    where, args = _where(q)
+    found = 0
+    if total:
+        row = conn.execute(f"SELECT count(*) FROM resource WHERE {where}".encode(), args)
+        found = (row.fetchone() or (0,))[0]
     if q.count == 0:
-        return total, []
+        return found, []
     rows = conn.execute(
         f"""SELECT {_CURRENT} FROM resource WHERE {where}
             ORDER BY effective DESC NULLS LAST, id LIMIT %s OFFSET %s""".encode(),
         [*args, q.count, q.offset],
     ).fetchall()
-    return total, [_row(r) for r in rows]
+    return found, [_row(r) for r in rows]

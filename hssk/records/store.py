@@ -21,6 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from hssk.db.textlist import SPLIT, joined, splittable
+from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import events, extract
 from hssk.records.rows import SERVER_META, Rendered, finish_line, prerender
 
@@ -168,17 +169,22 @@ def vread(conn: psycopg.Connection[Any], rtype: str, rid: str, version: int) -> 
 
 
 def history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> list[Stored]:
-    """All versions, newest first; raises NotFound if the resource never existed."""
+    """All versions, newest first, each with its own person and sensitivity label (earlier
+    versions keep no label column: theirs is read from their body by the one rule); raises
+    NotFound if the resource never existed."""
     rows = conn.execute(
-        f"""SELECT {_COLUMNS} FROM resource WHERE type = %(t)s AND id = %(i)s
+        f"""SELECT {_CURRENT} FROM resource WHERE type = %(t)s AND id = %(i)s
             UNION ALL
-            SELECT {_COLUMNS} FROM resource_history WHERE type = %(t)s AND id = %(i)s
+            SELECT {_COLUMNS}, NULL FROM resource_history WHERE type = %(t)s AND id = %(i)s
             ORDER BY version DESC""",
         {"t": rtype, "i": rid},
     ).fetchall()
     if not rows:
         raise NotFound(f"{rtype}/{rid}")
-    return [_row(r) for r in rows]
+    versions = [_row(r) for r in rows]
+    for v in versions:
+        v.sensitivity = v.sensitivity or sensitivity_of(v.body)
+    return versions
 
 
 def _insert_history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> None:
@@ -278,6 +284,29 @@ def delete(conn: psycopg.Connection[Any], rtype: str, rid: str) -> bool:
     change = events.Change(rtype, rid, cur[2] + 1, cur[5], "delete", unit[0] if unit else None)
     events.publish(conn, [change])
     return True
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose a stored resource is, and its sensitivity label."""
+
+    person_id: int | None
+    sensitivity: str | None
+    deleted: bool
+
+
+def owners(
+    conn: psycopg.Connection[Any], keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Owner]:
+    """The owner of each stored resource among ``keys`` (type, id), deleted ones included."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        """SELECT type, id, person_id, sensitivity, deleted FROM resource
+           WHERE (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
+    return {(t, i): Owner(p, s, d) for t, i, p, s, d in rows}
 
 
 def person_of(conn: psycopg.Connection[Any], patient_id: str) -> int | None:

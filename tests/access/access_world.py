@@ -1,14 +1,20 @@
-"""A small synthetic world for access tests: units, persons, accounts, records."""
+"""A small synthetic world for access tests: units, persons, accounts, records; and the
+fixtures (per module) that build it and serve it over HTTP (access and security tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
 from hssk.access import accounts
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
+from hssk.api.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.records import store
@@ -42,6 +48,41 @@ def _person(conn: Any, name: str, birth: date, commune: str, cccd: str) -> int:
 def _resource(conn: Any, body: dict[str, Any], person: int, **kw: Any) -> tuple[str, str]:
     stored, _ = store.save(conn, body, person_id=person, **kw)
     return stored.type, stored.id
+
+
+def observation(
+    person: int, *, label: str | None = None, rid: str | None = None, value: int = 1
+) -> dict[str, Any]:
+    """An Observation of ``person`` (Patient/p<person>), with a sensitivity label if given."""
+    body: dict[str, Any] = {
+        "resourceType": "Observation", "status": "final", "code": {"text": "đường huyết"},
+        "subject": {"reference": f"Patient/p{person}"}, "valueQuantity": {"value": value},
+    }  # fmt: skip
+    if label:
+        body["meta"] = {"security": [{"code": label}]}
+    if rid:
+        body["id"] = rid
+    return body
+
+
+def store_observation(world: World, person: int, label: str | None = None) -> str:
+    """A fresh Observation of ``person`` written straight into the store; its id."""
+    with world.db.connection() as conn:
+        stored, _ = store.save(conn, observation(person, label=label), person_id=person,
+                               sensitivity=label)  # fmt: skip
+    return stored.id
+
+
+def fresh_world(db: Database) -> World:
+    """Empty every table (but the migration ledger), then build the world."""
+    with db.connection() as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migration'").fetchall()]  # fmt: skip
+        conn.execute(
+            ("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY").encode()
+        )
+    return build_world(db)
 
 
 def build_world(db: Database) -> World:
@@ -120,3 +161,15 @@ def build_world(db: Database) -> World:
             "resourceType": "Observation", "status": "final", "code": {"text": "huyết áp"},
             "subject": {"reference": f"Patient/p{p['other']}"}}, p["other"])  # fmt: skip
     return w
+
+
+@pytest.fixture(scope="module")
+def world(db: Database) -> World:
+    return fresh_world(db)
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    app = create_app(load_settings(), world.db)
+    with TestClient(app) as c:
+        yield c
