@@ -1,5 +1,9 @@
 """FHIR R4 REST API under /fhir: read, vread, _history, search, create, update, delete,
-transaction/batch Bundles, ``Patient/$everything``. Every access is authorized and audited."""
+transaction/batch Bundles, ``Patient/$everything``. Every access is authorized and audited.
+
+A write is authorized for the stored resource's current owner and label and for the new ones,
+and never moves a resource to another person; every version returned is decided on its own
+person and label; a bundle's GET runs the same reads as REST."""
 
 from __future__ import annotations
 
