@@ -104,22 +104,10 @@ def decide(
     return decision
 
 
-def guard(
-    conn: psycopg.Connection[Any],
-    actor: Actor,
-    action: str,
-    rtype: str,
-    person_id: int | None,
-    *,
-    rid: str | None = None,
-    sensitivity: str | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> str:
-    """Authorize and audit one access; raise Forbidden (after auditing the denial)."""
-    decision = decide(conn, actor, action, rtype, person_id, rid=rid, sensitivity=sensitivity,
-                      purpose=purpose, detail=detail)  # fmt: skip
-    if not decision.allowed:  # the audit trail keeps the denial although the request fails
+def require(decision: Decision) -> str:
+    """The basis of an allowed decision; raise Forbidden for a refusal (``decide`` audited it:
+    the audit trail keeps the denial although the request fails)."""
+    if not decision.allowed:
         raise Forbidden(decision.reason)
     return decision.basis
 
@@ -186,8 +174,8 @@ def _authorize_writes(
     """Authorize and audit each (type, person, label) group once; raise on the first refusal."""
     for (rtype, person, sens), rids in groups.items():
         many = {"resources": rids[:1000], "count": len(rids)} if len(rids) > 1 else None
-        guard(conn, actor, action, rtype, person, rid=rids[0] if not many else None,
-              sensitivity=sens, detail=many)  # fmt: skip
+        require(decide(conn, actor, action, rtype, person, rid=rids[0] if not many else None,
+              sensitivity=sens, detail=many))  # fmt: skip
 
 
 def _write_groups(
@@ -414,6 +402,12 @@ def _get(conn: psycopg.Connection[Any], actor: Actor, url: str, base: str) -> di
                     "Type?search, Type/id, Type/id/_history or Type/id/_history/version")  # fmt: skip
 
 
+def _require_read(conn: psycopg.Connection[Any], actor: Actor, stored: Stored) -> None:
+    """A version is read by the right to its own person and sensitivity label."""
+    require(decide(conn, actor, "read", stored.type, stored.person_id, rid=stored.id,
+                   sensitivity=stored.sensitivity))  # fmt: skip
+
+
 def _read(
     conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
@@ -423,10 +417,10 @@ def _read(
         person = get_person(conn, golden)
         if person is None:
             raise store.NotFound(f"Patient/{rid}")
-        guard(conn, actor, "read", "Patient", person.id, rid=rid)
+        require(decide(conn, actor, "read", "Patient", person.id, rid=rid))
         return golden_patient(person), None
     stored = store.read(conn, rtype, rid)
-    guard(conn, actor, "read", rtype, stored.person_id, rid=rid, sensitivity=stored.sensitivity)
+    _require_read(conn, actor, stored)
     return stored.body, _meta_headers(stored)
 
 
@@ -435,7 +429,7 @@ def _vread(conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str, vi
     if not vid.isascii() or not vid.isdigit() or len(vid) > 9:
         raise FhirError(400, "invalid", f"version '{vid}' must be a number")
     stored = store.vread(conn, rtype, rid, int(vid))
-    guard(conn, actor, "read", rtype, stored.person_id, rid=rid, sensitivity=stored.sensitivity)
+    _require_read(conn, actor, stored)
     if stored.deleted:
         raise store.Gone(f"{rtype}/{rid}/_history/{vid}")
     return stored
@@ -538,7 +532,7 @@ def _search(
     except search.SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.param) from None
     if q.person is not None:
-        guard(conn, actor, "search", rtype, q.person)
+        require(decide(conn, actor, "search", rtype, q.person))
     elif rtype in DIRECTORY_TYPES:
         return q, *search.run(conn, q)
     groups = search.owner_groups(conn, q, OWNER_GROUPS)
@@ -702,7 +696,7 @@ def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
     )
     if person_id is None:
         raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
-    guard(conn, actor, "export", "Patient", person_id, rid=rid, purpose="everything")
+    require(decide(conn, actor, "export", "Patient", person_id, rid=rid, purpose="everything"))
     rows = conn.execute(
         "SELECT type, id, sensitivity FROM resource WHERE person_id = %s AND sensitivity IS NOT NULL",
         (person_id,),
