@@ -441,11 +441,15 @@ def _read(
 
 
 def _vread(conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str, vid: str) -> Stored:
-    """One version, decided on that version's own person and sensitivity label."""
+    """One version, decided on that version's own person and sensitivity label (a version
+    that does not exist on that of the newest: no 404 tells others how many there are)."""
     if not vid.isascii() or not vid.isdigit() or len(vid) > 9:
         raise FhirError(400, "invalid", f"version '{vid}' must be a number")
-    stored = store.vread(conn, rtype, rid, int(vid))
-    _require_read(conn, actor, stored)
+    versions = store.history(conn, rtype, rid)
+    stored = next((v for v in versions if v.version == int(vid)), None)
+    _require_read(conn, actor, stored or versions[0])
+    if stored is None:
+        raise store.NotFound(f"{rtype}/{rid}/_history/{vid}")
     if stored.deleted:
         raise store.Gone(f"{rtype}/{rid}/_history/{vid}")
     return stored

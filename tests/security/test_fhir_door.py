@@ -57,6 +57,12 @@ def test_put_cannot_take_over_another_persons_resource(client: TestClient, world
     assert resp.status_code == 403, resp.text
     assert _owner(world, rid) == parent
     assert ("write", "deny", parent) in _audited(world, "other_citizen", rid)
+    log = client.get("/api/v1/me/access-log", headers=world.headers("citizen")).json()
+    assert any(
+        (e["action"], e["outcome"], e["resource"]) == ("write", "deny", "Observation")
+        and e["who"] != "bạn / you"
+        for e in log
+    ), log
 
 
 @pytest.mark.parametrize("kind", ["transaction", "batch"])
@@ -138,8 +144,12 @@ def test_delete_needs_the_right_to_the_label(client: TestClient, world: World) -
 # --- 2. every version returned is checked with its own person and label ----------------------
 def test_vread_checks_the_label(client: TestClient, world: World) -> None:
     rtype, rid = world.resources["hiv_parent"]
-    resp = client.get(f"/fhir/{rtype}/{rid}/_history/1", headers=world.headers("doctor"))
-    assert resp.status_code == 403, resp.text
+    doctor = world.headers("doctor")
+    assert client.get(f"/fhir/{rtype}/{rid}/_history/1", headers=doctor).status_code == 403
+    # nor does a missing version tell how many versions there are
+    assert client.get(f"/fhir/{rtype}/{rid}/_history/7", headers=doctor).status_code == 403
+    own = client.get(f"/fhir/{rtype}/{rid}/_history/7", headers=world.headers("citizen"))
+    assert own.status_code == 404
 
 
 def test_history_checks_the_label(client: TestClient, world: World) -> None:
