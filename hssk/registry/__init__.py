@@ -12,35 +12,47 @@ Public API (ingest and the FHIR API code against these names)::
     find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
     patient_resource(person) -> dict                  # FHIR R4 Patient
     match(conn, patient_json, count, only_certain) -> [(Person, score, grade)]   # PDQm $match
+    mark_deceased_many(conn, [Death(person_id, died_at, source, source_ref)]) -> DeathOutcome
+                                                      # every source of deaths comes here
 """
 
 from hssk.registry.fhir import patient_resource
-from hssk.registry.link import (
+from hssk.registry.link import link, link_many, refresh_statistics
+from hssk.registry.persons import (
+    DEATH_SOURCES,
+    Death,
+    DeathOutcome,
+    Refusal,
     get_person,
     golden_record,
-    link,
-    link_many,
-    refresh_statistics,
+    mark_deceased_many,
     resolve,
+    resolve_many,
 )
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.search import find, match
 from hssk.registry.types import Candidate, LinkResult, Person, SourceRecord
 
 __all__ = [
+    "DEATH_SOURCES",
     "Candidate",
+    "Death",
+    "DeathOutcome",
     "LinkResult",
     "Person",
     "Prepared",
+    "Refusal",
     "SourceRecord",
     "find",
     "get_person",
     "golden_record",
     "link",
     "link_many",
+    "mark_deceased_many",
     "match",
     "patient_resource",
     "prepare",
     "refresh_statistics",
     "resolve",
+    "resolve_many",
 ]

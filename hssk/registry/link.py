@@ -9,9 +9,9 @@ the same person link to one person (an in-memory index of the batch's new person
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -21,13 +21,14 @@ from psycopg.types.json import Jsonb
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.kernel.config import settings
 from hssk.registry.adminunits import commune_options
+from hssk.registry.merge import merge
 from hssk.registry.model import Features, Score, cccd_valid, compare, strong_identifier
+from hssk.registry.persons import resolve, resolve_many
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.types import PERSON_COLUMNS, LinkResult, Person, SourceRecord, person_from_row
 
 LINK_LOCK = 7_340_200  # advisory lock key of the linking step
 MAX_CANDIDATES = 64  # per record and blocking key: very common names are capped
-MAX_MERGE_HOPS = 50  # longest chain of merges followed to the survivor
 
 
 def features_of(p: Prepared) -> Features:
@@ -359,8 +360,6 @@ def link_many(
 
 def _auto_merge(conn: psycopg.Connection[Any], pairs: list[tuple[int, int]]) -> None:
     """Merge persons found to share verified identifiers (rare; each merge is reversible)."""
-    from hssk.registry.merge import merge
-
     done: set[frozenset[int]] = set()
     for survivor, other in pairs:
         if frozenset((survivor, other)) in done:
@@ -415,21 +414,6 @@ def _existing_links(
         return found
     survivors = resolve_many(conn, list(set(found.values())))
     return {k: survivors.get(v, v) for k, v in found.items()}
-
-
-def resolve_many(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, int]:
-    """Survivor id of each person id (itself when never merged)."""
-    rows = conn.execute(
-        """WITH RECURSIVE chain(start, id, merged_into, depth) AS (
-               SELECT p.id, p.id, p.merged_into, 0 FROM person p WHERE p.id = ANY(%s)
-             UNION ALL
-               SELECT c.start, p.id, p.merged_into, c.depth + 1
-                 FROM chain c JOIN person p ON p.id = c.merged_into
-                WHERE c.depth < %s)
-           SELECT start, id FROM chain WHERE merged_into IS NULL""",
-        (list(ids), MAX_MERGE_HOPS),
-    ).fetchall()
-    return {int(r[0]): int(r[1]) for r in rows}
 
 
 def _reserve_ids(conn: psycopg.Connection[Any], n: int) -> list[int]:
@@ -579,55 +563,7 @@ def refresh_statistics(conn: psycopg.Connection[Any]) -> None:
     conn.execute("ANALYZE person, person_source, person_name_count")
 
 
-# --- reading ----------------------------------------------------------------------------------
-def resolve(conn: psycopg.Connection[Any], person_id: int) -> int:
-    """Survivor id after merges (the id itself when never merged or unknown)."""
-    return resolve_many(conn, [person_id]).get(person_id, person_id)
-
-
-_PERSON_BY_ID = f"SELECT {PERSON_COLUMNS} FROM person WHERE id = %s"
-
-
-def golden_record(conn: psycopg.Connection[Any], person_id: int) -> Person | None:
-    """The golden record a person id leads to, merges followed, without ``replaces``: one
-    primary-key read for a person never merged (the book's hot path), one more per merge."""
-    person = None
-    pid = person_id
-    for _ in range(MAX_MERGE_HOPS + 1):
-        row = conn.execute(_PERSON_BY_ID, (pid,)).fetchone()
-        if row is None:
-            return None
-        person = person_from_row(row)
-        if person.merged_into is None:
-            break
-        pid = person.merged_into
-    return person  # (a chain longer than MAX_MERGE_HOPS: where the walk stopped)
-
-
-def get_person(conn: psycopg.Connection[Any], person_id: int) -> Person | None:
-    """The golden record, following merges to the survivor; ``replaces`` lists merged ids."""
-    person = golden_record(conn, person_id)
-    if person is None:
-        return None
-    person.replaces = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT id FROM person WHERE merged_into = %s ORDER BY id", (person.id,)
-        ).fetchall()
-    ]
-    return person
-
-
 def birth_year_range(d: date | None) -> tuple[date, date] | None:
     if d is None:
         return None
     return date(d.year, 1, 1), date(d.year + 1, 1, 1)
-
-
-def mark_deceased(conn: psycopg.Connection[Any], person_id: int, deceased_at: datetime) -> int:
-    """Record a death on the golden record (of the survivor, after merges); returns its id."""
-    pid = resolve(conn, person_id)
-    conn.execute(
-        "UPDATE person SET deceased_at = %s, updated_at = now() WHERE id = %s", (deceased_at, pid)
-    )
-    return pid

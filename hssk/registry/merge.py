@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from hssk.registry.link import resolve
+from hssk.registry.persons import resolve
 
 # Columns restored by unmerge (everything but the identity and creation time).
 _RESTORE = (

@@ -127,9 +127,10 @@ def test_match_grades_and_patient_resource(clean_db: Database) -> None:
         )
         from datetime import UTC, datetime
 
-        from hssk.registry.link import mark_deceased
+        from hssk.registry import Death, mark_deceased_many
 
-        mark_deceased(conn, b.person_id, datetime(2025, 1, 2, 3, 4, tzinfo=UTC))
+        death = Death(b.person_id, datetime(2025, 1, 2, 3, 4, tzinfo=UTC), "population", "2")
+        assert mark_deceased_many(conn, [death]).applied == [death]
         dead = get_person(conn, b.person_id)
         assert dead is not None and patient_resource(dead)["deceasedDateTime"].startswith(
             "2025-01-02"
