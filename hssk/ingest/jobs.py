@@ -28,10 +28,12 @@ import orjson
 import psycopg
 
 from hssk import registry
+from hssk.access import PLATFORM, audit
 from hssk.db import Database
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.ingest import kinds, sources
 from hssk.ingest.model import Item, Problem, Unit, attach
+from hssk.ingest.person_updates import died_at, record_deaths, record_households
 from hssk.records import NewResource, bulk_upsert, id_for_source_key
 from hssk.records import refresh_statistics as refresh_store_statistics
 
@@ -345,9 +347,9 @@ def write_units(
             linked()
         t1 = time.perf_counter()
         summary.timings["link"] += t1 - t0
-        good = [u for u in good if not u.problems]
+        good = _deaths(conn, [u for u in good if not u.problems], b)
+        _households(conn, good)
         _store(conn, good, b, summary)
-        _deaths(conn, good)
         _remember(conn, kind, good)
         summary.timings["store"] += time.perf_counter() - t1
     t2 = time.perf_counter()
@@ -533,12 +535,38 @@ def _fail(u: Unit, b: _Batch, p: Problem) -> None:
     b.errors.append((u, p, u.raw))
 
 
-def _deaths(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
-    """Deaths go to the registry (person.deceased_at) when it offers ``mark_deceased``."""
-    dead = [(u.person_id, u.deceased_at) for u in good if u.deceased_at and u.person_id]
-    mark = getattr(registry, "mark_deceased", None)
-    if dead and mark is not None:
-        mark(conn, dead)
+# The element that carries the death in each kind's records (named in a refusal).
+_DEATH_ELEMENT = {"xml130": "KET_QUA_DTRI", "edoc": "NGAY_TU_VONG", "population": "ngay_mat",
+                  "station": "ngay_mat"}  # fmt: skip
+
+
+def _deaths(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> list[Unit]:
+    """Record the batch's deaths on the persons (before anything is stored: a unit whose
+    death the registry refuses is held back whole). Returns the units still good."""
+    by_report: dict[tuple[str, str], Unit] = {}
+    reports: list[registry.Death] = []
+    for u in good:
+        if u.deceased_at and u.person_id and u.kind in _DEATH_ELEMENT:
+            by_report[(u.kind, u.key)] = u
+            reports.append(registry.Death(u.person_id, died_at(u.deceased_at), u.kind, u.key))
+    if not reports:
+        return good
+    out = record_deaths(conn, PLATFORM, reports, basis="ingest-job")
+    for r in out.refused:
+        u = by_report[(r.death.source, r.death.source_ref)]
+        _fail(u, b, Problem(r.rule, _DEATH_ELEMENT[u.kind], u.deceased_at, r.en, r.vi))
+    return [u for u in good if not u.problems]
+
+
+def _households(conn: psycopg.Connection[Any], good: list[Unit]) -> None:
+    """Households the batch's registers and stations list, applied to the persons."""
+    moves = [
+        registry.HouseholdMove(u.person_id, u.household.code, u.household.action)
+        for u in good
+        if u.household and u.person_id
+    ]
+    if moves:
+        record_households(conn, PLATFORM, moves, basis="ingest-job")
 
 
 def _quarantine(conn: psycopg.Connection[Any], job_id: int | None, kind: str, b: _Batch) -> None:
@@ -647,8 +675,6 @@ def _pool_size(workers: int | None, paths: Sequence[str], kind: str = "xml130") 
 def _audit_job(conn: psycopg.Connection[Any], job_id: int, status: str, out: Summary) -> None:
     """Loading records changes personal health data: one audit event per job run, with counts
     (the job row says who created it; per-record detail stays in the job and the quarantine)."""
-    from hssk.access import PLATFORM, audit
-
     row = conn.execute(
         "SELECT kind, created_by FROM ingest_job WHERE id = %s", (job_id,)
     ).fetchone()

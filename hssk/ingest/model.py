@@ -81,6 +81,15 @@ def attach(body: dict[str, Any], person_id: int) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True)
+class HouseholdEntry:
+    """A person's household as a source lists it (code of the household, join or head)."""
+
+    code: str
+    action: str  # join | head | leave
+    day: str | None = None  # YYYY-MM-DD
+
+
 @dataclass
 class Unit:
     """Everything one source record produces."""
@@ -99,6 +108,7 @@ class Unit:
     facility: str | None = None
     visit_date: str | None = None  # YYYY-MM-DD, for receipts
     deceased_at: str | None = None
+    household: HouseholdEntry | None = None  # registers and stations: the person's household
     registry_only: bool = False  # registers: the person link is the result
     only_new: bool = False  # write its resources only where none exist (XML0 check-in)
     digest: str | None = None  # sha1 of the record's content: an identical re-send is skipped

@@ -145,6 +145,26 @@ RULES: dict[str, Rule] = {
              "Send NDJSON instead (one resource per line)."),
         Rule("file.missing", "Không tìm thấy tệp", "File not found",
              "Kiểm tra đường dẫn tệp.", "Check the file's path."),
+        Rule("value.code", "Giá trị không thuộc danh mục", "Value not in the list",
+             "Dùng một trong các giá trị được nêu trong lý do.",
+             "Use one of the values named in the reason."),
+        Rule("death.future", "Ngày mất ở tương lai", "Date of death in the future",
+             "Sửa ngày giờ tử vong (giờ Việt Nam): không thể sau ngày gửi.",
+             "Correct the date of death (Vietnam time): it cannot be after the day of sending."),
+        Rule("death.before-birth", "Ngày mất trước ngày sinh", "Death before birth",
+             "Kiểm tra ngày mất và người được báo tử (CCCD, họ tên, ngày sinh) rồi gửi lại.",
+             "Check the date of death and the person reported (CCCD, name, birth date), then "
+             "send again."),
+        Rule("death.already-dead", "Người này đã được ghi nhận tử vong vào ngày khác",
+             "Already recorded dead on another day",
+             "Nếu ngày mất đã ghi là sai, đề nghị Sở Y tế lập đính chính; nếu bản ghi này sai "
+             "người hoặc sai ngày, sửa rồi gửi lại.",
+             "If the recorded date is wrong, ask the Department of Health for an amendment; if "
+             "this record names the wrong person or date, correct it and send again."),
+        Rule("death.unknown-person", "Không tìm thấy người được báo tử",
+             "Person reported dead not found",
+             "Gửi kèm thông tin nhận dạng (CCCD, họ tên, ngày sinh) của người mất.",
+             "Send the identity of the deceased (CCCD, name, birth date) with the report."),
         Rule("internal", "Lỗi xử lý của hệ thống", "Processing defect",
              "Không phải lỗi của bên gửi: bản ghi được giữ lại và phát lại sau khi sửa lỗi; "
              "báo cho bộ phận CNTT của Sở Y tế.",

@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from typing import Any
 import orjson
 import psycopg
 
-from hssk.ingest import kinds
+from hssk.ingest import kinds, station_map
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.model import (
     CS,
+    HouseholdEntry,
     Item,
     Problem,
     Unit,
@@ -41,7 +43,6 @@ from hssk.ingest.model import (
 )
 from hssk.ingest.xmlparse import XmlError, decode_hoso, iter_hoso
 from hssk.kernel import identifiers as ids
-from hssk.kernel.codes import LOINC, UCUM
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import id_for_source_key, prerender
 from hssk.registry import Prepared, prepare
@@ -406,6 +407,8 @@ def map_population(path: str, n: int, row: dict[str, str], known: frozenset[str]
     death = _first(row, "ngay_mat")
     if death:
         u.deceased_at = _iso_date(death, "ngay_mat", p)
+    if _first(row, "ma_ho"):
+        u.household = HouseholdEntry(_first(row, "ma_ho"), "head" if _is_head(row) else "join")
     u.problems = p
     u.registry_only = True
     return u
@@ -500,17 +503,6 @@ def map_immunization(path: str, n: int, row: dict[str, str], known: frozenset[st
     return u
 
 
-def _vital(code: str, display: str, value: float, unit: str, ucum: str) -> dict[str, Any]:
-    return {
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": ucum},
-    }
-
-
-VITAL_SIGNS = concept("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs")
-SOCIAL = concept("http://terminology.hl7.org/CodeSystem/observation-category", "social-history")
-
-
 def _num(row: dict[str, str], name: str, p: list[Problem], lo: float, hi: float) -> float | None:
     text = row.get(name) or ""
     if not text:
@@ -533,18 +525,37 @@ def _num(row: dict[str, str], name: str, p: list[Problem], lo: float, hi: float)
     return round(v, 2)
 
 
-LABORATORY = concept("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory")
-# Measurements of a station entry: (key, column, plausible low, high, LOINC, display, unit, category)
-STATION_MEASURES = (
-    ("height", "chieu_cao_cm", 30, 250, "8302-2", "Body height", "cm", VITAL_SIGNS),
-    ("weight", "can_nang_kg", 1, 300, "29463-7", "Body weight", "kg", VITAL_SIGNS),
-    ("bmi", "bmi", 5, 90, "39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", VITAL_SIGNS),
-    ("glucose", "duong_huyet_mmol_l", 0.5, 60, "15074-8", "Glucose [Moles/volume] in Blood",
-     "mmol/L", LABORATORY),
-)  # fmt: skip
+def _blood_pressure(row: dict[str, str], p: list[Problem]) -> dict[str, float]:
+    """``huyet_ap`` 'systolic/diastolic' as the two measurements (empty when absent)."""
+    bp = _first(row, "huyet_ap")
+    if not bp:
+        return {}
+    sys_m, dia_m = station_map.BY_KEY["systolic"], station_map.BY_KEY["diastolic"]
+    parts = bp.split("/")
+    try:
+        sys_v, dia_v = float(parts[0]), float(parts[1])
+        if len(parts) != 2 or not (
+            sys_m.low <= sys_v <= sys_m.high and dia_m.low <= dia_v <= dia_m.high
+        ):
+            raise ValueError
+    except (ValueError, IndexError):
+        p.append(
+            Problem(
+                "value.range",
+                "huyet_ap",
+                bp[:20],
+                f"huyet_ap '{bp[:20]}' is not 'systolic/diastolic' in mmHg.",
+                f"huyet_ap '{bp[:20]}' không đúng dạng tâm thu/tâm trương (mmHg).",
+            )
+        )
+        return {}
+    return {"systolic": sys_v, "diastolic": dia_v}
 
 
 def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:
+    """A station entry (``loai``): a check-up (kham_dinh_ky, kham_hoc_duong, sang_loc_ncd), a
+    death (tu_vong) or a household listing (ho_gia_dinh); mapped by ``station_map``, as the
+    station's web form is."""
     rid = _first(row, "ma_ban_ghi", "record_id")
     u = _unit("station", path, n, row, rid)
     p: list[Problem] = []
@@ -554,123 +565,62 @@ def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | 
     fac = check_facility(_first(row, "ma_tram"), "ma_tram", known, p)
     u.facility, u.visit_date = fac, (when or "")[:10] or None
     kind = _first(row, "loai")
-    base = {
-        "resourceType": "Observation",
-        "status": "final",
-        "effectiveDateTime": when,
-        "performer": [org_ref(fac)] if fac else None,
-    }
-    obs: list[tuple[str, dict[str, Any]]] = []
-    for key, column, low, high, loinc, display, unit, category in STATION_MEASURES:
-        value = _num(row, column, p, low, high)
-        if value is not None:
-            vital = _vital(loinc, display, value, unit, unit)
-            obs.append((key, {**base, "category": [category], **vital}))
-    bp = _first(row, "huyet_ap")
-    if bp:
-        parts = bp.split("/")
-        try:
-            sys_v, dia_v = int(parts[0]), int(parts[1])
-            if not (40 <= sys_v <= 300 and 20 <= dia_v <= 200) or len(parts) != 2:
-                raise ValueError
-        except (ValueError, IndexError):
-            p.append(
-                Problem(
-                    "value.range",
-                    "huyet_ap",
-                    bp[:20],
-                    f"huyet_ap '{bp[:20]}' is not 'systolic/diastolic' in mmHg.",
-                    f"huyet_ap '{bp[:20]}' không đúng dạng tâm thu/tâm trương (mmHg).",
-                )
-            )
-        else:
-            obs.append(
-                (
-                    "bp",
-                    {
-                        **base,
-                        "category": [VITAL_SIGNS],
-                        "code": {
-                            "coding": [
-                                {
-                                    "system": LOINC,
-                                    "code": "85354-9",
-                                    "display": "Blood pressure panel with all children optional",
-                                }
-                            ],
-                            "text": "Huyết áp",
-                        },
-                        "component": [
-                            _vital("8480-6", "Systolic blood pressure", sys_v, "mmHg", "mm[Hg]"),
-                            _vital("8462-4", "Diastolic blood pressure", dia_v, "mmHg", "mm[Hg]"),
-                        ],
-                    },
-                )
-            )
-    for name, code, display in (
-        ("hut_thuoc", "72166-2", "Tobacco smoking status"),
-        ("uong_ruou", "11331-6", "History of Alcohol use"),
-    ):
-        if row.get(name):
-            obs.append(
-                (
-                    name,
-                    {
-                        **base,
-                        "category": [SOCIAL],
-                        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-                        "valueString": row[name],
-                    },
-                )
-            )
     codes = check_icd10(_first(row, "ma_icd"), "ma_icd", p)
+    icd = codes[0] if codes else None
+    station, key = station_map.provider(fac), f"station|{rid}"
+    items: list[tuple[str, dict[str, Any]]] = []
     if kind == "tu_vong":
+        require(row, ("ngay_mat",), f"dòng {n}", p)
         death = _iso_date(_first(row, "ngay_mat"), "ngay_mat", p)
-        u.deceased_at = death
-        obs.append(
-            (
-                "death",
-                {
-                    **base,
-                    "code": concept(f"{CS}/hssk-observation", "tu-vong", "Báo tử"),
-                    "valueDateTime": death,
-                    "note": [{"text": t} for t in (_first(row, "nguyen_nhan_tu_vong"),) if t],
-                    "component": [
-                        {
-                            "code": {"text": "Nguyên nhân tử vong"},
-                            "valueCodeableConcept": {
-                                "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": c}]
-                            },
-                        }
-                        for c in codes[:1]
-                    ],
-                },
+        if death and not p:
+            u.deceased_at = death
+            entry = station_map.StationDeath(
+                date.fromisoformat(death), _first(row, "nguyen_nhan_tu_vong") or None, icd
             )
-        )
-    elif codes and kind != "ho_gia_dinh":
-        obs.append(
-            (
-                "conclusion",
-                {
-                    **base,
-                    "code": concept(
-                        f"{CS}/hssk-observation", "ket-luan-kham", "Kết luận khám sức khỏe"
-                    ),
-                    "valueCodeableConcept": {
-                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": codes[0]}],
-                        "text": _first(row, "ket_luan") or codes[0],
-                    },
-                },
-            )
-        )
-    if p:
-        u.problems = p
-        return u
-    if kind == "ho_gia_dinh":
+            items = station_map.death_items(entry, key, station)
+    elif kind == "ho_gia_dinh":
         u.registry_only = True
-    for name, body in obs:
-        u.items.append(Item(clean_body(body), f"station|{rid}|{name}"))
+        if _first(row, "ma_ho"):
+            u.household = HouseholdEntry(
+                _first(row, "ma_ho"), "head" if _is_head(row) else "join", when
+            )
+    elif kind in station_map.CSV_CHECKUP_KINDS:
+        values = {
+            m.key: v
+            for m in station_map.MEASUREMENTS
+            if m.column and (v := _num(row, m.column, p, m.low, m.high)) is not None
+        }
+        values.update(_blood_pressure(row, p))
+        if when and not p:
+            checkup = station_map.Checkup(
+                station_map.CSV_CHECKUP_KINDS[kind],
+                date.fromisoformat(when[:10]),
+                values,
+                smoking=_first(row, "hut_thuoc") or None,
+                alcohol=_first(row, "uong_ruou") or None,
+                conclusion=_first(row, "ket_luan") or None,
+                icd=icd,
+            )
+            items = station_map.checkup_items(checkup, key, station)
+    elif kind:
+        known_kinds = ", ".join([*station_map.CSV_CHECKUP_KINDS, "tu_vong", "ho_gia_dinh"])
+        p.append(
+            Problem(
+                "value.code",
+                "loai",
+                kind[:40],
+                f"loai '{kind[:40]}' is not one of {known_kinds}.",
+                f"loai '{kind[:40]}' không thuộc các loại {known_kinds}.",
+            )
+        )
+    u.problems = p
+    if not p:
+        u.items += [Item(body, k) for k, body in items]
     return u
+
+
+def _is_head(row: dict[str, str]) -> bool:
+    return _first(row, "quan_he_chu_ho").strip().lower() in ("chủ hộ", "chu ho", "chủ hộ gia đình")
 
 
 def map_facility(path: str, n: int, row: dict[str, str], known: frozenset[str] | None) -> Unit:

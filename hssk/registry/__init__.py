@@ -14,6 +14,7 @@ Public API (ingest and the FHIR API code against these names)::
     match(conn, patient_json, count, only_certain) -> [(Person, score, grade)]   # PDQm $match
     mark_deceased_many(conn, [Death(person_id, died_at, source, source_ref)]) -> DeathOutcome
                                                       # every source of deaths comes here
+    move_households(conn, [HouseholdMove(person_id, code, action)]) -> changed person ids
 """
 
 from hssk.registry.fhir import patient_resource
@@ -22,10 +23,12 @@ from hssk.registry.persons import (
     DEATH_SOURCES,
     Death,
     DeathOutcome,
+    HouseholdMove,
     Refusal,
     get_person,
     golden_record,
     mark_deceased_many,
+    move_households,
     resolve,
     resolve_many,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "Candidate",
     "Death",
     "DeathOutcome",
+    "HouseholdMove",
     "LinkResult",
     "Person",
     "Prepared",
@@ -50,6 +54,7 @@ __all__ = [
     "link_many",
     "mark_deceased_many",
     "match",
+    "move_households",
     "patient_resource",
     "prepare",
     "refresh_statistics",

@@ -14,14 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 
+from hssk.kernel import clock
+from hssk.kernel.clock import VN
 from hssk.registry.types import PERSON_COLUMNS, Person, person_from_row
 
 MAX_MERGE_HOPS = 50  # longest chain of merges followed to the survivor
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 # Who reported a death, most authoritative first: the population register holds the civil
 # registration of the death (khai tử), a death paper (giấy báo tử) is the medical
@@ -230,7 +230,7 @@ def mark_deceased_many(
             raise ValueError(f"unknown death source {d.source!r}: one of {DEATH_SOURCES}")
     if not deaths:
         return out
-    today = today or datetime.now(VN).date()
+    today = today or clock.today()
     survivors = resolve_many(conn, {d.person_id for d in deaths})
     reports = [replace(d, person_id=survivors.get(d.person_id, d.person_id)) for d in deaths]
     pids = sorted({d.person_id for d in reports})
@@ -312,3 +312,66 @@ def mark_deceased_many(
             (list(final), [d.moment for d in final.values()]),
         )
     return out
+
+
+# --- households -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HouseholdMove:
+    """A person joins a household (by its code), becomes its head, or leaves it."""
+
+    person_id: int
+    code: str
+    action: str  # join | head | leave
+
+
+HOUSEHOLD_ACTIONS = ("join", "head", "leave")
+
+
+def move_households(conn: psycopg.Connection[Any], moves: Sequence[HouseholdMove]) -> list[int]:
+    """Apply household entries to the golden records (survivors), set-based; a household is
+    created on its first member (in that member's commune). Returns the persons whose
+    household changed; applying the same entries again changes nothing."""
+    for mv in moves:
+        if mv.action not in HOUSEHOLD_ACTIONS:
+            raise ValueError(f"unknown household action {mv.action!r}: one of {HOUSEHOLD_ACTIONS}")
+    if not moves:
+        return []
+    survivors = resolve_many(conn, {m.person_id for m in moves})
+    last: dict[int, HouseholdMove] = {}  # one entry per person: the last one given
+    for mv in moves:
+        if mv.person_id in survivors:
+            last[survivors[mv.person_id]] = mv
+    pids = sorted(last)
+    args = (pids, [last[p].code for p in pids], [last[p].action for p in pids])
+    changed = conn.execute(
+        """WITH q AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[])
+                        AS q(person_id, code, action)),
+           new_households AS (
+             INSERT INTO household (code, commune_code)
+             SELECT DISTINCT ON (q.code) q.code, p.commune_code
+               FROM q JOIN person p ON p.id = q.person_id
+              WHERE q.action <> 'leave' ORDER BY q.code, q.person_id
+             ON CONFLICT (code) DO NOTHING RETURNING id, code),
+           target AS (
+             SELECT q.person_id, q.action,
+                    CASE WHEN q.action = 'leave' THEN NULL
+                         ELSE coalesce(n.id, h.id) END AS household_id,
+                    coalesce(n.id, h.id) AS named
+               FROM q LEFT JOIN household h ON h.code = q.code
+                      LEFT JOIN new_households n ON n.code = q.code)
+           UPDATE person p SET household_id = t.household_id, updated_at = now()
+             FROM target t
+            WHERE p.id = t.person_id
+              AND p.household_id IS DISTINCT FROM t.household_id
+              AND (t.action <> 'leave' OR p.household_id = t.named)
+           RETURNING p.id""",
+        args,
+    ).fetchall()
+    conn.execute(
+        """UPDATE household h SET head_person = q.person_id
+             FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS q(person_id, code, action)
+            WHERE q.action = 'head' AND h.code = q.code
+              AND h.head_person IS DISTINCT FROM q.person_id""",
+        args,
+    )
+    return sorted(int(r[0]) for r in changed)

@@ -424,7 +424,7 @@ def build_book(
     ]
     if "immunizations" in wanted:
         book.immunizations = sorted(immunizations, key=lambda i: i.date or now, reverse=True)
-    if "schedule" in wanted:
+    if "schedule" in wanted and person.deceased_at is None:  # no reminders for the dead
         book.schedule = _schedule(person, immunizations, now.date(), lang)
     if "visits" in wanted:
         book.visits = _visits(encounters, conditions, cond_by_id, enc_facility)
@@ -485,7 +485,9 @@ def build_book(
         book.referrals = [_referral(s, enc_facility) for s in by_type.get("ServiceRequest", [])]
         book.referrals.sort(key=lambda r: r.date or now, reverse=True)
     if "appointments" in wanted:
-        book.appointments = _appointments(by_type.get("Appointment", []), now)
+        book.appointments = _appointments(
+            by_type.get("Appointment", []), now, alive=person.deceased_at is None
+        )
     if "checkups" in wanted:
         book.checkups = _checkups(encounters, observations, enc_facility)
     if "self_reported" in wanted:
@@ -629,7 +631,10 @@ def _referral(s: dict[str, Any], enc_facility: dict[str, str | None]) -> m.Refer
     )
 
 
-def _appointments(appointments: list[dict[str, Any]], now: datetime) -> list[m.Appointment]:
+def _appointments(
+    appointments: list[dict[str, Any]], now: datetime, *, alive: bool = True
+) -> list[m.Appointment]:
+    """The appointments, oldest first; none is upcoming for a person who has died."""
     out = []
     for a in appointments:
         start = _dt(a.get("start"))
@@ -651,7 +656,7 @@ def _appointments(appointments: list[dict[str, Any]], now: datetime) -> list[m.A
                 reason=a.get("description") or concept_text(a.get("reasonCode")),
                 status=status,
                 upcoming=bool(
-                    start and start >= now and status in ("booked", "proposed", "pending")
+                    alive and start and start >= now and status in ("booked", "proposed", "pending")
                 ),
             )
         )

@@ -242,6 +242,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "station_checkup": ("Khám sức khỏe / sàng lọc", "Check-up / screening"),
     "station_household": ("Biến động hộ gia đình", "Household change"),
     "station_death": ("Báo tử", "Death notice"),
+    "deceased_on": ("Đã mất ngày", "Died on"),
+    "death_recorded": ("Đã ghi nhận tử vong.", "The death is recorded."),
     "kind": ("Loại", "Kind"),
     "conclusion": ("Kết luận", "Conclusion"),
     "household_code": ("Mã hộ gia đình", "Household code"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import jobs, station_map
 from hssk.ingest.xml130_tables import QD4750_FROM
 from hssk.synth import generate
 
@@ -79,7 +79,10 @@ def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> 
             "SELECT sum(records), sum(quarantined) FROM ingest_receipt WHERE job_id = %s",
             (his.job_id,),
         ).fetchone()
-    assert have["Encounter"] == visits == src["XML1"]
+    station_rows = _csv_rows(feed / "station/tram_y_te.csv")
+    checkups = sum(r["loai"] in station_map.CSV_CHECKUP_KINDS for r in station_rows)
+    assert visits == src["XML1"] and checkups > 0
+    assert have["Encounter"] == visits + checkups  # a station check-up is an Encounter too
     legacy = sum(1 for f in (feed / "his").rglob("*.xml") if f.parent.name < QD4750_FROM)
     assert 0 < legacy < visits  # both formats were loaded
     assert len(list((feed / "checkin").rglob("*.xml"))) <= visits - legacy
@@ -90,6 +93,15 @@ def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> 
     assert have["ServiceRequest"] == src["XML13"]
     assert have["Immunization"] == len(imm_rows)
     assert receipts == (visits, 0)
+    # every death of the population register is on its person (stations agree on the day)
+    dead = {r["ma_ban_ghi"]: r["ngay_mat"] for r in _csv_rows(feed / "population/dan_cu.csv")
+            if r["ngay_mat"]}  # fmt: skip
+    with db.connection() as conn:
+        recorded = dict(conn.execute(
+            """SELECT s.source_record_id, (p.deceased_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date::text
+                 FROM person_source s JOIN person p ON p.id = s.person_id
+                WHERE s.source = 'population' AND p.deceased_at IS NOT NULL""").fetchall())  # fmt: skip
+    assert dead and recorded == dead
     # ingesting everything again changes nothing
     again = jobs.ingest(db, "xml130", [feed / "his"], workers=0)
     assert again.stored == {} and again.skipped > 0
