@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hssk.ingest.station_map import CHECKUP_SYSTEM
 from hssk.kernel.codes import concept_codes
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records.extract import effective, parse_fhir_datetime
@@ -45,8 +46,8 @@ INDICATOR_UNITS = {
 }
 INDICATOR_ORDER = ("height", "weight", "bmi", "blood_pressure", "glucose")
 
-# Encounter types written for health checks (by station staff, or ingested KSK files).
-CHECKUP_SYSTEM = "https://fhir.hssk.vn/CodeSystem/loai-kham"
+# Encounter types written for health checks (by station staff, or ingested KSK files):
+# CHECKUP_SYSTEM, from the station mapper.
 CHECKUP_CODES = {"ksk-dinh-ky": "periodic", "ksk-hoc-duong": "school", "sang-loc": "screening"}
 REFERRAL_SNOMED = "3457005"
 IMAGING_CATEGORIES = {"RAD", "imaging", "IMG", "CT", "US", "XR", "MR", "18748-4"}

@@ -1099,28 +1099,19 @@ async def station_submit(
             status=422,
             **_station_ctx(),
         )
-    unit = backend.unit_name(conn, actor.unit_id)
+    where = station.station_ref(conn, actor.unit_id)
     if form_name == "checkup":
-        rid = station.save_checkup(conn, person_id, actor.unit_id, unit, data, uuid.uuid4().hex)
+        rid = station.save_checkup(conn, person_id, actor.unit_id, where, data, uuid.uuid4().hex)
         rtype = "Encounter"
     elif form_name == "death":
-        stored, _ = save(
-            conn,
-            station.death_notice(person_id, actor.unit_id, unit, data),
-            person_id=person_id,
-            source_unit=actor.unit_id,
-        )
-        station.save_change(conn, "death", person_id, data, actor.account_id, actor.unit_id)
-        rtype, rid = stored.type, stored.id
+        saved = station.save_death(conn, actor, person_id, where, data, uuid.uuid4().hex, _today())
+        if isinstance(saved, Form):  # the registry refused it (already dead, before birth)
+            return render.page(request, "station.html", form_name=form_name, values=raw,
+                               errors=saved.by_field(lang), status=422, **_station_ctx())  # fmt: skip
+        rtype, rid = "Observation", saved
     else:
-        rtype, rid = (
-            "station_change",
-            str(
-                station.save_change(
-                    conn, "household", person_id, data, actor.account_id, actor.unit_id
-                )
-            ),
-        )
+        station.save_household(conn, actor, person_id, data)
+        rtype, rid = "Patient", str(person_id)
     backend.record_access(
         conn,
         actor,

@@ -196,10 +196,11 @@ def test_station_checkup_validation() -> None:
         {**raw, "weight": "59", "systolic": "120", "diastolic": "80"}, TODAY
     )
     assert form.ok and data["bmi"] == 24.2
-    items = checkup_resources(7, "TYT", "Trạm", data, "k1")
+    station = {"display": "Trạm"}
+    items = checkup_resources(7, "TYT", station, data, "k1")
     codes = [i.body.get("code", {}).get("coding", [{}])[0].get("code") for i in items[1:]]
-    assert {"8302-2", "29463-7", "39156-5", "85354-9", "2339-0"} == set(codes)
-    again = checkup_resources(7, "TYT", "Trạm", data, "k1")
+    assert {"8302-2", "29463-7", "39156-5", "85354-9", "15074-8"} == set(codes)
+    again = checkup_resources(7, "TYT", station, data, "k1")
     assert [i.source_key for i in items] == [i.source_key for i in again]  # idempotent
 
 
