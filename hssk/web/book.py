@@ -425,8 +425,9 @@ def build_book(
     ]
     if "immunizations" in wanted:
         book.immunizations = sorted(immunizations, key=lambda i: i.date or now, reverse=True)
-    if "schedule" in wanted and person.deceased_at is None:  # no reminders for the dead
-        book.schedule = _schedule(person, immunizations, now.date(), lang)
+    if "schedule" in wanted:  # no vaccination reminders for a person who has died
+        alive = person.deceased_at is None
+        book.schedule = _schedule(person, immunizations, now.date(), lang) if alive else []
     if "visits" in wanted:
         book.visits = _visits(encounters, conditions, cond_by_id, enc_facility)
     if "prescriptions" in wanted:

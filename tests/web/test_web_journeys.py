@@ -325,8 +325,7 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page.wait_for_url("**saved=1")
     with server.db.connection() as conn:
         row = conn.execute(
-            "SELECT h.code FROM person p JOIN household h ON h.id = p.household_id"
-            " WHERE p.id = %s",
+            "SELECT h.code FROM person p JOIN household h ON h.id = p.household_id WHERE p.id = %s",
             (f.mother,),
         ).fetchone()
     assert row == ("HD-0042",)  # applied to the person at once
