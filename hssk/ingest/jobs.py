@@ -535,18 +535,13 @@ def _fail(u: Unit, b: _Batch, p: Problem) -> None:
     b.errors.append((u, p, u.raw))
 
 
-# The element that carries the death in each kind's records (named in a refusal).
-_DEATH_ELEMENT = {"xml130": "KET_QUA_DTRI", "edoc": "NGAY_TU_VONG", "population": "ngay_mat",
-                  "station": "ngay_mat"}  # fmt: skip
-
-
 def _deaths(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> list[Unit]:
     """Record the batch's deaths on the persons (before anything is stored: a unit whose
     death the registry refuses is held back whole). Returns the units still good."""
     by_report: dict[tuple[str, str], Unit] = {}
     reports: list[registry.Death] = []
     for u in good:
-        if u.deceased_at and u.person_id and u.kind in _DEATH_ELEMENT:
+        if u.deceased_at and u.person_id and kinds.kind(u.kind).death_element:
             by_report[(u.kind, u.key)] = u
             reports.append(registry.Death(u.person_id, died_at(u.deceased_at), u.kind, u.key))
     if not reports:
@@ -554,7 +549,8 @@ def _deaths(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> list[
     out = record_deaths(conn, PLATFORM, reports, basis="ingest-job")
     for r in out.refused:
         u = by_report[(r.death.source, r.death.source_ref)]
-        _fail(u, b, Problem(r.rule, _DEATH_ELEMENT[u.kind], u.deceased_at, r.en, r.vi))
+        element = kinds.kind(u.kind).death_element
+        _fail(u, b, Problem(r.rule, element, u.deceased_at, r.en, r.vi))
     return [u for u in good if not u.problems]
 
 

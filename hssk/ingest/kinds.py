@@ -32,26 +32,30 @@ class SourceKind:
     batch_units: int = DEFAULT_BATCH
     # the element that keys one record (named in duplicate-key errors)
     key_element: str = "ma_ban_ghi"
+    # its records can report a death (registry.DEATH_SOURCES); the element that carries it
+    death_element: str | None = None
 
 
 KINDS_LIST: tuple[SourceKind, ...] = (
     SourceKind("xml130", "Hồ sơ KCB theo QĐ 130/4750 (và QĐ 4210)",
                "QĐ 130/4750 hồ sơ (and QĐ 4210)", (".xml",), checks_facility=True,
-               signed=True, pooled=True, batch_units=500, key_element="MA_LK"),
+               signed=True, pooled=True, batch_units=500, key_element="MA_LK",
+               death_element="KET_QUA_DTRI"),
     SourceKind("immunization", "Dữ liệu tiêm chủng", "Immunization registry",
                checks_facility=True, pooled=True),
     SourceKind("population", "Cơ sở dữ liệu quốc gia về dân cư", "Population register",
-               register=True),
+               register=True, death_element="ngay_mat"),
     SourceKind("insurance", "Dữ liệu thẻ BHYT", "Health-insurance register", register=True),
     SourceKind("station", "Nhập liệu của trạm y tế xã", "Commune health station entries",
-               checks_facility=True, pooled=True),
+               checks_facility=True, pooled=True, death_element="ngay_mat"),
     SourceKind("fhir", "Tài nguyên FHIR R4 (Bundle, NDJSON)", "FHIR R4 resources (Bundle, NDJSON)",
                (".json", ".ndjson"), pooled=True, batch_units=2000, key_element="id"),
     SourceKind("facilities", "Danh mục cơ sở KCB", "Facility list", register=True,
                key_element="id"),
     SourceKind("edoc", "Giấy tờ điện tử (giấy chứng sinh, báo tử, ...)",
                "E-documents (birth certificates, death notices, ...)", (".xml",),
-               checks_facility=True, signed=True, pooled=True, key_element="SO"),
+               checks_facility=True, signed=True, pooled=True, key_element="SO",
+               death_element="NGAY_TU_VONG"),
 )  # fmt: skip
 
 BY_NAME: dict[str, SourceKind] = {k.name: k for k in KINDS_LIST}

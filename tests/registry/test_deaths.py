@@ -14,9 +14,9 @@ import pytest
 
 from hssk.access import Actor
 from hssk.db import Database
-from hssk.ingest import jobs
-from hssk.ingest.samples import visit, write_feed
+from hssk.ingest import jobs, kinds
 from hssk.registry import (
+    DEATH_SOURCES,
     Death,
     SourceRecord,
     get_person,
@@ -26,6 +26,7 @@ from hssk.registry import (
 from hssk.registry.persons import VN
 from hssk.web import backend, station
 from hssk.web.book import PersonView, build_book
+from tests.factories.samples import visit, write_feed
 
 CHILD_BIRTH = "2025-06-01"  # a small child: the book shows a vaccination schedule
 DIED = date(2026, 11, 1)
@@ -271,3 +272,8 @@ def test_no_upcoming_appointment_for_a_deceased_person() -> None:
     assert build_book(alive, [Res()]).schedule
     book = build_book(dead, [Res()])
     assert not book.appointments[0].upcoming and book.schedule == []
+
+
+def test_every_death_source_is_an_ingest_kind() -> None:
+    reporting = {k.name for k in kinds.KINDS_LIST if k.death_element}
+    assert reporting == set(DEATH_SOURCES)
