@@ -6,7 +6,8 @@ Pages and the partner API are in ``routes.router`` (mounted by ``hssk.api.app``)
   (a child's book), ``/book/consents``, ``/book/access-log``, ``/book/self``, PDFs of a visit
   (``/book/p/{id}/visit/{visit}.pdf``) and of the whole book (``/book/p/{id}/book.pdf``);
 * health workers: ``/staff/login``, ``/clinic`` (search), ``/clinic/p/{id}`` (basis, timeline),
-  referral and re-examination forms, ``/station/checkup|household|death``;
+  referral and re-examination forms, ``/station/checkup|household|death`` (mapped by
+  ``ingest.station_map`` like the station CSV; deaths and households applied to the person);
 * partner apps: ``GET /api/v1/book/{id}?v=1``, ``GET /api/v1/me/book?v=1``,
   ``GET /api/v1/book/{id}/fields?catalog=qd1332``.
 

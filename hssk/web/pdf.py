@@ -566,6 +566,8 @@ def _admin_lines(book: HealthBook, lang: str) -> list[Line]:
     ):
         if value:
             out.append(Line(f"{t(key, lang)}: {value}", 10, 1, 10))
+    if a.deceased_at is not None:
+        out.append(Line(f"{t('deceased_on', lang)} {_d(a.deceased_at)}", 10, 1, 10))
     return out
 
 
