@@ -19,7 +19,7 @@ import hashlib
 import json
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,6 +188,41 @@ def record(
         buffer.append(ev)
     else:
         _write(conn, [ev])
+
+
+@dataclass(frozen=True)
+class PersonEvent:
+    """What differs between the events of one :func:`record_persons` call."""
+
+    person_id: int
+    resource_type: str | None = None
+    resource_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def record_persons(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    action: str,
+    events: Sequence[PersonEvent],
+    *,
+    outcome: str,
+    basis: str | None = None,
+) -> None:
+    """Append one event per person in one write (a batch changing many persons' records takes
+    the chain lock once, not per person); buffered in an API request like :func:`record`."""
+    evs = [
+        _event(actor, action, outcome, basis, None, e.resource_type, e.resource_id,
+               e.person_id, e.detail)
+        for e in events
+    ]  # fmt: skip
+    if not evs:
+        return
+    buffer = _pending.get(conn)
+    if buffer is not None:
+        buffer.extend(evs)
+    else:
+        _write(conn, evs)
 
 
 def record_decision(

@@ -51,6 +51,9 @@ ON CONFLICT (person_id) DO NOTHING
 def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
     """Record-store hook (one statement per batch): mark the persons dirty and keep the
     supervision counters (who has a record, what each facility sent per day, whom it saw)."""
+    # A Patient change is the registry's (a death): not a clinical record, so it counts for
+    # none of these; mark_stale recomputes the person's completeness.
+    changes = [c for c in changes if c.type != "Patient"]
     if not changes:
         return
     # every change of a transaction is stamped with its now(): counting per (person,

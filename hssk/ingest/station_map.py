@@ -15,7 +15,7 @@ from typing import Any
 
 from hssk.ingest.model import CS, clean_body, concept
 from hssk.kernel import identifiers as ids
-from hssk.kernel.codes import ICD10, LOINC, UCUM
+from hssk.kernel.codes import ICD10, LOINC, UCUM, V3_ACT_CODE
 from hssk.records import id_for_source_key
 
 CHECKUP_SYSTEM = f"{CS}/loai-kham"
@@ -120,7 +120,7 @@ def checkup_items(c: Checkup, key: str, station: Any) -> list[tuple[str, dict[st
     encounter: dict[str, Any] = {
         "resourceType": "Encounter",
         "status": "finished",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "class": {"system": V3_ACT_CODE, "code": "AMB"},
         "type": [concept(CHECKUP_SYSTEM, c.kind, CHECKUP_KINDS[c.kind])],
         "period": {"start": when, "end": when},
         "serviceProvider": station,

@@ -327,10 +327,12 @@ class HouseholdMove:
 HOUSEHOLD_ACTIONS = ("join", "head", "leave")
 
 
-def move_households(conn: psycopg.Connection[Any], moves: Sequence[HouseholdMove]) -> list[int]:
+def move_households(
+    conn: psycopg.Connection[Any], moves: Sequence[HouseholdMove]
+) -> list[HouseholdMove]:
     """Apply household entries to the golden records (survivors), set-based; a household is
-    created on its first member (in that member's commune). Returns the persons whose
-    household changed; applying the same entries again changes nothing."""
+    created on its first member (in that member's commune). Returns the entries that changed
+    a person's household (with the survivor's id); applying them again changes nothing."""
     for mv in moves:
         if mv.action not in HOUSEHOLD_ACTIONS:
             raise ValueError(f"unknown household action {mv.action!r}: one of {HOUSEHOLD_ACTIONS}")
@@ -374,4 +376,4 @@ def move_households(conn: psycopg.Connection[Any], moves: Sequence[HouseholdMove
               AND h.head_person IS DISTINCT FROM q.person_id""",
         args,
     )
-    return sorted(int(r[0]) for r in changed)
+    return [replace(last[pid], person_id=pid) for pid in sorted(int(r[0]) for r in changed)]

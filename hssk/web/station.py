@@ -153,7 +153,7 @@ def save_household(
 ) -> None:
     """Apply a household change to the person (registry; audited)."""
     move = HouseholdMove(person_id, data["household_code"], data["action"])
-    record_households(conn, actor, [move], basis="station", source_unit=actor.unit_id)
+    record_households(conn, actor, [move], basis="station")
 
 
 def validate_death(raw: dict[str, str], today: date) -> tuple[Form, dict[str, Any]]:

@@ -125,10 +125,7 @@ def test_death_paper_sets_the_death_changes_the_book_and_is_idempotent(
         audit = conn.execute(
             "SELECT person_id, detail FROM audit_event WHERE action = 'death-record'"
         ).fetchall()
-        outbox_ready = conn.execute("SELECT count(*) FROM catalog_dirty WHERE person_id = %s",
-                                    (pid,)).fetchone()  # fmt: skip
     assert [(a[0], a[1]["source"]) for a in audit] == [(pid, "edoc")]
-    assert outbox_ready == (1,)  # the store's listeners heard of the change
     before = _deaths_recorded(rdb)
     again = jobs.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
     assert again.quarantined == 0 and not again.stored
@@ -160,10 +157,18 @@ def test_station_csv_death_entry(rdb: Database, tmp_path: Path) -> None:
 
 def test_population_register_death(rdb: Database, tmp_path: Path) -> None:
     cccd = "001325000104"
+    with rdb.connection() as conn:
+        conn.execute("INSERT INTO share_partner (id, config) VALUES ('vneid', '{}')")
     path = _csv(tmp_path / "dan_cu.csv", [_population(cccd, "2026-11-01")])
     s = jobs.ingest(rdb, "population", [path], workers=0)
     assert s.quarantined == 0, s.errors
     _assert_dead_in_book(rdb, cccd, DIED)
+    pid = _person(rdb, cccd)[0]
+    with rdb.connection() as conn:
+        outbox = conn.execute("SELECT partner, person_id FROM outbox").fetchall()
+        presence = conn.execute("SELECT count(*) FROM record_presence").fetchone()
+    assert outbox == [("vneid", pid)]  # the partner feed re-sends the person, now deceased
+    assert presence == (0,)  # a death is not a clinical record (supervision counters)
     with rdb.connection() as conn:  # the register's household is applied too
         hh = conn.execute(
             "SELECT h.code FROM person p JOIN household h ON h.id = p.household_id"
