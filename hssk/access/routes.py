@@ -3,7 +3,9 @@ consents, guardianship, break-glass, the citizen's access log and the audit trai
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -11,7 +13,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hssk.access import accounts, auth, relations, signing
+from hssk.access import accounts, auth, consent, relations, signing
 from hssk.access.actor import Actor
 from hssk.access.audit import record as audit
 from hssk.access.audit import search as audit_search
@@ -21,7 +23,6 @@ from hssk.access.policy import (
     ROLE_AUDITOR,
     ROLE_STATION,
     authorize,
-    break_glass_duration,
 )
 from hssk.api.deps import Conn, CurrentActor, get_settings
 
@@ -202,30 +203,24 @@ def enrol_totp(conn: Conn, actor: CurrentActor) -> dict[str, Any]:
     return {"otpauth_uri": uri}
 
 
-def _my_persons(conn: psycopg.Connection[Any], actor: Actor) -> set[int]:
-    """The citizen and the children they are currently guardian of."""
-    if actor.kind != "citizen" or actor.person_id is None:
-        return set()
-    return {actor.person_id, *relations.children_of(conn, actor.person_id)}
-
-
 def _person_for(conn: psycopg.Connection[Any], actor: Actor, person_id: int | None) -> int:
-    mine = _my_persons(conn, actor)
-    target = person_id if person_id is not None else actor.person_id
-    if target is None or target not in mine:
-        raise _refuse(conn, actor, "me", "only your own record or your children's",
-                      person_id=person_id)  # fmt: skip
-    return target
+    with _refusals():
+        return consent.person_for(conn, actor, person_id)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The access component's refusals as HTTP answers."""
+    try:
+        yield
+    except consent.Refused as exc:
+        raise HTTPException(exc.status, exc.reason) from None
 
 
 @router.get("/api/v1/me/children", tags=["me"], summary="Children whose book the caller holds")
 def my_children(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
-    kids = sorted(_my_persons(conn, actor) - {actor.person_id})
-    rows = conn.execute(
-        "SELECT id, full_name, birth_date FROM person WHERE id = ANY(%s) ORDER BY birth_date",
-        (kids,),
-    ).fetchall()
-    return [{"person_id": r[0], "name": r[1], "birth_date": r[2]} for r in rows]
+    return [{"person_id": c.person_id, "name": c.name, "birth_date": c.birth_date}
+            for c in consent.children(conn, actor)]  # fmt: skip
 
 
 @router.get("/api/v1/me/access-log", tags=["me"], summary="Who read my record, when, why")
@@ -264,70 +259,27 @@ class ConsentIn(BaseModel):
     grantee_unit: str | None = Field(default=None, max_length=64)
     categories: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=40)
     purpose: str | None = Field(default="treatment", max_length=40)
-    days: int | None = Field(default=365, ge=1, le=3650)
-
-
-_CONSENT_COLS = """id, grantor_person, grantee_account, grantee_unit, categories, purpose,
-    period_start, period_end, revoked_at"""
-
-
-def _consent_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    keys = ("id", "person_id", "grantee_account", "grantee_unit", "categories", "purpose",
-            "start", "end", "revoked_at")  # fmt: skip
-    return dict(zip(keys, r, strict=True))
+    until: date | None = Field(
+        default=None, description="last day the consent holds (Vietnam date, inclusive)"
+    )
+    days: int | None = Field(default=365, ge=1, le=consent.MAX_DAYS)
 
 
 @router.get("/api/v1/me/consents", tags=["consent"], summary="Consents I (or my children) gave")
 def list_consents(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
-    persons = sorted(_my_persons(conn, actor))
-    rows = conn.execute(
-        f"SELECT {_CONSENT_COLS} FROM consent WHERE grantor_person = ANY(%s) ORDER BY id DESC",
-        (persons,),
-    ).fetchall()
-    return [_consent_json(r) for r in rows]
+    return [c.as_json() for c in consent.consents(conn, actor)]
 
 
 @router.post("/api/v1/me/consents", tags=["consent"], status_code=201, summary="Grant a consent")
 def grant_consent(conn: Conn, actor: CurrentActor, req: ConsentIn) -> dict[str, Any]:
-    target = _person_for(conn, actor, req.person_id)
-    if (req.grantee_account is None) == (req.grantee_unit is None):
-        raise HTTPException(400, "name exactly one grantee: grantee_account or grantee_unit")
-    if (
-        req.grantee_unit
-        and not conn.execute("SELECT 1 FROM unit WHERE id = %s", (req.grantee_unit,)).fetchone()
-    ):
-        raise HTTPException(400, f"unit {req.grantee_unit!r} does not exist")
-    if req.grantee_account and accounts.get_account(conn, req.grantee_account) is None:
-        raise HTTPException(400, f"account {req.grantee_account} does not exist")
-    row = conn.execute(
-        f"""INSERT INTO consent (grantor_person, grantee_account, grantee_unit, categories,
-                purpose, period_end, granted_by)
-            VALUES (%s, %s, %s, %s, %s, now() + %s, %s) RETURNING {_CONSENT_COLS}""",
-        (target, req.grantee_account, req.grantee_unit, sorted(set(req.categories)),
-         req.purpose, timedelta(days=req.days or 3650), actor.account_id),
-    ).fetchone()  # fmt: skip
-    assert row is not None
-    audit(conn, actor, "consent-grant", outcome="allow", basis="own-record", person_id=target,
-          resource_type="Consent", resource_id=str(row[0]), detail=req.model_dump())  # fmt: skip
-    return _consent_json(row)
+    with _refusals():
+        return consent.grant(conn, actor, **req.model_dump()).as_json()
 
 
 @router.delete("/api/v1/me/consents/{consent_id}", tags=["consent"], summary="Revoke a consent")
 def revoke_consent(conn: Conn, actor: CurrentActor, consent_id: PathId) -> dict[str, Any]:
-    persons = sorted(_my_persons(conn, actor))
-    row = conn.execute(
-        f"""UPDATE consent SET revoked_at = now(), revoked_by = %s
-            WHERE id = %s AND grantor_person = ANY(%s) AND revoked_at IS NULL
-            RETURNING {_CONSENT_COLS}""",
-        (actor.account_id, consent_id, persons),
-    ).fetchone()
-    if row is None:  # someone else's consent looks exactly like a missing one (no IDOR oracle)
-        audit(conn, actor, "consent-revoke", outcome="deny", basis="deny",
-              resource_type="Consent", resource_id=str(consent_id))  # fmt: skip
-        raise HTTPException(404, f"no active consent {consent_id} of yours")
-    audit(conn, actor, "consent-revoke", outcome="allow", basis="own-record", person_id=row[1],
-          resource_type="Consent", resource_id=str(consent_id))  # fmt: skip
-    return _consent_json(row)
+    with _refusals():
+        return consent.revoke(conn, actor, consent_id).as_json()
 
 
 # --- break-glass --------------------------------------------------------------------------
@@ -336,25 +288,17 @@ def revoke_consent(conn: Conn, actor: CurrentActor, consent_id: PathId) -> dict[
 class BreakGlassIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     person_id: Id
-    reason: str = Field(min_length=20, max_length=2000, description="lý do cấp cứu, viết rõ")
+    reason: str = Field(
+        min_length=consent.MIN_REASON, max_length=2000, description="lý do cấp cứu, viết rõ"
+    )
 
 
 @router.post("/api/v1/break-glass", tags=["break-glass"], status_code=201,
              summary="Declare an emergency to read a record (flagged for review)")  # fmt: skip
 def break_glass(conn: Conn, actor: CurrentActor, req: BreakGlassIn) -> dict[str, Any]:
-    if not (actor.kind == "clinician" or "clinician" in actor.roles):
-        raise _refuse(conn, actor, "break-glass", "only clinicians may declare an emergency")
-    if not conn.execute("SELECT 1 FROM person WHERE id = %s", (req.person_id,)).fetchone():
-        raise HTTPException(404, f"no person {req.person_id}")
-    row = conn.execute(
-        """INSERT INTO break_glass (account_id, unit_id, person_id, reason, expires_at)
-           VALUES (%s, %s, %s, %s, now() + %s) RETURNING id, expires_at""",
-        (actor.account_id, actor.unit_id, req.person_id, req.reason, break_glass_duration()),
-    ).fetchone()
-    assert row is not None
-    audit(conn, actor, "break-glass", outcome="allow", basis="break-glass",
-          person_id=req.person_id, detail={"reason": req.reason, "id": row[0]})  # fmt: skip
-    return {"id": row[0], "person_id": req.person_id, "expires_at": row[1].isoformat(),
+    with _refusals():
+        e = consent.declare_emergency(conn, actor, req.person_id, req.reason)
+    return {"id": e.id, "person_id": e.person_id, "expires_at": e.expires_at.isoformat(),
             "review": "pending"}  # fmt: skip
 
 

@@ -6,17 +6,18 @@ rule (who may read, what is audited) lives in one place.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from hssk import registry
-from hssk.access import Actor, Decision, audit, authorize
+from hssk.access import Actor, Decision, audit, auth, authorize, consent
 from hssk.access.audit import record_decision
+from hssk.kernel import clock
 from hssk.records import Stored, everything
 from hssk.registry.types import Person
 from hssk.web import selfdata
@@ -112,13 +113,6 @@ def find(
     return out
 
 
-def _access_routes() -> Any:
-    """hssk.access.routes: consent, guardianship and break-glass live in its endpoint
-    functions (plain functions of (conn, actor, ...)); calling them keeps one implementation
-    of each rule and its audit event."""
-    return importlib.import_module("hssk.access.routes")
-
-
 @dataclass(frozen=True)
 class Child:
     person_id: int
@@ -130,10 +124,7 @@ def children(conn: psycopg.Connection[Any], actor: Actor) -> list[Child]:
     """Children whose book this citizen holds as guardian (valid guardianship, under 18)."""
     if actor.kind != "citizen" or actor.person_id is None:
         return []
-    return [
-        Child(int(c["person_id"]), c.get("name"), c.get("birth_date"))
-        for c in _access_routes().my_children(conn, actor)
-    ]
+    return [Child(c.person_id, c.name, c.birth_date) for c in consent.children(conn, actor)]
 
 
 def decide(
@@ -228,25 +219,27 @@ class ConsentView:
     def active(self) -> bool:
         return self.revoked_at is None
 
+    @property
+    def last_day(self) -> date | None:
+        """The last Vietnam day the consent holds (it ends at the midnight after it)."""
+        return clock.to_vn(self.end - timedelta(microseconds=1)).date() if self.end else None
+
 
 def consents(conn: psycopg.Connection[Any], actor: Actor) -> list[ConsentView]:
     """Consents the citizen (or their children) gave, active first."""
-    rows = _access_routes().list_consents(conn, actor)
     names = dict(units(conn))
     out = [
         ConsentView(
-            id=int(c["id"]),
-            person_id=int(c["person_id"]),
-            grantee=names.get(
-                c["grantee_unit"] or "", c["grantee_unit"] or f"#{c['grantee_account']}"
-            ),
-            categories=list(c["categories"] or ["*"]),
-            purpose=c["purpose"],
-            start=c["start"],
-            end=c["end"],
-            revoked_at=c["revoked_at"],
+            id=c.id,
+            person_id=c.person_id,
+            grantee=names.get(c.grantee_unit or "", c.grantee_unit or f"#{c.grantee_account}"),
+            categories=list(c.categories or ["*"]),
+            purpose=c.purpose,
+            start=c.start,
+            end=c.end,
+            revoked_at=c.revoked_at,
         )
-        for c in rows
+        for c in consent.consents(conn, actor)
     ]
     out.sort(key=lambda c: (not c.active, -c.id))
     return out
@@ -256,25 +249,26 @@ class Refused(Exception):
     """The owning component refused the request (its message says why)."""
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    from fastapi import HTTPException
-
+@contextmanager
+def _refused() -> Iterator[None]:
+    """The access component's refusal, with its message, as this module's."""
     try:
-        return fn(*args)
-    except HTTPException as exc:
-        raise Refused(str(exc.detail)) from exc
+        yield
+    except consent.Refused as exc:
+        raise Refused(exc.reason) from exc
 
 
 def grant_consent(
-    conn: psycopg.Connection[Any], actor: Actor, *, grantee_unit: str, days: int | None
+    conn: psycopg.Connection[Any], actor: Actor, *, grantee_unit: str, until: date | None
 ) -> int:
-    routes = _access_routes()
-    req = routes.ConsentIn(grantee_unit=grantee_unit, days=days)
-    return int(_call(routes.grant_consent, conn, actor, req)["id"])
+    """A consent to a unit until the end of the Vietnam day ``until`` (a year without one)."""
+    with _refused():
+        return consent.grant(conn, actor, grantee_unit=grantee_unit, until=until).id
 
 
 def revoke_consent(conn: psycopg.Connection[Any], actor: Actor, consent_id: int) -> None:
-    _call(_access_routes().revoke_consent, conn, actor, consent_id)
+    with _refused():
+        consent.revoke(conn, actor, consent_id)
 
 
 def units(conn: psycopg.Connection[Any], kinds: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -294,26 +288,21 @@ def unit_name(conn: psycopg.Connection[Any], unit_id: str | None) -> str | None:
     return row[0] if row else unit_id
 
 
-BREAK_GLASS_MIN_REASON = 20  # the access component's minimum (BreakGlassIn.reason)
+BREAK_GLASS_MIN_REASON = consent.MIN_REASON
 
 
 def open_break_glass(
     conn: psycopg.Connection[Any], actor: Actor, person_id: int, reason: str
 ) -> None:
     """Record an emergency access with its written reason (reviewed later)."""
-    routes = _access_routes()
-    _call(routes.break_glass, conn, actor, routes.BreakGlassIn(person_id=person_id, reason=reason))
-
-
-def _auth() -> Any:
-    return importlib.import_module("hssk.access.auth")
+    with _refused():
+        consent.declare_emergency(conn, actor, person_id, reason)
 
 
 def start_login(
     conn: psycopg.Connection[Any], settings: Any, identifier: str, address: str | None
 ) -> None:
     """Send a one-time code to the citizen behind a CCCD or phone (nothing if unknown)."""
-    auth = _auth()
     try:
         auth.request_login_code(conn, settings, identifier, address)
     except auth.AuthError as exc:
@@ -324,7 +313,6 @@ def finish_login(
     conn: psycopg.Connection[Any], settings: Any, identifier: str, code: str, address: str | None
 ) -> str:
     """Check the one-time code; returns an access token (Refused on a bad code)."""
-    auth = _auth()
     try:
         body = auth.otp_grant(
             conn, settings, identifier=identifier, code=code, scope=None, address=address
@@ -342,7 +330,6 @@ def staff_login(
     otp: str | None,
     address: str | None,
 ) -> str:
-    auth = _auth()
     try:
         body = auth.password_grant(
             conn,

@@ -321,9 +321,8 @@ async def consent_grant(request: Request, conn: Conn, actor: PageActor) -> Respo
         form.error("until", "Ngày kết thúc phải sau hôm nay.", "The end date must be after today.")
     if not form.ok or unit is None:
         return _consents(request, conn, actor, form=form)
-    days = (until - _today()).days if until else None
     try:
-        backend.grant_consent(conn, actor, grantee_unit=unit, days=days)
+        backend.grant_consent(conn, actor, grantee_unit=unit, until=until)
     except backend.Refused as exc:
         form.error("unit", str(exc), str(exc))
         return _consents(request, conn, actor, form=form)
