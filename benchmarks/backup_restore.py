@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 
 from hssk.db import open_database
+from hssk.db.digest import table_digests
 from hssk.kernel.config import load_settings
 from hssk.ops.backup import create_backup, restore_backup
-from hssk.ops.digest import table_digests
 
 FILL = """
 INSERT INTO person (cccd, health_id, full_name, birth_date, sex, province_code, commune_code)

@@ -55,7 +55,7 @@ def upgrade(
     migrations (and which work through big tables), applies them, checks no table lost rows."""
     import psycopg
 
-    from hssk.ops import upgrade as up
+    from hssk.db import upgrade as up
 
     db = open_database(run_migrations=False)
     url = db.url

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hssk.api.app import create_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hssk.access import Actor
 from hssk.access.tokens import issue
+from hssk.app import create_app
 from hssk.catalog import bundle as catalog_bundle
 from hssk.catalog import catalogs
 from hssk.db import Database

@@ -15,9 +15,9 @@ from hssk.access.audit import record, verify_chain
 from hssk.access.audit_cli import ANCHOR_FILE
 from hssk.access.signing import PLATFORM_KEY_FILE, platform_private_key
 from hssk.db import Database, open_database
+from hssk.db.digest import table_digests
 from hssk.kernel.config import load_settings
 from hssk.ops.backup import BackupError, create_backup, read_manifest, restore_backup
-from hssk.ops.digest import table_digests
 from hssk.ops.sealed import SealError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "access"))

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from hssk.api.app import create_app
 
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.http.logs import JsonFormatter, safe_path, uvicorn_log_config
 from hssk.kernel.config import load_settings

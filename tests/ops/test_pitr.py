@@ -23,8 +23,8 @@ from hssk.access import accounts
 from hssk.access.audit import record, verify_chain
 from hssk.access.audit_cli import ANCHOR_FILE
 from hssk.db import open_database
+from hssk.db.digest import table_digests
 from hssk.kernel.config import load_settings
-from hssk.ops.digest import table_digests
 from hssk.ops.pgtools import _pgserver_bin
 from hssk.ops.pitr import prepare_recovery
 

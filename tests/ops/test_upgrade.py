@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hssk.ops import upgrade
-from hssk.ops.digest import columns, table_digests
+from hssk.db import upgrade
+from hssk.db.digest import columns, table_digests
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[2]

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hssk.api.app import create_app
 
 from hssk.access import accounts
 from hssk.access.accounts import Account
 from hssk.access.tokens import issue
+from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.records import store

@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from hssk.db.digest import tables
 from hssk.db.migrate import Migration, discover, migrate
-from hssk.ops.digest import tables
 
 BIG_ROWS = 1_000_000
 # Statements whose cost grows with a table: (pattern, what it does). Table names are the
