@@ -84,6 +84,8 @@ def _event(
         clean = orjson.loads(orjson.dumps(detail or {}, default=str))
     except TypeError:  # e.g. an integer beyond 64 bits sent by a client: keep it as text
         clean = json.loads(json.dumps(detail or {}, default=str), parse_int=_small_int)
+    clean = _without_nul(clean)
+    resource_id, purpose = _without_nul(resource_id), _without_nul(purpose)
     return {
         "at": datetime.now(UTC),
         "actor": actor.account_id,
@@ -99,6 +101,18 @@ def _event(
         "client": actor.client,
         "detail": clean,
     }
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with NUL characters shown as U+FFFD: PostgreSQL text and jsonb refuse NUL, and
+    a hostile request's parameters (kept in the event) must not make the audit write fail."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 _LAST_HASH = "SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1"
