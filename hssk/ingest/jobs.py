@@ -34,7 +34,7 @@ from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.ingest import kinds, sources
 from hssk.ingest.model import Item, Problem, Unit, attach
 from hssk.ingest.person_updates import died_at, record_deaths, record_households
-from hssk.records import NewResource, bulk_upsert, id_for_source_key, refs
+from hssk.records import NewResource, RefusedMove, bulk_upsert, id_for_source_key, refs
 from hssk.records import refresh_statistics as refresh_store_statistics
 
 log = logging.getLogger(__name__)
@@ -404,13 +404,16 @@ def _remember(conn: psycopg.Connection[Any], kind: str, stored: list[Unit]) -> N
 def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: Summary) -> None:
     items: list[NewResource] = []
     per_fac: Counter[str] = Counter()
+    unit_of: dict[tuple[str, str], Unit] = {}
     for u in good:
         for it in u.items:
             items.append(_resource(u, it))
+            unit_of[(it.body["resourceType"], it.body["id"])] = u
             per_fac[u.facility or ""] += 1
     if not items:
         return
     res = bulk_upsert(conn, items)
+    _note_refused_moves(res.refused_moves, unit_of, b)
     summary.created.update(res.created)
     summary.updated.update(res.updated)
     summary.skipped += res.unchanged
@@ -419,6 +422,27 @@ def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: 
     for fac, n in per_fac.items():  # a batch is mostly one facility: share by item count
         b.receipts[fac]["stored"] += round(changed * n / total)
         b.receipts[fac]["unchanged"] += round(res.unchanged * n / total)
+
+
+def _note_refused_moves(
+    moves: list[RefusedMove], unit_of: dict[tuple[str, str], Unit], b: _Batch
+) -> None:
+    """A re-sent record now naming another person leaves what is stored with its person; the
+    record is noted (shown to the facility) with what it asked (rule record.moved)."""
+    noted: set[int] = set()
+    for m in moves:
+        u = unit_of[(m.type, m.id)]
+        if id(u) in noted:
+            continue
+        noted.add(id(u))
+        b.notes.append((u, Problem(
+            "record.moved", f"{m.type}/{m.id}", None,
+            f"already stored for another person (#{m.owner}); sent now for #{m.asked}: left "
+            "with its person. If the patient was wrong, ask the Department to correct the "
+            "person in the registry",
+            f"đã lưu cho một người khác (#{m.owner}); lần gửi này ghi cho #{m.asked}: giữ "
+            "nguyên. Nếu nhầm người bệnh, đề nghị Sở Y tế sửa thông tin người trong sổ đăng ký",
+        ), u.raw))  # fmt: skip
 
 
 def _resource(u: Unit, it: Item) -> NewResource:

@@ -30,6 +30,11 @@ _FIX_FILE_EN = "Export the file again from the HIS (UTF-8, every tag closed) and
 RULES: dict[str, Rule] = {
     r.code: r
     for r in (
+        Rule("record.moved", "Bản ghi đã lưu cho người khác", "Record stored for another person",
+             "Hồ sơ đã gửi trước đây gắn với một người khác: dữ liệu không chuyển sang người "
+             "mới. Nếu nhầm người bệnh, đề nghị Sở Y tế sửa trong sổ đăng ký (gộp/tách hồ sơ).",
+             "The record sent before belongs to another person: data never moves to a new one. "
+             "If the patient was wrong, ask the Department to correct the registry (merge/unmerge)."),
         Rule("required", "Thiếu trường bắt buộc", "Required element missing",
              "Nhập giá trị cho trường được nêu trong phần mềm HIS rồi gửi lại.",
              "Fill in the named element in the HIS and send again."),

@@ -77,11 +77,25 @@ class BulkResult:
     unchanged: int = 0
     # (type, id) → version written; only filled when bulk_upsert(..., versions=True)
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    # writes left undone because they would have moved a stored resource to another person
+    refused_moves: list[RefusedMove] = field(default_factory=list)
 
     def merge(self, other: BulkResult) -> None:
         self.created.update(other.created)
         self.updated.update(other.updated)
         self.unchanged += other.unchanged
+        self.refused_moves += other.refused_moves
+
+
+@dataclass(frozen=True)
+class RefusedMove:
+    """A write of a stored resource under another person than its own: not done (a write
+    never moves data from one person to another; the registry corrects identities)."""
+
+    type: str
+    id: str
+    owner: int
+    asked: int
 
 
 def new_id() -> str:
@@ -484,23 +498,36 @@ def _upsert(
         """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
            SELECT r.type, r.id, r.version, r.person_id, r.last_updated, r.deleted, r.body
            FROM resource r JOIN resource_rows s ON r.type = s.type AND r.id = s.id
-           WHERE r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(s.body)
-              OR r.person_id IS DISTINCT FROM s.person_id"""
+           WHERE (r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(s.body)
+                  OR (r.person_id IS NULL AND s.person_id IS NOT NULL))
+             AND NOT (r.person_id <> s.person_id)"""
     )
+    # A stored resource never goes to another person: such rows are left as they are and
+    # reported (the caller holds the record back; the registry corrects identities).
+    result.refused_moves += [
+        RefusedMove(*row)
+        for row in conn.execute(
+            """SELECT s.type, s.id, r.person_id, s.person_id
+               FROM resource r JOIN resource_rows s ON r.type = s.type AND r.id = s.id
+               WHERE r.person_id <> s.person_id"""
+        )
+    ]
     written = conn.execute(
         f"""INSERT INTO resource AS r ({_NEW_COLUMNS})
             SELECT {_NEW_COLUMNS} FROM resource_rows
             ORDER BY type, id  -- key order: no deadlock between writers
             ON CONFLICT (type, id) DO UPDATE SET
-              version = r.version + 1, person_id = excluded.person_id, codes = excluded.codes,
+              version = r.version + 1, person_id = coalesce(r.person_id, excluded.person_id),
+              codes = excluded.codes,
               effective = excluded.effective, terms = excluded.terms,
               source_unit = excluded.source_unit,
               source_key = excluded.source_key, sensitivity = excluded.sensitivity,
               deleted = false, last_updated = excluded.last_updated,
               body = jsonb_set(excluded.body, '{{meta,versionId}}', to_jsonb((r.version + 1)::text))
-            WHERE r.deleted
-               OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
-               OR r.person_id IS DISTINCT FROM excluded.person_id
+            WHERE (r.deleted
+                   OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
+                   OR (r.person_id IS NULL AND excluded.person_id IS NOT NULL))
+              AND NOT (r.person_id <> excluded.person_id)
             RETURNING r.type, r.id, r.version, r.person_id, r.source_unit"""
     ).fetchall()
     for rtype, rid, version, person_id, unit in written:

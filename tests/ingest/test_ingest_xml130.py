@@ -167,3 +167,27 @@ def test_old_names_never_hide_or_overwrite_a_value(fields: dict[str, str]) -> No
             assert row[new] == fields[old] and old not in row
             assert renamed[new] == old
     assert sorted(row.values()) == sorted(fields.values())  # nothing lost
+
+
+def test_a_resend_naming_another_person_moves_nothing(idb: Database, tmp_path: Path) -> None:
+    """A write never moves data from one person to another: the same hồ sơ (same MA_LK) sent
+    again for someone else leaves what is stored with its person, and is noted for the sender."""
+    jobs.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
+    other = visit(1, HO_TEN="Trần Thị Khác", SO_CCCD="001190099999", MA_THE_BHYT="DN4010199999999", MA_BN="BN999999",
+                  NGAY_SINH="199001010000", GIOI_TINH="2")  # fmt: skip
+    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "b.xml", [other])], workers=0)
+    cid = id_for_source_key("Condition", "01001|LK000001|XML1|1|Condition|main")
+    with idb.connection() as conn:
+        owners = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT person_id FROM resource WHERE person_id IS NOT NULL"
+            )
+        }
+        versions = history(conn, "Condition", cid)
+        noted = conn.execute(
+            "SELECT rule, status FROM ingest_error WHERE job_id = %s", (s.job_id,)
+        ).fetchall()
+    assert len(owners) == 1, owners  # nothing went to the second person
+    assert [v.version for v in versions] == [1]
+    assert ("record.moved", "noted") in noted
