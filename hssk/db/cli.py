@@ -78,6 +78,10 @@ def upgrade(
         typer.confirm("Chạy ngay? / run now?", abort=True)
     outcome = up.upgrade(url)
     console.print(f"{len(outcome.applied)} migrations applied in {outcome.seconds:.1f} s")
+    for table, n in outcome.dropped.items():
+        console.print(
+            f"[yellow]{table}: bảng bị migration xóa / dropped by a migration[/] ({n:,} rows)"
+        )
     if outcome.lost:
         for table, (a, b) in outcome.lost.items():
             console.print(f"[red]{table}: {a:,} → {b:,} rows[/]")

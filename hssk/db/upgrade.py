@@ -44,6 +44,7 @@ _HEAVY = (
 )
 
 
+_DROP = re.compile(r"\bDROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)", re.I)
 _BODY = re.compile(r"\$(\w*)\$.*?\$\1\$", re.S)  # function bodies: defined, not run
 
 
@@ -92,19 +93,24 @@ def plan(conn: psycopg.Connection[Any], big_rows: int = BIG_ROWS) -> list[Step]:
                 if rows.get(table, 0) >= big_rows and (table, does) not in seen:
                     seen.add((table, does))
                     step.heavy.append(Heavy(table, rows[table], does))
+        for m in _DROP.finditer(statements):
+            table = m.group(1).lower()
+            if table in rows:
+                n = _count(conn, table)
+                if n:
+                    step.heavy.append(Heavy(table, n, "drops (its rows are deleted)"))
         steps.append(step)
     return steps
 
 
+def _count(conn: psycopg.Connection[Any], table: str) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
+
+
 def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     """Exact rows of every table."""
-    out = {}
-    for name in tables(conn):
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
-        ).fetchone()
-        out[name] = int(row[0]) if row else 0
-    return out
+    return {name: _count(conn, name) for name in tables(conn)}
 
 
 @dataclass
@@ -116,10 +122,16 @@ class Outcome:
 
     @property
     def lost(self) -> dict[str, tuple[int, int]]:
-        """Tables with fewer rows than before: (before, after)."""
+        """Tables still there with fewer rows than before: (before, after)."""
         return {
-            t: (n, self.after.get(t, 0)) for t, n in self.before.items() if self.after.get(t, 0) < n
-        }
+            t: (n, self.after[t]) for t, n in self.before.items()
+            if t in self.after and self.after[t] < n
+        }  # fmt: skip
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Tables a migration dropped, with the rows they had (the plan announced them)."""
+        return {t: n for t, n in self.before.items() if t not in self.after}
 
 
 def upgrade(url: str) -> Outcome:
