@@ -401,6 +401,7 @@ def verify_chain(
         anchor_file.write_bytes(
             orjson.dumps({"seq": report.last_seq, "hash": head[0] if head else ""})
         )
+        anchor_file.chmod(0o600)  # with the platform's keys: private (hssk doctor checks)
     return report
 
 

@@ -133,3 +133,22 @@ def test_a_nearly_full_disk(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(doctor, "DISK_FAIL", 1.01)  # every disk is "full"
     found = doctor.check_disk([data_dir])
     assert found.status == FAIL and "free space" in found.en
+
+
+def test_the_audit_anchor_file_is_written_private(clean_db: Database, data_dir: Path) -> None:
+    import os
+
+    from hssk.access.actor import ANONYMOUS
+    from hssk.access.audit import record, verify_chain
+
+    anchor = data_dir / ANCHOR_FILE
+    anchor.unlink()
+    old = os.umask(0o022)  # an administrator's shell
+    try:
+        with clean_db.connection() as conn:
+            record(conn, ANONYMOUS, "authenticate", outcome="deny", basis="token")
+            verify_chain(conn, anchor_file=anchor)
+    finally:
+        os.umask(old)
+    assert anchor.stat().st_mode & 0o777 == 0o600
+    assert doctor.check_secrets(load_settings()).status == OK
