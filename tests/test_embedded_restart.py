@@ -12,6 +12,8 @@ import sys
 from hssk.kernel.config import load_settings
 from hssk.db import open_database
 from hssk.records import save, read
+from hssk import wiring
+wiring.start()  # as every HSSK process does when it starts
 db = open_database(load_settings())
 with db.connection() as conn:
     if sys.argv[1] == "write":
