@@ -65,10 +65,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # ASGI header names are lower-case; a header the handler set is kept
                 headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in extra if k not in present]
-                message = {**message, "headers": headers}
+                present = {name for name, _ in headers}
+                headers.extend(h for h in extra if h[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
