@@ -424,4 +424,5 @@ def _may_scrape(request: Request) -> bool:
     if token and sent and hmac.compare_digest(sent.encode(), token.encode()):
         return True
     actor = gate.authenticate(request, "api").actor
-    return actor.kind == "system" and actor.has_scope("system", "Metrics", "read")
+    # named explicitly, never through a wildcard: a partner's system/*.read is not for this
+    return actor.kind == "system" and "system/Metrics.read" in actor.scopes

@@ -279,6 +279,7 @@ def test_metrics_need_the_scrapers_token(
     client = world["client"]
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers=_bearer(world["citizen"])).status_code == 401
+    assert client.get("/metrics", headers=_bearer(world["reader"])).status_code == 401  # *.read
     monkeypatch.setenv("HSSK_METRICS_TOKEN", "scrape-secret-123")
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     r = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
