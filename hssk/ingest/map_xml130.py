@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Callable
+from operator import gt, itemgetter
 from typing import Any
 
 from hssk.ingest.model import (
@@ -109,9 +111,55 @@ class _Visit:
         return {"reference": f"{rtype}/{id_for_source_key(rtype, key)}"}
 
 
+_NO_LIMIT = 1 << 40
+_Plan = tuple[tuple[int, ...], Callable[[list[str]], Any] | None]
+_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+
+def _plan(table: str, names: tuple[str, ...]) -> _Plan:
+    """For records of ``table`` with fields ``names`` (in that order): each field's maximum
+    length and a getter of its Số fields. A number within the bound is within its length
+    (which does not count a sign or decimal point); one over it is measured exactly."""
+    spec = limits(table)
+    bounds = []
+    numeric = []
+    for i, name in enumerate(names):
+        size, num = spec.get(name, (None, False))
+        bounds.append(_NO_LIMIT if size is None else size)
+        if num:
+            numeric.append(i)
+    getter = itemgetter(*numeric) if numeric else None
+    return tuple(bounds), getter
+
+
 def check_layout(table: str, row: dict[str, str], where: str, problems: list[Problem]) -> None:
     """Each field within the QĐ 4750 appendix's maximum length, and a number where the
-    appendix types it 'Số'. A problem the mapping already found in a field is not repeated."""
+    appendix types it 'Số'. A problem the mapping already found in a field is not repeated.
+
+    Runs for every record: the usual good record is passed by two C-level checks (lengths
+    against bounds, float() over its numbers); only a suspect one is looked at field by
+    field."""
+    names = tuple(row)
+    plan = _plans.get((table, names))
+    if plan is None:
+        if len(_plans) > 4096:  # unusual field sets: keep the cache bounded
+            _plans.clear()
+        plan = _plans[(table, names)] = _plan(table, names)
+    bounds, numeric = plan
+    values = list(row.values())
+    if not any(map(gt, map(len, values), bounds)):
+        if numeric is None:
+            return
+        nums = numeric(values)
+        try:
+            sum(map(float, filter(None, (nums,) if type(nums) is str else nums)))
+            return
+        except ValueError:  # a decimal comma, or not a number: field by field
+            pass
+    _check_fields(table, row, where, problems)
+
+
+def _check_fields(table: str, row: dict[str, str], where: str, problems: list[Problem]) -> None:
     spec = limits(table)
     for name, value in row.items():
         s = spec.get(name)

@@ -236,7 +236,8 @@ def parse_table(
     """Records of one decoded inner file (XML1 … XML15). ``name`` checks the expected table.
     Fields of the older QĐ 4210 and of the 3176 variant come back under their QĐ 130 names;
     ``renamed`` collects which (130 name → name in the file), for error messages.
-    ``warnings``: collects what was read otherwise than declared (see ``readable``)."""
+    ``warnings``: given, the declared encoding is checked first (``readable``) and what was
+    read otherwise than declared is added to it (``decode_hoso`` checks before, once)."""
     if len(data) > MAX_INNER_BYTES:
         raise XmlError(
             "xml.size",
@@ -244,7 +245,9 @@ def parse_table(
             f"inner table {name or ''} is {len(data)} bytes, over the limit of {MAX_INNER_BYTES}.",
         )
     what = f"bảng {name}" if name else "bảng"
-    data = readable(data.replace(_BAD_XSI, _GOOD_XSI), what, warnings)
+    data = data.replace(_BAD_XSI, _GOOD_XSI)
+    if warnings is not None:
+        data = readable(data, what, warnings)
     parser = _parser()
     try:
         root = etree.fromstring(data, parser)

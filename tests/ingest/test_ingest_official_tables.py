@@ -21,6 +21,7 @@ from hssk.catalog import bundle as catalog_bundle
 from hssk.catalog import catalogs
 from hssk.db import Database
 from hssk.ingest import jobs
+from hssk.ingest.map_xml130 import _check_fields, check_layout
 from hssk.ingest.xml130_tables import LENGTH_AMENDMENTS, REFUSED, appendix, limits, tables
 from hssk.ingest.xmlparse import XmlError, build_table, parse_table, readable
 from hssk.kernel.config import load_settings
@@ -377,3 +378,25 @@ def test_fhir_input_may_refer_to_the_golden_record(idb: Database, tmp_path: Path
             " AND body->'code'->>'text' = 'Nhịp tim'"
         ).fetchone()
     assert got[0] == pid and got[1]["subject"]["reference"] == f"Patient/mpi-{pid}"
+
+
+_VALUES = st.one_of(
+    st.from_regex(r"[+-]?\d{0,6}([.,]\d{0,4})?", fullmatch=True),
+    st.sampled_from(["", "nan", "1e5", "1_000", "1\x01", "12.5.1", "-", ".", "x" * 300]),
+    st.text(max_size=20),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(list(tables())),
+    st.data(),
+)
+def test_layout_check_fast_path_agrees_with_the_field_by_field_one(table: str, data: Any) -> None:
+    names = data.draw(st.lists(st.sampled_from((*tables()[table].fields, "EXTRA")), unique=True))
+    row = {n: data.draw(_VALUES) for n in names}
+    fast: list[Any] = []
+    slow: list[Any] = []
+    check_layout(table, row, "t", fast)
+    _check_fields(table, row, "t", slow)
+    assert [(p.rule, p.element) for p in fast] == [(p.rule, p.element) for p in slow]
