@@ -199,7 +199,9 @@ def list_jobs(
 @app.command("errors")
 def errors(
     job: int | None = typer.Option(None, help="Only this job."),
-    status: str = typer.Option("quarantined", help="quarantined | replayed | discarded | all"),
+    status: str = typer.Option(
+        "quarantined", help="quarantined | replayed | discarded | noted | all"
+    ),
     facility: str | None = typer.Option(None, help="Only this facility (MA_CSKCB)."),
     rule: str | None = typer.Option(None, help="Only this rule (e.g. icd10.unknown)."),
     limit: int = typer.Option(50),
