@@ -23,7 +23,7 @@ from hssk.db import Database
 from hssk.ingest import jobs
 from hssk.ingest.map_xml130 import _check_fields, check_layout
 from hssk.ingest.xml130_tables import LENGTH_AMENDMENTS, REFUSED, appendix, limits, tables
-from hssk.ingest.xmlparse import XmlError, build_table, parse_table, readable
+from hssk.ingest.xmlparse import XmlError, build_table, iter_hoso_bytes, parse_table, readable
 from hssk.kernel.config import load_settings
 from tests.factories.samples import visit, write_feed
 
@@ -400,3 +400,12 @@ def test_layout_check_fast_path_agrees_with_the_field_by_field_one(table: str, d
     check_layout(table, row, "t", fast)
     _check_fields(table, row, "t", slow)
     assert [(p.rule, p.element) for p in fast] == [(p.rule, p.element) for p in slow]
+
+
+def test_a_bare_checkin_table_is_read_the_same_way() -> None:
+    row = {"MA_LK": LK, "STT": "1", "HO_TEN": "Trần Thị Hường", "MA_CSKCB": "01001"}
+    data = build_table("XML0", [row]).replace(b'encoding="utf-8"', b'encoding="ISO-8859-1"')
+    (hoso,) = list(iter_hoso_bytes(data))
+    assert hoso.tables["XML0"][0]["HO_TEN"] == "Trần Thị Hường"
+    ((table, note),) = hoso.warnings
+    assert table == "XML0" and note.rule == "xml.encoding"
