@@ -75,7 +75,7 @@ def test_form_and_csv_give_the_same_resources() -> None:
                                         "system": "http://unitsofmeasure.org", "code": "mmol/L"}  # fmt: skip
     assert glucose["category"][0]["coding"][0]["code"] == "laboratory"
     assert codes["39156-5"]["valueQuantity"]["value"] == 24.2  # computed from height and weight
-    assert all(o["subject"] == {"reference": f"Patient/{PID}"} for o in form)
+    assert all(o["subject"] == {"reference": f"Patient/mpi-{PID}"} for o in form)
 
 
 def test_glucose_range_is_one_rule() -> None:
