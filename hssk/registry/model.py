@@ -371,6 +371,8 @@ def _show(f: Features, fld: str) -> Any:
         "birth": f.birth_date.isoformat() if f.birth_date else None,
         "commune": f.commune or f.commune_old,
         "mother": f.mother_id,
+        # the tokens compared, for reviewers (and JSON: a key is made of sets)
+        "address": sorted(f.address.tokens) if f.address else None,
     }.get(fld, getattr(f, fld, None))
     return value
 

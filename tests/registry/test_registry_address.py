@@ -99,3 +99,22 @@ def test_levels() -> None:
     assert compare_address(n("Số 3 ngõ 4, Lê Lợi"), n("Số 3 ngõ 9, Lê Lợi")) == "else"
     assert compare_address(n(None), n("Số 3, Lê Lợi")) is None
     assert compare_address(n("Thôn Đông, Xã A"), n("Thôn Tây, Xã B")) == "else"
+
+
+def test_review_evidence_shows_address_tokens_as_json() -> None:
+    """Review rows store a pair's evidence as JSON: the address tokens are listed."""
+    import orjson
+
+    from hssk.registry import SourceRecord
+    from hssk.registry.link import features_of
+    from hssk.registry.model import compare
+    from hssk.registry.prepare import prepare
+
+    addr = "Số 12 ngõ 34, đường Lê Lợi, P. Phúc Xá, Q. Ba Đình, TP Hà Nội"
+    a, b = (
+        features_of(prepare(SourceRecord(src, rid, "Trần Văn Hùng", "1980", "M", address=addr)))
+        for src, rid in (("population", "1"), ("station", "2"))
+    )
+    ev = orjson.loads(orjson.dumps(compare(a, b).evidence(a, b)))
+    assert ev["address"]["level"] == "same"
+    assert ev["address"]["values"][0] == ["a:badinh", "a:phucxa", "h:12", "l:34", "s:leloi"]
