@@ -80,8 +80,15 @@ def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) ->
         return None
     parts = ref.split("/")
     if len(parts) >= 2 and parts[-2] == "Patient":
-        return store.person_of(conn, parts[-1])
+        return _written_person(conn, parts[-1])
     return None
+
+
+def _written_person(conn: psycopg.Connection[Any], rid: str) -> int | None:
+    """The person a written resource names: Patient/mpi-N (merges followed) or a stored
+    Patient. A bare number is not taken as a person on a write (reads accept it for old data)."""
+    golden = golden_person_id(rid)
+    return resolve(conn, golden) if golden is not None else store.person_of(conn, rid)
 
 
 def decide(
@@ -260,6 +267,11 @@ def _persons_of(conn: psycopg.Connection[Any], bodies: list[dict[str, Any]]) -> 
             (unknown,),
         ):
             person_by_patient[pid] = person
+        for rid in unknown:  # golden records: Patient/mpi-N (merges followed)
+            if rid not in person_by_patient and golden_person_id(rid) is not None:
+                found = _written_person(conn, rid)
+                if found is not None:
+                    person_by_patient[rid] = found
     return [
         person_by_patient.get(body["id"] if body["resourceType"] == "Patient" else refs.get(i, ""))
         for i, body in enumerate(bodies)

@@ -407,8 +407,11 @@ def _store(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch, summary: 
     unit_of: dict[tuple[str, str], Unit] = {}
     for u in good:
         for it in u.items:
-            items.append(_resource(u, it))
-            unit_of[(it.body["resourceType"], it.body["id"])] = u
+            item = _resource(u, it)
+            items.append(item)
+            rtype = item.body["resourceType"]
+            rid = item.body.get("id") or id_for_source_key(rtype, item.source_key or "")
+            unit_of[(rtype, rid)] = u
             per_fac[u.facility or ""] += 1
     if not items:
         return

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hssk.access import Actor, Decision
 from hssk.access.policy import looks_up_identities
+from hssk.api.bodies import FormFields
 from hssk.api.deps import Conn, OptionalActor, get_conn
 from hssk.http import gate
 from hssk.http.client import client_address
@@ -309,11 +310,10 @@ def consents_page(
 
 
 @router.post("/book/consents", include_in_schema=False, response_class=HTMLResponse)
-async def consent_grant(request: Request, conn: Conn, actor: PageActor) -> Response:
+def consent_grant(request: Request, conn: Conn, actor: PageActor, raw: FormFields) -> Response:
     if (redirect := _citizen(request, actor)) is not None:
         return redirect
     assert actor.person_id is not None
-    raw = {k: str(v) for k, v in (await request.form()).items()}
     form = Form(raw)
     unit = form.text("unit", required=True, max_len=40)
     until = form.day("until", not_future=False, today=_today())
@@ -409,11 +409,12 @@ def _self_render(
 
 
 @router.post("/book/self/{kind}", include_in_schema=False, response_class=HTMLResponse)
-async def self_add(kind: str, request: Request, conn: Conn, actor: PageActor) -> Response:
+def self_add(
+    kind: str, request: Request, conn: Conn, actor: PageActor, raw: FormFields
+) -> Response:
     if (redirect := _citizen(request, actor)) is not None:
         return redirect
     assert actor.person_id is not None
-    raw = {k: str(v) for k, v in (await request.form()).items()}
     form, data = selfdata.validate_entry(kind, raw, _today())
     if not form.ok:
         return _self_render(
@@ -794,11 +795,12 @@ def _codes(concept: Any) -> list[str]:
 
 
 @router.post("/clinic/p/{person_id}/basis", include_in_schema=False, response_class=HTMLResponse)
-async def clinic_basis(person_id: int, request: Request, conn: Conn, actor: PageActor) -> Response:
+def clinic_basis(
+    person_id: int, request: Request, conn: Conn, actor: PageActor, raw: FormFields
+) -> Response:
     if (redirect := _staff(request, actor)) is not None:
         return redirect
     lang = render.lang_of(request)
-    raw = {k: str(v) for k, v in (await request.form()).items()}
     view = backend.person(conn, person_id)
     if view is None:
         return render.page(request, "error.html", message=t("not_found", lang), status=404)
@@ -884,8 +886,8 @@ def appointment_form(person_id: int, request: Request, conn: Conn, actor: PageAc
 
 
 @router.post("/clinic/p/{person_id}/{kind}", include_in_schema=False, response_class=HTMLResponse)
-async def clinic_write(
-    person_id: int, kind: str, request: Request, conn: Conn, actor: PageActor
+def clinic_write(
+    person_id: int, kind: str, request: Request, conn: Conn, actor: PageActor, raw: FormFields
 ) -> Response:
     if kind not in ("referral", "appointment"):
         return render.page(
@@ -894,7 +896,6 @@ async def clinic_write(
     stop, view = _clinic_write_guard(request, conn, actor, person_id)
     if stop is not None:
         return stop
-    raw = {k: str(v) for k, v in (await request.form()).items()}
     form = Form(raw)
     my_unit = backend.unit_name(conn, actor.unit_id)
     if kind == "referral":
@@ -1063,15 +1064,14 @@ def _station_ctx() -> dict[str, Any]:
 
 
 @router.post("/station/{form_name}", include_in_schema=False, response_class=HTMLResponse)
-async def station_submit(
-    form_name: str, request: Request, conn: Conn, actor: PageActor
+def station_submit(
+    form_name: str, request: Request, conn: Conn, actor: PageActor, raw: FormFields
 ) -> Response:
     if (redirect := _staff(request, actor)) is not None:
         return redirect
     lang = render.lang_of(request)
     if form_name not in STATION_FORMS:
         return render.page(request, "error.html", message=t("not_found", lang), status=404)
-    raw = {k: str(v) for k, v in (await request.form()).items()}
     form, data = STATION_FORMS[form_name][1](raw, _today())
     person_id = None
     if form.ok:

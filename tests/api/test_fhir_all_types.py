@@ -142,3 +142,22 @@ def test_vietnamese_guide_identifier_systems_are_ours(
         )
         golden = [e for e in found.json()["entry"] if e["resource"]["id"].startswith("mpi-")]
         assert len(golden) == 1, found.text
+
+
+def test_writes_naming_the_golden_patient_join_the_person(
+    client: TestClient, system_headers: H
+) -> None:
+    r = client.post("/fhir", json=_bundle(), headers=system_headers)
+    patient_id = r.json()["entry"][0]["response"]["location"].split("/")[1]
+    golden = client.get("/fhir/Patient?identifier=https://fhir.hssk.vn/sid/cccd|001080012345",
+                        headers=system_headers).json()["entry"][0]["resource"]["id"]  # fmt: skip
+    assert golden.startswith("mpi-")
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "Mạch"},
+           "subject": {"reference": f"Patient/{golden}"}, "valueQuantity": {"value": 72}}  # fmt: skip
+    assert client.post("/fhir/Observation", json=obs, headers=system_headers).status_code == 201
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {**obs, "code": {"text": "Nhịp thở"}}, "request": {"method": "POST", "url": "Observation"}}]}  # fmt: skip
+    assert client.post("/fhir", json=bundle, headers=system_headers).status_code == 200
+    for ref in (f"Patient/{golden}", f"Patient/{patient_id}"):
+        found = client.get(f"/fhir/Observation?patient={ref}", headers=system_headers).json()
+        assert sorted(e["resource"]["code"]["text"] for e in found["entry"]) == ["Mạch", "Nhịp thở"]
