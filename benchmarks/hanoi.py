@@ -119,12 +119,11 @@ def run_bench(
                              score_persons=score_persons)  # fmt: skip
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    from hssk.config import load_settings
-
     from hssk.catalog import completeness
     from hssk.db import open_database
     from hssk.db.embedded import start_embedded
     from hssk.ingest.jobs import ingest
+    from hssk.kernel.config import load_settings
     from hssk.monitor import rollups
     from hssk.synth import generate
 
