@@ -22,6 +22,7 @@ from hssk.access import routes as access_routes
 from hssk.api import errors, fhir, health, home
 from hssk.db import Database, open_database
 from hssk.http.csrf import CrossSiteGuard, origin_of
+from hssk.http.gate import SessionRenewal
 from hssk.http.headers import SecurityHeaders
 from hssk.http.limits import MB, BodyLimit, Limits
 from hssk.http.logs import RequestLog
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                        extra_origins=(origin_of(settings.base_url),))  # fmt: skip
     app.add_middleware(Limits, max_body=settings.max_body, max_head=settings.max_header,
                        doors=BODY_LIMITS)  # fmt: skip
+    app.add_middleware(SessionRenewal)
     app.add_middleware(SecurityHeaders, private_prefixes=PRIVATE_PREFIXES, https=settings.https)
     # outermost but the proxy headers: every answer, refusals included, gets its request id
     app.add_middleware(RequestLog)

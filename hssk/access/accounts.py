@@ -389,6 +389,8 @@ def set_active(
     )
     if not active:
         revoke_refresh_tokens(conn, account_id)
+    # this process asks again at the account's next request (others within STATUS_TTL)
+    _status.pop(str(account_id), None)
     return cur.rowcount == 1
 
 

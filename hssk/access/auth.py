@@ -54,12 +54,33 @@ _SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.(read|wri
 
 
 class AuthError(Exception):
-    """An OAuth error: ``error`` code, description, HTTP status."""
+    """An OAuth error: ``error`` code, description, HTTP status. ``reason`` says, for the pages
+    and never in the OAuth answer, which of :data:`REASONS` it was; ``attempts_left`` how many
+    tries the current one-time code still has (None: not known)."""
 
-    def __init__(self, error: str, description: str, status: int = 400, retry_after: int = 0):
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        status: int = 400,
+        retry_after: int = 0,
+        *,
+        reason: str = "",
+        attempts_left: int | None = None,
+    ):
         super().__init__(description)
         self.error, self.description, self.status = error, description, status
         self.retry_after = retry_after
+        self.reason, self.attempts_left = reason, attempts_left
+
+
+# Why a citizen's login was refused, for the login page to say so (machine-readable):
+WRONG_CODE = "wrong_code"  # the code does not match (attempts_left may say how many remain)
+EXPIRED_CODE = "expired_code"  # the latest code has expired: ask for a new one
+CODE_EXHAUSTED = "code_exhausted"  # the latest code had OTP_ATTEMPTS wrong tries: ask again
+THROTTLED = "throttled"  # too many failures: back-off, retry after ``retry_after`` seconds
+SMS_LIMIT = "sms_limit"  # too many codes requested: retry after ``retry_after`` seconds
+REASONS = (WRONG_CODE, EXPIRED_CODE, CODE_EXHAUSTED, THROTTLED, SMS_LIMIT)
 
 
 _CLIENT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -169,6 +190,7 @@ def _throttled(conn: psycopg.Connection[Any], subject: str | None, address: str 
             "wait before trying again",
             429,
             int(wait) + 1,
+            reason=THROTTLED,
         )
 
 
@@ -182,6 +204,8 @@ def _fail(
     address: str | None,
     what: str,
     subject: str,
+    reason: str = WRONG_CODE,
+    attempts_left: int | None = None,
 ) -> AuthError:
     """Count a failure under its back-off keys, audit it; the error to raise (the same
     whether or not the account exists)."""
@@ -197,7 +221,8 @@ def _fail(
     actor = account.actor(()) if account else ANONYMOUS
     audit(conn, actor, "login", outcome="deny", basis="credentials",
           detail={"reason": what, "subject": subject[:64], "address": address})  # fmt: skip
-    return AuthError("invalid_grant", "sai thông tin đăng nhập / invalid credentials")
+    return AuthError("invalid_grant", "sai thông tin đăng nhập / invalid credentials",
+                     reason=reason, attempts_left=attempts_left)  # fmt: skip
 
 
 def _succeed(
@@ -346,12 +371,63 @@ def send_code(
 
 
 MAX_CODE_REQUESTS = 10  # per client address within THROTTLE_WINDOW (SMS cost, harassment)
+RESEND_AFTER = timedelta(seconds=60)  # a new code may be asked for this long after the last
+
+
+@dataclass(frozen=True)
+class LoginCode:
+    """The latest login code of a citizen: where it went (masked), in how many seconds it
+    expires and in how many a new one may be asked for (0: now)."""
+
+    destination: str
+    expires_in: int
+    resend_in: int
+
+
+def masked_phone(phone: str) -> str:
+    """A phone number as a person may see it on a screen: '09•• ••• 345'."""
+    digits = "".join(c for c in phone if c.isdigit())
+    if phone.strip().startswith("+84"):
+        digits = "0" + digits[2:]
+    if len(digits) < 8:
+        return "•" * len(digits)
+    return f"{digits[:2]}•• ••• {digits[-3:]}"
+
+
+def login_code(conn: psycopg.Connection[Any], identifier: str) -> LoginCode | None:
+    """The latest login code sent to the citizen behind ``identifier`` (None: none sent)."""
+    account = accounts.find_citizen(conn, identifier)
+    if account is None:
+        return None
+    row = conn.execute(
+        """SELECT destination, ceil(greatest(extract(epoch FROM expires_at - now()), 0)),
+                  ceil(greatest(extract(epoch FROM created_at + %s - now()), 0))
+           FROM otp_code WHERE account_id = %s AND purpose = 'login' AND created_at > now() - %s
+           ORDER BY id DESC LIMIT 1""",
+        (RESEND_AFTER, account.id, THROTTLE_WINDOW),
+    ).fetchone()
+    return None if row is None else LoginCode(masked_phone(row[0]), int(row[1]), int(row[2]))
+
+
+def _sms_limit(conn: psycopg.Connection[Any], where: str, params: tuple[Any, ...]) -> int:
+    """Seconds until the oldest of the requests counted by ``where`` leaves the window."""
+    row = conn.execute(
+        f"SELECT extract(epoch FROM min(at) + %s - now()) FROM ({where}) AS recent(at)",
+        (THROTTLE_WINDOW, *params),
+    ).fetchone()
+    return max(int(row[0] or 0), 0) + 1 if row else int(THROTTLE_WINDOW.total_seconds())
+
+
+def _too_many_codes(retry_after: int) -> AuthError:
+    return AuthError("slow_down", "quá nhiều yêu cầu mã / too many code requests; wait",
+                     429, retry_after, reason=SMS_LIMIT)  # fmt: skip
 
 
 def request_login_code(
     conn: psycopg.Connection[Any], settings: Settings, identifier: str, address: str | None
-) -> None:
-    """Send a login code to the citizen behind a CCCD or phone (silently nothing if none)."""
+) -> LoginCode | None:
+    """Send a login code to the citizen behind a CCCD or phone (silently nothing if none).
+    A request within RESEND_AFTER of the last code sends nothing more (a double click)."""
     _address_throttled(conn, address)
     if address:
         key = f"otp:{address}"
@@ -360,34 +436,51 @@ def request_login_code(
             (key, THROTTLE_WINDOW),
         ).fetchone()[0]  # type: ignore[index]
         if n >= MAX_CODE_REQUESTS:
-            raise AuthError("slow_down", "quá nhiều yêu cầu mã / too many code requests; wait",
-                            429, int(THROTTLE_WINDOW.total_seconds()))  # fmt: skip
+            raise _too_many_codes(_sms_limit(
+                conn, "SELECT at FROM login_failure WHERE key = %s AND at > now() - %s",
+                (key, THROTTLE_WINDOW)))  # fmt: skip
         conn.execute("INSERT INTO login_failure (key) VALUES (%s)", (key,))
     account = accounts.find_citizen(conn, identifier) or accounts.provision_citizen(
         conn, identifier
     )
-    if _usable(account) and account is not None:
-        send_code(conn, settings, account, "login")
+    if not _usable(account) or account is None:
+        return None
+    last = login_code(conn, identifier)
+    if last is not None and last.resend_in > 0:
+        return last
+    if not send_code(conn, settings, account, "login"):
+        if last is None:  # no phone to send to
+            return None
+        raise _too_many_codes(_sms_limit(
+            conn, "SELECT created_at FROM otp_code WHERE account_id = %s AND purpose = 'login' "
+            "AND created_at > now() - %s", (account.id, THROTTLE_WINDOW)))  # fmt: skip
+    return login_code(conn, identifier)
 
 
 def _consume_code(
     conn: psycopg.Connection[Any], settings: Settings, account: Account, purpose: str, code: str
-) -> bool:
+) -> tuple[bool, str, int | None]:
+    """Whether ``code`` is the latest code's; else why not and the attempts it has left."""
     row = conn.execute(
-        """SELECT id, code_hash FROM otp_code WHERE account_id = %s AND purpose = %s
-             AND used_at IS NULL AND expires_at > now() AND attempts < %s
+        """SELECT id, code_hash, expires_at > now(), attempts FROM otp_code
+           WHERE account_id = %s AND purpose = %s AND used_at IS NULL
            ORDER BY id DESC LIMIT 1 FOR UPDATE""",
-        (account.id, purpose, OTP_ATTEMPTS),
+        (account.id, purpose),
     ).fetchone()
     if row is None:
-        return False
+        return False, WRONG_CODE, None
+    if not row[2]:
+        return False, EXPIRED_CODE, None
+    if row[3] >= OTP_ATTEMPTS:
+        return False, CODE_EXHAUSTED, 0
     good = hmac.compare_digest(row[1], _code_hash(settings, account.id, code.strip()))
     conn.execute(
         "UPDATE otp_code SET attempts = attempts + 1, used_at = CASE WHEN %s THEN now() END "
         "WHERE id = %s",
         (good, row[0]),
     )
-    return good
+    left = OTP_ATTEMPTS - row[3] - 1
+    return good, WRONG_CODE if left > 0 else CODE_EXHAUSTED, left
 
 
 def otp_grant(
@@ -402,12 +495,11 @@ def otp_grant(
 ) -> dict[str, Any]:
     _throttled(conn, identifier, address)
     account = accounts.find_citizen(conn, identifier)
-    if (
-        account is None
-        or not _usable(account)
-        or not _consume_code(conn, settings, account, "login", code)
-    ):
+    if account is None or not _usable(account):
         raise _fail(conn, account, address, "otp", identifier)
+    good, reason, left = _consume_code(conn, settings, account, "login", code)
+    if not good:
+        raise _fail(conn, account, address, "otp", identifier, reason, left)
     scopes = negotiate_scopes(account.scopes, scope)
     _succeed(conn, account, address, "otp")
     return issue_tokens(conn, settings, account, scopes, client=client_name(client))
@@ -428,7 +520,7 @@ def activate(
     if (
         account is None
         or _disabled(conn, account.id)
-        or not _consume_code(conn, settings, account, "activate", code)
+        or not _consume_code(conn, settings, account, "activate", code)[0]
     ):
         raise _fail(conn, account, address, "activation", username)
     if account.kind != "citizen":

@@ -21,8 +21,11 @@ class TokenError(Exception):
     """The token is missing, malformed, expired, forged or for another audience."""
 
 
-def issue(settings: Settings, actor: Actor, *, ttl: int = 900) -> str:
-    """A signed access token for ``actor``, valid ``ttl`` seconds."""
+def issue(
+    settings: Settings, actor: Actor, *, ttl: int = 900, session_start: int | None = None
+) -> str:
+    """A signed access token for ``actor``, valid ``ttl`` seconds; ``session_start`` (epoch
+    seconds, default now) is when its holder logged in, kept across renewals."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": ISSUER,
@@ -37,6 +40,7 @@ def issue(settings: Settings, actor: Actor, *, ttl: int = 900) -> str:
         "iat": now,
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
+        "sst": now if session_start is None else session_start,
     }
     return jwt.encode(claims, settings.secret_key(), algorithm=ALGORITHM)
 
@@ -53,18 +57,41 @@ _verified: dict[tuple[str, str, str], tuple[float, float, Actor]] = {}
 
 def verify(settings: Settings, token: str) -> Actor:
     """The actor a valid token speaks for; raises TokenError otherwise."""
+    return verify_until(settings, token)[0]
+
+
+def verify_until(settings: Settings, token: str) -> tuple[Actor, float]:
+    """The actor a valid token speaks for and its expiry (epoch seconds); TokenError
+    otherwise."""
     key = (str(settings.data_dir), os.environ.get("HSSK_SECRET_KEY", ""), token)
     hit = _verified.get(key)
     if hit is not None:
         cached_at, exp, actor = hit
         if time.monotonic() - cached_at < VERIFIED_TTL and time.time() < exp:
-            return actor
+            return actor, exp
         del _verified[key]
     actor, exp = _decode(settings, token)
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()
     _verified[key] = (time.monotonic(), exp, actor)
-    return actor
+    return actor, exp
+
+
+def renewal(
+    settings: Settings, token: str, *, ttl: int, renew_below: float, max_session: float
+) -> str | None:
+    """A fresh token for the holder of valid ``token`` when it has less than ``renew_below``
+    seconds left and its session began less than ``max_session`` seconds ago (None: keep
+    it). Raises TokenError for an invalid token."""
+    actor, exp = verify_until(settings, token)
+    now = time.time()
+    if exp - now >= renew_below:
+        return None
+    claims = jwt.decode(token, options={"verify_signature": False})  # verified just above
+    start = int(claims.get("sst") or claims.get("iat") or now)
+    if now - start >= max_session:
+        return None
+    return issue(settings, actor, ttl=ttl, session_start=start)
 
 
 def _decode(settings: Settings, token: str) -> tuple[Actor, float]:

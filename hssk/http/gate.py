@@ -24,11 +24,12 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hssk.access.accounts import account_disabled
 from hssk.access.actor import ANONYMOUS, Actor
 from hssk.access.audit import record as audit_record
-from hssk.access.tokens import TokenError, verify
+from hssk.access.tokens import TokenError, renewal, verify
 from hssk.http.client import client_address
 from hssk.http.logs import note_actor
 
@@ -108,14 +109,33 @@ def authenticate(request: Request, door: Door) -> Presented:
 
 def page_actor(request: Request) -> Actor:
     """The caller of a page (bearer header or session cookie): invalid or expired
-    credentials, or a disabled account, mean 'not logged in' (the page sends to its login)."""
-    return authenticate(request, "page").actor
+    credentials, or a disabled account, mean 'not logged in' (the page sends to its login,
+    saying the session expired: :func:`session_expired`). A session cookie with less than
+    half its life left is renewed on the way out (sliding sessions, :class:`SessionRenewal`)."""
+    presented = authenticate(request, "page")
+    cookie = request.cookies.get(COOKIE)
+    if cookie and credentials(request, "page") == cookie:
+        if presented.refused is not None:
+            request.state.session_refused = True
+        elif presented.actor.authenticated:
+            _renew(request, cookie)
+    return presented.actor
+
+
+def session_expired(request: Request) -> bool:
+    """Whether the request's session cookie was refused (expired, or its account disabled):
+    the login page then says why the person must log in again."""
+    return bool(getattr(request.state, "session_refused", False))
 
 
 PageActor = Annotated[Actor, Depends(page_actor)]
 
 
-SESSION_SECONDS = 3600
+SESSION_SECONDS = 3600  # the cookie's life; the token inside expires sooner (SESSION_TTL)
+SESSION_TTL = 900  # a page session's token, renewed while in use:
+RENEW_BELOW = SESSION_TTL / 2  # re-issued when less than half of its life is left
+SESSION_MAX = 12 * 3600  # never renewed this long after the login: log in again
+_RENEWED = "hssk_session_renewal"
 
 
 def served_over_https(request: Request) -> bool:
@@ -129,6 +149,44 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
     """The page session: HttpOnly, SameSite=Strict, Secure over HTTPS."""
     response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
                         samesite="strict", secure=served_over_https(request))  # fmt: skip
+
+
+def _renew(request: Request, token: str) -> None:
+    """Ask :class:`SessionRenewal` to send a fresh session cookie with the response."""
+    try:
+        fresh = renewal(request.app.state.settings, token, ttl=SESSION_TTL,
+                        renew_below=RENEW_BELOW, max_session=SESSION_MAX)  # fmt: skip
+    except TokenError:
+        return
+    if fresh is not None:
+        carrier = Response()
+        set_session_cookie(request, carrier, fresh)
+        request.scope.setdefault("state", {})[_RENEWED] = carrier.headers["set-cookie"].encode()
+
+
+class SessionRenewal:
+    """ASGI middleware: adds the renewed session cookie :func:`page_actor` asked for to the
+    response (page handlers return their own responses, so a dependency cannot set it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_renewed(message: Message) -> None:
+            cookie = state.get(_RENEWED)
+            if message["type"] == "http.response.start" and cookie:
+                headers = list(message.get("headers", []))
+                if not any(k == b"set-cookie" and v.startswith(COOKIE.encode() + b"=")
+                           for k, v in headers):  # fmt: skip
+                    message = {**message, "headers": [*headers, (b"set-cookie", cookie)]}
+            await send(message)
+
+        await self.app(scope, receive, send_renewed)
 
 
 def clear_session_cookie(response: Response) -> None:

@@ -13,10 +13,17 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 
 from hssk.access import audit, authorize
 from hssk.access.actor import Actor
@@ -95,7 +102,17 @@ def _page(
     return HTMLResponse(html, status_code=status)
 
 
-def _refused_page(request: Request, lang: str, exc: Refused) -> HTMLResponse:
+def _to_login(request: Request) -> RedirectResponse:
+    """A page (or export) asked without a valid session: to the staff login, back here after,
+    the login saying when the session had expired (never a raw token error)."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    expired = "&expired=1" if gate.session_expired(request) else ""
+    return RedirectResponse(f"/staff/login?next={quote(here)}{expired}", status_code=303)
+
+
+def _refused_page(request: Request, lang: str, exc: Refused) -> Response:
+    if exc.status == 401:
+        return _to_login(request)
     t = translator(lang)
     title = t("login_needed") if exc.status == 401 else t("denied")
     return _page(request, "refused.html", lang, exc.status, title=title, reason=exc.reason)
@@ -135,7 +152,7 @@ def _quality_view(conn: Conn, actor: Actor, area: Area, kind: str | None) -> dic
 def overview_page(
     request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, catalog: str | None = None, lang: str | None = None,
-) -> HTMLResponse:  # fmt: skip
+) -> Response:  # fmt: skip
     lg = pick_lang(lang)
     t = translator(lg)
     try:
@@ -176,7 +193,7 @@ def overview_page(
 def facilities_page(
     request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, catalog: str | None = None, lang: str | None = None,
-) -> HTMLResponse:  # fmt: skip
+) -> Response:  # fmt: skip
     lg = pick_lang(lang)
     try:
         scope = _scope(conn, actor, "facilities", area)
@@ -194,7 +211,7 @@ def facilities_page(
 def quality_page(
     request: Request, conn: Conn, actor: PageActor,
     area: str | None = None, kind: str | None = None, lang: str | None = None,
-) -> HTMLResponse:  # fmt: skip
+) -> Response:  # fmt: skip
     lg = pick_lang(lang)
     try:
         scope = _scope(conn, actor, "quality", area)
@@ -262,7 +279,7 @@ def _export(request: Request, conn: Conn, actor: Actor, fmt: str, table: str,
         scope = _scope(conn, actor, f"export:{table}", area)
         header, rows = _table(conn, actor, scope, table, _catalog_name(catalog), lg)
     except Refused as exc:
-        return _refused_json(exc)
+        return _to_login(request) if exc.status == 401 else _refused_json(exc)
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     name = f"hssk-{table}-{scope.key.replace(':', '-')}-{stamp}.{fmt}"
     if fmt == "csv":

@@ -299,26 +299,45 @@ def open_break_glass(
         consent.declare_emergency(conn, actor, person_id, reason)
 
 
+class LoginRefused(Refused):
+    """A citizen's login refused: ``reason`` (one of auth.REASONS, for the page to word),
+    ``retry_after`` seconds and the code's ``attempts_left`` when known."""
+
+    def __init__(self, exc: auth.AuthError):
+        super().__init__(exc.description)
+        self.reason = exc.reason or auth.WRONG_CODE
+        self.retry_after, self.attempts_left = exc.retry_after, exc.attempts_left
+
+
+LoginCode = auth.LoginCode
+
+
 def start_login(
     conn: psycopg.Connection[Any], settings: Any, identifier: str, address: str | None
-) -> None:
-    """Send a one-time code to the citizen behind a CCCD or phone (nothing if unknown)."""
+) -> LoginCode | None:
+    """Send a one-time code to the citizen behind a CCCD or phone; where it went (None: no
+    code, e.g. nobody has that number)."""
     try:
-        auth.request_login_code(conn, settings, identifier, address)
+        return auth.request_login_code(conn, settings, identifier, address)
     except auth.AuthError as exc:
-        raise Refused(exc.description) from exc
+        raise LoginRefused(exc) from exc
+
+
+def login_code(conn: psycopg.Connection[Any], identifier: str) -> LoginCode | None:
+    """The latest login code sent for ``identifier`` (its masked destination, resend time)."""
+    return auth.login_code(conn, identifier)
 
 
 def finish_login(
     conn: psycopg.Connection[Any], settings: Any, identifier: str, code: str, address: str | None
 ) -> str:
-    """Check the one-time code; returns an access token (Refused on a bad code)."""
+    """Check the one-time code; returns an access token (LoginRefused on a bad code)."""
     try:
         body = auth.otp_grant(
             conn, settings, identifier=identifier, code=code, scope=None, address=address
         )
     except auth.AuthError as exc:
-        raise Refused(exc.description) from exc
+        raise LoginRefused(exc) from exc
     return str(body["access_token"])
 
 

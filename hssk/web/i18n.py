@@ -30,6 +30,56 @@ STRINGS: dict[str, tuple[str, str]] = {
         "A citizen ID has 12 digits; a phone number has 10 digits starting with 0.",
     ),
     "bad_code": ("Mã xác thực không đúng hoặc đã hết hạn.", "The code is wrong or has expired."),
+    "code_sent_maybe": (
+        "Nếu số {dest} đã đăng ký, mã xác thực đã được gửi tới số điện thoại của bạn.",
+        "If {dest} is registered, a code was sent to your phone.",
+    ),
+    "wrong_code": ("Mã xác thực không đúng.", "The code is wrong."),
+    "wrong_code_left": (
+        "Mã xác thực không đúng. Bạn còn {n} lần thử với mã này.",
+        "The code is wrong. You have {n} more tries with this code.",
+    ),
+    "expired_code": (
+        "Mã xác thực đã hết hạn (mỗi mã dùng được 5 phút). Hãy bấm “Gửi lại mã” để nhận mã mới.",
+        "The code has expired (each code lasts 5 minutes). Press “Resend code” for a new one.",
+    ),
+    "code_exhausted": (
+        "Đã nhập sai mã này quá số lần cho phép nên mã không còn dùng được. "
+        "Hãy bấm “Gửi lại mã” để nhận mã mới.",
+        "This code was entered wrongly too many times and can no longer be used. "
+        "Press “Resend code” for a new one.",
+    ),
+    "throttled": (
+        "Có quá nhiều lần đăng nhập sai. Để bảo vệ tài khoản, vui lòng thử lại sau {wait} "
+        "(từ {at}).",
+        "Too many failed attempts. To protect the account, please try again in {wait} (from {at}).",
+    ),
+    "sms_limit": (
+        "Bạn đã yêu cầu quá nhiều mã trong thời gian ngắn. Có thể yêu cầu mã mới sau {wait} "
+        "(từ {at}).",
+        "Too many codes were requested in a short time. You can ask for a new one in {wait} "
+        "(from {at}).",
+    ),
+    "resend_code": ("Gửi lại mã", "Resend code"),
+    "resend_in": ("Có thể gửi lại mã sau {s} giây.", "You can resend the code in {s} s."),
+    "resend_ready": ("Chưa nhận được mã? Bạn có thể gửi lại.", "No code? You can resend it."),
+    "wait_minutes": ("{m} phút {s} giây", "{m} min {s} s"),
+    "wait_seconds": ("{s} giây", "{s} s"),
+    "session_expired": (
+        "Phiên làm việc đã hết hạn. Vui lòng đăng nhập lại.",
+        "Your session has expired. Please log in again.",
+    ),
+    "session_expired_form": (
+        "Phiên làm việc đã hết hạn trước khi biểu mẫu được gửi. Những gì bạn đã nhập được giữ "
+        "lại: đăng nhập lại, biểu mẫu sẽ được gửi tiếp.",
+        "Your session expired before the form was sent. What you typed is kept: log in again "
+        "and the form will be sent on.",
+    ),
+    "resume_title": ("Gửi tiếp biểu mẫu", "Send the form on"),
+    "resume_help": (
+        "Bạn đã đăng nhập lại. Bấm nút dưới đây để gửi biểu mẫu đã nhập.",
+        "You are logged in again. Press the button below to send the form you typed.",
+    ),
     "my_book": ("Sổ của tôi", "My book"),
     "children": ("Sổ của con", "My children's books"),
     "consents": ("Chia sẻ dữ liệu", "Consents"),

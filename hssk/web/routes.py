@@ -10,6 +10,7 @@ import re
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -64,7 +65,9 @@ BookApiCaller = Annotated[gate.Presented, Depends(_book_api_caller)]
 
 
 def _login_redirect(request: Request, path: str = "/book/login") -> RedirectResponse:
-    return RedirectResponse(f"{path}?next={quote(str(request.url.path))}", status_code=303)
+    """To the login page, back here afterwards; saying so when the session had expired."""
+    expired = "&expired=1" if gate.session_expired(request) else ""
+    return RedirectResponse(f"{path}?next={quote(str(request.url.path))}{expired}", 303)
 
 
 def _today() -> date:
@@ -85,7 +88,7 @@ async def login_submit(request: Request, conn: Conn) -> Response:
     lang = render.lang_of(request)
     identifier = re.sub(r"[\s.\-]", "", str(form.get("identifier", "")))
     nxt = _safe_next(str(form.get("next", "/book")))
-    code = str(form.get("code", "")).strip()
+    code = "" if form.get("resend") else str(form.get("code", "")).strip()
     ctx: dict[str, Any] = {"next": nxt, "identifier": identifier}
     if not (_CCCD.match(identifier) or _PHONE.match(identifier)):
         return render.page(
@@ -100,31 +103,70 @@ async def login_submit(request: Request, conn: Conn) -> Response:
     address = client_address(request)
     try:
         if not code:
-            backend.start_login(conn, settings, identifier, address)
-            return render.page(request, "login.html", step="code", sent_to=_mask(identifier), **ctx)
+            sent = backend.start_login(conn, settings, identifier, address)
+            return _code_step(request, sent, **ctx)
         token = backend.finish_login(conn, settings, identifier, code, address)
-    except backend.Refused:
-        return render.page(
-            request,
-            "login.html",
-            step="code",
-            errors={"code": t("bad_code", lang)},
-            status=422,
-            **ctx,
-        )
+    except backend.LoginRefused as exc:
+        sent = backend.login_code(conn, identifier)
+        error = {"code" if sent else "identifier": _login_refusal(exc, lang)}
+        return _code_step(request, sent, errors=error, status=422, **ctx)
     resp = RedirectResponse(nxt, status_code=303)
     gate.set_session_cookie(request, resp, token)
     return resp
 
 
+def _code_step(request: Request, sent: backend.LoginCode | None, **ctx: Any) -> Response:
+    """The page asking for the code: where it went (masked, never the identifier in full) and
+    when a new one may be asked for."""
+    if sent is None and "errors" in ctx:  # refused before any code went out
+        return render.page(request, "login.html", step="identifier", **ctx)
+    return render.page(
+        request,
+        "login.html",
+        step="code",
+        sent_to=sent.destination if sent else None,
+        masked_identifier=_mask(ctx["identifier"]),
+        resend_in=sent.resend_in if sent else 0,
+        **ctx,
+    )
+
+
+def _login_refusal(exc: backend.LoginRefused, lang: str) -> str:
+    """The login refusal's reason (from the access component) in the reader's language."""
+    if exc.reason in ("throttled", "sms_limit"):
+        wait = max(exc.retry_after, 1)
+        at = clock.to_vn(clock.now() + timedelta(seconds=wait)).strftime("%H:%M")
+        words = (t("wait_minutes", lang, m=wait // 60, s=wait % 60) if wait >= 60
+                 else t("wait_seconds", lang, s=wait))  # fmt: skip
+        return t(exc.reason, lang, wait=words, at=at)
+    if exc.reason in ("expired_code", "code_exhausted"):
+        return t(exc.reason, lang)
+    if exc.attempts_left:
+        return t("wrong_code_left", lang, n=exc.attempts_left)
+    return t("wrong_code", lang)
+
+
 def _mask(identifier: str) -> str:
-    """Where the code went, without revealing the whole number ('09******78')."""
-    return identifier[:2] + "*" * (len(identifier) - 4) + identifier[-2:]
+    """A CCCD or phone as typed, without revealing it whole ('09••••••78')."""
+    return identifier[:2] + "•" * (len(identifier) - 4) + identifier[-2:]
 
 
-def _safe_next(nxt: str) -> str:
+_SCRIPT = resources.files("hssk.web").joinpath("static/resend.js")
+
+
+@router.get("/static/resend.js", include_in_schema=False)
+def resend_script() -> Response:
+    """The login page's countdown (the content policy allows the site's own scripts only)."""
+    return Response(_SCRIPT.read_bytes(), media_type="text/javascript",
+                    headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+
+_CARRY = "carry:"
+
+
+def _safe_next(nxt: str, default: str = "/book") -> str:
     # only local paths: never redirect a freshly logged-in user to another site
-    return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/book"
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") else default
 
 
 @router.get("/book/logout", include_in_schema=False)
@@ -586,9 +628,13 @@ def api_sections() -> list[str]:
 
 
 # --- clinician workspace ------------------------------------------------------------------------
+def _is_staff(actor: Actor) -> bool:
+    return actor.authenticated and actor.kind in ("clinician", "staff")
+
+
 def _staff(request: Request, actor: Actor) -> Response | None:
     """The clinician and station pages look persons up by identity: clinical roles only."""
-    if not actor.authenticated or actor.kind not in ("clinician", "staff"):
+    if not _is_staff(actor):
         return _login_redirect(request, "/staff/login")
     if not looks_up_identities(actor):
         return render.page(request, "error.html", message=t("forbidden", render.lang_of(request)),
@@ -596,10 +642,25 @@ def _staff(request: Request, actor: Actor) -> Response | None:
     return None
 
 
+def _staff_post(request: Request, actor: Actor, posted: dict[str, str]) -> Response | None:
+    """:func:`_staff` for a form's POST: when the session has expired, the login page comes
+    back with what was typed carried along (hidden fields), to be sent on after logging in."""
+    if _is_staff(actor):
+        return _staff(request, actor)
+    return render.page(request, "staff_login.html", next=request.url.path, carry=posted,
+                       notice=t("session_expired_form", render.lang_of(request)),
+                       status=401)  # fmt: skip
+
+
 @router.get("/staff/login", include_in_schema=False, response_class=HTMLResponse)
 def staff_login_page(request: Request) -> Response:
+    expired = request.query_params.get("expired") == "1"
+    notice = t("session_expired", render.lang_of(request)) if expired else None
     return render.page(
-        request, "staff_login.html", next=request.query_params.get("next", "/clinic")
+        request,
+        "staff_login.html",
+        next=_safe_next(request.query_params.get("next", "/clinic"), "/clinic"),
+        notice=notice,
     )
 
 
@@ -607,8 +668,9 @@ def staff_login_page(request: Request) -> Response:
 async def staff_login_submit(request: Request, conn: Conn) -> Response:
     raw = {k: str(v) for k, v in (await request.form()).items()}
     lang = render.lang_of(request)
-    nxt = raw.get("next") or "/clinic"
-    nxt = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/clinic"
+    nxt = _safe_next(raw.get("next") or "/clinic", "/clinic")
+    # a form an expired session interrupted, carried through the login (never the password)
+    carry = {k.removeprefix(_CARRY): v for k, v in raw.items() if k.startswith(_CARRY)}
     try:
         token = backend.staff_login(
             conn,
@@ -624,9 +686,12 @@ async def staff_login_submit(request: Request, conn: Conn) -> Response:
             "staff_login.html",
             errors={"password": str(exc) or t("bad_code", lang)},
             next=nxt,
+            carry=carry,
             status=422,
         )
-    resp = RedirectResponse(nxt, status_code=303)
+    resp: Response = RedirectResponse(nxt, status_code=303)
+    if carry:  # the interrupted form, ready to be sent on with the new session
+        resp = render.page(request, "resume.html", action=nxt, carry=carry)
     gate.set_session_cookie(request, resp, token)
     return resp
 
@@ -798,7 +863,7 @@ def _codes(concept: Any) -> list[str]:
 def clinic_basis(
     person_id: int, request: Request, conn: Conn, actor: PageActor, raw: FormFields
 ) -> Response:
-    if (redirect := _staff(request, actor)) is not None:
+    if (redirect := _staff_post(request, actor, raw)) is not None:
         return redirect
     lang = render.lang_of(request)
     view = backend.person(conn, person_id)
@@ -893,6 +958,8 @@ def clinic_write(
         return render.page(
             request, "error.html", message=t("not_found", render.lang_of(request)), status=404
         )
+    if (relogin := _staff_post(request, actor, raw)) is not None:
+        return relogin
     stop, view = _clinic_write_guard(request, conn, actor, person_id)
     if stop is not None:
         return stop
@@ -1067,7 +1134,7 @@ def _station_ctx() -> dict[str, Any]:
 def station_submit(
     form_name: str, request: Request, conn: Conn, actor: PageActor, raw: FormFields
 ) -> Response:
-    if (redirect := _staff(request, actor)) is not None:
+    if (redirect := _staff_post(request, actor, raw)) is not None:
         return redirect
     lang = render.lang_of(request)
     if form_name not in STATION_FORMS:
