@@ -385,13 +385,14 @@ class LoginCode:
 
 
 def masked_phone(phone: str) -> str:
-    """A phone number as a person may see it on a screen: '09•• ••• 345'."""
+    """A phone number as a person may see it on a screen: '09•• ••• 345' (no-break spaces:
+    the number is not split across lines)."""
     digits = "".join(c for c in phone if c.isdigit())
     if phone.strip().startswith("+84"):
         digits = "0" + digits[2:]
     if len(digits) < 8:
         return "•" * len(digits)
-    return f"{digits[:2]}•• ••• {digits[-3:]}"
+    return f"{digits[:2]}••\u00a0•••\u00a0{digits[-3:]}"
 
 
 def login_code(conn: psycopg.Connection[Any], identifier: str) -> LoginCode | None:

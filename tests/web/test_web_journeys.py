@@ -339,3 +339,44 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
         ).fetchone()
     assert row == ("HD-0042",)  # applied to the person at once
     ctx.close()
+
+
+def test_login_code_page_on_a_phone(server, browser) -> None:  # type: ignore[no-untyped-def]
+    """390×844: the code page names the masked phone (never the CCCD), a wrong code says how
+    many tries are left, and the resend button counts down, then re-enables and sends."""
+    f = server.family
+    with server.db.connection() as conn:
+        conn.execute("DELETE FROM login_failure")
+        conn.execute("DELETE FROM otp_code WHERE purpose = 'login'")
+        before = len(sent_to(conn, f.mother_phone, 1000))
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="vi-VN")
+    page = ctx.new_page()
+    page.goto(server.url + "/book/login")
+    page.fill("#f-identifier", f.mother_cccd)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#f-code")
+    masked = f"{f.mother_phone[:2]}••\xa0•••\xa0{f.mother_phone[-3:]}"  # no-break spaces
+    assert masked in page.locator("#sent-to").inner_text()
+    assert page.locator("#resend").is_disabled()
+    first = page.locator("#resend-wait").inner_text()
+    page.wait_for_timeout(1500)  # the countdown runs (the script passes the content policy)
+    second = page.locator("#resend-wait").inner_text()
+    seconds = [int(re.search(r"(\d+) giây", s).group(1)) for s in (first, second)]  # type: ignore[union-attr]
+    assert seconds[0] <= 60 and seconds[1] < seconds[0], (first, second)
+    with server.db.connection() as conn:  # most of the wait has passed
+        conn.execute("UPDATE otp_code SET created_at = created_at - interval '50 seconds' "
+                     "WHERE purpose = 'login'")  # fmt: skip
+    page.fill("#f-code", "000000")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#e-code")
+    assert "Bạn còn 4 lần thử" in page.locator("#e-code").inner_text()
+    body = page.locator("main").inner_text()
+    assert masked in body and f.mother_cccd not in body
+    shot(page, "login-wrong-code.png")
+    page.locator("#resend:not([disabled])").wait_for(timeout=15000)
+    assert "Chưa nhận được mã" in page.locator("#resend-wait").inner_text()
+    page.click("#resend")
+    page.wait_for_selector("#resend[disabled]")
+    assert masked in page.locator("#sent-to").inner_text()
+    _code(server, f.mother_phone, before + 1)  # a second code went out
+    ctx.close()

@@ -56,7 +56,7 @@ def _sms_count(server) -> int:  # type: ignore[no-untyped-def]
 def test_masked_phone_never_the_cccd(server) -> None:  # type: ignore[no-untyped-def]
     f = server.family
     masked = auth.masked_phone(f.mother_phone)
-    assert re.fullmatch(r"0\d•• ••• \d{3}", masked) and masked.endswith(f.mother_phone[-3:])
+    assert re.fullmatch(r"0\d••\xa0•••\xa0\d{3}", masked) and masked.endswith(f.mother_phone[-3:])
     sent = _post(server, {"identifier": f.mother_cccd})
     assert sent.status_code == 200 and masked in sent.text
     wrong = _post(server, {"identifier": f.mother_cccd, "code": "000000"})
