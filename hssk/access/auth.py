@@ -425,10 +425,17 @@ def _too_many_codes(retry_after: int) -> AuthError:
 
 
 def request_login_code(
-    conn: psycopg.Connection[Any], settings: Settings, identifier: str, address: str | None
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    identifier: str,
+    address: str | None,
+    *,
+    say_limit: bool = False,
 ) -> LoginCode | None:
     """Send a login code to the citizen behind a CCCD or phone (silently nothing if none).
-    A request within RESEND_AFTER of the last code sends nothing more (a double click)."""
+    A request within RESEND_AFTER of the last code sends nothing more (a double click). The
+    account's own SMS limit is said (SMS_LIMIT) only with ``say_limit``: the login page, which
+    shows the masked phone anyway; the API answers alike whether or not an account exists."""
     _address_throttled(conn, address)
     if address:
         key = f"otp:{address}"
@@ -450,8 +457,8 @@ def request_login_code(
     if last is not None and last.resend_in > 0:
         return last
     if not send_code(conn, settings, account, "login"):
-        if last is None:  # no phone to send to
-            return None
+        if last is None or not say_limit:  # no phone to send to, or not to be told
+            return last
         raise _too_many_codes(_sms_limit(
             conn, "SELECT created_at FROM otp_code WHERE account_id = %s AND purpose = 'login' "
             "AND created_at > now() - %s", (account.id, THROTTLE_WINDOW)))  # fmt: skip

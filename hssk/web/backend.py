@@ -318,7 +318,7 @@ def start_login(
     """Send a one-time code to the citizen behind a CCCD or phone; where it went (None: no
     code, e.g. nobody has that number)."""
     try:
-        return auth.request_login_code(conn, settings, identifier, address)
+        return auth.request_login_code(conn, settings, identifier, address, say_limit=True)
     except auth.AuthError as exc:
         raise LoginRefused(exc) from exc
 

@@ -235,3 +235,16 @@ def test_disabled_account_out_at_next_request(server) -> None:  # type: ignore[n
     finally:
         with server.db.connection() as conn:
             acc.set_active(conn, int(account.id), True)
+
+
+def test_api_answers_alike_past_the_sms_limit(server) -> None:  # type: ignore[no-untyped-def]
+    """The API never tells which accounts exist: past an account's SMS limit it answers as for
+    an unknown number (only the page, which shows the masked phone, says the limit)."""
+    f = server.family
+    for _ in range(auth.OTP_PER_WINDOW + 1):
+        known = httpx.post(f"{server.url}/auth/otp", json={"identifier": f.mother_cccd})
+        unknown = httpx.post(f"{server.url}/auth/otp", json={"identifier": "001199999990"})
+        assert (known.status_code, known.json()) == (unknown.status_code, unknown.json())
+        assert known.status_code == 202
+        with server.db.connection() as conn:
+            conn.execute("UPDATE otp_code SET created_at = created_at - interval '61 seconds'")
