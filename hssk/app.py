@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRouter
+from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -95,13 +96,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if owned:
                 app.state.db.close()
 
-    app = FastAPI(
+    # Swagger UI from the platform's own assets: /docs works on a network without internet
+    app = FastAPIOffline(
+        docs_url="/docs",
+        redoc_url=None,
+        static_url="/docs/assets",
         title="HSSK",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url=None,
     )
     app.state.settings = settings
     if db is not None:

@@ -17,12 +17,11 @@ CSP = (
     "font-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-# The API explorer (/docs) loads Swagger UI from its CDN with an inline script.
+# The API explorer (/docs) runs Swagger UI from the platform's own assets (/docs/assets),
+# started by an inline script.
 DOCS_CSP = (
-    "default-src 'self' https://cdn.jsdelivr.net https://fastapi.tiangolo.com; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
 _COMMON = (
