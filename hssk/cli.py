@@ -137,6 +137,9 @@ def demo(
     finally:
         if not settings.database_url:
             console.print(release_embedded(settings.data_dir).message())
+            # pgserver's own exit handler then finds the server stopped and logs a failed
+            # 'pg_ctl stop' at length: nothing is wrong, so the user is not shown it
+            logging.getLogger("pgserver").setLevel(logging.CRITICAL)
 
 
 def main() -> None:  # pragma: no cover - console entry
