@@ -30,18 +30,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-COLUMNS = (
-    "record_id",
-    "full_name",
-    "birth_date",
-    "sex",
-    "cccd",
-    "bhxh",
-    "bhyt",
-    "phone",
-    "address",
-    "commune_code",
-)
+from hssk.registry.cli import COLUMNS  # the `hssk mpi link` CSV contract
 
 # --- names ----------------------------------------------------------------------------------
 _FAMILY = (

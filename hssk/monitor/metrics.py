@@ -18,6 +18,7 @@ import psycopg
 
 from hssk.catalog import completeness
 from hssk.catalog.catalogs import get as get_catalog
+from hssk.kernel import clock
 from hssk.monitor.areas import Area
 
 TARGETS_FILE = Path(__file__).parent / "data" / "targets.json"
@@ -102,7 +103,7 @@ def coverage(
     today: date | None = None,
 ) -> list[Coverage]:
     """Population coverage of ``area``, as one row or broken down ``by`` commune level."""
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
     if by not in _GROUPS:
         raise ValueError("breakdown must be one of commune, commune_old, district_old, province")
     cond, named = _named(*area.persons().cells("r"))
@@ -405,7 +406,7 @@ def snapshot_area_keys(conn: psycopg.Connection[Any]) -> list[str]:
 
 def snapshot(conn: psycopg.Connection[Any], area: Area, day: date | None = None) -> int:
     """Store today's key shares of an area (for the trend charts); returns rows written."""
-    day = day or datetime.now(UTC).date()
+    day = day or clock.today()
     (total,) = coverage(conn, area) or [Coverage(None)]
     values = {
         "residents": float(total.residents),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rapidfuzz.distance import OSA
 
+from hssk.kernel import clock
 from hssk.kernel.text import fold
 
 # Combining marks of Vietnamese: tones (grave, acute, hook, tilde, dot below) and the
@@ -258,7 +259,7 @@ def parse_birth_date(text: object, *, today: date | None = None) -> BirthDate | 
         return None
     if isinstance(text, date):
         return BirthDate(text, "D")
-    return _parse_date(str(text), today or date.today())
+    return _parse_date(str(text), today or clock.today())
 
 
 @lru_cache(maxsize=131_072)  # birth dates repeat: a register has far fewer dates than records

@@ -16,6 +16,7 @@ import psycopg
 
 from hssk import registry
 from hssk.access import accounts, relations
+from hssk.kernel import clock
 from hssk.kernel.codes import ICD10, LOINC
 from hssk.records import NewResource, bulk_upsert
 
@@ -73,7 +74,7 @@ def _qty(v: float, unit: str) -> dict[str, Any]:
 
 def seed_family(conn: psycopg.Connection[Any], today: date | None = None, tag: str = "") -> Family:
     """Create the demo family (idempotent for the same ``tag``)."""
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
     now = datetime(today.year, today.month, today.day, 9, 0, tzinfo=UTC)
     cccd = "001190012345" if not tag else f"0011900{_n(tag) % 100000:05d}"
     phone = "0912345678" if not tag else f"09{_n(tag + 'p') % 10**8:08d}"

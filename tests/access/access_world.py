@@ -18,6 +18,7 @@ from hssk.app import create_app
 from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.records import store
+from tests.conftest import truncate_all
 
 COMMUNE_A, COMMUNE_B = "00001", "00004"
 PASSWORD = "mat-khau-du-dai-1"
@@ -75,13 +76,7 @@ def store_observation(world: World, person: int, label: str | None = None) -> st
 
 def fresh_world(db: Database) -> World:
     """Empty every table (but the migration ledger), then build the world."""
-    with db.connection() as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'schema_migration'").fetchall()]  # fmt: skip
-        conn.execute(
-            ("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY").encode()
-        )
+    truncate_all(db)
     return build_world(db)
 
 

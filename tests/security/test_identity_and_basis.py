@@ -19,6 +19,7 @@ from hssk.kernel.config import load_settings
 from hssk.records import store
 from hssk.registry import SourceRecord, link
 from hssk.registry.phones import PhoneError, set_phone_in_person
+from tests.conftest import truncate_all
 
 COMMUNE = "00001"
 VICTIM_CCCD = "001185000011"
@@ -54,13 +55,7 @@ def _person(conn: Any, name: str, birth: date, cccd: str, household: int | None 
 
 @pytest.fixture(scope="module")
 def world(db: Database) -> World:
-    with db.connection() as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'schema_migration'").fetchall()]  # fmt: skip
-        conn.execute(
-            ("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY").encode()
-        )
+    truncate_all(db)
     w = World(db)
     with db.connection() as conn:
         for uid, kind, name, parent, fac, commune in (
