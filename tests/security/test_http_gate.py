@@ -318,7 +318,10 @@ def test_forwarded_addresses_are_believed_from_configured_proxies_only(
     settings = load_settings()
     server, thread, url = _serve(create_app(settings, db), **server_options(settings))
     try:
-        assert httpx.post(f"{url}/auth/token", data=form, headers=spoof).status_code == 400
+        assert (
+            httpx.post(f"{url}/auth/token", data=form, headers=spoof, timeout=120).status_code
+            == 400
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -328,7 +331,7 @@ def test_forwarded_addresses_are_believed_from_configured_proxies_only(
     server, thread, url = _serve(create_app(settings, db), **server_options(settings))
     try:
         form["username"] = "qua.proxy"
-        httpx.post(f"{url}/auth/token", data=form, headers=spoof)
+        httpx.post(f"{url}/auth/token", data=form, headers=spoof, timeout=120)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
