@@ -19,18 +19,18 @@ from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hssk import __version__, wiring
-from hssk.access import routes as access_routes
 from hssk.api import errors, fhir, health, home
+from hssk.api.routes import access as access_routes
+from hssk.api.routes import ingest as ingest_routes
+from hssk.api.routes import monitor as monitor_routes
+from hssk.api.routes import share as share_routes
 from hssk.db import Database, open_database
 from hssk.http.csrf import CrossSiteGuard, origin_of
 from hssk.http.gate import SessionRenewal
 from hssk.http.headers import SecurityHeaders
 from hssk.http.limits import MB, BodyLimit, Limits
 from hssk.http.logs import RequestLog
-from hssk.ingest import routes as ingest_routes
 from hssk.kernel.config import Settings, load_settings
-from hssk.monitor import routes as monitor_routes
-from hssk.share import routes as share_routes
 from hssk.web import quarantine_pages
 from hssk.web import routes as web_routes
 

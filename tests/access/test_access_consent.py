@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hssk.access import accounts
 from hssk.access.policy import authorize
-from hssk.access.routes import router, search_audit_events
+from hssk.api.routes.access import router, search_audit_events
 from hssk.kernel.config import load_settings
 
 

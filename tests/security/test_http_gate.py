@@ -363,9 +363,9 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_missing_router_stops_the_app() -> None:
-    r = _python("import sys; sys.modules['hssk.share.routes'] = None\n"
+    r = _python("import sys; sys.modules['hssk.api.routes.share'] = None\n"
                 "from hssk.app import create_app; create_app()")  # fmt: skip
-    assert r.returncode != 0 and "hssk.share.routes" in r.stderr
+    assert r.returncode != 0 and "hssk.api.routes.share" in r.stderr
 
 
 def test_a_missing_listener_stops_the_start_and_unwired_writes_fail() -> None:

@@ -34,7 +34,8 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse
 
-from hssk.access import Actor, audit
+from hssk.access import Actor, audit, auth
+from hssk.access.signing import unit_certificates
 from hssk.api.deps import Conn, CurrentActor, get_database, get_settings
 from hssk.db import Database
 from hssk.http import gate
@@ -350,8 +351,6 @@ def token_take(
 ) -> Any:
     """The gateway's token endpoint: the password string is checked as sent (HIS clients send
     the MD5 upper-case hex of their secret, which is what the account was created with)."""
-    from hssk.access import auth
-
     client = client_address(request)
     try:
         body = auth.password_grant(
@@ -426,8 +425,6 @@ def _signature(
 
 
 def _certificates(conn: psycopg.Connection[Any], actor: Actor) -> list[Any]:
-    from hssk.access.signing import unit_certificates
-
     return unit_certificates(conn, actor.unit_id) if actor.unit_id else []
 
 

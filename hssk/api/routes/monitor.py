@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -40,7 +39,7 @@ from hssk.monitor.i18n import pick_lang, translator
 
 router = APIRouter(tags=["supervision"])
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.PackageLoader("hssk.monitor", "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
