@@ -122,7 +122,7 @@ def run_bench(
     from hssk.catalog import completeness
     from hssk.db import open_database
     from hssk.db.embedded import start_embedded
-    from hssk.ingest.jobs import ingest
+    from hssk.ingest.runner import ingest
     from hssk.kernel.config import load_settings
     from hssk.monitor import rollups
     from hssk.synth import generate

@@ -25,7 +25,7 @@ import orjson
 import psutil
 
 from hssk.db import Database, open_database
-from hssk.ingest import jobs, sources
+from hssk.ingest import jobstore, kinds, runner, stream
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.xmlparse import build_envelope, decode_hoso, iter_hoso
 from tests.factories.samples import visit
@@ -78,7 +78,9 @@ def _tree_cpu(proc: psutil.Process | None) -> float:
 _postgres: psutil.Process | None = None  # the embedded server, when the bench started one
 
 
-def _timed(fn: Callable[[], jobs.Summary]) -> tuple[jobs.Summary, float, float, dict[str, float]]:
+def _timed(
+    fn: Callable[[], jobstore.Summary],
+) -> tuple[jobstore.Summary, float, float, dict[str, float]]:
     """Run ``fn``; wall seconds, peak RSS and CPU seconds (this process tree, and the embedded
     PostgreSQL when there is one). CPU time is what the machine's load does not distort much:
     on a shared machine it says what the path costs; wall time says what it got."""
@@ -133,9 +135,9 @@ def mapping_ceiling(feed: Path, limit: int = 5000) -> dict[str, Any]:
     """CPU per record of reading + mapping alone (one process, no database), for up to
     ``limit`` records of each feed, and the rate 2 cores could reach if mapping were all the
     path did: a ceiling that no change to linking or writing can lift. The collector runs as
-    in a job (``jobs.fewer_gc_passes``): with the default thresholds mapping costs ~15 % more."""
+    in a job (``runner.fewer_gc_passes``): with the default thresholds mapping costs ~15 % more."""
     out: dict[str, Any] = {}
-    with jobs.fewer_gc_passes():
+    with runner.fewer_gc_passes():
         for kind, folder in _KINDS:
             out[kind] = _mapping_cost(feed / folder, kind, limit)
     return out
@@ -143,13 +145,13 @@ def mapping_ceiling(feed: Path, limit: int = 5000) -> dict[str, Any]:
 
 def _mapping_cost(folder: Path, kind: str, limit: int) -> dict[str, Any]:
     """CPU per record of reading and mapping up to ``limit`` records of one feed."""
-    pieces = itertools.islice(sources.read(kind, sources.expand(kind, [str(folder)])), limit)
-    payloads = [pc.payload for pc in pieces]
-    sources.map_payloads(kind, payloads[:200], None)  # warm-up: lazy loads, caches
+    files = kinds.kind(kind).find([str(folder)])
+    payloads = [pc.payload for pc in itertools.islice(stream.read(kind, files), limit)]
+    stream.map_payloads(kind, payloads[:200], None)  # warm-up: lazy loads, caches
     t0 = time.process_time()
     n = 0  # units: a payload may be a file of several hồ sơ
     for start in range(0, len(payloads), 500):
-        n += len(sources.map_payloads(kind, payloads[start : start + 500], None))
+        n += len(stream.map_payloads(kind, payloads[start : start + 500], None))
     ms = (time.process_time() - t0) / max(1, n) * 1000
     return {
         "records": n,
@@ -241,13 +243,13 @@ def _run(
     db: Database, feed: Path, out_dir: Path, workers: int | None, profile: bool,
     memory_visits: int, persons: int,
 ) -> dict[str, Any]:  # fmt: skip
-    jobs.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
+    runner.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
     result: dict[str, Any] = {"persons": persons, "workers": workers}
     pop, t_pop, m1, c1 = _timed(
-        lambda: jobs.ingest(db, "population", [feed / "population"], workers=workers)
+        lambda: runner.ingest(db, "population", [feed / "population"], workers=workers)
     )
     ins, t_ins, m2, c2 = _timed(
-        lambda: jobs.ingest(db, "insurance", [feed / "insurance"], workers=workers)
+        lambda: runner.ingest(db, "insurance", [feed / "insurance"], workers=workers)
     )
     register = pop.records + ins.records
     result["register"] = {
@@ -263,7 +265,7 @@ def _run(
         },
     }
     imm, t_imm, m3, c3 = _timed(
-        lambda: jobs.ingest(db, "immunization", [feed / "immunization"], workers=workers)
+        lambda: runner.ingest(db, "immunization", [feed / "immunization"], workers=workers)
     )
     result["immunization"] = {
         "doses": imm.stored.get("Immunization", 0),
@@ -274,7 +276,9 @@ def _run(
         **_cpu_figures(c3, imm.records, "dose"),
         "main_process_seconds": dict(imm.timings),
     }
-    his, t_his, m4, c4 = _timed(lambda: jobs.ingest(db, "xml130", [feed / "his"], workers=workers))
+    his, t_his, m4, c4 = _timed(
+        lambda: runner.ingest(db, "xml130", [feed / "his"], workers=workers)
+    )
     resources = sum(his.stored.values())
     result["visits"] = {
         "visits": his.records,
@@ -288,7 +292,7 @@ def _run(
         "main_process_seconds": dict(his.timings),
     }
     again, t_again, _, _ = _timed(
-        lambda: jobs.ingest(db, "xml130", [feed / "his"], workers=workers)
+        lambda: runner.ingest(db, "xml130", [feed / "his"], workers=workers)
     )
     result["visits_reingest"] = {
         "seconds": round(t_again, 2),

@@ -60,7 +60,7 @@ def prepare_demo(persons: int, seed: int, console: Console) -> None:
 def _load(db: Database, feeds: Path, persons: int, seed: int, console: Console) -> None:
     from hssk.access import accounts
     from hssk.catalog import completeness
-    from hssk.ingest.jobs import ingest
+    from hssk.ingest.runner import ingest
     from hssk.synth import generate
     from hssk.web.demo import PASSWORD, seed_family
 

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hssk.db import Database, open_database
-from hssk.ingest import jobs, kinds, quarantine, sources
+from hssk.ingest import jobstore, kinds, quarantine, runner
 
 app = typer.Typer(
     help="Nạp dữ liệu nguồn vào hồ sơ / load source files into the record "
@@ -28,7 +28,7 @@ def _open() -> Database:
     return open_database()
 
 
-def _print_summary(summary: jobs.Summary, as_json: bool) -> None:
+def _print_summary(summary: jobstore.Summary, as_json: bool) -> None:
     if as_json:
         out = summary.to_json()
         out["errors"] = [
@@ -68,11 +68,11 @@ def _print_summary(summary: jobs.Summary, as_json: bool) -> None:
 def _run(kind: str, paths: list[Path], as_json: bool, workers: int | None) -> None:
     db = _open()
     try:
-        files = sources.expand(kind, [str(p) for p in paths])
+        files = kinds.kind(kind).find([str(p) for p in paths])
         with db.connection() as conn:
-            job_id = jobs.create_job(conn, kind, files, created_by="cli")
+            job_id = jobstore.create_job(conn, kind, files, created_by="cli")
         if as_json:
-            summary = jobs.run_job(db, job_id, workers=workers)
+            summary = runner.run_job(db, job_id, workers=workers)
         else:
             with Progress(
                 TextColumn("[bold]{task.description}"),
@@ -88,7 +88,7 @@ def _run(kind: str, paths: list[Path], as_json: bool, workers: int | None) -> No
                 def progress(records: int, files_done: int) -> None:
                     bar.update(task, completed=files_done, records=records)
 
-                summary = jobs.run_job(db, job_id, workers=workers, progress=progress)
+                summary = runner.run_job(db, job_id, workers=workers, progress=progress)
                 bar.update(task, completed=len(files))
         _print_summary(summary, as_json)
     finally:
@@ -124,7 +124,7 @@ def main(
         return
     db = _open()
     try:
-        summaries = jobs.resume(db)
+        summaries = runner.resume(db)
         if not summaries and not as_json:
             console.print("Không có công việc dở dang / no unfinished job.")
         for s in summaries:
@@ -157,8 +157,8 @@ def list_jobs(
         with db.connection() as conn:
             if job_id is not None:
                 try:
-                    summary = jobs.job_summary(conn, job_id)
-                except jobs.JobError as exc:
+                    summary = jobstore.job_summary(conn, job_id)
+                except jobstore.JobError as exc:
                     console.print(
                         f"[red]Không có công việc {job_id} / {exc}[/]: xem danh sách"
                         " bằng / list them with [bold]hssk ingest jobs[/]"
@@ -166,7 +166,7 @@ def list_jobs(
                     raise typer.Exit(1) from None
                 _print_summary(summary, as_json)
                 return
-            found = jobs.list_jobs(conn, status=status, kind=kind, limit=limit)
+            found = jobstore.list_jobs(conn, status=status, kind=kind, limit=limit)
     finally:
         db.close()
     if as_json:

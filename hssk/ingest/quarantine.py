@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 
-from hssk.ingest import jobs, kinds, sources
-from hssk.ingest.fhir_input import map_resource
-from hssk.ingest.map_xml130 import map_hoso
+from hssk.ingest import jobstore, kinds, writer
+from hssk.ingest.kinds import SourceError
 from hssk.ingest.model import Unit
-from hssk.ingest.xmlparse import XmlError, parse_raw_document
+from hssk.ingest.xmlparse import XmlError
 
 
 @dataclass
@@ -159,33 +157,15 @@ def discard(conn: psycopg.Connection[Any], error_id: int, reason: str, by: str |
 
 
 def _remap(rec: QuarantinedRecord, known: frozenset[str] | None) -> Unit:
-    raw = rec.raw or ""
-    kind = rec.kind or ""
-    if kind == "xml130" or raw.startswith("<HOSO_RAW"):
-        unit = map_hoso(parse_raw_document(raw), rec.file or "", known)
-        unit.kind = kind
-        return unit
-    if kind == "edoc":
-        from hssk.ingest.edocs import map_edocument
-
-        return map_edocument(raw.encode("utf-8"), rec.file or "", None, known)
-    if kind == "fhir":
-        return map_resource(rec.file or "", 0, raw.encode())
-    if kind in sources.MAPPERS:
-        try:
-            row = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ReplayError(
-                f"the corrected record is not a JSON object of the CSV columns: {exc}",
-                f"bản ghi sửa không phải đối tượng JSON các cột CSV: {exc}",
-            ) from None
-        return sources.MAPPERS[kind](rec.file or "", 0, row, known)
-    raise ReplayError(
-        f"records of kind {kind!r} cannot be replayed", f"không phát lại được loại {kind!r}"
-    )
+    """The record mapped again by its kind, from what was kept (and corrected)."""
+    source = kinds.BY_NAME.get(rec.kind or "")
+    if source is None:
+        raise ReplayError(f"records of kind {rec.kind!r} cannot be replayed",
+                          f"không phát lại được loại {rec.kind!r}")  # fmt: skip
+    return source.remap(rec.raw or "", rec.file or "", known)
 
 
-def replay(conn: psycopg.Connection[Any], error_id: int) -> jobs.Summary:
+def replay(conn: psycopg.Connection[Any], error_id: int) -> jobstore.Summary:
     """Map the (corrected) raw record again and store it; the quarantine row becomes
     'replayed'. Raises ReplayError (with the new reasons) if it is still invalid."""
     rec = _pending(conn, error_id)
@@ -195,21 +175,21 @@ def replay(conn: psycopg.Connection[Any], error_id: int) -> jobs.Summary:
             "lỗi này thuộc cả tệp (không lưu nội dung bản ghi): hãy gửi lại tệp đã sửa",
         )
     known = (
-        jobs.known_facilities(conn)
+        jobstore.known_facilities(conn)
         if rec.kind in kinds.BY_NAME and kinds.kind(rec.kind).checks_facility
         else None
     )
     try:
         unit = _remap(rec, known)
-    except XmlError as exc:
+    except (XmlError, SourceError) as exc:
         raise ReplayError(exc.reason, exc.vi) from None
     unit.file = rec.file or ""
     if unit.problems:
         raise ReplayError(
             "; ".join(p.reason for p in unit.problems), "; ".join(p.vi for p in unit.problems)
         )
-    summary = jobs.Summary(job_id=0, kind=rec.kind or "")
-    stored = jobs.write_units(conn, None, rec.kind or "", [unit], summary)
+    summary = jobstore.Summary(job_id=0, kind=rec.kind or "")
+    stored = writer.write_units(conn, None, rec.kind or "", [unit], summary)
     if not stored:
         raise ReplayError(
             "; ".join(p.reason for p in unit.problems) or "not stored",

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import jobstore, runner
 from hssk.ingest.xmlparse import (
     XmlError,
     build_envelope,
@@ -30,11 +30,11 @@ EXTERNAL = b"""<?xml version="1.0"?>
 <GIAMDINHHS><THONGTINDONVI><MACSKCB>&xxe;</MACSKCB></THONGTINDONVI></GIAMDINHHS>"""
 
 
-def _one(db: Database, path: Path) -> jobs.Summary:
-    return jobs.ingest(db, "xml130", [path], workers=0)
+def _one(db: Database, path: Path) -> jobstore.Summary:
+    return runner.ingest(db, "xml130", [path], workers=0)
 
 
-def _rules(s: jobs.Summary) -> set[str]:
+def _rules(s: jobstore.Summary) -> set[str]:
     return {e["rule"] for e in s.errors}
 
 
@@ -43,13 +43,13 @@ def test_truncated_file_keeps_what_came_before(idb: Database, tmp_path: Path) ->
     cut = data[: data.index(b"<HOSO>", data.index(b"</HOSO>")) + 300]  # inside the 2nd hồ sơ
     path = tmp_path / "cut.xml"
     path.write_bytes(cut)
-    from hssk.ingest import sources
+    from hssk.ingest.kinds import xml130
 
-    old, sources.SMALL_FILE = sources.SMALL_FILE, 0
+    old, xml130.SMALL_FILE = xml130.SMALL_FILE, 0
     try:
         s = _one(idb, path)
     finally:
-        sources.SMALL_FILE = old
+        xml130.SMALL_FILE = old
     assert s.stored["Encounter"] == 1
     assert _rules(s) & {"xml.truncated", "xml.syntax"}
     assert "cut.xml" in s.errors[0]["reason"]

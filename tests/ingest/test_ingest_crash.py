@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import jobstore, runner
 from tests.factories.samples import expected_counts, visit, write_feed
 
 VISITS = 240
@@ -18,11 +18,12 @@ SCRIPT = """
 import sys, time
 from hssk import wiring
 from hssk.db import open_database
-from hssk.ingest import jobs, sources
-sources.SMALL_FILE = 0  # stream the envelope: checkpoints fall inside the file
+from hssk.ingest import runner
+from hssk.ingest.kinds import xml130
+xml130.SMALL_FILE = 0  # stream the envelope: checkpoints fall inside the file
 wiring.start()  # as every HSSK process does when it starts
 db = open_database(url=sys.argv[1])  # applies any migration added since the session began
-jobs.run_job(db, int(sys.argv[2]), workers=0, batch=10,
+runner.run_job(db, int(sys.argv[2]), workers=0, batch=10,
              progress=lambda records, files: time.sleep(0.15))
 """
 
@@ -40,7 +41,7 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
     visits[7] = visit(8, NGAY_VAO="202502301000")  # one bad record: quarantined exactly once
     feed = write_feed(tmp_path / "big.xml", visits)
     with idb.connection() as conn:
-        job_id = jobs.create_job(conn, "xml130", [str(feed)])
+        job_id = jobstore.create_job(conn, "xml130", [str(feed)])
     log = (tmp_path / "child.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, idb.url, str(job_id)],
@@ -64,7 +65,7 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
                     + (tmp_path / "child.log").read_text(errors="replace")[-3000:]
                 )
         with idb.connection() as conn:
-            alive = jobs.job_info(conn, job_id)
+            alive = jobstore.job_info(conn, job_id)
         assert alive is not None and alive.status == "running" and not alive.interrupted
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -78,11 +79,11 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
     deadline, interrupted = time.time() + 20, []
     while time.time() < deadline and not interrupted:
         with idb.connection() as conn:
-            interrupted = jobs.list_jobs(conn, status="interrupted")
+            interrupted = jobstore.list_jobs(conn, status="interrupted")
         time.sleep(0.1)
     assert [j.id for j in interrupted] == [job_id]
     assert 0 < interrupted[0].records < VISITS and interrupted[0].files == 1
-    summary = jobs.resume(idb, workers=0)
+    summary = runner.resume(idb, workers=0)
     assert [s.status for s in summary] == ["done"]
     types, persons, versions = _state(idb)
     want = {k: v * (VISITS - 1) for k, v in expected_counts().items()}
@@ -96,7 +97,7 @@ def test_kill_mid_file_then_resume(idb: Database, tmp_path: Path) -> None:
         errors = conn.execute("SELECT record, rule FROM ingest_error").fetchall()
     assert errors == [("01001|LK000008", "date.impossible")]
     with idb.connection() as conn:
-        done = jobs.job_info(conn, job_id)
-        assert jobs.list_jobs(conn, status="interrupted") == []
+        done = jobstore.job_info(conn, job_id)
+        assert jobstore.list_jobs(conn, status="interrupted") == []
     assert done is not None and (done.status, done.files_done, done.records) == ("done", 1, VISITS)
     assert done.quarantined == 1 and not done.interrupted

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hssk.db import Database
-from hssk.ingest import jobs, station_map
+from hssk.ingest import runner, station_map
 from hssk.ingest.xml130_tables import QD4750_FROM
 from hssk.synth import generate
 
@@ -51,23 +51,23 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 
 def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> None:
     db = clean_db
-    facilities = jobs.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
+    facilities = runner.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
     assert facilities.quarantined == 0
-    population = jobs.ingest(db, "population", [feed / "population/dan_cu.csv"], workers=0)
+    population = runner.ingest(db, "population", [feed / "population/dan_cu.csv"], workers=0)
     assert population.records == len(_csv_rows(feed / "population/dan_cu.csv"))
     assert population.quarantined == 0 and population.stored == {}
-    insurance = jobs.ingest(db, "insurance", [feed / "insurance/bhyt.csv"], workers=0)
+    insurance = runner.ingest(db, "insurance", [feed / "insurance/bhyt.csv"], workers=0)
     assert insurance.stored == {"Coverage": len(_csv_rows(feed / "insurance/bhyt.csv"))}
     imm_rows = _csv_rows(feed / "immunization/tiem_chung.csv")
-    imm = jobs.ingest(db, "immunization", [feed / "immunization/tiem_chung.csv"], workers=0)
+    imm = runner.ingest(db, "immunization", [feed / "immunization/tiem_chung.csv"], workers=0)
     assert imm.quarantined == 0, imm.errors[:3]
     assert imm.stored == {"Immunization": len(imm_rows)}
-    station = jobs.ingest(db, "station", [feed / "station/tram_y_te.csv"], workers=0)
+    station = runner.ingest(db, "station", [feed / "station/tram_y_te.csv"], workers=0)
     assert station.quarantined == 0, station.errors[:3]
-    checkin = jobs.ingest(db, "xml130", [feed / "checkin"], workers=0)
+    checkin = runner.ingest(db, "xml130", [feed / "checkin"], workers=0)
     visits = len(list((feed / "his").rglob("*.xml")))
     assert checkin.stored == {"Encounter": len(list((feed / "checkin").rglob("*.xml")))}
-    his = jobs.ingest(db, "xml130", [feed / "his"], workers=2)
+    his = runner.ingest(db, "xml130", [feed / "his"], workers=2)
     assert his.quarantined == 0, his.errors[:3]
     src = _source_rows(feed)
     with db.connection() as conn:
@@ -103,15 +103,15 @@ def test_all_feeds_stored_with_source_counts(clean_db: Database, feed: Path) -> 
                 WHERE s.source = 'population' AND p.deceased_at IS NOT NULL""").fetchall())  # fmt: skip
     assert dead and recorded == dead
     # ingesting everything again changes nothing
-    again = jobs.ingest(db, "xml130", [feed / "his"], workers=0)
+    again = runner.ingest(db, "xml130", [feed / "his"], workers=0)
     assert again.stored == {} and again.skipped > 0
 
 
 def test_job_duration_covers_the_whole_run(clean_db: Database, feed: Path) -> None:
     """The summary's seconds is the job's own duration: at least the time spent writing
     (a loop variable once overwrote its start time, so it reported only the last batch)."""
-    jobs.ingest(clean_db, "facilities", [feed / "facilities.csv"], workers=0)
-    s = jobs.ingest(clean_db, "xml130", [feed / "his"], workers=0, batch=5)
+    runner.ingest(clean_db, "facilities", [feed / "facilities.csv"], workers=0)
+    s = runner.ingest(clean_db, "xml130", [feed / "his"], workers=0, batch=5)
     assert s.records > 40  # many batches
     assert s.seconds >= s.timings["write"] > 0
 
@@ -121,15 +121,15 @@ def test_a_large_run_refreshes_planner_statistics(
 ) -> None:
     """After a run that wrote many rows, the store's and registry's statistics are fresh (a
     book read with a plan made for an empty table is 30x slower at 1 M persons)."""
-    monkeypatch.setattr(jobs, "ANALYZE_AFTER", 50)
-    jobs.ingest(clean_db, "facilities", [feed / "facilities.csv"], workers=0)
+    monkeypatch.setattr(runner, "ANALYZE_AFTER", 50)
+    runner.ingest(clean_db, "facilities", [feed / "facilities.csv"], workers=0)
     query = (
         "SELECT relname, coalesce(last_analyze, 'epoch') FROM pg_stat_user_tables"
         " WHERE relname IN ('resource', 'person')"
     )
     with clean_db.connection() as conn:
         before = dict(conn.execute(query).fetchall())
-    jobs.ingest(clean_db, "xml130", [feed / "his"], workers=0)
+    runner.ingest(clean_db, "xml130", [feed / "his"], workers=0)
     with clean_db.connection() as conn:
         after = dict(conn.execute(query).fetchall())
     assert set(after) == {"resource", "person"}

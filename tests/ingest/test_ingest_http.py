@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from hssk.access import accounts
 from hssk.app import create_app
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import jobstore
 from hssk.ingest.xmlparse import build_envelope, build_table
 from hssk.kernel.config import load_settings
 from tests.factories.samples import expected_counts, visit
@@ -225,7 +225,7 @@ def test_jobs_list_shows_each_caller_its_own(client: TestClient, idb: Database) 
     r = client.post("/api/v1/ingest/xml130", files={"files": ("a.xml", env)}, headers=his)
     mine = r.json()["job_id"]
     with idb.connection() as conn:  # another facility's job, not started
-        other = jobs.create_job(conn, "xml130", ["/khong-co.xml"], unit_id="F01002")
+        other = jobstore.create_job(conn, "xml130", ["/khong-co.xml"], unit_id="F01002")
     staff = {"Authorization": f"Bearer {_token(client, 'staff01')}"}  # same unit as the HIS
     listed = client.get("/api/v1/ingest/jobs", headers=staff).json()
     assert [j["id"] for j in listed] == [mine]
@@ -262,12 +262,12 @@ def test_upload_needs_a_write_scope(client: TestClient) -> None:
 def test_server_start_resumes_unfinished_jobs(idb: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from hssk.ingest import jobs
+    from hssk.ingest import jobstore
     from tests.factories.samples import write_feed
 
     feed = write_feed(tmp_path / "left.xml", [visit(i) for i in range(1, 4)])
     with idb.connection() as conn:
-        job_id = jobs.create_job(conn, "xml130", [str(feed)])
+        job_id = jobstore.create_job(conn, "xml130", [str(feed)])
     with TestClient(create_app(load_settings(), idb)):
         deadline = time.time() + 30
         status = "pending"

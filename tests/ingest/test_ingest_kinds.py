@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import orjson
 from typer.testing import CliRunner
 
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import kinds, runner
 from hssk.ingest.cli import app
 from hssk.ingest.xmlparse import build_table
 from hssk.records import validate
@@ -26,13 +27,13 @@ def test_fhir_bundle_and_ndjson(idb: Database, tmp_path: Path) -> None:
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": patient}, {"resource": obs}]}  # fmt: skip
     (tmp_path / "b.json").write_bytes(orjson.dumps(bundle))
-    s = jobs.ingest(idb, "fhir", [tmp_path / "b.json"], workers=0)
+    s = runner.ingest(idb, "fhir", [tmp_path / "b.json"], workers=0)
     assert s.stored == {"Observation": 1} and s.persons == 1 and s.quarantined == 0
     bad = {"resourceType": "Observation", "code": {"text": "x"}}  # status is required
     orphan = {**obs, "id": "o2", "subject": {"reference": "Patient/unknown"}}
     lines = [orjson.dumps(x) for x in ({**obs, "id": "o3"}, bad, orphan)] + [b"{not json"]
     (tmp_path / "c.ndjson").write_bytes(b"\n".join(lines))
-    s = jobs.ingest(idb, "fhir", [tmp_path / "c.ndjson"], workers=0)
+    s = runner.ingest(idb, "fhir", [tmp_path / "c.ndjson"], workers=0)
     assert s.stored == {"Observation": 1}
     assert sorted(e["rule"] for e in s.errors) == ["fhir.invalid", "json.syntax", "patient.unknown"]
     with idb.connection() as conn:
@@ -62,7 +63,7 @@ def test_birth_certificate_links_the_newborn_to_the_mother(idb: Database, tmp_pa
     v["XML6"] = build_table(
         "XML6", [{"MA_LK": "LK000001", "NGAYKD_HIV": "20240101", "BDDT_ARV": "20240115"}]
     )
-    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "birth.xml", [v])], workers=0)
+    s = runner.ingest(idb, "xml130", [write_feed(tmp_path / "birth.xml", [v])], workers=0)
     assert s.quarantined == 0, s.errors
     assert s.persons_created == 2
     with idb.connection() as conn:
@@ -85,7 +86,7 @@ def test_death_paper_edocument(idb: Database, tmp_path: Path) -> None:
              "<NGAY_TU_VONG>202501050930</NGAY_TU_VONG><MA_CSKCB>01001</MA_CSKCB>"
              "<NGUYEN_NHAN_TU_VONG>Nhồi máu cơ tim</NGUYEN_NHAN_TU_VONG></THONG_TIN></HSDLGBT>")  # fmt: skip
     (tmp_path / "gbt.xml").write_text(paper, "utf-8")
-    s = jobs.ingest(idb, "edoc", [tmp_path / "gbt.xml"], workers=0)
+    s = runner.ingest(idb, "edoc", [tmp_path / "gbt.xml"], workers=0)
     assert s.stored == {"DocumentReference": 1}, s.errors
     with idb.connection() as conn:
         body = conn.execute("SELECT body FROM resource").fetchone()[0]
@@ -160,7 +161,7 @@ def test_bundle_with_urn_uuid_references(idb: Database, tmp_path: Path) -> None:
          "request": {"method": "POST", "url": "Condition"}},
     ]}  # fmt: skip
     (tmp_path / "t.json").write_bytes(orjson.dumps(bundle))
-    s = jobs.ingest(idb, "fhir", [tmp_path / "t.json"], workers=0)
+    s = runner.ingest(idb, "fhir", [tmp_path / "t.json"], workers=0)
     assert s.stored == {"Condition": 1} and s.quarantined == 0, s.errors
     with idb.connection() as conn:
         pid, body = conn.execute("SELECT person_id, body FROM resource").fetchone()
@@ -174,7 +175,7 @@ def test_replay_of_one_bad_line(idb: Database, tmp_path: Path) -> None:
     v["XML4"] = v["XML4"].replace(
         b"<NGAY_KQ>202501021100</NGAY_KQ>", b"<NGAY_KQ>2025010299</NGAY_KQ>", 1
     )
-    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [v])], workers=0)
+    s = runner.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [v])], workers=0)
     assert s.stored["Observation"] == 2 and s.quarantined == 1
     err = s.errors[0]
     assert (err["rule"], err["element"]) == ("date.format", "NGAY_KQ")
@@ -216,7 +217,7 @@ def test_immunization_rows_and_broken_csv(idb: Database, tmp_path: Path, monkeyp
     rows = [_imm("T1"), _imm("T2", mui_so="x"), _imm("T3", ma_co_so="01999"),
             _imm("T4", ngay_tiem="2024-02-31"), _imm("T5", ma_vac_xin="")]  # fmt: skip
     (tmp_path / "a.csv").write_text("\n".join([IMM_HEADER, *rows]), "utf-8")
-    s = jobs.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
+    s = runner.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
     assert s.stored == {"Immunization": 1}
     assert {e["record"]: e["rule"] for e in s.errors} == {
         "T2": "dose.invalid", "T3": "facility.unknown", "T4": "date.impossible", "T5": "required"}  # fmt: skip
@@ -229,16 +230,15 @@ def test_immunization_rows_and_broken_csv(idb: Database, tmp_path: Path, monkeyp
     (tmp_path / "b.csv").write_bytes(
         (IMM_HEADER + "\n" + _imm("T9", ho_ten="Bé Ân")).encode("cp1258")
     )
-    s = jobs.ingest(idb, "immunization", [tmp_path / "b.csv"], workers=0)
+    s = runner.ingest(idb, "immunization", [tmp_path / "b.csv"], workers=0)
     assert [e["rule"] for e in s.errors] == ["csv.encoding"] and "UTF-8" in s.errors[0]["reason"]
-
-    from hssk.ingest import sources
 
     def broken(*args: object) -> None:
         raise RuntimeError("defect")
 
-    monkeypatch.setitem(sources.MAPPERS, "immunization", broken)
-    s = jobs.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
+    defective = dataclasses.replace(kinds.kind("immunization"), map=broken)
+    monkeypatch.setitem(kinds.BY_NAME, "immunization", defective)
+    s = runner.ingest(idb, "immunization", [tmp_path / "a.csv"], workers=0)
     assert s.status == "done" and {e["rule"] for e in s.errors} == {"internal"}
     assert s.quarantined == 5
 
@@ -250,7 +250,7 @@ def test_birth_paper_edocument_creates_mother_and_newborn(idb: Database, tmp_pat
              "<NGAY_SINH_CON>202501100815</NGAY_SINH_CON><MA_CSKCB>01001</MA_CSKCB>"
              "<NGAY_CT>20250111</NGAY_CT></DU_LIEU_GIAY_CHUNG_SINH></HSDLGCS>")  # fmt: skip
     (tmp_path / "gcs.xml").write_text(paper, "utf-8")
-    s = jobs.ingest(idb, "edoc", [tmp_path / "gcs.xml"], workers=0)
+    s = runner.ingest(idb, "edoc", [tmp_path / "gcs.xml"], workers=0)
     assert s.stored == {"DocumentReference": 1} and s.persons_created == 2, s.errors
     with idb.connection() as conn:
         people = conn.execute("SELECT id, full_name, mother_id FROM person ORDER BY id").fetchall()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hssk.db import Database
-from hssk.ingest import jobs, sources
+from hssk.ingest import jobstore, runner, stream, writer
+from hssk.ingest.kinds.xml130 import XmlFile
 from hssk.registry.link import LINK_LOCK
 from tests.factories.samples import visit, write_feed
 
@@ -38,7 +39,7 @@ def test_resources_are_stored_after_the_link_lock_is_released(
             " FOR EACH STATEMENT EXECUTE FUNCTION note_lock()"
         )
     try:
-        summary = jobs.ingest(idb, "xml130", files, workers=0, batch=1)
+        summary = runner.ingest(idb, "xml130", files, workers=0, batch=1)
         assert summary.status == "done" and summary.stored["Encounter"] == 40
         with idb.connection() as conn:
             seen = [r[0] for r in conn.execute("SELECT held FROM lock_seen")]
@@ -61,19 +62,19 @@ def test_a_crash_between_linking_and_storing_only_links_again(
     idb: Database, tmp_path: Path
 ) -> None:
     feed = str(write_feed(tmp_path / "a.xml", [visit(i) for i in range(1, 21)]))
-    units = sources.map_payloads("xml130", [("xmlfile", feed, 0)], None)
+    units = stream.map_payloads("xml130", [XmlFile(feed, 0)], None)
 
     def crash() -> None:
         conn.commit()  # the links are committed, as a job does ...
         raise _Crash()  # ... and the process dies before storing
 
     with pytest.raises(_Crash), idb.connection() as conn:
-        jobs.write_units(conn, None, "xml130", units, jobs.Summary(0, "xml130"), linked=crash)
+        writer.write_units(conn, None, "xml130", units, jobstore.Summary(0, "xml130"), linked=crash)
     linked = _registry(idb)
     assert linked[0] > 0 and linked[1] > 0
     with idb.connection() as conn:
         assert conn.execute("SELECT count(*) FROM resource").fetchone() == (0,)
-    summary = jobs.ingest(idb, "xml130", [feed], workers=0)  # the resume redoes the batch
+    summary = runner.ingest(idb, "xml130", [feed], workers=0)  # the resume redoes the batch
     assert summary.stored["Encounter"] == 20 and summary.persons_created == 0
     assert _registry(idb) == linked  # the same persons and links, none twice
 

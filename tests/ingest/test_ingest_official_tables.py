@@ -20,7 +20,7 @@ from hssk.app import create_app
 from hssk.catalog import bundle as catalog_bundle
 from hssk.catalog import catalogs
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import jobstore, runner
 from hssk.ingest.map_xml130 import _check_fields, check_layout
 from hssk.ingest.xml130_tables import LENGTH_AMENDMENTS, REFUSED, appendix, limits, tables
 from hssk.ingest.xmlparse import XmlError, build_table, iter_hoso_bytes, parse_table, readable
@@ -77,8 +77,8 @@ def test_packaged_appendix_is_the_spec_copy() -> None:
     assert (DATA / "qd4750-fields.csv").read_bytes() == SPEC.read_bytes()
 
 
-def _ingest(db: Database, tmp_path: Path, visits: list[dict[str, bytes]]) -> jobs.Summary:
-    return jobs.ingest(db, "xml130", [write_feed(tmp_path / "f.xml", visits)], workers=0)
+def _ingest(db: Database, tmp_path: Path, visits: list[dict[str, bytes]]) -> jobstore.Summary:
+    return runner.ingest(db, "xml130", [write_feed(tmp_path / "f.xml", visits)], workers=0)
 
 
 def test_length_and_type_breaches_name_the_field(idb: Database, tmp_path: Path) -> None:
@@ -369,7 +369,7 @@ def test_fhir_input_may_refer_to_the_golden_record(idb: Database, tmp_path: Path
         {**obs, "id": "o2", "subject": {"reference": "Patient/mpi-999999"}},
     ]
     (tmp_path / "o.ndjson").write_text("\n".join(json.dumps(x) for x in lines), "utf-8")
-    s = jobs.ingest(idb, "fhir", [tmp_path / "o.ndjson"], workers=0)
+    s = runner.ingest(idb, "fhir", [tmp_path / "o.ndjson"], workers=0)
     assert s.stored == {"Observation": 1}
     assert s.quarantined == 1 and s.errors[0]["rule"] == "patient.unknown"
     with idb.connection() as conn:

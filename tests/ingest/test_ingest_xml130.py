@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import runner
 from hssk.ingest.xml130_tables import LEGACY_4210_RENAMES
 from hssk.ingest.xmlparse import parse_table
 from hssk.records import everything, history, id_for_source_key
@@ -22,13 +22,13 @@ def _count(db: Database) -> dict[str, int]:
 
 def test_counts_equal_source_and_reingest_is_idempotent(idb: Database, tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "a.xml", [visit(i) for i in range(1, 11)])
-    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    s = runner.ingest(idb, "xml130", [feed], workers=0)
     want = {k: 10 * v for k, v in expected_counts().items()}
     assert s.quarantined == 0, s.errors
     assert s.stored == want
     assert _count(idb) == want
     assert s.persons == 10
-    again = jobs.ingest(idb, "xml130", [feed], workers=0)
+    again = runner.ingest(idb, "xml130", [feed], workers=0)
     assert again.stored == {}
     assert again.skipped == sum(want.values())
     assert again.persons == 0  # identical hồ sơ are recognised by digest: no linking, no writing
@@ -36,9 +36,9 @@ def test_counts_equal_source_and_reingest_is_idempotent(idb: Database, tmp_path:
 
 
 def test_corrected_resend_makes_version_2(idb: Database, tmp_path: Path) -> None:
-    jobs.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
+    runner.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
     fixed = write_feed(tmp_path / "b.xml", [visit(1, MA_BENH_CHINH="J02.9")])
-    s = jobs.ingest(idb, "xml130", [fixed], workers=0)
+    s = runner.ingest(idb, "xml130", [fixed], workers=0)
     assert s.updated["Condition"] == 1, str(s.to_json())
     cid = id_for_source_key("Condition", "01001|LK000001|XML1|1|Condition|main")
     with idb.connection() as conn:
@@ -49,7 +49,7 @@ def test_corrected_resend_makes_version_2(idb: Database, tmp_path: Path) -> None
 
 
 def test_resources_are_attached_to_the_linked_person(idb: Database, tmp_path: Path) -> None:
-    jobs.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
+    runner.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
     with idb.connection() as conn:
         pid = conn.execute("SELECT person_id FROM person_source").fetchone()[0]
         res = everything(conn, pid)
@@ -71,7 +71,7 @@ def test_bad_records_are_quarantined_and_the_rest_goes_on(idb: Database, tmp_pat
         visit(6, HO_TEN=""),  # missing required element
         visit(7, NGAY_VAO="209901011030"),  # future
     ]
-    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "bad.xml", visits)], workers=0)
+    s = runner.ingest(idb, "xml130", [write_feed(tmp_path / "bad.xml", visits)], workers=0)
     assert s.stored["Encounter"] == 1
     rules = {e["record"]: e["rule"] for e in s.errors}
     assert rules["01001|LK000002"] == "date.impossible"
@@ -85,7 +85,7 @@ def test_bad_records_are_quarantined_and_the_rest_goes_on(idb: Database, tmp_pat
 
 def test_duplicated_visit_key_in_one_file(idb: Database, tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "dup.xml", [visit(1), visit(2), visit(1, MA_BENH_CHINH="J02.9")])
-    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    s = runner.ingest(idb, "xml130", [feed], workers=0)
     assert s.stored["Encounter"] == 2
     assert [(e["record"], e["rule"], e["element"]) for e in s.errors] == [
         ("01001|LK000001", "duplicate-key", "MA_LK")
@@ -102,7 +102,7 @@ def test_qd4210_hoso_are_read_under_their_old_names(idb: Database, tmp_path: Pat
     # Hồ sơ of 2018 – June 2024 came in QĐ 4210: other names in XML1 and XML5, list tables
     # without their outer element, no CCCD. One file mixes them with a QĐ 130 hồ sơ.
     feed = write_feed(tmp_path / "2023.xml", [legacy_visit(1), legacy_visit(2), visit(3)])
-    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    s = runner.ingest(idb, "xml130", [feed], workers=0)
     assert s.quarantined == 0, s.errors
     old = {"Encounter": 1, "Condition": 3, "MedicationRequest": 2, "MedicationDispense": 2,
            "Procedure": 1, "Observation": 4, "DiagnosticReport": 1}  # fmt: skip
@@ -140,7 +140,7 @@ def test_qd4210_hoso_are_read_under_their_old_names(idb: Database, tmp_path: Pat
 
 def test_qd4210_errors_name_the_field_as_sent(idb: Database, tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "bad.xml", [legacy_visit(1, MA_BENH="Q9X"), legacy_visit(2)])
-    s = jobs.ingest(idb, "xml130", [feed], workers=0)
+    s = runner.ingest(idb, "xml130", [feed], workers=0)
     assert s.stored["Encounter"] == 1
     (err,) = s.errors
     assert (err["rule"], err["element"]) == ("icd10.unknown", "MA_BENH_CHINH")
@@ -172,10 +172,10 @@ def test_old_names_never_hide_or_overwrite_a_value(fields: dict[str, str]) -> No
 def test_a_resend_naming_another_person_moves_nothing(idb: Database, tmp_path: Path) -> None:
     """A write never moves data from one person to another: the same hồ sơ (same MA_LK) sent
     again for someone else leaves what is stored with its person, and is noted for the sender."""
-    jobs.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
+    runner.ingest(idb, "xml130", [write_feed(tmp_path / "a.xml", [visit(1)])], workers=0)
     other = visit(1, HO_TEN="Trần Thị Khác", SO_CCCD="001190099999", MA_THE_BHYT="DN4010199999999", MA_BN="BN999999",
                   NGAY_SINH="199001010000", GIOI_TINH="2")  # fmt: skip
-    s = jobs.ingest(idb, "xml130", [write_feed(tmp_path / "b.xml", [other])], workers=0)
+    s = runner.ingest(idb, "xml130", [write_feed(tmp_path / "b.xml", [other])], workers=0)
     cid = id_for_source_key("Condition", "01001|LK000001|XML1|1|Condition|main")
     with idb.connection() as conn:
         owners = {

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hssk.ingest import sources, station_map
+from hssk.ingest import station_map
+from hssk.ingest.kinds.station import map_station
 from hssk.ingest.model import attach
 from hssk.web import station
 
@@ -53,7 +54,7 @@ def _from_form(raw: dict[str, str]) -> list[dict[str, Any]] | None:
 
 
 def _from_csv(row: dict[str, str]) -> list[dict[str, Any]] | None:
-    unit = sources.map_station("tram.csv", 1, row, frozenset({FAC}))
+    unit = map_station("tram.csv", 1, row, frozenset({FAC}))
     if unit.problems:
         return None
     return _same_shape([attach(i.body, PID) for i in unit.items])

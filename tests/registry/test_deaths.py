@@ -14,7 +14,7 @@ import pytest
 
 from hssk.access import Actor
 from hssk.db import Database
-from hssk.ingest import jobs, kinds
+from hssk.ingest import kinds, runner
 from hssk.registry import (
     DEATH_SOURCES,
     Death,
@@ -117,7 +117,7 @@ def test_death_paper_sets_the_death_changes_the_book_and_is_idempotent(
                                       cccd=cccd)).person_id  # fmt: skip
     assert _book(rdb, pid).schedule and _book(rdb, pid).admin.deceased_at is None
     (tmp_path / "gbt.xml").write_bytes(_paper(cccd, "202611010930"))
-    s = jobs.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
+    s = runner.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
     assert s.stored == {"DocumentReference": 1}, s.errors
     _assert_dead_in_book(rdb, cccd, DIED)
     assert _person(rdb, cccd)[1] == datetime(2026, 11, 1, 2, 30, tzinfo=UTC)  # 09:30 in Hà Nội
@@ -127,7 +127,7 @@ def test_death_paper_sets_the_death_changes_the_book_and_is_idempotent(
         ).fetchall()
     assert [(a[0], a[1]["source"]) for a in audit] == [(pid, "edoc")]
     before = _deaths_recorded(rdb)
-    again = jobs.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
+    again = runner.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
     assert again.quarantined == 0 and not again.stored
     assert _deaths_recorded(rdb) == before == (1, 1)
 
@@ -136,22 +136,22 @@ def test_xml1_whose_result_is_death(rdb: Database, tmp_path: Path) -> None:
     cccd = "001225000102"
     v = visit(1, SO_CCCD=cccd, NGAY_SINH="202506010000", KET_QUA_DTRI="5",
               NGAY_VAO="202610300800", NGAY_RA="202611011015")  # fmt: skip
-    s = jobs.ingest(rdb, "xml130", [write_feed(tmp_path / "v.xml", [v])], workers=0)
+    s = runner.ingest(rdb, "xml130", [write_feed(tmp_path / "v.xml", [v])], workers=0)
     assert s.quarantined == 0, s.errors
     _assert_dead_in_book(rdb, cccd, DIED)
     # the same hồ sơ again: nothing more recorded
     before = _deaths_recorded(rdb)
-    jobs.ingest(rdb, "xml130", [write_feed(tmp_path / "v2.xml", [v])], workers=0)
+    runner.ingest(rdb, "xml130", [write_feed(tmp_path / "v2.xml", [v])], workers=0)
     assert _deaths_recorded(rdb) == before == (1, 1)
 
 
 def test_station_csv_death_entry(rdb: Database, tmp_path: Path) -> None:
     cccd = "001225000103"
     path = _csv(tmp_path / "tram.csv", [_station(cccd, "2026-11-01")])
-    s = jobs.ingest(rdb, "station", [path], workers=0)
+    s = runner.ingest(rdb, "station", [path], workers=0)
     assert s.quarantined == 0 and s.stored == {"Observation": 1}, s.errors
     _assert_dead_in_book(rdb, cccd, DIED)
-    jobs.ingest(rdb, "station", [path], workers=0)
+    runner.ingest(rdb, "station", [path], workers=0)
     assert _deaths_recorded(rdb) == (1, 1)
 
 
@@ -160,7 +160,7 @@ def test_population_register_death(rdb: Database, tmp_path: Path) -> None:
     with rdb.connection() as conn:
         conn.execute("INSERT INTO share_partner (id, config) VALUES ('vneid', '{}')")
     path = _csv(tmp_path / "dan_cu.csv", [_population(cccd, "2026-11-01")])
-    s = jobs.ingest(rdb, "population", [path], workers=0)
+    s = runner.ingest(rdb, "population", [path], workers=0)
     assert s.quarantined == 0, s.errors
     _assert_dead_in_book(rdb, cccd, DIED)
     pid = _person(rdb, cccd)[0]
@@ -211,15 +211,15 @@ def test_station_web_death_entry_and_refusals(rdb: Database) -> None:
 def test_impossible_deaths_are_refused(rdb: Database, tmp_path: Path) -> None:
     # before birth: the register's record is held back with the reason
     path = _csv(tmp_path / "dan_cu.csv", [_population("001325000106", "2024-01-01")])
-    s = jobs.ingest(rdb, "population", [path], workers=0)
+    s = runner.ingest(rdb, "population", [path], workers=0)
     assert [e["rule"] for e in s.errors] == ["death.before-birth"]
     assert _person(rdb, "001325000106")[1] is None
     # a second death on another day: the station's entry is held back; the same day is fine
     cccd = "001225000107"
     (tmp_path / "gbt.xml").write_bytes(_paper(cccd, "20261101"))
-    jobs.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
+    runner.ingest(rdb, "edoc", [tmp_path / "gbt.xml"], workers=0)
     rows = [_station(cccd, "2026-11-05", "TYT9"), _station(cccd, "2026-11-01", "TYT10")]
-    s = jobs.ingest(rdb, "station", [_csv(tmp_path / "tram.csv", rows)], workers=0)
+    s = runner.ingest(rdb, "station", [_csv(tmp_path / "tram.csv", rows)], workers=0)
     assert [(e["rule"], e["record"]) for e in s.errors] == [("death.already-dead", "TYT9")]
     assert "01/11/2026 (nguồn: Giấy báo tử)" in s.errors[0]["reason_vi"]
     assert "đính chính" in s.errors[0]["reason_vi"] and s.errors[0]["element"] == "ngay_mat"

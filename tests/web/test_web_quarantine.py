@@ -20,7 +20,7 @@ from hssk.access.actor import Actor
 from hssk.access.tokens import issue
 from hssk.app import create_app
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import runner
 from hssk.ingest.xmlparse import build_envelope
 from hssk.kernel.config import load_settings
 from tests.factories.samples import visit
@@ -52,7 +52,7 @@ def held(clean_db: Database, tmp_path: Path) -> list[int]:
                         ("01002", [visit(4, fac="01002", MA_BENH_CHINH="XX")])):  # fmt: skip
         path = tmp_path / f"{fac}.xml"
         path.write_bytes(build_envelope(fac, visits))
-        jobs.ingest(clean_db, "xml130", [str(path)], workers=0)
+        runner.ingest(clean_db, "xml130", [str(path)], workers=0)
     with clean_db.connection() as conn:
         return [r[0] for r in conn.execute("SELECT id FROM ingest_error ORDER BY id")]
 

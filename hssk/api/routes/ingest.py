@@ -41,7 +41,7 @@ from hssk.db import Database
 from hssk.http import gate
 from hssk.http.client import client_address
 from hssk.http.limits import MB, BodyLimit
-from hssk.ingest import jobs, kinds, permissions, quarantine, rules, xmlsig
+from hssk.ingest import jobstore, kinds, permissions, quarantine, rules, runner, xmlsig
 from hssk.kernel import clock
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def _resume_quietly(db: Database) -> None:
     try:
-        for s in jobs.resume(db):
+        for s in runner.resume(db):
             log.info("ingest job %s resumed at start-up: %s", s.job_id, s.status)
     except Exception:  # the server keeps running; `hssk ingest --resume` can finish them
         log.exception("resuming ingest jobs at start-up failed")
@@ -94,7 +94,7 @@ def _without_paths(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _run_in_background(db: Database, job_id: int) -> None:
     try:
-        jobs.run_job(db, job_id, start_method="forkserver")  # no fork of a threaded server
+        runner.run_job(db, job_id, start_method="forkserver")  # no fork of a threaded server
     except Exception:  # the job stays 'running' and is resumed by `hssk ingest --resume`
         log.exception("ingest job %s failed", job_id)
 
@@ -154,7 +154,9 @@ def upload(
                     FsPath(stored).unlink(missing_ok=True)
                 return _problem(refused, f"Tệp {name}: chữ ký số không được chấp nhận: "
                                 f"{signature.reason_vi}", f"file {name}: {signature.reason}")  # fmt: skip
-    job_id = jobs.create_job(conn, kind, paths, unit_id=actor.unit_id, created_by=actor.account_id)
+    job_id = jobstore.create_job(
+        conn, kind, paths, unit_id=actor.unit_id, created_by=actor.account_id
+    )
     audit(conn, actor, "ingest", outcome="allow",
           detail={"kind": kind, "job": job_id, "signatures": signatures or None})  # fmt: skip
     conn.commit()
@@ -168,23 +170,23 @@ def upload(
 # Kinds whose files carry a facility XML signature (CHUKYDONVI) to check on upload.
 
 
-def _may_follow(actor: Actor, info: jobs.JobInfo | None) -> bool:
+def _may_follow(actor: Actor, info: jobstore.JobInfo | None) -> bool:
     if info is None:
         return False
     every = permissions.follows_every_job(actor)
-    return every or jobs.may_follow(info, unit_id=actor.unit_id, account_id=actor.account_id)
+    return every or jobstore.may_follow(info, unit_id=actor.unit_id, account_id=actor.account_id)
 
 
 @router.get("/api/v1/ingest/jobs/{job_id}", tags=["ingest"], summary="Progress and errors of a job")
 def job_status(job_id: Id, conn: Conn, actor: CurrentActor) -> Any:
-    info = jobs.job_info(conn, job_id)
+    info = jobstore.job_info(conn, job_id)
     visible = _may_follow(actor, info)
     # the summary lists the job's quarantined records (keys, values): an access to be audited
     audit(conn, actor, "ingest-job-read", outcome="allow" if visible else "deny",
           resource_type="IngestJob", resource_id=str(job_id))  # fmt: skip
     if not visible or info is None:
         return _problem(404, f"Không có công việc {job_id}.", f"no job {job_id}")
-    s = jobs.job_summary(conn, job_id)
+    s = jobstore.job_summary(conn, job_id)
     out = s.to_json()
     out["errors"] = _without_paths(out["errors"])
     in_file = (s.checkpoint.get("pos") or [0, 0])[1]
@@ -208,8 +210,8 @@ def list_jobs(
     (system/*.write) every job, anyone else those of their unit or created by them.
     ``interrupted``: running jobs no process holds (they resume at the next server start or
     with ``hssk ingest --resume``). Counts only, no records: the errors are per job."""
-    every = permissions.follows_every_job(actor)  # else the rule of jobs.may_follow
-    found = jobs.list_jobs(
+    every = permissions.follows_every_job(actor)  # else the rule of jobstore.may_follow
+    found = jobstore.list_jobs(
         conn, status=status, kind=kind, limit=limit, offset=offset,
         unit_id=None if every else actor.unit_id, created_by=None if every else actor.account_id,
     )  # fmt: skip
@@ -474,12 +476,12 @@ def _submit(
     digest = hashlib.sha256(data).hexdigest()[:16]
     path = _upload_dir(request) / f"{facility or 'hoso'}_{digest}{suffix}"
     path.write_bytes(data)
-    job_id = jobs.create_job(
+    job_id = jobstore.create_job(
         conn, kind, [str(path)], unit_id=actor.unit_id, created_by=actor.account_id
     )
     tx = f"HSSK{job_id:012d}"
     conn.commit()
-    summary = jobs.run_job(get_database(request), job_id, workers=0)
+    summary = runner.run_job(get_database(request), job_id, workers=0)
     audit(conn, actor, "ingest", outcome="allow",
           detail={"job": job_id, "kind": kind, "signature": signature.to_json()})  # fmt: skip
     if summary.quarantined:

@@ -8,15 +8,21 @@ linked to (in this or an earlier load).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from hssk.ingest.kinds.base import Piece, SourceError, SourceKind, broken
 from hssk.ingest.model import Item, Problem, Unit
 from hssk.records import InvalidResource, id_for_source_key, validate
 from hssk.registry.types import SourceRecord
 
 SOURCE = "fhir"
+MAX_JSON = 256 * 1024 * 1024  # a Bundle read whole; larger sources come as NDJSON
 _SUBJECT = ("subject", "patient", "beneficiary")
 
 
@@ -118,3 +124,86 @@ def map_resource(path: str, n: int, data: bytes) -> Unit:
             who = "main"
     unit.items.append(Item(clean, _key(rtype, rid), who=who))
     return unit
+
+
+@dataclass(slots=True)
+class FhirEntry:
+    """One resource as JSON bytes: an NDJSON line or an entry of a Bundle."""
+
+    path: str
+    n: int
+    data: bytes
+
+    def raw(self) -> str | None:
+        return self.data.decode("utf-8", "replace")
+
+    def __reduce__(self) -> tuple[type[FhirEntry], tuple[str, int, bytes]]:
+        return (FhirEntry, (self.path, self.n, self.data))  # (as csvrows.CsvRow)
+
+
+def read(path: str, fi: int, skip: int) -> Iterator[Piece]:
+    n = 0
+    try:
+        if path.endswith(".ndjson"):
+            with open(path, "rb") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    n += 1
+                    if n > skip:
+                        yield Piece(FhirEntry(path, n, line), (fi, n))
+            return
+        if os.path.getsize(path) > MAX_JSON:
+            raise SourceError("json.size", "Tệp JSON quá lớn, hãy dùng NDJSON.",
+                              "the JSON file is too large: send NDJSON instead.")  # fmt: skip
+        doc = orjson.loads(Path(path).read_bytes())
+        entries = [doc]
+        if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+            entries = _bundle_entries(doc)
+        for res in entries:
+            n += 1
+            if n > skip:
+                yield Piece(FhirEntry(path, n, orjson.dumps(res)), (fi, n))
+    except orjson.JSONDecodeError as exc:
+        yield broken(SOURCE, path, n, SourceError("json.syntax", f"JSON sai cú pháp: {exc}",
+                                                  f"malformed JSON: {exc}"), fi)  # fmt: skip
+    except SourceError as exc:
+        yield broken(SOURCE, path, n, exc, fi)
+
+
+def _bundle_entries(bundle: dict[str, Any]) -> list[Any]:
+    """The resources of a bundle, with ``urn:uuid:`` references turned into ``Type/id``."""
+    entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+    local: dict[str, str] = {}
+    for n, e in enumerate(entries, 1):
+        res, full = e.get("resource"), e.get("fullUrl")
+        if isinstance(res, dict) and isinstance(full, str) and res.get("resourceType"):
+            rid = res.get("id") or full.rsplit(":", 1)[-1].rsplit("/", 1)[-1] or str(n)
+            res["id"] = str(rid)[:64]
+            local[full] = f"{res['resourceType']}/{res['id']}"
+
+    def fix(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {
+                k: local.get(v, v) if k == "reference" and isinstance(v, str) else fix(v)
+                for k, v in obj.items()
+            }
+        if isinstance(obj, list):
+            return [fix(v) for v in obj]
+        return obj
+
+    return [fix(e.get("resource")) if local else e.get("resource") for e in entries]
+
+
+def map_payload(payload: FhirEntry, known: frozenset[str] | None) -> list[Unit]:
+    return [map_resource(payload.path, payload.n, payload.data)]
+
+
+def remap(kept: str, file: str, known: frozenset[str] | None) -> Unit:
+    return map_resource(file, 0, kept.encode())
+
+
+KIND = SourceKind(
+    SOURCE, "Tài nguyên FHIR R4 (Bundle, NDJSON)", "FHIR R4 resources (Bundle, NDJSON)", read,
+    map_payload, remap, (".json", ".ndjson"), pooled=True, batch_units=2000, key_element="id",
+)  # fmt: skip

@@ -9,10 +9,16 @@ time of death. Unknown fields are kept in the stored document, never dropped.
 from __future__ import annotations
 
 import base64
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from hssk.ingest.kinds.base import Piece, SourceKind, broken_unit
+from hssk.ingest.kinds.xml130 import remap_hoso
 from hssk.ingest.map_xml130 import map_hoso
 from hssk.ingest.model import (
     CS,
@@ -33,6 +39,7 @@ from hssk.ingest.model import (
 from hssk.ingest.xmlparse import HoSo, XmlError, _refuse_dtd, _row, parser_kwargs
 from hssk.registry.types import SourceRecord
 
+MAX_SIZE = 4 * 1024 * 1024  # a paper's XML, with its attachments
 LOAI = {"60": "HSDLGBT", "61": "HSDLGCS"}
 DEATH_TIME = ("NGAY_TU_VONG", "THOI_GIAN_TU_VONG", "NGAY_CHET", "NGAY_MAT")
 
@@ -126,3 +133,46 @@ def map_edocument(
     }
     unit.items.append(Item(clean_body(body), f"{unit.key}|DocumentReference"))
     return unit
+
+
+@dataclass(slots=True)
+class EdocFile:
+    """One e-document: a file holds one paper."""
+
+    path: str
+
+    @property
+    def n(self) -> int:
+        return 0
+
+    def raw(self) -> str | None:
+        return None
+
+
+def read(path: str, fi: int, skip: int) -> Iterator[Piece]:
+    yield Piece(EdocFile(path), (fi + 1, 0))
+
+
+def map_payload(payload: EdocFile, known: frozenset[str] | None) -> list[Unit]:
+    path = payload.path
+    try:
+        if os.path.getsize(path) > MAX_SIZE:
+            raise XmlError("xml.size", "Giấy tờ quá lớn.", "the e-document is too large.")
+        return [map_edocument(Path(path).read_bytes(), path, None, known)]
+    except XmlError as exc:
+        return [broken_unit("edoc", path, 0, exc)]
+
+
+def remap(kept: str, file: str, known: frozenset[str] | None) -> Unit:
+    """A quarantined paper: a birth paper is kept as its hồ sơ (XML9), a death paper as sent."""
+    if kept.startswith("<HOSO_RAW"):
+        return remap_hoso("edoc", kept, file, known)
+    return map_edocument(kept.encode("utf-8"), file, None, known)
+
+
+KIND = SourceKind(
+    "edoc", "Giấy tờ điện tử (giấy chứng sinh, báo tử, ...)",
+    "E-documents (birth certificates, death notices, ...)", read, map_payload, remap, (".xml",),
+    checks_facility=True, facility_own=True, signed=True, pooled=True, key_element="SO",
+    death_element="NGAY_TU_VONG",
+)  # fmt: skip
