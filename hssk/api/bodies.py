@@ -30,5 +30,11 @@ async def json_or_form(request: Request) -> dict[str, Any]:
         return {}
 
 
+async def raw_body(request: Request) -> bytes:
+    """The request body as sent (the handler parses it and says what is wrong)."""
+    return await request.body()
+
+
 FormFields = Annotated[dict[str, str], Depends(form_fields)]
 JsonOrForm = Annotated[dict[str, Any], Depends(json_or_form)]
+RawBody = Annotated[bytes, Depends(raw_body)]

@@ -19,6 +19,7 @@ from hssk.access import Actor, audit, authorize
 from hssk.access.audit import record_decision
 from hssk.access.policy import Decision, authorize_many, recorded_unit
 from hssk.api import transaction
+from hssk.api.bodies import RawBody
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
 from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
@@ -134,8 +135,9 @@ def _meta_headers(stored: Stored) -> dict[str, str]:
     }
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+def _json_body(raw: bytes) -> dict[str, Any]:
+    """The request's JSON object (read by the ``RawBody`` dependency: the handlers that take
+    one are plain ``def``, their queries run in the thread pool, not on the event loop)."""
     if len(raw) > 50_000_000:
         raise FhirError(413, "too-costly", "request body over 50 MB; split the bundle")
     try:
@@ -330,8 +332,8 @@ def _deleter(actor: Actor) -> transaction.Deleter:
 
 
 @router.post("", summary="Process a transaction or batch Bundle")
-async def post_bundle(request: Request, conn: Conn, actor: CurrentActor) -> Response:
-    bundle = await _json_body(request)
+def post_bundle(request: Request, conn: Conn, actor: CurrentActor, raw: RawBody) -> Response:
+    bundle = _json_body(raw)
     # The Bundle shell here; each entry's resource is validated once, by the processor.
     entries = bundle.get("entry")
     shell = {**bundle, "entry": [
@@ -362,9 +364,9 @@ async def post_bundle(request: Request, conn: Conn, actor: CurrentActor) -> Resp
 
 
 @router.post("/{rtype}", summary="Create a resource (conditional with If-None-Exist)")
-async def create(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -> Response:
+def create(rtype: str, request: Request, conn: Conn, actor: CurrentActor, raw: RawBody) -> Response:
     _check_type(rtype)
-    body = await _json_body(request)
+    body = _json_body(raw)
     validate(body, rtype)
     body = {k: v for k, v in body.items() if k != "id"}  # the server assigns ids on create
     condition = request.headers.get("if-none-exist")
@@ -381,11 +383,11 @@ async def create(rtype: str, request: Request, conn: Conn, actor: CurrentActor) 
 
 
 @router.put("/{rtype}/{rid}", summary="Update (or create with a client id) a resource")
-async def update(
-    rtype: str, rid: str, request: Request, conn: Conn, actor: CurrentActor
+def update(
+    rtype: str, rid: str, request: Request, conn: Conn, actor: CurrentActor, raw: RawBody
 ) -> Response:
     _check_type(rtype)
-    body = await _json_body(request)
+    body = _json_body(raw)
     validate(body, rtype)
     if body.get("id") not in (None, rid):
         raise FhirError(
@@ -761,12 +763,12 @@ MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 
 
 @router.post("/Patient/$match", summary="IHE PDQm: find the persons matching a Patient")
-async def patient_match(request: Request, conn: Conn, actor: CurrentActor) -> Response:
+def patient_match(conn: Conn, actor: CurrentActor, raw: RawBody) -> Response:
     """Parameters(resource=Patient, count, onlyCertainMatches) → ranked golden records.
 
     Only persons the caller may see are returned (the rest are dropped, and counted in the
     audit event)."""
-    params = await _json_body(request)
+    params = _json_body(raw)
     if params.get("resourceType") != "Parameters":
         raise FhirError(400, "invalid", "$match takes a Parameters resource with a 'resource'")
     by_name = {p.get("name"): p for p in params.get("parameter") or [] if isinstance(p, dict)}
