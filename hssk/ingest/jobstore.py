@@ -255,7 +255,7 @@ def save_checkpoint(conn: psycopg.Connection[Any], job_id: int, summary: Summary
     )
 
 
-def audit_run(conn: psycopg.Connection[Any], job_id: int, status: str, out: Summary) -> None:
+def _audit_run(conn: psycopg.Connection[Any], job_id: int, status: str, out: Summary) -> None:
     """Loading records changes personal health data: one audit event per job run, with counts
     (the job row says who created it; per-record detail stays in the job and the quarantine)."""
     row = conn.execute(
@@ -265,3 +265,63 @@ def audit_run(conn: psycopg.Connection[Any], job_id: int, status: str, out: Summ
     audit(conn, PLATFORM, "ingest-run", outcome="allow", basis="ingest-job",
           detail={"job": job_id, "kind": kind, "status": status, "created_by": created_by,
                   "stored": dict(out.stored), "quarantined": out.quarantined})  # fmt: skip
+
+
+@dataclass
+class StartedJob:
+    """A job marked running: what the runner needs of its row."""
+
+    kind: str
+    paths: list[str]
+    summary: Summary  # its counters and checkpoint so far
+    known: frozenset[str] | None  # the facilities its records may name (None: not checked)
+
+
+def start_job(conn: psycopg.Connection[Any], job_id: int) -> StartedJob | None:
+    """Mark a job running (None: it is done already); JobError if there is no such job."""
+    row = conn.execute(
+        "SELECT kind, status, sources, checkpoint, counters FROM ingest_job WHERE id = %s",
+        (job_id,),
+    ).fetchone()
+    if row is None:
+        raise JobError(f"no ingest job {job_id}")
+    kind, status, paths, cp, counters = row
+    if status == "done":
+        return None
+    summary = Summary(job_id=job_id, kind=kind, status=status, checkpoint=cp or {})
+    summary.load_counters(counters or {})
+    conn.execute(
+        "UPDATE ingest_job SET status = 'running', started_at = coalesce(started_at, now()),"
+        " heartbeat_at = now() WHERE id = %s",
+        (job_id,),
+    )
+    return StartedJob(kind, paths, summary, _job_facilities(conn, job_id, kind))
+
+
+def _job_facilities(conn: psycopg.Connection[Any], job_id: int, kind: str) -> frozenset[str] | None:
+    """The facilities a job's records may name: the registered ones, and of them only the
+    sender's own when a facility sent the job."""
+    if not kinds.kind(kind).checks_facility:
+        return None
+    known = known_facilities(conn)
+    own = conn.execute(
+        "SELECT u.facility_code FROM ingest_job j JOIN unit u ON u.id = j.unit_id"
+        " WHERE j.id = %s AND u.facility_code IS NOT NULL",
+        (job_id,),
+    ).fetchone()
+    return known & {own[0]} if own else known
+
+
+def finish_job(
+    conn: psycopg.Connection[Any], job_id: int, status: str, summary: Summary
+) -> Summary:
+    """Record where a run ended ('done', or 'running' when it stopped early), audited; the
+    job's summary as stored."""
+    conn.execute(
+        "UPDATE ingest_job SET status = %s, counters = %s, heartbeat_at = now(),"
+        " finished_at = CASE WHEN %s = 'done' THEN now() END WHERE id = %s",
+        (status, orjson.dumps(summary.counters()).decode(), status, job_id),
+    )
+    out = job_summary(conn, job_id)
+    _audit_run(conn, job_id, status, out)
+    return out

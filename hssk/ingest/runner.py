@@ -22,7 +22,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 
 from hssk import registry
@@ -32,11 +31,11 @@ from hssk.ingest.jobstore import (
     LOCK_SPACE,
     JobError,
     Summary,
-    audit_run,
     create_job,
+    finish_job,
     job_summary,
-    known_facilities,
     save_checkpoint,
+    start_job,
     unfinished_jobs,
 )
 from hssk.ingest.model import Unit
@@ -141,96 +140,27 @@ def _run_locked(
     start_method: str = "fork",
 ) -> Summary:
     with db.connection() as conn:
-        row = conn.execute(
-            "SELECT kind, status, sources, checkpoint, counters FROM ingest_job WHERE id = %s",
-            (job_id,),
-        ).fetchone()
-        if row is None:
-            raise JobError(f"no ingest job {job_id}")
-        kind, status, paths, cp, counters = row
-        summary = Summary(job_id=job_id, kind=kind, status=status, checkpoint=cp or {})
-        summary.load_counters(counters or {})
-        if status == "done":
+        job = start_job(conn, job_id)
+        if job is None:  # already done
             return job_summary(conn, job_id)
-        conn.execute(
-            "UPDATE ingest_job SET status = 'running', started_at = coalesce(started_at, now()),"
-            " heartbeat_at = now() WHERE id = %s",
-            (job_id,),
-        )
-        known = known_facilities(conn) if kinds.kind(kind).checks_facility else None
-        own = conn.execute(
-            "SELECT u.facility_code FROM ingest_job j JOIN unit u ON u.id = j.unit_id"
-            " WHERE j.id = %s AND u.facility_code IS NOT NULL",
-            (job_id,),
-        ).fetchone()
-        if own and known is not None:  # a facility sends its own data only
-            known = known & {own[0]}
+    summary, kind = job.summary, job.kind
     changed_before = _changed(summary)
     t0 = time.perf_counter()
     size = batch or kinds.kind(kind).batch_units
     start = tuple(summary.checkpoint.get("pos") or (0, 0))
-    nworkers = pool_size(workers, paths[start[0] :], kind)
-    # Without mapping processes, a mapping thread still overlaps the database a little: it
-    # maps the next batch while the writer waits for PostgreSQL (psycopg releases the GIL).
-    # Measured on 2 cores: 18,771 insurance rows 4.84 s → 4.63 s, 75,578 doses 10.8 → 10.2 s.
-    pool: Executor = (
-        ProcessPoolExecutor(nworkers, mp_context=get_context(start_method))
-        if nworkers > 0
-        else ThreadPoolExecutor(1, thread_name_prefix="hssk-ingest-map")
-    )
-    window: deque[tuple[Future[list[Unit]], tuple[int, int]]] = deque()
-    batches = 0
-    records = 0
-
-    dedup = Duplicates()
-
-    def drain(limit: int) -> None:
-        nonlocal batches, records
-        while len(window) > limit:
-            fut, pos = window.popleft()
-            t0 = time.perf_counter()
-            units = fut.result()
-            t1 = time.perf_counter()
-            summary.timings["wait-for-mapping"] += t1 - t0
-            dedup.check(kind, units)
-            with db.connection() as conn:
-                # Not waiting for the WAL flush of each batch is safe here: a batch and its
-                # checkpoint commit together, so a crash that loses the last batches loses
-                # their checkpoint too and the resume redoes them; the job's final status
-                # commits synchronously, which makes every earlier batch durable.
-                conn.execute("SET LOCAL synchronous_commit = off")
-
-                def linked() -> None:
-                    # The links commit first, which releases the link lock: other jobs link
-                    # while this one stores (it held the lock through the store, so concurrent
-                    # jobs ran one at a time). Linking is idempotent per source record: a crash
-                    # between the two commits only links the same records again on resume.
-                    conn.commit()
-                    conn.execute("SET LOCAL synchronous_commit = off")
-
-                write_units(conn, job_id, kind, units, summary, files=pos[0] - start[0],
-                            linked=linked)  # fmt: skip
-                summary.checkpoint["pos"] = list(pos)
-                save_checkpoint(conn, job_id, summary)
-                t2 = time.perf_counter()
-            summary.timings["commit"] += time.perf_counter() - t2
-            summary.timings["write"] += t2 - t1
-            batches += 1
-            records += len(units)
-            if progress:
-                progress(records, pos[0])
-            if stop_after is not None and batches >= stop_after:
-                raise _Stop()
-
+    nworkers = pool_size(workers, job.paths[start[0] :], kind)
+    pool = _mapping_pool(nworkers, start_method)
+    window = _Window(db, job_id, kind, summary, start[0], progress, stop_after)
     try:
-        for pieces in _chunks(stream.read(kind, paths, (int(start[0]), int(start[1]))), size):
+        pieces_read = stream.read(kind, job.paths, (int(start[0]), int(start[1])))
+        for pieces in _chunks(pieces_read, size):
             payloads = [pc.payload for pc in pieces]
-            pos = pieces[-1].pos
             t_submit = time.perf_counter()
-            window.append((pool.submit(stream.map_payloads, kind, payloads, known), pos))
+            mapped = pool.submit(stream.map_payloads, kind, payloads, job.known)
+            window.pending.append((mapped, pieces[-1].pos))
             summary.timings["read+submit"] += time.perf_counter() - t_submit
-            drain(2 * max(1, nworkers))
-        drain(0)
+            window.drain(2 * max(1, nworkers))
+        window.drain(0)
         status = "done"
     except _Stop:
         status = "running"
@@ -238,19 +168,79 @@ def _run_locked(
         pool.shutdown(cancel_futures=True)
     summary.seconds += time.perf_counter() - t0
     with db.connection() as conn:
-        conn.execute(
-            "UPDATE ingest_job SET status = %s, counters = %s, heartbeat_at = now(),"
-            " finished_at = CASE WHEN %s = 'done' THEN now() END WHERE id = %s",
-            (status, orjson.dumps(summary.counters()).decode(), status, job_id),
-        )
-        out = job_summary(conn, job_id)
-        audit_run(conn, job_id, status, out)
+        out = finish_job(conn, job_id, status, summary)
     if _changed(summary) - changed_before >= ANALYZE_AFTER:
         with db.connection() as conn:
             refresh_store_statistics(conn)
             registry.refresh_statistics(conn)
     out.timings = defaultdict(float, {k: round(v, 3) for k, v in summary.timings.items()})
     return out
+
+
+def _mapping_pool(nworkers: int, start_method: str) -> Executor:
+    """Mapping processes; without them, a mapping thread still overlaps the database a
+    little: it maps the next batch while the writer waits for PostgreSQL (psycopg releases the
+    GIL). Measured on 2 cores: 18,771 insurance rows 4.84 s → 4.63 s, 75,578 doses 10.8 →
+    10.2 s."""
+    if nworkers > 0:
+        return ProcessPoolExecutor(nworkers, mp_context=get_context(start_method))
+    return ThreadPoolExecutor(1, thread_name_prefix="hssk-ingest-map")
+
+
+class _Window:
+    """The batches being mapped, oldest first; each is written, with the job's checkpoint,
+    in one transaction as soon as it is mapped."""
+
+    def __init__(self, db: Database, job_id: int, kind: str, summary: Summary, first_file: int,
+                 progress: Progress | None, stop_after: int | None) -> None:  # fmt: skip
+        self.db, self.job_id, self.kind, self.summary = db, job_id, kind, summary
+        self.first_file, self.progress, self.stop_after = first_file, progress, stop_after
+        self.pending: deque[tuple[Future[list[Unit]], tuple[int, int]]] = deque()
+        self.batches = 0
+        self.records = 0
+        self.duplicates = Duplicates()
+
+    def drain(self, limit: int) -> None:
+        """Write the mapped batches until at most ``limit`` are still pending."""
+        timings = self.summary.timings
+        while len(self.pending) > limit:
+            fut, pos = self.pending.popleft()
+            t0 = time.perf_counter()
+            units = fut.result()
+            timings["wait-for-mapping"] += time.perf_counter() - t0
+            self._write(units, pos)
+            self.batches += 1
+            self.records += len(units)
+            if self.progress:
+                self.progress(self.records, pos[0])
+            if self.stop_after is not None and self.batches >= self.stop_after:
+                raise _Stop()
+
+    def _write(self, units: list[Unit], pos: tuple[int, int]) -> None:
+        t1 = time.perf_counter()
+        self.duplicates.check(self.kind, units)
+        with self.db.connection() as conn:
+            # Not waiting for the WAL flush of each batch is safe here: a batch and its
+            # checkpoint commit together, so a crash that loses the last batches loses
+            # their checkpoint too and the resume redoes them; the job's final status
+            # commits synchronously, which makes every earlier batch durable.
+            conn.execute("SET LOCAL synchronous_commit = off")
+
+            def linked() -> None:
+                # The links commit first, which releases the link lock: other jobs link
+                # while this one stores (it held the lock through the store, so concurrent
+                # jobs ran one at a time). Linking is idempotent per source record: a crash
+                # between the two commits only links the same records again on resume.
+                conn.commit()
+                conn.execute("SET LOCAL synchronous_commit = off")
+
+            write_units(conn, self.job_id, self.kind, units, self.summary,
+                        files=pos[0] - self.first_file, linked=linked)  # fmt: skip
+            self.summary.checkpoint["pos"] = list(pos)
+            save_checkpoint(conn, self.job_id, self.summary)
+            t2 = time.perf_counter()
+        self.summary.timings["commit"] += time.perf_counter() - t2
+        self.summary.timings["write"] += t2 - t1
 
 
 # A run that wrote this many rows refreshes the planner's statistics when it ends: ANALYZE

@@ -258,34 +258,37 @@ def _resolve_known(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -
     them), or detail lines re-sent without their visit header (the person is the one of the
     visit's Encounter)."""
     _resolve_golden(conn, good)
+    _resolve_by_source(conn, good, b)
+    _resolve_by_visit(conn, good, b)
+
+
+def _resolve_by_source(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> None:
+    """A resource naming a Patient of its source: the person that Patient was linked to."""
     by_source = [u for u in good if u.person_id is None and u.person_source]
-    if by_source:
-        rows = conn.execute(
-            "SELECT source, source_record_id, person_id FROM person_source"
-            " WHERE (source, source_record_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-            (
-                [u.person_source[0] for u in by_source if u.person_source],
-                [u.person_source[1] for u in by_source if u.person_source],
-            ),
-        ).fetchall()
-        found = {(r[0], r[1]): r[2] for r in rows}
-        for u in by_source:
-            assert u.person_source is not None
-            pid = found.get(u.person_source)
-            if pid is None:
-                _fail(
-                    u,
-                    b,
-                    Problem(
-                        "patient.unknown",
-                        "subject",
-                        u.person_source[1],
-                        f"Patient/{u.person_source[1]} is not known: send the Patient first.",
-                        f"Chưa có Patient/{u.person_source[1]}: cần gửi Patient trước.",
-                    ),
-                )
-            else:
-                u.person_id = int(pid)
+    if not by_source:
+        return
+    sources = [u.person_source for u in by_source if u.person_source]
+    rows = conn.execute(
+        "SELECT source, source_record_id, person_id FROM person_source"
+        " WHERE (source, source_record_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        ([s for s, _ in sources], [r for _, r in sources]),
+    ).fetchall()
+    found = {(r[0], r[1]): r[2] for r in rows}
+    for u in by_source:
+        assert u.person_source is not None
+        pid = found.get(u.person_source)
+        if pid is not None:
+            u.person_id = int(pid)
+            continue
+        ref = u.person_source[1]
+        _fail(u, b, Problem("patient.unknown", "subject", ref,
+                            f"Patient/{ref} is not known: send the Patient first.",
+                            f"Chưa có Patient/{ref}: cần gửi Patient trước."))  # fmt: skip
+
+
+def _resolve_by_visit(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -> None:
+    """Detail lines of a hồ sơ re-sent without its visit header: the person of the visit's
+    Encounter."""
     orphans = [
         u
         for u in good
@@ -294,28 +297,21 @@ def _resolve_known(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch) -
         and u.kind == "xml130"
         and any(i.who == "main" for i in u.items)
     ]
-    if orphans:
-        keys = {id_for_source_key("Encounter", f"{u.key}|XML1"): u for u in orphans}
-        rows = conn.execute(
-            "SELECT id, person_id FROM resource WHERE type = 'Encounter' AND id = ANY(%s)",
-            (list(keys),),
-        ).fetchall()
-        enc = {r[0]: r[1] for r in rows}
-        for rid, u in keys.items():
-            if enc.get(rid) is not None:
-                u.person_id = int(enc[rid])
-            else:
-                _fail(
-                    u,
-                    b,
-                    Problem(
-                        "encounter.unknown",
-                        "MA_LK",
-                        u.key,
-                        f"no visit {u.key} is on record: send the hồ sơ with its XML1 first.",
-                        f"Chưa có lượt khám {u.key}: cần gửi hồ sơ kèm XML1 trước.",
-                    ),
-                )
+    if not orphans:
+        return
+    keys = {id_for_source_key("Encounter", f"{u.key}|XML1"): u for u in orphans}
+    rows = conn.execute(
+        "SELECT id, person_id FROM resource WHERE type = 'Encounter' AND id = ANY(%s)",
+        (list(keys),),
+    ).fetchall()
+    enc = {r[0]: r[1] for r in rows}
+    for rid, u in keys.items():
+        if enc.get(rid) is not None:
+            u.person_id = int(enc[rid])
+            continue
+        _fail(u, b, Problem("encounter.unknown", "MA_LK", u.key,
+                            f"no visit {u.key} is on record: send the hồ sơ with its XML1 first.",
+                            f"Chưa có lượt khám {u.key}: cần gửi hồ sơ kèm XML1 trước."))  # fmt: skip
 
 
 def _fail(u: Unit, b: _Batch, p: Problem) -> None:

@@ -22,14 +22,10 @@ SMALL_FILE = 4 * 1024 * 1024  # a file up to this size is parsed whole in a work
 
 @dataclass(slots=True)
 class XmlFile:
-    """A small envelope file, from its ``skip``-th hồ sơ on."""
+    """A small envelope file, after its first ``n`` hồ sơ."""
 
     path: str
-    skip: int
-
-    @property
-    def n(self) -> int:
-        return self.skip
+    n: int
 
     def raw(self) -> str | None:
         return None
@@ -70,9 +66,9 @@ def map_payload(payload: XmlFile | Hoso, known: frozenset[str] | None) -> list[U
     if isinstance(payload, Hoso):
         return [map_hoso(decode_hoso(payload.hoso), payload.path, known)]
     out: list[Unit] = []
-    n = payload.skip
+    n = payload.n
     try:
-        for hoso in iter_hoso(payload.path, skip=payload.skip):
+        for hoso in iter_hoso(payload.path, skip=payload.n):
             n = hoso.index + 1
             out.append(map_hoso(decode_hoso(hoso), payload.path, known))
     except XmlError as exc:
