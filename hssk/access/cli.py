@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ def _conn() -> Iterator[psycopg.Connection[Any]]:
             yield conn
     finally:
         db.close()
+
+
+_Loader = Callable[[psycopg.Connection[Any], Path], accounts.ImportResult]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -97,21 +100,33 @@ def add_account(
     console.print(f"account [bold]{username}[/] id={acc.id} scopes={' '.join(acc.scopes)}")
 
 
+def _import(file: Path, load: _Loader, action: str, done: str) -> accounts.ImportResult:
+    """Load a CSV of units or accounts, audited as ``action``; the rejected lines are listed."""
+    with _conn() as conn:
+        try:
+            result = load(conn, file)
+        except accounts.AccountError as exc:
+            raise _fail(str(exc)) from None
+        audit(conn, PLATFORM, action, outcome="allow", basis="operator",
+              detail={"file": file.name, done: result.created,
+                      "rejected": len(result.errors)})  # fmt: skip
+    return result
+
+
+def _rejected(result: accounts.ImportResult) -> None:
+    for line, name, why in result.errors[:50]:
+        console.print(f"  [yellow]line {line}[/] {name}: {why}")
+    if len(result.errors) > 50:
+        console.print(f"  … and {len(result.errors) - 50:,} more")
+
+
 @app.command("import-units")
 def import_units(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Create or update units from a CSV: id,kind,name,parent_id,facility_code,gln,
     province_code,commune_code,commune_code_old,district_code_old."""
-    with _conn() as conn:
-        try:
-            result = accounts.import_units(conn, file)
-        except accounts.AccountError as exc:
-            raise _fail(str(exc)) from None
-        audit(conn, PLATFORM, "unit-import", outcome="allow", basis="operator",
-              detail={"file": file.name, "saved": result.created,
-                      "rejected": len(result.errors)})  # fmt: skip
+    result = _import(file, accounts.import_units, "unit-import", "saved")
     console.print(f"saved [bold green]{result.created:,}[/] units; rejected {len(result.errors):,}")
-    for line, uid, why in result.errors[:50]:
-        console.print(f"  [yellow]line {line}[/] {uid}: {why}")
+    _rejected(result)
 
 
 @app.command("import-accounts")
@@ -119,23 +134,13 @@ def import_accounts(file: Path = typer.Argument(..., exists=True, dir_okay=False
     """Create accounts from a CSV: username,kind,display_name,unit_id,roles,phone,cccd
     (roles separated by ';'). They start inactive: send activation codes afterwards."""
     t0 = time.perf_counter()
-    with _conn() as conn:
-        try:
-            result = accounts.import_accounts(conn, file)
-        except accounts.AccountError as exc:
-            raise _fail(str(exc)) from None
-        audit(conn, PLATFORM, "account-import", outcome="allow", basis="operator",
-              detail={"file": file.name, "created": result.created,
-                      "rejected": len(result.errors)})  # fmt: skip
+    result = _import(file, accounts.import_accounts, "account-import", "created")
     dt = time.perf_counter() - t0
     console.print(
         f"created [bold green]{result.created:,}[/] accounts in {dt:.2f} s "
         f"({result.created / dt if dt else 0:,.0f}/s); rejected {len(result.errors):,}"
     )
-    for line, user, why in result.errors[:50]:
-        console.print(f"  [yellow]line {line}[/] {user}: {why}")
-    if len(result.errors) > 50:
-        console.print(f"  … and {len(result.errors) - 50:,} more")
+    _rejected(result)
 
 
 @app.command()

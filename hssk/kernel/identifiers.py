@@ -234,10 +234,14 @@ def check_bhxh(value: object) -> Check:
     return Check("bhxh", v)
 
 
+# 2-letter object code, benefit 1–5, 2-digit province, the 10-digit social-insurance number
+BHYT_CARD = re.compile(r"[A-Z]{2}[1-5]\d{12}")
+
+
 def check_bhyt(value: object) -> Check:
     """15-character BHYT card: 2-letter object code, benefit 1–5, province, 10-digit BHXH."""
     v = clean(value)
-    if not re.fullmatch(r"[A-Z]{2}[1-5]\d{12}", v):
+    if not BHYT_CARD.fullmatch(v):
         return Check("bhyt", v, (_p("bhyt.format",
             f"Mã thẻ BHYT '{v}' sai cấu trúc: 2 chữ cái, 1 chữ số mức hưởng (1–5), "
             "2 chữ số mã tỉnh, 10 chữ số mã BHXH.",
@@ -258,7 +262,7 @@ def check_bhyt(value: object) -> Check:
 def bhyt_bhxh(card: str) -> str | None:
     """The 10-digit social-insurance number inside a BHYT card, if the card is well formed."""
     v = clean(card)
-    return v[5:] if re.fullmatch(r"[A-Z]{2}[1-5]\d{12}", v) else None
+    return v[5:] if BHYT_CARD.fullmatch(v) else None
 
 
 # --- facilities -----------------------------------------------------------------------------

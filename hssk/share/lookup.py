@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from hssk.kernel.identifiers import BHYT
+from hssk.kernel.identifiers import BHYT, BHYT_CARD
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "000": ("Thẻ còn giá trị sử dụng.", "The card is valid."),
@@ -37,7 +37,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "205": ("Lỗi sai định dạng tham số.", "Bad parameter format."),
     "401": ("Lỗi xác thực tài khoản.", "Authentication error."),
 }  # fmt: skip
-_CARD = re.compile(r"[A-Z]{2}[1-5]\d{12}")
 _DMY = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
 
 
@@ -74,7 +73,7 @@ def parse(raw: dict[str, Any]) -> LookupRequest | LookupResult:
         if not text(name):
             return LookupResult("205", f"Thiếu tham số '{name}' / parameter '{name}' is missing.")
     ma_the = text("maThe").upper()
-    if not _CARD.fullmatch(ma_the):
+    if not BHYT_CARD.fullmatch(ma_the):
         return LookupResult(
             "205",
             f"'maThe' phải gồm 15 ký tự: 2 chữ cái, 1 chữ số mức hưởng (1–5), 12 chữ số; "

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path as FsPath
 from typing import Annotated, Any
@@ -272,6 +272,23 @@ def get_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
     return rec if isinstance(rec, JSONResponse) else _without_paths([rec.to_json(with_raw=True)])[0]
 
 
+def _handle(
+    conn: psycopg.Connection[Any], actor: Actor, error_id: int, action: str,
+    act: Callable[[], dict[str, Any]],
+) -> Any:  # fmt: skip
+    """``act`` on a quarantined record the actor may handle; a record handled already → 409,
+    one that still cannot be taken → 422 (with the reasons)."""
+    rec = _handled(conn, actor, error_id, action)
+    if isinstance(rec, JSONResponse):
+        return rec
+    try:
+        return act()
+    except quarantine.AlreadyHandled as exc:
+        return _problem(409, exc.vi, exc.reason)
+    except quarantine.ReplayError as exc:
+        return _problem(422, exc.vi, exc.reason)
+
+
 @router.put("/api/v1/ingest/errors/{error_id}", tags=["ingest"], summary="Correct a record")
 def correct_error(
     error_id: Id,
@@ -279,32 +296,23 @@ def correct_error(
     actor: CurrentActor,
     raw: Annotated[str, Body(media_type="text/plain")],
 ) -> Any:
-    rec = _handled(conn, actor, error_id, "ingest-correct")
-    if isinstance(rec, JSONResponse):
-        return rec
-    try:
+    def correct() -> dict[str, Any]:
         quarantine.correct(conn, error_id, raw, actor.account_id)
-    except quarantine.AlreadyHandled as exc:
-        return _problem(409, exc.vi, exc.reason)
-    return {"id": error_id, "status": "quarantined", "corrected": True}
+        return {"id": error_id, "status": "quarantined", "corrected": True}
+
+    return _handle(conn, actor, error_id, "ingest-correct", correct)
 
 
 @router.post("/api/v1/ingest/errors/{error_id}/replay", tags=["ingest"], summary="Replay")
 def replay_error(error_id: Id, conn: Conn, actor: CurrentActor) -> Any:
-    rec = _handled(conn, actor, error_id, "ingest-replay")
-    if isinstance(rec, JSONResponse):
-        return rec
-    try:
+    def replay() -> dict[str, Any]:
         with conn.transaction():
-            summary = quarantine.replay(conn, error_id)
-    except quarantine.AlreadyHandled as exc:
-        return _problem(409, exc.vi, exc.reason)
-    except quarantine.ReplayError as exc:
-        return _problem(422, exc.vi, exc.reason)
-    out = summary.to_json()
-    out["errors"] = _without_paths(out["errors"])
-    out["id"], out["status"] = error_id, "replayed"
-    return out
+            out = quarantine.replay(conn, error_id).to_json()
+        out["errors"] = _without_paths(out["errors"])
+        out["id"], out["status"] = error_id, "replayed"
+        return out
+
+    return _handle(conn, actor, error_id, "ingest-replay", replay)
 
 
 @router.post("/api/v1/ingest/errors/{error_id}/discard", tags=["ingest"], summary="Discard")
@@ -315,16 +323,12 @@ def discard_error(
     reason: Annotated[str, Body(embed=True, min_length=1, max_length=500)],
 ) -> Any:
     """Set a quarantined record aside for good, saying why; it is kept, never stored."""
-    rec = _handled(conn, actor, error_id, "ingest-discard")
-    if isinstance(rec, JSONResponse):
-        return rec
-    try:
+
+    def discard() -> dict[str, Any]:
         quarantine.discard(conn, error_id, reason, actor.account_id)
-    except quarantine.AlreadyHandled as exc:
-        return _problem(409, exc.vi, exc.reason)
-    except quarantine.ReplayError as exc:
-        return _problem(422, exc.vi, exc.reason)
-    return {"id": error_id, "status": "discarded"}
+        return {"id": error_id, "status": "discarded"}
+
+    return _handle(conn, actor, error_id, "ingest-discard", discard)
 
 
 # --- gateway-compatible endpoints (spec §3.2) --------------------------------------------------
