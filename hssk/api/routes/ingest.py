@@ -117,43 +117,20 @@ def upload(
     if not permissions.can_write(actor):
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind})
         return _problem(403, "Tài khoản không có quyền ghi dữ liệu.", "a write scope is required")
-    refusal = (
-        permissions.register_refusal(conn, actor, kind)
-        if kinds.kind(kind).register
-        else permissions.facility_refusal(conn, actor, None)
-        if kinds.kind(kind).facility_own
-        else None
-    )
+    refusal = _sender_refusal(conn, actor, kind)
     if refusal is not None:
         audit(conn, actor, "ingest", outcome="deny", detail={"kind": kind, "reason": refusal[1]})
         return _problem(403, *refusal)
-    target = _upload_dir(request)
-    paths = []
-    for i, f in enumerate(files):
-        name = FsPath(f.filename or f"file{i}").name or f"file{i}"
-        path = target / f"{i:04d}_{name}"
-        with path.open("wb") as out:
-            shutil.copyfileobj(f.file, out, length=1 << 20)  # constant memory
-        if path.stat().st_size > MAX_UPLOAD:
-            return _problem(413, "Tệp quá lớn.", "file too large")
-        paths.append(str(path))
+    paths = _save(files, _upload_dir(request))
+    if paths is None:
+        return _problem(413, "Tệp quá lớn.", "file too large")
     signatures: dict[str, Any] = {}
     if kinds.kind(kind).signed:
-        certs = _certificates(conn, actor)
-        for path_text in paths:
-            file = FsPath(path_text)
-            if file.stat().st_size > xmlsig.MAX_CHECKED_BYTES:
-                continue  # checked only where the whole file fits in memory
-            signature, refused = _signature(request, certs, file.read_bytes())
-            name = file.name.split("_", 1)[-1]
-            signatures[name] = signature.to_json()
-            if refused is not None:
-                audit(conn, actor, "ingest", outcome="deny",
-                      detail={"kind": kind, "file": name, "signature": signature.to_json()})  # fmt: skip
-                for stored in paths:  # nothing of a refused upload is kept (the sender has it)
-                    FsPath(stored).unlink(missing_ok=True)
-                return _problem(refused, f"Tệp {name}: chữ ký số không được chấp nhận: "
-                                f"{signature.reason_vi}", f"file {name}: {signature.reason}")  # fmt: skip
+        refused = _check_signatures(request, conn, actor, kind, paths, signatures)
+        if refused is not None:
+            for stored in paths:  # nothing of a refused upload is kept (the sender has it)
+                FsPath(stored).unlink(missing_ok=True)
+            return refused
     job_id = jobstore.create_job(
         conn, kind, paths, unit_id=actor.unit_id, created_by=actor.account_id
     )
@@ -167,7 +144,50 @@ def upload(
     )
 
 
-# Kinds whose files carry a facility XML signature (CHUKYDONVI) to check on upload.
+def _sender_refusal(
+    conn: psycopg.Connection[Any], actor: Actor, kind: str
+) -> tuple[str, str] | None:
+    """Why the actor may not send files of ``kind`` (vi, en), if so: registers come from
+    national and platform systems only, a facility's own records from its own system."""
+    if kinds.kind(kind).register:
+        return permissions.register_refusal(conn, actor, kind)
+    if kinds.kind(kind).facility_own:
+        return permissions.facility_refusal(conn, actor, None)
+    return None
+
+
+def _save(files: list[UploadFile], target: FsPath) -> list[str] | None:
+    """The uploaded files stored under ``target``, in order; None if one is too large."""
+    paths = []
+    for i, f in enumerate(files):
+        name = FsPath(f.filename or f"file{i}").name or f"file{i}"
+        path = target / f"{i:04d}_{name}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(f.file, out, length=1 << 20)  # constant memory
+        if path.stat().st_size > MAX_UPLOAD:
+            return None
+        paths.append(str(path))
+    return paths
+
+
+def _check_signatures(request: Request, conn: psycopg.Connection[Any], actor: Actor, kind: str,
+                      paths: list[str], signatures: dict[str, Any]) -> JSONResponse | None:  # fmt: skip
+    """Check the facility signature of each stored file (kept in ``signatures`` by name); the
+    answer to send for the first one refused (audited)."""
+    certs = _certificates(conn, actor)
+    for path_text in paths:
+        file = FsPath(path_text)
+        if file.stat().st_size > xmlsig.MAX_CHECKED_BYTES:
+            continue  # checked only where the whole file fits in memory
+        signature, refused = _signature(request, certs, file.read_bytes())
+        name = file.name.split("_", 1)[-1]
+        signatures[name] = signature.to_json()
+        if refused is not None:
+            audit(conn, actor, "ingest", outcome="deny",
+                  detail={"kind": kind, "file": name, "signature": signature.to_json()})  # fmt: skip
+            return _problem(refused, f"Tệp {name}: chữ ký số không được chấp nhận: "
+                            f"{signature.reason_vi}", f"file {name}: {signature.reason}")  # fmt: skip
+    return None
 
 
 def _may_follow(actor: Actor, info: jobstore.JobInfo | None) -> bool:
@@ -445,23 +465,11 @@ def _submit(
     province: str | None,
     suffix: str,
 ) -> JSONResponse:
-    tx = ""
-    if actor is None or not actor.authenticated:
-        return _gateway(
-            401, "Xác thực không thành công: accessToken không hợp lệ hoặc đã hết hạn.", status=401
-        )
-    if not permissions.can_write(actor):
-        return _gateway(403, "Tài khoản không có quyền gửi hồ sơ.", status=403)
     facility = (facility or "").strip()
-    refusal = permissions.facility_refusal(conn, actor, facility)
+    refusal = _gateway_refusal(conn, actor, facility, province)
     if refusal is not None:
-        audit(conn, actor, "ingest", outcome="deny",
-              detail={"maCSKCB": facility, "reason": refusal[1]})  # fmt: skip
-        return _gateway(403, refusal[0], status=403)
-    if province is not None and facility and province.strip() != facility[:2]:
-        return _gateway(
-            400, f"maTinh '{province}' phải là 2 ký tự đầu của maCSKCB '{facility}'.", status=400
-        )
+        return refusal
+    assert actor is not None
     data = _decode_file(data_b64)
     if data is not None and len(data) > MAX_GATEWAY_FILE:
         return gateway_too_large(MAX_GATEWAY_BODY)
@@ -483,11 +491,40 @@ def _submit(
     job_id = jobstore.create_job(
         conn, kind, [str(path)], unit_id=actor.unit_id, created_by=actor.account_id
     )
-    tx = f"HSSK{job_id:012d}"
     conn.commit()
     summary = runner.run_job(get_database(request), job_id, workers=0)
     audit(conn, actor, "ingest", outcome="allow",
           detail={"job": job_id, "kind": kind, "signature": signature.to_json()})  # fmt: skip
+    return _gateway_answer(summary, signature, f"HSSK{job_id:012d}")
+
+
+def _gateway_refusal(
+    conn: psycopg.Connection[Any], actor: Actor | None, facility: str, province: str | None
+) -> JSONResponse | None:
+    """The gateway's answer when the caller may not submit for ``facility`` (audited where
+    the policy refuses), or a province that is not the facility's."""
+    if actor is None or not actor.authenticated:
+        return _gateway(
+            401, "Xác thực không thành công: accessToken không hợp lệ hoặc đã hết hạn.", status=401
+        )
+    if not permissions.can_write(actor):
+        return _gateway(403, "Tài khoản không có quyền gửi hồ sơ.", status=403)
+    refusal = permissions.facility_refusal(conn, actor, facility)
+    if refusal is not None:
+        audit(conn, actor, "ingest", outcome="deny",
+              detail={"maCSKCB": facility, "reason": refusal[1]})  # fmt: skip
+        return _gateway(403, refusal[0], status=403)
+    if province is not None and facility and province.strip() != facility[:2]:
+        return _gateway(
+            400, f"maTinh '{province}' phải là 2 ký tự đầu của maCSKCB '{facility}'.", status=400
+        )
+    return None
+
+
+def _gateway_answer(
+    summary: jobstore.Summary, signature: xmlsig.SignatureResult, tx: str
+) -> JSONResponse:
+    """Taken whole, or refused with the first reasons (the gateway takes a hồ sơ or not)."""
     if summary.quarantined:
         reasons = "; ".join(
             f"{e['record']}: {e.get('reason_vi') or e['reason']}" for e in summary.errors[:10]
