@@ -20,7 +20,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -614,43 +614,58 @@ def client_credentials_grant(
     alg = header.get("alg")
     if alg not in signing.ALGORITHMS:
         raise refuse(f"alg {alg!r} not accepted ({', '.join(signing.ALGORITHMS)})")
-    keys = [k for k in signing.unit_keys(conn, account.unit_id) if k[1] == alg]
-    if header.get("kid"):
-        keys = [k for k in keys if k[0] == header["kid"]]
-    verified: dict[str, Any] | None = None
-    for _kid, k_alg, key in keys:
-        try:
-            verified = jwt.decode(
-                assertion,
-                key,
-                algorithms=[k_alg],
-                audience=audiences,
-                options={"require": ["exp", "iss", "sub", "aud", "jti"]},
-            )
-            break
-        except jwt.InvalidAudienceError as exc:
-            raise refuse("wrong audience (aud must be the token URL)") from exc
-        except jwt.ExpiredSignatureError as exc:
-            raise refuse("assertion expired") from exc
-        except jwt.PyJWTError:
-            continue
-    if verified is None:
-        raise refuse("signature does not match any active key of the unit")
+    verified = _verified_assertion(conn, account.unit_id, assertion, header, audiences, refuse)
     if int(verified["exp"]) - int(time.time()) > MAX_ASSERTION_LIFE:
         raise refuse(f"assertion lives longer than {MAX_ASSERTION_LIFE} s")
-    conn.execute("DELETE FROM client_assertion WHERE expires_at < now() - interval '1 hour'")
-    used = conn.execute(
-        """INSERT INTO client_assertion (issuer, jti, expires_at)
-           VALUES (%s, %s, to_timestamp(%s)) ON CONFLICT DO NOTHING""",
-        (client_id, str(verified["jti"]), int(verified["exp"])),
-    )
-    if used.rowcount == 0:
+    if not _first_use(conn, client_id, verified):
         raise refuse("assertion already used (jti replay)")
     scopes = negotiate_scopes(account.scopes, scope)
     _succeed(conn, account, address, "client-assertion")
     return issue_tokens(
         conn, settings, account, scopes, client=client_id, refresh=False, ttl=SYSTEM_TTL
     )
+
+
+def _verified_assertion(
+    conn: psycopg.Connection[Any],
+    unit_id: str,
+    assertion: str,
+    header: dict[str, Any],
+    audiences: list[str],
+    refuse: Callable[[str], AuthError],
+) -> dict[str, Any]:
+    """The assertion's claims, checked against the unit's active keys of its ``alg`` (and
+    ``kid``, when it names one)."""
+    keys = [k for k in signing.unit_keys(conn, unit_id) if k[1] == header.get("alg")]
+    if header.get("kid"):
+        keys = [k for k in keys if k[0] == header["kid"]]
+    for _kid, k_alg, key in keys:
+        try:
+            return jwt.decode(
+                assertion,
+                key,
+                algorithms=[k_alg],
+                audience=audiences,
+                options={"require": ["exp", "iss", "sub", "aud", "jti"]},
+            )
+        except jwt.InvalidAudienceError as exc:
+            raise refuse("wrong audience (aud must be the token URL)") from exc
+        except jwt.ExpiredSignatureError as exc:
+            raise refuse("assertion expired") from exc
+        except jwt.PyJWTError:
+            continue
+    raise refuse("signature does not match any active key of the unit")
+
+
+def _first_use(conn: psycopg.Connection[Any], client_id: str, claims: dict[str, Any]) -> bool:
+    """Record the assertion's ``jti``; False if it was used before (a replay)."""
+    conn.execute("DELETE FROM client_assertion WHERE expires_at < now() - interval '1 hour'")
+    used = conn.execute(
+        """INSERT INTO client_assertion (issuer, jti, expires_at)
+           VALUES (%s, %s, to_timestamp(%s)) ON CONFLICT DO NOTHING""",
+        (client_id, str(claims["jti"]), int(claims["exp"])),
+    )
+    return used.rowcount != 0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,19 @@ class WorkerStats:
     seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
+    def count(self, outcomes: list[Outcome]) -> None:
+        """Add one delivered batch's outcomes."""
+        self.batches += 1
+        for o in outcomes:
+            if o.delivered:
+                self.delivered += 1
+            elif o.retry:
+                self.retried += 1
+                key = str(o.status or "network")
+                self.errors[key] = self.errors.get(key, 0) + 1
+            else:
+                self.dead += 1
+
 
 def send_one(client: httpx.Client, partner: partners.Partner, event: Event) -> Outcome:
     """POST one event; classify the answer."""
@@ -171,16 +184,7 @@ def run(
                     if until_idle and not _pending(db):
                         break
                     continue
-                stats.batches += 1
-                for o in deliver(db, client, pool, cfg, item):
-                    if o.delivered:
-                        stats.delivered += 1
-                    elif o.retry:
-                        stats.retried += 1
-                        key = str(o.status or "network")
-                        stats.errors[key] = stats.errors.get(key, 0) + 1
-                    else:
-                        stats.dead += 1
+                stats.count(deliver(db, client, pool, cfg, item))
         finally:
             done.set()
             producer.join(timeout=30)
