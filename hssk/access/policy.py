@@ -378,49 +378,65 @@ def _decide(
     station: bool,
     supervisor_only: bool,
 ) -> Decision:
-    sensitive = bool(sensitivity)
     consent = _consent_covers(f.consent, resource_type, sensitivity)
     if actor.kind == "citizen":
-        writable = mode == "read" or resource_type in CITIZEN_WRITABLE
-        if actor.person_id == pid and writable:
-            return Decision(True, "own-record", "the record is the citizen's own")
-        if f.guardian and writable:
-            return Decision(True, "guardian", "guardian of the child")
-        if consent and mode == "read":
-            return Decision(True, "consent", "consent of the person")
-        return _deny(
-            "công dân chỉ xem sổ của mình và của con / a citizen sees only their own book and their children's"
-        )
+        return _decide_citizen(actor, mode, resource_type, pid, f, consent)
     if actor.kind == "system":
-        if mode == "write":
-            return Decision(True, "scope", f"system/{resource_type}.write")
-        if sensitive and not consent:
-            # a national programme's system (e.g. the HIV programme) may be granted the
-            # explicit scope system/Sensitive.read by an administrator; nobody else
-            if national and "system/Sensitive.read" in actor.scopes:  # never by a wildcard
-                return Decision(True, "scope", f"system/Sensitive.read for {sensitivity}")
-            return _deny(
-                f"dữ liệu nhạy cảm {sensitivity} cần sự đồng ý rõ ràng của người bệnh / sensitive category {sensitivity} needs the person's explicit consent"
-            )
-        if consent:
-            return Decision(True, "consent", "consent of the person to the unit")
-        if national:
-            return Decision(True, "scope", f"system/{resource_type}.read")
-        if f.encounter:
-            return Decision(True, "encounter", "open encounter at the facility")
-        return _deny(
-            "hệ thống cơ sở y tế cần lượt khám đang mở hoặc sự đồng ý / a facility system needs an open encounter or consent"
-        )
+        return _decide_system(actor, mode, resource_type, sensitivity, f, consent, national)
     if supervisor_only:
         return _deny(
             "giám sát chỉ xem số liệu tổng hợp / supervisors see aggregates only, no identities"
         )
-    if sensitive:
+    if sensitivity:
         if consent:
             return Decision(True, "consent", f"explicit consent for {sensitivity}")
-        return _deny(
-            f"dữ liệu nhạy cảm {sensitivity} cần sự đồng ý rõ ràng của người bệnh / sensitive category {sensitivity} needs the person's explicit consent"
-        )
+        return _needs_consent(sensitivity)
+    return _decide_staff(actor, mode, resource_type, f, consent, clinician, station)
+
+
+def _decide_citizen(
+    actor: Actor, mode: str, resource_type: str, pid: int, f: _Facts, consent: bool
+) -> Decision:
+    writable = mode == "read" or resource_type in CITIZEN_WRITABLE
+    if actor.person_id == pid and writable:
+        return Decision(True, "own-record", "the record is the citizen's own")
+    if f.guardian and writable:
+        return Decision(True, "guardian", "guardian of the child")
+    if consent and mode == "read":
+        return Decision(True, "consent", "consent of the person")
+    return _deny(
+        "công dân chỉ xem sổ của mình và của con / a citizen sees only their own book and their children's"
+    )
+
+
+def _decide_system(
+    actor: Actor, mode: str, resource_type: str, sensitivity: str | None, f: _Facts,
+    consent: bool, national: bool,
+) -> Decision:  # fmt: skip
+    if mode == "write":
+        return Decision(True, "scope", f"system/{resource_type}.write")
+    if sensitivity and not consent:
+        # a national programme's system (e.g. the HIV programme) may be granted the
+        # explicit scope system/Sensitive.read by an administrator; nobody else
+        if national and "system/Sensitive.read" in actor.scopes:  # never by a wildcard
+            return Decision(True, "scope", f"system/Sensitive.read for {sensitivity}")
+        return _needs_consent(sensitivity)
+    if consent:
+        return Decision(True, "consent", "consent of the person to the unit")
+    if national:
+        return Decision(True, "scope", f"system/{resource_type}.read")
+    if f.encounter:
+        return Decision(True, "encounter", "open encounter at the facility")
+    return _deny(
+        "hệ thống cơ sở y tế cần lượt khám đang mở hoặc sự đồng ý / a facility system needs an open encounter or consent"
+    )
+
+
+def _decide_staff(
+    actor: Actor, mode: str, resource_type: str, f: _Facts, consent: bool, clinician: bool,
+    station: bool,
+) -> Decision:  # fmt: skip
+    """Clinicians and station staff, on data that is not sensitive."""
     if clinician and f.encounter:
         return Decision(True, "encounter", "open encounter at the clinician's facility")
     if station and f.area:
@@ -439,6 +455,12 @@ def _decide(
         )
     return _deny(
         f"không có quy tắc nào cho phép / no rule allows {actor.kind} to {mode} {resource_type}"
+    )
+
+
+def _needs_consent(sensitivity: str) -> Decision:
+    return _deny(
+        f"dữ liệu nhạy cảm {sensitivity} cần sự đồng ý rõ ràng của người bệnh / sensitive category {sensitivity} needs the person's explicit consent"
     )
 
 
