@@ -133,53 +133,73 @@ def process(
             400, "invalid", "POST /fhir takes a Bundle of type 'transaction' or 'batch'"
         )
     entries = _parse_entries(bundle)
-    responses: dict[int, dict[str, Any]] = {}
     if btype == "batch":
-        for entry in entries:
-            try:
-                with conn.transaction():
-                    _resolve(conn, [entry], search)
-                    responses[entry.index] = _execute(conn, entry, write, delete, get)
-            except (FhirError, InvalidResource, VersionConflict, NotFound) as exc:
-                responses[entry.index] = _error_entry(exc)
+        responses = _batch(conn, entries, write, delete, search, get)
     else:
-        _resolve(conn, entries, search)
-        mapping = {
-            e.full_url: f"{e.target[0]}/{e.target[1]}" for e in entries if e.full_url and e.target
-        }
-        for e in entries:
-            if e.resource is not None and mapping:
-                e.resource = _rewrite(e.resource, mapping)
-        rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
-        ordered = sorted(
-            entries,
-            key=lambda e: (
-                rank[e.method],
-                0 if (e.resource or {}).get("resourceType") == "Patient" else 1,
-                e.index,
-            ),
-        )
-        for entry in ordered:
-            if entry.method == "DELETE":
-                responses[entry.index] = _execute(conn, entry, write, delete, get)
-        # Plain creates and updates go through one bulk write; the rest one by one, in order.
-        bulk = [
-            e for e in ordered
-            if e.method in ("POST", "PUT") and not e.existing and not e.request.get("ifMatch")
-        ]  # fmt: skip
-        if bulk:
-            bodies = [{**(e.resource or {}), "id": (e.target or ("", ""))[1]} for e in bulk]
-            for e, (stored, created) in zip(bulk, write_many(conn, bodies), strict=True):
-                status = "201 Created" if created else "200 OK"
-                responses[e.index] = {"response": {"status": status, **_location(stored)}}
-        for entry in ordered:
-            if entry.index not in responses:
-                responses[entry.index] = _execute(conn, entry, write, delete, get)
+        responses = _transaction(conn, entries, write, write_many, delete, search, get)
     return {
         "resourceType": "Bundle",
         "type": f"{btype}-response",
         "entry": [responses[e.index] for e in entries],
     }
+
+
+def _batch(
+    conn: psycopg.Connection[Any], entries: list[Entry], write: Writer, delete: Deleter,
+    search: Searcher, get: Getter,
+) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """Each entry on its own (a savepoint each): a failed one answers its error."""
+    responses: dict[int, dict[str, Any]] = {}
+    for entry in entries:
+        try:
+            with conn.transaction():
+                _resolve(conn, [entry], search)
+                responses[entry.index] = _execute(conn, entry, write, delete, get)
+        except (FhirError, InvalidResource, VersionConflict, NotFound) as exc:
+            responses[entry.index] = _error_entry(exc)
+    return responses
+
+
+def _transaction(
+    conn: psycopg.Connection[Any], entries: list[Entry], write: Writer, write_many: BulkWriter,
+    delete: Deleter, search: Searcher, get: Getter,
+) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """All entries or none (the caller's transaction), in FHIR's order: deletes, creates,
+    updates, reads; local references rewritten to the ids given."""
+    _resolve(conn, entries, search)
+    mapping = {
+        e.full_url: f"{e.target[0]}/{e.target[1]}" for e in entries if e.full_url and e.target
+    }
+    for e in entries:
+        if e.resource is not None and mapping:
+            e.resource = _rewrite(e.resource, mapping)
+    rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+    ordered = sorted(
+        entries,
+        key=lambda e: (
+            rank[e.method],
+            0 if (e.resource or {}).get("resourceType") == "Patient" else 1,
+            e.index,
+        ),
+    )
+    responses: dict[int, dict[str, Any]] = {}
+    for entry in ordered:
+        if entry.method == "DELETE":
+            responses[entry.index] = _execute(conn, entry, write, delete, get)
+    # Plain creates and updates go through one bulk write; the rest one by one, in order.
+    bulk = [
+        e for e in ordered
+        if e.method in ("POST", "PUT") and not e.existing and not e.request.get("ifMatch")
+    ]  # fmt: skip
+    if bulk:
+        bodies = [{**(e.resource or {}), "id": (e.target or ("", ""))[1]} for e in bulk]
+        for e, (stored, created) in zip(bulk, write_many(conn, bodies), strict=True):
+            status = "201 Created" if created else "200 OK"
+            responses[e.index] = {"response": {"status": status, **_location(stored)}}
+    for entry in ordered:
+        if entry.index not in responses:
+            responses[entry.index] = _execute(conn, entry, write, delete, get)
+    return responses
 
 
 def _error_entry(exc: Exception) -> dict[str, Any]:
