@@ -42,32 +42,38 @@ _IDENTITY = ("cccd", "bhxh", "passport", "temp_card", "phone", "commune", "commu
 
 
 def features_of(p: Prepared) -> Features:
-    return Features(
-        name_key=p.name_key,
-        display=p.full_name.lower() if p.full_name else None,
-        family=p.family_key,
-        given=p.given_key,
-        name_sorted=p.name_sorted,
-        birth_date=p.birth_date,
-        precision=p.birth_precision,
-        sex=p.sex,
-        cccd=p.cccd,
+    return _features(
+        p,
         cccd_ok=p.cccd_ok,
         bhxh=p.bhxh if p.bhxh_ok else None,
-        passport=p.passport,
-        eid=p.eid,
-        temp_card=p.temp_card,
-        phone=p.phone,
-        commune=p.commune_code,
-        commune_old=p.commune_code_old,
-        province=p.province_code,
         mother_id=p.rec.mother_person_id,
         communes=p.commune_options,
-        address=normalize_address(p.rec.address),
+        address=p.rec.address,
     )
 
 
 def features_of_person(p: Person) -> Features:
+    return _features(
+        p,
+        cccd_ok=cccd_valid(p.cccd, p.birth_date if p.birth_precision else None, p.sex),
+        bhxh=p.bhxh,
+        mother_id=p.mother_id,
+        communes=commune_options(p.commune_code, p.commune_code_old),
+        address=p.address,
+    )
+
+
+def _features(
+    p: Prepared | Person,
+    *,
+    cccd_ok: bool,
+    bhxh: str | None,
+    mother_id: int | None,
+    communes: tuple[str, ...],
+    address: str | None,
+) -> Features:
+    """The comparison features of a source record (prepared) or of a golden record, which
+    name their fields alike."""
     return Features(
         name_key=p.name_key,
         display=p.full_name.lower() if p.full_name else None,
@@ -78,8 +84,8 @@ def features_of_person(p: Person) -> Features:
         precision=p.birth_precision,
         sex=p.sex,
         cccd=p.cccd,
-        cccd_ok=cccd_valid(p.cccd, p.birth_date if p.birth_precision else None, p.sex),
-        bhxh=p.bhxh,
+        cccd_ok=cccd_ok,
+        bhxh=bhxh,
         passport=p.passport,
         eid=p.eid,
         temp_card=p.temp_card,
@@ -87,9 +93,9 @@ def features_of_person(p: Person) -> Features:
         commune=p.commune_code,
         commune_old=p.commune_code_old,
         province=p.province_code,
-        mother_id=p.mother_id,
-        communes=commune_options(p.commune_code, p.commune_code_old),
-        address=normalize_address(p.address),
+        mother_id=mother_id,
+        communes=communes,
+        address=normalize_address(address),
     )
 
 
