@@ -359,13 +359,17 @@ class HisWriter:
         if legacy:  # 4210 dates of birth have 8 digits
             ngay_sinh = ngay_sinh[:8]
         ra = "2" if v.refer_to else "1"
-        xml1 = {
+        # the patient as both the visit (XML1) and its check-in (XML0) open
+        patient = {
             "MA_LK": v.ma_lk,
             "STT": 1,
             "MA_BN": ma_bn,
             "HO_TEN": demo.full_name,
             "SO_CCCD": demo.cccd,
             "NGAY_SINH": ngay_sinh,
+        }
+        xml1 = {
+            **patient,
             "GIOI_TINH": "1" if p.sex == "M" else "2",
             "MA_QUOCTICH": "000",
             "MA_DANTOC": p.ethnicity,
@@ -604,12 +608,7 @@ class HisWriter:
         self.out.record("his", f"his:{fac.code}:{v.ma_lk}", p.key, rel, errs)
         if xml1["MA_DOITUONG_KCB"] != "2" and not legacy:  # none for emergencies, nor in 4210
             checkin = {
-                "MA_LK": v.ma_lk,
-                "STT": 1,
-                "MA_BN": ma_bn,
-                "HO_TEN": demo.full_name,
-                "SO_CCCD": demo.cccd,
-                "NGAY_SINH": ngay_sinh,
+                **patient,
                 "GIOI_TINH": xml1["GIOI_TINH"],
                 "MA_THE_BHYT": p.bhyt,
                 "MA_DKBD": p.dkbd,
