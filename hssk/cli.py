@@ -44,6 +44,7 @@ app.command("verify", help="Verify a document signed by the platform (offline)."
 app.command("backup")(ops_cli.backup)
 app.command("restore")(ops_cli.restore)
 app.command("pitr")(ops_cli.pitr)
+app.command("pitr-done")(ops_cli.pitr_done)
 app.command("doctor")(ops_cli.doctor)
 
 

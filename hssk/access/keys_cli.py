@@ -3,8 +3,6 @@ one still verifies what it signed until the overlap ends), each rotation audited
 
 from __future__ import annotations
 
-import getpass
-import socket
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +13,7 @@ from rich.table import Table
 
 from hssk.access import signing
 from hssk.access.actor import PLATFORM
+from hssk.access.audit import operator_detail
 from hssk.access.audit import record as audit
 from hssk.db import open_database
 from hssk.kernel.config import load_settings, rotate_secret, secret_id
@@ -32,11 +31,6 @@ class What(StrEnum):
 # How long the old key verifies by default: the longest token an operator issues is a day;
 # a signed document is kept for years; a facility switches its HIS over within a week.
 DEFAULT_OVERLAP_H = {What.token: 24, What.signing: 24 * 3650, What.unit: 24 * 7}
-
-
-def operator() -> dict[str, str]:
-    """Who ran a command on the server (the audit's detail: the account is the platform's)."""
-    return {"os_user": getpass.getuser(), "host": socket.gethostname()}
 
 
 @app.command()
@@ -60,7 +54,7 @@ def rotate(
         raise typer.BadParameter("--overlap-hours must be 0 or more")
     settings = load_settings()
     detail: dict[str, object] = {"what": what.value, "overlap_hours": overlap / timedelta(hours=1),
-                                 **operator()}  # fmt: skip
+                                 **operator_detail()}  # fmt: skip
     db = open_database(settings)
     try:
         with db.connection() as conn:
