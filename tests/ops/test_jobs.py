@@ -161,6 +161,6 @@ def test_the_runner_writes_json_lines_like_the_web_server(clean_db: Database) ->
     lines = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
     (ran,) = [ln for ln in lines if ln.get("job") == "retention"]
     with clean_db.connection() as conn:
-        (run_id,) = conn.execute("SELECT max(id) FROM job_run WHERE name = 'retention'").fetchone()
+        (run_id,) = conn.execute("SELECT max(id) FROM job_run WHERE name = 'retention'").fetchone()  # type: ignore[misc]
     assert ran["request_id"] == f"job-{run_id}" and ran["status"] == "done"
     assert ran["level"] == "info" and ran["ts"].endswith("+00:00") and ran["seconds"] >= 0
