@@ -105,6 +105,8 @@ def plan(
         seen: set[tuple[str, str]] = set()
         for table in online.long_tables(mig.sql):
             seen.add((table, "works through"))
+            if table in rows and not rows[table]:  # never analyzed: count it
+                rows[table] = _count(conn, table)
             step.heavy.append(Heavy(table, rows.get(table, 0), "works through"))
         statements = _BODY.sub("", mig.sql)
         for pattern, does in _HEAVY:
