@@ -3,6 +3,7 @@ one still verifies what it signed until the overlap ends), each rotation audited
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -99,8 +100,11 @@ def list_keys() -> None:
     settings = load_settings()
     table = Table("khóa / key", "id", "vai trò / role", "đến / until (UTC)")
     table.add_row("token", secret_id(settings.secret_key()), "ký / signs", "")
-    for key in settings.secret_keys()[1:]:
-        table.add_row("token", secret_id(key), "xác minh / verifies", "")
+    valid = set(settings.secret_keys()[1:])
+    if settings.retired_secrets_file.exists():
+        for k in json.loads(settings.retired_secrets_file.read_text()):
+            if k["key"] in valid:
+                table.add_row("token", secret_id(k["key"]), "xác minh / verifies", k["until"][:16])
     keys = signing.platform_public_keys(settings)
     table.add_row("signing", signing.key_id(keys[0]), "ký / signs", "")
     now = datetime.now(UTC).isoformat()
