@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from hssk import __version__
-from hssk.access import audit_cli
+from hssk.access import audit_cli, keys_cli
 from hssk.access import cli as access_cli
 from hssk.access.signing_cli import verify as verify_document
 from hssk.db import cli as db_cli
@@ -35,6 +35,7 @@ app.add_typer(synth_cli.app, name="synth", help="Synthetic population and source
 app.add_typer(ingest_cli.app, name="ingest", help="Load source files into the record.")
 app.add_typer(registry_cli.app, name="mpi", help="Master patient index: link, review, merge.")
 app.add_typer(access_cli.app, name="access", help="Units, accounts, keys and tokens.")
+app.add_typer(keys_cli.app, name="keys", help="Rotate the platform's keys (with overlap).")
 app.add_typer(audit_cli.app, name="audit", help="Audit trail: verify the hash chain.")
 app.add_typer(share_cli.app, name="share", help="Outbound sharing and partner simulator.")
 app.add_typer(monitor_cli.app, name="report", help="Supervision reports.")
@@ -43,6 +44,7 @@ app.command("verify", help="Verify a document signed by the platform (offline)."
 app.command("backup")(ops_cli.backup)
 app.command("restore")(ops_cli.restore)
 app.command("pitr")(ops_cli.pitr)
+app.command("pitr-done")(ops_cli.pitr_done)
 app.command("doctor")(ops_cli.doctor)
 
 

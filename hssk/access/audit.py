@@ -15,8 +15,10 @@ written at once in the caller's transaction.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import json
+import socket
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -178,6 +180,12 @@ def _insert(conn: psycopg.Connection[Any], events: list[dict[str, Any]], prev: s
             f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})",
             rows,
         )
+
+
+def operator_detail() -> dict[str, str]:
+    """Who runs a command on the server, for an event's detail (its actor is the platform):
+    the operating-system account and the host."""
+    return {"os_user": getpass.getuser(), "host": socket.gethostname()}
 
 
 def record(

@@ -333,9 +333,9 @@ def _totp_once(conn: psycopg.Connection[Any], account_id: int, secret: str, code
     return row is not None
 
 
-def _code_hash(settings: Settings, account_id: int, code: str) -> str:
-    key = settings.secret_key().encode()
-    return hmac.new(key, f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
+def _code_hash(settings: Settings, account_id: int, code: str, key: str | None = None) -> str:
+    secret = (key or settings.secret_key()).encode()
+    return hmac.new(secret, f"{account_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def send_code(
@@ -481,7 +481,10 @@ def _consume_code(
         return False, EXPIRED_CODE, None
     if row[3] >= OTP_ATTEMPTS:
         return False, CODE_EXHAUSTED, 0
-    good = hmac.compare_digest(row[1], _code_hash(settings, account.id, code.strip()))
+    good = any(  # a code sent just before a rotation still counts (retired secrets)
+        hmac.compare_digest(row[1], _code_hash(settings, account.id, code.strip(), key))
+        for key in settings.secret_keys()
+    )
     conn.execute(
         "UPDATE otp_code SET attempts = attempts + 1, used_at = CASE WHEN %s THEN now() END "
         "WHERE id = %s",

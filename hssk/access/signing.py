@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from psycopg.types.json import Jsonb
 
-from hssk.kernel.config import Settings
+from hssk.kernel.config import Settings, write_private
 
 ALGORITHMS = ("ES256", "EdDSA", "RS256")  # RS256: the RSA certificates of Vietnam's CAs
 PLATFORM_KEY_FILE = "platform_signing_key.pem"
+# Public halves of platform keys replaced by ``hssk keys rotate signing``: documents they
+# signed still verify until ``until`` (JSON list of {"kid", "pem", "retired_at", "until"}).
+RETIRED_PLATFORM_KEYS = "platform_signing_keys.retired.json"
 
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -162,6 +165,39 @@ def revoke_key(conn: psycopg.Connection[Any], unit_id: str, kid: str) -> bool:
     return found
 
 
+def _active(entry: dict[str, Any], now: datetime) -> bool:
+    """A unit key not revoked, not past its certificate's end nor the end of its overlap
+    after a rotation (``retire_at``)."""
+    if entry.get("revoked_at"):
+        return False
+    return not any(
+        entry.get(end) and datetime.fromisoformat(entry[end]) <= now
+        for end in ("not_after", "retire_at")
+    )
+
+
+def rotate_unit_key(
+    conn: psycopg.Connection[Any], unit_id: str, data: bytes, overlap: timedelta
+) -> tuple[dict[str, Any], list[str]]:
+    """Register a unit's new key or certificate; its other keys keep verifying for
+    ``overlap`` (submissions signed just before), then stop. Returns the new entry and the
+    kids retired."""
+    entry = register_key(conn, unit_id, data)
+    row = conn.execute("SELECT public_keys FROM unit WHERE id = %s", (unit_id,)).fetchone()
+    now = datetime.now(UTC)
+    until = (now + overlap).isoformat()
+    retired = []
+    for k in row[0] if row else ():
+        if k["kid"] != entry["kid"] and _active(k, now):
+            if not k.get("retire_at") or k["retire_at"] > until:
+                k["retire_at"] = until
+            retired.append(k["kid"])
+    conn.execute(
+        "UPDATE unit SET public_keys = %s WHERE id = %s", (Jsonb(row[0] if row else []), unit_id)
+    )
+    return entry, retired
+
+
 def unit_keys(conn: psycopg.Connection[Any], unit_id: str) -> list[tuple[str, str, PublicKey]]:
     """Active keys of an active unit: (kid, alg, key)."""
     row = conn.execute(
@@ -169,9 +205,7 @@ def unit_keys(conn: psycopg.Connection[Any], unit_id: str) -> list[tuple[str, st
     ).fetchone()
     out: list[tuple[str, str, PublicKey]] = []
     for k in row[0] if row else ():
-        if k.get("revoked_at"):
-            continue
-        if k.get("not_after") and datetime.fromisoformat(k["not_after"]) <= datetime.now(UTC):
+        if not _active(k, datetime.now(UTC)):
             continue
         key = serialization.load_pem_public_key(k["pem"].encode())
         out.append((k["kid"], k["alg"], key))  # type: ignore[arg-type]
@@ -187,7 +221,7 @@ def unit_certificates(conn: psycopg.Connection[Any], unit_id: str) -> list[x509.
     now = datetime.now(UTC)
     out = []
     for k in row[0] if row else ():
-        if k.get("revoked_at") or not k.get("certificate"):
+        if not _active(k, now) or not k.get("certificate"):
             continue
         cert = x509.load_der_x509_certificate(base64.b64decode(k["certificate"]))
         if cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
@@ -224,7 +258,8 @@ def _raw_verify(key: PublicKey, alg: str, signature: bytes, payload: bytes) -> b
     return True
 
 
-def _jws_header(signature: str) -> dict[str, Any] | None:
+def jws_header(signature: str) -> dict[str, Any] | None:
+    """The protected header of a detached JWS (None when it is not one)."""
     parts = signature.strip().split(".")
     if len(parts) != 3 or parts[1] != "":
         return None
@@ -261,7 +296,7 @@ def check_signature(
     """(valid, kid, alg, reason) of a detached JWS or bare signature against these keys."""
     if not keys:
         return False, None, None, "no active public key registered for the unit"
-    header = _jws_header(signature)
+    header = jws_header(signature)
     if header is not None:
         alg = header.get("alg")
         if alg not in ALGORITHMS:
@@ -316,16 +351,58 @@ def platform_private_key(settings: Settings) -> ed25519.Ed25519PrivateKey:
         return key
     path.parent.mkdir(parents=True, exist_ok=True)
     private_pem, _ = generate_keypair("EdDSA")
-    path.write_bytes(private_pem)
-    path.chmod(0o600)
+    write_private(path, private_pem)
     return platform_private_key(settings)
 
 
 def platform_public_jwk(settings: Settings) -> dict[str, Any]:
-    pub = platform_private_key(settings).public_key()
+    return _jwk(platform_private_key(settings).public_key())
+
+
+def _jwk(pub: Any) -> dict[str, Any]:
     jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(pub))
     jwk.update({"kid": key_id(pub), "alg": "EdDSA", "use": "sig"})
     return dict(jwk)
+
+
+def retired_platform_keys(settings: Settings) -> list[dict[str, Any]]:
+    """Platform keys rotated out: {"kid", "pem", "retired_at", "until"}."""
+    path = settings.data_dir / RETIRED_PLATFORM_KEYS
+    return list(json.loads(path.read_text())) if path.exists() else []
+
+
+def platform_public_keys(settings: Settings) -> list[PublicKey]:
+    """The keys a platform document may be signed with: the current one, then the retired
+    ones still within their overlap."""
+    now = datetime.now(UTC)
+    keys: list[PublicKey] = [platform_private_key(settings).public_key()]
+    for k in retired_platform_keys(settings):
+        if datetime.fromisoformat(k["until"]) > now:
+            keys.append(serialization.load_pem_public_key(k["pem"].encode()))  # type: ignore[arg-type]
+    return keys
+
+
+def platform_public_jwks(settings: Settings) -> list[dict[str, Any]]:
+    """The platform's JWKS: the current key first, then the retired ones still valid."""
+    return [_jwk(k) for k in platform_public_keys(settings)]
+
+
+def rotate_platform_key(settings: Settings, keep: timedelta) -> tuple[str, str, datetime]:
+    """A new platform signing key signs from now on; the old one's public half verifies the
+    documents it signed for ``keep``. Returns (old kid, new kid, until)."""
+    old = platform_private_key(settings).public_key()
+    now = datetime.now(UTC)
+    until = now + keep
+    pem = old.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    retired = [k for k in retired_platform_keys(settings) if k["kid"] != key_id(old)]
+    retired.append({"kid": key_id(old), "pem": pem, "retired_at": now.isoformat(),
+                    "until": until.isoformat()})  # fmt: skip
+    write_private(settings.data_dir / RETIRED_PLATFORM_KEYS, json.dumps(retired, indent=1).encode())
+    private_pem, _ = generate_keypair("EdDSA")
+    write_private(settings.data_dir / PLATFORM_KEY_FILE, private_pem)
+    return key_id(old), key_id(platform_private_key(settings).public_key()), until
 
 
 def sign_document(settings: Settings, payload: bytes) -> str:
@@ -351,7 +428,7 @@ def verify_document(
 ) -> tuple[bool, str]:
     """Offline check of a platform-signed document. Without ``trusted`` the key in the
     header is used, and the answer says the key was not pinned."""
-    header = _jws_header(signature)
+    header = jws_header(signature)
     if header is None:
         return False, "not a detached JWS (expected 'header..signature')"
     if header.get("alg") not in ALGORITHMS:

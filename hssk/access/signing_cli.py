@@ -28,13 +28,17 @@ def verify(
         console.print(f"[red]no signature[/]: {sig_path} not found; pass --signature FILE")
         raise typer.Exit(1)
     trusted = None
+    text = sig_path.read_text()
     if key is not None:
         trusted = signing.load_public_file(key)
     else:
         settings = load_settings()
         if (settings.data_dir / signing.PLATFORM_KEY_FILE).exists():
-            trusted = signing.platform_private_key(settings).public_key()
-    ok, reason = signing.verify_document(path.read_bytes(), sig_path.read_text(), trusted)
+            # the key the signature names, among the current and the retired ones still valid
+            keys = signing.platform_public_keys(settings)
+            kid = (signing.jws_header(text) or {}).get("kid")
+            trusted = next((k for k in keys if signing.key_id(k) == kid), keys[0])
+    ok, reason = signing.verify_document(path.read_bytes(), text, trusted)
     if ok:
         console.print(f"[green]VALID[/] {path.name}: {reason}")
         return

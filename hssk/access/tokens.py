@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 
 from hssk.access.actor import Actor
-from hssk.kernel.config import Settings
+from hssk.kernel.config import Settings, secret_id
 
 ISSUER = "hssk"
 AUDIENCE = "hssk-api"
@@ -42,14 +42,16 @@ def issue(
         "jti": uuid.uuid4().hex,
         "sst": now if session_start is None else session_start,
     }
-    return jwt.encode(claims, settings.secret_key(), algorithm=ALGORITHM)
+    key = settings.secret_key()
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": secret_id(key)})
 
 
 # Verified tokens (signature and claims checked once) → their actor, per process: a partner
 # sends the same token on every request and checking the HMAC, reading the secret and
 # decoding cost more than the rest of a small read. An entry lives at most VERIFIED_TTL s
-# (a new secret is honoured that soon) and never past the token's own expiry; whether the
-# account was disabled is still asked on every request (accounts.account_disabled).
+# (a secret retired without overlap is refused that soon) and never past the token's own
+# expiry; whether the account was disabled is still asked on every request
+# (accounts.account_disabled).
 VERIFIED_TTL = 30.0
 _VERIFIED_MAX = 50_000
 _verified: dict[tuple[str, str, str], tuple[float, float, Actor]] = {}
@@ -95,17 +97,31 @@ def renewal(
 
 
 def _decode(settings: Settings, token: str) -> tuple[Actor, float]:
+    """Checked with the secret its ``kid`` names: the current one, or a retired one still
+    within its overlap (``hssk keys rotate token``); tokens without a kid try each."""
     try:
-        claims = jwt.decode(
-            token,
-            settings.secret_key(),
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
-        )
+        kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc)) from exc
+    keys = [k for k in settings.secret_keys() if kid is None or secret_id(k) == kid]
+    if not keys:
+        raise TokenError("signed with a key that is no longer valid (rotated)")
+    for i, key in enumerate(keys):
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+            break
+        except jwt.InvalidSignatureError as exc:
+            if i == len(keys) - 1:
+                raise TokenError(str(exc)) from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc
     actor = Actor(
         account_id=str(claims["sub"]),
         kind=str(claims.get("kind") or "anonymous"),

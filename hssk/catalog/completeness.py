@@ -41,11 +41,12 @@ seen AS (
   ON CONFLICT (facility, person_id) DO UPDATE SET last_seen = greatest(x.last_seen, excluded.last_seen)
   RETURNING 1)
 INSERT INTO catalog_dirty (person_id)
-SELECT DISTINCT person_id FROM ch WHERE person_id IS NOT NULL ORDER BY 1
-ON CONFLICT (person_id) DO NOTHING
+SELECT DISTINCT person_id FROM ch WHERE person_id IS NOT NULL
 """
 # Upserts take their rows in key order, so two batches lock shared rows in the same order
-# (no deadlock between concurrent ingest jobs).
+# within this statement. The rescoring queue takes no lock at all (append-only, migration
+# 0504): a transaction that queued persons in an earlier statement (the registry's trigger)
+# would otherwise wait on another's keys in the opposite order.
 
 
 def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
@@ -125,8 +126,7 @@ def mark_dirty(conn: psycopg.Connection[Any], person_ids: Iterable[int]) -> None
     ids = sorted(set(person_ids))
     if ids:
         conn.execute(
-            "INSERT INTO catalog_dirty (person_id) SELECT unnest(%s::bigint[]) "
-            "ON CONFLICT (person_id) DO NOTHING",
+            "INSERT INTO catalog_dirty (person_id) SELECT unnest(%s::bigint[])",
             (ids,),
         )
 
@@ -140,8 +140,7 @@ def mark_stale(conn: psycopg.Connection[Any]) -> int:
            SELECT p.id FROM person p
            LEFT JOIN (SELECT person_id, min(computed_at) AS at FROM completeness
                       GROUP BY person_id) c ON c.person_id = p.id
-           WHERE p.merged_into IS NULL AND (c.at IS NULL OR p.updated_at > c.at)
-           ON CONFLICT (person_id) DO NOTHING"""
+           WHERE p.merged_into IS NULL AND (c.at IS NULL OR p.updated_at > c.at)"""
     )
     return cur.rowcount
 
@@ -165,18 +164,29 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS completeness_stage (
 
 def recompute_batch(conn: psycopg.Connection[Any], batch: int = 500) -> int:
     """Recompute up to ``batch`` dirty persons in the caller's transaction; returns how many."""
-    ids = [
-        r[0]
-        for r in conn.execute(
-            """DELETE FROM catalog_dirty WHERE person_id IN (
-                 SELECT person_id FROM catalog_dirty ORDER BY marked_at, person_id
-                 LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING person_id""",
-            (batch,),
-        )
-    ]
+    # queue rows by their address (a Tid scan), so two jobs never wait on each other's rows
+    ids = sorted(
+        {
+            r[0]
+            for r in conn.execute(
+                """DELETE FROM catalog_dirty WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM catalog_dirty ORDER BY marked_at
+                     LIMIT %s FOR UPDATE SKIP LOCKED))
+                   RETURNING person_id""",
+                (batch,),
+            )
+        }
+    )
     if not ids:
         return 0
+    # the same persons queued again by other changes: done by this batch too (before their
+    # records are read, so what those changes wrote is scored); rows another job holds stay
+    conn.execute(
+        """DELETE FROM catalog_dirty WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM catalog_dirty WHERE person_id = ANY(%s)
+             FOR UPDATE SKIP LOCKED))""",
+        (ids,),
+    )
     bundles = bundle.bundles(conn, ids, allowed_sensitivity=None)
     rows = score(list(catalogs().values()), bundles)
     conn.execute(_STAGE)

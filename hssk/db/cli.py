@@ -66,15 +66,23 @@ def upgrade(
         console.print("[green]CSDL đã mới nhất[/] / the database is up to date.")
         return
     for step in steps:
-        console.print(f"  {step.migration.name}")
+        mark = " [cyan](trực tuyến / online)[/]" if step.online else ""
+        console.print(f"  {step.migration.name}{mark}")
         for h in step.heavy:
-            console.print(
-                f"    [yellow]lâu / long:[/] {h.does} {h.table} (~{h.rows:,} rows): ghi vào bảng "
-                "phải chờ / writes to it wait; dừng nạp dữ liệu / stop ingestion first"
-            )
+            if step.online:
+                console.print(
+                    f"    [cyan]lâu, trực tuyến / long, online:[/] {h.does} {h.table} "
+                    f"(~{h.rows:,} rows): ghi vẫn chạy / writes go on; dừng giữa chừng thì chạy "
+                    "lại để tiếp tục / if stopped, run again to resume"
+                )
+            else:
+                console.print(
+                    f"    [yellow]lâu / long:[/] {h.does} {h.table} (~{h.rows:,} rows): ghi vào "
+                    "bảng phải chờ / writes to it wait; dừng nạp dữ liệu / stop ingestion first"
+                )
     if dry_run:
         return
-    if any(s.heavy for s in steps) and not yes:
+    if any(s.blocking for s in steps) and not yes:
         typer.confirm("Chạy ngay? / run now?", abort=True)
     outcome = up.upgrade(url)
     console.print(f"{len(outcome.applied)} migrations applied in {outcome.seconds:.1f} s")

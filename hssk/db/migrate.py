@@ -3,7 +3,8 @@
 Each component owns its tables and keeps its migrations in ``hssk/<component>/migrations/``
 as ``NNNN_name.sql``. Numbers are global (ranges per component keep them apart: db 0001–0099,
 records 0100–, registry 0200–, ingest 0300–, access 0400–, catalog/share/monitor 0500–,
-web 0600–, ops 0700–), and files are applied in number order, each once, in its own transaction.
+web 0600–, ops 0700–), and files are applied in number order, each once, in its own transaction
+— except an online migration (``-- hssk:online``, ``hssk.db.online``), run step by step.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+
+from hssk.db import online
 
 COMPONENTS = (
     "db", "records", "registry", "ingest", "access", "catalog", "share", "monitor", "web", "ops",
@@ -33,6 +36,11 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def online(self) -> bool:
+        """Runs step by step outside one transaction, resumable (``hssk.db.online``)."""
+        return online.is_online(self.sql)
 
 
 def discover() -> list[Migration]:
@@ -56,8 +64,9 @@ def discover() -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def migrate(conn: psycopg.Connection[Any]) -> list[str]:
-    """Apply pending migrations on an autocommit connection; return the names applied."""
+def migrate(conn: psycopg.Connection[Any], migrations: list[Migration] | None = None) -> list[str]:
+    """Apply pending migrations (default: those shipped) on an autocommit connection; return
+    the names applied."""
     applied: list[str] = []
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
@@ -70,11 +79,16 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             row[0]: row[1]
             for row in conn.execute("SELECT version, checksum FROM schema_migration").fetchall()
         }
-        for mig in discover():
+        for mig in discover() if migrations is None else migrations:
             if mig.version in done:
                 continue
+            if mig.online:
+                online.run(conn, mig.version, mig.sql)
             with conn.transaction():
-                conn.execute(mig.sql.encode())
+                if mig.online:
+                    online.forget(conn, mig.version)
+                else:
+                    conn.execute(mig.sql.encode())
                 conn.execute(
                     "INSERT INTO schema_migration (version, name, checksum) VALUES (%s, %s, %s)",
                     (mig.version, mig.name, mig.checksum),

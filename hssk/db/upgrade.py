@@ -4,7 +4,8 @@ which migrations will take long on big tables, and check afterwards that no tabl
 Migrations are plain SQL run in one transaction each (``hssk.db.migrate``). One that rewrites,
 indexes or reads a whole big table holds its locks for as long as that takes: writes to the
 table wait. ``plan`` names those, with the table's size, so the operator picks a maintenance
-window (or stops ingestion) before running them.
+window (or stops ingestion) before running them. An online migration (``hssk.db.online``) says
+which big tables it works through; writes go on while it runs, and a stopped run resumes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from hssk.db import online
 from hssk.db.digest import tables
 from hssk.db.migrate import Migration, discover, migrate
 
@@ -60,6 +62,16 @@ class Step:
     migration: Migration
     heavy: list[Heavy] = field(default_factory=list)
 
+    @property
+    def online(self) -> bool:
+        """Writes go on while it runs (``-- hssk:online``); a stopped run resumes."""
+        return self.migration.online
+
+    @property
+    def blocking(self) -> bool:
+        """Works through a big table holding its locks: writes to it wait."""
+        return bool(self.heavy) and not self.online
+
 
 def _estimates(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {
@@ -71,8 +83,13 @@ def _estimates(conn: psycopg.Connection[Any]) -> dict[str, int]:
     }
 
 
-def plan(conn: psycopg.Connection[Any], big_rows: int = BIG_ROWS) -> list[Step]:
-    """The pending migrations, each with the big tables it works through."""
+def plan(
+    conn: psycopg.Connection[Any],
+    big_rows: int = BIG_ROWS,
+    migrations: list[Migration] | None = None,
+) -> list[Step]:
+    """The pending migrations (default: those shipped), each with the big tables it works
+    through: found in its statements, or named by the migration itself (``-- hssk:long``)."""
     conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migration (
              version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
@@ -81,11 +98,16 @@ def plan(conn: psycopg.Connection[Any], big_rows: int = BIG_ROWS) -> list[Step]:
     done = {r[0] for r in conn.execute("SELECT version FROM schema_migration")}
     rows = _estimates(conn)
     steps = []
-    for mig in discover():
+    for mig in discover() if migrations is None else migrations:
         if mig.version in done:
             continue
         step = Step(mig)
         seen: set[tuple[str, str]] = set()
+        for table in online.long_tables(mig.sql):
+            seen.add((table, "works through"))
+            if table in rows and not rows[table]:  # never analyzed: count it
+                rows[table] = _count(conn, table)
+            step.heavy.append(Heavy(table, rows.get(table, 0), "works through"))
         statements = _BODY.sub("", mig.sql)
         for pattern, does in _HEAVY:
             for m in pattern.finditer(statements):
@@ -134,12 +156,12 @@ class Outcome:
         return {t: n for t, n in self.before.items() if t not in self.after}
 
 
-def upgrade(url: str) -> Outcome:
+def upgrade(url: str, migrations: list[Migration] | None = None) -> Outcome:
     """Apply the pending migrations, counting every table's rows before and after."""
     with psycopg.connect(url, autocommit=True) as conn:
         before = row_counts(conn)
         t0 = time.perf_counter()
-        applied = migrate(conn)
+        applied = migrate(conn, migrations)
         seconds = time.perf_counter() - t0
         after = row_counts(conn)
     return Outcome(applied, seconds, before, after)

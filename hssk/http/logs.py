@@ -65,7 +65,7 @@ class JsonFormatter(logging.Formatter):
         actor = getattr(record, "actor", None) or (holder or {}).get("actor")
         if actor:
             out["actor"] = actor
-        for key in ("method", "path", "status", "ms"):
+        for key in ("method", "path", "status", "ms", "job", "seconds"):
             if hasattr(record, key):
                 out[key] = getattr(record, key)
         if record.exc_info:
@@ -75,6 +75,18 @@ class JsonFormatter(logging.Formatter):
 
 def json_logs() -> bool:
     return os.environ.get("HSSK_LOG_FORMAT", "").lower() == "json"
+
+
+def configure_process(level: str | None = None) -> None:
+    """Logging of a command's process (``hssk jobs run``): JSON lines on stderr like the web
+    server's when HSSK_LOG_FORMAT=json, plain lines otherwise."""
+    level = (level or os.environ.get("HSSK_LOG_LEVEL", "INFO")).upper()
+    if not json_logs():
+        logging.basicConfig(level=level)
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def uvicorn_log_config() -> dict[str, Any]:

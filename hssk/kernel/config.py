@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,6 +60,24 @@ class Settings:
     def secret_file(self) -> Path:
         return self.data_dir / "secret.key"
 
+    @property
+    def retired_secrets_file(self) -> Path:
+        """Secrets replaced by ``hssk keys rotate token``: they still verify what they signed
+        until their ``until`` (JSON list of {"key", "until"})."""
+        return self.data_dir / "secret.key.retired"
+
+    def secret_keys(self) -> list[str]:
+        """The current secret first, then the retired ones still within their overlap."""
+        keys = [self.secret_key()]
+        path = self.retired_secrets_file
+        if path.exists():
+            now = datetime.now(UTC)
+            keys += [
+                str(k["key"]) for k in json.loads(path.read_text())
+                if datetime.fromisoformat(k["until"]) > now and k["key"] not in keys
+            ]  # fmt: skip
+        return keys
+
     def secret_key(self) -> str:
         """The installation secret: from HSSK_SECRET_KEY, else generated once in the data dir.
 
@@ -70,9 +91,52 @@ class Settings:
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+        write_private(path, key.encode())
         return key
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` at once (mode 600): a reader sees the old or the new file,
+    never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def rotate_secret(settings: Settings, overlap: timedelta) -> tuple[str, str, datetime]:
+    """A new installation secret signs from now on; the old one still verifies what it signed
+    for ``overlap`` (zero: at once void, on a suspected leak). Returns (old id, new id, until).
+
+    Not with HSSK_SECRET_KEY set: that secret belongs to whoever sets the environment."""
+    if os.environ.get("HSSK_SECRET_KEY"):
+        raise ValueError(
+            "HSSK_SECRET_KEY được đặt trong môi trường: đổi giá trị biến đó, hoặc bỏ biến để HSSK "
+            "tự quản lý khóa trong thư mục dữ liệu / HSSK_SECRET_KEY is set: change that "
+            "variable, or remove it to let HSSK keep the secret in the data dir"
+        )
+    old = settings.secret_key()
+    now = datetime.now(UTC)
+    until = now + overlap
+    path = settings.retired_secrets_file
+    kept = [k for k in json.loads(path.read_text()) if datetime.fromisoformat(k["until"]) > now
+            ] if path.exists() else []  # fmt: skip
+    if overlap > timedelta(0):
+        kept.append({"key": old, "until": until.isoformat(), "id": secret_id(old)})
+    else:  # a leak: nothing signed before stays valid
+        kept = []
+    write_private(path, json.dumps(kept, indent=1).encode())
+    new = secrets.token_urlsafe(48)
+    write_private(settings.secret_file, new.encode())
+    return secret_id(old), secret_id(new), until
+
+
+def secret_id(key: str) -> str:
+    """A short public name of a secret (the ``kid`` of what it signs); reveals nothing of it."""
+    return hashlib.sha256(b"hssk-secret-id:" + key.encode()).hexdigest()[:12]
 
 
 def load_settings() -> Settings:

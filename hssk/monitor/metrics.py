@@ -249,7 +249,8 @@ def facilities(
     with_missing: bool = True,
     daily_days: int = 14,
 ) -> list[FacilityRow]:
-    """Per facility of the area: last receipt, delay, volume, errors, status, missing fields."""
+    """Per facility of the area: last receipt, delay, volume, errors, status over the last
+    ``days``; the fields most often missing among all the persons it sent data about."""
     now = now or datetime.now(UTC)
     stale = stale_days if stale_days is not None else int(settings().get("stale_days", 7))
     since = now - timedelta(days=days)
@@ -289,7 +290,7 @@ def facilities(
         )
     _daily(conn, out, now, daily_days)
     if with_missing and out:
-        _missing(conn, out, catalog or completeness_default(), since)
+        _missing(conn, out, catalog or completeness_default())
     return out
 
 
@@ -313,24 +314,21 @@ def _daily(
         row.daily = [by.get((row.facility_code, start + timedelta(days=i)), 0) for i in range(days)]
 
 
-def _missing(
-    conn: psycopg.Connection[Any], rows: list[FacilityRow], catalog: str, since: datetime
-) -> None:
-    """The three fields most often missing among each facility's recent patients."""
+def _missing(conn: psycopg.Connection[Any], rows: list[FacilityRow], catalog: str) -> None:
+    """The three fields most often missing among the persons each facility sent data about
+    (the per-facility rollup of migration 0583: a few rows per facility)."""
     found = conn.execute(
-        """WITH seen AS (
-             SELECT facility, person_id FROM facility_person
-             WHERE facility = ANY(%s) AND last_seen >= %s)
-           SELECT facility, m, count(*) FROM seen
-           JOIN completeness c ON c.person_id = seen.person_id AND c.catalog = %s
-           CROSS JOIN LATERAL unnest(c.missing) AS m
-           GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2""",
-        ([r.facility_code for r in rows], since, catalog),
+        """SELECT facility, field, n FROM (
+             SELECT facility, field, sum(persons) AS n, row_number() OVER (
+               PARTITION BY facility ORDER BY sum(persons) DESC, field) AS rank
+             FROM facility_missing_rollup WHERE catalog = %s AND facility = ANY(%s)
+             GROUP BY 1, 2 HAVING sum(persons) > 0) x
+           WHERE rank <= 3 ORDER BY facility, rank""",
+        (catalog, [r.facility_code for r in rows]),
     ).fetchall()
     top: dict[str, list[tuple[str, int]]] = {}
     for facility, code, n in found:
-        if len(top.setdefault(facility, [])) < 3:
-            top[facility].append((code, int(n)))
+        top.setdefault(facility, []).append((code, int(n)))
     for row in rows:
         row.missing_fields = top.get(row.facility_code, [])
 
@@ -399,7 +397,8 @@ def snapshot_area_keys(conn: psycopg.Connection[Any]) -> list[str]:
     return ["all"] + [
         f"province:{r[0]}"
         for r in conn.execute(
-            "SELECT DISTINCT province_code FROM person WHERE province_code IS NOT NULL"
+            """SELECT province_code FROM area_rollup WHERE province_code IS NOT NULL
+               GROUP BY 1 HAVING sum(residents) > 0 ORDER BY 1"""
         )
     ]
 

@@ -1,9 +1,10 @@
 """Per-area rollups of the registry: upkeep and the check against a full recomputation.
 
-Statement-level triggers (migrations 0503 and 0581) append signed deltas per area cell
-(province, commune, old commune) whenever a person, its presence in the record store or its
-completeness score changes, so supervision sums a few rows per commune and never reads
-``person``. ``compact`` folds the deltas (run by ``hssk report completeness``); ``check``
+Statement-level triggers (migrations 0503, 0581 and 0583) append signed deltas per area cell
+(province, commune, old commune) and per facility whenever a person, its presence in the
+record store or its completeness score changes, so supervision sums a few rows per commune or
+facility and never reads ``person``. ``compact`` folds the deltas (the ``monitor.compact`` job,
+and ``hssk report completeness``); ``check``
 recomputes every figure from the base tables and returns the cells that differ; ``rebuild``
 repairs (two concurrent transactions that change one person's commune and its first record at
 the same instant can leave one delta in the old commune).
@@ -25,9 +26,21 @@ _COUNTED = {"outbox": "partner, status", "ingest_error": "status, NULL",
             "quality_issue": "kind, NULL"}  # fmt: skip
 
 
-def compact(conn: psycopg.Connection[Any]) -> None:
+_DELTAS = ("area_rollup", "area_household", "area_young", "completeness_rollup",
+           "completeness_missing_rollup", "completeness_facility_rollup",
+           "facility_missing_rollup", "facility_activity", "row_counter")  # fmt: skip
+
+
+def delta_rows(conn: psycopg.Connection[Any]) -> int:
+    """Rows in the rollup tables (what the dashboards sum; compacting shrinks it)."""
+    union = " UNION ALL ".join(f"SELECT count(*) FROM {t}" for t in _DELTAS)
+    row = conn.execute(f"SELECT sum(count) FROM ({union}) x".encode()).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def compact(conn: psycopg.Connection[Any]) -> int:
     """Fold the deltas into one row per cell (rows that sum to nothing go; births older than
-    the 7-year window of ``area_young`` go too)."""
+    the 7-year window of ``area_young`` go too); returns the rows left."""
     compact_activity(conn)
     sums = ", ".join(f"sum({f})" for f in _FIGURES)
     conn.execute(
@@ -51,10 +64,17 @@ def compact(conn: psycopg.Connection[Any]) -> None:
     )
 
     conn.execute(
+        """WITH d AS (DELETE FROM facility_missing_rollup RETURNING *)
+           INSERT INTO facility_missing_rollup (facility, catalog, field, persons)
+           SELECT facility, catalog, field, sum(persons) FROM d GROUP BY 1, 2, 3
+           HAVING sum(persons) <> 0"""
+    )
+    conn.execute(
         """WITH d AS (DELETE FROM row_counter RETURNING *)
            INSERT INTO row_counter (tbl, label1, label2, n)
            SELECT tbl, label1, label2, sum(n) FROM d GROUP BY 1, 2, 3 HAVING sum(n) <> 0"""
     )
+    return delta_rows(conn)
 
 
 def row_counts(conn: psycopg.Connection[Any], table: str) -> dict[tuple[str, str | None], int]:
@@ -72,7 +92,10 @@ def row_counts(conn: psycopg.Connection[Any], table: str) -> dict[tuple[str, str
 
 def rebuild(conn: psycopg.Connection[Any]) -> None:
     """Recompute every rollup and counter from the base tables (reads the whole registry)."""
-    conn.execute("SELECT area_rollup_rebuild(), completeness_rollup_rebuild()")
+    conn.execute(
+        "SELECT area_rollup_rebuild(), completeness_rollup_rebuild(), "
+        "facility_missing_rollup_rebuild()"
+    )
     conn.execute("DELETE FROM row_counter")
     for table, labels in _COUNTED.items():
         conn.execute(
@@ -157,6 +180,14 @@ _CHECKS: dict[str, tuple[int, str, str]] = {
         """SELECT f.facility, c.catalog, count(*), sum(c.filled), sum(c.total)
            FROM completeness c JOIN person p ON p.id = c.person_id AND p.merged_into IS NULL
            JOIN facility_person f ON f.person_id = c.person_id GROUP BY 1, 2""",
+    ),
+    "facility_missing": (
+        3,
+        "SELECT facility, catalog, field, sum(persons) FROM facility_missing_rollup GROUP BY 1, 2, 3",
+        """SELECT f.facility, c.catalog, m, count(*)
+           FROM completeness c JOIN person p ON p.id = c.person_id AND p.merged_into IS NULL
+           JOIN facility_person f ON f.person_id = c.person_id
+           CROSS JOIN LATERAL unnest(c.missing) AS m GROUP BY 1, 2, 3""",
     ),
 }
 

@@ -8,7 +8,8 @@ stream sealed by ``hssk.ops.sealed`` (AES-256-GCM, key from the backup passphras
 
 A restore replaces the ``public`` schema in one transaction (``psql --single-transaction``):
 either the backup is entirely there or nothing changed. Then pending migrations run, so an
-older backup is brought up to this version.
+older backup is brought up to this version, and the restore is written in the audit trail it
+brought back (who, when, the backup's moment: :func:`record_restore`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 import psycopg
 
 from hssk import __version__
+from hssk.access.actor import PLATFORM
+from hssk.access.audit import operator_detail, record
 from hssk.db.migrate import migrate
 from hssk.ops import pgtools
 from hssk.ops.sealed import SealedReader, SealedWriter
@@ -209,7 +212,19 @@ def restore_backup(
         _put_files(tmp / "datadir", data_dir)
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)  # an older backup: bring it to this version
+        record_restore(conn, "backup", manifest.created_at, {"file": path.name,
+                       "hssk_version": manifest.hssk_version})  # fmt: skip
     return manifest
+
+
+def record_restore(
+    conn: psycopg.Connection[Any], method: str, point: str, detail: dict[str, Any]
+) -> None:
+    """Write a restore in the restored database's audit trail: who (the operating-system
+    account and host running the command), when (the event's time) and to what point in time."""
+    with conn.transaction():  # the chain lock holds until the event is in
+        record(conn, PLATFORM, "restore", outcome="allow", basis="operator",
+               detail={"method": method, "point_in_time": point, **operator_detail(), **detail})  # fmt: skip
 
 
 def _unpack(path: Path, passphrase: bytes, into: Path) -> Manifest:

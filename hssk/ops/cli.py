@@ -150,5 +150,30 @@ def pitr(
         raise typer.Exit(1) from exc
     console.print(
         f"[green]Sẵn sàng[/] / ready: start PostgreSQL on {pgdata}; it replays WAL up to {to}, "
-        "then opens for writes. Then: hssk audit verify && hssk doctor"
+        f"then opens for writes. Then: hssk pitr-done --to {to} --base {base} && "
+        "hssk audit verify && hssk doctor"
     )
+
+
+def pitr_done(
+    to: str = typer.Option(..., help="The target time the recovery stopped at."),
+    base: Path | None = typer.Option(None, help="The base backup it started from."),
+) -> None:
+    """Ghi nhật ký khôi phục / record a point-in-time recovery in the recovered database's
+    audit trail (who, when, to what moment): run once PostgreSQL has opened it."""
+    from datetime import datetime
+
+    from hssk.ops.backup import record_restore
+
+    try:
+        point = datetime.fromisoformat(to)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]: e.g. 2026-12-06T10:15:00+07:00")
+        raise typer.Exit(1) from exc
+    db = open_database(load_settings())
+    try:
+        with db.connection() as conn:
+            record_restore(conn, "pitr", point.isoformat(), {"base": str(base) if base else None})
+    finally:
+        db.close()
+    console.print(f"[green]Đã ghi nhật ký[/] / recorded: recovery to {point.isoformat()}")

@@ -79,7 +79,7 @@ def _private_problem(path: Path) -> str | None:
 
 def check_secrets(settings: Settings) -> Finding:
     from hssk.access.audit_cli import ANCHOR_FILE
-    from hssk.access.signing import PLATFORM_KEY_FILE
+    from hssk.access.signing import PLATFORM_KEY_FILE, RETIRED_PLATFORM_KEYS
 
     d = settings.data_dir
     if not d.is_dir():
@@ -88,7 +88,9 @@ def check_secrets(settings: Settings) -> Finding:
     missing = []
     if not os.environ.get("HSSK_SECRET_KEY") and not settings.secret_file.exists():
         missing.append(settings.secret_file.name)
-    files = [d / n for n in (settings.secret_file.name, PLATFORM_KEY_FILE, ANCHOR_FILE)]
+    key_files = (settings.secret_file.name, settings.retired_secrets_file.name, PLATFORM_KEY_FILE,
+             RETIRED_PLATFORM_KEYS, ANCHOR_FILE)  # fmt: skip
+    files = [d / n for n in key_files]
     open_files = [p for p in (_private_problem(f) for f in files if f.exists()) if p]
     if open_files:
         names = "; ".join(open_files)

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from hssk.db import Database
+from hssk.http.logs import request_id
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 30
@@ -90,6 +91,8 @@ def run_task(db: Database, task: Task, worker: str) -> RunResult:
             "INSERT INTO job_run (name, worker) VALUES (%s, %s) RETURNING id", (task.name, worker)
         ).fetchone()
     run_id = row[0] if row else None
+    # every line logged while the job runs carries the run's id, as a request's lines do
+    token = request_id.set(f"job-{run_id}")
     t0 = time.perf_counter()
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -97,7 +100,9 @@ def run_task(db: Database, task: Task, worker: str) -> RunResult:
         result = task.run(db)
     except Exception as exc:  # a job's failure is data: recorded, retried, listed
         error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
-        log.exception("job %s failed", task.name)
+        log.exception("job %s failed", task.name, extra={"job": task.name})
+    finally:
+        request_id.reset(token)
     seconds = time.perf_counter() - t0
     with db.connection() as conn:
         conn.execute(
@@ -121,6 +126,9 @@ def run_task(db: Database, task: Task, worker: str) -> RunResult:
                    WHERE name = %s""",
                 (task.name,),
             )
+    log.info("job %s %s in %.1f s", task.name, "done" if error is None else "FAILED", seconds,
+             extra={"job": task.name, "status": "failed" if error else "done",
+                    "seconds": round(seconds, 3), "request_id": f"job-{run_id}"})  # fmt: skip
     return RunResult(task.name, error is None, seconds, result, error)
 
 
@@ -146,10 +154,7 @@ def run_forever(
     worker = worker_id()
     log.info("job runner %s: %d jobs", worker, len(tasks))
     while not stop.is_set():
-        for r in run_due(db, tasks, worker):
-            log.info("job %s %s in %.1f s", r.name, "done" if r.ok else "FAILED", r.seconds)
-            if stop.is_set():
-                break
+        run_due(db, tasks, worker)  # each run logs its own line
         stop.wait(poll_s)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import datetime
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hssk.db import open_database
+from hssk.http.logs import configure_process
 
 app = typer.Typer(no_args_is_help=True, help="Tác vụ định kỳ / recurring jobs.")
 console = Console()
@@ -37,6 +37,7 @@ def run_jobs(
     if unknown:
         raise typer.BadParameter(f"unknown jobs {sorted(unknown)}; see 'hssk jobs status'")
     tasks = [t for t in TASKS if not job or t.name in job]
+    configure_process()
     db = open_database()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -51,7 +52,6 @@ def run_jobs(
             if any(not r.ok for r in results):
                 raise typer.Exit(1)
             return
-        logging.basicConfig(level=logging.INFO)
         jobs.run_forever(db, tasks, stop, poll_s=poll)
     except KeyboardInterrupt:
         pass

@@ -51,6 +51,15 @@ def daily_snapshot(db: Database) -> dict[str, Any]:
     return {"areas": len(keys)}
 
 
+def compact_rollups(db: Database) -> dict[str, Any]:
+    """Fold the supervision rollups' deltas into one row per cell: every write appends deltas,
+    and a dashboard sums all of them (a register load leaves tens of thousands)."""
+    from hssk.monitor import rollups
+
+    with db.connection() as conn:
+        return {"rows_before": rollups.delta_rows(conn), "rows_after": rollups.compact(conn)}
+
+
 def verify_audit(db: Database) -> dict[str, Any]:
     """Check the audit chain since the last anchor; a broken chain fails the job (and
     ``hssk doctor`` reports the failed run)."""
@@ -99,6 +108,7 @@ def refresh_statistics(db: Database) -> dict[str, Any]:
 TASKS: tuple[Task, ...] = (
     Task("outbox.deliver", 30, deliver_outbox, "gửi sự kiện ra hệ thống quốc gia / deliver the outbox", lease_s=120),
     Task("completeness", 15 * MINUTE, completeness, "tính độ đầy đủ hồ sơ / record completeness"),
+    Task("monitor.compact", HOUR, compact_rollups, "gộp số liệu giám sát / compact the supervision rollups"),
     Task("audit.verify", HOUR, verify_audit, "kiểm tra chuỗi nhật ký / verify the audit chain"),
     Task("quality.lists", DAY, quality_lists, "danh sách chất lượng dữ liệu / data-quality lists"),
     Task("monitor.snapshot", DAY, daily_snapshot, "số liệu giám sát hằng ngày / daily snapshot"),

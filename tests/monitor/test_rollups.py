@@ -9,7 +9,7 @@ import pytest
 
 from hssk.catalog import completeness
 from hssk.db import Database
-from hssk.monitor import metrics, rollups
+from hssk.monitor import metrics, quality, rollups
 from hssk.monitor.areas import ALL, parse
 from hssk.records import store
 from hssk.registry import merge
@@ -92,6 +92,17 @@ def test_rollups_equal_recomputation_after_every_change(world) -> None:
         store.delete(conn, rid[0], rid[1])
         conn.execute("DELETE FROM person WHERE id = %s", (first + 6,))
         _assert_equal(conn)
+        # a facility loses (then regains) a person it had data about
+        (fac, pid) = conn.execute(
+            "SELECT facility, person_id FROM facility_person ORDER BY 1, 2 LIMIT 1"
+        ).fetchone()
+        conn.execute("DELETE FROM facility_person WHERE person_id = %s", (pid,))
+        _assert_equal(conn)
+        conn.execute(
+            "INSERT INTO facility_person (facility, person_id, last_seen) VALUES (%s, %s, now())",
+            (fac, pid),
+        )
+        _assert_equal(conn)
     completeness.run(db, batch=50)  # the registry changes queued their persons
     with db.connection() as conn:
         assert completeness.person_score(conn, new_id)
@@ -104,6 +115,8 @@ def test_rollups_equal_recomputation_after_every_change(world) -> None:
                  commune_code_old FROM person WHERE merged_into IS NULL) x"""
         ).fetchone()
         assert rows == cells  # compacted: one row per cell
+        (facility_rows,) = conn.execute("SELECT count(*) FROM facility_missing_rollup").fetchone()
+        assert facility_rows > 0  # the per-facility rollup has something to agree on
         # a repair from scratch gives the same figures
         rollups.rebuild(conn)
         _assert_equal(conn)
@@ -131,8 +144,12 @@ def test_no_dashboard_query_reads_person(world) -> None:
                 seen.append("\n".join(r[0] for r in plan))
             return real(query, params, **kw)
 
+        quality.run(conn)
         conn.execute = spy  # type: ignore[method-assign]
         for area in (ALL, parse("province:01"), parse(f"commune:{next(iter(prov.stations))}")):
+            where, params = area.persons().cells("q")  # the quality page's queries
+            quality.counts_by_commune(conn, where, params)
+            quality.findings(conn, where, params, None)
             metrics.summary(conn, area)
             metrics.coverage(conn, area, by="commune")
             metrics.coverage(conn, area, by="district_old")
@@ -142,5 +159,7 @@ def test_no_dashboard_query_reads_person(world) -> None:
                 completeness.aggregate(conn, "hanoi-73", level, area.persons())
             completeness.missing_fields(conn, "hanoi-73", area.persons())
     assert len(seen) > 20 and any("area_rollup" in plan for plan in seen)
+    assert any("facility_missing_rollup" in plan for plan in seen)
+    assert any("quality_issue" in plan for plan in seen)
     for plan in seen:
         assert " on person" not in plan and " on person " not in plan, plan

@@ -91,7 +91,19 @@ def test_restore_drill_gives_back_every_table_the_keys_and_a_valid_audit_chain(
     restore_backup(path, drill_url, data_dir, PASS)
 
     with psycopg.connect(drill_url) as conn:
-        assert table_digests(conn) == before
+        after = table_digests(conn)
+        # the restore wrote itself into the trail it brought back: who, when, which backup
+        (seq, detail) = conn.execute(
+            "SELECT seq, detail FROM audit_event WHERE action = 'restore'"
+        ).fetchone()  # type: ignore[misc]
+        assert seq == before["audit_event"][0] + 1
+        assert detail["point_in_time"] == manifest.created_at and detail["file"] == path.name
+        assert detail["method"] == "backup" and detail["os_user"]
+        conn.execute("SET session_replication_role = replica")  # past the append-only guard
+        conn.execute("DELETE FROM audit_event WHERE seq = %s", (seq,))
+        assert table_digests(conn) == before  # every other row as it was
+        conn.rollback()
+    assert after["audit_event"][0] == before["audit_event"][0] + 1
     assert (data_dir / "secret.key").read_text() == secret
     assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
     assert (data_dir / "secret.key.before-restore").read_text() == "khac"

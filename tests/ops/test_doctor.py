@@ -22,18 +22,6 @@ from hssk.ops.doctor import FAIL, OK, WARN
 from hssk.ops.tasks import TASKS
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "data"
-    d.mkdir(mode=0o700)
-    monkeypatch.setenv("HSSK_DATA_DIR", str(d))
-    monkeypatch.delenv("HSSK_SECRET_KEY", raising=False)
-    load_settings().secret_key()  # made with mode 600
-    (d / ANCHOR_FILE).write_text("{}")
-    (d / ANCHOR_FILE).chmod(0o600)
-    return d
-
-
 def _cert(path: Path, days_left: float) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hssk.soyte.example.vn")])

@@ -3,6 +3,10 @@ retried, dead runners' jobs taken over, retention, and the CLI's listing."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -145,3 +149,18 @@ def test_the_grafana_dashboard_reads_metrics_the_platform_exposes(clean_db: Data
     exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
     used = {name for e in exprs for name in re.findall(r"\bhssk_\w+", e)}
     assert used and used <= exposed, used - exposed
+
+
+def test_the_runner_writes_json_lines_like_the_web_server(clean_db: Database) -> None:
+    env = {**os.environ, "HSSK_LOG_FORMAT": "json"}
+    out = subprocess.run(
+        [sys.executable, "-m", "hssk", "jobs", "run", "--once", "--job", "retention"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    (ran,) = [ln for ln in lines if ln.get("job") == "retention"]
+    with clean_db.connection() as conn:
+        (run_id,) = conn.execute("SELECT max(id) FROM job_run WHERE name = 'retention'").fetchone()  # type: ignore[misc]
+    assert ran["request_id"] == f"job-{run_id}" and ran["status"] == "done"
+    assert ran["level"] == "info" and ran["ts"].endswith("+00:00") and ran["seconds"] >= 0

@@ -127,10 +127,21 @@ def test_recovery_to_a_moment_gives_back_that_moment(
             assert time.monotonic() < deadline, (root / "pg2.log").read_text()[-2000:]
             time.sleep(0.2)
         assert table_digests(conn) == wanted
+    env = {**os.environ, "HSSK_DATABASE_URL": url, "HSSK_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "hssk", "pitr-done", "--to", moment.isoformat(), "--base",
+         str(root / "base")], capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    with psycopg.connect(url) as conn:  # the recovery is in the trail: who, when, to what moment
+        (detail,) = conn.execute(
+            "SELECT detail FROM audit_event WHERE action = 'restore'"
+        ).fetchone()  # type: ignore[misc]
+    assert detail["method"] == "pitr" and detail["os_user"]
+    assert datetime.fromisoformat(detail["point_in_time"]) == moment
     verified = subprocess.run(
         [sys.executable, "-m", "hssk", "audit", "verify"], capture_output=True, text=True,
-        env={**os.environ, "HSSK_DATABASE_URL": url, "HSSK_DATA_DIR": str(data_dir)},
-        timeout=120, check=False,
+        env=env, timeout=120, check=False,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

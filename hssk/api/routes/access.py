@@ -176,7 +176,7 @@ def smart_configuration(request: Request) -> dict[str, Any]:
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="The platform's signing key")
 def jwks(request: Request) -> dict[str, Any]:
-    return {"keys": [signing.platform_public_jwk(get_settings(request))]}
+    return {"keys": signing.platform_public_jwks(get_settings(request))}
 
 
 # --- me (the caller) ----------------------------------------------------------------------

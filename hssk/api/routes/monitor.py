@@ -138,7 +138,7 @@ def _communes(conn: Conn, area: Area, by: str, catalog: str) -> list[dict[str, A
 
 
 def _quality_view(conn: Conn, actor: Actor, area: Area, kind: str | None) -> dict[str, Any]:
-    where, params = area.persons().sql("p")
+    where, params = area.persons().cells("q")
     counts = quality.counts_by_commune(conn, where, params)
     named = "station" in actor.roles or "admin" in actor.roles
     items = quality.findings(conn, where, params, kind) if named else []
