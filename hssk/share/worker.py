@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from hssk.db import Database
-from hssk.share import outbox, partners
+from hssk.share import channels, outbox, partners
 from hssk.share.outbox import Event, Outcome
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ class WorkerStats:
 
 
 def send_one(client: httpx.Client, partner: partners.Partner, event: Event) -> Outcome:
-    """POST one event; classify the answer."""
+    """POST one event; classify the answer. Channel events go in their channel's format."""
+    if partner.channel != "fieldset":
+        return channels.send(client, partner, event)
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": event.idempotency_key,
@@ -82,7 +84,9 @@ def prepare(db: Database, cfg: WorkerConfig) -> Batch:
         known = partners.load(conn, enabled_only=False)
         events = outbox.claim(conn, cfg.batch, cfg.lease_s)
         if events:
-            outbox.build_payloads(conn, events, {k: v for k, v in known.items() if v.enabled})
+            enabled = {k: v for k, v in known.items() if v.enabled}
+            outbox.build_payloads(conn, events, enabled)
+            channels.build_payloads(conn, events, enabled)
     return Batch(events, known)
 
 
