@@ -131,6 +131,13 @@ def test_station_visit_reaches_the_gateway_signed_and_reads_back_unchanged(
 
     stats = run(clean_db, WorkerConfig(base_delay=0.01), until_idle=True, max_seconds=60)
     assert (stats.delivered, stats.dead) == (2, 0)
+    with clean_db.connection() as conn:
+        audited = conn.execute(
+            "SELECT person_id, resource_id, basis, detail->>'partner' FROM audit_event"
+            " WHERE action = 'share-out' ORDER BY 4"
+        ).fetchall()
+    assert [(a[0], a[1], a[3]) for a in audited] == [(pid, enc, "gw"), (pid, enc, "hub")]
+    assert "QĐ 2733" in audited[0][2] and "QĐ 1551" in audited[1][2]
     (sent,) = sim.state.hoso.values()
     data = base64.b64decode(sent["fileHSBase64"])
     assert xmlsig.check(data, [signer.certificate]).status == "valid"
