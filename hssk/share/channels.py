@@ -10,6 +10,7 @@ dead-lettered at once, visible in ``hssk share list --status dead``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from hssk.share.outbox import Event, Outcome
 from hssk.share.partners import Partner
 from hssk.share.xmlsign import Signer, SignerError, signer_for
 
+log = logging.getLogger(__name__)
 _Build = Callable[[xml130_out.Visit, Signer], dict[str, Any]]
 _BUILD: dict[str, _Build] = {"xml130-gateway": gateway.payload, "ksk-hub": ksk.payload}
 _POST = {"xml130-gateway": gateway.post, "ksk-hub": ksk.post}
@@ -78,6 +80,10 @@ def _payload(
         return _BUILD[partner.channel](visit, signer)
     except xml130_out.ExportError as exc:
         return _error(exc.vi, exc.en)
+    except Exception as exc:  # one odd record must not stop the channel: dead-letter it
+        log.exception("cannot build %s for %s", partner.id, e.subject)
+        what = f"{type(exc).__name__}: {exc}"
+        return _error(f"không lập được nội dung gửi: {what}", f"cannot build the content: {what}")
 
 
 def send(client: httpx.Client, partner: Partner, event: Event) -> Outcome:

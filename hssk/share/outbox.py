@@ -64,7 +64,9 @@ def enqueue_visits(conn: psycopg.Connection[Any], encounter_ids: Sequence[str]) 
     those itself), the health-check hub the health checks, due 24 h after the check-up (a
     check-up with a day only: after the end of that day, Vietnam time).
 
-    Reads the visits' bodies in the writer's transaction, set-based (one statement a batch)."""
+    Reads the visits' bodies from the store's rows in the writer's transaction, set-based (one
+    statement a batch), as ``catalog.bundle`` does: the records API reads one at a time, and
+    this runs inside every ingest batch."""
     if not encounter_ids:
         return
     conn.execute(
