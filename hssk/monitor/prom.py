@@ -63,6 +63,19 @@ def render(conn: psycopg.Connection[Any]) -> str:
         [({}, _one(conn, "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox "
                          "WHERE status IN ('pending', 'sending')"))],
     )  # fmt: skip
+    # per partner / channel: how long the oldest undelivered event waits, and how many are
+    # past their due time (the hub's 24 h of QĐ 1551)
+    lag = conn.execute(
+        """SELECT partner, extract(epoch FROM now() - min(created_at)),
+                  count(*) FILTER (WHERE due_at < now())
+           FROM outbox WHERE status IN ('pending', 'sending') GROUP BY 1"""
+    ).fetchall()
+    ex.metric("hssk_outbox_lag_seconds", "gauge",
+              "Age of the oldest undelivered event per partner or channel.",
+              [({"partner": r[0]}, float(r[1] or 0)) for r in lag])  # fmt: skip
+    ex.metric("hssk_outbox_overdue_events", "gauge",
+              "Undelivered events past their due time per partner or channel.",
+              [({"partner": r[0]}, float(r[2])) for r in lag])  # fmt: skip
     # the queue holds the whole registry after a register load: counted up to 10,000, the
     # planner's estimate beyond
     ex.metric("hssk_completeness_dirty_persons", "gauge", "Persons waiting for a completeness "

@@ -1,4 +1,5 @@
-"""``hssk share``: delivery worker, partner simulator, partners, dead letters and replay."""
+"""``hssk share``: delivery worker, simulators, partners, events (list, dead letters, replay /
+resend) and the platform's signing certificate."""
 
 from __future__ import annotations
 
@@ -43,6 +44,52 @@ def simulator(
         pass
     finally:
         server.server_close()
+
+
+@app.command("channel-simulator")
+def channel_simulator(
+    port: int = typer.Option(8791, help="Port on 127.0.0.1."),
+    trust: list[Path] = typer.Option(
+        [],
+        "--trust",
+        exists=True,
+        dir_okay=False,
+        help="Certificate (PEM) whose signatures are accepted; repeat for several.",
+    ),
+    token: str | None = typer.Option(None, help="accessToken required on every call."),
+    fail_rate: float = typer.Option(0.0, "--fail-rate", min=0, max=1, help="Share of 503."),
+    seed: int | None = typer.Option(None, help="Random seed (reproducible failures)."),
+) -> None:
+    """Run the insurance gateway and health-check hub simulators (strict format checks)."""
+    from cryptography import x509
+
+    from hssk.share.channel_sim import GATEWAY_PATHS, HUB_PATH, ChannelState, serve
+    from hssk.share.ksk import hub
+
+    certs = [x509.load_pem_x509_certificate(p.read_bytes()) for p in trust]
+    hub()  # the templates load before the first call, not while a sender waits
+    server = serve(port, ChannelState(certs, token, fail_rate, seed))
+    console.print(
+        f"channel simulator on http://127.0.0.1:{port}{GATEWAY_PATHS[0]} and {HUB_PATH}",
+        highlight=False,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@app.command()
+def certificate() -> None:
+    """Print the platform's XML-signing certificate (PEM): register it with the gateway and
+    the hub (and give it to the simulator with --trust)."""
+    from hssk.kernel.config import load_settings
+    from hssk.share.xmlsign import platform_signer
+
+    print(platform_signer(load_settings()).certificate_pem().decode(), end="")
 
 
 @app.command()
@@ -130,6 +177,33 @@ def status() -> None:
     console.print(table)
 
 
+@app.command("list")
+def list_events(
+    partner: str | None = typer.Option(None, help="Only this partner or channel."),
+    status: str | None = typer.Option(None, help="pending, sending, delivered or dead."),
+    overdue: bool = typer.Option(False, help="Only events past their due time."),
+    limit: int = typer.Option(50, min=1),
+) -> None:
+    """Events, oldest first: what each is about, its state, due time and lag."""
+    from hssk.share import outbox
+
+    db = open_database()
+    with db.connection() as conn:
+        rows = outbox.events(conn, partner=partner, status=status, overdue=overdue, limit=limit)
+    db.close()
+    table = Table("id", "partner", "subject / person", "status", "tries", "due", "lag",
+                  "result")  # fmt: skip
+    for r in rows:
+        late = " quá hạn/overdue" if r["overdue"] else ""
+        table.add_row(
+            str(r["id"]), r["partner"], r["subject"] or f"person {r['person_id']}", r["status"],
+            str(r["attempts"]), f"{r['due_at']:%Y-%m-%d %H:%M}{late}" if r["due_at"] else "",
+            f"{r['lag_s'] / 60:.0f} min", str(r["last_status"] or "") + " "
+            + (r["last_error"] or "")[:60],
+        )  # fmt: skip
+    console.print(table)
+
+
 @app.command()
 def dead(partner: str | None = typer.Option(None), limit: int = typer.Option(100)) -> None:
     """List dead-lettered events (partner refused, or out of attempts)."""
@@ -153,15 +227,21 @@ def replay(
     partner: str | None = typer.Option(None, help="Only this partner's events."),
     event_id: list[int] = typer.Option([], "--id", help="Only these outbox ids."),
     status: str = typer.Option("dead", help="Status of the events to send again."),
+    rebuild: bool = typer.Option(
+        False, help="Channels: build the content again from the current record (after a fix)."
+    ),
 ) -> None:
-    """Send dead-lettered events again (same payload, same idempotency key)."""
+    """Send events again (same idempotency key; same content unless --rebuild)."""
     from hssk.share import outbox
 
     db = open_database()
     with db.connection() as conn:
-        n = outbox.replay(conn, partner=partner, ids=event_id, status=status)
+        n = outbox.replay(conn, partner=partner, ids=event_id, status=status, rebuild=rebuild)
     db.close()
-    console.print(f"{n} events queued again")
+    console.print(f"{n} events queued again{' (rebuilt)' if rebuild else ''}")
+
+
+app.command("resend", help="Same as replay.")(replay)
 
 
 @app.command()

@@ -19,16 +19,23 @@ import psycopg
 
 from hssk.catalog import bundle
 from hssk.catalog.catalogs import get as get_catalog
+from hssk.kernel.identifiers import MA_LK
+from hssk.share.ksk import HUB_KINDS
 from hssk.share.partners import Partner
 
 
 def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) -> None:
-    """Record-store hook: enqueue (or coalesce) one event per partner and changed person."""
+    """Record-store hook: enqueue (or coalesce) one event per partner and changed person, and
+    one per channel and visit the channel carries."""
     counts: dict[int, int] = {}
+    visits: list[str] = []
     for c in changes:
         if c.person_id is not None:
             counts[c.person_id] = counts.get(c.person_id, 0) + 1
+            if c.type == "Encounter" and c.action != "delete":
+                visits.append(c.id)
     enqueue(conn, counts)
+    enqueue_visits(conn, visits)
 
 
 def enqueue(conn: psycopg.Connection[Any], counts: dict[int, int]) -> None:
@@ -41,11 +48,55 @@ def enqueue(conn: psycopg.Connection[Any], counts: dict[int, int]) -> None:
            SELECT e, partner, pid, n, partner || ':' || e::text
            FROM (SELECT gen_random_uuid() AS e, sp.id AS partner, x.pid, x.n
                  FROM unnest(%s::bigint[], %s::int[]) AS x(pid, n)
-                 CROSS JOIN share_partner sp WHERE sp.enabled
+                 CROSS JOIN share_partner sp
+                 WHERE sp.enabled AND coalesce(sp.config->>'channel', 'fieldset') = 'fieldset'
                  ORDER BY sp.id, x.pid) s  -- key order: concurrent batches never deadlock
-           ON CONFLICT (partner, person_id) WHERE status = 'pending' AND payload IS NULL
+           ON CONFLICT (partner, person_id)
+             WHERE status = 'pending' AND payload IS NULL AND subject IS NULL
            DO UPDATE SET changes = o.changes + excluded.changes""",
         (ids, [counts[i] for i in ids]),
+    )
+
+
+def enqueue_visits(conn: psycopg.Connection[Any], encounter_ids: Sequence[str]) -> None:
+    """One event per channel and finished visit it carries, once (the key names the visit):
+    the insurance gateway gets the visits that did not come as a QĐ 130 hồ sơ (a HIS sends
+    those itself), the health-check hub the health checks, due 24 h after the check-up (a
+    check-up with a day only: after the end of that day, Vietnam time).
+
+    Reads the visits' bodies from the store's rows in the writer's transaction, set-based (one
+    statement a batch), as ``catalog.bundle`` does: the records API reads one at a time, and
+    this runs inside every ingest batch."""
+    if not encounter_ids:
+        return
+    conn.execute(
+        r"""WITH v AS (
+             SELECT r.id, r.person_id, r.body,
+                    coalesce(r.body->'period'->>'end', r.body->'period'->>'start') AS ended
+             FROM resource r
+             WHERE r.type = 'Encounter' AND r.id = ANY(%(ids)s) AND NOT r.deleted
+               AND r.person_id IS NOT NULL AND r.body->>'status' = 'finished')
+           INSERT INTO outbox (event_id, partner, person_id, subject, idempotency_key, due_at)
+           SELECT gen_random_uuid(), sp.id, v.person_id, 'Encounter/' || v.id,
+                  sp.id || ':Encounter/' || v.id,
+                  CASE WHEN sp.config->>'channel' = 'ksk-hub' THEN coalesce(
+                    CASE WHEN v.ended ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+                           THEN (v.ended::date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'
+                         WHEN v.ended ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}'
+                           THEN v.ended::timestamptz END, now()) + interval '24 hours' END
+           FROM v CROSS JOIN share_partner sp
+           WHERE sp.enabled AND CASE sp.config->>'channel'
+             WHEN 'xml130-gateway' THEN NOT jsonb_path_exists(
+               v.body, '$.identifier[*].system ? (@ starts with $p)',
+               jsonb_build_object('p', %(ma_lk)s::text))
+             WHEN 'ksk-hub' THEN EXISTS (
+               SELECT 1 FROM jsonb_array_elements(coalesce(v.body->'type', '[]')) t,
+                             jsonb_array_elements(coalesce(t->'coding', '[]')) c
+               WHERE c->>'code' = ANY(%(kinds)s))
+             ELSE false END
+           ORDER BY sp.id, v.id
+           ON CONFLICT (idempotency_key) DO NOTHING""",
+        {"ids": list(encounter_ids), "ma_lk": MA_LK + "/", "kinds": list(HUB_KINDS)},
     )
 
 
@@ -58,6 +109,8 @@ class Event:
     idempotency_key: str
     attempts: int
     payload: dict[str, Any] | None
+    subject: str | None = None
+    due_at: datetime | None = None
 
 
 def claim(conn: psycopg.Connection[Any], limit: int, lease_s: float) -> list[Event]:
@@ -72,7 +125,7 @@ def claim(conn: psycopg.Connection[Any], limit: int, lease_s: float) -> list[Eve
              locked_until = now() + make_interval(secs => %s)
            FROM due WHERE o.id = due.id
            RETURNING o.id, o.event_id::text, o.partner, o.person_id, o.idempotency_key,
-                     o.attempts, o.payload""",
+                     o.attempts, o.payload, o.subject, o.due_at""",
         (limit, lease_s),
     ).fetchall()
     return [Event(*r) for r in rows]
@@ -89,7 +142,7 @@ def build_payloads(
 
     Sensitive resources are left out unless the partner has a rule allowing their label.
     """
-    todo = [e for e in events if e.payload is None]
+    todo = [e for e in events if e.payload is None and e.subject is None]
     by_partner: dict[str, list[Event]] = {}
     for e in todo:
         by_partner.setdefault(e.partner, []).append(e)
@@ -125,6 +178,11 @@ def build_payloads(
             )
             ids.append(e.id)
             payloads.append(orjson.dumps(e.payload).decode())
+    fix_payloads(conn, ids, payloads)
+
+
+def fix_payloads(conn: psycopg.Connection[Any], ids: list[int], payloads: list[str]) -> None:
+    """Store the payloads (JSON texts) of events ``ids``, in one statement."""
     if ids:
         conn.execute(
             """UPDATE outbox o SET payload = x.payload::jsonb
@@ -190,16 +248,47 @@ def replay(
     partner: str | None = None,
     ids: Sequence[int] = (),
     status: str = "dead",
+    rebuild: bool = False,
 ) -> int:
-    """Send dead-lettered (or other) events again, keeping their payload and key."""
+    """Send dead-lettered (or other) events again, keeping their key and, unless
+    ``rebuild``, their payload (a channel's event rebuilt from the record as it is now, e.g.
+    once the station's facility code was added; a field-set event is always built afresh
+    by a later change)."""
     cur = conn.execute(
         """UPDATE outbox SET status = 'pending', attempts = 0, next_try = now(),
-             locked_until = NULL, last_error = NULL
+             locked_until = NULL, last_error = NULL,
+             payload = CASE WHEN %s AND subject IS NOT NULL THEN NULL ELSE payload END
            WHERE status = %s AND (%s::text IS NULL OR partner = %s)
              AND (cardinality(%s::bigint[]) = 0 OR id = ANY(%s))""",
-        (status, partner, partner, list(ids), list(ids)),
+        (rebuild, status, partner, partner, list(ids), list(ids)),
     )
     return cur.rowcount
+
+
+def events(
+    conn: psycopg.Connection[Any],
+    *,
+    partner: str | None = None,
+    status: str | None = None,
+    overdue: bool = False,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Events oldest first, with their lag (seconds since created, until delivered) and
+    whether they are past their due time."""
+    rows = conn.execute(
+        """SELECT id, partner, person_id, subject, status, attempts, due_at,
+                  extract(epoch FROM coalesce(delivered_at, now()) - created_at),
+                  coalesce(delivered_at, now()) > due_at, last_status, last_error, created_at
+           FROM outbox
+           WHERE (%(p)s::text IS NULL OR partner = %(p)s)
+             AND (%(s)s::text IS NULL OR status = %(s)s)
+             AND (NOT %(o)s OR (status <> 'delivered' AND due_at < now()))
+           ORDER BY id LIMIT %(n)s""",
+        {"p": partner, "s": status, "o": overdue, "n": limit},
+    ).fetchall()
+    keys = ("id", "partner", "person_id", "subject", "status", "attempts", "due_at", "lag_s",
+            "overdue", "last_status", "last_error", "created_at")  # fmt: skip
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def purge(conn: psycopg.Connection[Any], retention_days: int, limit: int = 10_000) -> int:

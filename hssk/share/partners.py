@@ -19,6 +19,11 @@ import psycopg
 from hssk.catalog.catalogs import get as get_catalog
 
 DEFAULT_FILE = Path(__file__).parent / "data" / "partners.json"
+# How a partner is fed: ``fieldset`` — the person's catalog field set as JSON, per person;
+# ``xml130-gateway`` — each visit the gateway lacks as a signed QĐ 130 hồ sơ
+# (``share.gateway``); ``ksk-hub`` — each health check to the Ministry's hub, signed, within
+# 24 h (``share.ksk``).
+CHANNELS = ("fieldset", "xml130-gateway", "ksk-hub")
 
 
 class PartnerError(ValueError):
@@ -43,6 +48,10 @@ class Partner:
     timeout_s: float = 10.0
     allow_sensitive: tuple[SensitiveRule, ...] = ()
     enabled: bool = True
+    channel: str = "fieldset"
+    # who signs what a channel sends: "platform" (the platform's certificate) or the unit's
+    # {"key_file": ..., "cert_file": ...} (PEM files kept outside the repository)
+    signer: Any = "platform"
 
     @property
     def sensitive_labels(self) -> list[str]:
@@ -64,15 +73,27 @@ def from_dict(raw: dict[str, Any]) -> Partner:
     pid = str(raw.get("id") or "")
     if not pid:
         raise PartnerError("a partner has no 'id'")
-    for key in ("endpoint", "catalog"):
+    channel = str(raw.get("channel") or "fieldset")
+    if channel not in CHANNELS:
+        raise PartnerError(f"partner {pid}: channel '{channel}' unknown; use one of {CHANNELS}")
+    for key in ("endpoint", "catalog") if channel == "fieldset" else ("endpoint",):
         if not raw.get(key):
             raise PartnerError(f"partner {pid}: '{key}' is missing")
     if not str(raw["endpoint"]).startswith(("http://", "https://")):
         raise PartnerError(f"partner {pid}: endpoint must be an http(s) URL")
-    try:
-        get_catalog(str(raw["catalog"]))
-    except KeyError as exc:
-        raise PartnerError(f"partner {pid}: {exc.args[0]}") from exc
+    if channel == "fieldset":
+        try:
+            get_catalog(str(raw["catalog"]))
+        except KeyError as exc:
+            raise PartnerError(f"partner {pid}: {exc.args[0]}") from exc
+    signer = raw.get("signer") or "platform"
+    if signer != "platform" and not (
+        isinstance(signer, dict) and signer.get("key_file") and signer.get("cert_file")
+    ):
+        raise PartnerError(
+            f'partner {pid}: \'signer\' is "platform" or {{"key_file": ..., "cert_file": ...}} '
+            "(the unit's private key and certificate, PEM)"
+        )
     rules = []
     for rule in raw.get("allow_sensitive") or ():
         if not isinstance(rule, dict) or not rule.get("category") or not rule.get("basis"):
@@ -84,7 +105,7 @@ def from_dict(raw: dict[str, Any]) -> Partner:
     return Partner(
         id=pid,
         endpoint=str(raw["endpoint"]),
-        catalog=str(raw["catalog"]),
+        catalog=str(raw.get("catalog") or ""),
         name_vi=str(raw.get("name_vi") or pid),
         name_en=str(raw.get("name_en") or pid),
         auth=dict(raw.get("auth") or {}),
@@ -92,6 +113,8 @@ def from_dict(raw: dict[str, Any]) -> Partner:
         timeout_s=float(raw.get("timeout_s", 10)),
         allow_sensitive=tuple(rules),
         enabled=bool(raw.get("enabled", True)),
+        channel=channel,
+        signer=signer,
     )
 
 
@@ -107,6 +130,8 @@ def to_dict(p: Partner) -> dict[str, Any]:
         "timeout_s": p.timeout_s,
         "allow_sensitive": [{"category": r.category, "basis": r.basis} for r in p.allow_sensitive],
         "enabled": p.enabled,
+        "channel": p.channel,
+        "signer": p.signer,
     }
 
 

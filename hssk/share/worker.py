@@ -4,7 +4,8 @@ Each event is POSTed as JSON with an ``Idempotency-Key`` header. 2xx → deliver
 429, 5xx and network errors → retry with exponential backoff (and jitter); other 4xx → the
 partner refused the content: dead-letter at once. After ``max_attempts`` an event is
 dead-lettered too; ``replay`` puts it back. A worker killed mid-flight leaves its events
-leased; when the lease runs out another worker sends them again under the same key.
+leased; when the lease runs out another worker sends them again under the same key. What
+was delivered is audited per person (action ``share-out``, the partner and the rule).
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import orjson
+import psycopg
 
+from hssk.access import PLATFORM
+from hssk.access.audit import PersonEvent, record_persons
 from hssk.db import Database
-from hssk.share import outbox, partners
+from hssk.share import channels, outbox, partners
 from hssk.share.outbox import Event, Outcome
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,9 @@ class WorkerStats:
 
 
 def send_one(client: httpx.Client, partner: partners.Partner, event: Event) -> Outcome:
-    """POST one event; classify the answer."""
+    """POST one event; classify the answer. Channel events go in their channel's format."""
+    if partner.channel != "fieldset":
+        return channels.send(client, partner, event)
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": event.idempotency_key,
@@ -95,7 +102,9 @@ def prepare(db: Database, cfg: WorkerConfig) -> Batch:
         known = partners.load(conn, enabled_only=False)
         events = outbox.claim(conn, cfg.batch, cfg.lease_s)
         if events:
-            outbox.build_payloads(conn, events, {k: v for k, v in known.items() if v.enabled})
+            enabled = {k: v for k, v in known.items() if v.enabled}
+            outbox.build_payloads(conn, events, enabled)
+            channels.build_payloads(conn, events, enabled)
     return Batch(events, known)
 
 
@@ -114,7 +123,35 @@ def deliver(
     ]
     with db.connection() as conn:
         outbox.record_outcomes(conn, outcomes, base_delay=cfg.base_delay, max_delay=cfg.max_delay)
+        _audit(conn, batch, outcomes)
     return outcomes
+
+
+# The rule each kind of partner receives a person's data under (the audit trail's basis).
+BASIS = {
+    "xml130-gateway": "QĐ 2733/QĐ-BYT, QĐ 31/QĐ-BYT (Sổ sức khỏe điện tử)",
+    "ksk-hub": "QĐ 1551/QĐ-BYT (dữ liệu khám sức khỏe)",
+    "fieldset": "partner-agreement",
+}
+
+
+def _audit(conn: psycopg.Connection[Any], batch: Batch, outcomes: list[Outcome]) -> None:
+    """One audit event per person whose data left the platform (one write per batch): the
+    citizen sees who received what, and under which rule."""
+    by_id = {e.id: e for e in batch.events}
+    sent: dict[str, list[PersonEvent]] = {}
+    for o in outcomes:
+        e = by_id.get(o.id)
+        if not o.delivered or e is None or e.partner not in batch.known:
+            continue
+        rtype, _, rid = (e.subject or "").partition("/")
+        sent.setdefault(e.partner, []).append(
+            PersonEvent(e.person_id, rtype or None, rid or None,
+                        {"partner": e.partner, "event": e.event_id, "status": o.status})
+        )  # fmt: skip
+    for pid, events in sent.items():
+        basis = BASIS[batch.known[pid].channel]
+        record_persons(conn, PLATFORM, "share-out", events, outcome="allow", basis=basis)
 
 
 def run_once(

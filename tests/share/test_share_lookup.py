@@ -184,6 +184,6 @@ def test_cli_reports(clean_db: Database) -> None:
     out = runner.invoke(report, ["completeness"])
     assert out.exit_code == 0 and "2 persons scored" in out.output
     out = runner.invoke(share, ["partners", "sync"])
-    assert out.exit_code == 0 and "bhxh, vneid, city-app" in out.output
+    assert out.exit_code == 0 and "bhxh, vneid, city-app, bhxh-giamdinh, byt-ksk" in out.output
     out = runner.invoke(share, ["replay"])
     assert out.exit_code == 0 and "0 events queued again" in out.output
