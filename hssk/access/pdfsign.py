@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -100,23 +102,29 @@ def new_certificate(common_name: str = "Nền tảng Hồ sơ sức khỏe đi�
 
 
 def platform_signer(settings: Settings) -> PdfSigner:
-    """The platform's certificate and key from the data directory (made on first use)."""
+    """The platform's certificate and key from the data directory (made on first use; when
+    several workers start at once, the one that creates the key file makes both)."""
     cert_path, key_path = settings.data_dir / CERT_FILE, settings.data_dir / KEY_FILE
-    if not cert_path.exists():
-        made = new_certificate()
+    if not key_path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        key_path.write_bytes(
-            made.key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key_path.chmod(0o600)
-        cert_path.write_bytes(made.certificate.public_bytes(serialization.Encoding.PEM))
-        return made
-    certificate = platform_certificate(settings)
-    assert certificate is not None
+        try:
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fd = -1  # another worker is making it
+        if fd >= 0:
+            made = new_certificate()
+            pem = made.key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())  # fmt: skip
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+            cert_path.write_bytes(made.certificate.public_bytes(serialization.Encoding.PEM))
+            return made
+    for _ in range(50):  # the worker that made the key writes the certificate next
+        if cert_path.exists() and key_path.stat().st_size:
+            break
+        time.sleep(0.1)
+    certificate = load_certificate(cert_path)
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise CertificateError(
