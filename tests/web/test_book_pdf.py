@@ -110,7 +110,7 @@ def test_hssk_verify_says_whether_the_pdf_is_intact_and_who_signed(
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
-def test_qr_code_opens_the_signed_verification(data_dir: Path, db: Database) -> None:
+def test_qr_code_in_the_browser_opens_the_signed_verification(data_dir: Path, db: Database) -> None:
     import zxingcpp
     from PIL import Image
     from playwright.sync_api import sync_playwright
