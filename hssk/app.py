@@ -31,7 +31,7 @@ from hssk.http.headers import SecurityHeaders
 from hssk.http.limits import MB, BodyLimit, Limits
 from hssk.http.logs import RequestLog
 from hssk.kernel.config import Settings, load_settings
-from hssk.web import quarantine_pages
+from hssk.web import quarantine_pages, verify
 from hssk.web import routes as web_routes
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 ROUTERS: tuple[APIRouter, ...] = (
     web_routes.router,
     quarantine_pages.router,
+    verify.router,
     access_routes.router,
     ingest_routes.router,
     share_routes.router,

@@ -451,3 +451,25 @@ def verify_document(
 
 def load_public_file(path: Path) -> PublicKey:
     return parse_public(path.read_bytes())[0]
+
+
+def sign_claims(settings: Settings, claims: dict[str, Any]) -> str:
+    """A compact JWS of ``claims`` with the platform key (what a document's QR code carries:
+    short enough for a QR code, checked by ``read_claims`` on the verification page)."""
+    key = platform_private_key(settings)
+    body = json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()
+    return jwt.api_jws.encode(
+        body, key, algorithm="EdDSA", headers={"kid": key_id(key.public_key())}
+    )
+
+
+def read_claims(settings: Settings, token: str) -> dict[str, Any] | None:
+    """The claims of a token ``sign_claims`` made, or None when it was not made by this
+    platform's key or was changed."""
+    key = platform_private_key(settings).public_key()
+    try:
+        body = jwt.api_jws.decode(token, key, algorithms=["EdDSA"])
+        claims = json.loads(body)
+    except (jwt.PyJWTError, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None

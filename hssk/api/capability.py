@@ -12,12 +12,15 @@ _PARAM_TYPES = {
     "_id": "token", "identifier": "token", "code": "token", "status": "token", "gender": "token",
     "patient": "reference", "subject": "reference", "date": "date", "birthdate": "date",
     "name": "string", "family": "string", "given": "string", "_count": "number",
-    "_offset": "number",
+    "_offset": "number", "_lastUpdated": "date", "_tag": "token", "_security": "token",
+    "_profile": "uri", "_total": "token",
 }  # fmt: skip
 _DOCS = {
     "patient": "Resources of a patient (Patient/id): all records of the same person are found.",
     "identifier": "system|value; CCCD / health id, BHYT, BHXH systems under https://fhir.hssk.vn/sid/",
-    "date": "Prefixes eq, ne, gt, ge, lt, le, sa, eb; precision year, month, day or dateTime.",
+    "date": "Prefixes eq, ne, gt, ge, lt, le, sa, eb; precision year, month, day or dateTime;"
+    " without a zone, Vietnam time (UTC+7).",
+    "_lastUpdated": "When the version was stored; prefixes and Vietnam time as for date.",
     "name": "Accent-insensitive word prefix (Nguyen matches Nguyễn); a full name also finds "
     "the golden records (Patient/mpi-N) of the master patient index.",
     "_id": "Resource id; Patient/mpi-N are the golden records of the master patient index.",

@@ -442,7 +442,7 @@ def _read(
     conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The current version and its headers (a golden record ``mpi-N`` has none)."""
-    golden = golden_person_id(rid) if rtype == "Patient" else None
+    golden = _golden_of_read(conn, rtype, rid)
     if golden is not None:
         person = get_person(conn, golden)
         if person is None:
@@ -452,6 +452,19 @@ def _read(
     stored = store.read(conn, rtype, rid)
     _require_read(conn, actor, stored)
     return stored.body, _meta_headers(stored)
+
+
+def _golden_of_read(conn: psycopg.Connection[Any], rtype: str, rid: str) -> int | None:
+    """The person whose golden record ``Patient/rid`` reads: ``mpi-N``, or a bare ``N`` that is
+    no stored Patient's id (what resources ingested before ``mpi-N`` reference; merges
+    followed, so the reference resolves to the surviving record)."""
+    if rtype != "Patient":
+        return None
+    golden = golden_person_id(rid)
+    bare = refs.bare_person_id(rid)
+    if golden is None and bare is not None and not store.owners(conn, [("Patient", rid)]):
+        return resolve(conn, bare)
+    return golden
 
 
 def _vread(conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str, vid: str) -> Stored:
@@ -554,17 +567,26 @@ def _visible(
 
 
 def _search(
-    conn: psycopg.Connection[Any], actor: Actor, rtype: str, params: list[tuple[str, str]]
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    rtype: str,
+    params: list[tuple[str, str]],
+    *,
+    strict: bool = False,
 ) -> tuple[search.Query, int | None, list[Stored]]:
     """Run a search keeping only the rows the actor may see: (query, total, page).
 
-    A search naming a patient is refused (403) unless the actor may search that person.
-    The rows the actor may not see (by person or sensitivity label) are left out in SQL, so
-    that the total and paging count only what the caller may see."""
+    ``strict`` (``Prefer: handling=strict``) refuses unknown parameters with a 400 naming
+    them; else they are left out and reported. A search naming a patient is refused (403)
+    unless the actor may search that person. The rows the actor may not see (by person or
+    sensitivity label) are left out in SQL, so that the total and paging count only what the
+    caller may see."""
     try:
         q = search.parse(conn, rtype, params, person_of_patient)
     except search.SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.param) from None
+    if strict and q.ignored:
+        raise FhirError(400, "not-supported", _unknown_params(rtype, q.ignored), q.ignored[0])
     if q.person is not None:
         require(decide(conn, actor, "search", rtype, q.person))
     elif rtype in DIRECTORY_TYPES:
@@ -589,6 +611,22 @@ def _search(
     return q, total, allowed
 
 
+def _unknown_params(rtype: str, names: list[str]) -> str:
+    known = ", ".join(search.allowed_params(rtype))
+    listed = ", ".join(f"'{n}'" for n in names)
+    return (
+        f"tham số tìm kiếm {listed} không được hỗ trợ cho {rtype}; dùng: {known} / "
+        f"unknown search parameter {listed} for {rtype}; supported: {known} "
+        "(Prefer: handling=lenient leaves unknown parameters out)"
+    )
+
+
+def strict_handling(request: Request) -> bool:
+    """Whether the caller asked ``Prefer: handling=strict`` (FHIR; lenient is the default)."""
+    prefs = request.headers.get("prefer", "").replace(",", ";").split(";")
+    return any(p.strip().replace(" ", "") == "handling=strict" for p in prefs)
+
+
 def _searchset(
     rows: list[Stored],
     total: int | None,
@@ -596,8 +634,10 @@ def _searchset(
     params: list[tuple[str, str]],
     count: int,
     offset: int,
+    ignored: list[str],
 ) -> dict[str, Any]:
-    keep = [(k, v) for k, v in params if k not in ("_count", "_offset")]
+    # the self link shows the parameters the search used (FHIR), not the ones left out
+    keep = [(k, v) for k, v in params if k not in ("_count", "_offset", *ignored)]
 
     def link(relation: str, off: int) -> dict[str, str]:
         return {
@@ -625,11 +665,13 @@ def _search_bundle(
     rtype: str,
     params: list[tuple[str, str]],
     base: str,
+    *,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """The searchset Bundle of a search (REST or a bundle's GET entry)."""
-    q, total, rows = _search(conn, actor, rtype, params)
+    q, total, rows = _search(conn, actor, rtype, params, strict=strict)
     golden = _golden_patients(conn, actor, params) if rtype == "Patient" else []
-    bundle = _searchset(rows, total, base, params, q.count, q.offset)
+    bundle = _searchset(rows, total, base, params, q.count, q.offset, q.ignored)
     if golden and q.offset == 0:  # golden records of the master patient index come first
         bundle["entry"][:0] = [
             {"fullUrl": f"{base}/{g['id']}", "resource": g, "search": {"mode": "match"}}
@@ -640,7 +682,9 @@ def _search_bundle(
     if q.ignored:
         bundle["entry"].append({"resource": {"resourceType": "OperationOutcome", "issue": [{
             "severity": "warning", "code": "not-supported",
-            "diagnostics": f"ignored unknown search parameters: {', '.join(q.ignored)}"}]},
+            "diagnostics": "bỏ qua tham số tìm kiếm không hỗ trợ / ignored unknown search "
+                           f"parameters: {', '.join(q.ignored)}",
+            "expression": q.ignored}]},
             "search": {"mode": "outcome"}})  # fmt: skip
     return bundle
 
@@ -649,7 +693,9 @@ def _search_bundle(
 def search_type(rtype: str, request: Request, conn: Conn, actor: CurrentActor) -> Response:
     _check_type(rtype)
     params = list(request.query_params.multi_items())
-    return fhir_response(_search_bundle(conn, actor, rtype, params, f"{_base(request)}/{rtype}"))
+    base = f"{_base(request)}/{rtype}"
+    strict = strict_handling(request)
+    return fhir_response(_search_bundle(conn, actor, rtype, params, base, strict=strict))
 
 
 _GOLDEN_KINDS = {identifiers.CCCD: "cccd", identifiers.BHYT: "bhyt", identifiers.BHXH: "bhxh"}

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from hssk.kernel.text import fold as text_fold
-from hssk.records.types import CODE_PATHS, DATE_PATHS, SUBJECT_PATHS
+from hssk.records.params import code_paths, date_paths
+from hssk.records.types import SUBJECT_PATHS
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
@@ -41,16 +42,30 @@ def subject_reference(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _all(node: Any, path: str) -> list[Any]:
+    """Every value at ``path``, through lists on the way (FHIRPath's flattening)."""
+    level = node if isinstance(node, list) else [node]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for item in level:
+            value = item.get(part) if isinstance(item, dict) else None
+            nxt += value if isinstance(value, list) else [value] if value is not None else []
+        level = nxt
+    return level
+
+
 def codes(body: dict[str, Any]) -> list[str]:
-    """Search tokens for the resource's code: 'system|code' and bare 'code' for each coding."""
+    """Search tokens for the resource's code: 'system|code' and bare 'code' for each coding
+    (a CodeableConcept, a Coding, or a bare code, as R4's ``code`` parameter reads them)."""
     out: list[str] = []
-    for path in CODE_PATHS.get(body.get("resourceType", ""), ()):
-        value = _get(body, path)
-        concepts = value if isinstance(value, list) else [value]
-        for concept in concepts:
-            if not isinstance(concept, dict):
+    for path in code_paths(body.get("resourceType", "")):
+        for value in _all(body, path):
+            if isinstance(value, str):
+                out.append(value)
                 continue
-            for coding in concept.get("coding") or ():
+            if not isinstance(value, dict):
+                continue
+            for coding in value.get("coding") or [value]:
                 if not isinstance(coding, dict) or not coding.get("code"):
                     continue
                 code = str(coding["code"])
@@ -77,9 +92,11 @@ def parse_fhir_datetime(text: str) -> datetime | None:
 
 
 def effective(body: dict[str, Any]) -> datetime | None:
-    """The resource's clinically relevant date (see ``DATE_PATHS``)."""
-    for path in DATE_PATHS.get(body.get("resourceType", ""), ()):
+    """The resource's clinically relevant date (``params.date_paths``; a Period's start)."""
+    for path in date_paths(body.get("resourceType", "")):
         value = _get(body, path)
+        if isinstance(value, dict):  # a Period
+            value = value.get("start") or value.get("end")
         if isinstance(value, str):
             parsed = parse_fhir_datetime(value)
             if parsed:

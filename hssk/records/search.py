@@ -1,11 +1,14 @@
 """FHIR search over the record store: parameters → one parameterised SQL query.
 
-Supported: ``_id``, ``patient``/``subject``, ``identifier``, ``code``, ``date`` (and Patient
-``birthdate``), ``status``, Patient ``name``/``family``/``given``/``gender``, ``_count``,
-``_offset``, ``_total``. Unknown parameters are ignored and reported back (FHIR lenient
-handling). Name words are matched through the prefix index of migration 0104; totals are
-exact up to ``TOTAL_BOUND`` matches past the page and left out beyond (``_total=accurate``
-counts them all, ``_total=none`` skips counting).
+Every type: ``_id``, ``_lastUpdated``, ``_tag``, ``_profile``, ``_security``, ``_count``,
+``_offset``, ``_total``; and, where the type has them (``params.common``, from the R4
+definitions), ``identifier``, ``patient``/``subject``, ``date``, ``code``, ``status``; Patient
+``name``/``family``/``given``/``birthdate``/``gender``. Dates without a zone are Vietnam time
+(FHIR: the server's zone). Unknown parameters are reported in ``Query.ignored``; the API
+refuses them or leaves them out per the caller's ``handling`` preference. Name words are
+matched through the prefix index of migration 0104; totals are exact up to ``TOTAL_BOUND``
+matches past the page and left out beyond (``_total=accurate`` counts them all,
+``_total=none`` skips counting).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 import psycopg
 
 from hssk.kernel import identifiers
+from hssk.kernel.clock import VN
+from hssk.records import params as definitions
 from hssk.records import refs
 from hssk.records.extract import fold
 from hssk.records.store import _CURRENT, Stored, _row, person_of
@@ -30,12 +35,13 @@ TOTAL_BOUND = 1000  # matches counted past the page before the total is left out
 TOTAL_MODES = ("none", "estimate", "accurate")
 _PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
-COMMON = ("_id", "_count", "_offset", "_total", "identifier", "_format", "_summary")
+COMMON = definitions.ALL_TYPES
 BY_TYPE: dict[str, tuple[str, ...]] = {
     "Patient": ("name", "family", "given", "birthdate", "gender"),
     "Organization": ("name",),
 }
-CLINICAL = ("patient", "subject", "code", "date", "status")
+# the common parameters of the R4 definitions the store answers where a type has them
+DEFINED = ("identifier", "patient", "subject", "date", "code", "status")
 
 
 class SearchError(ValueError):
@@ -60,34 +66,47 @@ class Query:
 
 
 def allowed_params(rtype: str) -> tuple[str, ...]:
-    extra = BY_TYPE.get(rtype, CLINICAL if rtype not in ("Practitioner",) else ())
-    return COMMON + extra
+    """Every search parameter ``rtype`` answers (the others are unknown)."""
+    have = definitions.common(rtype)
+    return COMMON + tuple(p for p in DEFINED if p in have) + BY_TYPE.get(rtype, ())
 
 
 def _date_range(param: str, text: str) -> tuple[str, datetime, datetime]:
+    """(prefix, start, end) of a FHIR date search value: the instants it covers. A value
+    without a zone is Vietnam time (FHIR: the server's zone), so ``2026-12-06`` is that day in
+    Vietnam, 2026-12-05T17:00Z to 2026-12-06T17:00Z."""
     prefix = text[:2] if text[:2] in _PREFIXES else "eq"
     value = text[2:] if text[:2] in _PREFIXES else text
     if not _DATE.match(value):
         raise SearchError(
-            param, f"'{text}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or dateTime)"
+            param,
+            f"'{text}' không phải ngày FHIR / is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD "
+            "or dateTime such as 2026-12-06T08:30:00+07:00; a prefix eq, ne, gt, ge, lt, le, "
+            "sa or eb may come first)",
         )
     try:
         if len(value) == 4:
-            lo = datetime(int(value), 1, 1, tzinfo=UTC)
-            hi = datetime(int(value) + 1, 1, 1, tzinfo=UTC)
+            lo = datetime(int(value), 1, 1, tzinfo=VN)
+            hi = datetime(int(value) + 1, 1, 1, tzinfo=VN)
         elif len(value) == 7:
             y, m = int(value[:4]), int(value[5:7])
-            lo = datetime(y, m, 1, tzinfo=UTC)
-            hi = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=UTC)
+            lo = datetime(y, m, 1, tzinfo=VN)
+            hi = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=VN)
         elif len(value) == 10:
-            lo = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            lo = datetime.fromisoformat(value).replace(tzinfo=VN)
             hi = lo + timedelta(days=1)
         else:
             lo = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            lo = lo if lo.tzinfo else lo.replace(tzinfo=UTC)
-            hi = lo + timedelta(seconds=1)
+            lo = lo if lo.tzinfo else lo.replace(tzinfo=VN)
+            # the precision given: to the minute or second (fractions: that instant)
+            seconds = value.split("T", 1)[1][:8].count(":") == 2
+            hi = lo + (timedelta(seconds=1) if seconds else timedelta(minutes=1))
+            if "." in value:
+                hi = lo + timedelta(microseconds=1)
     except ValueError as exc:
-        raise SearchError(param, f"'{text}' is not a valid date: {exc}") from None
+        raise SearchError(
+            param, f"'{text}' không phải ngày hợp lệ / is not a valid date: {exc}"
+        ) from None
     return prefix, lo, hi
 
 
@@ -107,6 +126,19 @@ def _date_clause(q: Query, column: str, param: str, text: str) -> None:
     args |= {"eb": [lo], "le": [hi]}
     q.where.append(sql)
     q.args.extend(args[prefix])
+
+
+def _status_clause(q: Query, rtype: str, value: str) -> None:
+    """``status``: the element R4 names (a code, or a CodeableConcept's codes)."""
+    wanted = value.split(",")
+    element = (definitions.paths(rtype, "status") or ("status",))[0]
+    if element == "status":
+        q.where.append("body ->> 'status' = ANY(%s)")
+        q.args.append(wanted)
+        return
+    path = "$." + element + ".coding.code"  # e.g. ImmunizationRecommendation's forecastStatus
+    q.where.append("jsonb_path_query_array(body, %s::jsonpath) ?| %s")
+    q.args += [path, wanted]
 
 
 def _token(value: str) -> tuple[str | None, str]:
@@ -163,6 +195,20 @@ def parse(
         elif base == "_id":
             q.where.append("id = ANY(%s)")
             q.args.append(value.split(","))
+        elif base == "_lastUpdated":
+            _date_clause(q, "last_updated", name, value)
+        elif base in ("_tag", "_security"):
+            element = base[1:]
+            ors = []
+            for part in value.split(","):
+                system, code = _token(part)
+                item = {"code": code} if system is None else {"system": system, "code": code}
+                ors.append(f"(body -> 'meta' -> '{element}') @> %s::jsonb")
+                q.args.append(orjson.dumps([item]).decode())
+            q.where.append("(" + " OR ".join(ors) + ")")
+        elif base == "_profile":
+            q.where.append("(body -> 'meta' -> 'profile') ?| %s")
+            q.args.append(value.split(","))
         elif base in ("patient", "subject"):
             ref = value.rsplit("/", 1)[-1] if value.startswith(("Patient/", "http")) else value
             if "/" in value and not value.split("/")[-2].endswith("Patient"):
@@ -174,13 +220,17 @@ def parse(
             q.where.append("person_id = %s")
             q.args.append(person)
         elif base == "identifier":
+            elements = definitions.paths(rtype, "identifier") or ("identifier",)
             ors = []
             for part in value.split(","):
                 system, code = _token(part)
                 system = identifiers.canonical_system(system) if system else None
                 item = {"value": code} if system is None else {"system": system, "value": code}
-                ors.append("(body -> 'identifier') @> %s::jsonb")
-                q.args.append(orjson.dumps([item]).decode())
+                for element in elements:  # a list (identifier) or one (masterIdentifier)
+                    ors.append(f"(body -> '{element}') @> %s::jsonb")
+                    q.args.append(
+                        orjson.dumps([item] if element == "identifier" else item).decode()
+                    )
             q.where.append("(" + " OR ".join(ors) + ")")
         elif base == "code":
             tokens = []
@@ -192,8 +242,7 @@ def parse(
         elif base in ("date", "birthdate"):
             _date_clause(q, "effective", name, value)
         elif base == "status":
-            q.where.append("body ->> 'status' = ANY(%s)")
-            q.args.append(value.split(","))
+            _status_clause(q, rtype, value)
         elif base == "gender":
             q.where.append("body ->> 'gender' = ANY(%s)")
             q.args.append(value.split(","))

@@ -4,7 +4,8 @@ Pages and the partner API are in ``routes.router`` (mounted by ``hssk.app``):
 
 * citizens: ``/book/login`` (CCCD or phone + one-time code), ``/book``, ``/book/p/{id}``
   (a child's book), ``/book/consents``, ``/book/access-log``, ``/book/self``, PDFs of a visit
-  (``/book/p/{id}/visit/{visit}.pdf``) and of the whole book (``/book/p/{id}/book.pdf``);
+  (``/book/p/{id}/visit/{visit}.pdf``) and of the whole book (``/book/p/{id}/book.pdf``),
+  whose QR code opens ``/verify/{token}`` (``verify.router``, public);
 * health workers: ``/staff/login``, ``/clinic`` (search), ``/clinic/p/{id}`` (basis, timeline),
   referral and re-examination forms, ``/station/checkup|household|death`` (mapped by
   ``ingest.station_map`` like the station CSV; deaths and households applied to the person);
@@ -13,5 +14,6 @@ Pages and the partner API are in ``routes.router`` (mounted by ``hssk.app``):
 
 Python API: ``book.build_book(person, resources, sections=..., include_sensitive=...)`` →
 ``models.HealthBook``; ``schedule.child_schedule(birth, given, today)``;
-``pdf.render_pdf`` / ``pdf.verify_pdf``; ``demo.seed_family(conn)``; ``bench.run_bench``.
+``pdf.book_pdf`` / ``pdf.render_pdf`` (signed through ``access.pdfsign``, which checks them
+too); ``demo.seed_family(conn)``; ``bench.run_bench``.
 """

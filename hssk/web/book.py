@@ -74,6 +74,7 @@ SECTION_TYPES: dict[str, frozenset[str]] = {
     "labs": frozenset({"Observation", _FACILITY}),
     "imaging": frozenset({"DiagnosticReport", _FACILITY}),
     "summaries": frozenset({"Composition"}),
+    "documents": frozenset({"DocumentReference", _FACILITY}),
     "referrals": frozenset({"ServiceRequest", _FACILITY}),
     "appointments": frozenset({"Appointment"}),
     "checkups": frozenset({"Encounter", "Observation"}),
@@ -492,6 +493,9 @@ def build_book(
             )
             for c in by_type.get("Composition", [])
         ]
+    if "documents" in wanted:
+        book.documents = [_document(d, enc_facility) for d in by_type.get("DocumentReference", [])]
+        book.documents.sort(key=lambda d: d.date or now, reverse=True)
     if "referrals" in wanted:
         book.referrals = [_referral(s, enc_facility) for s in by_type.get("ServiceRequest", [])]
         book.referrals.sort(key=lambda r: r.date or now, reverse=True)
@@ -504,6 +508,36 @@ def build_book(
     if "self_reported" in wanted:
         book.self_reported = list(self_entries)
     return book
+
+
+# the fields of a leave certificate (XML10, XML11) kept by ingestion, by their QĐ 130 names
+_XML130_FIELDS = "/xml130-fields"
+
+
+def _document(d: dict[str, Any], enc_facility: dict[str, str | None]) -> m.Document:
+    fields = {
+        str(f.get("url")): str(f.get("valueString"))
+        for ext in d.get("extension") or ()
+        if isinstance(ext, dict) and str(ext.get("url", "")).endswith(_XML130_FIELDS)
+        for f in ext.get("extension") or ()
+        if isinstance(f, dict)
+    }
+    period = (d.get("context") or {}).get("period") or {}
+    numbers = [i.get("value") for i in d.get("identifier") or () if isinstance(i, dict)]
+    doctor = (d.get("authenticator") or {}).get("display") or fields.get("TEN_BS")
+    visit = ref_id(((d.get("context") or {}).get("encounter") or [None])[0], "Encounter")
+    return m.Document(
+        title=concept_text(d.get("type")) or d.get("description"),
+        date=effective(d),
+        facility=ref_text(d.get("custodian")) or (enc_facility.get(visit) if visit else None),
+        number=next((n for n in numbers if n), None),
+        diagnosis=fields.get("CHAN_DOAN_RV") or d.get("description"),
+        leave_from=_dt(period.get("start")),
+        leave_to=_dt(period.get("end")),
+        leave_days=fields.get("SO_NGAY_NGHI") or fields.get("SO_NGAY"),
+        doctor=doctor,
+        visit_id=visit,
+    )
 
 
 def _narrative_text(section: dict[str, Any]) -> str:

@@ -335,6 +335,34 @@ STRINGS: dict[str, tuple[str, str]] = {
         "supervisors and administrators see aggregates.",
     ),
     "not_found": ("Không tìm thấy.", "Not found."),
+    "documents": ("Giấy tờ", "Papers"),
+    "leave": ("Nghỉ", "Leave"),
+    "leave_days": ("ngày", "days"),
+    "doc_number": ("Số", "No."),
+    "doctor": ("Bác sĩ", "Doctor"),
+    "pdf_scan": ("Quét mã để xác minh tài liệu", "Scan to verify this document"),
+    "pdf_code": ("Mã nội dung", "Content code"),
+    "verify_title": ("Xác minh tài liệu", "Document verification"),
+    "verify_ok": (
+        "Tài liệu này do nền tảng HSSK cấp: chữ ký của nền tảng trên mã QR hợp lệ.",
+        "This document was issued by the HSSK platform: the platform's signature on the QR code "
+        "is valid.",
+    ),
+    "verify_bad": (
+        "Mã QR này không do nền tảng HSSK ký, hoặc đã bị sửa: không tin tài liệu mang mã này.",
+        "This QR code was not signed by the HSSK platform, or was changed: do not trust the "
+        "document that carries it.",
+    ),
+    "verify_compare": (
+        "Đối chiếu mã nội dung dưới đây với chân trang của bản in; để kiểm tra chữ ký số của "
+        "tệp PDF, mở tệp bằng phần mềm đọc PDF hoặc chạy: hssk verify tep.pdf",
+        "Compare the content code below with the printed footer; to check the PDF file's digital "
+        "signature, open it in a PDF reader or run: hssk verify file.pdf",
+    ),
+    "verify_kind_book": ("Sổ sức khỏe điện tử", "Electronic health book"),
+    "verify_kind_visit": ("Bản tóm tắt một lần khám", "Summary of one visit"),
+    "verify_holder": ("Chủ sổ (viết tắt)", "Holder (initials)"),
+    "verify_issued": ("Cấp lúc (giờ Việt Nam)", "Issued at (Vietnam time)"),
     "pdf_signed": (
         "Tài liệu được ký số bởi nền tảng HSSK.",
         "Document digitally signed by the HSSK platform.",

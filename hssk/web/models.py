@@ -28,6 +28,7 @@ SECTIONS = (
     "labs",
     "imaging",
     "summaries",  # (d) tóm tắt hồ sơ bệnh án
+    "documents",  # giấy tờ: ra viện, chứng sinh, nghỉ dưỡng thai, nghỉ việc hưởng BHXH
     "referrals",  # giấy chuyển tuyến
     "appointments",  # giấy hẹn khám lại
     "checkups",  # khám sức khỏe định kỳ, học đường, sàng lọc
@@ -168,6 +169,21 @@ class Summary(BaseModel):
     visit_id: str | None = None
 
 
+class Document(BaseModel):
+    """A paper the facility issued (QĐ 130 XML7, XML9, XML10, XML11, XML13)."""
+
+    title: str | None = None
+    date: datetime | None = None
+    facility: str | None = None
+    number: str | None = Field(default=None, description="số seri / số chứng từ")
+    diagnosis: str | None = None
+    leave_from: datetime | None = Field(default=None, description="nghỉ từ ngày (XML10, XML11)")
+    leave_to: datetime | None = None
+    leave_days: str | None = Field(default=None, description="số ngày nghỉ")
+    doctor: str | None = None
+    visit_id: str | None = None
+
+
 class Referral(BaseModel):
     id: str
     date: datetime | None = None
@@ -229,6 +245,7 @@ class HealthBook(BaseModel):
     labs: list[LabResult] | None = None
     imaging: list[ImagingReport] | None = None
     summaries: list[Summary] | None = None
+    documents: list[Document] | None = None
     referrals: list[Referral] | None = None
     appointments: list[Appointment] | None = None
     checkups: list[Checkup] | None = None

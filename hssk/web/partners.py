@@ -18,7 +18,15 @@ PARTNER_SECTIONS: dict[str, tuple[str, ...]] = {
     # VNeID shows the whole citizen book except what citizens typed themselves.
     "vneid": _CLINICAL,
     # The city app shows papers and appointments but no clinical detail.
-    "city-app": ("admin", "insurance", "immunizations", "schedule", "referrals", "appointments"),
+    "city-app": (
+        "admin",
+        "insurance",
+        "immunizations",
+        "schedule",
+        "documents",
+        "referrals",
+        "appointments",
+    ),
 }
 DEFAULT: tuple[str, ...] = ("admin", "insurance")
 

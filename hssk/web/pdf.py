@@ -1,30 +1,34 @@
 """PDF of one visit or of the whole book, with Vietnamese text, signed by the platform.
 
-No PDF library is a dependency, so this is a small writer: a TrueType font with Vietnamese
-glyphs is embedded (Type0 / CIDFontType2, Identity-H, glyph ids from the font's cmap) and the
-file carries a standard detached CMS signature (/adbe.pkcs7.detached over /ByteRange), which
-PDF readers verify against the platform certificate.
+The pages are written here (a small writer: a TrueType font with Vietnamese glyphs is
+embedded, Type0 / CIDFontType2, Identity-H, glyph ids from the font's cmap). The first page
+carries a QR code that opens the document's verification page (``/verify/<token>``: a token the
+platform signed, naming the document and the digest of its content, which the footer prints).
+The file is then signed with the platform's X.509 certificate as PAdES
+(``access.pdfsign``), a signature PDF readers recognise and ``hssk verify file.pdf`` checks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import struct
 import unicodedata
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import NameOID
+import qrcode
 
+from hssk.access import pdfsign
+from hssk.access.pdfsign import PdfSigner
+from hssk.access.signing import sign_claims
+from hssk.kernel.clock import now
+from hssk.kernel.config import Settings
 from hssk.web.i18n import t
 from hssk.web.models import HealthBook
 
@@ -34,7 +38,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 )
-SIG_BYTES = 8192  # room reserved for the CMS signature (hex doubles it)
+QR_SIZE = 92.0  # points: 3.2 cm, read by a phone at arm's length
 PAGE_W, PAGE_H, MARGIN = 595.0, 842.0, 50.0
 
 
@@ -259,11 +263,20 @@ def _hex(font: Font, text: str) -> str:
     return "".join(f"{g:04X}" for g in font.glyphs(text))
 
 
-def _pages(font: Font, lines: list[Line], footer: str) -> list[bytes]:
+def _pages(font: Font, lines: list[Line], footer: str, qr: tuple[str, str] | None) -> list[bytes]:
+    """Content streams of the pages; ``qr`` (url, caption) is drawn at the first page's top
+    right, the text beside it wrapped short of it."""
     pages: list[list[str]] = [[]]
     y = PAGE_H - MARGIN
+    band = PAGE_H - MARGIN - QR_SIZE - 16 if qr else PAGE_H  # the QR code's lower edge
+    if qr:
+        x = PAGE_W - MARGIN - QR_SIZE
+        pages[0] += _qr_ops(qr[0], x, PAGE_H - MARGIN + 6, QR_SIZE)
+        pages[0].append(f"BT /F1 7 Tf {x:.1f} {band + 2:.1f} Td <{_hex(font, qr[1])}> Tj ET")
     for ln in lines:
-        for part in wrap(font, ln.text, ln.size, PAGE_W - 2 * MARGIN - ln.indent):
+        beside = len(pages) == 1 and y > band
+        width = PAGE_W - 2 * MARGIN - ln.indent - (QR_SIZE + 12 if beside else 0)
+        for part in wrap(font, ln.text, ln.size, width):
             step = ln.size * 1.3
             if y - step < MARGIN + 20:
                 pages.append([])
@@ -281,128 +294,80 @@ def _pages(font: Font, lines: list[Line], footer: str) -> list[bytes]:
     return out
 
 
-# --- signing ------------------------------------------------------------------------------------
-class Signer(Protocol):
-    """Signs the PDF's byte ranges; ``subfilter`` names the format in the /Sig dictionary."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def subfilter(self) -> str: ...
-
-    def sign(self, data: bytes) -> bytes: ...
-
-
+# --- issuing ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PlatformSigner:
-    """The platform's own key (hssk.access.signing, Ed25519): a detached JWS of the signed
-    bytes, checked with ``verify_pdf`` or ``hssk.access.signing.verify_document``.
+class Issuer:
+    """Who issues a PDF: the certificate it is signed with, and the platform key and address
+    that make its QR code's verification link."""
 
-    PDF readers only check CMS signatures with an X.509 certificate (``CmsSigner``); the
-    platform has a bare key, so its signature is verified by HSSK tools, not by the reader.
-    """
-
-    settings: Any
-    name: str = "HSSK platform"
-    subfilter: str = "HSSK.jws.detached"
-
-    def sign(self, data: bytes) -> bytes:
-        from hssk.access.signing import sign_document
-
-        return str(sign_document(self.settings, data)).encode("ascii")
+    signer: PdfSigner
+    settings: Settings
+    base_url: str  # e.g. https://hssk.example.vn (the verification page is under it)
 
 
-@dataclass(frozen=True)
-class CmsSigner:
-    """A key with an X.509 certificate: standard /adbe.pkcs7.detached (any PDF reader)."""
-
-    key: Any  # EC or RSA private key of ``cryptography``
-    certificate: x509.Certificate
-    subfilter: str = "adbe.pkcs7.detached"
-
-    @property
-    def name(self) -> str:
-        attrs = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return str(attrs[0].value) if attrs else "HSSK"
-
-    def sign(self, data: bytes) -> bytes:
-        return (
-            pkcs7.PKCS7SignatureBuilder()
-            .set_data(data)
-            .add_signer(self.certificate, self.key, hashes.SHA256())
-            .sign(
-                serialization.Encoding.DER,
-                [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
-            )
-        )
+def platform_issuer(settings: Settings, base_url: str) -> Issuer:
+    """PDFs issued by the platform itself (its certificate; links under ``base_url``)."""
+    return Issuer(pdfsign.platform_signer(settings), settings, base_url.rstrip("/"))
 
 
-def platform_signer(settings: Any) -> Signer:
-    """The signer for documents the platform issues (visit and book PDFs)."""
-    return PlatformSigner(settings)
+def digest(title: str, lines: list[Line]) -> str:
+    """A short code of the document's text, printed in its footer and named by its QR code."""
+    text = "\n".join([title, *(x.text for x in lines)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16].upper()
 
 
-def self_signed(common_name: str = "HSSK") -> CmsSigner:
-    """A throw-away ECDSA key and self-signed certificate (tests, demos)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return CmsSigner(key, cert)
+def verification_url(issuer: Issuer, claims: dict[str, Any]) -> str:
+    """The address the QR code opens: the verification page of a platform-signed token."""
+    return f"{issuer.base_url}/verify/{sign_claims(issuer.settings, claims)}"
 
 
-def verify_pdf(pdf: bytes) -> tuple[bool, str]:
-    """Check the platform signature of a PDF written here (the signed bytes are intact)."""
-    try:
-        signed, sig = signed_ranges(pdf)
-    except ValueError:
-        return False, "no signature / không có chữ ký"
-    if b"/SubFilter /HSSK.jws.detached" not in pdf:
-        return False, "not a platform (JWS) signature; check CMS signatures with a PDF reader"
-    from hssk.access.signing import verify_document
-
-    ok, reason = verify_document(signed, sig.decode("ascii", "replace"))
-    return bool(ok), str(reason)
-
-
-def signed_ranges(pdf: bytes) -> tuple[bytes, bytes]:
-    """(signed bytes, CMS signature) of a PDF written here: what a verifier checks."""
-    start = pdf.rindex(b"/ByteRange [")
-    nums = [int(x) for x in pdf[start + 12 : pdf.index(b"]", start)].split()]
-    a, b, c, d = nums
-    contents = pdf[a + b : c]
-    sig = bytes.fromhex(contents.strip(b"<>").decode("ascii"))
-    return pdf[a : a + b] + pdf[c : c + d], sig.rstrip(b"\x00")
+def _qr_ops(url: str, x: float, y: float, size: float) -> list[str]:
+    """Drawing operators of a QR code of ``url`` whose top-left corner is at (x, y)."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+    code.add_data(url)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    cell = size / len(matrix)
+    rects = [
+        f"{x + c * cell:.2f} {y - (r + 1) * cell:.2f} {cell:.2f} {cell:.2f} re"
+        for r, row in enumerate(matrix)
+        for c, dark in enumerate(row)
+        if dark
+    ]
+    return ["q 1 1 1 rg", f"{x - 4:.1f} {y - size - 4:.1f} {size + 8:.1f} {size + 8:.1f} re f",
+            "0 0 0 rg", *rects, "f Q"]  # fmt: skip
 
 
 # --- document -----------------------------------------------------------------------------------
-def render_pdf(title: str, lines: list[Line], signer: Signer | None, lang: str = "vi") -> bytes:
-    """A PDF with ``lines`` flowed over A4 pages, signed when ``signer`` is given."""
+def render_pdf(
+    title: str,
+    lines: list[Line],
+    issuer: Issuer | None,
+    lang: str = "vi",
+    kind: str = "book",
+    subject: str = "",
+) -> bytes:
+    """A PDF with ``lines`` flowed over A4 pages. With an ``issuer``: a QR code of the
+    verification link on the first page, the content's code in the footer, and the issuer's
+    PAdES signature over the whole file. ``kind`` and ``subject`` (a masked name) are what
+    the verification page tells whoever scans the code."""
     font = load_font()
-    footer = f"{title} · {t('pdf_signed', lang) if signer else ''}".strip(" ·")
-    streams = _pages(font, [Line(title, 15, 8), *lines], footer)
+    code = digest(title, lines)
+    qr: tuple[str, str] | None = None
+    footer = title
+    if issuer is not None:
+        issued = now()
+        claims = {"k": kind, "s": subject, "i": issued.strftime("%Y-%m-%dT%H:%M:%SZ"), "d": code}
+        qr = (verification_url(issuer, claims), t("pdf_scan", lang))
+        footer = f"{title} · {t('pdf_signed', lang)} · {t('pdf_code', lang)} {code}"
+    streams = _pages(font, [Line(title, 15, 8), *lines], footer, qr)
     objs: list[bytes] = []
 
     def add(body: bytes) -> int:
         objs.append(body)
         return len(objs)
 
-    texts = [title, footer, "0123456789/— ", *(x.text for x in lines)]
+    texts = [title, footer, "0123456789/— ", *(x.text for x in lines), qr[1] if qr else ""]
     used = sorted({g for text in texts for g in font.glyphs(text)} | {0})
     sub = subset(font, set(used))
     font_file = zlib.compress(sub)
@@ -433,9 +398,7 @@ def render_pdf(title: str, lines: list[Line], signer: Signer | None, lang: str =
     f1 = add(
         f"<< /Type /Font /Subtype /Type0 /BaseFont /HSSKSans /Encoding /Identity-H /DescendantFonts [{cid} 0 R] /ToUnicode {tu} 0 R >>".encode()
     )
-    base = len(objs)  # ids after this: (content, page) per page, [sig, widget], pages
-    sig_field = base + 2 * len(streams) + 2 if signer else None
-    pages_id = base + 2 * len(streams) + (2 if signer else 0) + 1
+    pages_id = len(objs) + 2 * len(streams) + 1  # after each page's (content, page)
     page_ids = []
     for i, content in enumerate(streams):
         packed = zlib.compress(content)
@@ -444,38 +407,24 @@ def render_pdf(title: str, lines: list[Line], signer: Signer | None, lang: str =
             + packed
             + b"\nendstream"
         )
-        annots = ""
-        if sig_field and i == 0:
-            # the signature field's widget: invisible, on the first page
-            annots = f" /Annots [{sig_field} 0 R]"
+        link = ""
+        if qr and i == 0:  # the QR code is a link too
+            x0, y1 = PAGE_W - MARGIN - QR_SIZE, PAGE_H - MARGIN + 6
+            link = (f" /Annots [<< /Type /Annot /Subtype /Link /Border [0 0 0] "
+                    f"/Rect [{x0:.1f} {y1 - QR_SIZE:.1f} {x0 + QR_SIZE:.1f} {y1:.1f}] "
+                    f"/A << /S /URI /URI ({qr[0]}) >> >>]")  # fmt: skip
         page_ids.append(
             add(
                 f"<< /Type /Page /Parent {pages_id} 0 R /MediaBox [0 0 {PAGE_W:g} {PAGE_H:g}] "
-                f"/Resources << /Font << /F1 {f1} 0 R >> >> /Contents {cs} 0 R{annots} >>".encode()
+                f"/Resources << /Font << /F1 {f1} 0 R >> >> /Contents {cs} 0 R{link} >>".encode()
             )
         )
-    sig_obj = None
-    if signer:
-        placeholder = b"0" * (2 * SIG_BYTES)
-        when = datetime.now(UTC).strftime("D:%Y%m%d%H%M%SZ")
-        sig_obj = add(
-            b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /" + signer.subfilter.encode() + b" "
-            b"/ByteRange [0 0000000000 0000000000 0000000000] /Contents <"
-            + placeholder
-            + b"> "
-            + f"/M ({when}) /Name ({_pdf_ascii(signer.name)}) /Reason (HSSK) >>".encode()
-        )
-        field_id = add(
-            f"<< /Type /Annot /Subtype /Widget /FT /Sig /T (HSSK) /V {sig_obj} 0 R /F 132 /Rect [0 0 0 0] /P {page_ids[0]} 0 R >>".encode()
-        )
-        assert field_id == sig_field
     kids = " ".join(f"{p} 0 R" for p in page_ids)
     assert add(f"<< /Type /Pages /Kids [{kids}] /Count {len(page_ids)} >>".encode()) == pages_id
-    acro = f" /AcroForm << /Fields [{sig_field} 0 R] /SigFlags 3 >>" if signer else ""
     info = add(
         f"<< /Title <{_utf16(title)}> /Producer (HSSK) /CreationDate ({datetime.now(UTC):D:%Y%m%d%H%M%SZ}) >>".encode()
     )
-    root = add(f"<< /Type /Catalog /Pages {pages_id} 0 R{acro} >>".encode())
+    root = add(f"<< /Type /Catalog /Pages {pages_id} 0 R >>".encode())
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for n, body in enumerate(objs, 1):
@@ -485,22 +434,9 @@ def render_pdf(title: str, lines: list[Line], signer: Signer | None, lang: str =
     out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
     out += f"trailer\n<< /Size {len(objs) + 1} /Root {root} 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    if signer and sig_obj:
-        _sign_in_place(out, signer)
-    return bytes(out)
-
-
-def _sign_in_place(out: bytearray, signer: Signer) -> None:
-    start = out.index(b"/Contents <" + b"0" * 64) + len(b"/Contents ")
-    end = start + 2 * SIG_BYTES + 2
-    ranges = [0, start, end, len(out) - end]
-    br = f"/ByteRange [0 {ranges[1]:010d} {ranges[2]:010d} {ranges[3]:010d}]".encode()
-    pos = out.index(b"/ByteRange [0 0000000000 0000000000 0000000000]")
-    out[pos : pos + len(br)] = br
-    sig = signer.sign(bytes(out[: ranges[1]]) + bytes(out[ranges[2] :]))
-    if len(sig) > SIG_BYTES:
-        raise RuntimeError(f"signature of {len(sig)} bytes does not fit the {SIG_BYTES} reserved")
-    out[start + 1 : start + 1 + 2 * len(sig)] = sig.hex().upper().encode()
+    if issuer is None:
+        return bytes(out)
+    return pdfsign.sign_pdf(bytes(out), issuer.signer, reason=title)
 
 
 def _to_unicode(font: Font, used: list[int]) -> bytes:
@@ -527,17 +463,17 @@ def _utf16(text: str) -> str:
     return "FEFF" + text.encode("utf-16-be").hex().upper()
 
 
-def _pdf_ascii(text: str) -> str:
-    from hssk.registry.normalize import fold
-
-    return fold(text).encode("ascii", "replace").decode().replace("(", "[").replace(")", "]")
-
-
 # --- content ------------------------------------------------------------------------------------
 def _d(value: Any) -> str:
     from hssk.web.render import fmt_date
 
     return fmt_date(value)
+
+
+def _n(value: Any, lang: str) -> str:
+    from hssk.web.render import fmt_num
+
+    return fmt_num(value, lang)
 
 
 def visit_parts(book: HealthBook, visit_id: str) -> dict[str, Any]:
@@ -550,7 +486,7 @@ def visit_parts(book: HealthBook, visit_id: str) -> dict[str, Any]:
     }
 
 
-def _admin_lines(book: HealthBook, lang: str) -> list[Line]:
+def _admin_lines(book: HealthBook, lang: str, card: bool = True) -> list[Line]:
     a = book.admin
     if a is None:
         return []
@@ -562,7 +498,7 @@ def _admin_lines(book: HealthBook, lang: str) -> list[Line]:
         ("sex", sex),
         ("health_id", a.health_id),
         ("address", a.address),
-        ("card_number", book.insurance.card_number if book.insurance else None),
+        ("card_number", book.insurance.card_number if book.insurance and card else None),
     ):
         if value:
             out.append(Line(f"{t(key, lang)}: {value}", 10, 1, 10))
@@ -593,13 +529,7 @@ def _visit_lines(book: HealthBook, visit_id: str, lang: str) -> list[Line]:
             )
         )
     for x in parts["labs"]:
-        flag = f" ({t('flag_' + x.flag, lang)})" if x.flag and x.flag != "N" else ""
-        rng = f" [{x.range_text}]" if x.range_text else ""
-        out.append(
-            Line(
-                f"{t('test', lang)}: {x.test}: {x.value or ''} {x.unit or ''}{rng}{flag}", 10, 1, 10
-            )
-        )
+        out.append(Line(f"{t('test', lang)}: {_lab(x, lang)}", 10, 1, 10))
     for x in parts["imaging"]:
         out.append(Line(f"{t('imaging', lang)}: {x.title or ''}: {x.conclusion or ''}", 10, 1, 10))
     for s in parts["summaries"]:
@@ -609,50 +539,110 @@ def _visit_lines(book: HealthBook, visit_id: str, lang: str) -> list[Line]:
     return out
 
 
-def visit_pdf(book: HealthBook, visit_id: str, lang: str, signer: Signer | None) -> bytes:
+def visit_pdf(book: HealthBook, visit_id: str, lang: str, issuer: Issuer | None) -> bytes:
     title = f"{t('app', lang)} — {t('visit_detail', lang)}"
-    return render_pdf(
-        title,
-        [*_admin_lines(book, lang), Line("", 6, 4), *_visit_lines(book, visit_id, lang)],
-        signer,
-        lang,
-    )
+    name = masked_name(book.admin.full_name if book.admin else None)
+    lines = [*_admin_lines(book, lang), Line("", 6, 4), *_visit_lines(book, visit_id, lang)]
+    return render_pdf(title, lines, issuer, lang, kind="visit", subject=name)
 
 
-def book_pdf(book: HealthBook, lang: str, signer: Signer | None) -> bytes:
-    lines = [*_admin_lines(book, lang), Line("", 6, 4)]
-    if book.indicators:
-        lines.append(Line(t("indicators", lang), 12, 4))
-        for ind in book.indicators:
-            p = ind.points[-1]
-            value = f"{p.value:g}" + (f"/{p.value2:g}" if p.value2 is not None else "")
-            lines.append(
-                Line(f"{t('ind_' + ind.key, lang)}: {value} {ind.unit} ({_d(p.date)})", 10, 1, 10)
-            )
-    for key, items, fmt in (
-        ("history", book.history, lambda c: f"{c.code or ''} {c.display or ''} {_d(c.onset)}"),
-        ("allergies", book.allergies, lambda a: f"{a.substance or ''} {a.reaction or ''}"),
-        (
-            "immunizations",
-            book.immunizations,
-            lambda i: f"{_d(i.date)} {i.vaccine or ''} {i.facility or ''}",
-        ),
-        (
-            "referrals",
-            book.referrals,
-            lambda r: f"{_d(r.date)} → {r.to_facility or ''}: {r.diagnosis or ''}",
-        ),
-        (
-            "appointments",
-            book.appointments,
-            lambda a: f"{_d(a.start)} {a.facility or ''}: {a.reason or ''}",
-        ),
-    ):
-        if items:
-            lines.append(Line(t(key, lang), 12, 4))
-            lines += [Line(fmt(x), 10, 1, 10) for x in items]
-    if book.visits:
-        lines.append(Line(t("visits", lang), 13, 6))
-        for v in book.visits:
-            lines += _visit_lines(book, v.id, lang)
-    return render_pdf(t("app", lang), lines, signer, lang)
+def _section(key: str, items: list[str], lang: str) -> list[Line]:
+    """A section: its title and one line per item ('none' when empty, so every section of the
+    book is present in the PDF as on the page)."""
+    return [Line(t(key, lang), 12, 4), *[Line(x, 10, 1, 10) for x in items or [t("none", lang)]]]
+
+
+def _lab(x: Any, lang: str) -> str:
+    flag = f" ({t('flag_' + x.flag, lang)})" if x.flag and x.flag != "N" else ""
+    rng = f" [{_n(x.range_text, lang)}]" if x.range_text else ""
+    value = f"{_n(x.value, lang)} {x.unit or ''}".strip()
+    return f"{_d(x.date)} · {x.test or '—'}: {value}{rng}{flag} · {x.facility or ''}".rstrip(" ·")
+
+
+def book_pdf(book: HealthBook, lang: str, issuer: Issuer | None) -> bytes:
+    """The whole book as a PDF (``book_lines``), signed by ``issuer``."""
+    name = masked_name(book.admin.full_name if book.admin else None)
+    return render_pdf(t("app", lang), book_lines(book, lang), issuer, lang, "book", name)
+
+
+def book_lines(book: HealthBook, lang: str) -> list[Line]:
+    """The whole book, section by section in the order of the page (QĐ 31 content groups)."""
+    ins = book.insurance
+    lines = [*_admin_lines(book, lang, card=False)]  # the card has its own section
+    card = []
+    if ins and ins.card_number:
+        card = [f"{t('card_number', lang)}: {ins.card_number} · {t('initial_facility', lang)}: "
+                f"{ins.initial_facility or '—'} · {t('valid', lang)}: {_d(ins.valid_to) or '—'}"]  # fmt: skip
+    lines += _section("insurance", card, lang)
+    indicators = []
+    for ind in book.indicators or []:
+        p = ind.points[-1]
+        value = _n(p.value, lang) + (f"/{_n(p.value2, lang)}" if p.value2 is not None else "")
+        indicators.append(f"{t('ind_' + ind.key, lang)}: {value} {ind.unit} ({_d(p.date)})")
+    lines += _section("indicators", indicators, lang)
+    lines.append(Line(t("group_history", lang), 13, 6))
+    lines += _section("history", [f"{c.code or ''} {c.display or ''} {_d(c.onset)}".strip()
+                                  for c in book.history or []], lang)  # fmt: skip
+    lines += _section("allergies", [f"{x.substance or ''} {x.reaction or ''}".strip()
+                                    for x in book.allergies or []], lang)  # fmt: skip
+    lines += _section("risk_factors", [f"{r.label}: {_n(r.value, lang)} {_d(r.date)}".strip()
+                                       for r in book.risk_factors or []], lang)  # fmt: skip
+    lines += _section("immunizations", [f"{_d(i.date)} {i.vaccine or ''} {i.facility or ''}"
+                                        for i in book.immunizations or []], lang)  # fmt: skip
+    if book.schedule:  # a child's TCMR schedule
+        lines += _section("schedule", [
+            f"{s.vaccine} — {t('dose', lang)} {s.dose} ({s.age}) — {t('due_date', lang)} "
+            f"{_d(s.due)} — {t('st_' + s.status, lang)}" + (f" {_d(s.given)}" if s.given else "")
+            for s in book.schedule], lang)  # fmt: skip
+    lines.append(Line(t("group_episodes", lang), 13, 6))
+    visits = []
+    for v in book.visits or []:
+        diag = "; ".join(f"{d.code or ''} {d.display or ''}".strip() for d in v.diagnoses)
+        kind = f" · {t('kind_' + v.kind, lang)}" if v.kind else ""
+        visits.append(f"{_d(v.start)} — {v.facility or ''}{kind}" + (f" — {diag}" if diag else ""))
+    lines += _section("visits", visits, lang)
+    lines += _section("prescriptions", [
+        f"{_d(p.date)} · {p.medication or '—'} {p.quantity or ''} · {p.dosage or ''}".strip(" ·")
+        for p in book.prescriptions or []], lang)  # fmt: skip
+    lines += _section("labs", [_lab(x, lang) for x in book.labs or []], lang)
+    lines += _section("imaging", [f"{_d(x.date)} {x.title or ''}: {x.conclusion or ''}"
+                                  for x in book.imaging or []], lang)  # fmt: skip
+    checkups = []
+    for c in book.checkups or []:
+        results = "; ".join(f"{r.label}: {_n(r.value, lang)}" for r in c.results)
+        conclusion = f" — {t('conclusion', lang)}: {c.conclusion}" if c.conclusion else ""
+        checkups.append(f"{_d(c.date)} {t('ck_' + c.kind, lang)} — {c.facility or ''}: "
+                        f"{results}{conclusion}")  # fmt: skip
+    lines += _section("checkups", checkups, lang)
+    lines.append(Line(t("group_summary", lang), 13, 6))
+    summaries = []
+    for sm in book.summaries or []:
+        summaries.append(f"{sm.title or ''} ({_d(sm.date)})")
+        summaries += [f"  {title}: {text}" for title, text in sm.sections]
+    lines += _section("summaries", summaries, lang)
+    documents = []
+    for x in book.documents or []:
+        leave = ""
+        if x.leave_from or x.leave_days:
+            to = f" – {_d(x.leave_to)}" if x.leave_to else ""
+            days = f" ({x.leave_days} {t('leave_days', lang)})" if x.leave_days else ""
+            leave = f" · {t('leave', lang)}: {_d(x.leave_from)}{to}{days}"
+        number = f" · {t('doc_number', lang)} {x.number}" if x.number else ""
+        diag = f" · {x.diagnosis}" if x.diagnosis else ""
+        documents.append(f"{_d(x.date)} {x.title or ''} — {x.facility or ''}{number}{leave}{diag}")
+    lines += _section("documents", documents, lang)
+    lines += _section("referrals", [f"{_d(r.date)} {r.from_facility or ''} → {r.to_facility or ''}"
+                                    f": {r.diagnosis or ''}" for r in book.referrals or []], lang)  # fmt: skip
+    lines += _section("appointments", [f"{_d(x.start)} {x.facility or ''}: {x.reason or ''}"
+                                       for x in book.appointments or []], lang)  # fmt: skip
+    if book.self_reported is not None:
+        lines += _section("self_reported", [
+            f"{t('kind_' + e.kind, lang)}: " + " · ".join(_n(v, lang) for v in e.data.values())
+            for e in book.self_reported], lang)  # fmt: skip
+    return lines
+
+
+def masked_name(name: str | None) -> str:
+    """A name as the verification page shows it to whoever scans the code: each word's first
+    letter ('Nguyễn Thị Hoà' → 'N. T. H.')."""
+    return " ".join(f"{w[0]}." for w in (name or "").split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from functools import lru_cache
 from importlib import resources
@@ -45,6 +46,24 @@ def fmt_date(value: Any, with_time: bool = False) -> str:
     return "/".join(reversed(parts)) if len(parts) in (2, 3) else text
 
 
+# a number as sources write it: digits with a decimal point, perhaps a sign or comparator before
+# and a unit after ('5.6', '<0.5', '7.2 %'); codes and dates are left as they are
+_NUMBER = re.compile(r"^[<>≤≥]?\s*[-+]?\d+(\.\d+)?(\s*[-–]\s*\d+(\.\d+)?)?(\s*[^\d\s.][^\d.]*)?$")
+
+
+def fmt_num(value: Any, lang: str = "vi") -> str:
+    """A number with the decimal comma in Vietnamese (5,6) and the point in English (5.6); a
+    text that is one number (a lab value from a source) likewise; '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return str(value)
+    text = f"{value:g}" if isinstance(value, int | float) else value
+    if lang == "en" or not _NUMBER.match(text.strip()):
+        return text
+    return text.replace(".", ",")
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -54,6 +73,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["d"] = fmt_date
+    env.filters["num"] = fmt_num
     env.filters["dt"] = lambda v: fmt_date(v, True)
     # Both are produced here (SVG escapes every text it embeds; the CSS is a packaged file).
     env.globals["chart"] = lambda ind, label, lang="vi": Markup(  # noqa: S704

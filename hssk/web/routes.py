@@ -282,7 +282,7 @@ def visit_pdf(
             t("forbidden" if book is None else "not_found", lang),
             status_code=403 if book is None else 404,
         )
-    data = pdf.visit_pdf(book, visit_id, lang, signer=backend_signer(request))
+    data = pdf.visit_pdf(book, visit_id, lang, issuer=backend_signer(request))
     return _pdf_response(data, f"lan-kham-{visit_id[:8]}.pdf")
 
 
@@ -316,12 +316,12 @@ def book_pdf(person_id: int, request: Request, conn: Conn, actor: PageActor) -> 
     book, _ = _load_book(conn, actor, person_id, lang=lang, action="export")
     if book is None:
         return Response(t("forbidden", lang), status_code=403)
-    data = pdf.book_pdf(book, lang, signer=backend_signer(request))
+    data = pdf.book_pdf(book, lang, issuer=backend_signer(request))
     return _pdf_response(data, f"so-suc-khoe-{person_id}.pdf")
 
 
-def backend_signer(request: Request) -> pdf.Signer:
-    return pdf.platform_signer(request.app.state.settings)
+def backend_signer(request: Request) -> pdf.Issuer:
+    return pdf.platform_issuer(request.app.state.settings, str(request.base_url))
 
 
 def _pdf_response(data: bytes, name: str) -> Response:

@@ -257,6 +257,15 @@ def test_summary_in_the_book_and_completeness(idb: Database, tmp_path: Path) -> 
             "Chẩn đoán ra viện: Viêm phổi <thùy> & sốt"
         )
         assert summary["visit_id"]
+        # XML10 / XML11: the leave certificates are papers of the book
+        docs = {d["title"]: d for d in r.json()["documents"]}
+        sick = docs["Giấy chứng nhận nghỉ việc hưởng BHXH"]
+        assert sick["leave_days"] == "5" and sick["leave_from"].startswith("2025-01-0")
+        assert sick["diagnosis"] == "Viêm phổi" and sick["number"]
+        assert docs["Giấy nghỉ dưỡng thai"]["doctor"] == "Lê Văn Bác"
+        page = client.get(f"/book/p/{pid}", headers=_token(citizen))
+        assert page.status_code == 200 and "Giấy nghỉ dưỡng thai" in page.text
+        assert "(5 ngày)" in page.text and "Tóm tắt hồ sơ bệnh án" in page.text
 
 
 def test_references_resolve_in_either_form(idb: Database, tmp_path: Path) -> None:

@@ -272,7 +272,7 @@ def test_deeply_nested_resource_is_refused_before_validation(
             assert "deep" in r.json()["issue"][0]["diagnostics"].replace("depth", "deep")
 
 
-PARAM_NAMES = [*search.COMMON, *search.CLINICAL, *search.BY_TYPE["Patient"], "_sort", "x",
+PARAM_NAMES = [*search.COMMON, *search.DEFINED, *search.BY_TYPE["Patient"], "_sort", "x",
                "patient:missing", "date:exact"]  # fmt: skip
 VALUES = st.one_of(
     st.text(max_size=12),

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from hssk.access.notify import sent_to
+from hssk.access.pdfsign import check_pdf
 from hssk.web.demo import PASSWORD
-from hssk.web.pdf import verify_pdf
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -145,8 +145,8 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     href = page.locator("a.button[href$='.pdf']").get_attribute("href")
     resp = page.request.get(server.url + str(href))  # same cookies as the page
     assert resp.status == 200 and resp.headers["content-type"] == "application/pdf"
-    ok, why = verify_pdf(resp.body())
-    assert ok, why
+    check = check_pdf(resp.body())
+    assert check.intact and check.signer and "HSSK" in check.signer, check.reason
 
     # the child's book: TCMR schedule with done / overdue / due
     page.goto(server.url + "/book")
