@@ -50,6 +50,7 @@ def features_of(p: Prepared) -> Features:
         name_sorted=p.name_sorted,
         birth_date=p.birth_date,
         precision=p.birth_precision,
+        birth_digits=p.birth_digits,
         sex=p.sex,
         cccd=p.cccd,
         cccd_ok=p.cccd_ok,
