@@ -169,9 +169,16 @@ def name_distance(a: Features, b: Features) -> int:
 def _word_edits(ka: str | None, kb: str | None) -> int:
     """Edits between the words of two names of as many words, paired in the best order
     ('cong thanh to' / 'ta cong thanh': 1); 99 when the word counts differ or exceed 5."""
+    per_word = _edits_per_word(ka, kb)
+    return 99 if per_word is None else sum(per_word)
+
+
+def _edits_per_word(ka: str | None, kb: str | None) -> list[int] | None:
+    """Edits of each differing word, words paired in the order that needs fewest edits; None
+    when the word counts differ, exceed 5, or more than three words differ."""
     wa, wb = (ka or "").split(" "), (kb or "").split(" ")
     if len(wa) != len(wb) or len(wa) > 5:
-        return 99
+        return None
     rest_a = list(wa)
     rest_b = []
     for w in wb:
@@ -180,15 +187,16 @@ def _word_edits(ka: str | None, kb: str | None) -> int:
         else:
             rest_b.append(w)
     if len(rest_a) > 3:
-        return 99
+        return None
     from itertools import permutations
 
     return min(
         (
-            sum(OSA.distance(x, y) for x, y in zip(rest_a, perm, strict=True))
+            [OSA.distance(x, y) for x, y in zip(rest_a, perm, strict=True)]
             for perm in permutations(rest_b)
         ),
-        default=0,
+        key=sum,
+        default=[],
     )
 
 
@@ -229,8 +237,18 @@ def given_conflict(a: Features, b: Features) -> str | None:
     if dist == 0:
         return None  # the same letters with spaces elsewhere
     if foreign:
-        # outside the Vietnamese vocabulary: letters and word order decide, not the name list
-        return None if dist <= 1 else ("weak" if dist <= 2 else "strong")
+        # outside the Vietnamese vocabulary: letters and word order decide, not the name list.
+        # One slip in each of two long words ('hanmah gluc') is typing; twins share the
+        # family name and differ in one word (short words one letter apart are other names).
+        # A short word one letter from another is another name ('Ún' / 'Ỉn': twins).
+        per_word = _edits_per_word(a.name_key, b.name_key) or []
+        differing = set((a.name_key or "").split(" ")) ^ set((b.name_key or "").split(" "))
+        long_words = min(map(len, differing), default=0) >= 4
+        if long_words and (dist <= 1 or (len(per_word) >= 2 and max(per_word) <= 1)):
+            return None
+        if dist <= 1:
+            return "weak"
+        return "weak" if dist <= 2 else "strong"
     given_edits = OSA.distance(a.given, b.given)
     if given_edits <= 1:
         known = known_given_names()
