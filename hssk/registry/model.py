@@ -247,7 +247,8 @@ def given_conflict(a: Features, b: Features) -> str | None:
         if long_words and (dist <= 1 or (len(per_word) >= 2 and max(per_word) <= 1)):
             return None
         if dist <= 1:
-            return "weak"
+            # one side in the Kinh pattern: the other is its typo ('Hùng' / 'Ùng')
+            return "weak" if not (vietnamese_name(a) or vietnamese_name(b)) else None
         return "weak" if dist <= 2 else "strong"
     given_edits = OSA.distance(a.given, b.given)
     if given_edits <= 1:
