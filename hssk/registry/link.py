@@ -82,6 +82,8 @@ def _features(
         name_sorted=p.name_sorted,
         birth_date=p.birth_date,
         precision=p.birth_precision,
+        # a golden record keeps only valid dates; a source record may carry impossible digits
+        birth_digits=p.birth_digits if isinstance(p, Prepared) else None,
         sex=p.sex,
         cccd=p.cccd,
         cccd_ok=cccd_ok,
@@ -110,6 +112,8 @@ def blocking_keys(f: Features) -> list[tuple[Any, ...]]:
         keys.append(("passport", f.passport))
     if f.temp_card:
         keys.append(("temp", f.temp_card))
+    if f.eid:
+        keys.append(("eid", f.eid))
     if f.phone:
         keys.append(("phone", f.phone))
     bd = f.birth_date
@@ -125,6 +129,8 @@ def blocking_keys(f: Features) -> list[tuple[Any, ...]]:
                 keys.append(("gd", f.given, bd))
             if f.family:
                 keys.append(("fd", f.family, bd))
+            if f.commune:
+                keys.append(("bc", bd, f.commune))  # a name typed wrong or replaced
     if f.name_key and (f.commune or f.commune_old):
         keys.append(("nc", f.name_key, f.commune or f.commune_old))
     return keys
@@ -173,13 +179,15 @@ WITH q AS (
     SELECT * FROM unnest(%(cccd)b::text[], %(bhxh)b::text[], %(passport)b::text[],
                          %(temp)b::text[], %(phone)b::text[], %(nk)b::text[], %(fam)b::text[],
                          %(giv)b::text[], %(yr)b::int[], %(bd)b::date[], %(com)b::text[],
-                         %(ns)b::text[])
-      AS q(cccd, bhxh, passport, temp, phone, nk, fam, giv, yr, bd, com, ns)
+                         %(ns)b::text[], %(eid)b::text[])
+      AS q(cccd, bhxh, passport, temp, phone, nk, fam, giv, yr, bd, com, ns, eid)
 ), hits AS (
     SELECT p.id FROM q JOIN person p ON p.cccd = q.cccd
     UNION SELECT p.id FROM q JOIN person p ON p.bhxh = q.bhxh
     UNION SELECT p.id FROM q JOIN person p ON p.passport = q.passport
     UNION SELECT p.id FROM q JOIN person p ON p.temp_card = q.temp
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE eid = q.eid LIMIT {MAX_CANDIDATES}) p ON true
     UNION SELECT p.id FROM q JOIN LATERAL (
         SELECT id FROM person WHERE phone = q.phone LIMIT {MAX_CANDIDATES}) p ON true
     UNION SELECT p.id FROM q JOIN LATERAL (
@@ -202,6 +210,9 @@ WITH q AS (
     UNION SELECT p.id FROM q JOIN LATERAL (
         SELECT id FROM person WHERE name_key = q.nk AND commune_code = q.com
          LIMIT {MAX_CANDIDATES}) p ON true
+    UNION SELECT p.id FROM q JOIN LATERAL (
+        SELECT id FROM person WHERE birth_date = q.bd AND commune_code = q.com
+         LIMIT {MAX_CANDIDATES}) p ON true
 )
 SELECT {PERSON_COLUMNS.replace("id, ", "p.id, ", 1)}
   FROM hits JOIN person p ON p.id = hits.id WHERE p.merged_into IS NULL
@@ -223,6 +234,7 @@ def _fetch_candidates(conn: psycopg.Connection[Any], feats: list[Features]) -> l
         cols["bd"].append(f.birth_date if f.precision == "D" else None)
         cols["com"].append(f.commune)
         cols["ns"].append(f.name_sorted)
+        cols["eid"].append(f.eid)
     # binary parameters: dumping the arrays as text costs five times more
     rows = conn.execute(_CANDIDATE_SQL, dict(cols)).fetchall()
     return [person_from_row(r) for r in rows]

@@ -45,7 +45,10 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "partial": (0.004, 0.002),  # one side is a single word of the other ('Elton Smith')
         "given": (0.001, 0.03),  # family names do not change: another family is another person
         "fuzzy2": (0.006, 0.004),  # two edits over the whole name, in either word order
-        "else": (0.004, 0.9586),
+        # one word in common, the rest another name: most random pairs of Vietnamese names
+        # share a family or middle name, so this is barely evidence (trained weights say more)
+        "word": (0.002, 0.3),
+        "else": (0.002, 0.6586),
     },
     "birth": {
         "exact": (0.88, 0.00004),
@@ -57,6 +60,8 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "typo": (0.03, 0.06),
         "near_year": (0.012, 0.002),  # same day and month, the year off by two
         "typo2": (0.005, 0.01),  # two digits of the full date differ
+        # a date made impossible by a slip ('19505309'), within two digits of the other
+        "slip": (0.01, 0.0005),
         "else": (0.005, 0.93792),
     },
     "sex": {"agree": (0.97, 0.5), "else": (0.03, 0.5)},
@@ -104,6 +109,7 @@ class Features:
     name_sorted: str | None = None
     birth_date: date | None = None
     precision: str | None = None
+    birth_digits: str | None = None  # yyyymmdd of an impossible full date ('19505309')
     sex: str | None = None
     cccd: str | None = None
     cccd_ok: bool = False
@@ -118,6 +124,13 @@ class Features:
     mother_id: int | None = None
     communes: tuple[str, ...] = ()  # every 2025 commune the record may be in
     address: AddressKey | None = None  # tokens of the free-text address
+
+    @property
+    def date_digits(self) -> str | None:
+        """yyyymmdd of the full birth date as written, possible or not."""
+        if self.birth_date is not None and self.precision in (None, "D"):
+            return self.birth_date.strftime("%Y%m%d")
+        return self.birth_digits
 
     @property
     def has_diacritics(self) -> bool:
@@ -156,9 +169,16 @@ def name_distance(a: Features, b: Features) -> int:
 def _word_edits(ka: str | None, kb: str | None) -> int:
     """Edits between the words of two names of as many words, paired in the best order
     ('cong thanh to' / 'ta cong thanh': 1); 99 when the word counts differ or exceed 5."""
+    per_word = _edits_per_word(ka, kb)
+    return 99 if per_word is None else sum(per_word)
+
+
+def _edits_per_word(ka: str | None, kb: str | None) -> list[int] | None:
+    """Edits of each differing word, words paired in the order that needs fewest edits; None
+    when the word counts differ, exceed 5, or more than three words differ."""
     wa, wb = (ka or "").split(" "), (kb or "").split(" ")
     if len(wa) != len(wb) or len(wa) > 5:
-        return 99
+        return None
     rest_a = list(wa)
     rest_b = []
     for w in wb:
@@ -167,15 +187,16 @@ def _word_edits(ka: str | None, kb: str | None) -> int:
         else:
             rest_b.append(w)
     if len(rest_a) > 3:
-        return 99
+        return None
     from itertools import permutations
 
     return min(
         (
-            sum(OSA.distance(x, y) for x, y in zip(rest_a, perm, strict=True))
+            [OSA.distance(x, y) for x, y in zip(rest_a, perm, strict=True)]
             for perm in permutations(rest_b)
         ),
-        default=0,
+        key=sum,
+        default=[],
     )
 
 
@@ -216,8 +237,19 @@ def given_conflict(a: Features, b: Features) -> str | None:
     if dist == 0:
         return None  # the same letters with spaces elsewhere
     if foreign:
-        # outside the Vietnamese vocabulary: letters and word order decide, not the name list
-        return None if dist <= 1 else ("weak" if dist <= 2 else "strong")
+        # outside the Vietnamese vocabulary: letters and word order decide, not the name list.
+        # One slip in each of two long words ('hanmah gluc') is typing; twins share the
+        # family name and differ in one word (short words one letter apart are other names).
+        # A short word one letter from another is another name ('Ún' / 'Ỉn': twins).
+        per_word = _edits_per_word(a.name_key, b.name_key) or []
+        differing = set((a.name_key or "").split(" ")) ^ set((b.name_key or "").split(" "))
+        long_words = min(map(len, differing), default=0) >= 4
+        if long_words and (dist <= 1 or (len(per_word) >= 2 and max(per_word) <= 1)):
+            return None
+        if dist <= 1:
+            # one side in the Kinh pattern: the other is its typo ('Hùng' / 'Ùng')
+            return "weak" if not (vietnamese_name(a) or vietnamese_name(b)) else None
+        return "weak" if dist <= 2 else "strong"
     given_edits = OSA.distance(a.given, b.given)
     if given_edits <= 1:
         known = known_given_names()
@@ -229,6 +261,10 @@ def given_conflict(a: Features, b: Features) -> str | None:
 
 def compare_birth(a: Features, b: Features) -> str | None:
     if a.birth_date is None or b.birth_date is None:
+        # a date made impossible by a typing error ('19505309') against the date meant
+        ta, tb = a.date_digits, b.date_digits
+        if ta and tb:
+            return "slip" if OSA.distance(ta, tb) <= 2 else None
         return None
     da, db = a.birth_date, b.birth_date
     pa, pb = a.precision or "D", b.precision or "D"
@@ -303,6 +339,8 @@ def compare_name(a: Features, b: Features) -> str | None:
         return "given"
     if min(OSA.distance(ca, cb), sorted_edits) <= 2:
         return "fuzzy2"
+    if not set(wa).isdisjoint(wb):
+        return "word"
     return "else"
 
 
@@ -326,6 +364,14 @@ def compare_commune(a: Features, b: Features) -> str | None:
     if a.province and a.province == b.province:
         return "province"
     return "else"
+
+
+def doc_slip(x: str | None, y: str | None) -> bool:
+    """Two document numbers one keystroke apart that are not consecutive numbers (cards of
+    twins or of one household issued in sequence differ by one in the last digits)."""
+    if not x or not y or OSA.distance(x, y) != 1:
+        return False
+    return not (x.isdigit() and y.isdigit() and abs(int(x) - int(y)) == 1)
 
 
 def _eq(x: object, y: object) -> str | None:
@@ -435,6 +481,9 @@ _NAME_AGREES = frozenset(
 )
 
 
+_BIRTH_AGREES = frozenset(("exact", "swap", "typo", "near_year", "typo2", "slip"))
+
+
 def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
     """Hard conflicts only: what no typing error explains."""
     id_agrees = any(levels.get(k) == "same" for k in ("cccd", "bhxh", "passport", "temp_card"))
@@ -460,14 +509,19 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
     # an unverified document number or a CCCD one keystroke off still speaks for the pair
     id_near = id_agrees or any(levels.get(k) in ("same", "typo") for k in ("cccd", "eid"))
     same_doc = id_agrees or levels.get("eid") == "same"
+    # one document typed wrong once; numbers in sequence are not a typo (twins' cards are
+    # issued one after the other)
+    doc_typo = (levels.get("cccd") == "typo" and doc_slip(a.cccd, b.cccd)) or (
+        levels.get("eid") == "typo" and doc_slip(a.eid, b.eid)
+    )
     # (a missing birth date does not contradict)
-    birth_agrees = levels.get("birth", "exact") in ("exact", "swap", "typo", "near_year", "typo2")
+    birth_agrees = levels.get("birth", "exact") in _BIRTH_AGREES
     conflict = given_conflict(a, b)
     # One document number and one birth date: the name was mistyped or replaced by a clerk;
-    # twins and namesakes never share a document.
-    if conflict == "strong" and not (same_doc and birth_agrees):
+    # twins and namesakes never share a document, nor hold two one keystroke apart.
+    if conflict == "strong" and not ((same_doc or doc_typo) and birth_agrees):
         return "given_name"
-    if conflict == "weak" and not (id_agrees or (same_doc and birth_agrees)):
+    if conflict == "weak" and not (same_doc or (doc_typo and birth_agrees)):
         return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
     # One document number and one name: the birth date was mistyped.
     name_agrees = levels.get("name") in _NAME_AGREES

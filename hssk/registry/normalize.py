@@ -290,6 +290,23 @@ def _parse_date(text: str, limit: date) -> BirthDate | None:
     return None
 
 
+def date_digits(text: object) -> str | None:
+    """The eight digits yyyymmdd of a full date as written, valid or not ('19505309',
+    '31/02/1990' → '19900231'): a date that a typing error made impossible still says which
+    date was meant."""
+    if text is None:
+        return None
+    s = clean_spaces(unicodedata.normalize("NFKC", str(text)))
+    for pattern, kind in _DATE_PATTERNS[:3]:  # the full-date forms
+        m = pattern.match(s)
+        if m:
+            y, mo, d = (int(x) for x in m.groups())
+            if kind == "dmy":
+                y, d = d, y
+            return f"{y:04d}{mo:02d}{d:02d}" if 1000 <= y <= 9999 and mo < 100 and d < 100 else None
+    return None
+
+
 # --- sex ------------------------------------------------------------------------------------
 _SEX = {
     "m": "M", "male": "M", "nam": "M", "1": "M", "trai": "M",

@@ -13,6 +13,7 @@ from typing import Any
 
 from hssk.kernel import identifiers as ids
 from hssk.registry.normalize import (
+    date_digits,
     display_name,
     normalize_phone,
     normalize_sex,
@@ -37,6 +38,7 @@ class Prepared:
     name_sorted: str | None
     birth_date: date | None
     birth_precision: str | None
+    birth_digits: str | None  # yyyymmdd of a full date written but impossible ('19505309')
     sex: str | None
     cccd: str | None
     cccd_ok: bool
@@ -135,6 +137,7 @@ def prepare(rec: SourceRecord) -> Prepared:
         name_sorted=parts.sorted,
         birth_date=bd.value if bd else None,
         birth_precision=bd.precision if bd else None,
+        birth_digits=date_digits(rec.birth_date) if bd is None else None,
         sex=sex,
         cccd=cccd,
         cccd_ok=cccd_ok,

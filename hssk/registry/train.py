@@ -40,7 +40,7 @@ class Trained:
     records: int
     candidate_pairs: int
     random_pairs: int
-    match_share: float  # estimated share of matches among the candidate pairs
+    match_share: float  # estimated share of matches among the candidate and random pairs
     iterations: int
     levels: Levels
 
@@ -56,19 +56,32 @@ class Trained:
         }
 
 
-def estimate_u(
-    feats: Sequence[Features], prior: Levels, *, pairs: int = 100_000, seed: int = 1
-) -> Levels:
-    """u per level from random pairs, smoothed toward the prior (as many pseudo-pairs as
-    pairs seen, so a level never seen among random pairs keeps half its prior u)."""
+def random_vectors(
+    feats: Sequence[Features], *, pairs: int = 100_000, seed: int = 1
+) -> list[dict[str, str]]:
+    """Comparison vectors of random record pairs, without the pairs the hand-set model already
+    calls a match: in a register where most persons have two or three records, one random
+    pair in a few thousand is the same person, and counting those as non-matches would make
+    agreement on an identifier look common by chance."""
     rng = random.Random(seed)
     n = len(feats)
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    out: list[dict[str, str]] = []
     for _ in range(pairs if n > 1 else 0):
         i, j = rng.randrange(n), rng.randrange(n)
         if i == j:
             continue
-        for fld, lvl in compare(feats[i], feats[j]).levels.items():
+        sc = compare(feats[i], feats[j])
+        if sc.probability < 0.5:
+            out.append(sc.levels)
+    return out
+
+
+def estimate_u(vectors: Sequence[dict[str, str]], prior: Levels) -> Levels:
+    """u per level from random pairs' vectors, smoothed toward the prior (as many pseudo-pairs
+    as pairs seen, so a level never seen among random pairs keeps half its prior u)."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for vec in vectors:
+        for fld, lvl in vec.items():
             counts[fld][lvl] += 1
     out: Levels = {}
     for fld, lv in prior.items():
@@ -83,8 +96,8 @@ def estimate_u(
 def estimate_m(
     vectors: Sequence[dict[str, str]], start: Levels, *, iterations: int = 20
 ) -> tuple[Levels, float, int]:
-    """EM over the candidate pairs' comparison vectors with u fixed: (levels, share of
-    matches among the pairs, iterations run)."""
+    """EM over comparison vectors with u fixed: (levels, share of matches among the vectors,
+    iterations run)."""
     levels = {f: dict(v) for f, v in start.items()}
     share = 0.1
     done = 0
@@ -122,16 +135,21 @@ def train(
     random_pairs: int = 100_000,
     seed: int = 1,
 ) -> Trained:
-    """Train m and u on the features of a deployment's records."""
+    """Train m and u on the features of a deployment's records.
+
+    EM runs over the blocked candidate pairs together with the random pairs: when blocking is
+    tight nearly every candidate pair is a match, and EM over those alone drifts to calling
+    every pair a match (the m of disagreement levels then grows without bound)."""
     from hssk.registry.dedup import splink_pairs
 
     prior = {f: dict(v) for f, v in DEFAULT_LEVELS.items()}
-    u_levels = estimate_u(feats, prior, pairs=random_pairs, seed=seed)
+    randoms = random_vectors(feats, pairs=random_pairs, seed=seed)
+    u_levels = estimate_u(randoms, prior)
     pairs = splink_pairs(feats, -40.0) if len(feats) > 1 else []
     vectors = [compare(feats[i], feats[j]).levels for i, j, _ in pairs]
-    levels, share, done = estimate_m(vectors, u_levels, iterations=iterations)
+    levels, share, done = estimate_m(vectors + randoms, u_levels, iterations=iterations)
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return Trained(version, len(feats), len(pairs), random_pairs, share, done, levels)
+    return Trained(version, len(feats), len(pairs), len(randoms), share, done, levels)
 
 
 def changes(trained: Levels, base: Levels | None = None) -> list[tuple[str, str, float, float]]:

@@ -101,6 +101,35 @@ def test_levels() -> None:
     assert compare_address(n("Thôn Đông, Xã A"), n("Thôn Tây, Xã B")) == "else"
 
 
+def test_typed_slips_keep_the_dwelling() -> None:
+    """A long street name with one letter wrong or two swapped, the parts after the house
+    number in the other order, two digits of the house number swapped: the same dwelling.
+    A neighbour's number, or a short street one letter from another, is not."""
+    n = normalize_address
+    assert (
+        compare_address(n("16 hurley street, mittagong"), n("16 hurly street, mittagong")) == "same"
+    )
+    assert (
+        compare_address(n("378 namatjira drive, pullenvale"), n("378 namatjiar drive, pullenvale"))
+        == "same"
+    )
+    assert (
+        compare_address(
+            n("113 audas place, clanville, robina"), n("113 clanville, audas place, robina")
+        )
+        == "same"
+    )
+    assert (
+        compare_address(n("562 delegate street, oak valley"), n("526 delegate street, oak valley"))
+        == "same"
+    )
+    assert (
+        compare_address(n("12 wanganeen avenue, toowoomba"), n("13 wanganeen avenue, toowoomba"))
+        == "else"
+    )
+    assert compare_address(n("Số 5 Lê Lợi, P. Bến Nghé"), n("Số 5 Lê Lai, P. Bến Nghé")) != "same"
+
+
 def test_review_evidence_shows_address_tokens_as_json() -> None:
     """Review rows store a pair's evidence as JSON: the address tokens are listed."""
     import orjson

@@ -121,3 +121,40 @@ def test_batch_links_every_error_kind_and_keeps_hard_negatives_apart() -> None:
     assert all(len(ts) == 1 for ts in members.values()), [
         ts for ts in members.values() if len(ts) > 1
     ]
+
+
+def _vn(name: str, birth: str, cccd: str | None, **kw: Any) -> Features:
+    return features_of(prepare(SourceRecord("test", name, name, birth, "M", cccd=cccd, **kw)))
+
+
+def test_twins_cards_issued_in_sequence_stay_apart() -> None:
+    """Consecutive CCCD numbers are one keystroke apart but are not a typing error: twins with
+    cards issued one after the other, same birth date and house, different given names."""
+    home = "Số 12 ngõ 34, đường Lê Lợi, P. Phúc Xá, Q. Ba Đình, Hà Nội"
+    a = _vn("Nguyễn Văn Hùng", "2001-03-04", "001201012345", address=home)
+    b = _vn("Nguyễn Văn Bình", "2001-03-04", "001201012346", address=home)
+    sc = compare(a, b)
+    assert sc.veto == "given_name" and sc.probability == 0.0
+    # the same pair with the card typed wrong (two digits swapped) is one person renamed
+    c = _vn("Nguyễn Văn Bình", "2001-03-04", "001201012354", address=home)
+    assert compare(a, c).veto is None
+
+
+def test_an_impossible_birth_date_is_a_slip_of_the_other() -> None:
+    a = _vn("Trần Thị Lan", "1950-03-09", "001150012345")
+    b = _vn("Trần Thị Lan", "19505309", "001150012345")  # month 53: a typing error
+    assert b.birth_date is None and b.birth_digits == "19505309"
+    sc = compare(a, b)
+    assert sc.levels["birth"] == "slip" and sc.veto is None and sc.probability >= UPPER
+
+
+def test_foreign_name_with_a_slip_in_two_words_links_and_twins_do_not() -> None:
+    """Outside the Kinh vocabulary, one slip in each of two words is typing; twins differ in
+    one word and share the family name."""
+    home = "63 noble close, kolodong, vic 4352"
+    a = _vn("hannah gluck", "1976-07-10", None, address=home)
+    typo = _vn("hanmah gluc", "1976-07-10", None, address=home)
+    twin = _vn("hanna gluck", "1976-07-10", None, address=home)
+    other_twin = _vn("maria gluck", "1976-07-10", None, address=home)
+    assert compare(a, typo).veto is None and compare(a, typo).probability >= UPPER
+    assert compare(twin, other_twin).veto is not None
