@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hssk import __version__, wiring
 from hssk.access import routes as access_routes
+from hssk.api import book as book_api
 from hssk.api import errors, fhir, health, home
 from hssk.db import Database, open_database
 from hssk.http.csrf import CrossSiteGuard, origin_of
@@ -32,16 +33,23 @@ from hssk.kernel.config import Settings, load_settings
 from hssk.monitor import routes as monitor_routes
 from hssk.share import routes as share_routes
 from hssk.web import quarantine_pages
-from hssk.web import routes as web_routes
+from hssk.web.pages import auth as auth_pages
+from hssk.web.pages import book as book_pages
+from hssk.web.pages import clinic as clinic_pages
+from hssk.web.pages import station as station_pages
 
 log = logging.getLogger(__name__)
 
-# Routing scans routes in order: the web router (the book API and pages, the busiest paths)
-# comes first; its prefixes (/book, /clinic, /station, /staff, /api/v1/book, /api/v1/me/book)
-# overlap no other router's. Component routers come before the generic FHIR one: their fixed
-# paths (e.g. /fhir/AuditEvent) must win over /fhir/{type}.
+# Routing scans routes in order: the book API and the book pages (the busiest paths) come
+# first; their prefixes (/api/v1/book, /api/v1/me/book, /book) and those of the other pages
+# (/staff, /clinic, /station) overlap no other router's. Component routers come before the
+# generic FHIR one: their fixed paths (e.g. /fhir/AuditEvent) must win over /fhir/{type}.
 ROUTERS: tuple[APIRouter, ...] = (
-    web_routes.router,
+    book_api.router,
+    book_pages.router,
+    auth_pages.router,
+    clinic_pages.router,
+    station_pages.router,
     quarantine_pages.router,
     access_routes.router,
     ingest_routes.router,

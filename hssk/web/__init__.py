@@ -1,6 +1,7 @@
 """Citizen health book (Sổ sức khỏe điện tử), clinician workspace and commune-station forms.
 
-Pages and the partner API are in ``routes.router`` (mounted by ``hssk.app``):
+Pages are in ``pages`` by audience (``auth``, ``book``, ``clinic``, ``station``), each module
+with its ``router`` mounted by ``hssk.app``; the partner book API is ``hssk.api.book``:
 
 * citizens: ``/book/login`` (CCCD or phone + one-time code), ``/book``, ``/book/p/{id}``
   (a child's book), ``/book/consents``, ``/book/access-log``, ``/book/self``, PDFs of a visit
