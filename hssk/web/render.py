@@ -45,6 +45,15 @@ def fmt_date(value: Any, with_time: bool = False) -> str:
     return "/".join(reversed(parts)) if len(parts) in (2, 3) else text
 
 
+def masked(identifier: str | None) -> str:
+    """An identifier shown without revealing it whole: '001••••••345' (a CCCD's province code
+    and last digits, enough to tell two persons apart on a form)."""
+    if not identifier:
+        return ""
+    keep = 3 if len(identifier) > 8 else 2
+    return identifier[:keep] + "•" * (len(identifier) - 2 * keep) + identifier[-keep:]
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -55,6 +64,7 @@ def environment() -> Environment:
     )
     env.filters["d"] = fmt_date
     env.filters["dt"] = lambda v: fmt_date(v, True)
+    env.filters["masked"] = masked
     # Both are produced here (SVG escapes every text it embeds; the CSS is a packaged file).
     env.globals["chart"] = lambda ind, label, lang="vi": Markup(  # noqa: S704
         charts.trend_svg(ind.points, ind.unit, label, lang)

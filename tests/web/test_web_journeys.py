@@ -303,8 +303,14 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     shot(page, "station-checkup-error.png", full=True)
     page.fill("#f-weight", "59")
     page.click("main form button[type=submit]")
-    page.wait_for_url("**saved=1")
-    assert page.locator("text=Đã lưu.").is_visible()
+    # whose record: shown and confirmed before anything is saved
+    card = page.locator("[data-testid=person-card]").inner_text()
+    assert "Nguyễn Thị Hòa" in card and f.mother_cccd not in card and f.mother_cccd[-3:] in card
+    page.click("[data-testid=confirm-save]")
+    page.wait_for_url(f"**saved={f.mother}")
+    assert (
+        "Đã lưu phiếu khám của Nguyễn Thị Hòa" in page.locator("[data-testid=saved]").inner_text()
+    )
 
     # the screening result is in the citizen's book (BMI computed)
     with server.db.connection() as conn:
@@ -331,7 +337,11 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page.select_option("#f-action", "join")
     page.fill("#f-household_code", "HD-0042")
     page.click("main form button[type=submit]")
-    page.wait_for_url("**saved=1")
+    assert "Không có hộ mã HD-0042" in page.locator("#e-household_code").inner_text()
+    page.select_option("#f-action", "new")  # this person founds it
+    page.click("main form button[type=submit]")
+    page.click("[data-testid=confirm-save]")
+    page.wait_for_url(f"**saved={f.mother}")
     with server.db.connection() as conn:
         row = conn.execute(
             "SELECT h.code FROM person p JOIN household h ON h.id = p.household_id WHERE p.id = %s",
