@@ -31,9 +31,10 @@ from hssk import registry
 from hssk.access import PLATFORM, audit
 from hssk.db import Database
 from hssk.db.textlist import SPLIT, joined, splittable
-from hssk.ingest import kinds, sources
+from hssk.ingest import kinds, sources, station_map
 from hssk.ingest.model import Item, Problem, Unit, attach
 from hssk.ingest.person_updates import died_at, record_deaths, record_households
+from hssk.kernel import clock
 from hssk.records import NewResource, RefusedMove, bulk_upsert, id_for_source_key, refs
 from hssk.records import refresh_statistics as refresh_store_statistics
 
@@ -349,6 +350,8 @@ def write_units(
             linked()
         t1 = time.perf_counter()
         summary.timings["link"] += t1 - t0
+        for u, p in station_map.batch_problems(conn, good, clock.today()):
+            _fail(u, b, p)
         good = _deaths(conn, [u for u in good if not u.problems], b)
         _households(conn, good)
         _store(conn, good, b, summary)

@@ -31,7 +31,6 @@ from hssk.ingest.model import (
     Unit,
     check_document,
     check_facility,
-    check_icd10,
     check_identifier,
     clean_body,
     concept,
@@ -565,8 +564,10 @@ def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | 
     fac = check_facility(_first(row, "ma_tram"), "ma_tram", known, p)
     u.facility, u.visit_date = fac, (when or "")[:10] or None
     kind = _first(row, "loai")
-    codes = check_icd10(_first(row, "ma_icd"), "ma_icd", p)
-    icd = codes[0] if codes else None
+    diagnosis = _first(row, "nguyen_nhan_tu_vong" if kind == "tu_vong" else "ket_luan")
+    icd, warning = station_map.icd_check(_first(row, "ma_icd"), "ma_icd", diagnosis or None, p)
+    if warning is not None:  # kept, with the doubt shown to the station (no one to confirm it)
+        u.warnings.append(warning)
     station, key = station_map.provider(fac), f"station|{rid}"
     items: list[tuple[str, dict[str, Any]]] = []
     if kind == "tu_vong":

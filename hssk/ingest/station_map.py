@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from hssk.ingest.model import CS, Problem, check_icd10, clean_body, concept
+import psycopg
+
+from hssk.ingest.model import CS, Problem, Unit, check_icd10, clean_body, concept
 from hssk.kernel import icd10
 from hssk.kernel import identifiers as ids
 from hssk.kernel.codes import ICD10, LOINC, UCUM, V3_ACT_CODE
 from hssk.records import id_for_source_key
-from hssk.registry import LifeDates
+from hssk.registry import LifeDates, households_known, life_dates
 
 CHECKUP_SYSTEM = f"{CS}/loai-kham"
 CHECKUP_KINDS = {
@@ -146,7 +148,8 @@ def icd_check(
     the form asks the user to confirm it, the CSV keeps the record with the warning noted."""
     codes = check_icd10(text, element, problems)
     code = codes[0] if codes else None
-    wrong = icd10.mismatch(code, diagnosis)
+    typed = (text or "").strip().upper() or None  # an unknown code's chapter tells too
+    wrong = icd10.mismatch(code or typed, diagnosis)
     if wrong is None:
         return code, None
     return code, Problem("icd10.chapter", element, code, wrong.en, wrong.vi)
@@ -168,6 +171,40 @@ def household_problem(action: str, code: str, known: bool, element: str) -> Prob
                        f"Không có hộ mã {code} trong sổ hộ; kiểm tra lại mã trên sổ hộ khẩu, "
                        "hoặc chọn “Lập hộ mới” nếu người này lập hộ mới.")  # fmt: skip
     return None
+
+
+def batch_problems(
+    conn: psycopg.Connection[Any], units: list[Unit], today: date
+) -> list[tuple[Unit, Problem]]:
+    """The checks of the web form that need the person, for a batch of linked station CSV rows:
+    a check-up's or household entry's date against the person's birth, death and today; a
+    household code on record, or founded in the batch by its head (a listing's head founds the
+    household, as "new household" does on the form). Deaths are checked by the registry."""
+    rows = [u for u in units if u.kind == "station" and u.person_id and not u.deceased_at]
+    if not rows:
+        return []
+    life = life_dates(conn, {u.person_id for u in rows if u.person_id})
+    codes = {u.household.code for u in rows if u.household}
+    known = households_known(conn, codes) if codes else set()
+    founded = {u.household.code for u in rows if u.household and u.household.action == "head"}
+    out: list[tuple[Unit, Problem]] = []
+    for u in rows:
+        what = ("Ngày biến động", "The date of the change") if u.household else (
+            "Ngày khám", "The check-up date")  # fmt: skip
+        if u.visit_date:
+            p = day_problem(date.fromisoformat(u.visit_date), "ngay",
+                            life.get(u.person_id or 0), today, what)  # fmt: skip
+            if p is not None:
+                out.append((u, p))
+                continue
+        if u.household:
+            action = "new" if u.household.action == "head" and u.household.code not in known else (
+                u.household.action)  # fmt: skip
+            exists = u.household.code in known or (action == "join" and u.household.code in founded)
+            p = household_problem(action, u.household.code, exists, "ma_ho")
+            if p is not None:
+                out.append((u, p))
+    return out
 
 
 def provider(code: str | None, name: str | None = None, unit_id: str | None = None) -> Any:

@@ -112,7 +112,7 @@ def mismatch(code: str | None, diagnosis: str | None) -> Mismatch | None:
     """Why ``code`` obviously does not fit ``diagnosis``, or None (unknown words: no opinion)."""
     if not code or not diagnosis:
         return None
-    words = f" {' '.join(re.findall(r'[a-z0-9]+', fold(diagnosis)))} "
+    words = f" {' '.join(re.findall(r'[a-z0-9]+', fold(diagnosis).lower()))} "
     named = [(p, chs, ex) for p, chs, ex in EXPECTED if f" {p} " in words]
     chapter = chapter_of(code)
     if not named or chapter is None or any(chapter.number in chs for _, chs, _ in named):

@@ -330,7 +330,8 @@ class LifeDates:
     def birth_text(self) -> str:
         if self.birth is None:
             return "?"
-        return f"{self.birth:{ {'Y': '%Y', 'M': '%m/%Y'}.get(self.precision or 'D', '%d/%m/%Y') } }"
+        shown = {"Y": "%Y", "M": "%m/%Y"}.get(self.precision or "D", "%d/%m/%Y")
+        return self.birth.strftime(shown)
 
 
 def life_dates(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, LifeDates]:

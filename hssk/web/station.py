@@ -55,7 +55,9 @@ def _icd(form: Form, diagnosis: str | None) -> str | None:
     """The ICD-10 code (the station CSV's check, ``station_map.icd_check``); a code that does
     not fit the diagnosis stops the form until the user ticks ``icd_confirmed``."""
     problems: list[Problem] = []
-    code, warning = station_map.icd_check(form.text("icd", max_len=10), "icd", diagnosis, problems)
+    code, warning = station_map.icd_check(
+        form.text("icd", max_len=10), "ICD-10", diagnosis, problems
+    )
     if warning is not None and problems:  # an unknown code that is also in the wrong chapter
         problems.append(warning)
     elif warning is not None and form.raw.get("icd_confirmed") != "1":
