@@ -286,8 +286,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "write_referral": ("Viết giấy chuyển tuyến", "Write a referral letter"),
     "write_appointment": ("Hẹn khám lại", "Book a re-examination"),
-    "referral_saved": ("Đã lưu giấy chuyển tuyến.", "Referral letter saved."),
-    "appointment_saved": ("Đã lưu giấy hẹn khám lại.", "Appointment saved."),
+    "referral_saved": (
+        "Đã lưu giấy chuyển tuyến của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Referral letter saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "appointment_saved": (
+        "Đã lưu giấy hẹn khám lại của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Appointment saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "confirm_person_clinic": (
+        "Kiểm tra người bệnh dưới đây trước khi lưu. Nếu đúng người, bấm “Xác nhận lưu”.",
+        "Check the patient below before saving. If it is the right person, press “Confirm and "
+        "save”.",
+    ),
     "icd": ("Mã ICD-10", "ICD-10 code"),
     "diagnosis_text": ("Chẩn đoán", "Diagnosis"),
     "note": ("Ghi chú", "Note"),

@@ -51,12 +51,13 @@ def _cccd(form: Form) -> str | None:
     return check.value
 
 
-def _icd(form: Form, diagnosis: str | None) -> str | None:
-    """The ICD-10 code (the station CSV's check, ``station_map.icd_check``); a code that does
-    not fit the diagnosis stops the form until the user ticks ``icd_confirmed``."""
+def icd_field(form: Form, diagnosis: str | None, *, required: bool = False) -> str | None:
+    """The form's ICD-10 code (the station CSV's check, ``station_map.icd_check``; the
+    clinician's referral uses it too); a code that does not fit the diagnosis stops the form
+    until the user ticks ``icd_confirmed``."""
     problems: list[Problem] = []
     code, warning = station_map.icd_check(
-        form.text("icd", max_len=10), "ICD-10", diagnosis, problems
+        form.text("icd", required=required, max_len=10), "ICD-10", diagnosis, problems
     )
     if warning is not None and problems:  # an unknown code that is also in the wrong chapter
         problems.append(warning)
@@ -99,7 +100,7 @@ def validate_checkup(raw: dict[str, str], today: date) -> tuple[Form, dict[str, 
             "No result entered; enter at least one measurement.",
         )
     out["conclusion"] = form.text("conclusion", max_len=500)
-    out["icd"] = _icd(form, out["conclusion"])
+    out["icd"] = icd_field(form, out["conclusion"])
     if out["height"] and out["weight"]:
         out["bmi"] = round(out["weight"] / (out["height"] / 100) ** 2, 1)
     return form, out
@@ -177,7 +178,7 @@ def validate_death(raw: dict[str, str], today: date) -> tuple[Form, dict[str, An
     out["date"] = form.day("date", required=True, today=today)
     out["place"] = form.text("place", max_len=200)
     out["cause"] = form.text("cause", required=True, max_len=300)
-    out["icd"] = _icd(form, out["cause"])
+    out["icd"] = icd_field(form, out["cause"])
     return form, out
 
 

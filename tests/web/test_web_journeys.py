@@ -264,10 +264,23 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     page.click("main form button[type=submit]")
     assert "ICD-10" in page.locator("#e-icd").inner_text()
     assert "Penicilin" in page.locator("#safety").inner_text()  # also when the form comes back
-    page.fill("#f-icd", "I10")
-    shot(page, "clinician-referral.png")
+    # an assault code for a hypertension: flagged, kept only when confirmed consciously
+    page.fill("#f-icd", "X99")
     page.click("main form button[type=submit]")
+    assert "Chương XX" in page.locator("#e-icd").inner_text()
+    assert page.locator("input[name=icd_confirmed]").is_visible()
+    assert page.locator("#f-reason").input_value() == "Khám chuyên khoa tim mạch"  # kept
+    page.fill("#f-icd", "I10")
+    page.click("main form button[type=submit]")
+    # whose record: the patient is shown and confirmed before saving
+    assert page.locator("[data-testid=confirm]").is_visible()
+    assert "Nguyễn Thị Hòa" in page.locator("[data-testid=person-card]").inner_text()
+    shot(page, "clinician-referral.png")
+    page.click("[data-testid=confirm-save]")
     page.wait_for_url("**saved=referral")
+    assert (
+        "giấy chuyển tuyến của Nguyễn Thị Hòa" in page.locator("[data-testid=saved]").inner_text()
+    )
     assert page.locator("tr[data-type=ServiceRequest]").count() >= 2
 
     # re-examination appointment: a past date is refused, a future one saved
@@ -278,6 +291,7 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     assert "sau hôm nay" in page.locator("#e-date").inner_text()
     page.fill("#f-date", "15/12/2099")
     page.click("main form button[type=submit]")
+    page.click("[data-testid=confirm-save]")
     page.wait_for_url("**saved=appointment")
     assert "Tái khám huyết áp" in page.locator("tr[data-type=Appointment]").first.inner_text()
     ctx.close()

@@ -20,7 +20,7 @@ from hssk.kernel import clock
 from hssk.kernel.codes import ICD10
 from hssk.records import everything, save
 from hssk.records.extract import effective
-from hssk.web import backend, render
+from hssk.web import backend, render, station
 from hssk.web.book import concept_text, is_sensitive, ref_text, value_text
 from hssk.web.forms import Form
 from hssk.web.i18n import t
@@ -299,38 +299,29 @@ def clinic_write(
         return stop
     form = Form(raw)
     my_unit = backend.unit_name(conn, actor.unit_id)
+    today = clock.today()
+    if view.deceased_at is not None:  # nothing is referred or booked for a deceased person
+        form.error("reason", *_deceased(view.deceased_at))
+    body: dict[str, Any] = {}
     if kind == "referral":
         to_unit = form.text("to_unit", required=True, max_len=40)
-        icd = form.text("icd", required=True, max_len=10)
-        if icd and not re.fullmatch(r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?", icd.upper()):
-            form.error(
-                "icd",
-                f"Mã ICD-10 “{icd}” không đúng dạng; ví dụ I10 hoặc E11.9.",
-                f"ICD-10 “{icd}” is malformed; e.g. I10.",
-            )
         diagnosis = form.text("diagnosis", required=True, max_len=300)
+        icd = station.icd_field(form, diagnosis, required=True)
         reason = form.text("reason", required=True, max_len=500)
-        body: dict[str, Any] = {}
         if form.ok:
             units = dict(backend.units(conn))
-            body = referral_resource(
-                person_id,
-                actor,
-                my_unit,
-                to_unit or "",
-                units.get(to_unit or "", to_unit),
-                (icd or "").upper(),
-                diagnosis,
-                reason,
-            )
+            body = referral_resource(person_id, actor, my_unit, to_unit or "",
+                                     units.get(to_unit or "", to_unit), icd or "", diagnosis,
+                                     reason)  # fmt: skip
     else:
-        day = form.day("date", required=True, not_future=False, today=clock.today())
-        if day is not None and day <= clock.today():
-            form.error("date", "Ngày hẹn phải sau hôm nay.", "The appointment must be after today.")
+        day = form.day("date", required=True, not_future=False, today=today)
+        if day is not None and day <= today:
+            form.error("date", f"Ngày hẹn phải sau hôm nay ({today:%d/%m/%Y}).",
+                       f"The appointment must be after today ({today:%d/%m/%Y}).")  # fmt: skip
         reason = form.text("reason", required=True, max_len=500)
         if form.ok and day is not None:
             body = appointment_resource(person_id, actor, my_unit, day, reason or "")
-    if not form.ok:
+    if not form.ok or raw.get("confirm") != str(person_id):
         return render.page(
             request,
             "referral.html",
@@ -338,9 +329,11 @@ def clinic_write(
             units=backend.units(conn, ("hospital", "polyclinic")) if kind == "referral" else [],
             kind=kind,
             errors=form.by_field(render.lang_of(request)),
+            warned=form.warned,
+            confirm=form.ok,
             values=raw,
             nav="clinic",
-            status=422,
+            status=422 if not form.ok else 200,
             safety=_banner(conn, actor, person_id),
         )
     stored, _ = save(conn, body, person_id=person_id, source_unit=actor.unit_id)
@@ -354,6 +347,13 @@ def clinic_write(
         resource_id=stored.id,
     )
     return RedirectResponse(f"/clinic/p/{person_id}?saved={kind}", status_code=303)
+
+
+def _deceased(at: datetime) -> tuple[str, str]:
+    day = at.astimezone(clock.VN).date()
+    return (f"Người này đã được ghi nhận tử vong ngày {day:%d/%m/%Y}; không lập giấy chuyển "
+            "tuyến hay giấy hẹn khám lại.", f"This person is recorded dead on {day:%d/%m/%Y}; "
+            "no referral or appointment is written.")  # fmt: skip
 
 
 def referral_resource(
