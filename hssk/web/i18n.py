@@ -324,6 +324,21 @@ STRINGS: dict[str, tuple[str, str]] = {
     "station_death": ("Báo tử", "Death notice"),
     "deceased_on": ("Đã mất ngày", "Died on"),
     "born": ("Sinh năm", "Born"),
+    "grade_certain": ("chắc chắn đúng người", "certain"),
+    "grade_probable": ("nhiều khả năng đúng người", "probable"),
+    "grade_possible": ("có thể đúng người, cần kiểm tra", "possible, check"),
+    "grade_certainly-not": ("chưa đủ căn cứ", "not enough evidence"),
+    "score_help": (
+        "Mức khớp: xác suất là cùng một người, tính như khi hệ thống khác tra cứu ($match).",
+        "Match: the probability of being the same person, scored as for other systems' "
+        "look-ups ($match).",
+    ),
+    "score_name_only": (
+        "Chỉ có họ tên thì chưa đủ để xác định một người; nhập thêm ngày sinh, số CCCD hoặc "
+        "số thẻ BHYT để biết chắc đúng người.",
+        "A name alone does not identify a person; add the birth date, citizen ID or insurance "
+        "card to be sure it is the right person.",
+    ),
     "station_death-amend": ("Đính chính ngày mất", "Correct the date of death"),
     "amend_link": (
         "Đính chính ngày mất (có ghi lý do, được lưu vết)",

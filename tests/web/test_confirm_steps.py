@@ -1,5 +1,6 @@
 """Station and clinician forms save only once the person is confirmed, say whose record was
-saved, keep what was typed when a check fails, and write nothing for a deceased person."""
+saved, keep what was typed when a check fails, and write nothing for a deceased person; the
+clinician view names codes in Vietnamese and scores a search as $match does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import httpx
 from hssk.access import accounts as acc
 from hssk.access.tokens import issue
 from hssk.http.gate import COOKIE, SESSION_TTL
+from hssk.kernel import identifiers as ids
+from hssk.kernel.codes import LOINC
 from hssk.kernel.config import load_settings
+from hssk.records import save
+from hssk.registry import match
 
 
 def _cookie(server, username: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -68,3 +73,48 @@ def test_clinician_writes_nothing_for_a_deceased_person(server) -> None:  # type
     finally:
         with server.db.connection() as conn:
             conn.execute("UPDATE person SET deceased_at = NULL WHERE id = %s", (f.outsider,))
+
+
+def test_clinician_view_names_codes_in_vietnamese(server) -> None:  # type: ignore[no-untyped-def]
+    """LOINC tests and facility codes by their Vietnamese names, the code shown small."""
+    f = server.family
+    staff = _cookie(server, f.clinician)
+    lab = {
+        "resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "15074-8",
+                             "display": "Glucose [Moles/volume] in Blood"}]},
+        "effectiveDateTime": "2026-10-02", "valueQuantity": {"value": 7.4, "unit": "mmol/L"},
+        "performer": [{"identifier": {"system": ids.FACILITY, "value": "01296"}}],
+    }  # fmt: skip
+    with server.db.connection() as conn:
+        conn.execute("INSERT INTO unit (id, kind, name, facility_code) VALUES ('H01296', "
+                     "'hospital', 'Bệnh viện Đa khoa Đức Giang', '01296') ON CONFLICT DO NOTHING")  # fmt: skip
+        save(conn, lab, person_id=f.outsider, source_unit="H01296")
+    httpx.post(f"{server.url}/clinic/p/{f.outsider}/basis", headers=staff,
+               data={"basis": "emergency", "reason": "Bệnh nhân bất tỉnh cần tiền sử"})  # fmt: skip
+    page = httpx.get(f"{server.url}/clinic/p/{f.outsider}", headers=staff).text
+    row = next(r for r in page.split("<tr") if "15074-8" in r)
+    assert "Đường huyết" in row and '<small class="code">LOINC 15074-8</small>' in row
+    assert "Glucose [Moles" not in row and "7.4 mmol/L" in row
+    assert "Bệnh viện Đa khoa Đức Giang" in row and '<small class="code">01296</small>' in row
+
+
+def test_name_search_scores_as_match_does(server) -> None:  # type: ignore[no-untyped-def]
+    """The clinician's search and $match score a pair with the same function, labelled in
+    Vietnamese; a name alone says it is not enough."""
+    f = server.family
+    staff = _cookie(server, f.clinician)
+    page = httpx.get(f"{server.url}/clinic", headers=staff,
+                     params={"name": "Nguyễn Thị Hòa", "birth": "12/04/1990"}).text  # fmt: skip
+    shown = int(re.search(r'class="score">(\d+)%', page).group(1))  # type: ignore[union-attr]
+    patient = {"resourceType": "Patient", "name": [{"text": "Nguyễn Thị Hòa"}],
+               "birthDate": "1990-04-12"}  # fmt: skip
+    with server.db.connection() as conn:
+        scored = {p.id: s for p, s, _ in match(conn, patient)}
+    assert shown == round(scored[f.mother] * 100)
+    assert "chắc chắn đúng người" in page and "certain<" not in page
+    alone = httpx.get(f"{server.url}/clinic", headers=staff, params={"name": "Nguyễn Thị Hòa"})
+    assert "Chỉ có họ tên thì chưa đủ" in alone.text and ">certainly-not<" not in alone.text
+    assert "chưa đủ căn cứ" in alone.text

@@ -15,9 +15,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hssk.access import Actor
 from hssk.api.bodies import FormFields
 from hssk.api.deps import Conn
+from hssk.catalog.terms import name_vi
 from hssk.http.gate import PageActor
 from hssk.kernel import clock
-from hssk.kernel.codes import ICD10
+from hssk.kernel import identifiers as ids
+from hssk.kernel.codes import ICD10, LOINC
 from hssk.records import everything, save
 from hssk.records.extract import effective
 from hssk.web import backend, render, station
@@ -72,6 +74,7 @@ def clinic_search(
         values=values,
         searched=searched,
         errors=errors,
+        name_only=bool(name.strip()) and not (cccd.strip() or bhyt.strip() or birth.strip()),
         nav="clinic",
     )
 
@@ -108,7 +111,11 @@ def clinic_record(
     include_sensitive = backend.decide(
         conn, actor, person_id, purpose="treatment", sensitivity="HIV"
     ).allowed
-    items = timeline(resources, actor, backend.unit_name(conn, actor.unit_id), include_sensitive)
+    keys = {facility_key(ref) for r in resources for ref in _refs(r.body)}
+    units = backend.unit_names(conn, {k for k in keys if k})
+    items = timeline(
+        resources, actor, backend.unit_name(conn, actor.unit_id), include_sensitive, units
+    )
     reuse = [i for i in items if i["reuse"]]
     return render.page(
         request,
@@ -123,12 +130,90 @@ def clinic_record(
     )
 
 
+_CONCEPTS = ("code", "reasonCode", "vaccineCode", "medicationCodeableConcept", "type")
+_FACILITY_KEYS = ("serviceProvider", "performer", "requester", "location")
+
+
+def _named(body: dict[str, Any]) -> tuple[str, str | None]:
+    """What a resource is about, in Vietnamese, and its code (shown small): a LOINC test by the
+    catalog's name (records often carry the English display), a diagnosis by the record's own
+    text, else the catalog's name of its ICD-10 code."""
+    for key in _CONCEPTS:
+        concept = body.get(key)
+        concept = concept[0] if isinstance(concept, list) and concept else concept
+        if not isinstance(concept, dict):
+            continue
+        for c in concept.get("coding") or ():
+            system, code = c.get("system"), c.get("code")
+            if system == LOINC and code:
+                name = name_vi(LOINC, code) or concept_text(concept) or code
+                return name, f"LOINC {code}"
+            if system == ICD10 and code:
+                name = concept.get("text") or name_vi(ICD10, code) or concept_text(concept)
+                return str(name or code), f"ICD-10 {code}"
+        if text := concept_text(concept):
+            return text, None
+    return str(body.get("description") or ""), None
+
+
+def _facility_ref(body: dict[str, Any], rtype: str) -> Any:
+    for key in _FACILITY_KEYS:
+        ref = body.get(key)
+        ref = ref[0] if isinstance(ref, list) and ref else ref
+        if isinstance(ref, dict) and (ref.get("display") or ref.get("reference")
+                                      or ref.get("identifier")):  # fmt: skip
+            return ref
+    if rtype == "Appointment":
+        for p in body.get("participant") or ():
+            actor = p.get("actor") or {}
+            if str(actor.get("reference", "")).startswith("Organization"):
+                return actor
+    return None
+
+
+def _refs(body: dict[str, Any]) -> list[Any]:
+    """The references of a resource that may name a facility."""
+    out: list[Any] = []
+    for key in _FACILITY_KEYS:
+        ref = body.get(key)
+        out += ref if isinstance(ref, list) else [ref]
+    out += [p.get("actor") for p in body.get("participant") or () if isinstance(p, dict)]
+    return out
+
+
+def facility_key(ref: Any) -> str | None:
+    """The unit id or the facility code (mã CSKCB) a reference names."""
+    if not isinstance(ref, dict):
+        return None
+    if str(ref.get("reference", "")).startswith("Organization/"):
+        return str(ref["reference"]).partition("/")[2]
+    ident = ref.get("identifier")
+    if isinstance(ident, dict) and ident.get("system") == ids.FACILITY and ident.get("value"):
+        return str(ident["value"])
+    return None
+
+
 def timeline(
-    resources: list[Any], actor: Actor, my_unit: str | None, include_sensitive: bool
+    resources: list[Any],
+    actor: Actor,
+    my_unit: str | None,
+    include_sensitive: bool,
+    units: dict[str, backend.UnitName] | None = None,
 ) -> list[dict[str, Any]]:
-    """The whole record as dated rows, newest first; labs from other facilities are marked."""
+    """The whole record as dated rows, newest first: Vietnamese names with the code shown
+    small, facilities by name (``units``: by unit id or facility code); labs from other
+    facilities are marked."""
+    units = units or {}
+
+    def facility_of(ref: Any) -> tuple[str | None, str | None]:
+        key = facility_key(ref)
+        unit = units.get(key) if key else None
+        if unit is not None:
+            return unit.name, unit.facility_code
+        return ref_text(ref), None
+
     enc_fac = {
-        r.id: ref_text(r.body.get("serviceProvider")) for r in resources if r.type == "Encounter"
+        r.id: facility_of(r.body.get("serviceProvider")) for r in resources if r.type == "Encounter"
     }
     recent = datetime.now(UTC) - timedelta(days=180)
     rows = []
@@ -137,32 +222,11 @@ def timeline(
         if r.type == "Patient" or (not include_sensitive and is_sensitive(body)):
             continue
         when = effective(body)
-        facility = None
-        for key in ("serviceProvider", "performer", "requester", "location"):
-            facility = ref_text(body.get(key))
-            if facility:
-                break
-        if facility is None and r.type == "Appointment":
-            facility = next(
-                (
-                    ref_text(p.get("actor"))
-                    for p in body.get("participant") or ()
-                    if str((p.get("actor") or {}).get("reference", "")).startswith("Organization")
-                ),
-                None,
-            )
+        facility, facility_code = facility_of(_facility_ref(body, r.type))
         if facility is None:
             enc = (body.get("encounter") or {}).get("reference", "")
-            facility = enc_fac.get(enc.partition("/")[2]) if enc else None
-        summary = (
-            concept_text(body.get("code"))
-            or concept_text(body.get("reasonCode"))
-            or concept_text(body.get("vaccineCode"))
-            or concept_text(body.get("medicationCodeableConcept"))
-            or concept_text(body.get("type"))
-            or body.get("description")
-            or ""
-        )
+            facility, facility_code = enc_fac.get(enc.partition("/")[2], (None, None))
+        summary, code = _named(body)
         value = None
         if r.type == "Observation":
             v, unit = value_text(body)
@@ -176,8 +240,10 @@ def timeline(
                 "id": r.id,
                 "when": when,
                 "summary": summary,
+                "code": code,
                 "value": value,
                 "facility": facility,
+                "facility_code": facility_code,
                 "other": other,
                 "lab": is_lab,
                 "reuse": is_lab and other and when is not None and when >= recent,
