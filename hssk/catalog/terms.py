@@ -1,6 +1,6 @@
 """Vietnamese names of codes (LOINC, ICD-10) for the pages: from the field library's
-``{obs:CODE}`` fields and ``data/codes-vi.json``; an ICD-10 code without a name of its own is
-named by its chapter (``kernel.icd10``)."""
+``{obs:CODE}`` fields and ``data/codes-vi.json``; an ICD-10 code named nowhere else is named by
+its chapter (``kernel.icd10``)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ def name_vi(system: str | None, code: str | None) -> str | None:
     if system == LOINC:
         return loinc.get(code)
     if system == ICD10:
-        if named := icd.get(code) or icd.get(code[:3]):
-            return named
-        chapter = icd10.chapter_of(code)
-        return chapter.vi[:1].upper() + chapter.vi[1:] if chapter else None
+        return icd.get(code) or icd.get(code[:3])
     return None
+
+
+def chapter_vi(code: str) -> str | None:
+    """The Vietnamese name of an ICD-10 code's chapter (for a code named nowhere else)."""
+    chapter = icd10.chapter_of(code)
+    return chapter.vi[:1].upper() + chapter.vi[1:] if chapter else None

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hssk.access import Actor
 from hssk.api.bodies import FormFields
 from hssk.api.deps import Conn
-from hssk.catalog.terms import name_vi
+from hssk.catalog.terms import chapter_vi, name_vi
 from hssk.http.gate import PageActor
 from hssk.kernel import clock
 from hssk.kernel import identifiers as ids
@@ -137,7 +137,7 @@ _FACILITY_KEYS = ("serviceProvider", "performer", "requester", "location")
 def _named(body: dict[str, Any]) -> tuple[str, str | None]:
     """What a resource is about, in Vietnamese, and its code (shown small): a LOINC test by the
     catalog's name (records often carry the English display), a diagnosis by the record's own
-    text, else the catalog's name of its ICD-10 code."""
+    text, else the catalog's name of its ICD-10 code, its display, or its chapter."""
     for key in _CONCEPTS:
         concept = body.get(key)
         concept = concept[0] if isinstance(concept, list) and concept else concept
@@ -149,8 +149,10 @@ def _named(body: dict[str, Any]) -> tuple[str, str | None]:
                 name = name_vi(LOINC, code) or concept_text(concept) or code
                 return name, f"LOINC {code}"
             if system == ICD10 and code:
-                name = concept.get("text") or name_vi(ICD10, code) or concept_text(concept)
-                return str(name or code), f"ICD-10 {code}"
+                name = (concept.get("text") or name_vi(ICD10, code) or concept_text(concept)
+                        or code)  # fmt: skip
+                shown = (chapter_vi(code) or code) if name == code else name
+                return str(shown), f"ICD-10 {code}"
         if text := concept_text(concept):
             return text, None
     return str(body.get("description") or ""), None

@@ -54,7 +54,9 @@ def station_form(
     whose = None
     if saved and saved.isdigit() and _may_write(conn, actor, int(saved)):
         whose = backend.person(conn, int(saved))  # the success message names the person
-    values = {"date": clock.today().strftime("%d/%m/%Y"), "cccd": cccd[:12]}
+    # today's date (Vietnam) as the usual answer; a correction's date is always typed
+    today = "" if form_name == "death-amend" else clock.today().strftime("%d/%m/%Y")
+    values = {"date": today, "cccd": cccd[:12]}
     return render.page(request, "station.html", form_name=form_name, saved=saved, whose=whose,
                        values=values, **_station_ctx())  # fmt: skip
 
