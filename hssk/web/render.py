@@ -45,12 +45,12 @@ def fmt_date(value: Any, with_time: bool = False) -> str:
     return "/".join(reversed(parts)) if len(parts) in (2, 3) else text
 
 
-def masked(identifier: str | None) -> str:
+def masked(identifier: str | None, keep: int = 3) -> str:
     """An identifier shown without revealing it whole: '001••••••345' (a CCCD's province code
     and last digits, enough to tell two persons apart on a form)."""
     if not identifier:
         return ""
-    keep = 3 if len(identifier) > 8 else 2
+    keep = min(keep, len(identifier) // 4)
     return identifier[:keep] + "•" * (len(identifier) - 2 * keep) + identifier[-keep:]
 
 

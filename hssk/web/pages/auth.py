@@ -75,7 +75,7 @@ def _code_step(request: Request, sent: backend.LoginCode | None, **ctx: Any) -> 
         "login.html",
         step="code",
         sent_to=sent.destination if sent else None,
-        masked_identifier=_mask(ctx["identifier"]),
+        masked_identifier=render.masked(ctx["identifier"], keep=2),
         resend_in=sent.resend_in if sent else 0,
         **ctx,
     )
@@ -94,11 +94,6 @@ def _login_refusal(exc: backend.LoginRefused, lang: str) -> str:
     if exc.attempts_left:
         return t("wrong_code_left", lang, n=exc.attempts_left)
     return t("wrong_code", lang)
-
-
-def _mask(identifier: str) -> str:
-    """A CCCD or phone as typed, without revealing it whole ('09••••••78')."""
-    return identifier[:2] + "•" * (len(identifier) - 4) + identifier[-2:]
 
 
 _SCRIPT = resources.files("hssk.web").joinpath("static/resend.js")
