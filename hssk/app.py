@@ -19,6 +19,7 @@ from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hssk import __version__, wiring
+from hssk.api import book as book_api
 from hssk.api import errors, fhir, health, home
 from hssk.api.routes import access as access_routes
 from hssk.api.routes import ingest as ingest_routes
@@ -32,16 +33,23 @@ from hssk.http.limits import MB, BodyLimit, Limits
 from hssk.http.logs import RequestLog
 from hssk.kernel.config import Settings, load_settings
 from hssk.web import quarantine_pages, verify
-from hssk.web import routes as web_routes
+from hssk.web.pages import auth as auth_pages
+from hssk.web.pages import book as book_pages
+from hssk.web.pages import clinic as clinic_pages
+from hssk.web.pages import station as station_pages
 
 log = logging.getLogger(__name__)
 
-# Routing scans routes in order: the web router (the book API and pages, the busiest paths)
-# comes first; its prefixes (/book, /clinic, /station, /staff, /api/v1/book, /api/v1/me/book)
-# overlap no other router's. Component routers come before the generic FHIR one: their fixed
-# paths (e.g. /fhir/AuditEvent) must win over /fhir/{type}.
+# Routing scans routes in order: the book API and the book pages (the busiest paths) come
+# first; their prefixes (/api/v1/book, /api/v1/me/book, /book) and those of the other pages
+# (/staff, /clinic, /station) overlap no other router's. Component routers come before the
+# generic FHIR one: their fixed paths (e.g. /fhir/AuditEvent) must win over /fhir/{type}.
 ROUTERS: tuple[APIRouter, ...] = (
-    web_routes.router,
+    book_api.router,
+    book_pages.router,
+    auth_pages.router,
+    clinic_pages.router,
+    station_pages.router,
     quarantine_pages.router,
     verify.router,
     access_routes.router,

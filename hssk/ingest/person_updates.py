@@ -19,8 +19,11 @@ from hssk.access.audit import PersonEvent, record_persons
 from hssk.records import events
 from hssk.registry import (
     Death,
+    DeathAmendment,
     DeathOutcome,
     HouseholdMove,
+    Refusal,
+    amend_death,
     mark_deceased_many,
     move_households,
 )
@@ -60,6 +63,30 @@ def record_deaths(
         ],
     )
     return out
+
+
+def record_amendment(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    amendment: DeathAmendment,
+    *,
+    basis: str,
+    today: date | None = None,
+) -> Refusal | None:
+    """Correct a recorded date of death (registry), audited as ``death-amend`` with the old
+    and new day and the reason, and published like a death; why not, or None."""
+    change = amend_death(conn, amendment, today=today)
+    if isinstance(change, Refusal):
+        return change
+    old, new = change
+    pid = amendment.person_id
+    detail = {"died_on_before": old.isoformat(), "died_on": new.isoformat(),
+              "reason": amendment.reason, "source_ref": amendment.ref}  # fmt: skip
+    record_persons(conn, actor, "death-amend", [PersonEvent(pid, "Patient", str(pid), detail)],
+                   outcome="allow", basis=basis)  # fmt: skip
+    events.publish(conn, [events.Change("Patient", str(pid), 0, pid, "update",
+                                        actor.unit_id)])  # fmt: skip
+    return None
 
 
 def record_households(

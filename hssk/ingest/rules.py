@@ -182,6 +182,30 @@ RULES: dict[str, Rule] = {
              "Person reported dead not found",
              "Gửi kèm thông tin nhận dạng (CCCD, họ tên, ngày sinh) của người mất.",
              "Send the identity of the deceased (CCCD, name, birth date) with the report."),
+        Rule("date.before-birth", "Ngày trước ngày sinh của người này", "Date before birth",
+             "Kiểm tra ngày khám/biến động và người được ghi (CCCD, họ tên, ngày sinh) rồi gửi "
+             "lại.",
+             "Check the date of the entry and the person (CCCD, name, birth date), then send "
+             "again."),
+        Rule("date.after-death", "Ngày sau ngày mất của người này", "Date after death",
+             "Kiểm tra ngày và người được ghi; nếu ngày mất đã ghi là sai, trạm lập đính chính "
+             "ngày mất.",
+             "Check the date and the person; if the recorded date of death is wrong, the "
+             "station files a correction of it."),
+        Rule("household.unknown", "Mã hộ không có trong sổ hộ", "Unknown household code",
+             "Kiểm tra mã hộ trên sổ hộ khẩu; hộ mới được lập bởi dòng của chủ hộ (quan_he_chu_ho "
+             "= Chủ hộ).",
+             "Check the code on the household book; a new household is founded by its head's "
+             "row (quan_he_chu_ho = Chủ hộ)."),
+        Rule("household.exists", "Mã hộ mới đã có trong sổ hộ", "New household code in use",
+             "Chọn “Nhập hộ” để thêm người vào hộ đã có, hoặc kiểm tra lại mã hộ mới.",
+             "Choose 'join' to add the person to the existing household, or check the new "
+             "code."),
+        Rule("icd10.chapter", "Mã ICD-10 không khớp chương với chẩn đoán",
+             "ICD-10 code outside its diagnosis's chapter",
+             "Bản ghi vẫn được lưu; kiểm tra mã và kết luận/nguyên nhân trong phần mềm của trạm.",
+             "The record is stored all the same; check the code and the conclusion or cause in "
+             "the station's software."),
         Rule("internal", "Lỗi xử lý của hệ thống", "Processing defect",
              "Không phải lỗi của bên gửi: bản ghi được giữ lại và phát lại sau khi sửa lỗi; "
              "báo cho bộ phận CNTT của Sở Y tế.",

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from hssk.ingest.model import CS, clean_body, concept
+import psycopg
+
+from hssk.ingest.model import CS, Problem, Unit, check_icd10, clean_body, concept
+from hssk.kernel import icd10
 from hssk.kernel import identifiers as ids
 from hssk.kernel.codes import ICD10, LOINC, UCUM, V3_ACT_CODE
 from hssk.records import id_for_source_key
+from hssk.registry import LifeDates, households_known, life_dates
 
 CHECKUP_SYSTEM = f"{CS}/loai-kham"
 CHECKUP_KINDS = {
@@ -30,7 +34,14 @@ CSV_CHECKUP_KINDS = {
     "kham_hoc_duong": "ksk-hoc-duong",
     "sang_loc_ncd": "sang-loc",
 }
-HOUSEHOLD_ACTIONS = {"join": "Nhập hộ", "leave": "Tách/chuyển khỏi hộ", "head": "Đổi chủ hộ"}
+HOUSEHOLD_ACTIONS = {
+    "join": "Nhập hộ",
+    "new": "Lập hộ mới (người này làm chủ hộ)",
+    "leave": "Tách/chuyển khỏi hộ",
+    "head": "Đổi chủ hộ",
+}
+# A new household is founded by its head (the registry creates it on its first member)
+REGISTRY_ACTION = {"join": "join", "new": "head", "leave": "leave", "head": "head"}
 
 _CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 VITAL_SIGNS = concept(_CATEGORY, "vital-signs")
@@ -93,6 +104,107 @@ class StationDeath:
     cause: str | None = None
     icd: str | None = None
     place: str | None = None
+
+
+# --- the checks of an entry, the same for the web form and the CSV -----------------------------
+def _show(d: date) -> str:
+    return d.strftime("%d/%m/%Y")
+
+
+def day_problem(
+    day: date, element: str, life: LifeDates | None, today: date, what: tuple[str, str]
+) -> Problem | None:
+    """A day entered about a person must not be in the future (Vietnam date), before their
+    birth or after their death. ``what``: the date's name (Vietnamese, English)."""
+    vi, en = what
+    if day > today:
+        return Problem("date.future", element, day.isoformat(),
+                       f"{en} {_show(day)} is in the future (today is {_show(today)}, Vietnam "
+                       "time); enter the day it happened.",
+                       f"{vi} {_show(day)} ở tương lai (hôm nay là {_show(today)}, giờ Việt "
+                       "Nam); nhập ngày đã diễn ra.")  # fmt: skip
+    if life is None:
+        return None
+    if life.before_birth(day):
+        return Problem("date.before-birth", element, day.isoformat(),
+                       f"{en} {_show(day)} is before this person's birth ({life.birth_text()}); "
+                       "check the date, or whether this is the right person.",
+                       f"{vi} {_show(day)} trước ngày sinh của người này ({life.birth_text()}); "
+                       "kiểm tra lại ngày, hoặc có đúng người không.")  # fmt: skip
+    if life.died is not None and day > life.died:
+        return Problem("date.after-death", element, day.isoformat(),
+                       f"{en} {_show(day)} is after this person's death ({_show(life.died)}); "
+                       "check the date, or whether this is the right person.",
+                       f"{vi} {_show(day)} sau ngày mất của người này ({_show(life.died)}); "
+                       "kiểm tra lại ngày, hoặc có đúng người không.")  # fmt: skip
+    return None
+
+
+def icd_check(
+    text: str | None, element: str, diagnosis: str | None, problems: list[Problem]
+) -> tuple[str | None, Problem | None]:
+    """The ICD-10 code of an entry (a malformed or unknown one goes to ``problems``) and, when
+    it obviously does not fit the diagnosis written beside it, a warning (rule icd10.chapter):
+    the form asks the user to confirm it, the CSV keeps the record with the warning noted."""
+    codes = check_icd10(text, element, problems)
+    code = codes[0] if codes else None
+    typed = (text or "").strip().upper() or None  # an unknown code's chapter tells too
+    wrong = icd10.mismatch(code or typed, diagnosis)
+    if wrong is None:
+        return code, None
+    return code, Problem("icd10.chapter", element, code, wrong.en, wrong.vi)
+
+
+def household_problem(action: str, code: str, known: bool, element: str) -> Problem | None:
+    """A household code must name a household on record, except to found a new one (then it
+    must not)."""
+    if action == "new" and known:
+        return Problem("household.exists", element, code,
+                       f"household {code} already exists; choose 'join' to add this person to "
+                       "it, or check the code of the new household.",
+                       f"Hộ {code} đã có trong sổ hộ; chọn “Nhập hộ” để thêm người này vào hộ, "
+                       "hoặc kiểm tra lại mã hộ mới.")  # fmt: skip
+    if action != "new" and not known:
+        return Problem("household.unknown", element, code,
+                       f"no household {code} is on record; check the code on the household "
+                       "book, or choose 'new household' if this person founds it.",
+                       f"Không có hộ mã {code} trong sổ hộ; kiểm tra lại mã trên sổ hộ khẩu, "
+                       "hoặc chọn “Lập hộ mới” nếu người này lập hộ mới.")  # fmt: skip
+    return None
+
+
+def batch_problems(
+    conn: psycopg.Connection[Any], units: list[Unit], today: date
+) -> list[tuple[Unit, Problem]]:
+    """The checks of the web form that need the person, for a batch of linked station CSV rows:
+    a check-up's or household entry's date against the person's birth, death and today; a
+    household code on record, or founded in the batch by its head (a listing's head founds the
+    household, as "new household" does on the form). Deaths are checked by the registry."""
+    rows = [u for u in units if u.kind == "station" and u.person_id and not u.deceased_at]
+    if not rows:
+        return []
+    life = life_dates(conn, {u.person_id for u in rows if u.person_id})
+    codes = {u.household.code for u in rows if u.household}
+    known = households_known(conn, codes) if codes else set()
+    founded = {u.household.code for u in rows if u.household and u.household.action == "head"}
+    out: list[tuple[Unit, Problem]] = []
+    for u in rows:
+        what = ("Ngày biến động", "The date of the change") if u.household else (
+            "Ngày khám", "The check-up date")  # fmt: skip
+        if u.visit_date:
+            p = day_problem(date.fromisoformat(u.visit_date), "ngay",
+                            life.get(u.person_id or 0), today, what)  # fmt: skip
+            if p is not None:
+                out.append((u, p))
+                continue
+        if u.household:
+            action = "new" if u.household.action == "head" and u.household.code not in known else (
+                u.household.action)  # fmt: skip
+            exists = u.household.code in known or (action == "join" and u.household.code in founded)
+            p = household_problem(action, u.household.code, exists, "ma_ho")
+            if p is not None:
+                out.append((u, p))
+    return out
 
 
 def provider(code: str | None, name: str | None = None, unit_id: str | None = None) -> Any:

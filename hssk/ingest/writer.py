@@ -16,10 +16,11 @@ import psycopg
 from hssk import registry
 from hssk.access import PLATFORM
 from hssk.db.textlist import SPLIT, joined, splittable
-from hssk.ingest import kinds
+from hssk.ingest import kinds, station_map
 from hssk.ingest.jobstore import Summary
 from hssk.ingest.model import Item, Problem, Unit, attach
 from hssk.ingest.person_updates import died_at, record_deaths, record_households
+from hssk.kernel import clock
 from hssk.records import NewResource, RefusedMove, bulk_upsert, id_for_source_key, refs
 
 
@@ -89,6 +90,8 @@ def write_units(
             linked()
         t1 = time.perf_counter()
         summary.timings["link"] += t1 - t0
+        for u, p in station_map.batch_problems(conn, good, clock.today()):
+            _fail(u, b, p)
         good = _deaths(conn, [u for u in good if not u.problems], b)
         _households(conn, good)
         _store(conn, good, b, summary)

@@ -15,6 +15,9 @@ Public API (ingest and the FHIR API code against these names)::
     mark_deceased_many(conn, [Death(person_id, died_at, source, source_ref)]) -> DeathOutcome
                                                       # every source of deaths comes here
     move_households(conn, [HouseholdMove(person_id, code, action)]) -> changed person ids
+    households_known(conn, codes) -> the codes that name a household
+    life_dates(conn, ids) -> {id: LifeDates}          # birth and death, to check entered dates
+    amend_death(conn, DeathAmendment(...)) -> (old, new) | Refusal   # audited by the caller
 """
 
 from hssk.registry.fhir import patient_resource
@@ -22,11 +25,16 @@ from hssk.registry.link import link, link_many, refresh_statistics
 from hssk.registry.persons import (
     DEATH_SOURCES,
     Death,
+    DeathAmendment,
     DeathOutcome,
     HouseholdMove,
+    LifeDates,
     Refusal,
+    amend_death,
     get_person,
     golden_record,
+    households_known,
+    life_dates,
     mark_deceased_many,
     move_households,
     resolve,
@@ -40,16 +48,21 @@ __all__ = [
     "DEATH_SOURCES",
     "Candidate",
     "Death",
+    "DeathAmendment",
     "DeathOutcome",
     "HouseholdMove",
+    "LifeDates",
     "LinkResult",
     "Person",
     "Prepared",
     "Refusal",
     "SourceRecord",
+    "amend_death",
     "find",
     "get_person",
     "golden_record",
+    "households_known",
+    "life_dates",
     "link",
     "link_many",
     "mark_deceased_many",

@@ -32,6 +32,7 @@ _SOURCE_NAMES = {
     "edoc": ("Giấy báo tử", "death paper"),
     "xml130": ("Hồ sơ khám chữa bệnh (XML1)", "hospital record (XML1)"),
     "station": ("Trạm y tế xã", "commune health station"),
+    "amendment": ("đính chính có kiểm duyệt", "audited amendment"),
 }
 
 
@@ -314,6 +315,77 @@ def mark_deceased_many(
     return out
 
 
+@dataclass(frozen=True)
+class LifeDates:
+    """What a date entered about a person is checked against: birth (at its precision, 'Y'
+    year, 'M' month, else day) and death (the day in Vietnam)."""
+
+    birth: date | None
+    precision: str | None
+    died: date | None
+
+    def before_birth(self, day: date) -> bool:
+        return _before_birth(day, self.birth, self.precision)
+
+    def birth_text(self) -> str:
+        if self.birth is None:
+            return "?"
+        shown = {"Y": "%Y", "M": "%m/%Y"}.get(self.precision or "D", "%d/%m/%Y")
+        return self.birth.strftime(shown)
+
+
+def life_dates(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, LifeDates]:
+    """Birth and death of persons (by the ids asked, merges followed), in one read."""
+    survivors = resolve_many(conn, set(ids))
+    rows = conn.execute(
+        "SELECT id, birth_date, birth_precision, deceased_at FROM person WHERE id = ANY(%s)",
+        (sorted(set(survivors.values())),),
+    ).fetchall()
+    by_id = {int(r[0]): LifeDates(r[1], r[2], r[3] and r[3].astimezone(VN).date()) for r in rows}
+    return {asked: by_id[s] for asked, s in survivors.items() if s in by_id}
+
+
+@dataclass(frozen=True)
+class DeathAmendment:
+    """The corrected day of death of a person already recorded dead (an audited change)."""
+
+    person_id: int
+    died_on: date
+    reason: str
+    ref: str  # the amendment's key (kept with the evidence of the death)
+
+
+def amend_death(
+    conn: psycopg.Connection[Any], amendment: DeathAmendment, *, today: date | None = None
+) -> tuple[date, date] | Refusal:
+    """Correct the day of death of a person recorded dead; returns (old day, new day) for the
+    caller's audit, or why not (not recorded dead, a day before birth or in the future). The
+    correction is kept as evidence (source 'amendment') and overrides the reports before it."""
+    pid = resolve(conn, amendment.person_id)
+    death = Death(pid, amendment.died_on, "station", amendment.ref)
+    row = conn.execute(
+        "SELECT birth_date, birth_precision, deceased_at FROM person WHERE id = %s FOR UPDATE",
+        (pid,),
+    ).fetchone()
+    if row is None or row[2] is None:
+        return Refusal(death, "death.not-dead",
+                       "Người này chưa được ghi nhận tử vong: không có ngày mất để đính chính.",
+                       "this person is not recorded dead: there is no date of death to correct.")  # fmt: skip
+    refusal = _check(death, today or clock.today(), row[:2], None)
+    if refusal is not None:
+        return refusal
+    conn.execute(
+        """INSERT INTO person_death (person_id, died_at, source, source_ref, rank)
+           VALUES (%s, %s, 'amendment', %s, -1) ON CONFLICT (source, source_ref) DO NOTHING""",
+        (pid, death.moment, amendment.ref),
+    )
+    conn.execute(
+        "UPDATE person SET deceased_at = %s, updated_at = now() WHERE id = %s",
+        (death.moment, pid),
+    )
+    return row[2].astimezone(VN).date(), amendment.died_on
+
+
 # --- households -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HouseholdMove:
@@ -377,3 +449,11 @@ def move_households(
         args,
     )
     return [replace(last[pid], person_id=pid) for pid in sorted(int(r[0]) for r in changed)]
+
+
+def households_known(conn: psycopg.Connection[Any], codes: Iterable[str]) -> set[str]:
+    """The ``codes`` that name a household on record."""
+    rows = conn.execute(
+        "SELECT code FROM household WHERE code = ANY(%s)", (sorted(set(codes)),)
+    ).fetchall()
+    return {str(r[0]) for r in rows}

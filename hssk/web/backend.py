@@ -288,6 +288,29 @@ def unit_name(conn: psycopg.Connection[Any], unit_id: str | None) -> str | None:
     return row[0] if row else unit_id
 
 
+@dataclass(frozen=True)
+class UnitName:
+    name: str
+    facility_code: str | None
+
+
+def unit_names(conn: psycopg.Connection[Any], keys: set[str]) -> dict[str, UnitName]:
+    """Names of the units that ``keys`` name, by unit id or facility code (mã CSKCB)."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT id, facility_code, name FROM unit WHERE id = ANY(%s) OR facility_code = ANY(%s)",
+        (sorted(keys), sorted(keys)),
+    ).fetchall()
+    out: dict[str, UnitName] = {}
+    for uid, code, name in rows:
+        unit = UnitName(name, code)
+        out[uid] = unit
+        if code:
+            out[code] = unit
+    return out
+
+
 BREAK_GLASS_MIN_REASON = consent.MIN_REASON
 
 

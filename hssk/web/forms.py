@@ -26,15 +26,23 @@ class Form:
 
     raw: dict[str, str]
     errors: list[FieldError] = field(default_factory=list)
+    warned: set[str] = field(default_factory=set)  # fields the user may confirm as they are
 
     def error(self, name: str, vi: str, en: str) -> None:
         self.errors.append(FieldError(name, vi, en))
 
+    def warn(self, name: str, vi: str, en: str) -> None:
+        """A doubt about a value: it stops the form until the user confirms the value (the
+        page shows a box to tick, ``{name}_confirmed``)."""
+        self.error(name, vi, en)
+        self.warned.add(name)
+
     def by_field(self, lang: str) -> dict[str, str]:
-        out: dict[str, str] = {}
+        """Each field's messages, joined."""
+        out: dict[str, list[str]] = {}
         for e in self.errors:
-            out.setdefault(e.field, e.text(lang))
-        return out
+            out.setdefault(e.field, []).append(e.text(lang))
+        return {k: " ".join(v) for k, v in out.items()}
 
     @property
     def ok(self) -> bool:

@@ -286,8 +286,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "write_referral": ("Viết giấy chuyển tuyến", "Write a referral letter"),
     "write_appointment": ("Hẹn khám lại", "Book a re-examination"),
-    "referral_saved": ("Đã lưu giấy chuyển tuyến.", "Referral letter saved."),
-    "appointment_saved": ("Đã lưu giấy hẹn khám lại.", "Appointment saved."),
+    "referral_saved": (
+        "Đã lưu giấy chuyển tuyến của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Referral letter saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "appointment_saved": (
+        "Đã lưu giấy hẹn khám lại của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Appointment saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "confirm_person_clinic": (
+        "Kiểm tra người bệnh dưới đây trước khi lưu. Nếu đúng người, bấm “Xác nhận lưu”.",
+        "Check the patient below before saving. If it is the right person, press “Confirm and "
+        "save”.",
+    ),
     "icd": ("Mã ICD-10", "ICD-10 code"),
     "diagnosis_text": ("Chẩn đoán", "Diagnosis"),
     "note": ("Ghi chú", "Note"),
@@ -312,6 +323,60 @@ STRINGS: dict[str, tuple[str, str]] = {
     "station_household": ("Biến động hộ gia đình", "Household change"),
     "station_death": ("Báo tử", "Death notice"),
     "deceased_on": ("Đã mất ngày", "Died on"),
+    "born": ("Sinh năm", "Born"),
+    "grade_certain": ("chắc chắn đúng người", "certain"),
+    "grade_probable": ("nhiều khả năng đúng người", "probable"),
+    "grade_possible": ("có thể đúng người, cần kiểm tra", "possible, check"),
+    "grade_certainly-not": ("chưa đủ căn cứ", "not enough evidence"),
+    "score_help": (
+        "Mức khớp: xác suất là cùng một người, tính như khi hệ thống khác tra cứu ($match).",
+        "Match: the probability of being the same person, scored as for other systems' "
+        "look-ups ($match).",
+    ),
+    "score_name_only": (
+        "Chỉ có họ tên thì chưa đủ để xác định một người; nhập thêm ngày sinh, số CCCD hoặc "
+        "số thẻ BHYT để biết chắc đúng người.",
+        "A name alone does not identify a person; add the birth date, citizen ID or insurance "
+        "card to be sure it is the right person.",
+    ),
+    "station_death-amend": ("Đính chính ngày mất", "Correct the date of death"),
+    "amend_link": (
+        "Đính chính ngày mất (có ghi lý do, được lưu vết)",
+        "Correct the date of death (with its reason, audited)",
+    ),
+    "amend_help": (
+        "Mỗi người chỉ có một lần báo tử. Nếu ngày mất đã ghi là sai, nhập ngày đúng và lý do "
+        "(ví dụ số giấy báo tử); việc đính chính được ghi vào nhật ký truy cập.",
+        "A person has one death notice. If the recorded date is wrong, enter the right date and "
+        "the reason (e.g. the death paper's number); the correction is audited.",
+    ),
+    "amend_date": ("Ngày mất đúng", "Correct date of death"),
+    "amend_reason": ("Lý do đính chính", "Reason for the correction"),
+    "confirm_person": (
+        "Kiểm tra người được ghi dưới đây. Nếu đúng người, bấm “Xác nhận lưu”; nếu không, sửa "
+        "số CCCD.",
+        "Check the person below. If it is the right person, press “Confirm and save”; if not, "
+        "correct the citizen ID.",
+    ),
+    "confirm_save": ("Xác nhận lưu cho {name}", "Confirm and save for {name}"),
+    "check_person": ("Tiếp tục: kiểm tra người được ghi", "Continue: check the person"),
+    "icd_keep": ("Tôi đã kiểm tra, giữ mã này", "I have checked, keep this code"),
+    "saved_for_checkup": (
+        "Đã lưu phiếu khám của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Check-up saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "saved_for_household": (
+        "Đã lưu biến động hộ của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Household change saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "saved_for_death": (
+        "Đã lưu báo tử của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Death notice saved for {name} (born {year}, citizen ID {cccd}).",
+    ),
+    "saved_for_death-amend": (
+        "Đã đính chính ngày mất của {name} (sinh năm {year}, CCCD {cccd}).",
+        "Date of death corrected for {name} (born {year}, citizen ID {cccd}).",
+    ),
     "death_recorded": ("Đã ghi nhận tử vong.", "The death is recorded."),
     "kind": ("Loại", "Kind"),
     "conclusion": ("Kết luận", "Conclusion"),

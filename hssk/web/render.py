@@ -64,6 +64,15 @@ def fmt_num(value: Any, lang: str = "vi") -> str:
     return text.replace(".", ",")
 
 
+def masked(identifier: str | None, keep: int = 3) -> str:
+    """An identifier shown without revealing it whole: '001••••••345' (a CCCD's province code
+    and last digits, enough to tell two persons apart on a form)."""
+    if not identifier:
+        return ""
+    keep = min(keep, len(identifier) // 4)
+    return identifier[:keep] + "•" * (len(identifier) - 2 * keep) + identifier[-keep:]
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -75,6 +84,7 @@ def environment() -> Environment:
     env.filters["d"] = fmt_date
     env.filters["num"] = fmt_num
     env.filters["dt"] = lambda v: fmt_date(v, True)
+    env.filters["masked"] = masked
     # Both are produced here (SVG escapes every text it embeds; the CSS is a packaged file).
     env.globals["chart"] = lambda ind, label, lang="vi": Markup(  # noqa: S704
         charts.trend_svg(ind.points, ind.unit, label, lang)

@@ -7,7 +7,6 @@ go to the registry through ``hssk.ingest.person_updates`` (audited, like every o
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -15,17 +14,29 @@ import psycopg
 
 from hssk.access import Actor
 from hssk.ingest import station_map
-from hssk.ingest.model import attach
-from hssk.ingest.person_updates import record_deaths, record_households
+from hssk.ingest.model import Problem, attach
+from hssk.ingest.person_updates import record_amendment, record_deaths, record_households
 from hssk.kernel import identifiers as ids
 from hssk.records import NewResource, bulk_upsert, id_for_source_key
-from hssk.registry import Death, HouseholdMove
+from hssk.registry import (
+    Death,
+    DeathAmendment,
+    HouseholdMove,
+    households_known,
+    life_dates,
+)
 from hssk.web.forms import Form
 
 CHECKUP_KINDS = station_map.CHECKUP_KINDS
 HOUSEHOLD_ACTIONS = station_map.HOUSEHOLD_ACTIONS
 MEASUREMENTS = station_map.MEASUREMENTS
-_ICD = r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"
+# What each form's date is, in its messages
+DATE_NAMES = {
+    "checkup": ("Ngày khám", "The check-up date"),
+    "household": ("Ngày biến động", "The date of the change"),
+    "death": ("Ngày mất", "The date of death"),
+    "death-amend": ("Ngày mất đính chính", "The corrected date of death"),
+}
 
 
 def _cccd(form: Form) -> str | None:
@@ -40,18 +51,21 @@ def _cccd(form: Form) -> str | None:
     return check.value
 
 
-def _icd(form: Form) -> str | None:
-    icd = form.text("icd", max_len=10)
-    if not icd:
-        return None
-    if not re.match(_ICD, icd.upper()):
-        form.error(
-            "icd",
-            f"Mã ICD-10 “{icd}” không đúng dạng; ví dụ I10 hoặc E11.9.",
-            f"ICD-10 code “{icd}” is malformed; e.g. I10 or E11.9.",
-        )
-        return None
-    return icd.upper()
+def icd_field(form: Form, diagnosis: str | None, *, required: bool = False) -> str | None:
+    """The form's ICD-10 code (the station CSV's check, ``station_map.icd_check``; the
+    clinician's referral uses it too); a code that does not fit the diagnosis stops the form
+    until the user ticks ``icd_confirmed``."""
+    problems: list[Problem] = []
+    code, warning = station_map.icd_check(
+        form.text("icd", required=required, max_len=10), "ICD-10", diagnosis, problems
+    )
+    if warning is not None and problems:  # an unknown code that is also in the wrong chapter
+        problems.append(warning)
+    elif warning is not None and form.raw.get("icd_confirmed") != "1":
+        form.warn("icd", warning.vi, warning.reason)
+    for p in problems:
+        form.error("icd", p.vi, p.reason)
+    return code
 
 
 def validate_checkup(raw: dict[str, str], today: date) -> tuple[Form, dict[str, Any]]:
@@ -86,7 +100,7 @@ def validate_checkup(raw: dict[str, str], today: date) -> tuple[Form, dict[str, 
             "No result entered; enter at least one measurement.",
         )
     out["conclusion"] = form.text("conclusion", max_len=500)
-    out["icd"] = _icd(form)
+    out["icd"] = icd_field(form, out["conclusion"])
     if out["height"] and out["weight"]:
         out["bmi"] = round(out["weight"] / (out["height"] / 100) ** 2, 1)
     return form, out
@@ -152,7 +166,8 @@ def save_household(
     conn: psycopg.Connection[Any], actor: Actor, person_id: int, data: dict[str, Any]
 ) -> None:
     """Apply a household change to the person (registry; audited)."""
-    move = HouseholdMove(person_id, data["household_code"], data["action"])
+    action = station_map.REGISTRY_ACTION[data["action"]]
+    move = HouseholdMove(person_id, data["household_code"], action)
     record_households(conn, actor, [move], basis="station")
 
 
@@ -163,7 +178,7 @@ def validate_death(raw: dict[str, str], today: date) -> tuple[Form, dict[str, An
     out["date"] = form.day("date", required=True, today=today)
     out["place"] = form.text("place", max_len=200)
     out["cause"] = form.text("cause", required=True, max_len=300)
-    out["icd"] = _icd(form)
+    out["icd"] = icd_field(form, out["cause"])
     return form, out
 
 
@@ -190,3 +205,79 @@ def save_death(
     items = station_map.death_items(entry, report.source_ref, station)
     bulk_upsert(conn, _resources(items, person_id, actor.unit_id))
     return id_for_source_key("Observation", items[0][0])
+
+
+def validate_amendment(raw: dict[str, str], today: date) -> tuple[Form, dict[str, Any]]:
+    """The correction of a recorded date of death: the right date and why it changes."""
+    form = Form(raw)
+    out: dict[str, Any] = {}
+    out["cccd"] = _cccd(form)
+    out["date"] = form.day("date", required=True, today=today)
+    out["reason"] = form.text("reason", required=True, max_len=500)
+    if out["reason"] and len(out["reason"]) < 10:
+        form.error("reason", "Ghi rõ lý do đính chính (ít nhất 10 ký tự), ví dụ số giấy báo tử "
+                   "đúng.", "Give the reason for the correction (at least 10 characters), e.g. "
+                   "the number of the right death paper.")  # fmt: skip
+    return form, out
+
+
+def check_person(
+    conn: psycopg.Connection[Any],
+    form_name: str,
+    form: Form,
+    data: dict[str, Any],
+    person_id: int,
+    today: date,
+) -> None:
+    """The checks that need the person, as the station CSV makes them (``station_map``): the
+    date against their birth, death and today; the household code on record; one death."""
+    life = life_dates(conn, [person_id]).get(person_id)
+    day = data.get("date")
+    if form_name == "death" and life is not None and life.died is not None:
+        form.error("date", *_already_dead(life.died))
+        return
+    if form_name == "death-amend" and (life is None or life.died is None):
+        form.error("cccd", "Người này chưa được ghi nhận tử vong: không có ngày mất để đính "
+                   "chính. Dùng mẫu “Báo tử”.", "This person is not recorded dead: there is no "
+                   "date of death to correct. Use the death notice form.")  # fmt: skip
+        return
+    if day is not None and form_name in ("checkup", "household", "death"):
+        p = station_map.day_problem(day, "date", life, today, DATE_NAMES[form_name])
+        if p is not None:
+            form.error("date", p.vi, p.reason)
+    if form_name == "household" and data.get("household_code") and data.get("action"):
+        code = data["household_code"]
+        known = bool(households_known(conn, [code]))
+        p = station_map.household_problem(data["action"], code, known, "household_code")
+        if p is not None:
+            form.error("household_code", p.vi, p.reason)
+
+
+def _already_dead(died: date) -> tuple[str, str]:
+    return (
+        f"Người này đã được ghi nhận tử vong ngày {died:%d/%m/%Y}; mỗi người chỉ có một lần báo "
+        "tử. Nếu ngày mất đã ghi là sai, hãy lập đính chính (có ghi lý do, được lưu vết kiểm "
+        "tra) bằng liên kết “Đính chính ngày mất” bên dưới.",
+        f"This person is already recorded dead on {died:%d/%m/%Y}; a person has one death "
+        "notice. If that date is wrong, file a correction (with its reason, audited) through "
+        "the “Correct the date of death” link below.",
+    )
+
+
+def save_amendment(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    person_id: int,
+    data: dict[str, Any],
+    key: str,
+    today: date,
+) -> Form | None:
+    """Correct the person's date of death (registry) and audit it with its reason; the form
+    with the registry's refusal, or None."""
+    amendment = DeathAmendment(person_id, data["date"], data["reason"], f"web-amend:{key}")
+    refusal = record_amendment(conn, actor, amendment, basis="station", today=today)
+    if refusal is not None:
+        form = Form({})
+        form.error("date", refusal.vi, refusal.en)
+        return form
+    return None

@@ -264,10 +264,23 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     page.click("main form button[type=submit]")
     assert "ICD-10" in page.locator("#e-icd").inner_text()
     assert "Penicilin" in page.locator("#safety").inner_text()  # also when the form comes back
-    page.fill("#f-icd", "I10")
-    shot(page, "clinician-referral.png")
+    # an assault code for a hypertension: flagged, kept only when confirmed consciously
+    page.fill("#f-icd", "X99")
     page.click("main form button[type=submit]")
+    assert "Chương XX" in page.locator("#e-icd").inner_text()
+    assert page.locator("input[name=icd_confirmed]").is_visible()
+    assert page.locator("#f-reason").input_value() == "Khám chuyên khoa tim mạch"  # kept
+    page.fill("#f-icd", "I10")
+    page.click("main form button[type=submit]")
+    # whose record: the patient is shown and confirmed before saving
+    assert page.locator("[data-testid=confirm]").is_visible()
+    assert "Nguyễn Thị Hòa" in page.locator("[data-testid=person-card]").inner_text()
+    shot(page, "clinician-referral.png")
+    page.click("[data-testid=confirm-save]")
     page.wait_for_url("**saved=referral")
+    assert (
+        "giấy chuyển tuyến của Nguyễn Thị Hòa" in page.locator("[data-testid=saved]").inner_text()
+    )
     assert page.locator("tr[data-type=ServiceRequest]").count() >= 2
 
     # re-examination appointment: a past date is refused, a future one saved
@@ -278,6 +291,7 @@ def test_clinician_journey(server, browser) -> None:  # type: ignore[no-untyped-
     assert "sau hôm nay" in page.locator("#e-date").inner_text()
     page.fill("#f-date", "15/12/2099")
     page.click("main form button[type=submit]")
+    page.click("[data-testid=confirm-save]")
     page.wait_for_url("**saved=appointment")
     assert "Tái khám huyết áp" in page.locator("tr[data-type=Appointment]").first.inner_text()
     ctx.close()
@@ -303,8 +317,14 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     shot(page, "station-checkup-error.png", full=True)
     page.fill("#f-weight", "59")
     page.click("main form button[type=submit]")
-    page.wait_for_url("**saved=1")
-    assert page.locator("text=Đã lưu.").is_visible()
+    # whose record: shown and confirmed before anything is saved
+    card = page.locator("[data-testid=person-card]").inner_text()
+    assert "Nguyễn Thị Hòa" in card and f.mother_cccd not in card and f.mother_cccd[-3:] in card
+    page.click("[data-testid=confirm-save]")
+    page.wait_for_url(f"**saved={f.mother}")
+    assert (
+        "Đã lưu phiếu khám của Nguyễn Thị Hòa" in page.locator("[data-testid=saved]").inner_text()
+    )
 
     # the screening result is in the citizen's book (BMI computed)
     with server.db.connection() as conn:
@@ -331,7 +351,11 @@ def test_station_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page.select_option("#f-action", "join")
     page.fill("#f-household_code", "HD-0042")
     page.click("main form button[type=submit]")
-    page.wait_for_url("**saved=1")
+    assert "Không có hộ mã HD-0042" in page.locator("#e-household_code").inner_text()
+    page.select_option("#f-action", "new")  # this person founds it
+    page.click("main form button[type=submit]")
+    page.click("[data-testid=confirm-save]")
+    page.wait_for_url(f"**saved={f.mother}")
     with server.db.connection() as conn:
         row = conn.execute(
             "SELECT h.code FROM person p JOIN household h ON h.id = p.household_id WHERE p.id = %s",

@@ -16,7 +16,6 @@ from hssk.ingest.model import (
     Problem,
     Unit,
     check_facility,
-    check_icd10,
     parse_time,
     require,
 )
@@ -114,8 +113,10 @@ def map_station(path: str, n: int, row: dict[str, str], known: frozenset[str] | 
     fac = check_facility(first(row, "ma_tram"), "ma_tram", known, p)
     u.facility, u.visit_date = fac, (when or "")[:10] or None
     loai = first(row, "loai")
-    codes = check_icd10(first(row, "ma_icd"), "ma_icd", p)
-    icd = codes[0] if codes else None
+    diagnosis = first(row, "nguyen_nhan_tu_vong" if loai == "tu_vong" else "ket_luan")
+    icd, warning = station_map.icd_check(first(row, "ma_icd"), "ma_icd", diagnosis or None, p)
+    if warning is not None:  # kept, with the doubt shown to the station (no one to confirm it)
+        u.warnings.append(warning)
     station, key = station_map.provider(fac), f"station|{rid}"
     items: Items = []
     if loai == "tu_vong":
