@@ -31,18 +31,21 @@ from hssk.ingest import routes as ingest_routes
 from hssk.kernel.config import Settings, load_settings
 from hssk.monitor import routes as monitor_routes
 from hssk.share import routes as share_routes
-from hssk.web import quarantine_pages
+from hssk.web import access_log, admin_pages, quarantine_pages
 from hssk.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 
 # Routing scans routes in order: the web router (the book API and pages, the busiest paths)
 # comes first; its prefixes (/book, /clinic, /station, /staff, /api/v1/book, /api/v1/me/book)
-# overlap no other router's. Component routers come before the generic FHIR one: their fixed
-# paths (e.g. /fhir/AuditEvent) must win over /fhir/{type}.
+# overlap no other router's (the admin console's: /admin, /staff/start; the access log's: /book/access-log). Component routers come
+# before the generic FHIR one: their fixed paths (e.g. /fhir/AuditEvent) must win over
+# /fhir/{type}.
 ROUTERS: tuple[APIRouter, ...] = (
     web_routes.router,
     quarantine_pages.router,
+    admin_pages.router,
+    access_log.router,
     access_routes.router,
     ingest_routes.router,
     share_routes.router,
@@ -52,7 +55,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 # Server-rendered pages, authenticated by the session cookie: their forms are checked for
 # cross-site origin.
-PAGE_PREFIXES = ("/book", "/clinic", "/station", "/staff", "/supervision")
+PAGE_PREFIXES = ("/book", "/clinic", "/station", "/staff", "/supervision", "/admin")
 # Answers holding personal data (or tokens): never stored by a browser or a cache.
 PRIVATE_PREFIXES = (*PAGE_PREFIXES, "/fhir", "/api/", "/auth/")
 FHIR_MAX_BODY = 50_000_000  # a transaction bundle (the FHIR router says so too)

@@ -18,12 +18,18 @@ import psycopg
 from hssk.access import accounts, auth, signing
 from hssk.access.actor import Actor
 from hssk.access.audit import record as audit
-from hssk.access.policy import ROLE_ADMIN, ROLE_AUDITOR
+from hssk.access.policy import (
+    ROLE_ADMIN,
+    ROLE_AUDITOR,
+    ROLE_CLINICIAN,
+    ROLE_STATION,
+    ROLE_SUPERVISOR,
+)
 
 # National and platform units speak for national systems: the platform operator creates them.
 OPERATOR_UNIT_KINDS = frozenset({"external", "platform"})
 # Roles an administrator may give (the auditor role is the operator's).
-GRANTABLE_ROLES = tuple(sorted(r for r in accounts.ROLES if r != ROLE_AUDITOR))
+GRANTABLE_ROLES = (ROLE_CLINICIAN, ROLE_STATION, ROLE_SUPERVISOR, ROLE_ADMIN)
 ADMIN_ACCOUNT_KINDS = ("staff", "clinician", "system")  # citizens come with their first login
 
 
@@ -427,8 +433,11 @@ def _reread(conn: psycopg.Connection[Any], account_id: int) -> accounts.Account:
     return got
 
 
-def disabled_reason(conn: psycopg.Connection[Any], account_id: int) -> str | None:
-    row = conn.execute(
-        "SELECT disabled_reason FROM account WHERE id = %s", (account_id,)
-    ).fetchone()
-    return row[0] if row else None
+def disabled_reasons(conn: psycopg.Connection[Any], account_ids: list[int]) -> dict[int, str]:
+    """The disabled accounts among ``account_ids``, with why ('' when no reason was kept)."""
+    rows = conn.execute(
+        "SELECT id, coalesce(disabled_reason, '') FROM account WHERE id = ANY(%s) "
+        "AND NOT active AND disabled_at IS NOT NULL",
+        (account_ids,),
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +33,7 @@ from hssk.catalog.catalogs import catalogs
 from hssk.catalog.catalogs import get as get_catalog
 from hssk.http import gate
 from hssk.http.gate import PageActor
+from hssk.kernel import clock
 from hssk.monitor import charts, export, metrics, prom, quality
 from hssk.monitor.areas import Area, AreaDenied, narrow
 from hssk.monitor.i18n import pick_lang, translator
@@ -222,19 +222,31 @@ def quality_page(
 
 
 # --- exports -------------------------------------------------------------------------------
+def _detail_text(detail: Any) -> str:
+    """A quality item's detail as 'key: value' text (never a Python dict's repr)."""
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {v}" for k, v in detail.items())
+    return "" if detail is None else str(detail)
+
+
 def _table(
     conn: Conn, actor: Actor, scope: Area, table: str, cat: str, lang: str
 ) -> tuple[list[str], list[list[Any]]]:
     t = translator(lang)
+
+    def kind_name(kind: str) -> str:
+        return quality.KINDS.get(kind, (kind, kind))[1 if lang == "en" else 0]
+
     if table == "facilities":
         rows = metrics.facilities(conn, scope, catalog=cat)
+        labels = {f.code: f.label(lang) for f in get_catalog(cat).fields}  # never hc.dan_toc
         header = [t("code"), t("facility"), t("status"), t("last_receipt"), t("delay"),
                   t("volume"), t("error_rate"), t("missing_fields")]  # fmt: skip
         return header, [
             [r.facility_code, r.name, t(f"status.{r.status}"), r.last_receipt,
              round(r.delay_days, 2) if r.delay_days is not None else None,
              round(r.volume_per_day, 2), round(r.error_rate, 4),
-             "; ".join(c for c, _ in r.missing_fields)]
+             "; ".join(labels.get(c, c) for c, _ in r.missing_fields)]
             for r in rows
         ]  # fmt: skip
     if table in ("communes", "districts"):
@@ -246,7 +258,7 @@ def _table(
         items = _communes(conn, scope, by, cat)
         keys = ["residents", "with_record", "standardized", "verified", "households", "deaths",
                 "with_bhyt", "with_cccd", "children_u6", "children_u6_with_id"]  # fmt: skip
-        header = ["code", t("commune"), *[t(k) for k in keys], t("completeness")]
+        header = [t("area_code"), t("commune"), *[t(k) for k in keys], t("completeness")]
         return header, [
             [i["code"], i["name"], *[i[k] for k in keys], round(i["completeness"], 4)]
             for i in items
@@ -256,19 +268,19 @@ def _table(
         if view["named"]:
             header = [
                 t("kind"),
-                "person_id",
+                t("person_id"),
                 t("person"),
                 t("birth_date"),
                 t("commune"),
                 t("detail"),
             ]
             return header, [
-                [quality.KINDS[i["kind"]][0 if lang == "vi" else 1], i["person_id"], i["full_name"],
-                 i["birth_date"], i["commune_code"], str(i["detail"])]
+                [kind_name(i["kind"]), i["person_id"], i["full_name"], i["birth_date"],
+                 i["commune_code"], _detail_text(i["detail"])]
                 for i in view["items"]
             ]  # fmt: skip
         header = [t("commune"), t("kind"), t("count")]
-        return header, [[c["commune"], c["kind"], c["count"]] for c in view["counts"]]
+        return header, [[c["commune"], kind_name(c["kind"]), c["count"]] for c in view["counts"]]
     raise Refused(400, "table must be communes, districts, facilities or quality")
 
 
@@ -280,7 +292,7 @@ def _export(request: Request, conn: Conn, actor: Actor, fmt: str, table: str,
         header, rows = _table(conn, actor, scope, table, _catalog_name(catalog), lg)
     except Refused as exc:
         return _to_login(request) if exc.status == 401 else _refused_json(exc)
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    stamp = clock.today().strftime("%Y%m%d")  # the Vietnam date
     name = f"hssk-{table}-{scope.key.replace(':', '-')}-{stamp}.{fmt}"
     if fmt == "csv":
         body, mime = export.to_csv(header, rows), "text/csv; charset=utf-8"

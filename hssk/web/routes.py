@@ -417,16 +417,6 @@ def consent_revoke(consent_id: int, request: Request, conn: Conn, actor: PageAct
     return RedirectResponse("/book/consents?done=revoked", status_code=303)
 
 
-@router.get("/book/access-log", include_in_schema=False, response_class=HTMLResponse)
-def access_log_page(request: Request, conn: Conn, actor: PageActor) -> Response:
-    if (redirect := _citizen(request, actor)) is not None:
-        return redirect
-    assert actor.person_id is not None
-    return render.page(
-        request, "access_log.html", entries=backend.access_log(conn, [actor.person_id]), nav="log"
-    )
-
-
 @router.get("/book/self", include_in_schema=False, response_class=HTMLResponse)
 def self_page(request: Request, conn: Conn, actor: PageActor) -> Response:
     if (redirect := _citizen(request, actor)) is not None:
@@ -659,7 +649,7 @@ def staff_login_page(request: Request) -> Response:
     return render.page(
         request,
         "staff_login.html",
-        next=_safe_next(request.query_params.get("next", "/clinic"), "/clinic"),
+        next=_safe_next(request.query_params.get("next", "/staff/start"), "/staff/start"),
         notice=notice,
     )
 
@@ -668,7 +658,7 @@ def staff_login_page(request: Request) -> Response:
 async def staff_login_submit(request: Request, conn: Conn) -> Response:
     raw = {k: str(v) for k, v in (await request.form()).items()}
     lang = render.lang_of(request)
-    nxt = _safe_next(raw.get("next") or "/clinic", "/clinic")
+    nxt = _safe_next(raw.get("next") or "/staff/start", "/staff/start")
     # a form an expired session interrupted, carried through the login (never the password)
     carry = {k.removeprefix(_CARRY): v for k, v in raw.items() if k.startswith(_CARRY)}
     try:
@@ -1009,13 +999,22 @@ def clinic_write(
             status=422,
             safety=_banner(conn, actor, person_id),
         )
+    # the write's own decision (under an emergency only the letters may be written): a write
+    # the policy refuses is not made, and the access log says what was done
+    decision = backend.decide(conn, actor, person_id, action="write", purpose="treatment",
+                              resource_type=body["resourceType"])  # fmt: skip
+    if not decision.allowed:
+        backend.record_access(conn, actor, "create", person_id, decision,
+                              resource_type=body["resourceType"])  # fmt: skip
+        return render.page(request, "error.html", message=t("forbidden", render.lang_of(request)),
+                           reason=decision.reason, status=403)  # fmt: skip
     stored, _ = save(conn, body, person_id=person_id, source_unit=actor.unit_id)
     backend.record_access(
         conn,
         actor,
         "create",
         person_id,
-        backend.decide(conn, actor, person_id, action="write", purpose="treatment"),
+        decision,
         resource_type=stored.type,
         resource_id=stored.id,
     )
