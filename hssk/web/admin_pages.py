@@ -379,8 +379,10 @@ def _read_account(raw: dict[str, str], roles: list[str]) -> tuple[Form, admin.Ac
     form = Form(raw)
     username = form.text("username", required=True, max_len=64)
     if username and not _USERNAME.match(username):
-        form.error("username", "Tên đăng nhập gồm 3–64 chữ cái không dấu, chữ số hoặc . _ @ -.",
-                   "A username has 3–64 letters, digits or . _ @ -.")  # fmt: skip
+        form.error("username", f"“{username}” không dùng được: tên đăng nhập gồm 3–64 chữ cái "
+                   "không dấu, chữ số hoặc . _ @ - (không có dấu cách).",
+                   f"“{username}” cannot be used: a username has 3–64 letters without "
+                   "diacritics, digits or . _ @ - (no spaces).")  # fmt: skip
     kind = form.choice("kind", {k: t(f"acc_kind_{k}", "vi") for k in admin.ADMIN_ACCOUNT_KINDS})
     unit = form.text("unit_id", required=True, max_len=32)
     name = form.text("display_name", max_len=200)
@@ -395,8 +397,9 @@ def _phone(form: Form) -> str | None:
     if phone:
         phone = re.sub(r"[\s.\-]", "", phone)
         if not _PHONE.match(phone):
-            form.error("phone", "Số điện thoại gồm 10 chữ số, ví dụ 0912345678.",
-                       "A phone number has 10 digits, e.g. 0912345678.")  # fmt: skip
+            form.error("phone", f"“{phone}” không phải số điện thoại: số điện thoại gồm 10 chữ "
+                       "số, ví dụ 0912345678.", f"“{phone}” is not a phone number: it has 10 "
+                       "digits, e.g. 0912345678.")  # fmt: skip
             return None
     return phone
 

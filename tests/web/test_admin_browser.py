@@ -65,6 +65,7 @@ def test_admin_console_journey(server, browser, admin_user: str, size: str) -> N
     page.click("main form button[type=submit]")
     assert "3–64" in page.locator("#e-username").inner_text()
     assert "10 chữ số" in page.locator("#e-phone").inner_text()
+    shot(page, f"admin-account-new-{size}.png", full=True)  # each error next to its field
     page.fill("#f-username", user)
     name, part = NAMES[size]
     page.fill("#f-display_name", name)
@@ -72,7 +73,6 @@ def test_admin_console_journey(server, browser, admin_user: str, size: str) -> N
     page.select_option("#f-unit_id", "BV-BR")
     page.fill("#f-phone", "0987 654 321")
     page.check("input[name=role][value=clinician]")
-    shot(page, f"admin-account-new-{size}.png", full=True)
     page.click("main form button[type=submit]")
     page.wait_for_url("**/admin/accounts/*?done=created")
     assert page.locator("#acc-state").inner_text() == "Chờ kích hoạt"
@@ -98,17 +98,23 @@ def test_admin_console_journey(server, browser, admin_user: str, size: str) -> N
     _no_horizontal_scroll(page)
     shot(page, f"admin-accounts-{size}.png", full=True)
 
-    # a unit's key rotated: the new one added, the old one revoked
-    _private, public = signing.generate_keypair("EdDSA")
-    page.goto(server.url + "/admin/units/BV-BR")
-    page.fill("#f-pem", public.decode())
-    page.click("form[action='/admin/units/BV-BR/keys'] button[type=submit]")
-    page.wait_for_url("**done=key-added**")
-    assert page.locator("tr[data-kid] .badge").first.inner_text() == "Đang dùng"
+    # a unit's key rotated: the new one added next to the old one, then the old one revoked
+    kids = []
+    for _ in range(2):
+        _private, public = signing.generate_keypair("EdDSA")
+        kids.append(signing.key_id(signing.parse_public(public)[0]))
+        page.goto(server.url + "/admin/units/BV-BR")
+        page.fill("#f-pem", public.decode())
+        page.click("form[action='/admin/units/BV-BR/keys'] button[type=submit]")
+        page.wait_for_url("**done=key-added**")
+    old, new = (page.locator(f"tr[data-kid='{k}']") for k in kids)
+    assert old.locator(".badge").inner_text() == new.locator(".badge").inner_text() == "Đang dùng"
+    old.locator("button.danger").click()
+    page.wait_for_url("**done=key-revoked**")
+    assert page.locator(f"tr[data-kid='{kids[0]}'] .badge").inner_text() == "Đã thu hồi"
+    assert page.locator(f"tr[data-kid='{kids[1]}'] .badge").inner_text() == "Đang dùng"
     _no_horizontal_scroll(page)
     shot(page, f"admin-unit-{size}.png", full=True)
-    page.locator("tr[data-kid] button.danger").first.click()
-    page.wait_for_url("**done=key-revoked**")
     page.click("nav.tabs >> text=Khóa và chứng thư số")
     assert "Khóa ký của nền tảng" in page.locator("main").inner_text()
     shot(page, f"admin-keys-{size}.png", full=True)
