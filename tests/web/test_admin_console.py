@@ -244,3 +244,15 @@ def test_admin_forms_refuse_another_site(client: TestClient, org: Org) -> None:
     resp = client.post("/admin/units", data={"id": "X-T", "name": "x", "kind": "clinic"},
                        headers={"Origin": "https://evil.example"})  # fmt: skip
     assert resp.status_code == 403 and "trang web" in resp.text
+
+
+def test_console_in_english(client: TestClient, org: Org) -> None:
+    login(client, org.admin)
+    for path, words in (("/admin?lang=en", ("Administration", "Keys and certificates")),
+                        ("/admin/accounts/new", ("Add an account", "Roles", "Clinical care")),
+                        ("/admin/units/BV-T", ("Edit the unit", "Facility code (CSKCB)"))):  # fmt: skip
+        page = client.get(path)
+        assert page.status_code == 200 and '<html lang="en">' in page.text, path
+        for word in words:
+            assert word in page.text, (path, word)
+        assert "Quản trị hệ thống" not in page.text
