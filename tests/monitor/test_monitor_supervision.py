@@ -220,6 +220,21 @@ def test_exports_speak_to_people_not_to_the_code(world) -> None:
     )  # the Vietnam date and time, never the UTC one
 
 
+def test_cli_export_is_the_page_export(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from hssk.monitor.cli import app
+
+    out = tmp_path / "co-so.csv"
+    done = CliRunner().invoke(app, ["export", str(out), "--table", "facilities"])
+    assert done.exit_code == 0, done.output
+    text = out.read_text("utf-8-sig")
+    assert text.startswith("Mã CSKCB,Cơ sở,Trạng thái,Lần nhận gần nhất")
+    assert "hc." not in text and "+00:00" not in text and "facility_code" not in text
+    refused = CliRunner().invoke(app, ["export", str(out), "--table", "quality"])
+    assert refused.exit_code != 0  # no named lists from the command line
+
+
 def test_quality_lists(world) -> None:
     client, prov, cases = world
     dept = client.get(f"{API}/quality", headers=_h("SYT01", "supervisor")).json()
