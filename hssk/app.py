@@ -32,7 +32,7 @@ from hssk.http.headers import SecurityHeaders
 from hssk.http.limits import MB, BodyLimit, Limits
 from hssk.http.logs import RequestLog
 from hssk.kernel.config import Settings, load_settings
-from hssk.web import quarantine_pages, verify
+from hssk.web import access_log, admin_pages, quarantine_pages, verify
 from hssk.web.pages import auth as auth_pages
 from hssk.web.pages import book as book_pages
 from hssk.web.pages import clinic as clinic_pages
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # Routing scans routes in order: the book API and the book pages (the busiest paths) come
 # first; their prefixes (/api/v1/book, /api/v1/me/book, /book) and those of the other pages
-# (/staff, /clinic, /station) overlap no other router's. Component routers come before the
+# (/staff, /clinic, /station, /admin) overlap no other router's. Component routers come before the
 # generic FHIR one: their fixed paths (e.g. /fhir/AuditEvent) must win over /fhir/{type}.
 ROUTERS: tuple[APIRouter, ...] = (
     book_api.router,
@@ -52,6 +52,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     station_pages.router,
     quarantine_pages.router,
     verify.router,
+    admin_pages.router,
+    access_log.router,
     access_routes.router,
     ingest_routes.router,
     share_routes.router,
@@ -61,7 +63,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 # Server-rendered pages, authenticated by the session cookie: their forms are checked for
 # cross-site origin.
-PAGE_PREFIXES = ("/book", "/clinic", "/station", "/staff", "/supervision")
+PAGE_PREFIXES = ("/book", "/clinic", "/station", "/staff", "/supervision", "/admin")
 # Answers holding personal data (or tokens): never stored by a browser or a cache.
 PRIVATE_PREFIXES = (*PAGE_PREFIXES, "/fhir", "/api/", "/auth/")
 FHIR_MAX_BODY = 50_000_000  # a transaction bundle (the FHIR router says so too)

@@ -259,6 +259,17 @@ def add_key(unit: str, file: Path = typer.Argument(..., exists=True, dir_okay=Fa
     console.print(f"key {entry['kid']} ({entry['alg']}) registered for {unit}")
 
 
+@app.command("revoke-key")
+def revoke_key(unit: str, kid: str) -> None:
+    """Revoke a unit's key (after registering its successor: key rotation)."""
+    with _conn() as conn:
+        if not signing.revoke_key(conn, unit, kid):
+            raise _fail(f"no active key {kid!r} of unit {unit!r}")
+        audit(conn, PLATFORM, "key-revoke", outcome="allow", basis="operator",
+              detail={"unit": unit, "kid": kid})  # fmt: skip
+    console.print(f"key {kid} of {unit} revoked")
+
+
 @app.command()
 def sign(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Sign a document with the platform key; writes FILE.sig (detached JWS)."""

@@ -176,7 +176,8 @@ class Emergency:
 def declare_emergency(
     conn: psycopg.Connection[Any], actor: Actor, person_id: int, reason: str
 ) -> Emergency:
-    """A clinician's break-glass access with a written reason (read only, reviewed later)."""
+    """A clinician's break-glass access with a written reason (reads and hand-on letters,
+    ``policy.EMERGENCY_WRITABLE``; reviewed later)."""
     if not (actor.kind == "clinician" or ROLE_CLINICIAN in actor.roles):
         raise _refuse(conn, actor, "break-glass", "only clinicians may declare an emergency")
     if len(reason.strip()) < MIN_REASON:

@@ -13,8 +13,8 @@ Rules (design §5), in the order they are tried; the first that allows names the
   (``HSSK_ENCOUNTER_GRACE_HOURS``, 72);
 * ``area`` — commune-station staff and the persons living in their commune;
 * ``consent`` — an active consent of the person naming the account or its unit;
-* ``break-glass`` — a clinician who declared an emergency with a written reason (read only,
-  flagged for review);
+* ``break-glass`` — a clinician who declared an emergency with a written reason (reads, and
+  the referral and re-examination letters of ``EMERGENCY_WRITABLE``; flagged for review);
 * ``scope`` — system clients of national systems within their SMART scopes;
 * ``role`` — auditors on the audit trail, supervisors on aggregates.
 
@@ -54,6 +54,9 @@ REFERENCE_TYPES = frozenset(
 )
 # What a citizen may add to their own (or their child's) book themselves.
 CITIZEN_WRITABLE = frozenset({"Observation", "FamilyMemberHistory", "AllergyIntolerance"})
+# What a clinician may write under a declared emergency: the letters that hand the patient on
+# (referral, re-examination appointment). The rest of the record stays read-only.
+EMERGENCY_WRITABLE = frozenset({"ServiceRequest", "Appointment"})
 # Units whose system clients speak for a national system (scopes suffice, no treating link).
 NATIONAL_UNIT_KINDS = frozenset({"external", "platform"})
 # Units that give care under a facility code (mã CSKCB): their own HIS system account opens
@@ -443,7 +446,7 @@ def _decide_staff(
         return Decision(True, "area", "resident of the station's commune")
     if consent and (mode == "read" or clinician):
         return Decision(True, "consent", "consent of the person")
-    if clinician and f.break_glass and mode == "read":
+    if clinician and f.break_glass and (mode == "read" or resource_type in EMERGENCY_WRITABLE):
         return Decision(True, "break-glass", "declared emergency (flagged for review)")
     if station:
         return _deny(

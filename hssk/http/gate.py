@@ -113,6 +113,7 @@ def page_actor(request: Request) -> Actor:
     saying the session expired: :func:`session_expired`). A session cookie with less than
     half its life left is renewed on the way out (sliding sessions, :class:`SessionRenewal`)."""
     presented = authenticate(request, "page")
+    request.state.actor = presented.actor  # the page's menu shows what this actor may use
     cookie = request.cookies.get(COOKIE)
     if cookie and credentials(request, "page") == cookie:
         if presented.refused is not None:

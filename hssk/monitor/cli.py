@@ -118,25 +118,22 @@ def export_table(
     table: str = typer.Option("communes", help="communes, districts or facilities."),
     area: str | None = typer.Option(None, help="Area key (default: everything)."),
     catalog: str | None = typer.Option(None),
+    lang: str = typer.Option("vi", help="vi or en (headers, statuses, field names)."),
 ) -> None:
-    """Export a supervision table to CSV or Excel."""
-    from hssk.monitor import export, metrics
+    """Export a supervision table to CSV or Excel, as the supervision page exports it."""
+    from hssk.monitor import export, metrics, tables
 
     if out.suffix not in (".csv", ".xlsx"):
         raise typer.BadParameter("the file must end in .csv or .xlsx")
+    if table not in ("communes", "districts", "facilities"):  # no named lists from here
+        raise typer.BadParameter("table must be communes, districts or facilities")
     scope = _area(area)
     db = open_database()
     with db.connection() as conn:
-        if table == "facilities":
-            rows = [r.as_dict() for r in metrics.facilities(conn, scope, catalog=catalog)]
-        elif table in ("communes", "districts"):
-            by = "district_old" if table == "districts" else "commune"
-            rows = [r.as_dict() for r in metrics.coverage(conn, scope, by=by, catalog=catalog)]
-        else:
-            raise typer.BadParameter("table must be communes, districts or facilities")
+        header, rows = tables.export_table(conn, scope, table,
+                                           catalog or metrics.completeness_default(),
+                                           "en" if lang == "en" else "vi", named=False)  # fmt: skip
     db.close()
-    header = list(rows[0]) if rows else ["code"]
-    values = [[str(v) if isinstance(v, list) else v for v in r.values()] for r in rows]
-    data = export.to_csv(header, values) if out.suffix == ".csv" else export.to_xlsx(header, values)
+    data = export.to_csv(header, rows) if out.suffix == ".csv" else export.to_xlsx(header, rows)
     out.write_bytes(data)
     console.print(f"{len(rows)} rows → {out}")

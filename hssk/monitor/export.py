@@ -1,5 +1,7 @@
 """Export tables to CSV (UTF-8 with BOM, opens in Excel) and to Excel .xlsx.
 
+Dates are written dd/mm/yyyy and instants in Vietnam time (stored UTC never shows).
+
 No spreadsheet library is installed, so the .xlsx (Office Open XML) is written with the
 standard library: a zip of a handful of XML parts, strings inline, numbers as numbers.
 """
@@ -12,6 +14,8 @@ import zipfile
 from collections.abc import Sequence
 from datetime import date, datetime
 from xml.sax.saxutils import escape
+
+from hssk.kernel import clock
 
 Cell = str | int | float | None | date | datetime
 
@@ -26,10 +30,11 @@ def to_csv(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
 
 
 def _text(v: Cell) -> str:
+    """A cell as people in Vietnam read it: dates dd/mm/yyyy, instants in Vietnam time."""
     if isinstance(v, datetime):
-        return v.isoformat(timespec="seconds")
+        return clock.to_vn(v).strftime("%d/%m/%Y %H:%M")
     if isinstance(v, date):
-        return v.isoformat()
+        return v.strftime("%d/%m/%Y")
     return str(v)
 
 

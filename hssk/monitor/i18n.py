@@ -40,6 +40,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "facilities": ("Cơ sở khám bệnh, chữa bệnh", "Health facilities"),
     "facility": ("Cơ sở", "Facility"),
     "code": ("Mã CSKCB", "Facility code"),
+    "area_code": ("Mã địa bàn", "Area code"),
+    "person_id": ("Mã người trong HSSK", "HSSK person id"),
     "last_receipt": ("Lần nhận gần nhất", "Last receipt"),
     "delay": ("Độ trễ khám → nhận (ngày, trung vị)", "Visit → receipt delay (days, median)"),
     "volume": ("Bản ghi/ngày", "Records/day"),

@@ -135,10 +135,12 @@ def decide(
     action: str = "read",
     purpose: str | None = None,
     sensitivity: str | None = None,
+    resource_type: str = "Patient",
 ) -> Decision:
-    """The access policy's decision for reading (or writing) a person's record."""
+    """The access policy's decision for reading (or writing) a person's record (a write:
+    of ``resource_type``)."""
     return authorize(
-        conn, actor, action, "Patient", person_id, purpose=purpose, sensitivity=sensitivity
+        conn, actor, action, resource_type, person_id, purpose=purpose, sensitivity=sensitivity
     )
 
 
@@ -169,39 +171,6 @@ def record_access(
         conn, actor, action, decision, resource_type=resource_type,
         resource_id=resource_id, person_id=person_id, detail=detail,
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AccessEntry:
-    at: datetime
-    actor: str
-    unit: str | None
-    role: str | None
-    action: str
-    basis: str | None
-    outcome: str
-    purpose: str | None
-
-
-def access_log(
-    conn: psycopg.Connection[Any], person_ids: list[int], limit: int = 100
-) -> list[AccessEntry]:
-    """Who read or changed these persons' records, newest first (names of actor and unit)."""
-    from hssk.access.audit import search
-
-    return [
-        AccessEntry(
-            at=r.at,
-            actor=r.actor_name or r.actor or "?",
-            unit=r.unit_name or r.unit_id,
-            role=r.role,
-            action=r.action,
-            basis=r.basis,
-            outcome=r.outcome,
-            purpose=r.purpose,
-        )
-        for r in search(conn, person_ids=person_ids, limit=limit)
-    ]
 
 
 @dataclass(frozen=True)

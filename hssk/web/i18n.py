@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hssk.web.i18n_admin import ADMIN_STRINGS
+
 LANGS = ("vi", "en")
 LANG_COOKIE = "hssk_lang"
 
@@ -494,6 +496,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "q_saved": ("Đã lưu bản sửa.", "The correction is saved."),
     "nothing_new": ("không có gì mới", "nothing new"),
 }
+STRINGS |= ADMIN_STRINGS  # the admin console, the staff menu and the access log
 
 
 def t(key: str, lang: str, **kw: object) -> str:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from hssk.web import charts
+from hssk.web import charts, menu
 from hssk.web.i18n import LANG_COOKIE, LANGS, t
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -107,6 +107,9 @@ def page(request: Request, template: str, *, status: int = 200, **ctx: Any) -> H
     query["lang"] = other
     switch = str(request.url.path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     ctx.setdefault("errors", {})
+    if ctx.get("nav") in menu.STAFF_NAVS:  # the staff menu: what this person may use
+        entries = ctx.setdefault("menu", menu.staff_menu(getattr(request.state, "actor", None)))
+        ctx["menu_current"] = menu.current(entries, request.url.path)
     ctx.setdefault("values", {})
     html = (
         environment()

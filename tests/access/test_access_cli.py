@@ -44,6 +44,10 @@ def test_keygen_and_sign(world: World, tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     (key_file,) = tmp_path.glob("BV-02-*.pem")
     assert key_file.stat().st_mode & 0o777 == 0o600
+    kid = key_file.stem.removeprefix("BV-02-")
+    assert runner.invoke(app, ["revoke-key", "BV-02", kid]).exit_code == 0  # rotation's end
+    again = runner.invoke(app, ["revoke-key", "BV-02", kid])
+    assert again.exit_code == 1 and "no active key" in again.output
     bad = runner.invoke(app, ["keygen", "NO-UNIT", "--out", str(tmp_path)])
     assert bad.exit_code == 1 and "does not exist" in bad.output
     doc = tmp_path / "giay-chuyen-tuyen.json"

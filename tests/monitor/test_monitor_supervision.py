@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -195,6 +196,43 @@ def test_exports_csv_and_xlsx(world) -> None:
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
     assert len(sheet.findall(".//m:row", ns)) == 16
     etree.fromstring(z.read("[Content_Types].xml"))
+
+
+def test_exports_speak_to_people_not_to_the_code(world) -> None:
+    """No internal field keys (hc.dan_toc), no UTC instants, Vietnamese headers."""
+    client, _, _ = world
+    h = _h("SYT01", "supervisor")
+    text = client.get("/supervision/export.csv?table=facilities", headers=h).content.decode()
+    header, *rows = text.lstrip("\ufeff").splitlines()
+    assert header.startswith("Mã CSKCB,Cơ sở,Trạng thái,Lần nhận gần nhất")
+    assert "hc." not in text and "+00:00" not in text and "T0" not in text
+    received = [r.split(",")[3] for r in rows if r.split(",")[3]]
+    assert received and all(re.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", v) for v in received)
+    communes = client.get("/supervision/export.csv?table=communes", headers=h).content.decode()
+    assert communes.lstrip("\ufeff").startswith("Mã địa bàn,Xã/phường,")
+    quality_csv = client.get("/supervision/export.csv?table=quality", headers=h).content.decode()
+    assert "conflicting_identifier" not in quality_csv and "Định danh mâu thuẫn" in quality_csv
+    assert (
+        export.to_csv(["Ngày"], [[datetime(2026, 12, 31, 17, 30, tzinfo=UTC)]])
+        .decode("utf-8-sig")
+        .splitlines()[1]
+        == "01/01/2027 00:30"
+    )  # the Vietnam date and time, never the UTC one
+
+
+def test_cli_export_is_the_page_export(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from hssk.monitor.cli import app
+
+    out = tmp_path / "co-so.csv"
+    done = CliRunner().invoke(app, ["export", str(out), "--table", "facilities"])
+    assert done.exit_code == 0, done.output
+    text = out.read_text("utf-8-sig")
+    assert text.startswith("Mã CSKCB,Cơ sở,Trạng thái,Lần nhận gần nhất")
+    assert "hc." not in text and "+00:00" not in text and "facility_code" not in text
+    refused = CliRunner().invoke(app, ["export", str(out), "--table", "quality"])
+    assert refused.exit_code != 0  # no named lists from the command line
 
 
 def test_quality_lists(world) -> None:

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hssk.access import accounts, auth, consent, relations, signing
+from hssk.access import accounts, admin, auth, consent, relations, signing
 from hssk.access.actor import Actor
 from hssk.access.audit import record as audit
 from hssk.access.audit import search as audit_search
 from hssk.access.audit import to_fhir
 from hssk.access.policy import (
-    ROLE_ADMIN,
     ROLE_AUDITOR,
     ROLE_STATION,
     authorize,
@@ -383,16 +382,16 @@ def add_guardianship(conn: Conn, actor: CurrentActor, req: GuardianshipIn) -> di
     return {"id": link, **req.model_dump()}
 
 
-# --- units and accounts (administrators) ----------------------------------------------------
+# --- units and accounts (administrators): the rules are hssk.access.admin's ----------------
 
 
-def _admin_units(conn: psycopg.Connection[Any], actor: Actor, action: str) -> set[str]:
-    """Units an administrator manages (their unit and below); 403 for anyone else."""
-    if actor.kind == "system" and actor.account_id == "platform":
-        return {r[0] for r in conn.execute("SELECT id FROM unit").fetchall()}
-    if ROLE_ADMIN not in actor.roles or not actor.unit_id:
-        raise _refuse(conn, actor, action, "administrators only")
-    return set(accounts.unit_subtree(conn, actor.unit_id))
+@contextmanager
+def _admin() -> Iterator[None]:
+    """An administration refusal as its HTTP answer."""
+    try:
+        yield
+    except admin.AdminError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
 
 
 class UnitIn(BaseModel):
@@ -409,44 +408,35 @@ class UnitIn(BaseModel):
 
 @router.get("/api/v1/units", tags=["admin"], summary="Units I manage")
 def list_units(conn: Conn, actor: CurrentActor) -> list[dict[str, Any]]:
-    mine = sorted(_admin_units(conn, actor, "unit-list"))
-    rows = conn.execute(
-        """SELECT id, kind, name, parent_id, facility_code, commune_code, active,
-                  jsonb_array_length(public_keys) FROM unit WHERE id = ANY(%s) ORDER BY id""",
-        (mine,),
-    ).fetchall()
-    keys = ("id", "kind", "name", "parent_id", "facility_code", "commune_code", "active", "keys")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
-# National and platform units speak for national systems: the platform operator creates them.
-_OPERATOR_UNIT_KINDS = frozenset({"external", "platform"})
+    with _admin():
+        return [u.public() for u in admin.list_units(conn, actor)]
 
 
 @router.post("/api/v1/units", tags=["admin"], status_code=201, summary="Create a unit")
 def create_unit(conn: Conn, actor: CurrentActor, req: UnitIn) -> dict[str, Any]:
-    mine = _admin_units(conn, actor, "unit-create")
-    if req.parent_id not in mine:
-        raise _refuse(conn, actor, "unit-create", "the parent must be a unit you manage",
-                      unit=req.id)  # fmt: skip
-    if req.kind in _OPERATOR_UNIT_KINDS:
-        raise _refuse(conn, actor, "unit-create", f"units of kind {req.kind} are created by the "
-                      "platform operator (hssk access add-unit)", unit=req.id)  # fmt: skip
-    # a new unit only: an existing id (anyone's) or facility code is never taken over
-    taken = conn.execute(
-        "SELECT id, facility_code FROM unit WHERE id = %s OR facility_code = %s LIMIT 1",
-        (req.id, req.facility_code),
-    ).fetchone()
-    if taken is not None:
-        what = f"unit id {req.id!r}" if taken[0] == req.id else f"facility code {req.facility_code}"
-        raise HTTPException(409, f"{what} đã tồn tại / already exists; choose another")
-    fields = req.model_dump(exclude={"id", "kind", "name"})
-    try:
-        accounts.create_unit(conn, req.id, req.kind, req.name, **fields)
-    except accounts.AccountError as exc:
-        raise HTTPException(400, str(exc)) from None
-    audit(conn, actor, "unit-create", outcome="allow", basis="role", detail=req.model_dump())
+    with _admin():
+        admin.create_unit(conn, actor, admin.UnitSpec(**req.model_dump()))
     return req.model_dump()
+
+
+class UnitPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str | None = None
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    parent_id: str | None = None
+    facility_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    province_code: str | None = Field(default=None, max_length=8)
+    commune_code: str | None = Field(default=None, max_length=8)
+    commune_code_old: str | None = Field(default=None, max_length=8)
+
+
+@router.patch("/api/v1/units/{unit_id}", tags=["admin"], summary="Change a unit")
+def patch_unit(conn: Conn, actor: CurrentActor, unit_id: str, req: UnitPatch) -> dict[str, Any]:
+    with _admin():
+        unit = admin.get_unit(conn, actor, unit_id)
+        now = {k: v for k, v in unit.public().items() if k in admin.UnitSpec.__dataclass_fields__}
+        spec = admin.UnitSpec(**{**now, **req.model_dump(exclude_unset=True)})
+        return admin.update_unit(conn, actor, spec).public()
 
 
 class KeyIn(BaseModel):
@@ -457,15 +447,16 @@ class KeyIn(BaseModel):
 @router.post("/api/v1/units/{unit_id}/keys", tags=["admin"], status_code=201,
              summary="Register a unit's public key or X.509 certificate")  # fmt: skip
 def add_key(conn: Conn, actor: CurrentActor, unit_id: str, req: KeyIn) -> dict[str, Any]:
-    if unit_id not in _admin_units(conn, actor, "key-add"):
-        raise _refuse(conn, actor, "key-add", "not a unit you manage", unit=unit_id)
-    try:
-        entry = signing.register_key(conn, unit_id, req.pem.encode())
-    except signing.KeyError_ as exc:
-        raise HTTPException(400, str(exc)) from None
-    audit(conn, actor, "key-add", outcome="allow", basis="role",
-          detail={"unit": unit_id, "kid": entry["kid"]})  # fmt: skip
-    return {k: v for k, v in entry.items() if k != "certificate"}
+    with _admin():
+        return admin.add_key(conn, actor, unit_id, req.pem.encode())
+
+
+@router.post("/api/v1/units/{unit_id}/keys/{kid}/revoke", tags=["admin"],
+             summary="Revoke a unit's key (after registering its successor)")  # fmt: skip
+def revoke_key(conn: Conn, actor: CurrentActor, unit_id: str, kid: str) -> dict[str, Any]:
+    with _admin():
+        admin.revoke_key(conn, actor, unit_id, kid)
+    return {"unit": unit_id, "kid": kid, "revoked": True}
 
 
 class AccountIn(BaseModel):
@@ -491,95 +482,44 @@ class AccountPatch(BaseModel):
     roles: list[str] | None = Field(default=None, max_length=5)
 
 
-def _managed_account(
-    conn: psycopg.Connection[Any], actor: Actor, account_id: PathId, action: str
-) -> accounts.Account:
-    mine = _admin_units(conn, actor, action)
-    acc = accounts.get_account(conn, account_id)
-    if acc is not None and str(acc.id) == actor.account_id and action != "account-read":
-        raise _refuse(conn, actor, action, "administrators do not change their own account")
-    if acc is None or acc.unit_id not in mine:  # same answer for "absent" and "not yours"
-        audit(conn, actor, action, outcome="deny", basis="deny",
-              detail={"account": account_id, "reason": "not an account you manage"})  # fmt: skip
-        raise HTTPException(404, f"no account {account_id} among those you manage")
-    return acc
-
-
 @router.get("/api/v1/accounts", tags=["admin"], summary="Accounts of the units I manage")
 def list_accounts(
     conn: Conn,
     actor: CurrentActor,
     unit_id: str | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="part of a username, name or phone")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    mine = _admin_units(conn, actor, "account-list")
-    units = sorted(mine & {unit_id}) if unit_id else sorted(mine)
-    ids = conn.execute(
-        "SELECT id FROM account WHERE unit_id = ANY(%s) ORDER BY id LIMIT %s OFFSET %s",
-        (units, limit, offset),
-    ).fetchall()
-    return [a.public() for r in ids if (a := accounts.get_account(conn, r[0]))]
-
-
-def _no_auditor_grant(conn: psycopg.Connection[Any], actor: Actor, roles: list[str] | None,
-                      action: str) -> None:  # fmt: skip
-    """Administrators never make auditors: who grants access does not choose who reviews it
-    (the platform operator does, with ``hssk access add-account``)."""
-    if roles and ROLE_AUDITOR in roles:
-        raise _refuse(conn, actor, action, "the auditor role is granted by the platform "
-                      "operator (hssk access add-account), not by an administrator")  # fmt: skip
+    with _admin():
+        found = admin.list_accounts(conn, actor, unit_id=unit_id, search=q, limit=limit,
+                                    offset=offset)  # fmt: skip
+    return [a.public() for a in found]
 
 
 @router.post("/api/v1/accounts", tags=["admin"], status_code=201, summary="Create an account")
 def create_account(conn: Conn, actor: CurrentActor, req: AccountIn) -> dict[str, Any]:
-    mine = _admin_units(conn, actor, "account-create")
-    _no_auditor_grant(conn, actor, req.roles, "account-create")
-    if req.unit_id is not None and req.unit_id not in mine:
-        raise _refuse(conn, actor, "account-create", "not a unit you manage", unit=req.unit_id)
-    if req.kind != "system" and req.system_scopes:
-        raise HTTPException(400, "system_scopes are only for system accounts")
-    if any(not s.startswith("system/") for s in req.system_scopes):
-        raise HTTPException(400, "system_scopes must look like system/Type.read")
-    try:
-        acc = accounts.create_account(
-            conn, req.username, req.kind, unit_id=req.unit_id, roles=req.roles,
-            scopes=req.system_scopes if req.kind == "system" else None,
-            phone=req.phone, display_name=req.display_name, active=False)  # fmt: skip
-    except accounts.AccountError as exc:
-        raise HTTPException(400, str(exc)) from None
-    audit(conn, actor, "account-create", outcome="allow", basis="role",
-          detail={"account": acc.id, "username": acc.username})  # fmt: skip
-    return acc.public()
+    spec = admin.AccountSpec(**{**req.model_dump(), "roles": tuple(req.roles),
+                                "system_scopes": tuple(req.system_scopes)})  # fmt: skip
+    with _admin():
+        return admin.create_account(conn, actor, spec).public()
 
 
 @router.get("/api/v1/accounts/{account_id}", tags=["admin"], summary="One account")
 def get_account(conn: Conn, actor: CurrentActor, account_id: PathId) -> dict[str, Any]:
-    return _managed_account(conn, actor, account_id, "account-read").public()
+    with _admin():
+        return admin.managed_account(conn, actor, account_id, "account-read").public()
 
 
 @router.patch("/api/v1/accounts/{account_id}", tags=["admin"], summary="Change an account")
 def patch_account(
     conn: Conn, actor: CurrentActor, account_id: PathId, req: AccountPatch
 ) -> dict[str, Any]:
-    acc = _managed_account(conn, actor, account_id, "account-update")
-    _no_auditor_grant(conn, actor, req.roles, "account-update")
-    changes = req.model_dump(exclude_unset=True)
-    if "roles" in changes:
-        try:
-            changes["roles"] = accounts.check_roles(changes["roles"] or [])
-        except accounts.AccountError as exc:
-            raise HTTPException(400, str(exc)) from None
-    for column in ("display_name", "phone", "roles"):  # fixed list: no mass assignment
-        if column in changes:
-            conn.execute(
-                f"UPDATE account SET {column} = %s WHERE id = %s", (changes[column], acc.id)
-            )
-    audit(conn, actor, "account-update", outcome="allow", basis="role",
-          detail={"account": acc.id, "changes": changes})  # fmt: skip
-    got = accounts.get_account(conn, acc.id)
-    assert got is not None
-    return got.public()
+    with _admin():
+        changes = req.model_dump(exclude_unset=True)
+        return admin.update_account(conn, actor, account_id, changes).public()
 
 
 class DisableIn(BaseModel):
@@ -591,32 +531,25 @@ class DisableIn(BaseModel):
 def disable_account(
     conn: Conn, actor: CurrentActor, account_id: PathId, req: DisableIn
 ) -> dict[str, Any]:
-    acc = _managed_account(conn, actor, account_id, "account-disable")
-    accounts.set_active(conn, acc.id, False, req.reason)
-    audit(conn, actor, "account-disable", outcome="allow", basis="role",
-          detail={"account": acc.id, "reason": req.reason})  # fmt: skip
+    with _admin():
+        acc = admin.disable_account(conn, actor, account_id, req.reason)
     return {"id": acc.id, "active": False}
+
+
+@router.post("/api/v1/accounts/{account_id}/enable", tags=["admin"], summary="Enable again")
+def enable_account(conn: Conn, actor: CurrentActor, account_id: PathId) -> dict[str, Any]:
+    with _admin():
+        acc = admin.enable_account(conn, actor, account_id)
+    return {"id": acc.id, "active": acc.active}
 
 
 @router.post("/api/v1/accounts/{account_id}/activation", tags=["admin"],
              summary="Send an activation / password-reset code to the account's phone")  # fmt: skip
 def send_activation(
-    request: Request, conn: Conn, actor: CurrentActor, account_id: int
+    request: Request, conn: Conn, actor: CurrentActor, account_id: PathId
 ) -> dict[str, Any]:
-    acc = _managed_account(conn, actor, account_id, "account-activation")
-    if not acc.phone:
-        raise HTTPException(400, "the account has no phone number to send the code to")
-    conn.execute(
-        "UPDATE account SET disabled_at = NULL, disabled_reason = NULL WHERE id = %s", (acc.id,)
-    )
-    if acc.has_password:  # a reset: the old password stops working now
-        conn.execute("UPDATE account SET password_hash = NULL WHERE id = %s", (acc.id,))
-        accounts.revoke_refresh_tokens(conn, acc.id)
-    sent = auth.send_code(conn, get_settings(request), acc, "activate")
-    audit(conn, actor, "account-activation", outcome="allow", basis="role",
-          detail={"account": acc.id, "sent": sent})  # fmt: skip
-    if not sent:
-        raise HTTPException(429, "too many codes sent recently; try again later")
+    with _admin():
+        acc = admin.send_activation(conn, get_settings(request), actor, account_id)
     return {"id": acc.id, "sent": True}
 
 

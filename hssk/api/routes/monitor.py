@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import os
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,13 +26,13 @@ from fastapi.responses import (
 from hssk.access import audit, authorize
 from hssk.access.actor import Actor
 from hssk.api.deps import Conn, OptionalActor
-from hssk.catalog import areas as names
 from hssk.catalog import completeness
 from hssk.catalog.catalogs import catalogs
 from hssk.catalog.catalogs import get as get_catalog
 from hssk.http import gate
 from hssk.http.gate import PageActor
-from hssk.monitor import charts, export, metrics, prom, quality
+from hssk.kernel import clock
+from hssk.monitor import charts, export, metrics, prom, quality, tables
 from hssk.monitor.areas import Area, AreaDenied, narrow
 from hssk.monitor.i18n import pick_lang, translator
 
@@ -131,19 +130,11 @@ def _catalog_name(name: str | None) -> str:
 
 # --- views shared by the page and the API --------------------------------------------------
 def _communes(conn: Conn, area: Area, by: str, catalog: str) -> list[dict[str, Any]]:
-    rows = metrics.coverage(conn, area, by=by, catalog=catalog)
-    namer = {"commune": names.commune_name, "commune_old": names.old_commune_name,
-             "district_old": names.district_name, "province": names.province_name}[by]  # fmt: skip
-    return [{**r.as_dict(), "name": namer(r.code) or r.code or "—"} for r in rows]
+    return tables.communes(conn, area, by, catalog)
 
 
 def _quality_view(conn: Conn, actor: Actor, area: Area, kind: str | None) -> dict[str, Any]:
-    where, params = area.persons().cells("q")
-    counts = quality.counts_by_commune(conn, where, params)
-    named = "station" in actor.roles or "admin" in actor.roles
-    items = quality.findings(conn, where, params, kind) if named else []
-    return {"counts": [{"commune": c, "kind": k, "count": n} for c, k, n in counts],
-            "items": items, "named": named}  # fmt: skip
+    return tables.quality_view(conn, area, kind, named=tables.sees_names(actor.roles))
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -224,51 +215,11 @@ def quality_page(
 def _table(
     conn: Conn, actor: Actor, scope: Area, table: str, cat: str, lang: str
 ) -> tuple[list[str], list[list[Any]]]:
-    t = translator(lang)
-    if table == "facilities":
-        rows = metrics.facilities(conn, scope, catalog=cat)
-        header = [t("code"), t("facility"), t("status"), t("last_receipt"), t("delay"),
-                  t("volume"), t("error_rate"), t("missing_fields")]  # fmt: skip
-        return header, [
-            [r.facility_code, r.name, t(f"status.{r.status}"), r.last_receipt,
-             round(r.delay_days, 2) if r.delay_days is not None else None,
-             round(r.volume_per_day, 2), round(r.error_rate, 4),
-             "; ".join(c for c, _ in r.missing_fields)]
-            for r in rows
-        ]  # fmt: skip
-    if table in ("communes", "districts"):
-        by = (
-            "district_old"
-            if table == "districts"
-            else ("commune" if scope.kind in ("province", "all") else "commune_old")
-        )
-        items = _communes(conn, scope, by, cat)
-        keys = ["residents", "with_record", "standardized", "verified", "households", "deaths",
-                "with_bhyt", "with_cccd", "children_u6", "children_u6_with_id"]  # fmt: skip
-        header = ["code", t("commune"), *[t(k) for k in keys], t("completeness")]
-        return header, [
-            [i["code"], i["name"], *[i[k] for k in keys], round(i["completeness"], 4)]
-            for i in items
-        ]
-    if table == "quality":
-        view = _quality_view(conn, actor, scope, None)
-        if view["named"]:
-            header = [
-                t("kind"),
-                "person_id",
-                t("person"),
-                t("birth_date"),
-                t("commune"),
-                t("detail"),
-            ]
-            return header, [
-                [quality.KINDS[i["kind"]][0 if lang == "vi" else 1], i["person_id"], i["full_name"],
-                 i["birth_date"], i["commune_code"], str(i["detail"])]
-                for i in view["items"]
-            ]  # fmt: skip
-        header = [t("commune"), t("kind"), t("count")]
-        return header, [[c["commune"], c["kind"], c["count"]] for c in view["counts"]]
-    raise Refused(400, "table must be communes, districts, facilities or quality")
+    try:
+        return tables.export_table(conn, scope, table, cat, lang,
+                                   named=tables.sees_names(actor.roles))  # fmt: skip
+    except ValueError as exc:
+        raise Refused(400, str(exc)) from None
 
 
 def _export(request: Request, conn: Conn, actor: Actor, fmt: str, table: str,
@@ -279,7 +230,7 @@ def _export(request: Request, conn: Conn, actor: Actor, fmt: str, table: str,
         header, rows = _table(conn, actor, scope, table, _catalog_name(catalog), lg)
     except Refused as exc:
         return _to_login(request) if exc.status == 401 else _refused_json(exc)
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    stamp = clock.today().strftime("%Y%m%d")  # the Vietnam date
     name = f"hssk-{table}-{scope.key.replace(':', '-')}-{stamp}.{fmt}"
     if fmt == "csv":
         body, mime = export.to_csv(header, rows), "text/csv; charset=utf-8"

@@ -120,7 +120,7 @@ def staff_login_page(request: Request) -> Response:
     return render.page(
         request,
         "staff_login.html",
-        next=safe_next(request.query_params.get("next", "/clinic"), "/clinic"),
+        next=safe_next(request.query_params.get("next", "/staff/start"), "/staff/start"),
         notice=notice,
     )
 
@@ -128,7 +128,7 @@ def staff_login_page(request: Request) -> Response:
 @router.post("/staff/login", include_in_schema=False, response_class=HTMLResponse)
 def staff_login_submit(request: Request, conn: Conn, raw: FormFields) -> Response:
     lang = render.lang_of(request)
-    nxt = safe_next(raw.get("next") or "/clinic", "/clinic")
+    nxt = safe_next(raw.get("next") or "/staff/start", "/staff/start")
     # a form an expired session interrupted, carried through the login (never the password)
     carry = {k.removeprefix(CARRY): v for k, v in raw.items() if k.startswith(CARRY)}
     try:

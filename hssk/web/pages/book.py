@@ -213,16 +213,6 @@ def consent_revoke(consent_id: int, request: Request, conn: Conn, actor: PageAct
     return RedirectResponse("/book/consents?done=revoked", status_code=303)
 
 
-@router.get("/book/access-log", include_in_schema=False, response_class=HTMLResponse)
-def access_log_page(request: Request, conn: Conn, actor: PageActor) -> Response:
-    if (redirect := citizen(request, actor)) is not None:
-        return redirect
-    assert actor.person_id is not None
-    return render.page(
-        request, "access_log.html", entries=backend.access_log(conn, [actor.person_id]), nav="log"
-    )
-
-
 @router.get("/book/self", include_in_schema=False, response_class=HTMLResponse)
 def self_page(request: Request, conn: Conn, actor: PageActor) -> Response:
     if (redirect := citizen(request, actor)) is not None:

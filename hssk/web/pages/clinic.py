@@ -404,13 +404,22 @@ def clinic_write(
             status=422 if not form.ok else 200,
             safety=_banner(conn, actor, person_id),
         )
+    # the write's own decision (under an emergency only the letters may be written): a write
+    # the policy refuses is not made, and the access log says what was done
+    decision = backend.decide(conn, actor, person_id, action="write", purpose="treatment",
+                              resource_type=body["resourceType"])  # fmt: skip
+    if not decision.allowed:
+        backend.record_access(conn, actor, "create", person_id, decision,
+                              resource_type=body["resourceType"])  # fmt: skip
+        return render.page(request, "error.html", message=t("forbidden", render.lang_of(request)),
+                           reason=decision.reason, status=403)  # fmt: skip
     stored, _ = save(conn, body, person_id=person_id, source_unit=actor.unit_id)
     backend.record_access(
         conn,
         actor,
         "create",
         person_id,
-        backend.decide(conn, actor, person_id, action="write", purpose="treatment"),
+        decision,
         resource_type=stored.type,
         resource_id=stored.id,
     )
