@@ -33,6 +33,10 @@ def _setup(db: Database, tag: str) -> tuple[Actor, int]:
                VALUES ('Encounter', %s, 1, %s, %s, now(), %s::jsonb)""",
             (f"bench-{tag}", person, f"F{tag}", orjson.dumps(enc).decode()),
         )
+        conn.execute(
+            "INSERT INTO resource_locator (type, id, person_id) VALUES ('Encounter', %s, %s)",
+            (f"bench-{tag}", person),
+        )
     actor = Actor(account_id=f"bench-{tag}", kind="clinician", unit_id=f"B{tag}",
                   roles=frozenset({"clinician"}), scopes=frozenset({"user/*.read"}))  # fmt: skip
     return actor, int(person)

@@ -39,6 +39,7 @@ SELECT 'Observation', 'o' || g, 1, 1 + g %% %(persons)s, ARRAY['http://loinc.org
          'effectiveDateTime', (now() - make_interval(days => g %% 3000))::text,
          'valueQuantity', jsonb_build_object('value', 100 + g %% 60, 'unit', 'mm[Hg]'))
 FROM generate_series(1, %(resources)s) g;
+INSERT INTO resource_locator (type, id, person_id) SELECT type, id, person_id FROM resource;
 """
 
 

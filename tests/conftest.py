@@ -20,6 +20,8 @@ from hssk.kernel.config import load_settings
 
 # As every HSSK process does when it starts (the app, the CLI): the record store's listeners.
 wiring.start()
+# A few hash partitions of the person-keyed store (16 by default): every test empties them all.
+os.environ.setdefault("HSSK_STORE_PARTITIONS", "4")
 
 # ../shared beside the checkout (CI and developers); HSSK_SHARED_DIR for another place.
 SHARED = Path(os.environ.get("HSSK_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")

@@ -148,8 +148,9 @@ k AS (SELECT coalesce((SELECT array_remove(ARRAY[id, facility_code], NULL) FROM 
              (SELECT commune_code FROM u) AS commune,
              (SELECT commune_code_old FROM u) AS commune_old,
              (SELECT facility_code FROM u WHERE kind IN ({facility_kinds})) AS fac),
-p AS ({persons})
-SELECT p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
+a AS ({persons}),
+p AS (SELECT a.asked, person_survivor(a.asked) AS pid FROM a)
+SELECT p.asked, p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
   {is_citizen} AND EXISTS (
     SELECT 1 FROM guardianship g JOIN person c ON c.id = g.child_person
     WHERE g.guardian_person = %(me)s AND g.child_person = p.pid AND g.ended_at IS NULL
@@ -158,7 +159,7 @@ SELECT p.pid, (SELECT kind FROM u), coalesce((SELECT active FROM u), false),
       AND (c.birth_date IS NULL OR c.birth_date + interval '18 years' > current_date)),
   {check_encounter} AND k.fac IS NOT NULL AND EXISTS (
     SELECT 1 FROM resource e
-    WHERE e.person_id = p.pid AND e.type = 'Encounter' AND NOT e.deleted
+    WHERE e.person_id = ANY(person_merged_ids(p.pid)) AND e.type = 'Encounter' AND NOT e.deleted
       AND e.source_unit = k.fac
       AND (e.body #>> '{serviceProvider,identifier,value}' = k.fac
            OR e.body #>> '{serviceProvider,reference}' = 'Organization/' || k.fac)
@@ -193,9 +194,9 @@ def _facts_sql(
              "check_area": check_area, "check_glass": check_glass}  # fmt: skip
     sql = _FACTS_SQL.replace(
         "{persons}",
-        "SELECT %(pid)s::bigint AS pid"
+        "SELECT %(pid)s::bigint AS asked"
         if one
-        else "SELECT DISTINCT unnest(%(pids)s::bigint[]) AS pid",
+        else "SELECT DISTINCT unnest(%(pids)s::bigint[]) AS asked",
     )
     for name, on in flags.items():
         sql = sql.replace("{" + name + "}", "true" if on else "false")
@@ -210,6 +211,9 @@ class _Facts:
     area: bool
     consent: frozenset[str]
     break_glass: bool
+    # the person the facts are about: the asked id's survivor (data written under a person
+    # since merged is read, and decided, as the survivor's)
+    survivor: int
 
 
 def _facts(
@@ -244,9 +248,11 @@ def _facts(
     }
     rows = conn.execute(sql, params).fetchall()
     out: dict[int, _Facts] = {}
-    for pid, _kind, _active, guardian, enc, area, cats, glass in rows:
-        out[pid] = _Facts(bool(guardian), bool(enc), bool(area), frozenset(cats), bool(glass))
-    kind, active = (rows[0][1], rows[0][2]) if rows else (None, False)
+    for asked, pid, _kind, _active, guardian, enc, area, cats, glass in rows:
+        out[asked] = _Facts(
+            bool(guardian), bool(enc), bool(area), frozenset(cats), bool(glass), survivor=pid
+        )
+    kind, active = (rows[0][2], rows[0][3]) if rows else (None, False)
     if system and actor.unit_id:
         _unit_kinds[actor.unit_id] = (time.monotonic(), kind)
     return kind, bool(active), out
@@ -363,7 +369,7 @@ def authorize_many(
     out: dict[int, Decision] = {}
     for pid in pids:
         f = facts[pid]
-        out[pid] = _decide(actor, mode, resource_type, pid, sensitivity, f, national=national,
+        out[pid] = _decide(actor, mode, resource_type, f.survivor, sensitivity, f, national=national,
                            clinician=clinician, station=station, supervisor_only=supervisor_only)  # fmt: skip
     return out
 

@@ -28,7 +28,17 @@ from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import Stored, extract, refs, search, store
 from hssk.records.types import DIRECTORY_TYPES, SUPPORTED_TYPES
 from hssk.records.validate import validate
-from hssk.registry import find, get_person, link, link_many, match, patient_resource, resolve
+from hssk.registry import (
+    find,
+    get_person,
+    link,
+    link_many,
+    match,
+    merged_ids,
+    patient_resource,
+    resolve,
+    resolve_many,
+)
 from hssk.registry.search import MatchInputError, record_from_patient
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
@@ -55,7 +65,7 @@ def person_of_patient(conn: psycopg.Connection[Any], rid: str) -> int | None:
         return resolve(conn, golden)
     stored = store.person_of(conn, rid)
     if stored is not None:
-        return stored
+        return resolve(conn, stored)
     bare = refs.bare_person_id(rid)
     return resolve(conn, bare) if bare is not None else None
 
@@ -89,7 +99,8 @@ def _written_person(conn: psycopg.Connection[Any], rid: str) -> int | None:
     """The person a written resource names: Patient/mpi-N (merges followed) or a stored
     Patient. A bare number is not taken as a person on a write (reads accept it for old data)."""
     golden = golden_person_id(rid)
-    return resolve(conn, golden) if golden is not None else store.person_of(conn, rid)
+    person = golden if golden is not None else store.person_of(conn, rid)
+    return resolve(conn, person) if person is not None else None
 
 
 def decide(
@@ -216,6 +227,8 @@ def _refuse_move(
     when the caller may not write the current owner's data, else 409; audited under the owner."""
     if owner is None or owner.person_id is None or owner.person_id == person:
         return
+    if person is not None and resolve(conn, owner.person_id) == person:
+        return  # written under a person since merged into this one: it stays where it is
     rtype, rid = key
     may = authorize(conn, actor, "write", rtype, owner.person_id, sensitivity=owner.sensitivity)
     reason = f"{rtype}/{rid}: {MOVE_REFUSED}" if may.allowed else may.reason
@@ -264,11 +277,10 @@ def _persons_of(conn: psycopg.Connection[Any], bodies: list[dict[str, Any]]) -> 
             refs[i] = parts[-1]
     unknown = sorted({r for r in refs.values() if r not in person_by_patient})
     if unknown:
-        for pid, person in conn.execute(
-            "SELECT id, person_id FROM resource WHERE type = 'Patient' AND id = ANY(%s)",
-            (unknown,),
-        ):
-            person_by_patient[pid] = person
+        stored = store.persons_of_patients(conn, unknown)
+        survivors = resolve_many(conn, set(stored.values()))
+        for pid, person in stored.items():
+            person_by_patient[pid] = survivors.get(person, person)
         for rid in unknown:  # golden records: Patient/mpi-N (merges followed)
             if rid not in person_by_patient and golden_person_id(rid) is not None:
                 found = _written_person(conn, rid)
@@ -582,7 +594,7 @@ def _search(
     sensitivity label) are left out in SQL, so that the total and paging count only what the
     caller may see."""
     try:
-        q = search.parse(conn, rtype, params, person_of_patient)
+        q = search.parse(conn, rtype, params, person_of_patient, merged_ids)
     except search.SearchError as exc:
         raise FhirError(400, "invalid", str(exc), exc.param) from None
     if strict and q.ignored:
@@ -771,21 +783,21 @@ def _persons_by_identifier(
 @router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")
 def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
     golden = golden_person_id(rid)
-    person_id = (
-        resolve(conn, golden) if golden is not None else store.read(conn, "Patient", rid).person_id
-    )
+    person_id = golden if golden is not None else store.read(conn, "Patient", rid).person_id
     if person_id is None:
         raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
+    under = merged_ids(conn, person_id)  # the survivor, then the persons merged into it
+    person_id = under[0]
     require(decide(conn, actor, "export", "Patient", person_id, rid=rid, purpose="everything"))
-    rows = conn.execute(
-        "SELECT type, id, sensitivity FROM resource WHERE person_id = %s AND sensitivity IS NOT NULL",
-        (person_id,),
-    ).fetchall()
-    hidden = set()
-    for rtype, res_id, sens in rows:
-        if not authorize(conn, actor, "read", rtype, person_id, sensitivity=sens).allowed:
-            hidden.add((rtype, res_id))
-    resources = [s for s in store.everything(conn, person_id) if (s.type, s.id) not in hidden]
+    resources = store.everything(conn, under)
+    allowed = {
+        (s.type, s.sensitivity): authorize(
+            conn, actor, "read", s.type, person_id, sensitivity=s.sensitivity
+        ).allowed
+        for s in resources
+        if s.sensitivity is not None
+    }
+    resources = [s for s in resources if s.sensitivity is None or allowed[(s.type, s.sensitivity)]]
     resources.sort(key=lambda s: (s.type != "Patient", s.type))
     entries = [
         {"fullUrl": f"{s.type}/{s.id}", "resource": s.body, "search": {"mode": "match"}}

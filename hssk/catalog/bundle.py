@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from hssk.kernel import identifiers as ids
+from hssk.registry import merged_ids_many
 
 SID = "https://fhir.hssk.vn/StructureDefinition"
 _PERSON_COLS = (
@@ -99,14 +100,20 @@ def bundles(
         out[row[0]] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": pat}]}
     include_all = allowed_sensitivity is None
     allowed = list(allowed_sensitivity or ())
+    # A survivor's record is stored under its id and the ids merged into it (merges never
+    # move rows); a person merged away keeps only its own.
+    readers: dict[int, list[int]] = {}
+    for pid, under in merged_ids_many(conn, out).items():
+        for stored_under in under if under[0] == pid else [pid]:
+            readers.setdefault(stored_under, []).append(pid)
     res = conn.execute(
         """SELECT person_id, body FROM resource
            WHERE person_id = ANY(%s) AND NOT deleted
              AND (%s OR sensitivity IS NULL OR sensitivity = ANY(%s))
-           ORDER BY person_id, effective NULLS FIRST, type, id""",
-        (id_list, include_all, allowed),
+           ORDER BY effective NULLS FIRST, type, id, person_id""",
+        (sorted(readers), include_all, allowed),
     )
     for person_id, body in res:
-        if person_id in out:
-            out[person_id]["entry"].append({"resource": body})
+        for pid in readers[person_id]:
+            out[pid]["entry"].append({"resource": body})
     return out

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from hssk.db import online
+from hssk.kernel.config import load_settings
 
 COMPONENTS = (
     "db", "records", "registry", "ingest", "access", "catalog", "share", "monitor", "web", "ops",
@@ -64,10 +65,20 @@ def discover() -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def migrate(conn: psycopg.Connection[Any], migrations: list[Migration] | None = None) -> list[str]:
+def migrate(
+    conn: psycopg.Connection[Any],
+    migrations: list[Migration] | None = None,
+    *,
+    partitions: int | None = None,
+) -> list[str]:
     """Apply pending migrations (default: those shipped) on an autocommit connection; return
-    the names applied."""
+    the names applied.
+
+    ``partitions``: hash partitions of the person-keyed store when a migration creates them
+    (setting ``hssk.store_partitions``; HSSK_STORE_PARTITIONS when not given)."""
     applied: list[str] = []
+    count = partitions or load_settings().store_partitions
+    conn.execute("SELECT set_config('hssk.store_partitions', %s, false)", (str(count),))
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         conn.execute(

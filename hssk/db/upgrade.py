@@ -74,11 +74,15 @@ class Step:
 
 
 def _estimates(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    # a partitioned table holds what its partitions hold
     return {
-        str(name): max(int(rows), 0)
+        str(name): max(int(rows or 0), 0)
         for name, rows in conn.execute(
-            "SELECT relname, reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'public' AND relkind IN ('r', 'p')"
+            """SELECT relname, CASE WHEN relkind = 'p' THEN (
+                 SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) t
+                 JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf) ELSE reltuples END
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND relkind IN ('r', 'p')"""
         )
     }
 

@@ -307,7 +307,9 @@ def _resolve_by_visit(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch
         "SELECT id, person_id FROM resource WHERE type = 'Encounter' AND id = ANY(%s)",
         (list(keys),),
     ).fetchall()
-    enc = {r[0]: r[1] for r in rows}
+    # the survivor of the person the encounter was written under (merges move no rows)
+    survivors = registry.resolve_many(conn, {r[1] for r in rows if r[1] is not None})
+    enc = {r[0]: survivors.get(r[1], r[1]) for r in rows}
     for rid, u in keys.items():
         if enc.get(rid) is not None:
             u.person_id = int(enc[rid])

@@ -54,6 +54,8 @@ class Settings:
     https: bool | None = None
     # Delivered outbox events are kept this many days, then purged (``hssk share purge``).
     outbox_retention_days: int = 30
+    # Hash partitions of the person-keyed store (records): fixed when the store is created.
+    store_partitions: int = 16
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -147,6 +149,7 @@ def load_settings() -> Settings:
         pool_min=_env_int("HSSK_POOL_MIN", 2),
         pool_max=_env_int("HSSK_POOL_MAX", 10),
         outbox_retention_days=_env_int("HSSK_OUTBOX_RETENTION_DAYS", 30),
+        store_partitions=_env_int("HSSK_STORE_PARTITIONS", 16),
         base_url=os.environ.get("HSSK_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         default_lang=os.environ.get("HSSK_LANG", "vi"),
         match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),

@@ -69,7 +69,8 @@ _QUERIES: dict[str, str] = {
                jsonb_build_object('deceased_at', p.deceased_at, 'visits', count(*),
                                   'last_visit', max(r.effective),
                                   'facilities', array_agg(DISTINCT r.source_unit))
-        FROM person p JOIN resource r ON r.person_id = p.id
+        FROM person p CROSS JOIN LATERAL unnest(person_merged_ids(p.id)) AS u(id)
+        JOIN resource r ON r.person_id = u.id  -- under the person or one merged into it
         WHERE p.deceased_at IS NOT NULL AND r.type = 'Encounter' AND NOT r.deleted
           AND r.effective > p.deceased_at + interval '1 day' AND p.merged_into IS NULL
         GROUP BY p.id""",

@@ -14,7 +14,7 @@ matches past the page and left out beyond (``_total=accurate`` counts them all,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -168,10 +168,13 @@ def parse(
     rtype: str,
     params: list[tuple[str, str]],
     person_of_patient: Callable[[psycopg.Connection[Any], str], int | None] = person_of_reference,
+    stored_under: Callable[[psycopg.Connection[Any], int], Sequence[int]] | None = None,
 ) -> Query:
     """Build the query for ``rtype`` from (name, value) pairs; raises SearchError.
 
-    ``person_of_patient`` maps a Patient id to its person (the API also follows merges)."""
+    ``person_of_patient`` maps a Patient id to its person (the API also follows merges);
+    ``stored_under`` gives the ids a person's data is stored under (merges never move rows:
+    the registry's ``merged_ids``), the person alone when not given."""
     q = Query(rtype)
     allowed = allowed_params(rtype)
     for name, value in params:
@@ -217,8 +220,15 @@ def parse(
             if person is None or q.person not in (None, person):
                 q.empty = True  # no such patient, or two different ones
             q.person = q.person or person
-            q.where.append("person_id = %s")
-            q.args.append(person)
+            under = (
+                [person] if person is None or stored_under is None else stored_under(conn, person)
+            )
+            if len(under) == 1:  # one partition
+                q.where.append("person_id = %s")
+                q.args.append(under[0])
+            else:
+                q.where.append("person_id = ANY(%s)")
+                q.args.append(list(under))
         elif base == "identifier":
             elements = definitions.paths(rtype, "identifier") or ("identifier",)
             ors = []

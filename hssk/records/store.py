@@ -4,13 +4,21 @@ Single-resource functions serve the FHIR API; ``bulk_upsert`` serves ingestion (
 staging table, then one set-based upsert). Every change keeps the previous version in
 ``resource_history`` and is published to listeners (outbox, completeness) in the same
 transaction.
+
+Keyed by person (migration 0105): ``resource`` and ``resource_history`` are hash-partitioned
+by ``person_id`` (no person: the default partition), and ``resource_locator`` says under which
+person each ``(type, id)`` lives. Reads by id and the existence check of bulk writes ask the
+locator, then read one partition; a new resource is written to the locator first (its key is
+the one unique constraint, so a partition may be a foreign table on another server). The
+person a row was written under never changes (merges are followed on read by the callers,
+through the registry's ``merged_ids``); a resource with no person may be given one.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha1
@@ -23,7 +31,7 @@ from psycopg.types.json import Jsonb
 from hssk.db.textlist import SPLIT, joined, splittable
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import events, extract
-from hssk.records.rows import SERVER_META, Rendered, finish_line, prerender
+from hssk.records.rows import SERVER_META, Rendered, finish_line, prerender, text
 
 NAMESPACE = uuid.UUID("6f1c5d2e-3b7a-4c1e-9a55-1d2f0c7b8e41")
 _NS_BYTES = NAMESPACE.bytes
@@ -161,11 +169,41 @@ def _now(conn: psycopg.Connection[Any]) -> datetime:
     return conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
 
 
+class _Key:
+    """Where one resource lives: its person's partition (the locator says which). ``where``
+    takes the named parameters ``args``."""
+
+    __slots__ = ("args", "person_id", "where")
+
+    def __init__(self, rtype: str, rid: str, person_id: int | None) -> None:
+        self.person_id = person_id
+        self.args: dict[str, Any] = {"kp": person_id, "kt": rtype, "ki": rid}
+        # one hash partition, or the no-person one
+        who = "person_id IS NULL" if person_id is None else "person_id = %(kp)s"
+        self.where = f"{who} AND type = %(kt)s AND id = %(ki)s"
+
+
+def _locate(
+    conn: psycopg.Connection[Any], rtype: str, rid: str, *, lock: bool = False
+) -> _Key | None:
+    """The resource's place from the locator (None: never stored). ``lock``: hold its locator
+    row until commit (writers of one resource take turns there)."""
+    row = conn.execute(
+        "SELECT person_id FROM resource_locator WHERE type = %s AND id = %s"
+        + (" FOR UPDATE" if lock else ""),
+        (rtype, rid),
+    ).fetchone()
+    return None if row is None else _Key(rtype, rid, row[0])
+
+
 def read(conn: psycopg.Connection[Any], rtype: str, rid: str) -> Stored:
     """Current version; raises NotFound or Gone."""
-    row = conn.execute(
-        f"SELECT {_CURRENT} FROM resource WHERE type = %s AND id = %s", (rtype, rid)
-    ).fetchone()
+    key = _locate(conn, rtype, rid)
+    row = (
+        None
+        if key is None
+        else conn.execute(f"SELECT {_CURRENT} FROM resource WHERE {key.where}", key.args).fetchone()
+    )
     if row is None:
         raise NotFound(f"{rtype}/{rid}")
     stored = _row(row)
@@ -185,14 +223,19 @@ def vread(conn: psycopg.Connection[Any], rtype: str, rid: str, version: int) -> 
 def history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> list[Stored]:
     """All versions, newest first, each with its own person and sensitivity label (earlier
     versions keep no label column: theirs is read from their body by the one rule); raises
-    NotFound if the resource never existed."""
-    rows = conn.execute(
-        f"""SELECT {_CURRENT} FROM resource WHERE type = %(t)s AND id = %(i)s
-            UNION ALL
-            SELECT {_COLUMNS}, NULL FROM resource_history WHERE type = %(t)s AND id = %(i)s
-            ORDER BY version DESC""",
-        {"t": rtype, "i": rid},
-    ).fetchall()
+    NotFound if the resource never existed. Versions live in their resource's partition."""
+    key = _locate(conn, rtype, rid)
+    rows = (
+        []
+        if key is None
+        else conn.execute(
+            f"""SELECT {_CURRENT} FROM resource WHERE {key.where}
+                UNION ALL
+                SELECT {_COLUMNS}, NULL FROM resource_history WHERE {key.where}
+                ORDER BY version DESC""",
+            key.args,
+        ).fetchall()
+    )
     if not rows:
         raise NotFound(f"{rtype}/{rid}")
     versions = [_row(r) for r in rows]
@@ -201,12 +244,27 @@ def history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> list[Stored]
     return versions
 
 
-def _insert_history(conn: psycopg.Connection[Any], rtype: str, rid: str) -> None:
+def _insert_history(conn: psycopg.Connection[Any], key: _Key) -> None:
     conn.execute(
-        """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
-           SELECT type, id, version, person_id, last_updated, deleted, body
-           FROM resource WHERE type = %s AND id = %s""",
-        (rtype, rid),
+        f"""INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
+            SELECT type, id, version, person_id, last_updated, deleted, body
+            FROM resource WHERE {key.where}""",
+        key.args,
+    )
+
+
+def _attach(conn: psycopg.Connection[Any], rtype: str, rid: str, person_id: int) -> None:
+    """A resource stored with no person gets one (the only move the store makes: out of the
+    no-person partition, never from one person to another): its earlier versions and its
+    locator follow; the current row moves with its update."""
+    conn.execute(
+        """UPDATE resource_history SET person_id = %s
+           WHERE person_id IS NULL AND type = %s AND id = %s""",
+        (person_id, rtype, rid),
+    )
+    conn.execute(
+        "UPDATE resource_locator SET person_id = %s WHERE type = %s AND id = %s",
+        (person_id, rtype, rid),
     )
 
 
@@ -223,16 +281,28 @@ def save(
 ) -> tuple[Stored, bool]:
     """Create (no id / unknown id) or update (known id) one resource. Returns (stored, created).
 
-    An update whose content equals the current version is a no-op (same version)."""
+    An update whose content equals the current version is a no-op (same version). A stored
+    resource stays under the person it was written under (the API refuses a write that names
+    another person; one since merged into the named person is the same): ``person_id`` only
+    gives a person to a resource that had none."""
     rtype = body["resourceType"]
     rid = rid or body.get("id") or new_id()
-    current = conn.execute(
-        f"SELECT {_COLUMNS} FROM resource WHERE type = %s AND id = %s FOR UPDATE", (rtype, rid)
-    ).fetchone()
+    key = _locate(conn, rtype, rid, lock=True)
+    current = (
+        None
+        if key is None
+        else conn.execute(f"SELECT {_COLUMNS} FROM resource WHERE {key.where}", key.args).fetchone()
+    )
     cur = _row(current) if current else None
+    if key is not None and cur is None:  # located, its rows gone (deleted by hand): anew
+        conn.execute("DELETE FROM resource_locator WHERE type = %s AND id = %s", (rtype, rid))
+        key = None
     if if_match is not None and (cur is None or cur.version != if_match or cur.deleted):
         have = "none" if cur is None else str(cur.version)
         raise VersionConflict(f"{rtype}/{rid}: If-Match version {if_match}, current is {have}")
+    asked = person_id  # the person the change is about, for the listeners
+    if cur is not None and cur.person_id is not None:
+        person_id = cur.person_id
     same = cur is not None and content({**body, "id": rid}) == content(cur.body)
     if cur and not cur.deleted and same and person_id == cur.person_id:
         return cur, False
@@ -253,20 +323,27 @@ def save(
         "at": at,
         "body": Jsonb(full, dumps=_dumps),
     }
-    if cur:
-        _insert_history(conn, rtype, rid)
+    if cur and key is not None:
+        _insert_history(conn, key)
+        if cur.person_id is None and person_id is not None:
+            _attach(conn, rtype, rid, person_id)
         unit = conn.execute(
-            """UPDATE resource SET version = %(version)s, person_id = %(person_id)s,
+            f"""UPDATE resource SET version = %(version)s, person_id = %(person_id)s,
                  codes = %(codes)s, effective = %(effective)s, terms = %(terms)s,
                  source_unit = coalesce(%(source_unit)s, source_unit),
                  source_key = coalesce(%(source_key)s, source_key),
                  sensitivity = %(sensitivity)s, deleted = false, last_updated = %(at)s,
                  body = %(body)s
-               WHERE type = %(type)s AND id = %(id)s RETURNING source_unit""",
-            params,
+               WHERE {key.where} RETURNING source_unit""",
+            params | key.args,
         ).fetchone()
         source_unit = unit[0] if unit else source_unit
     else:
+        conn.execute(
+            """INSERT INTO resource_locator (type, id, person_id)
+               VALUES (%(type)s, %(id)s, %(person_id)s)""",
+            params,
+        )
         conn.execute(
             """INSERT INTO resource (type, id, version, person_id, codes, effective, terms,
                  source_unit, source_key, sensitivity, last_updated, body)
@@ -276,24 +353,28 @@ def save(
         )
     stored = Stored(rtype, rid, version, at, full, person_id, sensitivity=sensitivity)
     action = "update" if cur else "create"
-    events.publish(conn, [events.Change(rtype, rid, version, person_id, action, source_unit)])
+    who = person_id if asked is None else asked
+    events.publish(conn, [events.Change(rtype, rid, version, who, action, source_unit)])
     return stored, cur is None
 
 
 def delete(conn: psycopg.Connection[Any], rtype: str, rid: str) -> bool:
     """Mark deleted (a new version); earlier versions stay readable. False if absent."""
-    cur = conn.execute(
-        f"SELECT {_COLUMNS} FROM resource WHERE type = %s AND id = %s FOR UPDATE", (rtype, rid)
-    ).fetchone()
-    if cur is None or cur[6]:
+    key = _locate(conn, rtype, rid, lock=True)
+    cur = (
+        None
+        if key is None
+        else conn.execute(f"SELECT {_COLUMNS} FROM resource WHERE {key.where}", key.args).fetchone()
+    )
+    if key is None or cur is None or cur[6]:
         return False
-    _insert_history(conn, rtype, rid)
+    _insert_history(conn, key)
     at = _now(conn)
     unit = conn.execute(
-        """UPDATE resource SET version = version + 1, deleted = true, last_updated = %s,
-             body = jsonb_set(body, '{meta,versionId}', to_jsonb((version + 1)::text))
-           WHERE type = %s AND id = %s RETURNING source_unit""",
-        (at, rtype, rid),
+        f"""UPDATE resource SET version = version + 1, deleted = true, last_updated = %(at)s,
+              body = jsonb_set(body, '{{meta,versionId}}', to_jsonb((version + 1)::text))
+            WHERE {key.where} RETURNING source_unit""",
+        {"at": at, **key.args},
     ).fetchone()
     change = events.Change(rtype, rid, cur[2] + 1, cur[5], "delete", unit[0] if unit else None)
     events.publish(conn, [change])
@@ -302,55 +383,113 @@ def delete(conn: psycopg.Connection[Any], rtype: str, rid: str) -> bool:
 
 @dataclass(frozen=True)
 class Owner:
-    """Whose a stored resource is, and its sensitivity label."""
+    """Whose a stored resource is (the person it was written under), and its label."""
 
     person_id: int | None
     sensitivity: str | None
     deleted: bool
 
 
+def _located(
+    conn: psycopg.Connection[Any], keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int | None]:
+    """The person of each stored resource among ``keys`` (the locator; None: no person)."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        """SELECT l.type, l.id, l.person_id FROM resource_locator l
+           WHERE (l.type, l.id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall()
+    return {(t, i): p for t, i, p in rows}
+
+
+def _current(
+    conn: psycopg.Connection[Any], located: dict[tuple[str, str], int | None], columns: str
+) -> list[tuple[Any, ...]]:
+    """``columns`` of the current rows of located resources: each read in its person's
+    partition (and the no-person one)."""
+    owned = [(k, p) for k, p in located.items() if p is not None]
+    loose = [k for k, p in located.items() if p is None]
+    if not located:
+        return []
+    return conn.execute(
+        f"""SELECT {columns} FROM resource
+            WHERE person_id = ANY(%s)
+              AND (person_id, type, id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]))
+            UNION ALL
+            SELECT {columns} FROM resource
+            WHERE person_id IS NULL
+              AND (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""".encode(),
+        (
+            sorted({p for _, p in owned}),
+            [p for _, p in owned],
+            [k[0] for k, _ in owned],
+            [k[1] for k, _ in owned],
+            [k[0] for k in loose],
+            [k[1] for k in loose],
+        ),
+    ).fetchall()
+
+
 def owners(
     conn: psycopg.Connection[Any], keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Owner]:
     """The owner of each stored resource among ``keys`` (type, id), deleted ones included."""
-    if not keys:
-        return {}
-    rows = conn.execute(
-        """SELECT type, id, person_id, sensitivity, deleted FROM resource
-           WHERE (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
-        ([k[0] for k in keys], [k[1] for k in keys]),
-    ).fetchall()
+    rows = _current(conn, _located(conn, keys), "type, id, person_id, sensitivity, deleted")
     return {(t, i): Owner(p, s, d) for t, i, p, s, d in rows}
 
 
 def person_of(conn: psycopg.Connection[Any], patient_id: str) -> int | None:
     """person_id of a Patient resource (None if unknown)."""
     row = conn.execute(
-        "SELECT person_id FROM resource WHERE type = 'Patient' AND id = %s", (patient_id,)
+        "SELECT person_id FROM resource_locator WHERE type = 'Patient' AND id = %s", (patient_id,)
     ).fetchone()
     return row[0] if row else None
 
 
+def persons_of_patients(
+    conn: psycopg.Connection[Any], patient_ids: Sequence[str]
+) -> dict[str, int]:
+    """The person each stored Patient among ``patient_ids`` was written under (unknown ones and
+    those with no person are left out)."""
+    rows = conn.execute(
+        """SELECT id, person_id FROM resource_locator
+           WHERE type = 'Patient' AND id = ANY(%s) AND person_id IS NOT NULL""",
+        (list(patient_ids),),
+    ).fetchall()
+    return {str(i): int(p) for i, p in rows}
+
+
 def everything(
-    conn: psycopg.Connection[Any], person_id: int, types: Iterable[str] | None = None
+    conn: psycopg.Connection[Any],
+    person_id: int | Collection[int],
+    types: Iterable[str] | None = None,
 ) -> list[Stored]:
-    """Every current resource of a person (oldest first), optionally of some types only."""
-    # Two statement texts, not one with an optional filter: PostgreSQL keeps a generic plan
-    # for each (a "type list or NULL" parameter made it re-plan every call, ~0.1 ms).
+    """Every current resource of a person (oldest first), optionally of some types only.
+
+    ``person_id``: one id, or the ids a survivor's data is stored under (merges never move
+    rows; the registry's ``merged_ids``). One id reads one partition."""
+    return [_row(r) for r in conn.execute(*everything_query(person_id, types)).fetchall()]
+
+
+def everything_query(
+    person_id: int | Collection[int], types: Iterable[str] | None = None
+) -> tuple[bytes, list[Any]]:
+    """The statement and parameters of ``everything`` (the book's query)."""
+    ids = [person_id] if isinstance(person_id, int) else sorted(set(person_id))
+    # One statement text per shape, not one with optional filters: PostgreSQL keeps a generic
+    # plan for each (a "type list or NULL" parameter made it re-plan every call, ~0.1 ms), and
+    # with ``person_id = %s`` that plan reads one partition.
+    who = "person_id = %s" if len(ids) == 1 else "person_id = ANY(%s)"
+    args: list[Any] = [ids[0] if len(ids) == 1 else ids]
+    of_types = ""
     if types:
-        rows = conn.execute(
-            f"""SELECT {_COLUMNS} FROM resource
-                WHERE person_id = %s AND NOT deleted AND type = ANY(%s)
-                ORDER BY effective NULLS FIRST, type, id""",
-            (person_id, list(types)),
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            f"""SELECT {_COLUMNS} FROM resource WHERE person_id = %s AND NOT deleted
-                ORDER BY effective NULLS FIRST, type, id""",
-            (person_id,),
-        ).fetchall()
-    return [_row(r) for r in rows]
+        of_types = " AND type = ANY(%s)"
+        args.append(list(types))
+    sql = f"""SELECT {_CURRENT} FROM resource WHERE {who} AND NOT deleted{of_types}
+              ORDER BY effective NULLS FIRST, type, id"""
+    return sql.encode(), args
 
 
 def refresh_statistics(conn: psycopg.Connection[Any]) -> None:
@@ -358,6 +497,7 @@ def refresh_statistics(conn: psycopg.Connection[Any]) -> None:
     too, but later; until then PostgreSQL may read a person's book with a plan made for a
     smaller table (measured at 1 M persons: 20 ms instead of 0.7 ms)."""
     conn.execute("ANALYZE resource")
+    conn.execute("ANALYZE resource_locator")
 
 
 def _dumps(obj: Any) -> str:
@@ -370,7 +510,9 @@ def _dumps(obj: Any) -> str:
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS resource_rows (
     type text, id text, version integer, person_id bigint, codes text[],
     effective timestamptz, terms text, source_unit text, source_key text, sensitivity text,
-    last_updated timestamptz, body jsonb) ON COMMIT DELETE ROWS"""
+    last_updated timestamptz, body jsonb,
+    owner bigint, located boolean NOT NULL DEFAULT false  -- from the locator
+    ) ON COMMIT DELETE ROWS"""
 _NEW_COLUMNS = (
     "type, id, version, person_id, codes, effective, terms, source_unit, source_key,"
     " sensitivity, last_updated, body"
@@ -382,9 +524,10 @@ def bulk_upsert(
 ) -> BulkResult:
     """Write many resources at once (idempotent by source_key).
 
-    Resources not stored yet are copied straight into ``resource`` (version 1); the others go
-    through a staging table and one set-based upsert: a changed body becomes a new version with
-    the old one moved to history, an identical body is counted as unchanged and not written.
+    Resources not stored yet (by the locator) are copied straight into the locator and
+    ``resource`` (version 1); the others go through a staging table and set-based statements:
+    a changed body becomes a new version with the old one moved to history, an identical body
+    is counted as unchanged and not written.
     """
     result = BulkResult()
     if not items:
@@ -402,7 +545,7 @@ def bulk_upsert(
     row = conn.execute(
         f"""SELECT now(), coalesce(array_agg(r.type), '{{}}'), coalesce(array_agg(r.id), '{{}}')
             FROM unnest({SPLIT}, {SPLIT}) AS k(type, id)
-            JOIN resource r ON r.type = k.type AND r.id = k.id""",
+            JOIN resource_locator r ON r.type = k.type AND r.id = k.id""",
         (joined(k[0] for k in asked), joined(k[1] for k in asked)),
     ).fetchone()
     assert row is not None
@@ -431,11 +574,7 @@ def bulk_upsert(
         result.versions = {(c.type, c.id): c.version for c in changes}
         missing = [key for key in latest if key not in result.versions]
         if missing:
-            for rtype, rid, version in conn.execute(
-                """SELECT type, id, version FROM resource
-                   WHERE (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
-                ([k[0] for k in missing], [k[1] for k in missing]),
-            ):
+            for rtype, rid, version in _current(conn, _located(conn, missing), "type, id, version"):
                 result.versions[(rtype, rid)] = version
     return result
 
@@ -455,6 +594,16 @@ def _copy_rows(
     return b"".join(lines)
 
 
+def _locator_rows(latest: dict[tuple[str, str], NewResource], keys: list[tuple[str, str]]) -> bytes:
+    """COPY text rows (type, id, person_id) of the locator."""
+    lines = []
+    for rtype, rid in keys:
+        pid = latest[(rtype, rid)].person_id
+        person = "\\N" if pid is None else str(int(pid))
+        lines.append(f"{text(rtype)}\t{text(rid)}\t{person}\n")
+    return "".join(lines).encode()
+
+
 def _copy_new(
     conn: psycopg.Connection[Any],
     rows: bytes,
@@ -463,14 +612,17 @@ def _copy_new(
     result: BulkResult,
     changes: list[events.Change],
 ) -> bool:
-    """COPY resources not stored yet straight into ``resource``. False (and nothing written)
-    if a concurrent writer stored one of them meanwhile."""
+    """COPY resources not stored yet into the locator, then into ``resource`` (each row to its
+    person's partition). False (and nothing written) if a concurrent writer stored one of them
+    meanwhile (the locator's key)."""
     try:
-        with (
-            conn.transaction(),
-            conn.cursor().copy(f"COPY resource ({_NEW_COLUMNS}) FROM STDIN") as copy,
-        ):
-            copy.write(rows)
+        with conn.transaction():
+            with conn.cursor().copy(
+                "COPY resource_locator (type, id, person_id) FROM STDIN"
+            ) as copy:
+                copy.write(_locator_rows(latest, fresh))
+            with conn.cursor().copy(f"COPY resource ({_NEW_COLUMNS}) FROM STDIN") as copy:
+                copy.write(rows)
     except psycopg.errors.UniqueViolation:
         return False
     for rtype, rid in fresh:
@@ -480,6 +632,20 @@ def _copy_new(
     return True
 
 
+# The stored rows a staged row may change, joined in their partitions: under the person the
+# locator names (``owner``), or in the no-person partition.
+_STAGED_ROWS = """(SELECT r.*, s.person_id AS asked, s.body AS new_body
+   FROM resource_rows s JOIN resource r
+     ON r.person_id = s.owner AND r.type = s.type AND r.id = s.id
+  UNION ALL
+  SELECT r.*, s.person_id, s.body
+   FROM resource_rows s JOIN resource r
+     ON r.person_id IS NULL AND s.owner IS NULL AND s.located AND r.type = s.type AND r.id = s.id)"""
+# A new version where the content changed, the resource was deleted, or it gets a person.
+_CHANGED = """(x.deleted OR resource_content(x.body) IS DISTINCT FROM resource_content(x.new_body)
+       OR (x.person_id IS NULL AND x.asked IS NOT NULL))"""
+
+
 def _upsert(
     conn: psycopg.Connection[Any],
     rows: bytes,
@@ -487,51 +653,103 @@ def _upsert(
     result: BulkResult,
     changes: list[events.Change],
 ) -> None:
-    """Staging table + one set-based upsert for ``count`` resources that may exist already:
-    a new version where the content or the person changed, nothing where it did not."""
+    """Staging table + set-based statements for ``count`` resources that may exist already:
+    a new version where the content changed (or a resource with no person gets one), nothing
+    where it did not. A stored row stays under the person it was written under."""
     conn.execute(_STAGE)
     conn.execute("TRUNCATE resource_rows")
     with conn.cursor().copy(f"COPY resource_rows ({_NEW_COLUMNS}) FROM STDIN") as copy:
         copy.write(rows)
-    # Earlier versions of rows about to change go to history first.
+    # Where each lives, its locator row locked in key order (no deadlock between writers).
     conn.execute(
-        """INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
-           SELECT r.type, r.id, r.version, r.person_id, r.last_updated, r.deleted, r.body
-           FROM resource r JOIN resource_rows s ON r.type = s.type AND r.id = s.id
-           WHERE (r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(s.body)
-                  OR (r.person_id IS NULL AND s.person_id IS NOT NULL))
-             AND NOT (r.person_id <> s.person_id)"""
+        """UPDATE resource_rows s SET owner = l.person_id, located = true
+           FROM (SELECT l.type, l.id, l.person_id FROM resource_locator l
+                 WHERE (l.type, l.id) IN (SELECT type, id FROM resource_rows)
+                 ORDER BY l.type, l.id FOR UPDATE) l
+           WHERE l.type = s.type AND l.id = s.id"""
     )
-    # A stored resource never goes to another person: such rows are left as they are and
-    # reported (the caller holds the record back; the registry corrects identities).
+    # A stored resource never goes to another person (one merged into the asked person is the
+    # same): such rows are left as they are and reported (the caller holds the record back;
+    # the registry corrects identities).
     result.refused_moves += [
         RefusedMove(*row)
         for row in conn.execute(
-            """SELECT s.type, s.id, r.person_id, s.person_id
-               FROM resource r JOIN resource_rows s ON r.type = s.type AND r.id = s.id
-               WHERE r.person_id <> s.person_id"""
+            """DELETE FROM resource_rows
+               WHERE owner <> person_id AND person_survivor(owner) <> person_id
+               RETURNING type, id, owner, person_id"""
         )
     ]
-    written = conn.execute(
-        f"""INSERT INTO resource AS r ({_NEW_COLUMNS})
-            SELECT {_NEW_COLUMNS} FROM resource_rows
-            ORDER BY type, id  -- key order: no deadlock between writers
-            ON CONFLICT (type, id) DO UPDATE SET
-              version = r.version + 1, person_id = coalesce(r.person_id, excluded.person_id),
-              codes = excluded.codes,
-              effective = excluded.effective, terms = excluded.terms,
-              source_unit = excluded.source_unit,
-              source_key = excluded.source_key, sensitivity = excluded.sensitivity,
-              deleted = false, last_updated = excluded.last_updated,
-              body = jsonb_set(excluded.body, '{{meta,versionId}}', to_jsonb((r.version + 1)::text))
-            WHERE (r.deleted
-                   OR resource_content(r.body) IS DISTINCT FROM resource_content(excluded.body)
-                   OR (r.person_id IS NULL AND excluded.person_id IS NOT NULL))
-              AND NOT (r.person_id <> excluded.person_id)
-            RETURNING r.type, r.id, r.version, r.person_id, r.source_unit"""
+    # Not stored after all (an id the existence check could not send): new, as in _copy_new.
+    fresh = conn.execute(
+        """INSERT INTO resource_locator (type, id, person_id)
+           SELECT type, id, person_id FROM resource_rows WHERE NOT located ORDER BY type, id
+           ON CONFLICT DO NOTHING RETURNING type, id"""
     ).fetchall()
+    if fresh:
+        written = conn.execute(
+            f"""INSERT INTO resource ({_NEW_COLUMNS}) SELECT {_NEW_COLUMNS} FROM resource_rows
+                WHERE NOT located AND (type, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+                RETURNING type, id, version, person_id, source_unit""",
+            ([t for t, _ in fresh], [i for _, i in fresh]),
+        ).fetchall()
+        _note(written, result, changes)
+    # Each staged row finds its stored row by index in its one partition (a nested loop: the
+    # planner, not knowing that each probe reads one partition, would otherwise sort or hash
+    # every partition of the store for a batch of a few thousand rows).
+    prev = conn.execute(
+        "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')"
+    ).fetchone()
+    conn.execute(
+        "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+    )
+    # Earlier versions of rows about to change go to history first, in their partition; a
+    # resource getting a person takes its history along.
+    conn.execute(
+        f"""INSERT INTO resource_history (type, id, version, person_id, last_updated, deleted, body)
+            SELECT x.type, x.id, x.version, coalesce(x.person_id, x.asked), x.last_updated,
+                   x.deleted, x.body
+            FROM {_STAGED_ROWS} x WHERE {_CHANGED}"""
+    )
+    conn.execute(
+        """UPDATE resource_history h SET person_id = s.person_id FROM resource_rows s
+           WHERE h.person_id IS NULL AND h.type = s.type AND h.id = s.id
+             AND s.located AND s.owner IS NULL AND s.person_id IS NOT NULL"""
+    )
+    conn.execute(
+        """UPDATE resource_locator l SET person_id = s.person_id FROM resource_rows s
+           WHERE l.type = s.type AND l.id = s.id
+             AND s.located AND s.owner IS NULL AND s.person_id IS NOT NULL"""
+    )
+    update = """UPDATE resource r SET
+              version = r.version + 1, person_id = {person},
+              codes = s.codes, effective = s.effective, terms = s.terms,
+              source_unit = s.source_unit, source_key = s.source_key,
+              sensitivity = s.sensitivity, deleted = false, last_updated = s.last_updated,
+              body = jsonb_set(s.body, '{{meta,versionId}}', to_jsonb((r.version + 1)::text))
+            FROM resource_rows s
+            WHERE {where} AND r.type = s.type AND r.id = s.id
+              AND (r.deleted OR resource_content(r.body) IS DISTINCT FROM resource_content(s.body)
+                   OR (r.person_id IS NULL AND s.person_id IS NOT NULL))
+            RETURNING r.type, r.id, r.version, coalesce(s.person_id, r.person_id), r.source_unit"""
+    written = conn.execute(
+        update.format(person="r.person_id", where="r.person_id = s.owner").encode()
+    ).fetchall()
+    # no person yet: the row moves to the person's partition if it gets one
+    written += conn.execute(
+        update.format(
+            person="s.person_id", where="r.person_id IS NULL AND s.located AND s.owner IS NULL"
+        ).encode()
+    ).fetchall()
+    _note(written, result, changes)
+    result.unchanged += count - len(written) - len(fresh)
+    conn.execute(
+        "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+        prev,
+    )
+
+
+def _note(written: list[tuple[Any, ...]], result: BulkResult, changes: list[events.Change]) -> None:
     for rtype, rid, version, person_id, unit in written:
         (result.created if version == 1 else result.updated)[rtype] += 1
         action = "create" if version == 1 else "update"
         changes.append(events.Change(rtype, rid, version, person_id, action, unit))
-    result.unchanged += count - len(written)

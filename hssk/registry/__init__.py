@@ -9,6 +9,8 @@ Public API (ingest and the FHIR API code against these names)::
     get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
     golden_record(conn, person_id) -> Person | None  # the same without .replaces (one read)
     resolve(conn, person_id) -> int
+    merged_ids(conn, person_id) -> [int]              # its survivor and every id merged into
+                                                      # it: its data is stored under these
     find(conn, *, cccd=, bhyt=, bhxh=, name=, birth_date=, limit=20) -> list[Candidate]
     patient_resource(person) -> dict                  # FHIR R4 Patient
     match(conn, patient_json, count, only_certain) -> [(Person, score, grade)]   # PDQm $match
@@ -36,6 +38,8 @@ from hssk.registry.persons import (
     households_known,
     life_dates,
     mark_deceased_many,
+    merged_ids,
+    merged_ids_many,
     move_households,
     resolve,
     resolve_many,
@@ -67,6 +71,8 @@ __all__ = [
     "link_many",
     "mark_deceased_many",
     "match",
+    "merged_ids",
+    "merged_ids_many",
     "move_households",
     "patient_resource",
     "prepare",

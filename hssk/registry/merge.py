@@ -1,9 +1,10 @@
 """Merge and unmerge persons with full history, and decisions on the review queue.
 
-A merge moves the merged person's source links and clinical resources (``resource.person_id``)
-to the survivor, fills the survivor's empty fields from the merged record, and points
-``merged_into`` at the survivor. ``person_merge`` keeps exactly what moved and both rows as
-they were, so ``unmerge`` restores them. Audit events are written by the access component;
+A merge moves the merged person's source links to the survivor, fills the survivor's empty
+fields from the merged record, and points ``merged_into`` at the survivor. Clinical data never
+moves: a row stays under the person it was written under, and reads of a survivor follow
+``merged_ids`` (so an unmerge moves no data either). ``person_merge`` keeps exactly which links
+moved and both rows as they were, so ``unmerge`` restores them. Audit events are written by the access component;
 until it is wired, ``merge_history`` is the record of who did what.
 """
 
@@ -91,13 +92,6 @@ def merge(
             (survivor, merged),
         ).fetchall()
     ]
-    resources = [
-        [r[0], r[1]]
-        for r in conn.execute(
-            "UPDATE resource SET person_id = %s WHERE person_id = %s RETURNING type, id",
-            (survivor, merged),
-        ).fetchall()
-    ]
     fill = ", ".join(f"{c} = coalesce(s.{c}, m.{c})" for c in _FILL if c not in ("birth_date",))
     conn.execute(
         f"""UPDATE person s SET {fill},
@@ -127,14 +121,14 @@ def merge(
             reason,
             review_id,
             sources,
-            orjson.dumps(resources).decode(),
+            "[]",  # moved_resources: merges no longer move any (kept for earlier merges)
             orjson.dumps(snap[survivor]).decode(),
             orjson.dumps(snap[merged]).decode(),
         ),
     ).fetchone()
     assert row is not None
     _audit(conn, "merge", actor, survivor, {"merged": merged, "merge_id": int(row[0]),
-           "reason": reason, "resources": len(resources)})  # fmt: skip
+           "reason": reason})  # fmt: skip
     return int(row[0])
 
 
@@ -151,7 +145,8 @@ def _audit(
 
 
 def unmerge(conn: psycopg.Connection[Any], merge_id: int, *, actor: str | None = None) -> None:
-    """Undo a merge: move back exactly what moved and restore both persons as they were."""
+    """Undo a merge: move back exactly the source links that moved and restore both persons as
+    they were (clinical data never moved)."""
     row = conn.execute(
         """SELECT survivor_id, merged_id, moved_sources, moved_resources, survivor_before,
                   merged_before, unmerged_at FROM person_merge WHERE id = %s FOR UPDATE""",
@@ -159,7 +154,7 @@ def unmerge(conn: psycopg.Connection[Any], merge_id: int, *, actor: str | None =
     ).fetchone()
     if row is None:
         raise MergeError(f"Không có lần gộp số {merge_id}.", f"no merge with id {merge_id}.")
-    survivor, merged, sources, resources, s_before, m_before, done = row
+    survivor, merged, sources, _resources, s_before, m_before, done = row
     if done is not None:
         raise MergeError(
             f"Lần gộp {merge_id} đã được tách lúc {done}.",
@@ -178,13 +173,6 @@ def unmerge(conn: psycopg.Connection[Any], merge_id: int, *, actor: str | None =
     conn.execute(
         "UPDATE person_source SET person_id = %s WHERE id = ANY(%s)", (merged, list(sources))
     )
-    if resources:
-        conn.execute(
-            """UPDATE resource r SET person_id = %s
-                 FROM unnest(%s::text[], %s::text[]) AS m(type, id)
-                WHERE r.type = m.type AND r.id = m.id AND r.person_id = %s""",
-            (merged, [t for t, _ in resources], [i for _, i in resources], survivor),
-        )
     cols = ", ".join(_RESTORE)
     for pid, before in ((survivor, s_before), (merged, m_before)):
         conn.execute(

@@ -56,6 +56,26 @@ def resolve(conn: psycopg.Connection[Any], person_id: int) -> int:
     return resolve_many(conn, [person_id]).get(person_id, person_id)
 
 
+def merged_ids(conn: psycopg.Connection[Any], person_id: int) -> list[int]:
+    """The ids a person's clinical data is stored under: its survivor (merges followed) first,
+    then every person merged into the survivor, directly or through others. Merges never move
+    data, so a survivor's record is read under all of these."""
+    row = conn.execute(
+        "SELECT person_merged_ids(person_survivor(%s::bigint))", (person_id,)
+    ).fetchone()
+    return [int(i) for i in row[0]] if row and row[0] else [person_id]
+
+
+def merged_ids_many(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, list[int]]:
+    """``merged_ids`` of each id, in one query."""
+    wanted = sorted(set(ids))
+    rows = conn.execute(
+        "SELECT i, person_merged_ids(person_survivor(i)) FROM unnest(%s::bigint[]) AS i",
+        (wanted,),
+    ).fetchall()
+    return {int(i): [int(x) for x in m] for i, m in rows}
+
+
 _PERSON_BY_ID = f"SELECT {PERSON_COLUMNS} FROM person WHERE id = %s"
 
 

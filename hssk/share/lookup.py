@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 
 from hssk.kernel.identifiers import BHYT, BHYT_CARD
+from hssk.registry import resolve
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "000": ("Thẻ còn giá trị sử dụng.", "The card is valid."),
@@ -123,7 +124,10 @@ def lookup(conn: psycopg.Connection[Any], req: LookupRequest, today: date) -> Lo
     row = conn.execute(_PERSON.format(where="bhyt = %s"), (req.ma_the,)).fetchone()
     coverage = _coverage(conn, req.ma_the)
     if row is None and coverage is not None:
-        row = conn.execute(_PERSON.format(where="id = %s"), (coverage[0],)).fetchone()
+        # written under a person since merged: the survivor's (merges move no rows)
+        row = conn.execute(
+            _PERSON.format(where="id = %s"), (resolve(conn, coverage[0]),)
+        ).fetchone()
     if row is None:
         # Same social-insurance number, another card: say which part of the code is wrong.
         other = conn.execute(_PERSON.format(where="bhxh = %s"), (req.ma_the[5:],)).fetchone()

@@ -83,7 +83,15 @@ def _resources(
 ) -> list[Stored]:
     if types is not None and not types:
         return []  # e.g. a partner receiving administrative data only
-    return everything(conn, person_id, sorted(types) if types is not None else None)
+    return records_of(conn, person_id, sorted(types) if types is not None else None)
+
+
+def records_of(
+    conn: psycopg.Connection[Any], person_id: int, types: list[str] | None = None
+) -> list[Stored]:
+    """The current resources of a survivor: written under it or under a person merged into it
+    (merges never move rows)."""
+    return everything(conn, registry.merged_ids(conn, person_id), types)
 
 
 @dataclass(frozen=True)

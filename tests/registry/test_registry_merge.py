@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from hssk import records
 from hssk.db import Database
-from hssk.registry import SourceRecord, get_person, link, link_many, patient_resource
+from hssk.registry import SourceRecord, get_person, link, link_many, merged_ids, patient_resource
 from hssk.registry.merge import MergeError, decide, list_reviews, merge, merge_history, unmerge
 
 
@@ -54,10 +55,12 @@ def test_merge_unmerge_round_trip_restores_exactly(clean_db: Database) -> None:
         survivor = get_person(conn, b.person_id)
         assert survivor is not None and survivor.id == a.person_id
         assert survivor.phone == "0912000111" and survivor.replaces == [b.person_id]
-        moved = conn.execute(
-            "SELECT count(*) FROM resource WHERE person_id = %s", (a.person_id,)
-        ).fetchone()
-        assert moved == (5,)
+        # no clinical row moved: each stays under the person it was written under, and the
+        # survivor's record is read under every id merged into it
+        assert _state(conn)[2] == before[2]
+        assert sorted(merged_ids(conn, a.person_id)) == sorted([a.person_id, b.person_id])
+        assert merged_ids(conn, b.person_id)[0] == a.person_id
+        assert len(records.everything(conn, merged_ids(conn, b.person_id))) == 5
         res = patient_resource(survivor)
         assert {"other": {"reference": f"Patient/{b.person_id}"}, "type": "replaces"} in res["link"]
         merged_row = conn.execute(
@@ -72,9 +75,7 @@ def test_merge_unmerge_round_trip_restores_exactly(clean_db: Database) -> None:
         assert _state(conn) == before
         hist = merge_history(conn, a.person_id)
         assert (
-            len(hist) == 1
-            and hist[0].unmerged_by == "reviewer2"
-            and len(hist[0].moved_resources) == 3
+            len(hist) == 1 and hist[0].unmerged_by == "reviewer2" and hist[0].moved_resources == []
         )
         with pytest.raises(MergeError):
             unmerge(conn, m)

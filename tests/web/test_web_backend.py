@@ -38,7 +38,11 @@ def test_book_data_follows_merges_and_fetches_entries_only_when_asked(db: Databa
         plain = book_data(conn, a, self_entries=False)
         assert plain is not None and plain.person.id == a and plain.self_entries == []
         texts = sorted(r.body["code"]["text"] for r in plain.resources)
-        assert texts == ["obs-Hoa", "obs-Lan", "obs-Mai"]  # the merged persons' data moved
+        assert texts == [
+            "obs-Hoa",
+            "obs-Lan",
+            "obs-Mai",
+        ]  # the merged persons' data, read where it was written
 
         via_merged = book_data(conn, c, self_entries=True)
         assert via_merged is not None and via_merged.person.id == a

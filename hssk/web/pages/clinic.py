@@ -20,7 +20,7 @@ from hssk.http.gate import PageActor
 from hssk.kernel import clock
 from hssk.kernel import identifiers as ids
 from hssk.kernel.codes import ICD10, LOINC
-from hssk.records import everything, save
+from hssk.records import save
 from hssk.records.extract import effective
 from hssk.web import backend, render, station
 from hssk.web.book import concept_text, is_sensitive, ref_text, value_text
@@ -107,7 +107,7 @@ def clinic_record(
         return render.page(
             request, "clinic_basis.html", person=view, decision=decision, nav="clinic"
         )
-    resources = everything(conn, view.id)
+    resources = backend.records_of(conn, view.id)
     include_sensitive = backend.decide(
         conn, actor, person_id, purpose="treatment", sensitivity="HIV"
     ).allowed
@@ -315,7 +315,7 @@ def _banner(conn: psycopg.Connection[Any], actor: Actor, person_id: int) -> Any:
     decision = backend.decide(conn, actor, person_id, purpose="treatment")
     backend.record_access(conn, actor, "read", person_id, decision, detail={"view": "safety"})
     sensitive = backend.decide(conn, actor, person_id, purpose="treatment", sensitivity="HIV")
-    return safety_of(everything(conn, person_id), sensitive.allowed)
+    return safety_of(backend.records_of(conn, person_id), sensitive.allowed)
 
 
 @router.get("/clinic/p/{person_id}/referral", include_in_schema=False, response_class=HTMLResponse)
