@@ -13,7 +13,7 @@ import pytest
 
 from hssk.access import Actor
 from hssk.db import Database
-from hssk.ingest import jobs
+from hssk.ingest import runner
 from hssk.kernel.icd10 import mismatch
 from hssk.registry import SourceRecord, link
 from hssk.web import station
@@ -72,7 +72,7 @@ def test_checkup_dated_before_birth_is_refused_by_form_and_csv(
     assert "trước ngày sinh của người này (15/03/1960)" in _form(sdb, "checkup", raw, pid)["date"]
     ok = _form(sdb, "checkup", {**raw, "date": "20/11/2026"}, pid)
     assert ok == {}
-    s = jobs.ingest(sdb, "station", [_csv(tmp_path / "t.csv", [_row(cccd, "R1", ngay="1890-01-01"),
+    s = runner.ingest(sdb, "station", [_csv(tmp_path / "t.csv", [_row(cccd, "R1", ngay="1890-01-01"),
                                                                _row(cccd, "R2")])], workers=0)  # fmt: skip
     assert [e["rule"] for e in s.errors] == ["date.before-birth"]
     assert s.stored.get("Encounter") == 1  # the plausible row is stored
@@ -88,7 +88,7 @@ def test_checkup_after_death_is_refused(sdb: Database, tmp_path: Path) -> None:
         assert isinstance(station.save_death(conn, ACTOR, pid, where, data, "d1", TODAY), str)
     raw = {"cccd": cccd, "kind": "ksk-dinh-ky", "date": "20/11/2026", "weight": "60"}
     assert "sau ngày mất của người này (01/10/2026)" in _form(sdb, "checkup", raw, pid)["date"]
-    s = jobs.ingest(sdb, "station", [_csv(tmp_path / "t.csv", [_row(cccd, "R3")])], workers=0)
+    s = runner.ingest(sdb, "station", [_csv(tmp_path / "t.csv", [_row(cccd, "R3")])], workers=0)
     assert [e["rule"] for e in s.errors] == ["date.after-death"]
 
 
@@ -134,7 +134,7 @@ def test_household_codes_must_exist_in_form_and_csv(sdb: Database, tmp_path: Pat
     rows = [_row(cccd, "H1", loai="ho_gia_dinh", ma_ho="HO-404", quan_he_chu_ho="Con"),
             _row(head, "H2", loai="ho_gia_dinh", ma_ho="HO-77", quan_he_chu_ho="Chủ hộ"),
             _row(cccd, "H3", loai="ho_gia_dinh", ma_ho="HO-77", quan_he_chu_ho="Con")]  # fmt: skip
-    s = jobs.ingest(sdb, "station", [_csv(tmp_path / "h.csv", rows)], workers=0)
+    s = runner.ingest(sdb, "station", [_csv(tmp_path / "h.csv", rows)], workers=0)
     assert [(e["record"], e["rule"]) for e in s.errors] == [("H1", "household.unknown")]
     with sdb.connection() as conn:  # a head founds the household, a member joins it
         hh = conn.execute(
@@ -171,7 +171,7 @@ def test_csv_keeps_an_icd_mismatch_with_the_warning_noted(sdb: Database, tmp_pat
     cccd = "001060000208"
     _person(sdb, cccd)
     row = _row(cccd, "I1", ma_icd="X99", ket_luan="Tăng huyết áp")
-    s = jobs.ingest(sdb, "station", [_csv(tmp_path / "i.csv", [row])], workers=0)
+    s = runner.ingest(sdb, "station", [_csv(tmp_path / "i.csv", [row])], workers=0)
     assert s.stored.get("Encounter") == 1
     with sdb.connection() as conn:
         noted = conn.execute("SELECT rule, status FROM ingest_error").fetchall()
