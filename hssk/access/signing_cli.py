@@ -20,7 +20,10 @@ console = Console()
 def verify(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="The signed document."),
     signature: Path | None = typer.Option(
-        None, "--signature", "-s", help="Detached signature (default: FILE.sig; not for PDFs)."
+        None,
+        "--signature",
+        "-s",
+        help="Detached signature (default: FILE.sig; a PDF without one is checked inside).",
     ),
     key: Path | None = typer.Option(
         None,
@@ -31,10 +34,11 @@ def verify(
 ) -> None:
     """Verify a platform-signed document (exit 0 valid, 1 invalid)."""
     data = path.read_bytes()
-    if data.startswith(b"%PDF"):
+    sig_path = signature or path.with_name(path.name + ".sig")
+    # a PDF carries its signature inside, unless one was issued beside it (older documents)
+    if data.startswith(b"%PDF") and not sig_path.exists():
         _verify_pdf(path, data, key)
         return
-    sig_path = signature or path.with_name(path.name + ".sig")
     if not sig_path.exists():
         console.print(
             f"[red]không có chữ ký / no signature[/]: {sig_path} not found; pass --signature FILE"
