@@ -62,6 +62,28 @@ def write_units(
     that were stored. ``linked``: called once the batch's persons are linked, before anything
     is stored (a job commits there, which releases the link lock)."""
     b = _Batch()
+    good = _sort(units, b)
+    own_writer = kinds.kind(kind).write
+    if own_writer is not None:
+        n = own_writer(conn, good)
+        if n:
+            summary.created["unit"] += n
+        summary.skipped += len(good) - n
+    else:
+        good = _link_and_store(conn, kind, good, b, summary, linked)
+    t2 = time.perf_counter()
+    _quarantine(conn, job_id, kind, b)
+    summary.quarantined += len(b.errors)
+    summary.records += len(units)
+    if job_id is not None:
+        _receipts(conn, job_id, kind, b, files)
+    summary.timings["quarantine+receipts"] += time.perf_counter() - t2
+    return good
+
+
+def _sort(units: list[Unit], b: _Batch) -> list[Unit]:
+    """The units to store; the others, and the rows and notes of the good ones, go to the
+    quarantine. Every unit counts in its facility's receipt."""
     good: list[Unit] = []
     for u in units:
         r = b.receipt(u)
@@ -76,34 +98,33 @@ def write_units(
         for prob, raw in u.row_problems:
             b.errors.append((u, prob, raw))
         b.notes += [(u, w, None) for w in u.warnings]
+    return good
+
+
+def _link_and_store(
+    conn: psycopg.Connection[Any],
+    kind: str,
+    good: list[Unit],
+    b: _Batch,
+    summary: Summary,
+    linked: Callable[[], None] | None,
+) -> list[Unit]:
+    """Persons linked (then ``linked`` called), deaths and households recorded, resources
+    stored; the units stored."""
     t0 = time.perf_counter()
-    own_writer = kinds.kind(kind).write
-    if own_writer is not None:
-        n = own_writer(conn, good)
-        if n:
-            summary.created["unit"] += n
-        summary.skipped += len(good) - n
-    else:
-        good = _skip_unchanged(conn, kind, good, b, summary)
-        _link(conn, good, b, summary)
-        if linked is not None:
-            linked()
-        t1 = time.perf_counter()
-        summary.timings["link"] += t1 - t0
-        for u, p in station_map.batch_problems(conn, good, clock.today()):
-            _fail(u, b, p)
-        good = _deaths(conn, [u for u in good if not u.problems], b)
-        _households(conn, good)
-        _store(conn, good, b, summary)
-        _remember(conn, kind, good)
-        summary.timings["store"] += time.perf_counter() - t1
-    t2 = time.perf_counter()
-    _quarantine(conn, job_id, kind, b)
-    summary.quarantined += len(b.errors)
-    summary.records += len(units)
-    if job_id is not None:
-        _receipts(conn, job_id, kind, b, files)
-    summary.timings["quarantine+receipts"] += time.perf_counter() - t2
+    good = _skip_unchanged(conn, kind, good, b, summary)
+    _link(conn, good, b, summary)
+    if linked is not None:
+        linked()
+    t1 = time.perf_counter()
+    summary.timings["link"] += t1 - t0
+    for u, p in station_map.batch_problems(conn, good, clock.today()):
+        _fail(u, b, p)
+    good = _deaths(conn, [u for u in good if not u.problems], b)
+    _households(conn, good)
+    _store(conn, good, b, summary)
+    _remember(conn, kind, good)
+    summary.timings["store"] += time.perf_counter() - t1
     return good
 
 

@@ -88,6 +88,13 @@ def map_edocument(
         unit = map_hoso(hoso, file, known)
         unit.kind = "edoc"
         return unit
+    return _death_paper(data, row, file, fac, known)
+
+
+def _death_paper(
+    data: bytes, row: dict[str, str], file: str, fac: str, known: frozenset[str] | None
+) -> Unit:
+    """A death paper: the deceased person, the time of death, the paper as a document."""
     unit = Unit(key=f"{fac}|GBT|{row.get('SO') or row.get('SO_GIAY') or row.get('SO_CCCD', '')}",
                 file=file, kind="edoc", facility=fac, raw=data.decode("utf-8", "replace"))  # fmt: skip
     p: list[Problem] = []
