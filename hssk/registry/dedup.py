@@ -351,7 +351,8 @@ def _settings() -> Any:
             block_on("name_key", "house"),
             # a document number with one digit wrong keeps one half ('6398424' / '6388424')
             block_on("doc_tail"),
-            block_on("doc_head", "yr"),
+            # (the first half of a CCCD is province, sex and year: only with the full date)
+            block_on("doc_head", "bd_full"),
         ],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
