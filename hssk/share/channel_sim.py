@@ -10,6 +10,8 @@
   where it says Số (``ingest.xml130_tables``), the visit's required fields filled, and a
   MA_LK the gateway does not hold yet. Answers in the gateway's shape (``maKetQua``,
   ``maGiaoDich``, ``thoiGianTiepNhan``, ``thongDiep``) with ``share.gateway``'s codes.
+* ``POST /api/token/take`` — the gateway's token (with ``password``: ``username`` and the
+  password's upper-case MD5; the tokens it issues are then required on the other calls).
 * ``POST /api/ksk/guiHoSoKSK`` — the health-check hub: ``share.ksk.check`` (template, fields
   and order, lengths, formats, required fields, signature), then the duplicate check.
 * ``GET /_stats`` — counters; ``GET /_received`` — what each side accepted.
@@ -25,6 +27,7 @@ import binascii
 import hashlib
 import json
 import random
+import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +46,7 @@ from hssk.share import ksk
 from hssk.share.xml130_out import REQUIRED
 
 GATEWAY_PATHS = ("/api/qd130/guiHoSoXmlQD3176", "/api/qd130/guiHoSoXmlQD4750")
+TOKEN_PATH = "/api/token/take"
 HUB_PATH = "/api/ksk/guiHoSoKSK"
 MAX_FILE = 10 * 1024 * 1024
 
@@ -51,11 +55,13 @@ MAX_FILE = 10 * 1024 * 1024
 class ChannelState:
     trusted: list[x509.Certificate]
     token: str | None = None  # accessToken the gateway requires (None: any)
+    password: str | None = None  # with it, tokens come from POST /api/token/take
     fail_rate: float = 0.0
     seed: int | None = None
     hoso: dict[str, dict[str, Any]] = field(default_factory=dict)  # (facility|MA_LK) → receipt
     ksk: dict[str, dict[str, Any]] = field(default_factory=dict)  # maLuotKham → receipt
     counters: dict[str, int] = field(default_factory=dict)
+    issued: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -216,7 +222,9 @@ def _handler(state: ChannelState) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             path = self.path.split("?")[0]
-            if path in GATEWAY_PATHS:
+            if path == TOKEN_PATH:
+                self._token(raw)
+            elif path in GATEWAY_PATHS:
                 self._gateway(raw)
             elif path == HUB_PATH:
                 self._hub(raw)
@@ -237,11 +245,30 @@ def _handler(state: ChannelState) -> type[BaseHTTPRequestHandler]:
             else:
                 self._reply(200, body)
 
+        def _token(self, raw: bytes) -> None:
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+            with state.lock:
+                want = hashlib.md5((state.password or "").encode(), usedforsecurity=False)
+                if state.password is None or form.get("password") != want.hexdigest().upper():
+                    self._reply(401, _answer("401", "sai tên đăng nhập hoặc mật khẩu"))
+                    return
+                token = secrets.token_urlsafe(24)
+                state.issued.add(token)
+                state.count("token.issued")
+                self._reply(200, {**_answer("200", "ok"), "access_token": token,
+                                  "id_token": secrets.token_urlsafe(8), "expires_in": 300})  # fmt: skip
+
+        def _authorized(self) -> bool:
+            given = self.headers.get("accessToken")
+            if state.password is not None:
+                return given in state.issued
+            return state.token is None or given == state.token
+
         def _gateway(self, raw: bytes) -> None:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
             with state.lock:
                 state.count("gateway.requests")
-                if state.token is not None and self.headers.get("accessToken") != state.token:
+                if not self._authorized():
                     state.count("gateway.refused")
                     self._reply(401, _answer("401", "accessToken không hợp lệ"))
                     return
@@ -271,7 +298,7 @@ def _handler(state: ChannelState) -> type[BaseHTTPRequestHandler]:
         def _hub(self, raw: bytes) -> None:
             with state.lock:
                 state.count("ksk.requests")
-                if state.token is not None and self.headers.get("accessToken") != state.token:
+                if not self._authorized():
                     state.count("ksk.refused")
                     self._reply(401, _answer("401", "accessToken không hợp lệ"))
                     return

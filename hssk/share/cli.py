@@ -57,6 +57,9 @@ def channel_simulator(
         help="Certificate (PEM) whose signatures are accepted; repeat for several.",
     ),
     token: str | None = typer.Option(None, help="accessToken required on every call."),
+    password: str | None = typer.Option(
+        None, help="Issue tokens at /api/token/take for this password (then required)."
+    ),
     fail_rate: float = typer.Option(0.0, "--fail-rate", min=0, max=1, help="Share of 503."),
     seed: int | None = typer.Option(None, help="Random seed (reproducible failures)."),
 ) -> None:
@@ -68,7 +71,7 @@ def channel_simulator(
 
     certs = [x509.load_pem_x509_certificate(p.read_bytes()) for p in trust]
     hub()  # the templates load before the first call, not while a sender waits
-    server = serve(port, ChannelState(certs, token, fail_rate, seed))
+    server = serve(port, ChannelState(certs, token, password, fail_rate, seed))
     console.print(
         f"channel simulator on http://127.0.0.1:{port}{GATEWAY_PATHS[0]} and {HUB_PATH}",
         highlight=False,

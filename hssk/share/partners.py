@@ -86,6 +86,12 @@ def from_dict(raw: dict[str, Any]) -> Partner:
             get_catalog(str(raw["catalog"]))
         except KeyError as exc:
             raise PartnerError(f"partner {pid}: {exc.args[0]}") from exc
+    auth = dict(raw.get("auth") or {})
+    if auth.get("type") == "gateway-token" and not auth.get("token_url"):
+        raise PartnerError(
+            f"partner {pid}: auth type gateway-token needs 'token_url' (the gateway's "
+            "/api/token/take), 'username' and 'password_env'"
+        )
     signer = raw.get("signer") or "platform"
     if signer != "platform" and not (
         isinstance(signer, dict) and signer.get("key_file") and signer.get("cert_file")
@@ -108,7 +114,7 @@ def from_dict(raw: dict[str, Any]) -> Partner:
         catalog=str(raw.get("catalog") or ""),
         name_vi=str(raw.get("name_vi") or pid),
         name_en=str(raw.get("name_en") or pid),
-        auth=dict(raw.get("auth") or {}),
+        auth=auth,
         max_attempts=int(raw.get("max_attempts", 8)),
         timeout_s=float(raw.get("timeout_s", 10)),
         allow_sensitive=tuple(rules),

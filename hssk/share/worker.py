@@ -66,7 +66,8 @@ class WorkerStats:
 
 
 def send_one(client: httpx.Client, partner: partners.Partner, event: Event) -> Outcome:
-    """POST one event; classify the answer. Channel events go in their channel's format."""
+    """POST one event; classify the answer."""
+    # a channel's events go in its own format (``channels``)
     if partner.channel != "fieldset":
         return channels.send(client, partner, event)
     headers = {

@@ -284,6 +284,31 @@ def test_gateway_simulator_refuses_wrong_fields_bad_signatures_and_duplicates(
     assert sim.state.counters["gateway.duplicates"] == 1 and len(sim.state.hoso) == 1
 
 
+def test_gateway_token_is_taken_once_and_required(signer: Signer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HSSK_TEST_GATEWAY_PASSWORD", "mat-khau-cong")
+    guarded = Sim(ChannelState([signer.certificate], password="mat-khau-cong"))
+    try:
+        base = f"http://127.0.0.1:{guarded.port}"
+        partner = partners.from_dict({
+            "id": "gw-token", "channel": "xml130-gateway",
+            "endpoint": f"{base}{channel_sim.GATEWAY_PATHS[0]}",
+            "auth": {"type": "gateway-token", "token_url": f"{base}{channel_sim.TOKEN_PATH}",
+                     "username": "hssk", "password_env": "HSSK_TEST_GATEWAY_PASSWORD"},
+        })  # fmt: skip
+        body = gateway.payload(_offline_visit(), signer)
+        with httpx.Client() as client:
+            unauthenticated = gateway.post(client, _channels(guarded.port)[0], body)
+            first = gateway.classify(gateway.post(client, partner, body))
+            second = gateway.classify(gateway.post(client, partner, body))
+        assert unauthenticated.status_code == 401
+        assert gateway.classify(unauthenticated)[:2] == (False, True)  # a new token may help
+        assert first == (True, False, None) and second[:2] == (True, False)
+        assert guarded.state.counters["token.issued"] == 1
+    finally:
+        guarded.server.shutdown()
+        guarded.server.server_close()
+
+
 # --- the health-check hub -----------------------------------------------------------------------
 
 
