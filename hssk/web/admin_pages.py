@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,12 +20,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hssk.access import Actor, accounts, admin, signing
 from hssk.api.bodies import FormFields
 from hssk.api.deps import Conn
-from hssk.http import gate
 from hssk.http.gate import PageActor
 from hssk.kernel import clock
 from hssk.web import menu, render
 from hssk.web.forms import Form
 from hssk.web.i18n import t
+from hssk.web.pages.guards import login_redirect, relogin_keeping
 
 router = APIRouter(include_in_schema=False)
 AccountId = Annotated[int, UrlPath(ge=1, le=2**63 - 1)]
@@ -45,13 +45,8 @@ ADMIN_UNIT_KINDS = tuple(sorted(accounts.UNIT_KINDS - admin.OPERATOR_UNIT_KINDS)
 def staff_start(request: Request, actor: PageActor) -> Response:
     """Where staff land after logging in: the first part of the menu they may use."""
     if not actor.authenticated or actor.kind == "citizen":
-        return _to_login(request)
+        return login_redirect(request, "/staff/login")
     return RedirectResponse(menu.home(actor), 303)
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    expired = "&expired=1" if gate.session_expired(request) else ""
-    return RedirectResponse(f"/staff/login?next={quote(request.url.path)}{expired}", 303)
 
 
 def _gate(
@@ -64,10 +59,8 @@ def _gate(
     form's fields carried through it) or a 403 page (audited)."""
     if not actor.authenticated or actor.kind in ("citizen", "system"):
         if posted is None:
-            return _to_login(request)
-        lang = render.lang_of(request)
-        return render.page(request, "staff_login.html", next=request.url.path, carry=posted,
-                           notice=t("session_expired_form", lang), status=401)  # fmt: skip
+            return login_redirect(request, "/staff/login")
+        return relogin_keeping(request, posted)
     try:
         admin.managed_units(conn, actor, "admin-console")
     except admin.AdminError:

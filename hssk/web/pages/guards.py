@@ -54,6 +54,11 @@ def staff_post(request: Request, actor: Actor, posted: dict[str, str]) -> Respon
     back with what was typed carried along (hidden fields), to be sent on after logging in."""
     if _is_staff(actor):
         return staff(request, actor)
+    return relogin_keeping(request, posted)
+
+
+def relogin_keeping(request: Request, posted: dict[str, str]) -> Response:
+    """The staff login page for a form whose session expired, what was typed carried along."""
     return render.page(request, "staff_login.html", next=request.url.path, carry=posted,
                        notice=t("session_expired_form", render.lang_of(request)),
                        status=401)  # fmt: skip
