@@ -43,6 +43,7 @@ from hssk.ingest.xml130_tables import appendix, tables
 from hssk.ingest.xmlparse import parser_kwargs
 from hssk.kernel import clock
 from hssk.share import ksk
+from hssk.share.simulator import JsonHandler
 from hssk.share.xml130_out import REQUIRED
 
 GATEWAY_PATHS = ("/api/qd130/guiHoSoXmlQD3176", "/api/qd130/guiHoSoXmlQD4750")
@@ -193,21 +194,7 @@ def _answer(code: str, message: str, tx: str = "") -> dict[str, str]:
 
 
 def _handler(state: ChannelState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body, ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             with state.lock:
                 if self.path.startswith("/_stats"):
