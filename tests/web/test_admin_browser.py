@@ -151,6 +151,7 @@ def test_citizen_access_log_in_words(server, browser, size: str) -> None:  # typ
     page.fill("#f-diagnosis", "Tăng huyết áp")
     page.fill("#f-reason", "Khám chuyên khoa tim mạch")
     page.click("main form button[type=submit]")
+    page.click("[data-testid=confirm-save]")  # the patient is confirmed before saving
     page.wait_for_url("**saved=referral")
     ctx.close()
 

@@ -28,7 +28,7 @@ AUDIENCES = {
         ("GET", "/book/p/{person_id}/visit/{visit_id}.pdf"),
         ("GET", "/book/p/{person_id}/book.pdf"), ("GET", "/book/consents"),
         ("POST", "/book/consents"), ("POST", "/book/consents/{consent_id}/revoke"),
-        ("GET", "/book/access-log"), ("GET", "/book/self"), ("POST", "/book/self/{kind}"),
+        ("GET", "/book/self"), ("POST", "/book/self/{kind}"),
         ("POST", "/book/self/entry/{entry_id}/delete"),
     },
     "hssk.web.pages.clinic": {
@@ -39,6 +39,7 @@ AUDIENCES = {
     "hssk.web.pages.station": {
         ("GET", "/station"), ("GET", "/station/{form_name}"), ("POST", "/station/{form_name}"),
     },
+    "hssk.web.access_log": {("GET", "/book/access-log")},
     "hssk.api.book": {
         ("GET", "/api/v1/book/{person_id}"), ("GET", "/api/v1/me/book"),
         ("GET", "/api/v1/book/{person_id}/fields"), ("GET", "/api/v1/book-sections"),
