@@ -75,6 +75,17 @@ def _split(url: str) -> tuple[str, str | None, list[tuple[str, str]] | None]:
     return rtype, rid, params
 
 
+def _relative(url: str) -> str:
+    """The request URL relative to the server root. Some published bundles write absolute ones
+    (``http://host/fhir/ValueSet/x``): their ``Type/...`` or ``Type?...`` tail is kept."""
+    path, mark, query = url.partition("?")
+    if "://" not in path:
+        return url
+    parts = path.rstrip("/").split("/")
+    at = [i for i, p in enumerate(parts) if p in SUPPORTED_TYPES]
+    return "/".join(parts[at[-1] :]) + mark + query if at else url
+
+
 def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
     if isinstance(node, dict):
         out = {}
@@ -97,7 +108,7 @@ def _parse_entries(bundle: dict[str, Any]) -> list[Entry]:
             raise FhirError(400, "required", f"Bundle.entry[{i}].request is missing")
         req = raw["request"]
         method = str(req.get("method", "")).upper()
-        url = str(req.get("url", ""))
+        url = _relative(str(req.get("url", "")))
         if method not in ("GET", "POST", "PUT", "DELETE", "HEAD"):
             raise FhirError(
                 400,
@@ -297,7 +308,7 @@ def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Search
             cond = e.request.get("ifNoneExist")
             if cond:
                 found = search(
-                    conn, rtype, parse_qsl(str(cond).lstrip("?"), keep_blank_values=True)
+                    conn, rtype, parse_qsl(str(cond).split("?")[-1], keep_blank_values=True)
                 )
                 if len(found) > 1:
                     raise _fail(
