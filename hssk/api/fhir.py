@@ -800,7 +800,7 @@ def _referenced(conn: psycopg.Connection[Any], actor: Actor, record: list[Stored
 
 @router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")
 def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
-    golden = golden_person_id(rid)
+    golden = _golden_of_read(conn, "Patient", rid)  # mpi-N, or a bare N as reads take it
     person_id = golden if golden is not None else store.read(conn, "Patient", rid).person_id
     if person_id is None:
         raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
