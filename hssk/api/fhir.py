@@ -783,7 +783,7 @@ def _persons_by_identifier(
 def _referenced(conn: psycopg.Connection[Any], actor: Actor, record: list[Stored]) -> list[Stored]:
     """The resources of no person that ``record`` names (its Organizations, Practitioners,
     Medications …): ``$everything`` returns them too (FHIR R4 Patient-everything), those the
-    actor may see, read by one search per type."""
+    actor may see, read by one search per type (a page of ``MAX_COUNT`` ids at a time)."""
     have = {(s.type, s.id) for s in record}
     wanted: dict[str, set[str]] = {}
     for s in record:
@@ -793,8 +793,12 @@ def _referenced(conn: psycopg.Connection[Any], actor: Actor, record: list[Stored
                 wanted.setdefault(rtype, set()).add(rid)
     out: list[Stored] = []
     for rtype, ids in sorted(wanted.items()):
-        params = [("_id", ",".join(sorted(ids))), ("_count", str(len(ids)))]
-        out += _search(conn, actor, rtype, params)[2]
+        names = sorted(ids)
+        for at in range(0, len(names), search.MAX_COUNT):
+            page = names[at : at + search.MAX_COUNT]
+            out += _search(
+                conn, actor, rtype, [("_id", ",".join(page)), ("_count", str(len(page)))]
+            )[2]
     return out
 
 
