@@ -189,6 +189,10 @@ def _transaction(
     for e in entries:
         if e.resource is not None and mapping:
             e.resource = _rewrite(e.resource, mapping)
+        dangling = [r for r in references(e.resource) if r.startswith(("urn:uuid:", "urn:oid:"))]
+        if dangling:  # it would be stored naming nothing
+            raise _fail(e, 400, "not-found",
+                        f"reference '{dangling[0]}' names no entry of the Bundle (no fullUrl)")  # fmt: skip
     rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
     ordered = sorted(
         entries,

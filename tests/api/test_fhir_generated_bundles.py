@@ -111,3 +111,19 @@ def test_conditional_reference_matching_nothing_fails_the_transaction(
     diagnostics = r.json()["issue"][0]["diagnostics"]
     assert "Organization?identifier=urn:x|nowhere" in diagnostics and "no resource" in diagnostics
     assert client.get("/fhir/Patient", headers=system_headers).json()["total"] == 0
+
+
+def test_a_reference_to_no_entry_fails_the_transaction(
+    client: TestClient, system_headers: H
+) -> None:
+    bundle = patient_bundle(seed=5, encounters=1)
+    cond = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition")
+    cond["resource"]["encounter"] = {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000ff"}
+    r = client.post("/fhir", json=bundle, headers=system_headers)
+    assert r.status_code == 400, r.text
+    diagnostics = r.json()["issue"][0]["diagnostics"]
+    assert (
+        "urn:uuid:00000000-0000-4000-8000-0000000000ff" in diagnostics
+        and "Condition" in diagnostics
+    )
+    assert client.get("/fhir/Condition", headers=system_headers).json()["total"] == 0
