@@ -780,9 +780,31 @@ def _persons_by_identifier(
     return persons
 
 
+def _referenced(conn: psycopg.Connection[Any], actor: Actor, record: list[Stored]) -> list[Stored]:
+    """The resources of no person that ``record`` names (its Organizations, Practitioners,
+    Medications …): ``$everything`` returns them too (FHIR R4 Patient-everything), those the
+    actor may see, read by one search per type (a page of ``MAX_COUNT`` ids at a time)."""
+    have = {(s.type, s.id) for s in record}
+    wanted: dict[str, set[str]] = {}
+    for s in record:
+        for ref in transaction.references(s.body):
+            rtype, _, rid = ref.partition("/")
+            if rtype in DIRECTORY_TYPES and rid and "/" not in rid and (rtype, rid) not in have:
+                wanted.setdefault(rtype, set()).add(rid)
+    out: list[Stored] = []
+    for rtype, ids in sorted(wanted.items()):
+        names = sorted(ids)
+        for at in range(0, len(names), search.MAX_COUNT):
+            page = names[at : at + search.MAX_COUNT]
+            out += _search(
+                conn, actor, rtype, [("_id", ",".join(page)), ("_count", str(len(page)))]
+            )[2]
+    return out
+
+
 @router.get("/Patient/{rid}/$everything", summary="The whole record of a patient")
 def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
-    golden = golden_person_id(rid)
+    golden = _golden_of_read(conn, "Patient", rid)  # mpi-N, or a bare N as reads take it
     person_id = golden if golden is not None else store.read(conn, "Patient", rid).person_id
     if person_id is None:
         raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
@@ -798,6 +820,7 @@ def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
         if s.sensitivity is not None
     }
     resources = [s for s in resources if s.sensitivity is None or allowed[(s.type, s.sensitivity)]]
+    resources += _referenced(conn, actor, resources)
     resources.sort(key=lambda s: (s.type != "Patient", s.type))
     entries = [
         {"fullUrl": f"{s.type}/{s.id}", "resource": s.body, "search": {"mode": "match"}}

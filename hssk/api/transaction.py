@@ -1,6 +1,8 @@
 """Processing of FHIR ``transaction`` and ``batch`` Bundles (FHIR R4 §3.1.0.11).
 
 Order: DELETE, then POST, then PUT (Patients first, so references to them resolve), then GET.
+References to entries (their ``fullUrl``, e.g. ``urn:uuid:...``) and conditional references
+(``Organization?identifier=s|v``) are rewritten to the ids stored.
 A transaction is all-or-nothing: the caller runs it inside one database transaction and any
 failing entry raises, naming the entry. A batch runs each entry in its own savepoint.
 """
@@ -17,6 +19,7 @@ from urllib.parse import parse_qsl
 import psycopg
 
 from hssk.api.errors import FhirError, invalid_outcome, outcome
+from hssk.kernel.identifiers import canonical_system
 from hssk.records import InvalidResource, Issue, NotFound, Stored, VersionConflict, store
 from hssk.records.types import SUPPORTED_TYPES
 from hssk.records.validate import validate
@@ -31,6 +34,7 @@ Searcher = Callable[[psycopg.Connection[Any], str, list[tuple[str, str]]], list[
 Getter = Callable[[psycopg.Connection[Any], str], dict[str, Any]]
 
 _ETAG = re.compile(r'^(W/)?"?(\d+)"?$')
+_CONDITIONAL = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
 
 
 @dataclass
@@ -71,6 +75,17 @@ def _split(url: str) -> tuple[str, str | None, list[tuple[str, str]] | None]:
     return rtype, rid, params
 
 
+def _relative(url: str) -> str:
+    """The request URL relative to the server root. Some published bundles write absolute ones
+    (``http://host/fhir/ValueSet/x``): their ``Type/...`` or ``Type?...`` tail is kept."""
+    path, mark, query = url.partition("?")
+    if "://" not in path:
+        return url
+    parts = path.rstrip("/").split("/")
+    at = [i for i, p in enumerate(parts) if p in SUPPORTED_TYPES]
+    return "/".join(parts[at[-1] :]) + mark + query if at else url
+
+
 def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
     if isinstance(node, dict):
         out = {}
@@ -93,7 +108,7 @@ def _parse_entries(bundle: dict[str, Any]) -> list[Entry]:
             raise FhirError(400, "required", f"Bundle.entry[{i}].request is missing")
         req = raw["request"]
         method = str(req.get("method", "")).upper()
-        url = str(req.get("url", ""))
+        url = _relative(str(req.get("url", "")))
         if method not in ("GET", "POST", "PUT", "DELETE", "HEAD"):
             raise FhirError(
                 400,
@@ -170,9 +185,14 @@ def _transaction(
     mapping = {
         e.full_url: f"{e.target[0]}/{e.target[1]}" for e in entries if e.full_url and e.target
     }
+    mapping |= _conditional_references(conn, entries, search)
     for e in entries:
         if e.resource is not None and mapping:
             e.resource = _rewrite(e.resource, mapping)
+        dangling = [r for r in references(e.resource) if r.startswith(("urn:uuid:", "urn:oid:"))]
+        if dangling:  # it would be stored naming nothing
+            raise _fail(e, 400, "not-found",
+                        f"reference '{dangling[0]}' names no entry of the Bundle (no fullUrl)")  # fmt: skip
     rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
     ordered = sorted(
         entries,
@@ -200,6 +220,59 @@ def _transaction(
         if entry.index not in responses:
             responses[entry.index] = _execute(conn, entry, write, delete, get)
     return responses
+
+
+def references(node: Any) -> list[str]:
+    """Every ``reference`` string in a resource."""
+    if isinstance(node, dict):
+        return [
+            r
+            for k, v in node.items()
+            for r in ([v] if k == "reference" and isinstance(v, str) else references(v))
+        ]
+    if isinstance(node, list):
+        return [r for v in node for r in references(v)]
+    return []
+
+
+def _same_identifier(resource: dict[str, Any], wanted: str) -> bool:
+    """Whether ``resource`` carries the identifier of an ``identifier=`` search value."""
+    system, bar, value = wanted.rpartition("|")
+    return any(
+        i.get("value") == value
+        and (not bar or canonical_system(str(i.get("system"))) == canonical_system(system))
+        for i in resource.get("identifier") or []
+        if isinstance(i, dict)
+    )
+
+
+def _conditional_references(
+    conn: psycopg.Connection[Any], entries: list[Entry], search: Searcher
+) -> dict[str, str]:
+    """Each conditional reference ``Type?search`` → ``Type/id`` of the one resource it matches:
+    among the bundle's entries (by identifier) and those stored. None or several fail the
+    transaction (FHIR R4 §3.1.0.11.2)."""
+    mapping: dict[str, str] = {}
+    for e in entries:
+        for ref in references(e.resource):
+            m = _CONDITIONAL.match(ref)
+            if not m or ref in mapping or m.group(1) not in SUPPORTED_TYPES:
+                continue
+            rtype, params = m.group(1), parse_qsl(m.group(2), keep_blank_values=True)
+            ids = {s.id for s in search(conn, rtype, params)}
+            if params and all(k == "identifier" for k, _ in params):
+                ids |= {
+                    x.target[1]
+                    for x in entries
+                    if x.target and x.target[0] == rtype and x.resource is not None
+                    and all(_same_identifier(x.resource, v) for _, v in params)
+                }  # fmt: skip
+            if len(ids) != 1:
+                found = "no resource" if not ids else f"{len(ids)} resources"
+                raise _fail(e, 412, "multiple-matches" if ids else "not-found",
+                            f"the conditional reference '{ref}' matches {found}, not one")  # fmt: skip
+            mapping[ref] = f"{rtype}/{ids.pop()}"
+    return mapping
 
 
 def _error_entry(exc: Exception) -> dict[str, Any]:
@@ -239,7 +312,7 @@ def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Search
             cond = e.request.get("ifNoneExist")
             if cond:
                 found = search(
-                    conn, rtype, parse_qsl(str(cond).lstrip("?"), keep_blank_values=True)
+                    conn, rtype, parse_qsl(str(cond).split("?")[-1], keep_blank_values=True)
                 )
                 if len(found) > 1:
                     raise _fail(

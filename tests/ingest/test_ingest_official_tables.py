@@ -18,7 +18,7 @@ from hssk.access import Actor
 from hssk.access.tokens import issue
 from hssk.app import create_app
 from hssk.catalog import bundle as catalog_bundle
-from hssk.catalog import catalogs
+from hssk.catalog import catalogs, completeness
 from hssk.db import Database
 from hssk.ingest import jobstore, runner
 from hssk.ingest.map_xml130 import _check_fields, check_layout
@@ -266,6 +266,33 @@ def test_summary_in_the_book_and_completeness(idb: Database, tmp_path: Path) -> 
         page = client.get(f"/book/p/{pid}", headers=_token(citizen))
         assert page.status_code == 200 and "Giấy nghỉ dưỡng thai" in page.text
         assert "(5 ngày)" in page.text and "Tóm tắt hồ sơ bệnh án" in page.text
+
+
+def test_the_xml8_summary_moves_completeness(idb: Database, tmp_path: Path) -> None:
+    """The same visit without, then with its XML8: the treatment-summary fields of the
+    catalogs become filled and the person's score rises by them."""
+    summary_codes = {"tt.benh_su", "tt.dien_bien", "tt.cls_co_gia_tri", "tt.phuong_phap_dieu_tri"}
+
+    def scored(folder: Path, visit_tables: dict[str, bytes]) -> tuple[int, set[str]]:
+        with idb.connection() as conn:
+            conn.execute("TRUNCATE resource, resource_locator CASCADE")
+        folder.mkdir()
+        s = _ingest(idb, folder, [visit_tables])
+        assert s.quarantined == 0, s.errors
+        ((_, _, pid),) = _bodies(idb, "Encounter")
+        with idb.connection() as conn:
+            bundle = catalog_bundle.bundles(conn, [pid])[pid]
+        ((_, _, _, filled, _, missing),) = completeness.score(
+            [catalogs.get("qd1332")], {pid: bundle}
+        )
+        return filled, set(missing)
+
+    without = {k: v for k, v in _official_visit().items() if k != "XML8"}
+    before, missing_before = scored(tmp_path / "without", without)
+    after, missing_after = scored(tmp_path / "with", _official_visit())
+    assert summary_codes <= missing_before
+    assert not summary_codes & missing_after
+    assert after >= before + len(summary_codes)
 
 
 def test_references_resolve_in_either_form(idb: Database, tmp_path: Path) -> None:
