@@ -13,10 +13,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hssk import wiring
 from hssk.db import Database, open_database
 from hssk.kernel.config import load_settings
+
+# Property tests judge what a function returns, never how fast: on a shared machine the first
+# draws can take seconds, which Hypothesis's timing checks would report as a failure.
+settings.register_profile(
+    "hssk", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("hssk")
 
 # As every HSSK process does when it starts (the app, the CLI): the record store's listeners.
 wiring.start()
