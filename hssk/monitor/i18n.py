@@ -11,6 +11,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nav.facilities": ("Cơ sở KCB", "Facilities"),
     "nav.quality": ("Chất lượng dữ liệu", "Data quality"),
     "area": ("Địa bàn", "Area"),
+    "day": ("Ngày", "Date"),
     "catalog": ("Bộ trường thông tin", "Field set"),
     "provisional": ("tạm thời — chờ danh mục chính thức", "provisional — awaiting the official list"),
     "progress": ("Tiến độ so với mục tiêu", "Progress against targets"),
