@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from hssk.access.tokens import issue
 from hssk.app import create_app
 from hssk.catalog import completeness
 from hssk.db import Database
+from hssk.kernel import clock
 from hssk.kernel.config import load_settings
 from hssk.monitor import metrics, quality
 from hssk.monitor.areas import parse
@@ -143,6 +144,11 @@ def test_facilities_page_highlights_silent_facilities(browser, site: str, size: 
     assert rows.count() == 2  # one stopped, one never sent
     assert "Ngừng gửi" in rows.nth(0).inner_text() or "Ngừng gửi" in rows.nth(1).inner_text()
     assert page.locator("table").first.is_visible()
+    # the last receipts (loaded minutes ago) are shown in Vietnam time, not the stored UTC
+    shown = [datetime.strptime(c, "%d/%m/%Y %H:%M")
+             for c in page.locator("tbody tr td:nth-child(4)").all_inner_texts() if c != "—"]  # fmt: skip
+    now_vn = clock.now_vn().replace(tzinfo=None)
+    assert shown and abs(max(shown) - now_vn) < timedelta(hours=2), (max(shown), now_vn)
     no_horizontal_scroll(page)
     vietnam_dates(page.locator("main").inner_text())
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,9 @@ def _formats(lang: str) -> dict[str, Any]:
         "num": lambda v: local(f"{v:,.0f}"),
         "dec": lambda v: "—" if v is None else local(f"{v:,.1f}"),
         "day": _day,
+        # an instant (stored in UTC) as the Vietnam date, or date and time
+        "vn_day": lambda v: clock.to_vn(v).strftime("%d/%m/%Y"),
+        "vn_time": lambda v: clock.to_vn(v).strftime("%d/%m/%Y %H:%M"),
     }
 
 
