@@ -163,6 +163,9 @@ def test_station_quality_list(browser, site: str, size: str) -> None:
     page = _page(browser, site, _token("TYT00001", "station"), size)
     page.goto(f"{site}/supervision/quality")
     assert page.get_by_role("heading", name="Danh sách cần rà soát").is_visible()
+    details = page.locator("main").inner_text()
+    assert "Ngày sinh:" in details and "birth_date" not in details  # words, not internal keys
+    vietnam_dates(details)
     no_horizontal_scroll(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"supervision-quality-station-{size}.png"), full_page=True)
