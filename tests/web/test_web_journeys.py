@@ -165,6 +165,8 @@ def test_citizen_journey(server, browser, size: str) -> None:  # type: ignore[no
     assert "Penicilin" in page.locator("#allergies").inner_text()
     no_horizontal_scroll(page)
     shot(page, f"book-overview-{size}.png")
+    page.locator("#documents").scroll_into_view_if_needed()
+    shot(page, f"book-papers-{size}.png")
     page.locator("#indicators").scroll_into_view_if_needed()
     no_horizontal_scroll(page)
     shot(page, f"book-indicators-{size}.png")
