@@ -204,6 +204,10 @@ def test_citizen_journey(server, browser, size: str) -> None:  # type: ignore[no
     assert active.count() >= 1
     no_horizontal_scroll(page)
     shot(page, f"book-consents-{size}.png")
+    clipped = page.locator("button.danger").first.evaluate(
+        "b => b.getBoundingClientRect().right - b.closest('.table-wrap').getBoundingClientRect().right"
+    )
+    assert clipped <= 0, f"the revoke button is cut off by {clipped}px"  # in sight, no scrolling
     page.locator("button.danger").first.click()
     page.wait_for_url("**done=revoked")
     assert page.locator("text=Đã thu hồi quyền xem.").is_visible()
