@@ -11,8 +11,10 @@ WIDTH, HEIGHT = 320, 150
 PAD_L, PAD_R, PAD_T, PAD_B = 40, 12, 12, 26
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.1f}".rstrip("0").rstrip(".")
+def _fmt(v: float, lang: str = "vi") -> str:
+    """One decimal at most, with the decimal comma in Vietnamese as in the rest of the book."""
+    text = f"{v:.1f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",") if lang == "vi" else text
 
 
 def trend_svg(points: list[Point], unit: str, label: str, lang: str = "vi") -> str:
@@ -37,7 +39,9 @@ def trend_svg(points: list[Point], unit: str, label: str, lang: str = "vi") -> s
         return round(x, 1), round(y, 1)
 
     last = points[-1]
-    latest = _fmt(last.value) + (f"/{_fmt(last.value2)}" if last.value2 is not None else "")
+    latest = _fmt(last.value, lang) + (
+        f"/{_fmt(last.value2, lang)}" if last.value2 is not None else ""
+    )
     desc = t(
         "chart_desc", lang, label=label, n=len(points), latest=latest, unit=unit,
         date=f"{last.date:%d/%m/%Y}",
@@ -48,8 +52,8 @@ def trend_svg(points: list[Point], unit: str, label: str, lang: str = "vi") -> s
         f"<title>{escape(desc)}</title>",
         f'<line x1="{PAD_L}" y1="{PAD_T + inner_h}" x2="{WIDTH - PAD_R}" y2="{PAD_T + inner_h}" class="axis"/>',
         f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{PAD_T + inner_h}" class="axis"/>',
-        f'<text x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end" class="tick">{_fmt(hi)}</text>',
-        f'<text x="{PAD_L - 4}" y="{PAD_T + inner_h}" text-anchor="end" class="tick">{_fmt(lo)}</text>',
+        f'<text x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end" class="tick">{_fmt(hi, lang)}</text>',
+        f'<text x="{PAD_L - 4}" y="{PAD_T + inner_h}" text-anchor="end" class="tick">{_fmt(lo, lang)}</text>',
         f'<text x="{PAD_L}" y="{HEIGHT - 6}" class="tick">{points[0].date:%m/%Y}</text>',
         f'<text x="{WIDTH - PAD_R}" y="{HEIGHT - 6}" text-anchor="end" class="tick">{last.date:%m/%Y}</text>',
     ]

@@ -97,7 +97,7 @@ def test_clinician_view_names_codes_in_vietnamese(server) -> None:  # type: igno
     page = httpx.get(f"{server.url}/clinic/p/{f.outsider}", headers=staff).text
     row = next(r for r in page.split("<tr") if "15074-8" in r)
     assert "Đường huyết" in row and '<small class="code">LOINC 15074-8</small>' in row
-    assert "Glucose [Moles" not in row and "7.4 mmol/L" in row
+    assert "Glucose [Moles" not in row and "7,4 mmol/L" in row  # the decimal comma, as in the book
     assert "Bệnh viện Đa khoa Đức Giang" in row and '<small class="code">01296</small>' in row
 
 

@@ -33,6 +33,10 @@ ARGS = [
 # committed pictures alone.
 SHOTS = Path(os.environ.get("HSSK_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "hssk-shots")
 PHONE = {"width": 412, "height": 915}
+# the two sizes every audience's journey is walked at
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
+_ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_VN_DATE = re.compile(r"\b\d{2}/\d{2}/\d{4}\b")
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
@@ -70,6 +74,18 @@ def accessible(page) -> None:  # type: ignore[no-untyped-def]
         assert svg.get_attribute("role") == "img" and svg.get_attribute("aria-label")
 
 
+def no_horizontal_scroll(page) -> None:  # type: ignore[no-untyped-def]
+    """The page fits the window's width: nothing to scroll sideways."""
+    wide = page.evaluate("() => document.scrollingElement.scrollWidth - window.innerWidth")
+    assert wide <= 0, f"the page scrolls sideways by {wide}px"
+
+
+def vietnam_dates(text: str) -> None:
+    """Dates a person reads are dd/mm/yyyy, never the ISO form kept in storage."""
+    assert _VN_DATE.search(text), text[:300]
+    assert not _ISO_DATE.search(text), _ISO_DATE.findall(text)
+
+
 def _code(server, phone: str, after: int) -> str:  # type: ignore[no-untyped-def]
     """The newest one-time code the development sink recorded (the request commits after the
     response is sent, so wait for it briefly)."""
@@ -85,31 +101,35 @@ def _code(server, phone: str, after: int) -> str:  # type: ignore[no-untyped-def
     raise AssertionError(f"no code was sent to {phone}")
 
 
-def citizen_login(server, page) -> None:  # type: ignore[no-untyped-def]
+def citizen_login(server, page, size: str) -> None:  # type: ignore[no-untyped-def]
     f = server.family
-    with server.db.connection() as conn:
-        before = len(sent_to(conn, f.mother_phone))
+    with server.db.connection() as conn:  # each walk starts a fresh login (no resend wait)
+        conn.execute("DELETE FROM otp_code WHERE purpose = 'login'")
+        before = len(sent_to(conn, f.mother_phone, 1000))
     page.goto(server.url + "/book")
     assert "/book/login" in page.url  # not logged in: sent to the login page
     page.fill("#f-identifier", "12345")
     page.click("button[type=submit]")
     assert page.locator("#e-identifier").is_visible()  # a clear error next to the field
     page.fill("#f-identifier", f.mother_cccd)
-    shot(page, "login-identifier.png")
+    no_horizontal_scroll(page)
+    shot(page, f"login-identifier-{size}.png")
     page.click("button[type=submit]")
     page.wait_for_selector("#f-code")
     code = _code(server, f.mother_phone, before)
     page.fill("#f-code", code)
-    shot(page, "login-code.png")
+    no_horizontal_scroll(page)
+    shot(page, f"login-code-{size}.png")
     page.click("button[type=submit]")
     page.wait_for_url("**/book")
 
 
-def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_citizen_journey(server, browser, size: str) -> None:  # type: ignore[no-untyped-def]
     f = server.family
-    ctx = browser.new_context(viewport=PHONE, locale="vi-VN")
+    ctx = browser.new_context(viewport=VIEWPORTS[size], locale="vi-VN")
     page = ctx.new_page()
-    citizen_login(server, page)
+    citizen_login(server, page, size)
     assert page.locator("html").get_attribute("lang") == "vi"
     requests: list[str] = []
 
@@ -129,19 +149,33 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
         "labs",
         "referrals",
         "appointments",
+        "documents",
     ):
         assert page.locator(f"#{section}").count() == 1, section
+        assert page.locator(f"#{section}").is_visible(), section
+    assert "Giấy tờ" in page.locator("#h-docs").inner_text()  # the papers section
+    pdf = page.locator("a.button[href$='/book.pdf']")
+    assert pdf.is_visible() and "PDF" in pdf.inner_text()
+    assert pdf.bounding_box()["width"] <= VIEWPORTS[size]["width"]  # type: ignore[index]
+    book = page.locator("main").inner_text()
+    vietnam_dates(book)
+    no_horizontal_scroll(page)
     assert page.locator("#indicators svg.chart").count() >= 4  # height, weight, BMI, BP, glucose
     assert page.locator("#labs .flag-H").count() >= 1  # high HbA1c / glucose flagged
     assert "Penicilin" in page.locator("#allergies").inner_text()
-    shot(page, "book-overview.png")
+    no_horizontal_scroll(page)
+    shot(page, f"book-overview-{size}.png")
+    page.locator("#documents").scroll_into_view_if_needed()
+    shot(page, f"book-papers-{size}.png")
     page.locator("#indicators").scroll_into_view_if_needed()
-    shot(page, "book-indicators.png")
+    no_horizontal_scroll(page)
+    shot(page, f"book-indicators-{size}.png")
 
     # a visit: its page and its signed PDF
     page.locator("#visits a").first.click()
     page.wait_for_url("**/visit/**")
-    shot(page, "book-visit.png")
+    no_horizontal_scroll(page)
+    shot(page, f"book-visit-{size}.png")
     href = page.locator("a.button[href$='.pdf']").get_attribute("href")
     resp = page.request.get(server.url + str(href))  # same cookies as the page
     assert resp.status == 200 and resp.headers["content-type"] == "application/pdf"
@@ -158,7 +192,8 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     assert "overdue" in statuses and "upcoming" in statuses
     assert "Trần Minh An" in page.locator("h1").inner_text()
     page.locator("#schedule").scroll_into_view_if_needed()
-    shot(page, "book-child-schedule.png")
+    no_horizontal_scroll(page)
+    shot(page, f"book-child-schedule-{size}.png")
 
     # consents: grant one to Bạch Mai, then revoke it
     page.click("nav.tabs >> text=Chia sẻ dữ liệu")
@@ -167,7 +202,12 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page.wait_for_url("**done=granted")
     active = page.locator("tr[data-consent] >> text=Bệnh viện Bạch Mai")
     assert active.count() >= 1
-    shot(page, "book-consents.png")
+    no_horizontal_scroll(page)
+    shot(page, f"book-consents-{size}.png")
+    clipped = page.locator("button.danger").first.evaluate(
+        "b => b.getBoundingClientRect().right - b.closest('.table-wrap').getBoundingClientRect().right"
+    )
+    assert clipped <= 0, f"the revoke button is cut off by {clipped}px"  # in sight, no scrolling
     page.locator("button.danger").first.click()
     page.wait_for_url("**done=revoked")
     assert page.locator("text=Đã thu hồi quyền xem.").is_visible()
@@ -185,7 +225,9 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     assert "Thu hồi quyền xem" in log and "Cho phép xem hồ sơ" in log  # in words, not codes
     assert "Bạn đã xem sổ của mình" in log  # the citizen's own reads, folded per day
     assert "consent-revoke" not in log and "own-record" not in log
-    shot(page, "book-access-log.png")
+    vietnam_dates(log)
+    no_horizontal_scroll(page)
+    shot(page, f"book-consents-log-{size}.png")
 
     # English, remembered in a cookie
     page.goto(server.url + "/book?lang=en")
@@ -205,7 +247,10 @@ def test_citizen_journey(server, browser) -> None:  # type: ignore[no-untyped-de
     page.click("form[action='/book/self/measurement'] button[type=submit]")
     page.wait_for_url("**/book/self?saved=1")
     assert "125" in page.locator("main ul.plain").inner_text()
-    shot(page, "book-self.png")
+    assert "01/01/2020" in page.locator("main ul.plain").inner_text()  # the day, as typed
+    vietnam_dates(page.locator("main").inner_text())
+    no_horizontal_scroll(page)
+    shot(page, f"book-self-{size}.png")
     ctx.close()
 
 

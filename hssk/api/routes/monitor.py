@@ -70,6 +70,11 @@ def _scope(conn: Conn, actor: Actor, view: str, wanted: str | None) -> Area:
     return area
 
 
+def _day(iso: str) -> str:
+    """An ISO date (as the metrics API gives it) as people in Vietnam read it: dd/mm/yyyy."""
+    return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}"
+
+
 def _formats(lang: str) -> dict[str, Any]:
     """Number formats: Vietnamese 1.234,5 — English 1,234.5."""
 
@@ -82,6 +87,10 @@ def _formats(lang: str) -> dict[str, Any]:
         "pct": lambda v: local(f"{v * 100:.1f}%"),
         "num": lambda v: local(f"{v:,.0f}"),
         "dec": lambda v: "—" if v is None else local(f"{v:,.1f}"),
+        "day": _day,
+        # an instant (stored in UTC) as the Vietnam date, or date and time
+        "vn_day": lambda v: clock.to_vn(v).strftime("%d/%m/%Y"),
+        "vn_time": lambda v: clock.to_vn(v).strftime("%d/%m/%Y %H:%M"),
     }
 
 
@@ -165,10 +174,12 @@ def overview_page(
     svg = {
         "distribution": charts.bar_chart(dist, dist_labels, t("distribution")),
         "records": charts.bar_chart(
-            trend["records"], [d[5:] for d in trend["dates"]], t("records_per_day")
+            trend["records"], [f"{d[8:10]}/{d[5:7]}" for d in trend["dates"]], t("records_per_day")
         ),
         "with_record": charts.line_chart(
-            snaps.get("with_record_share", []), t("with_record_share_trend"), goal=goal
+            [(_day(d), v) for d, v in snaps.get("with_record_share", [])],
+            t("with_record_share_trend"),
+            goal=goal,
         )
         if len(snaps.get("with_record_share", [])) >= 2
         else None,
