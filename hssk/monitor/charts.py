@@ -16,10 +16,13 @@ GREEN = "#2e7d32"
 GREY = "#9aa5b1"
 
 
-def _fmt(value: float, percent: bool) -> str:
+def _fmt(value: float, percent: bool, lang: str = "vi") -> str:
+    """Vietnamese writes 12,5% and 1.234; English 12.5% and 1,234."""
     if percent:
-        return f"{value * 100:.1f}%".replace(".", ",")
-    return f"{value:,.0f}".replace(",", ".")
+        text = f"{value * 100:.1f}%"
+        return text.replace(".", ",") if lang == "vi" else text
+    text = f"{value:,.0f}"
+    return text.replace(",", ".") if lang == "vi" else text
 
 
 def _frame(title: str, desc: str, width: int, height: int, body: str) -> str:
@@ -42,6 +45,7 @@ def bar_chart(
     width: int = 640,
     height: int = 220,
     color: str = BLUE,
+    lang: str = "vi",
 ) -> str:
     """Vertical bars with the first, middle and last labels under the axis."""
     pad_l, pad_b, pad_t = 48, 28, 12
@@ -55,7 +59,7 @@ def bar_chart(
         f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 8}" y2="{pad_t + plot_h}" '
         f'stroke="{GREY}"/>',
         f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" font-size="11">'
-        f"{_fmt(top, percent)}</text>",
+        f"{_fmt(top, percent, lang)}</text>",
         f'<text x="{pad_l - 6}" y="{pad_t + plot_h}" text-anchor="end" font-size="11">0</text>',
     ]
     for i, (v, label) in enumerate(zip(values, labels, strict=True)):
@@ -63,7 +67,7 @@ def bar_chart(
         x = pad_l + i * step + step * 0.1
         parts.append(
             f'<rect x="{x:.1f}" y="{pad_t + plot_h - h:.1f}" width="{step * 0.8:.1f}" '
-            f'height="{h:.1f}" fill="{color}"><title>{escape(label)}: {_fmt(v, percent)}'
+            f'height="{h:.1f}" fill="{color}"><title>{escape(label)}: {_fmt(v, percent, lang)}'
             "</title></rect>"
         )
     for i in sorted({0, n // 2, n - 1}):
@@ -72,8 +76,11 @@ def bar_chart(
                 f'<text x="{pad_l + i * step + step / 2:.1f}" y="{height - 8}" '
                 f'text-anchor="middle" font-size="11">{escape(labels[i])}</text>'
             )
-    total = sum(values)
-    desc = f"{len(values)} cột; tổng {_fmt(total, False)}" if not percent else f"{len(values)} cột"
+    total = _fmt(sum(values), False, lang)
+    if lang == "vi":
+        desc = f"{len(values)} cột; tổng {total}" if not percent else f"{len(values)} cột"
+    else:
+        desc = f"{len(values)} bars; total {total}" if not percent else f"{len(values)} bars"
     return _frame(title, desc, width, height, "".join(parts))
 
 
@@ -86,6 +93,7 @@ def line_chart(
     height: int = 220,
     color: str = GREEN,
     goal: float | None = None,
+    lang: str = "vi",
 ) -> str:
     """A line over time, with an optional dashed goal line."""
     pad_l, pad_b, pad_t = 48, 28, 12
@@ -101,13 +109,13 @@ def line_chart(
         f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 8}" y2="{pad_t + plot_h}" '
         f'stroke="{GREY}"/>',
         f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" font-size="11">'
-        f"{_fmt(top, percent)}</text>",
+        f"{_fmt(top, percent, lang)}</text>",
     ]
     if goal is not None:
         gy = pad_t + plot_h - plot_h * (goal / top)
         parts.append(
             f'<line x1="{pad_l}" y1="{gy:.1f}" x2="{width - 8}" y2="{gy:.1f}" stroke="#c62828" '
-            f'stroke-dasharray="6 4"><title>Mục tiêu / target {_fmt(goal, percent)}</title></line>'
+            f'stroke-dasharray="6 4"><title>{"Mục tiêu" if lang == "vi" else "Target"} {_fmt(goal, percent, lang)}</title></line>'
         )
     if points:
         path = " ".join(
@@ -118,7 +126,7 @@ def line_chart(
             x, y = xy(i, v)
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
-                f"<title>{escape(label)}: {_fmt(v, percent)}</title></circle>"
+                f"<title>{escape(label)}: {_fmt(v, percent, lang)}</title></circle>"
             )
         for i in sorted({0, n - 1}):
             x, _ = xy(i, 0)
@@ -127,8 +135,13 @@ def line_chart(
                 f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}" font-size="11">'
                 f"{escape(points[i][0])}</text>"
             )
-    last = f"giá trị cuối {_fmt(points[-1][1], percent)}" if points else "chưa có số liệu"
-    return _frame(title, f"{n} điểm; {last}", width, height, "".join(parts))
+    if lang == "vi":
+        last = f"giá trị cuối {_fmt(points[-1][1], percent, lang)}" if points else "chưa có số liệu"
+        desc = f"{n} điểm; {last}"
+    else:
+        last = f"last value {_fmt(points[-1][1], percent, lang)}" if points else "no data yet"
+        desc = f"{n} points; {last}"
+    return _frame(title, desc, width, height, "".join(parts))
 
 
 def sparkline(values: Sequence[int], label: str, *, width: int = 120, height: int = 24) -> str:

@@ -283,6 +283,12 @@ def test_svg_and_xlsx_helpers() -> None:
     etree.fromstring(svg.encode())  # well-formed, escaped
     line = charts.line_chart([("d1", 0.2), ("d2", 0.5)], "x", goal=0.9)
     assert "stroke-dasharray" in etree.tostring(etree.fromstring(line.encode())).decode()
+    # numbers and words follow the page's language: 90,0% and 'Mục tiêu'; 90.0% and 'Target'
+    assert "Mục tiêu 90,0%" in line and "giá trị cuối 50,0%" in line and "Target" not in line
+    english = charts.line_chart([("d1", 0.2), ("d2", 0.5)], "x", goal=0.9, lang="en")
+    assert "Target 90.0%" in english and "last value 50.0%" in english and "Mục tiêu" not in english
+    assert "total 1,234" in charts.bar_chart([1000, 234], ["a", "b"], "n", lang="en")
+    assert "tổng 1.234" in charts.bar_chart([1000, 234], ["a", "b"], "n")
     data = export.to_xlsx(["a", "b"], [["Nguyễn <&>", 1.5], [None, date(2025, 1, 2)]])
     sheet = zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml").decode()
     assert "Nguyễn &lt;&amp;&gt;" in sheet and "<v>1.5</v>" in sheet

@@ -172,14 +172,18 @@ def overview_page(
         (p["goal"] for p in data["progress"] if p["metric"] == "residents_with_record"), None
     )
     svg = {
-        "distribution": charts.bar_chart(dist, dist_labels, t("distribution")),
+        "distribution": charts.bar_chart(dist, dist_labels, t("distribution"), lang=lg),
         "records": charts.bar_chart(
-            trend["records"], [f"{d[8:10]}/{d[5:7]}" for d in trend["dates"]], t("records_per_day")
+            trend["records"],
+            [f"{d[8:10]}/{d[5:7]}" for d in trend["dates"]],
+            t("records_per_day"),
+            lang=lg,
         ),
         "with_record": charts.line_chart(
             [(_day(d), v) for d, v in snaps.get("with_record_share", [])],
             t("with_record_share_trend"),
             goal=goal,
+            lang=lg,
         )
         if len(snaps.get("with_record_share", [])) >= 2
         else None,
