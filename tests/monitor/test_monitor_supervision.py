@@ -305,3 +305,12 @@ def test_person_completeness_needs_a_right_to_read(world) -> None:
     assert total == 73 and body["hanoi-73"]["text"] == f"{filled}/73"
     other = client.get(f"/api/v1/catalogs/completeness/{pid + 1}", headers=h)
     assert other.status_code == 403
+
+
+def test_quality_details_show_instants_on_their_vietnam_day() -> None:
+    from hssk.api.routes.monitor import _day
+
+    # a death stored at 18:30 UTC happened at 01:30 the next morning in Vietnam
+    assert _day("2026-12-06T18:30:00+00:00") == "07/12/2026"
+    assert _day("2026-12-06T10:00:00Z") == "06/12/2026"
+    assert _day("2026-12-06") == "06/12/2026"  # a date stays the date written

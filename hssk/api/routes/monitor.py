@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -71,7 +72,13 @@ def _scope(conn: Conn, actor: Actor, view: str, wanted: str | None) -> Area:
 
 
 def _day(iso: str) -> str:
-    """An ISO date (as the metrics API gives it) as people in Vietnam read it: dd/mm/yyyy."""
+    """An ISO date (as the metrics API gives it) as people in Vietnam read it: dd/mm/yyyy; an
+    instant (a death, a visit, stored in UTC) on its Vietnam calendar day."""
+    if len(iso) > 10 and iso[10] == "T":
+        try:
+            return f"{clock.to_vn(datetime.fromisoformat(iso.replace('Z', '+00:00'))):%d/%m/%Y}"
+        except ValueError:
+            pass  # not an instant after all: its date part as written
     return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}"
 
 
