@@ -21,7 +21,7 @@ from hssk.ingest.jobstore import Summary
 from hssk.ingest.model import Item, Problem, Unit, attach
 from hssk.ingest.person_updates import died_at, record_deaths, record_households
 from hssk.kernel import clock
-from hssk.records import NewResource, RefusedMove, bulk_upsert, id_for_source_key, refs
+from hssk.records import NewResource, RefusedMove, bulk_upsert, id_for_source_key, owners, refs
 
 
 def _new_receipt() -> dict[str, Any]:
@@ -324,13 +324,12 @@ def _resolve_by_visit(conn: psycopg.Connection[Any], good: list[Unit], b: _Batch
     if not orphans:
         return
     keys = {id_for_source_key("Encounter", f"{u.key}|XML1"): u for u in orphans}
-    rows = conn.execute(
-        "SELECT id, person_id FROM resource WHERE type = 'Encounter' AND id = ANY(%s)",
-        (list(keys),),
-    ).fetchall()
+    # through the store's locator (one partition per visit, not a scan of every partition)
+    found = owners(conn, [("Encounter", rid) for rid in keys])
+    written = {rid: o.person_id for (_, rid), o in found.items()}
     # the survivor of the person the encounter was written under (merges move no rows)
-    survivors = registry.resolve_many(conn, {r[1] for r in rows if r[1] is not None})
-    enc = {r[0]: survivors.get(r[1], r[1]) for r in rows}
+    survivors = registry.resolve_many(conn, {p for p in written.values() if p is not None})
+    enc = {rid: survivors.get(p, p) for rid, p in written.items() if p is not None}
     for rid, u in keys.items():
         if enc.get(rid) is not None:
             u.person_id = int(enc[rid])

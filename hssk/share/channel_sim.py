@@ -251,16 +251,22 @@ def _handler(state: ChannelState) -> type[BaseHTTPRequestHandler]:
                 return given in state.issued
             return state.token is None or given == state.token
 
+        def _admit(self, channel: str) -> float | None:
+            """Count the request, check its token and roll the simulated failure (under the
+            lock); the roll when the request goes on, None when it was answered already."""
+            state.count(f"{channel}.requests")
+            if not self._authorized():
+                state.count(f"{channel}.refused")
+                self._reply(401, _answer("401", "accessToken không hợp lệ"))
+                return None
+            roll = state.rng.random()
+            return None if self._fail_before(roll) else roll
+
         def _gateway(self, raw: bytes) -> None:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
             with state.lock:
-                state.count("gateway.requests")
-                if not self._authorized():
-                    state.count("gateway.refused")
-                    self._reply(401, _answer("401", "accessToken không hợp lệ"))
-                    return
-                roll = state.rng.random()
-                if self._fail_before(roll):
+                roll = self._admit("gateway")
+                if roll is None:
                     return
                 try:
                     facility, ma_lk, data = check_hoso(form, state.trusted)
@@ -284,13 +290,8 @@ def _handler(state: ChannelState) -> type[BaseHTTPRequestHandler]:
 
         def _hub(self, raw: bytes) -> None:
             with state.lock:
-                state.count("ksk.requests")
-                if not self._authorized():
-                    state.count("ksk.refused")
-                    self._reply(401, _answer("401", "accessToken không hợp lệ"))
-                    return
-                roll = state.rng.random()
-                if self._fail_before(roll):
+                roll = self._admit("ksk")
+                if roll is None:
                     return
                 try:
                     body = json.loads(raw)

@@ -104,7 +104,7 @@ def _months(birth: str, day: str) -> int | None:
         return None
     # a year or year-month of birth only: the middle of what is known
     b = date.fromisoformat(birth + "-07-01"[len(birth) - 4 :] if len(birth) < 10 else birth)
-    d = date.fromisoformat(day[:10])
+    d = xml130_out.vn_day(day)
     return (d.year - b.year) * 12 + d.month - b.month - (d.day < b.day)
 
 

@@ -256,10 +256,17 @@ def _loai_kcb(enc: dict[str, Any]) -> str:
     return "03" if (enc.get("class") or {}).get("code") == "IMP" else "01"
 
 
+def vn_day(value: str) -> date:
+    """The Vietnam calendar day of a FHIR date or dateTime (an instant stored in UTC at 18:30
+    is the next morning in Vietnam)."""
+    digits = timestamp(value)[:8]
+    return date(int(digits[:4]), int(digits[4:6] or 1) or 1, int(digits[6:8] or 1) or 1)
+
+
 def _days(loai: str, start: str, end: str) -> str:
     if loai in ("01", "07", "09") or not (start and end):
         return "0"
-    return str((date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days + 1)
+    return str((vn_day(end) - vn_day(start)).days + 1)
 
 
 def _birth(patient: dict[str, Any]) -> str:

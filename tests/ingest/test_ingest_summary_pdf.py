@@ -4,11 +4,7 @@ vouches for is that of the book's text with the summary in it."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
-import tempfile
-import threading
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -21,31 +17,9 @@ from hssk.kernel.config import load_settings
 from hssk.web import pdf
 from hssk.web.i18n import t
 from hssk.web.reading import load_book
+from tests.factories.pdfview import pdf_screenshot
 from tests.ingest.test_ingest_official_tables import _bodies, _ingest, _official_visit
-from tests.web.test_book_pdf import CHROMIUM, SHOTS
-
-
-def _screenshot(data: bytes) -> bytes:
-    from playwright.sync_api import sync_playwright
-
-    folder = Path(tempfile.mkdtemp())
-    (folder / "so-suc-khoe.pdf").write_bytes(data)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page(viewport={"width": 1000, "height": 1300})
-            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/so-suc-khoe.pdf")
-            page.wait_for_timeout(2500)  # the PDF viewer draws the page
-            png = page.screenshot()
-            browser.close()
-    finally:
-        httpd.shutdown()
-    return png
+from tests.web.test_book_pdf import SHOTS
 
 
 def test_xml8_summary_is_in_the_book_pdf(idb: Database, tmp_path: Path) -> None:
@@ -60,7 +34,7 @@ def test_xml8_summary_is_in_the_book_pdf(idb: Database, tmp_path: Path) -> None:
     with TestClient(create_app(load_settings(), idb)) as client:
         r = client.get(f"/book/p/{pid}/book.pdf", headers=headers)
         assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:200]
-        png = _screenshot(r.content)
+        png = pdf_screenshot(r.content)
         SHOTS.mkdir(parents=True, exist_ok=True)
         (SHOTS / "book-pdf-xml8-summary.png").write_bytes(png)
         found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))

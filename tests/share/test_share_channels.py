@@ -448,3 +448,12 @@ def test_channels_deliver_exactly_once_through_failures_and_kill9(
     assert len(visits) == len(set(visits)) == len(persons) == stats["ksk.accepted"]
     assert set(keys) == set(visits)
     assert stats.get("failed", 0) > 0
+
+
+def test_visit_days_and_check_up_ages_count_in_vietnam_days() -> None:
+    from hssk.share.xml130_out import _days, vn_day
+
+    # admitted 20:00 UTC on 01/12 = 03:00 on 02/12 in Vietnam; out on 06/12: five days, not six
+    assert vn_day("2026-12-01T20:00:00Z").isoformat() == "2026-12-02"
+    assert _days("03", "2026-12-01T20:00:00Z", "2026-12-06T10:00:00+07:00") == "5"
+    assert vn_day("2026-12-06").isoformat() == "2026-12-06"  # a date is the day written

@@ -4,12 +4,9 @@ Chromium shows and a decoder reads as the link to the verification page."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import os
 import tempfile
-import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -29,9 +26,9 @@ from hssk.web import pdf
 from hssk.web.book import PersonView, build_book
 from hssk.web.i18n import t
 from hssk.web.models import SECTIONS, HealthBook
+from tests.factories.pdfview import CHROMIUM, pdf_screenshot
 from tests.web.test_web_book import _rich_record
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(os.environ.get("HSSK_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "hssk-shots")
 BASE = "https://hssk.example.vn"
 
@@ -113,28 +110,11 @@ def test_hssk_verify_says_whether_the_pdf_is_intact_and_who_signed(
 def test_qr_code_in_the_browser_opens_the_signed_verification(data_dir: Path, db: Database) -> None:
     import zxingcpp
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     book = _child_book()
     data = pdf.book_pdf(book, "vi", _issuer())
-    folder = Path(tempfile.mkdtemp())
-    (folder / "so-suc-khoe.pdf").write_bytes(data)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page(viewport={"width": 1000, "height": 1300})
-            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/so-suc-khoe.pdf")
-            page.wait_for_timeout(2500)  # the PDF viewer draws the page
-            png = page.screenshot()
-            browser.close()
-    finally:
-        httpd.shutdown()
+    png = pdf_screenshot(data)
     (SHOTS / "book-pdf.png").write_bytes(png)
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
     urls = [b.text for b in found if b.format == zxingcpp.BarcodeFormat.QRCode]
