@@ -46,6 +46,17 @@ def to_vn(instant: datetime) -> datetime:
     return instant.astimezone(VN)
 
 
+def day_of(text: str) -> date | None:
+    """The Vietnam calendar day of an ISO date or instant as text ('2026-12-06' is that day; the
+    instant '2026-12-06T18:30:00Z' is 07/12 in Vietnam); None if it is neither."""
+    try:
+        if len(text) > 10 and text[10] == "T":
+            return to_vn(datetime.fromisoformat(text.replace("Z", "+00:00"))).date()
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 instant; without an offset it is Vietnam time (what people type)."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -7,17 +7,16 @@ from datetime import date, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from hssk.kernel import clock
+from hssk.kernel.clock import VN
 from hssk.web import charts, menu
 from hssk.web.i18n import LANG_COOKIE, LANGS, t
-
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def lang_of(request: Request) -> str:
@@ -42,6 +41,9 @@ def fmt_date(value: Any, with_time: bool = False) -> str:
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
     text = str(value)
+    if len(text) > 10 and text[10] == "T":  # an instant as text: its day in Vietnam, not UTC's
+        day = clock.day_of(text)
+        return day.strftime("%d/%m/%Y") if day else text
     parts = text[:10].split("-")
     return "/".join(reversed(parts)) if len(parts) in (2, 3) else text
 

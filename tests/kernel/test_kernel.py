@@ -66,3 +66,18 @@ def test_fold_is_idempotent_and_removes_marks(text: str) -> None:
     once = fold(text)
     assert fold(once) == once
     assert "đ" not in once and "Đ" not in once
+
+
+def test_a_stored_instant_is_shown_on_its_vietnam_day() -> None:
+    from datetime import date
+
+    from hssk.kernel import clock
+    from hssk.web.render import fmt_date
+
+    # 18:30 UTC on 06/12 is 01:30 on 07/12 in Vietnam: people see the 7th, not the UTC date
+    assert clock.day_of("2026-12-06T18:30:00Z") == date(2026, 12, 7)
+    assert clock.day_of("2026-12-06T18:30:00+00:00") == date(2026, 12, 7)
+    assert clock.day_of("2026-12-06") == date(2026, 12, 6)
+    assert clock.day_of("not a date") is None
+    assert fmt_date("2026-12-06T18:30:00Z") == "07/12/2026"
+    assert fmt_date("2026-12-06") == "06/12/2026"

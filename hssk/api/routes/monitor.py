@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import os
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -72,14 +71,10 @@ def _scope(conn: Conn, actor: Actor, view: str, wanted: str | None) -> Area:
 
 
 def _day(iso: str) -> str:
-    """An ISO date (as the metrics API gives it) as people in Vietnam read it: dd/mm/yyyy; an
-    instant (a death, a visit, stored in UTC) on its Vietnam calendar day."""
-    if len(iso) > 10 and iso[10] == "T":
-        try:
-            return f"{clock.to_vn(datetime.fromisoformat(iso.replace('Z', '+00:00'))):%d/%m/%Y}"
-        except ValueError:
-            pass  # not an instant after all: its date part as written
-    return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}"
+    """An ISO date or instant (as the metrics API gives it) as people in Vietnam read it:
+    dd/mm/yyyy, an instant on its Vietnam day."""
+    day = clock.day_of(iso)
+    return f"{day:%d/%m/%Y}" if day else iso
 
 
 def _formats(lang: str) -> dict[str, Any]:
