@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hssk.db import Database, open_database
-from hssk.ingest import jobstore, kinds, quarantine, runner
+from hssk.ingest import initial, jobstore, kinds, quarantine, runner
 
 app = typer.Typer(
     help="Nạp dữ liệu nguồn vào hồ sơ / load source files into the record "
@@ -65,12 +65,17 @@ def _print_summary(summary: jobstore.Summary, as_json: bool) -> None:
         console.print(et)
 
 
-def _run(kind: str, paths: list[Path], as_json: bool, workers: int | None) -> None:
+def _run(
+    kind: str, paths: list[Path], as_json: bool, workers: int | None, first: bool = False
+) -> None:
     db = _open()
     try:
         files = kinds.kind(kind).find([str(p) for p in paths])
         with db.connection() as conn:
-            job_id = jobstore.create_job(conn, kind, files, created_by="cli")
+            # a first load continues the unfinished one of the same files (after a kill)
+            job_id = (jobstore.unfinished_initial_job(conn, kind, files) if first else None) or (
+                jobstore.create_job(conn, kind, files, created_by="cli", initial=first)
+            )
         if as_json:
             summary = runner.run_job(db, job_id, workers=workers)
         else:
@@ -100,8 +105,17 @@ def _make(kind: str) -> None:
         paths: list[Path] = typer.Argument(..., help="Files or directories."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
         workers: int | None = typer.Option(None, help="Mapping processes (default: the cores)."),
+        first: bool = typer.Option(
+            False,
+            "--initial",
+            help="Lần nạp đầu, theo lô / a province's first load as a batch (population, "
+            "insurance, immunization; see hssk/ingest/README.md).",
+        ),
     ) -> None:
-        _run(kind, paths, as_json, workers)
+        if first and kind not in initial.INITIAL_KINDS:
+            console.print(f"--initial chỉ dùng cho / only for: {', '.join(initial.INITIAL_KINDS)}")
+            raise typer.Exit(2)
+        _run(kind, paths, as_json, workers, first)
 
     command.__doc__ = f"Nạp tệp {kind} / ingest {kind} files."
     app.command(kind)(command)

@@ -90,13 +90,25 @@ def create_job(
     *,
     unit_id: str | None = None,
     created_by: str | None = None,
+    initial: bool = False,
 ) -> int:
+    """A pending job. ``initial``: a first load as a batch (``ingest.initial``), whose
+    checkpoint names its stage."""
     if kind not in kinds.KINDS:
         raise JobError(f"unknown kind '{kind}' (one of {', '.join(kinds.KINDS)})")
+    checkpoint: dict[str, Any] = {"pos": [0, 0]}
+    if initial:
+        checkpoint["initial"] = {"stage": "persons"}
     row = conn.execute(
         """INSERT INTO ingest_job (kind, status, unit_id, created_by, sources, checkpoint)
-           VALUES (%s, 'pending', %s, %s, %s, '{"pos": [0, 0]}') RETURNING id""",
-        (kind, unit_id, created_by, orjson.dumps([str(p) for p in paths]).decode()),
+           VALUES (%s, 'pending', %s, %s, %s, %s) RETURNING id""",
+        (
+            kind,
+            unit_id,
+            created_by,
+            orjson.dumps([str(p) for p in paths]).decode(),
+            orjson.dumps(checkpoint).decode(),
+        ),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -107,6 +119,20 @@ def unfinished_jobs(conn: psycopg.Connection[Any]) -> list[int]:
         "SELECT id FROM ingest_job WHERE status IN ('pending', 'running') ORDER BY id"
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def unfinished_initial_job(
+    conn: psycopg.Connection[Any], kind: str, paths: Sequence[str]
+) -> int | None:
+    """The newest unfinished first load of the same kind and files (running it again
+    continues it), or None."""
+    row = conn.execute(
+        """SELECT id FROM ingest_job
+            WHERE kind = %s AND sources = %s::jsonb AND status IN ('pending', 'running')
+              AND checkpoint ? 'initial' ORDER BY id DESC LIMIT 1""",
+        (kind, orjson.dumps([str(p) for p in paths]).decode()),
+    ).fetchone()
+    return int(row[0]) if row else None
 
 
 def job_summary(conn: psycopg.Connection[Any], job_id: int, *, max_errors: int = 1000) -> Summary:

@@ -143,6 +143,12 @@ def _run_locked(
         job = start_job(conn, job_id)
         if job is None:  # already done
             return job_summary(conn, job_id)
+    if "initial" in job.summary.checkpoint:  # a first load as a batch: its own stages
+        from hssk.ingest import initial  # (it builds on this module)
+
+        return initial.run_started(
+            db, job_id, job, workers=workers, batch=batch, progress=progress, stop_after=stop_after
+        )
     summary, kind = job.summary, job.kind
     changed_before = _changed(summary)
     t0 = time.perf_counter()

@@ -20,8 +20,13 @@ Public API (ingest and the FHIR API code against these names)::
     households_known(conn, codes) -> the codes that name a household
     life_dates(conn, ids) -> {id: LifeDates}          # birth and death, to check entered dates
     amend_death(conn, DeathAmendment(...)) -> (old, new) | Refusal   # audited by the caller
+    # a first load, decided for the whole file (dedup, identifier joins), written by COPY:
+    linked(conn, recs) -> [person id | None]          # records already linked (re-runs)
+    identifier_matches(conn, prepared) -> [IdentifierMatch | None]   # set-based CCCD/BHXH join
+    load_batch(conn, prepared, clusters, persons=, rules=, reviews=) -> list[LinkResult]
 """
 
+from hssk.registry.batch import IdentifierMatch, Review, identifier_matches, linked, load_batch
 from hssk.registry.fhir import patient_resource
 from hssk.registry.link import link, link_many, refresh_statistics
 from hssk.registry.persons import (
@@ -55,20 +60,25 @@ __all__ = [
     "DeathAmendment",
     "DeathOutcome",
     "HouseholdMove",
+    "IdentifierMatch",
     "LifeDates",
     "LinkResult",
     "Person",
     "Prepared",
     "Refusal",
+    "Review",
     "SourceRecord",
     "amend_death",
     "find",
     "get_person",
     "golden_record",
     "households_known",
+    "identifier_matches",
     "life_dates",
     "link",
     "link_many",
+    "linked",
+    "load_batch",
     "mark_deceased_many",
     "match",
     "merged_ids",

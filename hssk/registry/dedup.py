@@ -27,7 +27,7 @@ from typing import Any
 from hssk.registry.address import FUZZY_TOKEN
 from hssk.registry.link import AMBIGUITY_BITS, features_of
 from hssk.registry.model import GENERATION, LEVELS, PRIOR, Features, compare, strong_identifier
-from hssk.registry.prepare import prepare
+from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.train import apply_active
 from hssk.registry.types import SourceRecord
 
@@ -561,11 +561,13 @@ def dedup(
     threads: int | None = None,
     backend: str = "duckdb",
     spark: Any = None,
+    prepared: Sequence[Prepared] | None = None,
 ) -> DedupResult:
     """Deduplicate records; returns a cluster id per record (the smallest member index).
 
     ``backend``: 'duckdb' (default) or 'spark' (Splink's Spark backend; ``spark`` is a session,
-    else a local one is started).
+    else a local one is started). ``prepared``: ``prepare(rec)`` of each record where already
+    computed (ingest normalizes in its mapping processes).
     """
     from hssk.kernel.config import settings
 
@@ -575,7 +577,13 @@ def dedup(
     lower = cfg.match_lower if lower is None else lower
     stats: dict[str, Any] = {"records": len(recs)}
     t0 = time.perf_counter()
-    feats = [features_of(prepare(r)) for r in recs]
+    if prepared is not None and len(prepared) != len(recs):
+        raise ValueError("one prepared record per record")
+    feats = (
+        [features_of(p) for p in prepared]
+        if prepared is not None
+        else [features_of(prepare(r)) for r in recs]
+    )
     stats["prepare_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
