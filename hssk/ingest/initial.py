@@ -1,25 +1,31 @@
 """A province's first load as a batch (``hssk ingest KIND PATHS --initial``).
 
-The online path links each batch of 5,000 records against the registry as it grows. A first
-load knows the whole file at once, so it decides the whole file at once:
+The online path links each batch of 5,000 records against the registry as it grows, record by
+record. A first load decides set-based, and for a register the whole file at once:
 
-1. *map*: the files are read and mapped as by the runner (worker processes; the same kinds,
-   checks and normalization), and held in memory;
+Registers (population, insurance), in stages recorded in the job's checkpoint:
+
+1. *map*: the files are read and mapped as by the runner (the same kinds, checks and
+   normalization, in one worker process per core) and held in memory;
 2. *persons*: records already linked (a re-run) keep their persons; the others are joined
    set-based on their verified identifiers (CCCD, BHXH, passport, temporary card) with the
-   persons already in the registry; what remains of a register is deduplicated as a whole by
-   the batch MPI (``registry.dedup``: Splink on DuckDB, guarded clustering) and written by
-   COPY (``registry.load_batch``): on an empty registry every cluster becomes a person; on one
-   that holds persons, one record of each cluster is linked online (``link_many``) and the
-   rest of the cluster follow it. Feeds that only name persons (immunization) link what the
-   identifiers did not resolve through the online path. One transaction, which records the
-   stage's end in the job's checkpoint;
-3. *store*: the mapped records are written by the ingest writer in batches (deaths, households,
-   resources through the store's bulk write, quarantine, receipts), each batch committing with
+   persons already in the registry (``registry.identifier_matches``: a temporary table and a
+   join); what remains is deduplicated as a whole by the batch MPI (``registry.dedup``:
+   Splink on DuckDB, guarded clustering) and written by COPY (``registry.load_batch``): on an
+   empty registry every cluster becomes a person; on one that holds persons, one record of
+   each cluster is linked online (``link_many``) and the rest of its cluster follow it. One
+   transaction, which also records the stage's end;
+3. *store*: the mapped records go through the ingest writer in batches (deaths, households,
+   Coverage through the store's bulk write, quarantine, receipts), each batch committing with
    the job's checkpoint.
 
-A kill at any point loses at most the stage or batch under way: running the same command
-again continues the unfinished job (``runner.resume`` too). Everything is idempotent by source
+Feeds that name persons (immunization) run the runner's pipeline (mapping processes ahead of
+the writer, a checkpoint per batch) with ``link_feed`` before each batch is written: persons
+found by their source link or a verified identifier (set-based) are attached, the rest is
+linked online by the writer as usual, so nothing is lost and nothing is linked twice.
+
+A kill at any point loses at most the stage or batch under way: the same command continues
+the unfinished job (so does ``hssk ingest --resume``). Everything is idempotent by source
 keys: a finished load run again creates nothing.
 """
 
@@ -146,7 +152,6 @@ def run_started(
             status = "running"
             break
         part = units[start : start + size]
-        t1 = time.perf_counter()
         with db.connection() as conn:
             # (as the runner: the batch and its checkpoint commit together; the job's end
             # commits synchronously, which makes every earlier batch durable)
@@ -154,7 +159,6 @@ def run_started(
             write_units(conn, job_id, kind, part, summary, files=files)
             state["done"] = start + len(part)
             save_checkpoint(conn, job_id, summary)
-        summary.timings["store"] += time.perf_counter() - t1
         steps += 1
         if progress:
             progress(state["done"], files if state["done"] == len(units) else 0)
@@ -183,11 +187,9 @@ def _map_all(
     from hssk.ingest.runner import _chunks, _mapping_pool, fewer_gc_passes, pool_size
 
     t0 = time.perf_counter()
-    nworkers = pool_size(workers, paths, kind)
-    if workers is None and nworkers == 0 and kinds.kind(kind).register:
-        # registers are mapped by a thread in the online path (their cost is the linking);
-        # here normalizing every record at once is the cost, so it gets the mapping processes
-        nworkers = pool_size(None, paths, "immunization")
+    # Nothing else runs while the files are mapped (the online path maps registers in a
+    # thread, as linking costs more there): a process per core for sources over 2 MB.
+    nworkers = pool_size(workers, paths, "xml130")
     pool = _mapping_pool(nworkers, "fork")
     units: list[Unit] = []
     try:
@@ -220,33 +222,53 @@ def _link_persons(
     created = 0
     empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM person)").fetchone()[0]  # type: ignore[index]
     if todo and not empty:
-        matches = registry.identifier_matches(conn, [link.preps[i] for i in todo])
-        hit = [(i, m) for i, m in zip(todo, matches, strict=True) if m is not None]
-        res = registry.load_batch(
-            conn, [link.preps[i] for i, _ in hit], list(range(len(hit))),
-            persons={k: m.person_id for k, (_, m) in enumerate(hit)},
-            rules=[m.rule for _, m in hit],
-        )  # fmt: skip
-        for (i, _), r in zip(hit, res, strict=True):
-            link.person[i] = r.person_id
-        todo = [i for i, m in zip(todo, matches, strict=True) if m is None]
+        todo = _by_identifiers(conn, link, todo)
         summary.timings["link-identifiers"] += time.perf_counter() - t0
-    if todo and kinds.kind(kind).register:
+    if todo:
         created += _dedup_and_write(conn, link, todo, empty, summary)
-    elif todo:  # feeds that name persons: what identifiers did not resolve, online
-        for start in range(0, len(todo), BATCH):
-            part = todo[start : start + BATCH]
-            res = registry.link_many(
-                conn, [link.recs[i] for i in part], [link.preps[i] for i in part]
-            )
-            for i, r in zip(part, res, strict=True):
-                link.person[i] = r.person_id
-            created += sum(r.created for r in res)
     if count:
         summary.persons += sum(1 for u in units if u.person is not None and not u.problems)
         summary.persons_created += created
     summary.timings["link"] += time.perf_counter() - t0
     return link
+
+
+def link_feed(
+    conn: psycopg.Connection[Any], kind: str, units: list[Unit], summary: Summary
+) -> None:
+    """Before a feed's batch is written (``runner``, first loads): the persons of its records
+    by their source link or a verified identifier, set-based, attached to the units; the
+    writer links the others online."""
+    t0 = time.perf_counter()
+    link = _Linking()
+    need = [u for u in units if u.person is not None and not u.problems and u.person_id is None]
+    for u in need:
+        link.add(u)
+    link.person = registry.linked(conn, link.recs)
+    todo = [i for i, p in enumerate(link.person) if p is None]
+    if todo:
+        _by_identifiers(conn, link, todo)
+    for u in need:
+        pid = link.of(u)
+        if pid is not None:
+            u.person_id = pid
+            summary.persons += 1
+    summary.timings["link-identifiers"] += time.perf_counter() - t0
+
+
+def _by_identifiers(conn: psycopg.Connection[Any], link: _Linking, todo: list[int]) -> list[int]:
+    """Records (``todo``: indexes) whose verified identifier names one person of the
+    registry, linked to it by COPY; returns the others."""
+    matches = registry.identifier_matches(conn, [link.preps[i] for i in todo])
+    hit = [(i, m) for i, m in zip(todo, matches, strict=True) if m is not None]
+    res = registry.load_batch(
+        conn, [link.preps[i] for i, _ in hit], list(range(len(hit))),
+        persons={k: m.person_id for k, (_, m) in enumerate(hit)},
+        rules=[m.rule for _, m in hit],
+    )  # fmt: skip
+    for (i, _), r in zip(hit, res, strict=True):
+        link.person[i] = r.person_id
+    return [i for i, m in zip(todo, matches, strict=True) if m is None]
 
 
 def _dedup_and_write(

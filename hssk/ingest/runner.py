@@ -26,7 +26,7 @@ import psycopg
 
 from hssk import registry
 from hssk.db import Database
-from hssk.ingest import kinds, stream
+from hssk.ingest import initial, kinds, stream
 from hssk.ingest.jobstore import (
     LOCK_SPACE,
     JobError,
@@ -143,9 +143,8 @@ def _run_locked(
         job = start_job(conn, job_id)
         if job is None:  # already done
             return job_summary(conn, job_id)
-    if "initial" in job.summary.checkpoint:  # a first load as a batch: its own stages
-        from hssk.ingest import initial  # (it builds on this module)
-
+    first_load = "initial" in job.summary.checkpoint
+    if first_load and kinds.kind(job.kind).register:  # a register's first load: its stages
         return initial.run_started(
             db, job_id, job, workers=workers, batch=batch, progress=progress, stop_after=stop_after
         )
@@ -157,6 +156,8 @@ def _run_locked(
     nworkers = pool_size(workers, job.paths[start[0] :], kind)
     pool = _mapping_pool(nworkers, start_method)
     window = _Window(db, job_id, kind, summary, start[0], progress, stop_after)
+    if first_load:  # a feed's first load: persons found set-based by identifiers first
+        window.prelink = initial.link_feed
     try:
         pieces_read = stream.read(kind, job.paths, (int(start[0]), int(start[1])))
         for pieces in _chunks(pieces_read, size):
@@ -205,6 +206,10 @@ class _Window:
         self.batches = 0
         self.records = 0
         self.duplicates = Duplicates()
+        # links the batch's persons before the writer (which links the rest online)
+        self.prelink: Callable[[psycopg.Connection[Any], str, list[Unit], Summary], None] | None = (
+            None
+        )
 
     def drain(self, limit: int) -> None:
         """Write the mapped batches until at most ``limit`` are still pending."""
@@ -240,6 +245,8 @@ class _Window:
                 conn.commit()
                 conn.execute("SET LOCAL synchronous_commit = off")
 
+            if self.prelink is not None:
+                self.prelink(conn, self.kind, units, self.summary)
             write_units(conn, self.job_id, self.kind, units, self.summary,
                         files=pos[0] - self.first_file, linked=linked)  # fmt: skip
             self.summary.checkpoint["pos"] = list(pos)
