@@ -167,6 +167,7 @@ def run_started(
         summary.checkpoint["pos"] = [files, 0]
     summary.seconds += time.perf_counter() - t0
     with db.connection() as conn:
+        save_checkpoint(conn, job_id, summary)
         out = finish_job(conn, job_id, status, summary)
         if status == "done" and summary.persons_created + summary.records:
             refresh_store_statistics(conn)

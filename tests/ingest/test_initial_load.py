@@ -5,6 +5,7 @@ rollups right, resumable after a kill, idempotent."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -232,3 +233,21 @@ def test_killed_load_resumes(clean_db: Database, feed: Path) -> None:
     _facilities(db, feed)
     _initial(db, feed)
     assert _state(db) == resumed  # as an uninterrupted load
+
+
+def test_cli_initial(clean_db: Database, feed: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hssk.ingest.cli import app
+
+    cli = CliRunner()
+    refused = cli.invoke(app, ["xml130", str(feed / "his"), "--initial"])
+    assert refused.exit_code == 2 and "--initial" in refused.stderr
+    r = cli.invoke(app, ["population", str(feed / FILES["population"]), "--initial", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["status"] == "done" and out["persons_created"] > 1900
+    with clean_db.connection() as conn:
+        row = conn.execute("SELECT checkpoint FROM ingest_job WHERE id = %s", (out["job_id"],))
+        checkpoint = row.fetchone()
+    assert checkpoint is not None and checkpoint[0]["initial"]["stage"] == "done"
