@@ -48,6 +48,7 @@ def _path(
                 "rows_per_s": round(s.records / dt, 1),
                 "persons_created": s.persons_created,
                 "load_average": [round(x, 2) for x in os.getloadavg()],
+                "timings": {k: round(v, 2) for k, v in s.timings.items()},
             }
         with db.connection() as conn:
             row = conn.execute(

@@ -6,7 +6,7 @@ record. A first load decides set-based, and for a register the whole file at onc
 Registers (population, insurance), in stages recorded in the job's checkpoint:
 
 1. *map*: the files are read and mapped as by the runner (the same kinds, checks and
-   normalization, in one worker process per core) and held in memory;
+   normalization) and held in memory;
 2. *persons*: records already linked (a re-run) keep their persons; the others are joined
    set-based on their verified identifiers (CCCD, BHXH, passport, temporary card) with the
    persons already in the registry (``registry.identifier_matches``: a temporary table and a
@@ -188,9 +188,10 @@ def _map_all(
     from hssk.ingest.runner import _chunks, _mapping_pool, fewer_gc_passes, pool_size
 
     t0 = time.perf_counter()
-    # Nothing else runs while the files are mapped (the online path maps registers in a
-    # thread, as linking costs more there): a process per core for sources over 2 MB.
-    nworkers = pool_size(workers, paths, "xml130")
+    # As the online path: registers are mapped by a thread. Even with nothing else to do,
+    # processes cost more in pickling than they save (measured, 20,067 population rows on 2
+    # busy cores: 6.2 s with two processes, 4.1 s in a thread).
+    nworkers = pool_size(workers, paths, kind)
     pool = _mapping_pool(nworkers, "fork")
     units: list[Unit] = []
     try:
