@@ -194,8 +194,12 @@ def run_bench(
                 stages.run(name, load, path="initial" if batch else "daily")
 
         def score() -> int:
-            batches = None if score_persons is None else max(1, score_persons // 500)
-            n = completeness.run(db, batch=500, max_batches=batches).persons
+            if score_persons is None:  # everyone: the full rescoring, by ranges of ids
+                n = completeness.rescore_all(db, chunk=2000).persons
+            else:  # a sample: the queue's job, the first ones queued
+                n = completeness.run(
+                    db, batch=500, max_batches=max(1, score_persons // 500)
+                ).persons
             with db.connection() as conn:
                 rollups.compact(conn)
                 conn.execute("ANALYZE")
