@@ -342,32 +342,36 @@ def bench_hanoi(
 def print_hanoi(result: dict[str, Any]) -> None:
     """The load stages, the supervision pages and the serving measures as tables, then the
     whole result as JSON."""
+    # written to a log file, a console is 80 columns wide: too narrow for the serving table
+    out = console if console.is_terminal else Console(width=120)
     stages = Table(title=f"hssk bench hanoi: {result['persons']:,} persons, load stages")
     for col in ("stage", "path", "seconds", "records", "records/s", "peak RSS MB"):
         stages.add_column(col, justify="left" if col in ("stage", "path") else "right")
     for name, s in result.get("stages", {}).items():
         stages.add_row(name, s.get("path", ""), str(s["seconds"]), f"{s['records']:,}",
                        f"{s['records_per_s']:,}", str(s["peak_rss_mb"]))  # fmt: skip
-    console.print(stages)
+    out.print(stages)
     pages = Table(title="supervision pages and /metrics (in process)")
-    for col in ("page", "p50 ms", "p95 ms"):
-        pages.add_column(col, justify="left" if col == "page" else "right")
+    pages.add_column("page", no_wrap=True)
+    for col in ("p50 ms", "p95 ms"):
+        pages.add_column(col, justify="right")
     for name, t in result.get("supervision", {}).items():
         pages.add_row(name, str(t["p50_ms"]), str(t["p95_ms"]))
-    console.print(pages)
+    out.print(pages)
     serving = Table(title="serving (hssk serve on the loaded database; link in process)")
-    for col in ("measure", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "load 1m"):
-        serving.add_column(col, justify="left" if col == "measure" else "right")
+    serving.add_column("measure", no_wrap=True, min_width=21)
+    for col in ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "load 1m"):
+        serving.add_column(col, justify="right")
     for name, m in (result.get("serving") or {}).items():
         rate = m.get("requests_per_s", m.get("records_per_s"))
         serving.add_row(name, str(m.get("clients", 1)), str(rate), str(m["p50_ms"]),
                         str(m["p95_ms"]), str(m["p99_ms"]), str(m.get("errors", 0)),
                         str(m.get("load_average_1m")))  # fmt: skip
-    console.print(serving)
-    console.print(
+    out.print(serving)
+    out.print(
         f"bytes on disk: {result.get('bytes_per_person')} per person, "
         f"{result.get('bytes_per_resource')} per resource "
         f"({result.get('registry_persons')} persons, {result.get('resources')} resources); "
         f"load average {result.get('load_average')}"
     )
-    console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    out.print_json(json.dumps(result, ensure_ascii=False, default=str))
