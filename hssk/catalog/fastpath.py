@@ -54,26 +54,35 @@ def _split(text: str, sep: str) -> list[str] | None:
     return out
 
 
-def _child(item: Any, name: str) -> Items:
-    if not isinstance(item, dict):
-        return []
-    if name in item:
-        value = item[name]
-    elif name in CHOICE:
-        keys = [k for k in item if k.startswith(name) and k[len(name) : len(name) + 1].isupper()]
-        if not keys:
-            return []
-        value = item[keys[0]]
-    else:
-        return []
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
 def _nav(items: Items, names: list[str]) -> Items:
+    # an element's values (a list is its items; choice elements such as value match
+    # valueQuantity …): this loop is most of the time of scoring a registry
     for name in names:
-        items = [v for item in items for v in _child(item, name)]
+        out: Items = []
+        choice = name in CHOICE
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if name in item:
+                value = item[name]
+            elif choice:
+                value = next(
+                    (
+                        item[k]
+                        for k in item
+                        if k.startswith(name) and k[len(name) : len(name) + 1].isupper()
+                    ),
+                    None,
+                )
+            else:
+                continue
+            if value is None:
+                continue
+            if isinstance(value, list):
+                out.extend(value)
+            else:
+                out.append(value)
+        items = out
     return items
 
 
