@@ -286,7 +286,6 @@ COMPONENT_BENCHES: tuple[tuple[str, str, Callable[..., dict[str, Any]]], ...] = 
     ("web", "health book", benchmarks.web.run_bench),
     ("share", "sharing and supervision", benchmarks.share.run_bench),
     ("access", "access control and audit", benchmarks.access.run_bench),
-    ("hanoi", "Hà Nội at full size", benchmarks.hanoi.run_bench),
 )
 
 
@@ -313,3 +312,66 @@ def _register(name: str, what: str, fn: Callable[..., dict[str, Any]]) -> None:
 
 for _n, _m, _f in COMPONENT_BENCHES:
     _register(_n, _m, _f)
+
+
+@app.command("hanoi")
+def bench_hanoi(
+    size: int = typer.Option(200_000, help="Persons of the synthetic Hà Nội."),
+    out: Path | None = typer.Option(
+        None, help="Working directory (feeds, database, stages.json); a run resumes in it."
+    ),
+    initial: bool = typer.Option(
+        False, help="Registers and immunizations through the batch first-load path."
+    ),
+    visit_rate: float = typer.Option(0.1, help="Share of the generator's visits."),
+    score_persons: int | None = typer.Option(
+        None, help="Score the completeness of that many persons only."
+    ),
+    serve: bool = typer.Option(True, help="Measure a running server after the load."),
+    clients: int = typer.Option(16, help="Concurrent clients of the book API and page."),
+    seconds: float = typer.Option(15.0, help="Seconds each serving measure runs."),
+) -> None:
+    """Benchmark of Hà Nội at full size: load stage by stage, then measure serving."""
+    result = benchmarks.hanoi.run_bench(
+        size, out, visit_rate=visit_rate, score_persons=score_persons, initial=initial,
+        serve=serve, clients=clients, seconds=seconds,
+    )  # fmt: skip
+    print_hanoi(result)
+
+
+def print_hanoi(result: dict[str, Any]) -> None:
+    """The load stages, the supervision pages and the serving measures as tables, then the
+    whole result as JSON."""
+    # written to a log file, a console is 80 columns wide: too narrow for the serving table
+    out = console if console.is_terminal else Console(width=120)
+    stages = Table(title=f"hssk bench hanoi: {result['persons']:,} persons, load stages")
+    for col in ("stage", "path", "seconds", "records", "records/s", "peak RSS MB"):
+        stages.add_column(col, justify="left" if col in ("stage", "path") else "right")
+    for name, s in result.get("stages", {}).items():
+        stages.add_row(name, s.get("path", ""), str(s["seconds"]), f"{s['records']:,}",
+                       f"{s['records_per_s']:,}", str(s["peak_rss_mb"]))  # fmt: skip
+    out.print(stages)
+    pages = Table(title="supervision pages and /metrics (in process)")
+    pages.add_column("page", no_wrap=True)
+    for col in ("p50 ms", "p95 ms"):
+        pages.add_column(col, justify="right")
+    for name, t in result.get("supervision", {}).items():
+        pages.add_row(name, str(t["p50_ms"]), str(t["p95_ms"]))
+    out.print(pages)
+    serving = Table(title="serving (hssk serve on the loaded database; link in process)")
+    serving.add_column("measure", no_wrap=True, min_width=21)
+    for col in ("clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "load 1m"):
+        serving.add_column(col, justify="right")
+    for name, m in (result.get("serving") or {}).items():
+        rate = m.get("requests_per_s", m.get("records_per_s"))
+        serving.add_row(name, str(m.get("clients", 1)), str(rate), str(m["p50_ms"]),
+                        str(m["p95_ms"]), str(m["p99_ms"]), str(m.get("errors", 0)),
+                        str(m.get("load_average_1m")))  # fmt: skip
+    out.print(serving)
+    out.print(
+        f"bytes on disk: {result.get('bytes_per_person')} per person, "
+        f"{result.get('bytes_per_resource')} per resource "
+        f"({result.get('registry_persons')} persons, {result.get('resources')} resources); "
+        f"load average {result.get('load_average')}"
+    )
+    out.print_json(json.dumps(result, ensure_ascii=False, default=str))

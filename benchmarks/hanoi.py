@@ -58,6 +58,18 @@ FROM completeness c JOIN person p ON p.id = c.person_id
 WHERE c.catalog = 'hanoi-73' AND p.merged_into IS NULL AND p.province_code = '01' GROUP BY 1"""
 
 
+# Kinds the batch first-load path takes (``--initial``): the registers and immunizations.
+INITIAL_KINDS = ("population", "insurance", "immunization")
+
+
+def _initial_load(db: Database, kind: str, path: Path) -> int:
+    """Load one feed with the batch first-load path; the records it took."""
+    # a plain import: a checkout without the batch path fails here, loudly
+    from hssk.ingest.initial import load
+
+    return int(load(db, kind, [path]).records)
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -83,8 +95,9 @@ class Stages:
             json.loads(path.read_text("utf-8")) if path.exists() else {}
         )
 
-    def run(self, name: str, fn: Callable[[], int]) -> dict[str, Any]:
-        """Run stage ``name`` unless done; ``fn`` returns the records it handled."""
+    def run(self, name: str, fn: Callable[[], int], **about: str) -> dict[str, Any]:
+        """Run stage ``name`` unless done; ``fn`` returns the records it handled; ``about``
+        is kept with the figures (which load path the stage took)."""
         if name not in self.done:
             t = time.perf_counter()
             records = fn()
@@ -94,9 +107,23 @@ class Stages:
                 "records": records,
                 "records_per_s": round(records / seconds, 1) if seconds else 0.0,
                 "peak_rss_mb": _peak_rss_mb(),
+                **about,
             }
-            self.path.write_text(json.dumps(self.done, indent=1), "utf-8")
+            self._save()
         return self.done[name]
+
+    def record(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Take measure ``name`` unless taken: ``fn`` returns its figures."""
+        if name not in self.done:
+            self.done[name] = fn()
+            self._save()
+        return self.done[name]
+
+    def _save(self) -> None:
+        # written aside and renamed: a kill -9 mid-write leaves the previous file whole
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.done, indent=1, ensure_ascii=False), "utf-8")
+        tmp.replace(self.path)
 
 
 def run_bench(
@@ -107,16 +134,27 @@ def run_bench(
     seed: int = 1,
     runs: int = 20,
     score_persons: int | None = None,
+    initial: bool = False,
+    serve: bool = True,
+    clients: int = 16,
+    seconds: float = 15.0,
+    gen_workers: int = 2,
 ) -> dict[str, Any]:
     """Load a synthetic Hà Nội of ``persons`` residents stage by stage, then measure.
 
     ``score_persons``: score the completeness of that many persons only (the first ones
-    queued; the rest stay queued), when the machine has no time for everyone."""
+    queued; the rest stay queued), when the machine has no time for everyone.
+    ``initial``: load the registers and immunizations with the batch first-load path
+    (``hssk ingest KIND --initial``) instead of the daily feeds' path. ``serve``: measure a
+    running server too (:mod:`benchmarks.hanoi_serve`, ``clients`` clients for ``seconds``).
+    ``gen_workers``: processes generating the feeds (the files are the same bytes)."""
     if out is None:
         tmp = Path(tempfile.mkdtemp(prefix="hssk-hanoi-bench-"))
         try:
             return run_bench(persons, tmp, visit_rate=visit_rate, seed=seed, runs=runs,
-                             score_persons=score_persons)  # fmt: skip
+                             score_persons=score_persons, initial=initial, serve=serve,
+                             clients=clients, seconds=seconds,
+                             gen_workers=gen_workers)  # fmt: skip
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     from hssk.catalog import completeness
@@ -134,12 +172,13 @@ def run_bench(
     url, server = start_embedded(out)
     db = open_database(load_settings(), url=url)
     result: dict[str, Any] = {"persons": persons, "visit_rate": visit_rate, "data": str(out),
-                              "score_persons": score_persons}  # fmt: skip
+                              "score_persons": score_persons, "initial": initial}  # fmt: skip
     try:
 
         def gen() -> int:
             shutil.rmtree(feeds, ignore_errors=True)  # a stopped generation starts again
-            manifest = generate(feeds, persons, province="01", seed=seed, visit_rate=visit_rate)
+            manifest = generate(feeds, persons, province="01", seed=seed, visit_rate=visit_rate,
+                                workers=gen_workers)  # fmt: skip
             return manifest.counts.get("source_records", 0)
 
         stages.run("generate", gen)
@@ -147,13 +186,20 @@ def run_bench(
             if (feeds / rel).exists():
 
                 def load(kind: str = kind, rel: str = rel) -> int:
+                    if initial and kind in INITIAL_KINDS:
+                        return _initial_load(db, kind, feeds / rel)
                     return ingest(db, kind, [feeds / rel]).records
 
-                stages.run(name, load)
+                batch = initial and kind in INITIAL_KINDS
+                stages.run(name, load, path="initial" if batch else "daily")
 
         def score() -> int:
-            batches = None if score_persons is None else max(1, score_persons // 500)
-            n = completeness.run(db, batch=500, max_batches=batches).persons
+            if score_persons is None:  # everyone: the full rescoring, by ranges of ids
+                n = completeness.rescore_all(db, chunk=2000).persons
+            else:  # a sample: the queue's job, the first ones queued
+                n = completeness.run(
+                    db, batch=500, max_batches=max(1, score_persons // 500)
+                ).persons
             with db.connection() as conn:
                 rollups.compact(conn)
                 conn.execute("ANALYZE")
@@ -162,6 +208,19 @@ def run_bench(
         stages.run("completeness", score)
         result["stages"] = stages.done
         result.update(measure(db, runs))
+        if serve:
+            from benchmarks.hanoi_serve import measure_serving
+
+            result["serving"] = measure_serving(
+                db,
+                url,
+                out,
+                Stages(out / "serving.json"),
+                clients=clients,
+                seconds=seconds,
+                seed=seed,
+            )
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         db.close()
         server.cleanup()

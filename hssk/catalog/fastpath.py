@@ -9,8 +9,8 @@ check on synthetic bundles that both engines agree on every rule.
 Supported: ``A | B`` unions of ``Bundle.entry.resource.ofType(T)`` followed by steps —
 an element name (choice elements such as ``value`` match ``valueQuantity`` …), or
 ``where(C)`` with C one of ``p = 'x'`` (singleton equality), ``p.endsWith('x')``,
-``matches('re')`` (on the item itself), ``p.where(code = 'x').exists()``,
-``p.where(code in ('x' | 'y')).exists()``, and ``or`` of those.
+``matches('re')`` (on the item itself), ``p in ('x' | 'y')``, ``p.lower().contains('x')``,
+``p.where(C).exists()`` with C any of these, and ``or`` of those.
 """
 
 from __future__ import annotations
@@ -54,26 +54,35 @@ def _split(text: str, sep: str) -> list[str] | None:
     return out
 
 
-def _child(item: Any, name: str) -> Items:
-    if not isinstance(item, dict):
-        return []
-    if name in item:
-        value = item[name]
-    elif name in CHOICE:
-        keys = [k for k in item if k.startswith(name) and k[len(name) : len(name) + 1].isupper()]
-        if not keys:
-            return []
-        value = item[keys[0]]
-    else:
-        return []
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
 def _nav(items: Items, names: list[str]) -> Items:
+    # an element's values (a list is its items; choice elements such as value match
+    # valueQuantity …): this loop is most of the time of scoring a registry
     for name in names:
-        items = [v for item in items for v in _child(item, name)]
+        out: Items = []
+        choice = name in CHOICE
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if name in item:
+                value = item[name]
+            elif choice:
+                value = next(
+                    (
+                        item[k]
+                        for k in item
+                        if k.startswith(name) and k[len(name) : len(name) + 1].isupper()
+                    ),
+                    None,
+                )
+            else:
+                continue
+            if value is None:
+                continue
+            if isinstance(value, list):
+                out.extend(value)
+            else:
+                out.append(value)
+        items = out
     return items
 
 
@@ -96,11 +105,6 @@ def _singleton(names: list[str], test: Callable[[Any], bool]) -> Pred:
     return pred
 
 
-def _any_child(names: list[str], key: str, test: Callable[[Any], bool]) -> Pred:
-    """``names.where(key = …).exists()``: some item at the path has a matching ``key``."""
-    return lambda item: any(_singleton([key], test)(x) for x in _nav([item], names))
-
-
 def _pred(cond: str) -> Pred | None:
     ors = _split(cond.strip(), " or ")
     if ors is None:
@@ -120,21 +124,28 @@ def _pred(cond: str) -> Pred | None:
         return (
             _singleton(names, lambda v: isinstance(v, str) and v.endswith(lit)) if names else None
         )
+    if m := re.fullmatch(rf"([A-Za-z0-9_.]+)\.lower\(\)\.contains\({_LIT}\)", c):
+        names, lit = _names(m[1]), _unescape(m[2])
+        # lower() of a single string, then a substring test (empty path: no match)
+        return (
+            _singleton(names, lambda v: isinstance(v, str) and lit in v.lower()) if names else None
+        )
     if m := re.fullmatch(rf"matches\({_LIT}\)", c):
         rx = re.compile(_unescape(m[1]), re.DOTALL)
         return lambda item: isinstance(item, str) and rx.search(item) is not None
-    if m := re.fullmatch(rf"([A-Za-z0-9_.]+)\.where\(([A-Za-z0-9_]+) ?= ?{_LIT}\)\.exists\(\)", c):
-        names, lit = _names(m[1]), _unescape(m[3])
-        return _any_child(names, m[2], lambda v: v == lit) if names else None
-    if m := re.fullmatch(
-        r"([A-Za-z0-9_.]+)\.where\(([A-Za-z0-9_]+) in \(([^()]*)\)\)\.exists\(\)", c
-    ):
+    if m := re.fullmatch(r"([A-Za-z0-9_.]+) in \(([^()]*)\)", c):
         names = _names(m[1])
-        lits = [re.fullmatch(_LIT, x.strip()) for x in m[3].split("|")]
+        lits = [re.fullmatch(_LIT, x.strip()) for x in m[2].split("|")]
         allowed = {_unescape(x[1]) for x in lits if x}
         if not names or len(allowed) != len(lits):
             return None
-        return _any_child(names, m[2], lambda v: v in allowed)
+        return _singleton(names, lambda v: v in allowed)
+    if m := re.fullmatch(r"([A-Za-z0-9_.]+)\.where\((.*)\)\.exists\(\)", c):
+        # some item at the path passes the inner condition (any supported one)
+        names, inner = _names(m[1]), _pred(m[2])
+        if not names or inner is None:
+            return None
+        return lambda item: any(inner(x) for x in _nav([item], names))
     return None
 
 

@@ -13,7 +13,14 @@ from importlib import resources
 from typing import ClassVar
 
 from hssk.kernel.identifiers import OLD_PROVINCES
-from hssk.synth.errors import Demographics, ErrorModel, perturb, registrations
+from hssk.synth.errors import (
+    Demographics,
+    ErrorModel,
+    ErrorRates,
+    perturb,
+    registrations,
+    source_era,
+)
 from hssk.synth.facilities import Facilities, Facility
 from hssk.synth.output import Output
 from hssk.synth.population import REF_DATE, WINDOW_START, Household, Person
@@ -80,6 +87,23 @@ def _dob(d: Demographics) -> str:
 
 def _last_day(p: Person) -> date:
     return min(REF_DATE, p.death_date) if p.death_date else REF_DATE
+
+
+class _PerRegistration:
+    """A feed whose rows of one person repeat a registration (doses, station entries): the
+    demographics of a registration are drawn once per person and commune-code era (what
+    ``perturb`` gives depends on the date only through the era)."""
+
+    rates: ErrorRates
+    seed: int
+    seen: dict[tuple[str, str], Demographics]
+
+    def _demographics(self, p: Person, source: str, reg: str, when: date) -> Demographics:
+        key = (reg, source_era(source, when))
+        d = self.seen.get(key)
+        if d is None:
+            d = self.seen[key] = perturb(p, source, reg, self.rates, self.seed, when)
+        return d
 
 
 # --- population register ------------------------------------------------------------------
@@ -154,7 +178,7 @@ class InsuranceFeed:
 
 
 # --- immunization registry ----------------------------------------------------------------
-class ImmunizationFeed:
+class ImmunizationFeed(_PerRegistration):
     HEADER: ClassVar[list[str]] = [
         "ma_ban_ghi", "ma_doi_tuong", "chuong_trinh", "ho_ten", "ngay_sinh", "gioi_tinh", "so_cccd",
         "dien_thoai", "dia_chi", "ma_xa", "ten_xa", "ho_ten_me", "ma_vac_xin", "ten_vac_xin",
@@ -172,6 +196,7 @@ class ImmunizationFeed:
         self.f = facilities
         self.n = 0
         self.k = 0
+        self.seen: dict[tuple[str, str], Demographics] = {}
         vax = covid_vaccines()
         self.primary = Sampler(list(vax), [v.primary for v in vax])
         self.booster = Sampler(
@@ -190,7 +215,7 @@ class ImmunizationFeed:
              when: date, lot: str, site: str, fac: Facility, mother: Person | None,
              rng: random.Random) -> None:  # fmt: skip
         reg = regs[-1] if len(regs) > 1 and rng.random() < 0.5 else regs[0]
-        d = perturb(p, "immunization", reg, self.rates, self.seed, when)
+        d = self._demographics(p, "immunization", reg, when)
         self.n += 1
         self.k += 1  # ids from the person and a per-person number: independent of run order
         rid = f"TC{p.index + 1:08d}{self.k:03d}"
@@ -207,6 +232,7 @@ class ImmunizationFeed:
         rng = sub_rng(self.seed, "imm", p.key)
         before = self.n
         self.k = 0
+        self.seen.clear()
         last = _last_day(p)
         mother = hh.get(p.mother_key)
         if p.birth_date >= TCMR_REGISTRY_START:
@@ -295,7 +321,7 @@ DEATH_CAUSES = Sampler(
 )  # fmt: skip
 
 
-class StationFeed:
+class StationFeed(_PerRegistration):
     HEADER: ClassVar[list[str]] = [
         "ma_ban_ghi", "loai", "ngay", "ma_tram", "ho_ten", "ngay_sinh", "gioi_tinh", "so_cccd",
         "dien_thoai", "dia_chi", "ma_xa", "ma_ho", "quan_he_chu_ho", "chieu_cao_cm", "can_nang_kg",
@@ -313,9 +339,10 @@ class StationFeed:
         self.f = facilities
         self.n = 0
         self.k = 0
+        self.seen: dict[tuple[str, str], Demographics] = {}
 
     def _row(self, p: Person, kind: str, when: date, reg: str, extra: dict[str, object]) -> None:
-        d = perturb(p, "station", reg, self.rates, self.seed, when)
+        d = self._demographics(p, "station", reg, when)
         self.n += 1
         self.k += 1
         rid = f"TYT{p.index + 1:08d}{self.k:02d}"
@@ -361,6 +388,7 @@ class StationFeed:
         rng = sub_rng(self.seed, "station", p.key)
         before = self.n
         self.k = 0
+        self.seen.clear()
         regs = registrations(p, "station", p.key, self.rates, self.seed)
         last = _last_day(p)
 

@@ -54,7 +54,8 @@ class CsvSink:
 
     def __init__(self, path: Path, header: Sequence[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh: IO[str] = path.open("w", newline="", encoding="utf-8")
+        # a large buffer: a few hundred thousand short rows per 20,000 persons
+        self.fh: IO[str] = path.open("w", newline="", encoding="utf-8", buffering=1 << 20)
         self.writer = csv.writer(self.fh)
         self.writer.writerow(header)
         self.width = len(header)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _random
 import bisect
 import hashlib
 import itertools
@@ -18,8 +19,13 @@ def sub_rng(seed: int, *parts: object) -> random.Random:
     Keying streams by name (household number, source, person) instead of sharing one generator
     keeps the output identical when feeds are added or their order changes.
     """
-    key = ":".join(str(p) for p in (seed, *parts)).encode()
-    return random.Random(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big"))
+    key = ":".join(map(str, (seed, *parts))).encode()
+    # what random.Random(n) does, without its Python-level seed(): ~40 % less per stream,
+    # and the generator makes a few hundred thousand streams per 20,000 persons
+    rng = random.Random.__new__(random.Random)
+    _random.Random.seed(rng, int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big"))
+    rng.gauss_next = None  # type: ignore[attr-defined]  # set by Random.seed, not typed
+    return rng
 
 
 class Sampler(Generic[T]):

@@ -225,3 +225,55 @@ def test_fast_engine_agrees_with_fhirpathpy_on_every_rule() -> None:
         checked += sum(1 for v in slow.values() if v)
         assert cat.missing(b) == [c for c, v in slow.items() if not v]
     assert checked > 150  # the bundle fills many rules, so the comparison means something
+
+
+def test_fast_engine_agrees_on_vaccine_text_and_code_rules() -> None:
+    """The vaccine rules (``text.lower().contains``, ``coding.where(… or code in …)``) run on
+    the fast engine and agree with fhirpathpy on each way a dose can be written."""
+    variants = [
+        {"text": "Vắc xin COVID-19 Pfizer"},
+        {"coding": [{"code": "VAT", "display": "Uốn ván"}]},
+        {"coding": [{"code": "208"}, {"code": "x"}]},
+        {"coding": [{"display": "Comirnaty (covid-19)"}]},
+        {"text": "Uốn Ván hấp phụ"},
+        {"text": "Sởi"},
+        {"coding": [{"code": "MR", "display": "Sởi - Rubella"}]},
+    ]
+    fast_rules = 0
+    filled: dict[str, int] = {"tc.covid": 0, "tc.uon_van": 0}
+    for vaccine in variants:
+        b = {"resourceType": "Bundle",
+             "entry": [{"resource": {"resourceType": "Immunization", "vaccineCode": vaccine}}]}  # fmt: skip
+        for cat in catalogs().values():
+            fast_rules += sum(r.fast is not None for r in cat.rules())
+            got = cat.extract(b)
+            assert got == cat.extract(b, engine="fhirpathpy"), (cat.name, vaccine)
+            for code in filled:
+                filled[code] += bool(got.get(code))
+    assert filled == {"tc.covid": 3 * 3, "tc.uon_van": 2}  # 3 COVID variants in 3 catalogs
+    total = sum(c.size for c in catalogs().values()) * len(variants)
+    assert fast_rules == total  # no rule of the shipped catalogs falls back to fhirpathpy
+
+
+def test_full_rescoring_gives_the_rows_of_the_queue(clean_db: Database) -> None:
+    """``rescore_all`` (ranges of ids, no queue draining) writes the completeness table the
+    queue's job writes, empties the queue, and keeps the rollups equal to a recomputation."""
+    from hssk.monitor import rollups
+
+    table = """SELECT person_id, catalog, version, filled, total, missing FROM completeness
+               ORDER BY 1, 2"""
+    with clean_db.connection() as conn:
+        load_province(conn, 90, seed=5)
+    assert completeness.run(clean_db, batch=40).persons == 90
+    with clean_db.connection() as conn:
+        by_queue = conn.execute(table).fetchall()
+        assert len(by_queue) == 90 * len(catalogs())
+        assert len({r[3] for r in by_queue}) > 5  # scores differ between persons
+        conn.execute("DELETE FROM completeness")  # as before any scoring
+        completeness.mark_dirty(conn, [r[0] for r in by_queue[:10]])
+    result = completeness.rescore_all(clean_db, chunk=25)
+    assert result.persons == 90 and result.batches >= 4
+    with clean_db.connection() as conn:
+        assert conn.execute(table).fetchall() == by_queue
+        assert conn.execute("SELECT count(*) FROM catalog_dirty").fetchone() == (0,)
+        assert rollups.check(conn) == {}

@@ -302,3 +302,17 @@ def test_visits_before_july_2024_are_in_qd4210(tmp_path: Path) -> None:
                 assert read["MA_BENH_CHINH"] == rows[0].findtext("MA_BENH")
                 assert read["MA_THE_BHYT"] == rows[0].findtext("MA_THE")
         assert path.stem not in checkins
+
+
+def test_register_and_dose_feeds_keep_their_bytes(tmp_path: Path) -> None:
+    """Speed-ups of the generator keep every stream: the register, dose and station feeds
+    (and their truth) of a fixed run hash as they did before (a deliberate change of the
+    generator updates this digest)."""
+    import hashlib
+
+    generate(tmp_path, 300, province="01", seed=4, visit_rate=0.5)
+    h = hashlib.sha256()
+    for rel in ("population/dan_cu.csv", "insurance/bhyt.csv", "immunization/tiem_chung.csv",
+                "station/tram_y_te.csv", "truth/source_records.csv"):  # fmt: skip
+        h.update((tmp_path / rel).read_bytes())
+    assert h.hexdigest() == "32c71875fece65b3286e91c7a2704f74d80fcabd66cbb2c9c11fd2ec84ea2676"
