@@ -10,6 +10,11 @@ Cost on the request path: inside an API request the events are buffered on the c
 separate short transaction, so the chain lock is held for one INSERT only, and a refusal is
 recorded even though the request's transaction rolls back. Elsewhere (CLI, jobs) an event is
 written at once in the caller's transaction.
+
+Storage: ``audit_event`` is partitioned by UTC month of ``at`` (migration 0405,
+``hssk.db.monthly``); the chain runs across months. Rows are never deleted (the law keeps the
+trail): an old month may be detached and archived whole (``docs/ops``), after a verification
+that records its last row.
 """
 
 from __future__ import annotations
