@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from hssk.access.actor import Actor
 from hssk.access.audit import _event, _recent_last_hash, _write, record, verify_chain
 from hssk.cli import app
-from hssk.db import Database, monthly
+from hssk.db import Database, monthly, online
 from hssk.db.digest import columns, table_digests
 from hssk.db.migrate import discover, migrate
 from hssk.monitor import rollups
@@ -253,3 +253,60 @@ def test_upgrade_keeps_every_row_id_and_the_audit_chain(
     out = CliRunner().invoke(app, ["audit", "verify"])
     assert out.exit_code == 0, out.output
     assert "13 events" in out.output
+
+
+def _step(conn: psycopg.Connection[Any], step: str) -> None:
+    """Run one step of an online migration as ``hssk.db.online`` does (a batched one until
+    it changes no row)."""
+    if "hssk:repeat" in step:
+        while conn.execute(step.encode()).rowcount > 0:
+            pass
+    else:
+        conn.execute(step.encode())
+
+
+def test_writes_during_the_online_copy_are_kept(drill_url: str) -> None:
+    """The platform writes on while the rows are copied: the events appended, the outbox
+    events delivered, purged or added meanwhile are all as they are in the end."""
+    shipped = {m.version: m for m in discover()}
+    with psycopg.connect(drill_url, autocommit=True) as conn:
+        migrate(conn, [m for m in discover() if m.version not in NEW - {"0001"}], partitions=4)
+        now = _now(conn)
+        with conn.transaction():
+            _write(conn, _events([3, 2, 1], now))
+        conn.execute(
+            """INSERT INTO outbox (partner, person_id, idempotency_key, status, created_at)
+               SELECT 'bhxh', g, 'k' || g, 'pending', now() - make_interval(days => g)
+               FROM generate_series(1, 50) g"""
+        )
+        steps = {v: online.steps(shipped[v].sql) for v in ("0405", "0543")}
+        for v in steps:  # the new tables, and the rows copied ...
+            _step(conn, steps[v][0])
+            _step(conn, steps[v][1])
+        # ... while the platform goes on writing to the old tables
+        with conn.transaction():
+            for i in range(3):
+                record(conn, PLATFORM, "read", outcome="allow", person_id=300 + i)
+        conn.execute(
+            "UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE person_id <= 10"
+        )
+        conn.execute("DELETE FROM outbox WHERE person_id IN (11, 12)")
+        conn.execute(
+            "INSERT INTO outbox (partner, person_id, idempotency_key) VALUES ('bhxh', 99, 'k99')"
+        )
+        expected = {
+            t: table_digests(conn, {t: columns(conn)[t]})[t] for t in ("audit_event", "outbox")
+        }
+        for v in steps:  # indexes, then the swap
+            for step in steps[v][2:]:
+                _step(conn, step)
+        assert {
+            t: table_digests(conn, {t: columns(conn)[t]})[t] for t in ("audit_event", "outbox")
+        } == expected
+        assert conn.execute("SELECT to_regclass('outbox_copy_log')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'delivered') FROM outbox"
+        ).fetchone() == (49, 10)
+        with conn.transaction():
+            report = verify_chain(conn, anchor=False)
+        assert report.ok and report.checked == 6
