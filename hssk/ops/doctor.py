@@ -203,7 +203,8 @@ def check_log_partitions(conn: psycopg.Connection[Any]) -> Finding:
 
     stray = {t: n for t in LOGS if (n := monthly.stray_rows(conn, t))}
     ahead = conn.execute(
-        "SELECT date_trunc('month', now(), 'UTC') + interval '1 month'"
+        "SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')"
+        " AT TIME ZONE 'UTC'"
     ).fetchone()[0]  # type: ignore[index]
     missing = [
         t for t in LOGS
