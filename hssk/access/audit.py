@@ -10,6 +10,11 @@ Cost on the request path: inside an API request the events are buffered on the c
 separate short transaction, so the chain lock is held for one INSERT only, and a refusal is
 recorded even though the request's transaction rolls back. Elsewhere (CLI, jobs) an event is
 written at once in the caller's transaction.
+
+Storage: ``audit_event`` is partitioned by UTC month of ``at`` (migration 0405,
+``hssk.db.monthly``); the chain runs across months. Rows are never deleted (the law keeps the
+trail): an old month may be detached and archived whole (``docs/ops``), after a verification
+that records its last row.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,21 +125,47 @@ def _without_nul(value: Any) -> Any:
 _LAST_HASH = "SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 
 
+def _recent_last_hash() -> str:
+    """The head of the chain, looked for in the partitions of this month and the previous one
+    only (the log is partitioned by month of ``at``: unbounded, every write would visit every
+    month ever kept). The newest row is in them unless nothing was written for a month — then
+    none is found there and :data:`_LAST_HASH` looks further. ``at`` is taken when an event is
+    made and seq when it is written, a moment later: an event made just before the turn of a
+    month and written after it is still in the previous month's partition, which is read too.
+    The bound is a literal (made here, not from input) so that the planner prunes the other
+    months when it plans, not each partition at run time."""
+    now = datetime.now(UTC)
+    since = (now.replace(day=1) - timedelta(days=1)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    return (
+        f"SELECT hash FROM audit_event WHERE at >= '{since.isoformat()}' ORDER BY seq DESC LIMIT 1"
+    )
+
+
+def _head(conn: psycopg.Connection[Any], found: tuple[Any, ...] | None) -> str:
+    """The hash to chain after: the recent head ``found``, else the newest row of any month."""
+    if found is None:
+        found = conn.execute(_LAST_HASH).fetchone()
+    return str(found[0]) if found else GENESIS
+
+
 def _write(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
     """Chain and insert events; the caller holds (or is inside) a transaction."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-    row = conn.execute(_LAST_HASH).fetchone()
-    _insert(conn, events, row[0] if row else GENESIS)
+    _insert(conn, events, _head(conn, conn.execute(_recent_last_hash().encode()).fetchone()))
 
 
-# BEGIN, the chain lock and the last hash in one message (simple protocol). Each statement
-# still takes its own snapshot (READ COMMITTED), so the hash is read after the lock is held.
-_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_LAST_HASH}"
+def _begin_locked() -> bytes:
+    """BEGIN, the chain lock and the recent head in one message (simple protocol). Each
+    statement still takes its own snapshot (READ COMMITTED), so the hash is read after the
+    lock is held."""
+    return f"BEGIN; SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_recent_last_hash()}".encode()
 
 
 def _commit_events(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
     """Chain and commit ``events`` in a transaction of their own: three round trips (see
-    _BEGIN_LOCKED; the insert; COMMIT) where :func:`_write` in ``conn.transaction()`` takes
+    _begin_locked; the insert; COMMIT) where :func:`_write` in ``conn.transaction()`` takes
     five. The group commit's writer pays them once per batch."""
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         with conn.transaction():  # not after a request (flush's callers end theirs first)
@@ -145,11 +176,10 @@ def _commit_events(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) 
     autocommit = conn.autocommit
     conn.autocommit = True  # this function says BEGIN and COMMIT itself
     try:
-        cur = conn.execute(_BEGIN_LOCKED)
+        cur = conn.execute(_begin_locked())
         cur.nextset()
         cur.nextset()
-        row = cur.fetchone()
-        _insert(conn, events, row[0] if row else GENESIS)
+        _insert(conn, events, _head(conn, cur.fetchone()))
         conn.execute("COMMIT")
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:

@@ -415,7 +415,10 @@ def _nul(text: str | None) -> str | None:
 
 
 def _receipts(conn: psycopg.Connection[Any], job_id: int, kind: str, b: _Batch, files: int) -> None:
-    """Add this batch's counts to the job's per-facility receipts (one set-based statement)."""
+    """Add this batch's counts to the job's per-facility receipts (one set-based statement).
+
+    A receipt is received when its job was: every batch gives the same ``received_at``, part
+    of the receipt's key (the receipts are partitioned by its month, migration 0304)."""
     if not b.receipts:
         return
     facs = sorted(b.receipts)
@@ -423,18 +426,19 @@ def _receipts(conn: psycopg.Connection[Any], job_id: int, kind: str, b: _Batch, 
            ("file", "first", "last", "records", "stored", "unchanged", "quarantined")]  # fmt: skip
     conn.execute(
         """INSERT INTO ingest_receipt AS x (job_id, kind, facility, file, files, first_visit,
-               last_visit, records, stored, unchanged, quarantined)
-           SELECT %s, %s, f, fl, %s, fv, lv, r, s, u, q
+               last_visit, records, stored, unchanged, quarantined, received_at)
+           SELECT %s, %s, f, fl, %s, fv, lv, r, s, u, q,
+                  coalesce((SELECT created_at FROM ingest_job WHERE id = %s), now())
            FROM unnest(%s::text[], %s::text[], %s::date[], %s::date[], %s::int[], %s::int[],
                        %s::int[], %s::int[]) AS t(f, fl, fv, lv, r, s, u, q)
-           ON CONFLICT (job_id, facility) DO UPDATE SET
+           ON CONFLICT (job_id, facility, received_at) DO UPDATE SET
              first_visit = LEAST(x.first_visit, excluded.first_visit),
              last_visit = GREATEST(x.last_visit, excluded.last_visit),
              files = GREATEST(x.files, excluded.files),
              records = x.records + excluded.records, stored = x.stored + excluded.stored,
              unchanged = x.unchanged + excluded.unchanged,
              quarantined = x.quarantined + excluded.quarantined, updated_at = now()""",
-        (job_id, kind, files, facs, *col),
+        (job_id, kind, files, job_id, facs, *col),
     )
 
 

@@ -196,6 +196,37 @@ def check_outbox(conn: psycopg.Connection[Any]) -> Finding:
     return _f("outbox", status, vi, en)
 
 
+def check_log_partitions(conn: psycopg.Connection[Any]) -> Finding:
+    """The month partitions of the logs: next month's made ahead, no row in a default one."""
+    from hssk.db import monthly
+    from hssk.ops.tasks import LOGS
+
+    stray = {t: n for t in LOGS if (n := monthly.stray_rows(conn, t))}
+    ahead = conn.execute(
+        "SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')"
+        " AT TIME ZONE 'UTC'"
+    ).fetchone()[0]  # type: ignore[index]
+    missing = [
+        t for t in LOGS
+        if not any(m.start is not None and m.start <= ahead < m.end  # type: ignore[operator]
+                   for m in monthly.months(conn, t))
+    ]  # fmt: skip
+    if not stray and not missing:
+        return _f("log_partitions", OK, "nhật ký có sẵn phân vùng tháng tới",
+                  "the logs have next month's partitions")  # fmt: skip
+    rows = ", ".join(f"{t} {n:,}" for t, n in stray.items())
+    vi = "; ".join(
+        ([f"dòng nằm ở phân vùng mặc định ({rows})"] if stray else [])
+        + ([f"chưa có phân vùng tháng tới ({', '.join(missing)})"] if missing else [])
+    )
+    en = "; ".join(
+        ([f"rows in a default partition ({rows})"] if stray else [])
+        + ([f"next month's partition missing ({', '.join(missing)})"] if missing else [])
+    )
+    return _f("log_partitions", WARN, f"{vi}: chạy 'hssk jobs run --job logs.partitions'",
+              f"{en}: run 'hssk jobs run --job logs.partitions'")  # fmt: skip
+
+
 def check_jobs(conn: psycopg.Connection[Any]) -> Finding:
     from hssk.ops.jobs import schedule
 
@@ -247,7 +278,7 @@ def run_checks(
         yield _f("database", OK, f"CSDL trả lời (PostgreSQL {version})",
                  f"database answers (PostgreSQL {version})")  # fmt: skip
         checks: list[Callable[[psycopg.Connection[Any]], Finding]] = [
-            check_migrations, check_clock, check_outbox, check_jobs,
+            check_migrations, check_clock, check_outbox, check_log_partitions, check_jobs,
         ]  # fmt: skip
         for check in checks:
             try:

@@ -76,24 +76,50 @@ def verify_audit(db: Database) -> dict[str, Any]:
 
 
 def retention(db: Database) -> dict[str, Any]:
-    """Delete delivered outbox events and job runs past their retention (days, from
-    HSSK_OUTBOX_RETENTION_DAYS, default 90, and HSSK_JOB_RETENTION_DAYS, default 30: outbox delivery alone
-    records 2,880 runs a day).
-    Dead-lettered events stay until someone replays or discards them."""
-    outbox_days = _env_days("HSSK_OUTBOX_RETENTION_DAYS", 90)
+    """Remove delivered outbox events and job runs past their retention (days, from
+    HSSK_OUTBOX_RETENTION_DAYS, default 30, as ``hssk share purge``, and
+    HSSK_JOB_RETENTION_DAYS, default 30: outbox delivery alone records 2,880 runs a day).
+    Past months of the outbox holding only such events are dropped whole, the rest deleted in
+    batches (``share.outbox.purge``). Dead-lettered events stay until someone replays or
+    discards them."""
+    from hssk.kernel.config import load_settings
+    from hssk.share import outbox
+
+    outbox_days = load_settings().outbox_retention_days
     job_days = _env_days("HSSK_JOB_RETENTION_DAYS", 30)
+    events = 0
+    while True:
+        with db.connection() as conn:
+            n = outbox.purge(conn, outbox_days)
+        events += n
+        if n == 0:
+            break
     with db.connection() as conn:
-        events = conn.execute(
-            """DELETE FROM outbox WHERE status = 'delivered'
-               AND delivered_at < now() - make_interval(days => %s)""",
-            (outbox_days,),
-        ).rowcount
         runs = conn.execute(
             """DELETE FROM job_run WHERE status <> 'running'
                AND started_at < now() - make_interval(days => %s)""",
             (job_days,),
         ).rowcount
     return {"outbox_deleted": events, "job_runs_deleted": runs}
+
+
+# The append-only logs partitioned by month (hssk.db.monthly): audit, outbox, ingest receipts.
+LOGS = ("audit_event", "outbox", "ingest_receipt")
+
+
+def log_partitions(db: Database) -> dict[str, Any]:
+    """Make the month partitions of the logs ahead (this month and the next two) and move the
+    rows a default partition took (a month the job had not made) into their months."""
+    from hssk.db import monthly
+
+    made: dict[str, Any] = {}
+    for table in LOGS:
+        with db.connection() as conn:
+            moved = monthly.stray_rows(conn, table)
+            made[table] = monthly.ensure(conn, table)
+            if moved:
+                made[f"{table}_moved"] = moved
+    return made
 
 
 def refresh_statistics(db: Database) -> dict[str, Any]:
@@ -114,4 +140,5 @@ TASKS: tuple[Task, ...] = (
     Task("monitor.snapshot", DAY, daily_snapshot, "số liệu giám sát hằng ngày / daily snapshot"),
     Task("db.analyze", DAY, refresh_statistics, "cập nhật thống kê CSDL / planner statistics"),
     Task("retention", DAY, retention, "xóa sự kiện đã gửi quá hạn / outbox and job-run retention"),
+    Task("logs.partitions", DAY, log_partitions, "tạo phân vùng tháng của nhật ký / month partitions of the logs"),
 )  # fmt: skip
