@@ -175,3 +175,24 @@ def test_doctor_warns_before_a_platform_certificate_expires(data_dir: Path) -> N
     )
     assert warned["xml-cert"].status == FAIL  # the XML one (3 years) expired long before
     assert "import-cert" in warned["xml-cert"].vi
+
+
+def test_a_qr_code_printed_before_a_signing_key_rotation_still_opens_its_page(
+    clean_db: Database, data_dir: Path
+) -> None:
+    """The /verify page reads the QR token with the platform's Ed25519 key: the current one or
+    a retired one still in its overlap (the PDF certificate is not involved)."""
+    import json
+
+    from hssk.access import signing
+
+    settings = load_settings()
+    token = signing.sign_claims(settings, {"k": "book", "i": "2026-12-07T08:00:00+07:00"})
+    assert runner.invoke(app, ["keys", "rotate", "signing"]).exit_code == 0
+    assert signing.read_claims(settings, token) == {"k": "book", "i": "2026-12-07T08:00:00+07:00"}
+    assert signing.read_claims(settings, token[:-4] + "AAAA") is None
+    path = data_dir / signing.RETIRED_PLATFORM_KEYS
+    retired = json.loads(path.read_text())
+    retired[0]["until"] = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+    path.write_text(json.dumps(retired))
+    assert signing.read_claims(settings, token) is None  # the overlap ended
