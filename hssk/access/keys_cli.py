@@ -17,7 +17,8 @@ from hssk.access.actor import PLATFORM
 from hssk.access.audit import operator_detail
 from hssk.access.audit import record as audit
 from hssk.db import open_database
-from hssk.kernel.config import load_settings, rotate_secret, secret_id
+from hssk.kernel import certs
+from hssk.kernel.config import Settings, load_settings, rotate_secret, secret_id
 
 app = typer.Typer(no_args_is_help=True, help="Khóa của nền tảng / the platform's keys.")
 console = Console()
@@ -27,11 +28,51 @@ class What(StrEnum):
     token = "token"  # the installation secret: access tokens, one-time codes
     signing = "signing"  # the platform's document signing key (PDFs, hssk access sign)
     unit = "unit"  # a facility's or partner's key / certificate
+    pdf_cert = "pdf-cert"  # the certificate PDFs are signed with (PAdES, ECDSA P-256)
+    xml_cert = "xml-cert"  # the certificate the channels' XML is signed with (RSA)
+
+
+class Cert(StrEnum):
+    pdf_cert = "pdf-cert"
+    xml_cert = "xml-cert"
 
 
 # How long the old key verifies by default: the longest token an operator issues is a day;
 # a signed document is kept for years; a facility switches its HIS over within a week.
-DEFAULT_OVERLAP_H = {What.token: 24, What.signing: 24 * 3650, What.unit: 24 * 7}
+# A rotated certificate is kept for good: it verifies the documents it signed while valid.
+DEFAULT_OVERLAP_H = {What.token: 24, What.signing: 24 * 3650, What.unit: 24 * 7,
+                     What.pdf_cert: 0, What.xml_cert: 0}  # fmt: skip
+
+
+def cert_spec(settings: Settings, which: str) -> certs.CertSpec:
+    return (certs.pdf_spec if which == Cert.pdf_cert else certs.xml_spec)(settings.data_dir)
+
+
+_AFTER_CERT = {
+    Cert.pdf_cert: "PDF ký từ nay dùng chứng thư mới; PDF ký trước vẫn xác minh được / new PDFs "
+    "carry the new certificate; PDFs signed before still verify",
+    Cert.xml_cert: "gửi chứng thư mới cho cổng giám định và sàn (hssk share certificate) / give "
+    "the new certificate to the gateway and the hub (hssk share certificate)",
+}
+
+
+def _audit_cert(settings: Settings, detail: dict[str, object]) -> None:
+    db = open_database(settings)
+    try:
+        with db.connection() as conn:
+            audit(conn, PLATFORM, "key-rotate", outcome="allow", basis="operator",
+                  detail={**detail, **operator_detail()})  # fmt: skip
+    finally:
+        db.close()
+
+
+def _cert_done(which: Cert, verb: str, done: certs.Replaced) -> None:
+    console.print(
+        f"[green]{verb}[/] {which.value}: {done.old or '—'} → {done.new} (SHA-256), hết hạn / "
+        f"expires {done.not_after:%Y-%m-%d}. {_AFTER_CERT[which]}. "
+        "Sao lưu ngay / back up now: systemctl start hssk-backup",
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -49,7 +90,17 @@ def rotate(
     ),
 ) -> None:
     """Đổi khóa / rotate a key: the new one signs now, the old one verifies until the overlap
-    ends. Audited (action key-rotate). Back up afterwards (systemctl start hssk-backup)."""
+    ends (a certificate: for good). Audited (action key-rotate). Back up afterwards
+    (systemctl start hssk-backup)."""
+    if what in (What.pdf_cert, What.xml_cert):
+        which = Cert(what.value)
+        settings = load_settings()
+        spec = cert_spec(settings, which)
+        done = certs.rotate(spec)
+        _audit_cert(settings, {"what": which.value, "old": done.old, "new": done.new,
+                               "source": "self-signed"})  # fmt: skip
+        _cert_done(which, "Đã đổi chứng thư / rotated", done)
+        return
     overlap = timedelta(hours=DEFAULT_OVERLAP_H[what] if overlap_hours is None else overlap_hours)
     if overlap < timedelta(0):
         raise typer.BadParameter("--overlap-hours must be 0 or more")
@@ -94,6 +145,29 @@ def rotate(
     )
 
 
+@app.command("import-cert")
+def import_cert(
+    which: Cert = typer.Argument(..., help="pdf-cert | xml-cert"),
+    cert: Path = typer.Option(..., "--cert", exists=True, dir_okay=False,
+                              help="The CA's certificate (PEM; the chain may follow the leaf)."),
+    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False,
+                             help="Its private key (PEM, unencrypted; deleted by you after)."),
+) -> None:  # fmt: skip
+    """Dùng chứng thư do CA cấp / install a certificate a CA issued (e.g. a Vietnamese public
+    CA's organisation certificate) with its key: checked to match and be valid now; the old
+    certificate is kept so what it signed still verifies. Audited (action key-rotate)."""
+    settings = load_settings()
+    try:
+        done = certs.import_pair(cert_spec(settings, which), cert, key)
+    except certs.CertificateError as exc:
+        console.print(f"[red]Lỗi / error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    issuer = certs.load_certificate(cert).issuer.rfc4514_string()
+    _audit_cert(settings, {"what": which.value, "old": done.old, "new": done.new,
+                           "source": "import", "issuer": issuer})  # fmt: skip
+    _cert_done(which, "Đã cài chứng thư / installed", done)
+
+
 @app.command("list")
 def list_keys() -> None:
     """The platform's keys: which one signs, which retired ones still verify, until when."""
@@ -111,4 +185,10 @@ def list_keys() -> None:
     for k in signing.retired_platform_keys(settings):
         if k["until"] > now:
             table.add_row("signing", k["kid"], "xác minh / verifies", k["until"][:16])
+    for which in Cert:
+        spec = cert_spec(settings, which)
+        for n, c in enumerate(certs.trusted(spec)):
+            role = "ký / signs" if n == 0 and spec.cert_path.exists() else "xác minh / verifies"
+            table.add_row(which.value, certs.fingerprint(c), role,
+                          f"{c.not_valid_after_utc:%Y-%m-%d %H:%M}")  # fmt: skip
     console.print(table)

@@ -465,8 +465,14 @@ def sign_claims(settings: Settings, claims: dict[str, Any]) -> str:
 
 def read_claims(settings: Settings, token: str) -> dict[str, Any] | None:
     """The claims of a token ``sign_claims`` made, or None when it was not made by this
-    platform's key or was changed."""
-    key = platform_private_key(settings).public_key()
+    platform's key (the current one, or one rotated out whose overlap runs: a QR code printed
+    before a rotation still verifies) or was changed."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    keys = platform_public_keys(settings)
+    key = next((k for k in keys if key_id(k) == kid), keys[0])
     try:
         body = jwt.api_jws.decode(token, key, algorithms=["EdDSA"])
         claims = json.loads(body)

@@ -64,10 +64,11 @@ def verify(
 
 
 def _verify_pdf(path: Path, data: bytes, cert: Path | None) -> None:
+    # the platform's current certificate and those rotated out: a PDF signed before a rotation
     trusted = (
-        pdfsign.load_certificate(cert)
+        [pdfsign.load_certificate(cert)]
         if cert is not None
-        else pdfsign.platform_certificate(load_settings())
+        else pdfsign.platform_certificates(load_settings())
     )
     check = pdfsign.check_pdf(data, trusted)
     if check.intact:

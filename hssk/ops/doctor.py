@@ -80,6 +80,7 @@ def _private_problem(path: Path) -> str | None:
 def check_secrets(settings: Settings) -> Finding:
     from hssk.access.audit_cli import ANCHOR_FILE
     from hssk.access.signing import PLATFORM_KEY_FILE, RETIRED_PLATFORM_KEYS
+    from hssk.kernel import certs
 
     d = settings.data_dir
     if not d.is_dir():
@@ -89,7 +90,8 @@ def check_secrets(settings: Settings) -> Finding:
     if not os.environ.get("HSSK_SECRET_KEY") and not settings.secret_file.exists():
         missing.append(settings.secret_file.name)
     key_files = (settings.secret_file.name, settings.retired_secrets_file.name, PLATFORM_KEY_FILE,
-             RETIRED_PLATFORM_KEYS, ANCHOR_FILE)  # fmt: skip
+             RETIRED_PLATFORM_KEYS, ANCHOR_FILE, certs.pdf_spec(d).key_name,
+             certs.xml_spec(d).key_name)  # fmt: skip
     files = [d / n for n in key_files]
     open_files = [p for p in (_private_problem(f) for f in files if f.exists()) if p]
     if open_files:
@@ -149,25 +151,61 @@ def check_disk(paths: list[Path]) -> Finding:
     return _f("disk", OK, text_vi, text_en)
 
 
-def check_certificate(path: Path, now: datetime | None = None) -> Finding:
+@dataclass(frozen=True)
+class CertKind:
+    """A certificate ``hssk doctor`` watches: its check's name, what it is, how to renew it."""
+
+    check: str
+    vi: str
+    en: str
+    renew_vi: str
+    renew_en: str
+
+
+TLS = CertKind("tls", "chứng chỉ TLS", "the TLS certificate", "gia hạn rồi reload nginx",
+               "renew it, then reload nginx")  # fmt: skip
+PLATFORM_CERTS = {
+    "pdf-cert": CertKind("pdf-cert", "chứng thư ký PDF", "the PDF-signing certificate",
+                         "hssk keys rotate pdf-cert, hoặc hssk keys import-cert pdf-cert",
+                         "hssk keys rotate pdf-cert, or hssk keys import-cert pdf-cert"),
+    "xml-cert": CertKind("xml-cert", "chứng thư ký XML", "the XML-signing certificate",
+                         "hssk keys rotate xml-cert (hoặc import-cert), gửi cho cổng giám định",
+                         "hssk keys rotate xml-cert (or import-cert), give it to the gateway"),
+}  # fmt: skip
+
+
+def check_certificate(path: Path, now: datetime | None = None, kind: CertKind = TLS) -> Finding:
     from cryptography import x509
 
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError) as exc:
-        return _f("tls", FAIL, f"không đọc được chứng chỉ {path}: {exc}",
-                  f"cannot read the certificate {path}: {exc}")  # fmt: skip
+        return _f(kind.check, FAIL, f"không đọc được {kind.vi} {path}: {exc}",
+                  f"cannot read {kind.en} {path}: {exc}")  # fmt: skip
     left = (cert.not_valid_after_utc - (now or datetime.now(UTC))).total_seconds() / 86400
     until = f"{cert.not_valid_after_utc:%Y-%m-%d}"
     if left < 0:
-        return _f("tls", FAIL, f"chứng chỉ TLS đã hết hạn ngày {until}: gia hạn rồi reload nginx",
-                  f"the TLS certificate expired on {until}: renew it, then reload nginx")  # fmt: skip
+        return _f(kind.check, FAIL, f"{kind.vi} đã hết hạn ngày {until}: {kind.renew_vi}",
+                  f"{kind.en} expired on {until}: {kind.renew_en}")  # fmt: skip
     if left < CERT_WARN_DAYS:
-        return _f("tls", WARN, f"chứng chỉ TLS hết hạn sau {left:.0f} ngày ({until}): gia hạn",
-                  f"the TLS certificate expires in {left:.0f} days ({until}): renew it")  # fmt: skip
-    return _f(
-        "tls", OK, f"chứng chỉ TLS còn {left:.0f} ngày", f"TLS certificate valid {left:.0f} days"
-    )
+        return _f(kind.check, WARN, f"{kind.vi} hết hạn sau {left:.0f} ngày ({until}): "
+                  f"{kind.renew_vi}", f"{kind.en} expires in {left:.0f} days ({until}): "
+                  f"{kind.renew_en}")  # fmt: skip
+    return _f(kind.check, OK, f"{kind.vi} còn {left:.0f} ngày",
+              f"{kind.en[0].upper()}{kind.en[1:]} valid {left:.0f} days")  # fmt: skip
+
+
+def check_platform_certificates(settings: Settings, now: datetime | None = None) -> list[Finding]:
+    """Expiry of the platform's own certificates (PDF and XML signing), those made already."""
+    from hssk.kernel import certs
+
+    found = []
+    for spec in (certs.pdf_spec(settings.data_dir), certs.xml_spec(settings.data_dir)):
+        if spec.cert_path.exists():
+            kind = PLATFORM_CERTS["pdf-cert" if spec.key_type is certs.KeyType.ec_p256
+                                  else "xml-cert"]  # fmt: skip
+            found.append(check_certificate(spec.cert_path, now, kind))
+    return found
 
 
 def check_outbox(conn: psycopg.Connection[Any]) -> Finding:
@@ -262,6 +300,7 @@ def run_checks(
     yield check_disk(disks)
     if tls_cert:
         yield check_certificate(tls_cert)
+    yield from check_platform_certificates(settings)
     if url is None:
         return
     try:

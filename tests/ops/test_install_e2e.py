@@ -1,6 +1,9 @@
 """The shipped files working together: hssk-web started as its systemd unit says, behind nginx
-with the shipped site (TLS, HSTS, redirect, request ids), and the address nginx saw — not one a
-client forged — reaching the platform's login throttle. Skipped where nginx is absent."""
+with the shipped site (TLS, HTTP/2, HSTS, redirect, request ids, the gateway's upload limit),
+and the address nginx saw — not one a client forged — reaching the platform's login throttle
+and its audit trail. Skipped where nginx is absent. (systemd units are checked by
+``systemd-analyze verify`` in test_deploy_files; PID 1 of a test container is not systemd, so
+the units themselves cannot be started here: their ExecStart and Environment are.)"""
 
 from __future__ import annotations
 
@@ -138,3 +141,44 @@ def test_web_behind_nginx_as_shipped(nginx: tuple[int, int], drill_url: str) -> 
     # the throttle counts the address nginx saw (never the forged one, nor nginx's own)
     assert "addr:127.0.0.2" in keys, keys
     assert not any("203.0.113.9" in k or "127.0.0.1" in k for k in keys), keys
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl not installed (Debian package curl)")
+def test_http2_and_the_gateways_upload_limit(nginx: tuple[int, int], tmp_path: Path) -> None:
+    _, https = nginx
+    base = f"https://127.0.0.1:{https}"
+
+    body = tmp_path / "body"
+
+    def curl(*args: str) -> str:
+        res = subprocess.run(["curl", "-sk", "--http2", "-o", str(body), "-w",
+                              "%{http_version} %{http_code}", *args],
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    assert curl(f"{base}/health/live") == "2 200"  # ALPN chose HTTP/2
+    # A hồ sơ over the gateway's 30 MB limit: nginx answers 413 before hssk-web reads it.
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"A" * (31 * 2**20))
+    assert curl("-X", "POST", "--data-binary", f"@{big}", "-H", "Content-Type: text/plain",
+                f"{base}/api/qd130/guiHoSoXmlQD4750") == "2 413"  # fmt: skip
+    assert b"nginx" in body.read_bytes()  # nginx's own page: hssk-web never read the body
+
+
+def test_a_refused_token_is_audited_with_the_address_nginx_saw(
+    nginx: tuple[int, int], drill_url: str
+) -> None:
+    _, https = nginx
+    transport = httpx.HTTPTransport(local_address="127.0.0.2", verify=False)
+    with httpx.Client(transport=transport, base_url=f"https://127.0.0.1:{https}") as client:
+        refused = client.post(
+            "/api/qd130/guiHoSoXmlQD4750",
+            data={"fileHSBase64": "PEdJQU1ESU5ISFMvPg==", "maCSKCB": "01001"},
+            headers={"Authorization": "Bearer khong-phai-token", "X-Forwarded-For": "203.0.113.9"},
+        )
+    assert refused.status_code in (401, 403), refused.text
+    with psycopg.connect(drill_url) as conn:
+        rows = [r[0] for r in conn.execute(
+            "SELECT detail FROM audit_event WHERE action = 'authenticate' AND outcome = 'deny'")]  # fmt: skip
+    assert [d["address"] for d in rows] == ["127.0.0.2"], rows
