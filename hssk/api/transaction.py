@@ -86,17 +86,22 @@ def _relative(url: str) -> str:
     return "/".join(parts[at[-1] :]) + mark + query if at else url
 
 
-def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
+def _rewrite(node: Any, mapping: dict[str, str], found: list[str]) -> Any:
+    """A copy of ``node`` with each ``reference`` in ``mapping`` replaced; every reference of
+    the copy is appended to ``found`` (document order)."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
-            if k == "reference" and isinstance(v, str) and v in mapping:
-                out[k] = mapping[v]
+            if k == "reference" and isinstance(v, str):
+                out[k] = v = mapping.get(v, v)
+                found.append(v)
+            elif isinstance(v, dict | list):
+                out[k] = _rewrite(v, mapping, found)
             else:
-                out[k] = _rewrite(v, mapping)
+                out[k] = v
         return out
     if isinstance(node, list):
-        return [_rewrite(v, mapping) for v in node]
+        return [_rewrite(v, mapping, found) if isinstance(v, dict | list) else v for v in node]
     return node
 
 
@@ -185,14 +190,22 @@ def _transaction(
     mapping = {
         e.full_url: f"{e.target[0]}/{e.target[1]}" for e in entries if e.full_url and e.target
     }
-    # each resource walked once for its references: the rewrite and the checks use the list
-    named = {e.index: references(e.resource) for e in entries}
-    mapping |= _conditional_references(conn, entries, named, search)
+    # Each resource walked once: rewritten to the entries' ids while its references are
+    # collected; the conditional references and the check below read the lists.
+    named: dict[int, list[str]] = {}
     for e in entries:
-        final = [mapping.get(r, r) for r in named[e.index]]
-        if e.resource is not None and final != named[e.index]:
-            e.resource = _rewrite(e.resource, mapping)
-        dangling = [r for r in final if r.startswith(("urn:uuid:", "urn:oid:"))]
+        found: list[str] = []
+        if e.resource is not None and mapping:
+            e.resource = _rewrite(e.resource, mapping, found)
+        else:
+            _collect(e.resource, found)
+        named[e.index] = found
+    conditional = _conditional_references(conn, entries, named, search)
+    for e in entries:
+        if conditional and any(r in conditional for r in named[e.index]):
+            e.resource = _rewrite(e.resource, conditional, [])
+        # (a urn: reference is never a conditional one: these are the final ones)
+        dangling = [r for r in named[e.index] if r.startswith(("urn:uuid:", "urn:oid:"))]
         if dangling:  # it would be stored naming nothing
             raise _fail(e, 400, "not-found",
                         f"reference '{dangling[0]}' names no entry of the Bundle (no fullUrl)")  # fmt: skip

@@ -1,5 +1,6 @@
-"""The references of a resource, as the transaction reads them once per entry for the rewrite,
-the conditional references and the check for urn:uuid references naming no entry."""
+"""The references of a resource, as the transaction collects them once per entry while it
+rewrites them, for the conditional references and the check for urn:uuid references naming
+no entry."""
 
 from __future__ import annotations
 
@@ -28,12 +29,19 @@ def test_references_in_document_order_through_lists_and_nested_elements() -> Non
         "Condition/c1",
     ]
     assert references(None) == [] and references("Patient/1") == []
-    rewritten = _rewrite(body, {"urn:uuid:p": "Patient/9", "Condition/c1": "Condition/c2"})
-    assert references(rewritten) == [
-        "Patient/9",
-        "Practitioner?identifier=s|1",
-        "#loc",
-        "Organization/o1",
-        "Condition/c2",
-    ]
+    found: list[str] = []
+    mapping = {"urn:uuid:p": "Patient/9", "Condition/c1": "Condition/c2"}
+    rewritten = _rewrite(body, mapping, found)
+    assert (
+        references(rewritten)
+        == found
+        == [
+            "Patient/9",
+            "Practitioner?identifier=s|1",
+            "#loc",
+            "Organization/o1",
+            "Condition/c2",
+        ]
+    )
+    assert rewritten["text"] == body["text"] and rewritten["contained"] == body["contained"]
     assert body["subject"] == {"reference": "urn:uuid:p"}  # the bundle's own body untouched
