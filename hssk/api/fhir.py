@@ -302,7 +302,9 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
         conn: psycopg.Connection[Any], bodies: list[dict[str, Any]]
     ) -> list[tuple[Stored, bool]]:
         keys = [(b["resourceType"], b["id"]) for b in bodies]
-        owners = store.owners(conn, keys)
+        # the locator asked once for the owners and the write (and the transaction's time)
+        located = store.locate_many(conn, keys)
+        owners = store.owners(conn, keys, located)
         persons = _persons_of(conn, bodies)
         unit = recorded_unit(conn, actor)
         items = [
@@ -318,8 +320,8 @@ def _bulk_writer(actor: Actor) -> transaction.BulkWriter:
             for group in _write_groups(rtype, rid, item.person_id, item.sensitivity, owner):
                 groups.setdefault(group, []).append(rid)
         _authorize_writes(conn, actor, "write", groups)
-        result = store.bulk_upsert(conn, items, versions=True)
-        now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        result = store.bulk_upsert(conn, items, versions=True, located=located)
+        now = located.at  # the transaction's time, as stamped on the rows
         out = []
         for key, body, item in zip(keys, bodies, items, strict=True):
             stored = Stored(key[0], key[1], result.versions[key], now, body, item.person_id)

@@ -86,17 +86,22 @@ def _relative(url: str) -> str:
     return "/".join(parts[at[-1] :]) + mark + query if at else url
 
 
-def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
+def _rewrite(node: Any, mapping: dict[str, str], found: list[str]) -> Any:
+    """A copy of ``node`` with each ``reference`` in ``mapping`` replaced; every reference of
+    the copy is appended to ``found`` (document order)."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
-            if k == "reference" and isinstance(v, str) and v in mapping:
-                out[k] = mapping[v]
+            if k == "reference" and isinstance(v, str):
+                out[k] = v = mapping.get(v, v)
+                found.append(v)
+            elif isinstance(v, dict | list):
+                out[k] = _rewrite(v, mapping, found)
             else:
-                out[k] = _rewrite(v, mapping)
+                out[k] = v
         return out
     if isinstance(node, list):
-        return [_rewrite(v, mapping) for v in node]
+        return [_rewrite(v, mapping, found) if isinstance(v, dict | list) else v for v in node]
     return node
 
 
@@ -185,11 +190,22 @@ def _transaction(
     mapping = {
         e.full_url: f"{e.target[0]}/{e.target[1]}" for e in entries if e.full_url and e.target
     }
-    mapping |= _conditional_references(conn, entries, search)
+    # Each resource walked once: rewritten to the entries' ids while its references are
+    # collected; the conditional references and the check below read the lists.
+    named: dict[int, list[str]] = {}
     for e in entries:
+        found: list[str] = []
         if e.resource is not None and mapping:
-            e.resource = _rewrite(e.resource, mapping)
-        dangling = [r for r in references(e.resource) if r.startswith(("urn:uuid:", "urn:oid:"))]
+            e.resource = _rewrite(e.resource, mapping, found)
+        else:
+            _collect(e.resource, found)
+        named[e.index] = found
+    conditional = _conditional_references(conn, entries, named, search)
+    for e in entries:
+        if conditional and any(r in conditional for r in named[e.index]):
+            e.resource = _rewrite(e.resource, conditional, [])
+        # (a urn: reference is never a conditional one: these are the final ones)
+        dangling = [r for r in named[e.index] if r.startswith(("urn:uuid:", "urn:oid:"))]
         if dangling:  # it would be stored naming nothing
             raise _fail(e, 400, "not-found",
                         f"reference '{dangling[0]}' names no entry of the Bundle (no fullUrl)")  # fmt: skip
@@ -223,16 +239,25 @@ def _transaction(
 
 
 def references(node: Any) -> list[str]:
-    """Every ``reference`` string in a resource."""
+    """Every ``reference`` string in a resource, in document order."""
+    found: list[str] = []
+    _collect(node, found)
+    return found
+
+
+def _collect(node: Any, found: list[str]) -> None:
+    # one list filled in place: the nested comprehensions built a list per element (3 ms per
+    # 100-entry bundle)
     if isinstance(node, dict):
-        return [
-            r
-            for k, v in node.items()
-            for r in ([v] if k == "reference" and isinstance(v, str) else references(v))
-        ]
-    if isinstance(node, list):
-        return [r for v in node for r in references(v)]
-    return []
+        for k, v in node.items():
+            if k == "reference" and isinstance(v, str):
+                found.append(v)
+            elif isinstance(v, dict | list):
+                _collect(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            if isinstance(v, dict | list):
+                _collect(v, found)
 
 
 def _same_identifier(resource: dict[str, Any], wanted: str) -> bool:
@@ -247,14 +272,19 @@ def _same_identifier(resource: dict[str, Any], wanted: str) -> bool:
 
 
 def _conditional_references(
-    conn: psycopg.Connection[Any], entries: list[Entry], search: Searcher
+    conn: psycopg.Connection[Any],
+    entries: list[Entry],
+    named: dict[int, list[str]],
+    search: Searcher,
 ) -> dict[str, str]:
     """Each conditional reference ``Type?search`` → ``Type/id`` of the one resource it matches:
     among the bundle's entries (by identifier) and those stored. None or several fail the
-    transaction (FHIR R4 §3.1.0.11.2)."""
+    transaction (FHIR R4 §3.1.0.11.2). ``named``: each entry's references, by entry index."""
     mapping: dict[str, str] = {}
     for e in entries:
-        for ref in references(e.resource):
+        for ref in named[e.index]:
+            if "?" not in ref:
+                continue
             m = _CONDITIONAL.match(ref)
             if not m or ref in mapping or m.group(1) not in SUPPORTED_TYPES:
                 continue

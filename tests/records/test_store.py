@@ -185,3 +185,96 @@ def test_an_id_holding_the_list_separator_is_stored_and_updated(clean_db: Databa
         again = store.bulk_upsert(conn, [store.NewResource({**_obs(2), "id": odd}, 3)])
         assert first.created["Observation"] == 1 and again.updated["Observation"] == 1
         assert store.read(conn, "Observation", odd).version == 2
+
+
+def test_locate_many_answers_each_key_exactly(clean_db: Database) -> None:
+    """The locator's answer for a bundle's keys: a person, no person, not stored; a key the
+    joined list cannot carry is not asked (and not claimed as absent)."""
+    with clean_db.connection() as conn:
+        store.bulk_upsert(
+            conn,
+            [
+                store.NewResource({**_obs(1), "id": "with-person"}, 7),
+                store.NewResource({**_obs(2), "id": "no-person"}, None),
+            ],
+        )
+        keys = [
+            ("Observation", "with-person"),
+            ("Observation", "no-person"),
+            ("Observation", "never"),
+            ("Patient", "with-person"),  # same id, another type: not stored
+            ("Observation", "x\x1fy"),
+        ]
+        located = store.locate_many(conn, keys)
+        assert located.persons == {
+            ("Observation", "with-person"): 7,
+            ("Observation", "no-person"): None,
+        }
+        assert located.keys == frozenset(keys[:4])
+        now = conn.execute("SELECT now()").fetchone()
+        assert now is not None and located.at == now[0]
+        assert store.locate_many(conn, []).persons == {}
+
+
+def test_the_locator_is_probed_by_key_not_scanned(clean_db: Database) -> None:
+    """With thousands of located resources a bundle's existence check still reads the locator by
+    its key, once per asked key (as a join PostgreSQL hashed the keys and read it all)."""
+    with clean_db.connection() as conn:
+        store.bulk_upsert(
+            conn, [store.NewResource(_obs(i), i % 50, source_key=f"s{i}") for i in range(3000)]
+        )
+        conn.execute("ANALYZE resource_locator")
+        keys = [("Observation", str(uuid.uuid4())) for _ in range(100)]
+        sql = store._PROBE
+        plan = conn.execute(
+            "EXPLAIN (FORMAT JSON) SELECT k.type, k.id, l.person_id "
+            f"FROM unnest(%s::text[], %s::text[]) AS k(type, id) {sql}",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        ).fetchone()
+        assert plan is not None
+        text = str(plan[0])
+        assert "Seq Scan" not in text and "resource_locator_pkey" in text
+        assert store.locate_many(conn, keys).persons == {}
+        stored = store.id_for_source_key("Observation", "s7")
+        assert store.locate_many(conn, [("Observation", stored)]).persons == {
+            ("Observation", stored): 7
+        }
+
+
+def test_bulk_upsert_takes_the_callers_locator_answer_and_survives_a_stale_one(
+    clean_db: Database,
+) -> None:
+    """The FHIR bulk writer hands the locator's answer it read for the owners to bulk_upsert.
+    Stored meanwhile (the answer says 'not stored'): the COPY gives way and the write is an
+    update, not a second resource."""
+    with clean_db.connection() as conn:
+        keys = [("Observation", "a1"), ("Observation", "a2")]
+        located = store.locate_many(conn, keys)
+        assert located.persons == {}
+        store.save(conn, {**_obs(1), "id": "a1"}, person_id=3)  # after the answer was read
+        res = store.bulk_upsert(
+            conn,
+            [
+                store.NewResource({**_obs(2), "id": "a1"}, 3),
+                store.NewResource({**_obs(3), "id": "a2"}, 3),
+            ],
+            versions=True,
+            located=located,
+        )
+        assert res.versions == {("Observation", "a1"): 2, ("Observation", "a2"): 1}
+        assert store.read(conn, "Observation", "a1").body["valueQuantity"]["value"] == 2
+        n = conn.execute("SELECT count(*) FROM resource_locator WHERE id IN ('a1', 'a2')")
+        assert n.fetchone() == (2,)
+        # an answer that did not ask every key is not trusted: the store asks itself
+        partial = store.locate_many(conn, keys[:1])
+        again = store.bulk_upsert(
+            conn,
+            [store.NewResource({**_obs(4), "id": "a2"}, 3)],
+            versions=True,
+            located=partial,
+        )
+        assert again.versions == {("Observation", "a2"): 2}
+        # owners: from the answer for the keys it asked, from the locator for the others
+        fresh = store.locate_many(conn, keys[:1])
+        owners = store.owners(conn, [*keys, ("Observation", "none")], fresh)
+        assert set(owners) == set(keys) and owners[keys[1]].person_id == 3
