@@ -57,13 +57,13 @@ def linked(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> list[
 
 
 _ID_JOIN = """
-SELECT q.i, p.id FROM batch_ids q JOIN person p ON p.cccd = q.cccd
+SELECT q.i, p.id FROM registry_batch_ids q JOIN person p ON p.cccd = q.cccd
  WHERE p.merged_into IS NULL
-UNION SELECT q.i, p.id FROM batch_ids q JOIN person p ON p.bhxh = q.bhxh
+UNION SELECT q.i, p.id FROM registry_batch_ids q JOIN person p ON p.bhxh = q.bhxh
  WHERE p.merged_into IS NULL
-UNION SELECT q.i, p.id FROM batch_ids q JOIN person p ON p.passport = q.passport
+UNION SELECT q.i, p.id FROM registry_batch_ids q JOIN person p ON p.passport = q.passport
  WHERE p.merged_into IS NULL
-UNION SELECT q.i, p.id FROM batch_ids q JOIN person p ON p.temp_card = q.temp_card
+UNION SELECT q.i, p.id FROM registry_batch_ids q JOIN person p ON p.temp_card = q.temp_card
  WHERE p.merged_into IS NULL
 """
 
@@ -85,16 +85,16 @@ def identifier_matches(
     if not rows:
         return out
     conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS batch_ids (i int, cccd text, bhxh text, passport text,"
+        "CREATE TEMP TABLE IF NOT EXISTS registry_batch_ids (i int, cccd text, bhxh text, passport text,"
         " temp_card text) ON COMMIT DELETE ROWS"
     )
-    conn.execute("TRUNCATE batch_ids")
-    with conn.cursor().copy("COPY batch_ids FROM STDIN") as cp:
+    conn.execute("TRUNCATE registry_batch_ids")
+    with conn.cursor().copy("COPY registry_batch_ids FROM STDIN") as cp:
         for r in rows:
             cp.write_row(r)
-    conn.execute("ANALYZE batch_ids")
+    conn.execute("ANALYZE registry_batch_ids")
     hits = conn.execute(_ID_JOIN).fetchall()
-    conn.execute("TRUNCATE batch_ids")
+    conn.execute("TRUNCATE registry_batch_ids")
     ids = sorted({int(pid) for _, pid in hits})
     persons = {
         p.id: features_of_person(p)
