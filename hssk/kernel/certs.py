@@ -223,6 +223,11 @@ def load_or_create(spec: CertSpec) -> PlatformCert:
         if spec.cert_path.exists() and spec.key_path.stat().st_size:
             break
         time.sleep(0.1)
+    for _ in range(20):  # a rotation in another process: between its key and its certificate
+        try:
+            return load(spec)
+        except CertificateError:
+            time.sleep(0.05)
     return load(spec)
 
 
@@ -261,7 +266,7 @@ def _install(spec: CertSpec, pair: PlatformCert, cert_pem: bytes | None = None) 
         write_private(spec.retired_path, json.dumps(entries, indent=1, ensure_ascii=False).encode())
     spec.data_dir.mkdir(parents=True, exist_ok=True)
     # the key first: a reader pairing the old certificate with the new key is refused by
-    # ``matched`` and retried by the caller, never signs with a mismatched pair
+    # ``matched`` and tries again (``load_or_create``), never signs with a mismatched pair
     write_private(spec.key_path, _key_pem(pair.key))
     write_private(spec.cert_path, cert_pem or pair.certificate_pem())
     return Replaced(

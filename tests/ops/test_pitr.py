@@ -33,6 +33,7 @@ from access_world import build_world
 
 pytestmark = pytest.mark.slow
 BIN = _pgserver_bin()
+DEPLOY = Path(__file__).parents[2] / "deploy"
 RUN_AS: dict[str, Any] = {"user": "pgserver"} if os.geteuid() == 0 else {}
 
 
@@ -59,11 +60,13 @@ def cluster() -> Iterator[tuple[Path, str, list[Path]]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     _pg("initdb", "-D", str(root / "pg"), "--auth=trust", "-U", "postgres", "--encoding=utf8")
+    # the archiving settings shipped for the server install, archiving into this cluster's dir
+    shipped = (DEPLOY / "postgresql" / "hssk-archive.conf").read_text()
+    assert "/var/backups/pg/wal/%f" in shipped
     with (root / "pg" / "postgresql.conf").open("a") as conf:
         conf.write(
             f"port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{root}'\n"
-            "wal_level = replica\narchive_mode = on\n"
-            f"archive_command = 'test ! -f {root}/wal/%f && cp %p {root}/wal/%f'\n"
+            + shipped.replace("/var/backups/pg/wal", f"{root}/wal")
         )
     running: list[Path] = [root / "pg"]
     _pg("pg_ctl", "-D", str(root / "pg"), "-w", "-l", str(root / "pg.log"), "start")
