@@ -159,7 +159,7 @@ def run_bench(
             shutil.rmtree(tmp, ignore_errors=True)
     from hssk.catalog import completeness
     from hssk.db import open_database
-    from hssk.db.embedded import start_embedded
+    from hssk.db.embedded import start_embedded, stop_embedded
     from hssk.ingest.runner import ingest
     from hssk.kernel.config import load_settings
     from hssk.monitor import rollups
@@ -224,6 +224,9 @@ def run_bench(
     finally:
         db.close()
         server.cleanup()
+        # a run killed before this one leaves pgserver's count of users behind: the server
+        # would outlive the bench (a later run starts it again)
+        stop_embedded(out)
     return result
 
 

@@ -47,15 +47,19 @@ def render(conn: psycopg.Connection[Any]) -> str:
     """The platform's metrics now."""
     ex = Exposition()
     # reltuples: an estimate that costs nothing on tables of millions of rows (a partitioned
-    # table's: the sum of its partitions')
+    # table's: the sum of its leaf partitions', a plain table's its own). Joined
+    # laterally: an IN (subquery) form made the planner scan pg_class per table (265 ms with
+    # ~950 relations once the logs were partitioned by month; this form 3-7 ms).
     ex.metric("hssk_table_rows_estimate", "gauge", "Estimated rows per table.", [
         ({"table": r[0]}, float(r[1]))
         for r in conn.execute(
             """SELECT t.name, sum(greatest(c.reltuples, 0))
                FROM unnest(%s::text[]) AS t(name)
-               JOIN pg_class c ON c.oid IN (
-                 SELECT to_regclass(t.name)
-                 UNION SELECT relid FROM pg_partition_tree(to_regclass(t.name)) WHERE isleaf)
+               CROSS JOIN LATERAL (
+                 SELECT to_regclass(t.name) AS relid
+                 UNION ALL SELECT relid FROM pg_partition_tree(to_regclass(t.name)) WHERE isleaf
+               ) AS leaf
+               JOIN pg_class c ON c.oid = leaf.relid
                WHERE c.relkind <> 'p' GROUP BY 1 ORDER BY 1""",
             (["person", "resource", "resource_history", "audit_event", "outbox", "ingest_error"],),
         )

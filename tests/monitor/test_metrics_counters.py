@@ -70,3 +70,31 @@ def test_purge_deletes_only_delivered_events_past_retention(clean_db: Database) 
         assert left == {"delivered": 4, "pending": 2, "dead": 1}
         assert rollups.row_counts(conn, "outbox")[("bhxh", "delivered")] == 4
         assert rollups.check(conn) == {}
+
+
+def test_row_estimates_sum_the_leaf_partitions_of_each_table(clean_db: Database) -> None:
+    """``hssk_table_rows_estimate`` is the planner's count: a partitioned table's (resource,
+    spread over person partitions) is the sum of its leaves', a plain table's its own."""
+    with clean_db.connection() as conn:
+        conn.execute(
+            "INSERT INTO person (full_name) SELECT 'Nguyễn Văn An ' || g FROM generate_series(1, 40) g"
+        )
+        conn.execute("ANALYZE person")
+        conn.execute("ANALYZE resource")
+        (person,) = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'person'::regclass"
+        ).fetchone()
+        leaves = conn.execute(
+            r"""SELECT count(*), sum(greatest(c.reltuples, 0)) FROM pg_class c
+               WHERE c.relkind IN ('r', 'f') AND (c.relname LIKE 'resource\_p%' OR c.relname = 'resource_none')"""
+        ).fetchone()
+        text = prom.render(conn)
+    rows = dict(
+        line.removeprefix("hssk_table_rows_estimate").rsplit(" ", 1)
+        for line in text.splitlines()
+        if line.startswith("hssk_table_rows_estimate{")
+    )
+    assert person >= 40
+    assert leaves[0] >= 2  # the store is partitioned: more than one leaf
+    assert float(rows.get('{table="person"}', -1)) == person, rows
+    assert float(rows['{table="resource"}']) == leaves[1], rows
