@@ -629,6 +629,7 @@ def dedup(
     total = max(len(feats), 50_000)
     strong: list[tuple[float, int, int]] = []
     plausible: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    rivals: dict[int, list[tuple[float, int]]] = defaultdict(list)
     review: list[tuple[int, int, float]] = []
     for i, j, _w in pairs:
         a, b = feats[i], feats[j]
@@ -645,17 +646,25 @@ def dedup(
             plausible[j].append((sc.weight, i))
             if sc.probability < upper:
                 review.append((i, j, sc.probability))
+        elif sc.veto == "given_name_weak" and _prob(sc.weight) >= lower:
+            # another name one letter away ('La' / 'Lan' when 'La' / 'Lam' agree): not a
+            # match, but a rival that makes the match uncertain (twins 'Lan' and 'Lam')
+            rivals[i].append((sc.weight, j))
+            rivals[j].append((sc.weight, i))
     stats["rescore_s"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
     # A record nearly as close to two records that are not the same person is ambiguous.
     ambiguous: set[int] = set()
     for i, lst in plausible.items():
-        if len(lst) < 2:
+        if len(lst) + len(rivals.get(i, ())) < 2:
             continue
         lst.sort(reverse=True)
         w0, j0 = lst[0]
-        for w1, j1 in lst[1:]:
+        # a rival counts when its name is as close to i's as the best match's is
+        near = name_distance(feats[i], feats[j0])
+        rival = [(w, j) for w, j in rivals.get(i, []) if name_distance(feats[i], feats[j]) <= near]
+        for w1, j1 in sorted(lst[1:] + rival, reverse=True):
             if w0 - w1 >= AMBIGUITY_BITS:
                 break
             veto = compare(feats[j0], feats[j1]).veto

@@ -211,19 +211,6 @@ def _one_word_of(a: Features, b: Features) -> bool:
     return (" " not in ka and ka in kb.split(" ")) or (" " not in kb and kb in ka.split(" "))
 
 
-RARE_RATIO = 20.0  # a given name this many times rarer than a one-letter neighbour is a slip
-
-
-def rare_neighbour(x: str, y: str) -> bool:
-    """One of two given names is at least ``RARE_RATIO`` times rarer than the other in the
-    name-frequency sample (a name absent from the sample counts as half a person)."""
-    from hssk.registry.normalize import given_name_counts
-
-    counts = given_name_counts()
-    cx, cy = counts.get(x, 0.5), counts.get(y, 0.5)
-    return max(cx, cy) >= RARE_RATIO * min(cx, cy)
-
-
 def vietnamese_name(f: Features) -> bool:
     """The name follows the Kinh pattern: a known family name first and a known given name
     last. Other names (foreign residents, many ethnic-minority names) are compared without
@@ -271,12 +258,7 @@ def given_conflict(a: Features, b: Features) -> str | None:
     given_edits = OSA.distance(a.given, b.given)
     if given_edits <= 1:
         known = known_given_names()
-        if not (a.given in known and b.given in known):
-            return None
-        # Two names one letter apart: two persons (twins 'Lan' / 'Lam') or a slip that made
-        # a rare word of the name list ('Tâm' → 'Tâơ' = 'Tạo'). Twins bear ordinary names;
-        # a name twenty times rarer than its neighbour is far more often a slip of it.
-        return None if rare_neighbour(a.given, b.given) else "weak"
+        return "weak" if a.given in known and b.given in known else None
     if dist <= 1:
         return None  # one letter elsewhere explains it (another order, a space moved)
     return "weak" if dist <= 2 else "strong"

@@ -177,19 +177,6 @@ def known_given_keys() -> frozenset[str]:
     return frozenset(out)
 
 
-@lru_cache(maxsize=1)
-def given_name_counts() -> dict[str, int]:
-    """How many people of the UIT name sample (≈ 8,800 persons) bear each folded given name."""
-    data = Path(__file__).parent / "data"
-    out: dict[str, int] = {}
-    for line in (data / "uit_given_name_freq.csv").read_text("utf-8").splitlines()[1:]:
-        name, _, count = line.rpartition(",")
-        word = fold(name.strip()).lower().split(" ")[-1]
-        if word.isalpha() and count.strip().isdigit():
-            out[word] = out.get(word, 0) + int(count)
-    return out
-
-
 def _family_like(word: str) -> bool:
     """A family name, or a typing error of Nguyễn ('nguyyen'): never rotated to the end."""
     # Only 'nguyen' (38% of the population, most family-name typos) is matched loosely: other
