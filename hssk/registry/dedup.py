@@ -34,7 +34,7 @@ from hssk.registry.model import (
     compare,
     name_distance,
     strong_identifier,
-    vietnamese_name,
+    vietnamese_like,
 )
 from hssk.registry.prepare import prepare
 from hssk.registry.train import apply_active
@@ -420,7 +420,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "name_key": col(lambda f: f.name_key),
             "disp": col(lambda f: f.display),
             "diac": col(lambda f: f.has_diacritics),
-            "kinh": col(vietnamese_name),
+            "kinh": col(vietnamese_like),
             "name_sorted": col(lambda f: f.name_sorted),
             "family": col(lambda f: f.family),
             "given": col(lambda f: f.given),

@@ -220,6 +220,14 @@ def vietnamese_name(f: Features) -> bool:
     return bool(f.family) and f.family in FAMILY_KEYS and f.given in known_given_names()
 
 
+def vietnamese_like(f: Features) -> bool:
+    """The name has a known family name or a known given name: it may be a Kinh name, maybe
+    mistyped ('Laam Minh Dong'), whose folded form stands for several names."""
+    from hssk.registry.normalize import FAMILY_KEYS
+
+    return (bool(f.family) and f.family in FAMILY_KEYS) or f.given in known_given_names()
+
+
 def given_conflict(a: Features, b: Features) -> str | None:
     """'strong' for clearly different given names ('An'/'Bình'), 'weak' for a difference a
     typing error may explain but that may be two names ('Lan'/'Lam', 'An'/'Anh', or two edits
@@ -318,7 +326,7 @@ def compare_name(a: Features, b: Features) -> str | None:
             return "exact" if a.display == b.display else "exact_folded"
         # Written alike without diacritics: a Kinh name may be several ('Hung': Hùng, Hưng),
         # a name outside the Kinh pattern ('Julia Clarke', 'Ksor Nhi') loses nothing.
-        if a.display == b.display and not vietnamese_name(a):
+        if a.display == b.display and not vietnamese_like(a):
             return "exact"
         return "exact_folded"
     if a.name_sorted and a.name_sorted == b.name_sorted:
