@@ -517,6 +517,10 @@ _NAME_AGREES = frozenset(
 )
 
 
+_NAME_DIFFERS = frozenset(
+    ("fuzzy", "reordered_fuzzy", "fuzzy2", "partial", "given", "word", "else")
+)
+
 _BIRTH_AGREES = frozenset(("exact", "swap", "typo", "year_typo", "near_year", "typo2", "slip"))
 
 
@@ -559,6 +563,10 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         return "given_name"
     if conflict == "weak" and not (same_doc or (doc_typo and birth_agrees)):
         return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
+    # Another sex and a name that is not the same letters: twins of opposite sex ('Duy Hiếu'
+    # and a sister 'Du yHiên'), not a record with two slips, unless a document agrees.
+    if levels.get("sex") == "else" and levels.get("name") in _NAME_DIFFERS and not same_doc:
+        return "sex_name"
     # One document number and one name: the birth date was mistyped.
     name_agrees = levels.get("name") in _NAME_AGREES
     if levels.get("birth") == "typo2" and not id_near:

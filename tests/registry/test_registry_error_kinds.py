@@ -201,3 +201,21 @@ def test_a_year_typed_wrong_is_stronger_evidence_than_a_day() -> None:
     sy, sd = compare(a, year), compare(a, day)
     assert sy.levels["birth"] == "year_typo" and sd.levels["birth"] == "typo"
     assert sy.weight > sd.weight
+
+
+def test_opposite_sex_twins_with_a_mistyped_name_stay_apart() -> None:
+    """A sister's record whose name slipped towards her twin brother's ('Du yHiên' / 'Duy
+    Hiếu') is not his record with two slips: another sex and another name veto the pair."""
+    home = "Bản 12, Xã Đoọc Mạy, Huyện Kỳ Sơn, Nghệ An"
+    brother = features_of(
+        prepare(SourceRecord("t", "a", "Ngô Duy Hiếu", "1939-02-10", "M", address=home))
+    )
+    sister = features_of(
+        prepare(SourceRecord("t", "b", "Ngô Du yHiên", "1939-02-10", "F", address=home))
+    )
+    assert compare(brother, sister).veto == "sex_name"
+    # the same sister's record typed with his sex but her name spaced wrong is still hers
+    spaced = features_of(
+        prepare(SourceRecord("t", "c", "Ngô Du yHiên", "1939-02-10", "F", address=home))
+    )
+    assert compare(sister, spaced).veto is None
