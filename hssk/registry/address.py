@@ -226,6 +226,16 @@ def houses_agree(a: frozenset[str], b: frozenset[str]) -> bool:
     return any(x != y and sorted(x) == sorted(y) and OSA.distance(x, y) == 1 for x in a for y in b)
 
 
+def house_slip(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Two house numbers one keystroke apart that are not near neighbours ('22' / '82',
+    '40' / '4'; not '12' / '13' or '12' / '14', houses of one street side by side)."""
+    return any(
+        x.isdigit() and y.isdigit() and OSA.distance(x, y) == 1 and abs(int(x) - int(y)) > 2
+        for x in a
+        for y in b
+    )
+
+
 def compare_address(a: AddressKey | None, b: AddressKey | None) -> str | None:
     """Level of two addresses: 'same' dwelling (house number and street or hamlet agree),
     'street' (street or hamlet and an area name agree, no conflicting house number), 'area'
@@ -234,7 +244,10 @@ def compare_address(a: AddressKey | None, b: AddressKey | None) -> str | None:
     if not a or not b:
         return None
     house = houses_agree(a.house, b.house)
-    house_conflict = bool(a.house) and bool(b.house) and not house
+    # a house number one keystroke off is not another dwelling, nor evidence of the same one
+    house_conflict = (
+        bool(a.house) and bool(b.house) and not house and not house_slip(a.house, b.house)
+    )
     lane_conflict = bool(a.lane) and bool(b.lane) and a.lane.isdisjoint(b.lane)
     # the street or hamlet, also when the two parts after the house number were written in
     # the other order ('113 audas place, clanville' / '113 clanville, audas place')

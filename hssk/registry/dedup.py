@@ -26,7 +26,16 @@ from typing import Any
 
 from hssk.registry.address import FUZZY_TOKEN
 from hssk.registry.link import AMBIGUITY_BITS, features_of
-from hssk.registry.model import GENERATION, LEVELS, PRIOR, Features, compare, strong_identifier
+from hssk.registry.model import (
+    GENERATION,
+    LEVELS,
+    PRIOR,
+    Features,
+    compare,
+    name_distance,
+    strong_identifier,
+    vietnamese_like,
+)
 from hssk.registry.prepare import Prepared, prepare
 from hssk.registry.train import apply_active
 from hssk.registry.types import SourceRecord
@@ -128,7 +137,8 @@ def _settings() -> Any:
         [
             _null("name_key_l IS NULL OR name_key_r IS NULL"),
             _lvl(
-                "name_key_l = name_key_r AND disp_l = disp_r AND diac_l AND diac_r",
+                "name_key_l = name_key_r AND disp_l = disp_r AND ((diac_l AND diac_r)"
+                " OR NOT (diac_l OR diac_r OR kinh_l))",
                 "exact",
                 "name",
                 "exact",
@@ -203,6 +213,14 @@ def _settings() -> Any:
                 "swap",
                 "birth",
                 "swap",
+            ),
+            _lvl(
+                f"{both_d} AND month(bd_l) = month(bd_r) AND day(bd_l) = day(bd_r)"
+                " AND (abs(yr_l - yr_r) = 1 OR (levenshtein(CAST(yr_l AS VARCHAR),"
+                f" CAST(yr_r AS VARCHAR)) <= 1 AND abs(yr_l - yr_r) < {GENERATION}))",
+                "year typo",
+                "birth",
+                "year_typo",
             ),
             _lvl(
                 f"{both_d} AND ((yr_l = yr_r AND month(bd_l) = month(bd_r)"
@@ -349,6 +367,9 @@ def _settings() -> Any:
             block_on("bd_full", "house"),
             block_on("dwelling"),
             block_on("name_key", "house"),
+            # a birth date or a name typed wrong, the street or hamlet written the same
+            block_on("name_key", "local"),
+            block_on("family", "local", "yr"),
             # a document number with one digit wrong keeps one half ('6398424' / '6388424')
             block_on("doc_tail"),
             # (the first half of a CCCD is province, sex and year: only with the full date)
@@ -366,6 +387,14 @@ def dwelling_key(f: Features) -> str | None:
     if not a or not a.house or not a.local:
         return None
     return f"{min(a.house)}|{min(a.local)}|{f.province or ''}"
+
+
+def local_key(f: Features) -> str | None:
+    """Street or hamlet of the address with the province (a blocking key)."""
+    a = f.address
+    if not a or not a.local:
+        return None
+    return f"{min(a.local)}|{f.province or ''}"
 
 
 def _half(f: Features, *, tail: bool) -> str | None:
@@ -391,6 +420,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "name_key": col(lambda f: f.name_key),
             "disp": col(lambda f: f.display),
             "diac": col(lambda f: f.has_diacritics),
+            "kinh": col(vietnamese_like),
             "name_sorted": col(lambda f: f.name_sorted),
             "family": col(lambda f: f.family),
             "given": col(lambda f: f.given),
@@ -434,6 +464,7 @@ def features_table(feats: Sequence[Features]) -> Any:
             "addr_empty": col(lambda f: not f.address),
             "house": col(lambda f: min(f.address.house) if f.address and f.address.house else None),
             "dwelling": col(dwelling_key),
+            "local": col(local_key),
             "doc_tail": col(lambda f: _half(f, tail=True)),
             "doc_head": col(lambda f: _half(f, tail=False)),
             **{
@@ -600,14 +631,19 @@ def dedup(
 
     t2 = time.perf_counter()
     counts = Counter(f.name_key for f in feats if f.name_key)
+    shares = word_shares(feats)
+    prior = file_prior(len(feats))
     # name frequency among records (persons ≈ records / 1.6): the same scale as online linking
     total = max(len(feats), 50_000)
     strong: list[tuple[float, int, int]] = []
     plausible: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    rivals: dict[int, list[tuple[float, int]]] = defaultdict(list)
     review: list[tuple[int, int, float]] = []
     for i, j, _w in pairs:
         a, b = feats[i], feats[j]
-        sc = compare(a, b, counts.get(a.name_key or "", 1) / total if a.name_key else None)
+        sc = compare(
+            a, b, counts.get(a.name_key or "", 1) / total if a.name_key else None, shares, prior
+        )
         if sc.veto is None and strong_identifier(a, b):
             strong.append((1e9, i, j))
             continue
@@ -618,20 +654,31 @@ def dedup(
             plausible[j].append((sc.weight, i))
             if sc.probability < upper:
                 review.append((i, j, sc.probability))
+        elif sc.veto == "given_name_weak" and _prob(sc.weight) >= lower:
+            # another name one letter away ('La' / 'Lan' when 'La' / 'Lam' agree): not a
+            # match, but a rival that makes the match uncertain (twins 'Lan' and 'Lam')
+            rivals[i].append((sc.weight, j))
+            rivals[j].append((sc.weight, i))
     stats["rescore_s"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
     # A record nearly as close to two records that are not the same person is ambiguous.
     ambiguous: set[int] = set()
     for i, lst in plausible.items():
-        if len(lst) < 2:
+        if len(lst) + len(rivals.get(i, ())) < 2:
             continue
         lst.sort(reverse=True)
         w0, j0 = lst[0]
-        for w1, j1 in lst[1:]:
+        # a rival counts when its name is as close to i's as the best match's is
+        near = name_distance(feats[i], feats[j0])
+        rival = [(w, j) for w, j in rivals.get(i, []) if name_distance(feats[i], feats[j]) <= near]
+        for w1, j1 in sorted(lst[1:] + rival, reverse=True):
             if w0 - w1 >= AMBIGUITY_BITS:
                 break
-            if compare(feats[j0], feats[j1]).veto is not None:  # two different persons
+            veto = compare(feats[j0], feats[j1]).veto
+            # two different persons, unless i lies between them: each differs from i by
+            # its own typing error (a clean record and two misspellings of it)
+            if veto is not None and not explained(feats, j0, j1, i, veto, upper, prior):
                 ambiguous.add(i)
                 break
     strong.sort(reverse=True)
@@ -645,7 +692,7 @@ def dedup(
         if ri == rj:
             continue
         mi, mj = cl.of(ri), cl.of(rj)
-        if len(mi) + len(mj) > MAX_CLUSTER or _conflict(feats, mi, mj):
+        if len(mi) + len(mj) > MAX_CLUSTER or _conflict(feats, mi, mj, upper, prior):
             rejected += 1
             continue
         cl.union(ri, rj)
@@ -663,12 +710,69 @@ def dedup(
     return DedupResult(cluster, review, stats)
 
 
-def _conflict(feats: Sequence[Features], a: list[int], b: list[int]) -> bool:
-    """True when some member of ``a`` and some member of ``b`` cannot be the same person."""
+PRIOR_SMALL_FILE = 1e-4  # the match probability of a random pair in a file of 10,000 records
+
+
+def file_prior(records: int) -> float:
+    """Probability that two random records of a file are one person: about 1 / records when
+    persons have two records or so (``PRIOR`` is that of a 100,000-record file). Smaller
+    files are capped at ``PRIOR_SMALL_FILE``, larger ones keep ``PRIOR``."""
+    return min(max(1.0 / max(records, 1), PRIOR), PRIOR_SMALL_FILE)
+
+
+WORD_SHARE_MIN_RECORDS = 2_000  # fewer records say too little about how common a word is
+
+
+def word_shares(feats: Sequence[Features]) -> dict[str, float] | None:
+    """Share of the records whose name holds each word (None for a small file)."""
+    named = [f.name_key for f in feats if f.name_key]
+    if len(named) < WORD_SHARE_MIN_RECORDS:
+        return None
+    words = Counter(w for key in named for w in set(key.split(" ")))
+    return {w: n / len(named) for w, n in words.items()}
+
+
+def _conflict(
+    feats: Sequence[Features], a: list[int], b: list[int], upper: float, prior: float
+) -> bool:
+    """True when some member of ``a`` and some member of ``b`` cannot be the same person:
+    they veto each other and no member of either cluster explains the difference as two
+    typing errors, one on each side."""
     for i in a:
         fi = feats[i]
         for j in b:
             veto = compare(fi, feats[j]).veto
-            if veto is not None and veto != "given_name_weak":  # a one-letter name typo may join
+            if veto is None or veto == "given_name_weak":  # a one-letter name typo may join
+                continue
+            if not any(
+                explained(feats, i, j, z, veto, upper, prior) for z in (*a, *b) if z not in (i, j)
+            ):
                 return True
     return False
+
+
+_SOFT_VETOES = frozenset(("given_name", "given_name_weak", "birth_date", "birth_year"))
+
+
+def explained(
+    feats: Sequence[Features], x: int, y: int, z: int, veto: str, upper: float, prior: float
+) -> bool:
+    """Whether record ``z`` explains the veto between ``x`` and ``y`` as two independent
+    typing errors: z is the same person as each (no veto, probability ≥ upper) and lies
+    between them — for names, the edits x→z and z→y add up to the edits x→y (a clean name
+    and two misspellings of it, not a name equally close to two twins' names); for birth
+    dates, each date is a typing error of z's full date (not a year-only record). Only the
+    vetoes a typing error can cause are explained; different identifiers never are."""
+    if veto not in _SOFT_VETOES:
+        return False
+    fx, fy, fz = feats[x], feats[y], feats[z]
+    sx, sy = compare(fx, fz, prior=prior), compare(fz, fy, prior=prior)
+    if sx.veto or sy.veto or sx.probability < upper or sy.probability < upper:
+        return False
+    if veto.startswith("given_name"):
+        dx, dy = name_distance(fx, fz), name_distance(fz, fy)
+        return dx + dy == name_distance(fx, fy)
+    return sx.levels.get("birth") in _BIRTH_TYPO and sy.levels.get("birth") in _BIRTH_TYPO
+
+
+_BIRTH_TYPO = frozenset(("exact", "swap", "typo", "year_typo", "near_year", "typo2", "slip"))

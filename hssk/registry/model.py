@@ -18,6 +18,7 @@ either word order or with its spaces elsewhere.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -29,6 +30,7 @@ from hssk.registry.address import AddressKey, compare_address
 
 PRIOR = 1e-5  # probability that two random records are the same person (blocked comparisons)
 PRIOR_WEIGHT = math.log2(PRIOR / (1 - PRIOR))
+WORD_SHARE_FLOOR = 0.001  # a shared word rarer than this says no more than this
 GENERATION = 15  # birth years this far apart are two persons even if one digit explains it
 
 # field → level → (m, u). Levels are listed strongest first; a missing value scores 0.
@@ -51,13 +53,16 @@ LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "else": (0.002, 0.6586),
     },
     "birth": {
-        "exact": (0.88, 0.00004),
+        "exact": (0.84, 0.00004),
         "month": (0.03, 0.002),  # same year and month, one side has month precision
         "year": (0.03, 0.02),  # same year, one side has year precision
         "swap": (0.02, 0.00004),  # day and month swapped
         # One of y/m/d differs by one digit: weak, since namesakes born weeks apart are common.
         # namesakes born days apart in one commune are as common as typing slips: not evidence
         "typo": (0.03, 0.06),
+        # the year one off or one digit wrong, day and month equal: same day and month by
+        # chance is 1 in 365, and a year ±1 among those 1 in ~40
+        "year_typo": (0.04, 0.0004),
         "near_year": (0.012, 0.002),  # same day and month, the year off by two
         "typo2": (0.005, 0.01),  # two digits of the full date differ
         # a date made impossible by a slip ('19505309'), within two digits of the other
@@ -215,6 +220,14 @@ def vietnamese_name(f: Features) -> bool:
     return bool(f.family) and f.family in FAMILY_KEYS and f.given in known_given_names()
 
 
+def vietnamese_like(f: Features) -> bool:
+    """The name has a known family name or a known given name: it may be a Kinh name, maybe
+    mistyped ('Laam Minh Dong'), whose folded form stands for several names."""
+    from hssk.registry.normalize import FAMILY_KEYS
+
+    return (bool(f.family) and f.family in FAMILY_KEYS) or f.given in known_given_names()
+
+
 def given_conflict(a: Features, b: Features) -> str | None:
     """'strong' for clearly different given names ('An'/'Bình'), 'weak' for a difference a
     typing error may explain but that may be two names ('Lan'/'Lam', 'An'/'Anh', or two edits
@@ -289,7 +302,9 @@ def compare_birth(a: Features, b: Features) -> str | None:
                 k != "y" or abs(x - y) < GENERATION
             )
             if abs(x - y) == 1 or slip:
-                return "typo"
+                # the year alone wrong: day and month agreeing by chance is rare, unlike
+                # namesakes born a day or a month apart
+                return "year_typo" if k == "y" else "typo"
             if k == "y" and abs(x - y) <= 2:
                 return "near_year"
         text_a, text_b = da.strftime("%Y%m%d"), db.strftime("%Y%m%d")
@@ -307,9 +322,13 @@ def compare_name(a: Features, b: Features) -> str | None:
     if not a.name_key or not b.name_key:
         return None
     if a.name_key == b.name_key:
-        if a.has_diacritics and b.has_diacritics and a.display != b.display:
-            return "exact_folded"
-        return "exact" if a.has_diacritics and b.has_diacritics else "exact_folded"
+        if a.has_diacritics and b.has_diacritics:
+            return "exact" if a.display == b.display else "exact_folded"
+        # Written alike without diacritics: a Kinh name may be several ('Hung': Hùng, Hưng),
+        # a name outside the Kinh pattern ('Julia Clarke', 'Ksor Nhi') loses nothing.
+        if a.display == b.display and not vietnamese_like(a):
+            return "exact"
+        return "exact_folded"
     if a.name_sorted and a.name_sorted == b.name_sorted:
         return "reordered"
     wa, wb = a.name_key.split(" "), b.name_key.split(" ")
@@ -423,11 +442,21 @@ def _show(f: Features, fld: str) -> Any:
     return value
 
 
-def compare(a: Features, b: Features, name_u: float | None = None) -> Score:
+def compare(
+    a: Features,
+    b: Features,
+    name_u: float | None = None,
+    word_share: Mapping[str, float] | None = None,
+    prior: float | None = None,
+) -> Score:
     """Score a pair: Fellegi–Sunter weight → probability, with vetoes for hard conflicts.
 
     ``name_u`` is the frequency of the shared name key in the registry (term-frequency
-    adjustment); without it the average u of the level is used.
+    adjustment); without it the average u of the level is used. ``word_share`` is the share
+    of records whose name holds each word: two names with one word in common ('word',
+    'given') then weigh by how rare the rarest shared word is — sharing 'Nguyễn' (38 % of
+    names) is no evidence, sharing 'Ksor' or 'Lilee' is. ``prior``: the match probability
+    of a random pair when it is not ``PRIOR`` (a small file, see ``dedup.file_prior``).
     """
     levels: dict[str, str] = {}
     for fld, lvl in (
@@ -457,11 +486,18 @@ def compare(a: Features, b: Features, name_u: float | None = None) -> Score:
             levels["cccd"] = "typo"  # one digit wrong or two swapped
         else:  # two valid ids are two persons (veto); an invalid one may be anything
             levels["cccd"] = "else_valid" if a.cccd_ok and b.cccd_ok else "else"
-    weight = PRIOR_WEIGHT + sum(level_weight(f, lvl) for f, lvl in levels.items())
+    base = PRIOR_WEIGHT if prior is None else math.log2(prior / (1 - prior))
+    weight = base + sum(level_weight(f, lvl) for f, lvl in levels.items())
     if name_u is not None and levels.get("name") in ("exact", "exact_folded"):
         # term-frequency adjustment: agreeing on a rare name says more than on a common one
         u = LEVELS["name"][levels["name"]][1]
         weight += math.log2(u / max(name_u, 1e-7))
+    if word_share and levels.get("name") in ("word", "given") and a.name_key and b.name_key:
+        shared = set(a.name_key.split(" ")) & set(b.name_key.split(" "))
+        share = min((word_share.get(w, 0.0) for w in shared), default=0.0)
+        if share > 0:
+            u = LEVELS["name"][levels["name"]][1]
+            weight += math.log2(u / max(share, WORD_SHARE_FLOOR))
     veto = _veto(a, b, levels)
     prob = 0.0 if veto else _probability(weight)
     return Score(prob, weight, levels, veto)
@@ -481,7 +517,11 @@ _NAME_AGREES = frozenset(
 )
 
 
-_BIRTH_AGREES = frozenset(("exact", "swap", "typo", "near_year", "typo2", "slip"))
+_NAME_DIFFERS = frozenset(
+    ("fuzzy", "reordered_fuzzy", "fuzzy2", "partial", "given", "word", "else")
+)
+
+_BIRTH_AGREES = frozenset(("exact", "swap", "typo", "year_typo", "near_year", "typo2", "slip"))
 
 
 def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
@@ -523,6 +563,10 @@ def _veto(a: Features, b: Features, levels: dict[str, str]) -> str | None:
         return "given_name"
     if conflict == "weak" and not (same_doc or (doc_typo and birth_agrees)):
         return "given_name_weak"  # 'An'/'Anh': two names, or one typing error
+    # Another sex and a name that is not the same letters: twins of opposite sex ('Duy Hiếu'
+    # and a sister 'Du yHiên'), not a record with two slips, unless a document agrees.
+    if levels.get("sex") == "else" and levels.get("name") in _NAME_DIFFERS and not same_doc:
+        return "sex_name"
     # One document number and one name: the birth date was mistyped.
     name_agrees = levels.get("name") in _NAME_AGREES
     if levels.get("birth") == "typo2" and not id_near:

@@ -93,25 +93,50 @@ def estimate_u(vectors: Sequence[dict[str, str]], prior: Levels) -> Levels:
     return out
 
 
+Pattern = tuple[tuple[str, str], ...]  # a comparison vector: (field, level) pairs, sorted
+
+
+def patterns(vectors: Sequence[dict[str, str]]) -> Counter[Pattern]:
+    """How many pairs share each comparison vector: EM's cost is then that of the distinct
+    vectors (a few thousand), not of the pairs (hundreds of thousands)."""
+    return Counter(tuple(sorted(v.items())) for v in vectors)
+
+
 def estimate_m(
-    vectors: Sequence[dict[str, str]], start: Levels, *, iterations: int = 20
+    vectors: Sequence[dict[str, str]] | Counter[Pattern],
+    start: Levels,
+    *,
+    iterations: int = 500,
+    tolerance: float = 1e-6,
+    share: float | None = None,
 ) -> tuple[Levels, float, int]:
     """EM over comparison vectors with u fixed: (levels, share of matches among the vectors,
-    iterations run)."""
+    iterations run). Stops when no m and not the share moves by more than ``tolerance``.
+    ``share`` starts the match share (default: the share the starting weights call a match)."""
+    counts = vectors if isinstance(vectors, Counter) else patterns(vectors)
+    items = list(counts.items())
+    n = sum(c for _, c in items) or 1
     levels = {f: dict(v) for f, v in start.items()}
-    share = 0.1
+
+    def odds(pat: Pattern) -> float:
+        return sum(math.log(levels[f][lv][0] / levels[f][lv][1]) for f, lv in pat)
+
+    if share is None:
+        logit_prior = math.log(model.PRIOR / (1 - model.PRIOR))
+        matched = sum(c for pat, c in items if logit_prior + odds(pat) > 0)
+        share = min(max(matched / n, 1e-4), 0.5)
     done = 0
     for done in range(1, iterations + 1):  # noqa: B007 - the count is returned
         logit0 = math.log(share / (1 - share))
-        posts = []
-        for vec in vectors:
-            w = logit0 + sum(math.log(levels[f][lv][0] / levels[f][lv][1]) for f, lv in vec.items())
-            posts.append(1.0 / (1.0 + math.exp(-w)) if w > -60 else 0.0)
-        new_share = min(max(sum(posts) / max(len(posts), 1), 1e-6), 1 - 1e-6)
         sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for p, vec in zip(posts, vectors, strict=True):
-            for f, lv in vec.items():
+        total_p = 0.0
+        for pat, c in items:
+            w = logit0 + odds(pat)
+            p = c / (1.0 + math.exp(-w)) if w > -60 else 0.0
+            total_p += p
+            for f, lv in pat:
                 sums[f][lv] += p
+        new_share = min(max(total_p / n, 1e-6), 1 - 1e-6)
         change = abs(new_share - share)
         for f, lv_map in levels.items():
             total = sum(sums[f].values())
@@ -123,7 +148,7 @@ def estimate_m(
                 change = max(change, abs(new_m - m))
                 lv_map[name] = (max(new_m, FLOOR), u)
         share = new_share
-        if change < 1e-4:
+        if change < tolerance:
             break
     return levels, share, done
 
@@ -131,7 +156,7 @@ def estimate_m(
 def train(
     feats: Sequence[Features],
     *,
-    iterations: int = 20,
+    iterations: int = 500,
     random_pairs: int = 100_000,
     seed: int = 1,
 ) -> Trained:
@@ -139,15 +164,24 @@ def train(
 
     EM runs over the blocked candidate pairs together with the random pairs: when blocking is
     tight nearly every candidate pair is a match, and EM over those alone drifts to calling
-    every pair a match (the m of disagreement levels then grows without bound)."""
+    every pair a match (the m of disagreement levels then grows without bound). Pairs a veto
+    decides (twins, namesakes, father and son, two valid CCCDs) are left out: the weights
+    never judge them, and counting them as possible matches taught EM that a different
+    birth date or CCCD is common among matches."""
     from hssk.registry.dedup import splink_pairs
 
     prior = {f: dict(v) for f, v in DEFAULT_LEVELS.items()}
     randoms = random_vectors(feats, pairs=random_pairs, seed=seed)
     u_levels = estimate_u(randoms, prior)
     pairs = splink_pairs(feats, -40.0) if len(feats) > 1 else []
-    vectors = [compare(feats[i], feats[j]).levels for i, j, _ in pairs]
-    levels, share, done = estimate_m(vectors + randoms, u_levels, iterations=iterations)
+    vectors = []
+    for i, j, _ in pairs:
+        sc = compare(feats[i], feats[j])
+        if sc.veto is None:
+            vectors.append(sc.levels)
+    levels, share, done = estimate_m(
+        patterns(vectors) + patterns(randoms), u_levels, iterations=iterations
+    )
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return Trained(version, len(feats), len(pairs), len(randoms), share, done, levels)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hssk.registry.address import AddressKey, compare_address, normalize_address
+from hssk.registry.address import AddressKey, compare_address, house_slip, normalize_address
 
 
 def _fold(text: str) -> str:
@@ -65,7 +65,20 @@ def test_another_house_number_is_another_dwelling(pair: tuple[str, str], other: 
     moved = formal.replace(f"Số {next(iter(a.house))}", f"Số {other}", 1)
     if str(other) in a.house:
         return
-    assert compare_address(a, normalize_address(moved)) == "else"
+    b = normalize_address(moved)
+    if house_slip(a.house, b.house):
+        # one keystroke off ('22' / '82'): maybe the same house mistyped, never 'same'
+        assert compare_address(a, b) == "street"
+        return
+    assert compare_address(a, b) == "else"
+
+
+def test_a_house_number_one_keystroke_off_is_not_another_dwelling() -> None:
+    a = normalize_address("Số 22, đường Lê Lợi, Phường Phúc Xá, Quận Ba Đình, Hà Nội")
+    typo = normalize_address("Số 82, đường Lê Lợi, Phường Phúc Xá, Quận Ba Đình, Hà Nội")
+    neighbour = normalize_address("Số 23, đường Lê Lợi, Phường Phúc Xá, Quận Ba Đình, Hà Nội")
+    assert compare_address(a, typo) == "street"
+    assert compare_address(a, neighbour) == "else"  # the house next door
 
 
 @pytest.mark.parametrize(

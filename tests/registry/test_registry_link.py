@@ -102,3 +102,27 @@ def test_linked_records_fill_what_the_golden_record_lacks(clean_db: Database) ->
         link(conn, SourceRecord("xml130:01003", "bn11", "Trần Thị Hoa", "1990-07-04", "F",
                                 cccd=cccd, phone="0912345678"))  # fmt: skip
         assert conn.execute(row, (a.person_id,)).fetchone() == before
+
+
+def test_single_record_link_leaves_the_callers_plan_setting_and_spends_no_id(
+    clean_db: Database,
+) -> None:
+    """A record at a time runs with generic plans inside link and restores the caller's
+    setting; a record that links to a known person reserves no new person id."""
+    with clean_db.connection() as conn:
+        conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        first = link(
+            conn,
+            SourceRecord(
+                "population", "p1", "Trần Thị Mai", "1985-02-03", "F", cccd="001185012345"
+            ),
+        )
+        assert conn.execute("SHOW plan_cache_mode").fetchone() == ("force_custom_plan",)
+        seq = "SELECT last_value FROM person_id_seq"
+        before = conn.execute(seq).fetchone()
+        again = link(
+            conn,
+            SourceRecord("clinic", "c1", "TRAN THI MAI", "1985-02-03", "F", cccd="001185012345"),
+        )
+        assert again.person_id == first.person_id and not again.created
+        assert conn.execute(seq).fetchone() == before

@@ -15,6 +15,7 @@ def test_train_save_activate_and_back(tmp_path: Path) -> None:
     recs, _ = generate(1500, seed=4)
     result = tr.train([features_of(prepare(r)) for r in recs], random_pairs=5000)
     assert result.candidate_pairs > 100 and 0 < result.match_share < 1
+    assert result.iterations < 500  # EM converged (tolerance reached before the cap)
     assert set(result.levels) == set(tr.DEFAULT_LEVELS)
     for fld, lv in result.levels.items():
         assert set(lv) == set(tr.DEFAULT_LEVELS[fld])
