@@ -592,8 +592,9 @@ def _search(
     try:
         q = search.parse(conn, rtype, params, person_of_patient, merged_ids)
     except search.SearchError as exc:
+        reason = str(exc).removeprefix(f"search parameter '{exc.param}': ")
         raise FhirError(
-            400, "invalid", msg("search-invalid", param=exc.param, detail=str(exc)), exc.param
+            400, "invalid", msg("search-invalid", param=exc.param, detail=reason), exc.param
         ) from None
     if strict and q.ignored:
         raise FhirError(400, "not-supported", _unknown_params(rtype, q.ignored), q.ignored[0])

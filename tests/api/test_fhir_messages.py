@@ -112,6 +112,14 @@ def test_a_bad_request_answers_vietnamese_by_default_and_english_on_request(
     assert _issue(vi)["diagnostics"].startswith("Thân yêu cầu không phải JSON hợp lệ")
     en = client.get("/fhir/Widget/1", headers={**system_headers, "Accept-Language": "en-GB"})
     assert _issue(en)["diagnostics"].startswith("Resource type 'Widget' is not supported")
+    for lang, opening in (("vi", "Tham số tìm kiếm 'date' không hợp lệ: "),
+                          ("en", "Search parameter 'date' is invalid: ")):  # fmt: skip
+        bad = client.get("/fhir/Observation?date=yesterday",
+                         headers={**system_headers, "Accept-Language": lang})  # fmt: skip
+        assert bad.status_code == 400 and _issue(bad)["expression"] == ["date"]
+        assert _issue(bad)["details"]["coding"][0]["code"] == "search-invalid"
+        assert _issue(bad)["diagnostics"].startswith(opening)
+        assert "search parameter 'date'" not in _issue(bad)["diagnostics"]  # said once
 
 
 def test_invalid_resource_names_the_element_in_either_language(
