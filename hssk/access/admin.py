@@ -286,7 +286,7 @@ def list_accounts(
     where = "TRUE"
     if words:
         fold_pending(conn)
-        where = "account_search_prefixes(search_key) @> %(w)s"
+        where = "search_prefixes @> %(w)s"
         if len(digits) >= 3 and _PHONE.fullmatch(search or ""):  # '0912 000 777', '+84…'
             where = f"({where} OR phone LIKE %(p)s)"
     rows = conn.execute(
@@ -320,12 +320,21 @@ def fold_pending(conn: psycopg.Connection[Any]) -> int:
            WHERE search_key IS NULL AND unit_id IS NOT NULL"""
     ).fetchall()
     if rows:
+        keys = [search_key(r[1], r[2]) for r in rows]
+        # one array literal per account: unnest cannot take an array of arrays of any length
+        prefixes = ["{" + ",".join(sorted(word_prefixes(k))) + "}" for k in keys]
         conn.execute(
-            """UPDATE account a SET search_key = k.key
-               FROM unnest(%s::bigint[], %s::text[]) AS k(id, key) WHERE a.id = k.id""",
-            ([r[0] for r in rows], [search_key(r[1], r[2]) for r in rows]),
+            """UPDATE account a SET search_key = k.key, search_prefixes = k.prefixes::text[]
+               FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS k(id, key, prefixes)
+               WHERE a.id = k.id""",
+            ([r[0] for r in rows], keys, prefixes),
         )
     return len(rows)
+
+
+def word_prefixes(key: str) -> set[str]:
+    """Every prefix of every word of a folded key (the words typed are looked up in these)."""
+    return {word[:n] for word in key.split() for n in range(1, len(word) + 1)}
 
 
 def _no_auditor_grant(
