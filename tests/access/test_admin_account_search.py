@@ -76,9 +76,13 @@ def test_search_ignores_diacritics_and_case(
 def test_a_renamed_account_is_found_under_its_new_name_only(
     clean_db: Database, admin: Actor
 ) -> None:
-    assert _found(clean_db, admin, "hoa") == {"tk.hoa"}  # every key filled
+    with clean_db.connection() as conn:  # a citizen's account has no unit: never listed
+        accounts.create_account(conn, "cd.hoa", "citizen", display_name="Trần Thị Hoà")
+    assert _found(clean_db, admin, "hoa") == {"tk.hoa"}  # every key of a unit's account filled
     with clean_db.connection() as conn:
         assert fold_pending(conn) == 0
+        row = conn.execute("SELECT search_key FROM account WHERE username = 'cd.hoa'").fetchone()
+        assert row is not None and row[0] is None
         hoa = accounts.find_account(conn, "tk.hoa")
         assert hoa is not None
         update_account(conn, admin, hoa.id, {"display_name": "Đoàn Thị Hoà Bình"})
