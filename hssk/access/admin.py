@@ -10,6 +10,7 @@ action names as the operator's commands; every refusal is audited too. Refusals 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from hssk.access.policy import (
     ROLE_STATION,
     ROLE_SUPERVISOR,
 )
+from hssk.kernel.text import fold
 
 # National and platform units speak for national systems: the platform operator creates them.
 OPERATOR_UNIT_KINDS = frozenset({"external", "platform"})
@@ -273,23 +275,66 @@ def list_accounts(
     limit: int = 100,
     offset: int = 0,
 ) -> list[accounts.Account]:
-    """Accounts of the managed units (of ``unit_id`` only, when given), by id; ``search``
-    matches part of the username, display name or phone (case-insensitive)."""
+    """Accounts of the managed units (of ``unit_id`` only, when given), by id. ``search``
+    finds the accounts with a word of the username or display name starting with each word
+    typed, diacritics and case aside ("nguyen van an" finds "Nguyễn Văn An"), or whose phone
+    holds the digits typed."""
     mine = managed_units(conn, actor, "account-list")
     units = sorted(mine & {unit_id}) if unit_id else sorted(mine)
-    like = f"%{_escape_like(search.strip())}%" if search and search.strip() else None
+    words = search_words(search or "")
+    digits = "".join(ch for ch in search or "" if ch.isdigit())
+    where = "TRUE"
+    if words:
+        fold_pending(conn)
+        where = "search_prefixes @> %(w)s"
+        if len(digits) >= 3 and _PHONE.fullmatch(search or ""):  # '0912 000 777', '+84…'
+            where = f"({where} OR phone LIKE %(p)s)"
     rows = conn.execute(
-        """SELECT id FROM account WHERE unit_id = ANY(%(u)s)
-             AND (%(q)s::text IS NULL OR username ILIKE %(q)s OR display_name ILIKE %(q)s
-                  OR phone LIKE %(q)s)
+        f"""SELECT id FROM account WHERE unit_id = ANY(%(u)s) AND {where}
            ORDER BY id LIMIT %(l)s OFFSET %(o)s""",
-        {"u": units, "q": like, "l": limit, "o": offset},
+        {"u": units, "w": words, "p": f"%{digits}%", "l": limit, "o": offset},
     ).fetchall()
     return [a for r in rows if (a := accounts.get_account(conn, r[0]))]
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+_PHONE = re.compile(r"[\d\s+().-]+")
+
+
+def search_key(*texts: str | None) -> str:
+    """Folded words of ``texts`` (no diacritics, đ→d, lower case) separated by one space."""
+    return " ".join(_NOT_WORD.split(fold(" ".join(t for t in texts if t)).lower())).strip()
+
+
+def search_words(text: str) -> list[str]:
+    """The distinct words of a search, folded as ``search_key`` folds the accounts."""
+    return sorted(set(search_key(text).split()))
+
+
+def fold_pending(conn: psycopg.Connection[Any]) -> int:
+    """Give every account of a unit without one its search key (new accounts, changed names:
+    the fold is Python's, so the database clears the key and this fills it); how many were
+    folded. Citizens' accounts have no unit, and the console never lists them."""
+    rows = conn.execute(
+        """SELECT id, username, display_name FROM account
+           WHERE search_key IS NULL AND unit_id IS NOT NULL"""
+    ).fetchall()
+    if rows:
+        keys = [search_key(r[1], r[2]) for r in rows]
+        # one array literal per account: unnest cannot take an array of arrays of any length
+        prefixes = ["{" + ",".join(sorted(word_prefixes(k))) + "}" for k in keys]
+        conn.execute(
+            """UPDATE account a SET search_key = k.key, search_prefixes = k.prefixes::text[]
+               FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS k(id, key, prefixes)
+               WHERE a.id = k.id""",
+            ([r[0] for r in rows], keys, prefixes),
+        )
+    return len(rows)
+
+
+def word_prefixes(key: str) -> set[str]:
+    """Every prefix of every word of a folded key (the words typed are looked up in these)."""
+    return {word[:n] for word in key.split() for n in range(1, len(word) + 1)}
 
 
 def _no_auditor_grant(

@@ -1,8 +1,12 @@
-"""Errors as FHIR OperationOutcome: what is wrong, where, and how to fix it — never a bare 500."""
+"""Errors as FHIR OperationOutcome: what is wrong, where, and how to fix it — never a bare 500.
+
+Each issue carries its message id in ``details.coding`` and its text in the language the
+request prefers (Vietnamese unless ``Accept-Language`` prefers English); see ``messages``."""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -12,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hssk.api.messages import SYSTEM, Message, bilingual, lang_of, msg
 from hssk.http.gate import Unauthenticated
-from hssk.records import Gone, InvalidResource, NotFound, VersionConflict
+from hssk.records import Gone, InvalidResource, Issue, NotFound, VersionConflict
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -22,17 +27,50 @@ FHIR_JSON = "application/fhir+json"
 class FhirError(Exception):
     """An error to answer with an OperationOutcome and an HTTP status."""
 
-    def __init__(self, status: int, code: str, diagnostics: str, expression: str | None = None):
+    def __init__(self, status: int, code: str, message: Message, expression: str | None = None):
         self.status = status
         self.code = code
-        self.diagnostics = diagnostics
+        self.message = message
         self.expression = expression
-        super().__init__(diagnostics)
+        super().__init__(message.text("en"))  # logs and tracebacks in English
+
+    def text(self, lang: str) -> str:
+        return self.message.text(lang)
 
 
 class Forbidden(FhirError):
+    """A refusal of the access policy (its reasons are written 'Vietnamese / English')."""
+
     def __init__(self, reason: str):
-        super().__init__(403, "forbidden", f"access denied: {reason}")
+        self.reason = reason
+        super().__init__(403, "forbidden", msg("access-denied", reason=reason))
+
+    def text(self, lang: str) -> str:
+        return msg("access-denied", reason=bilingual(self.reason, lang)).text(lang)
+
+
+def request_lang(request: Request) -> str:
+    """'en' when the request's Accept-Language prefers English, else 'vi'."""
+    return lang_of(request.headers.get("accept-language"))
+
+
+def issue(
+    code: str, message: Message, lang: str, expression: str | None = None, text: str = ""
+) -> dict[str, Any]:
+    """One OperationOutcome issue: the message id as a code, the text in ``lang``."""
+    out: dict[str, Any] = {
+        "severity": "error",
+        "code": code,
+        "details": {"coding": [{"system": SYSTEM, "code": message.id}]},
+        "diagnostics": text or message.text(lang),
+    }
+    if expression:
+        out["expression"] = [expression]
+    return out
+
+
+def error_outcome(exc: FhirError, lang: str) -> dict[str, Any]:
+    return outcome([issue(exc.code, exc.message, lang, exc.expression, exc.text(lang))])
 
 
 def outcome(
@@ -45,10 +83,10 @@ def outcome(
 ) -> dict[str, Any]:
     """An OperationOutcome resource."""
     if issues is None:
-        issue: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
+        one: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
         if expression:
-            issue["expression"] = [expression]
-        issues = [issue]
+            one["expression"] = [expression]
+        issues = [one]
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 
@@ -67,97 +105,119 @@ def fhir_response(
     return FhirJSONResponse(body, status_code=status, headers=headers)
 
 
-def invalid_outcome(exc: InvalidResource) -> dict[str, Any]:
+# The English texts of the records component's validation (hssk.records.validate) → message
+# ids; an element's other messages come from the FHIR models and are kept as the detail.
+_EXPECTED = re.compile(r"^expected (\S+), got (.+)$")
+_UNKNOWN_TYPE = re.compile(r"^'(.*)' is not a FHIR R4 resource type$")
+_REQUIRED = re.compile(r"^Value for the field '.*' is required\.$")
+_FIXED = {
+    "a FHIR resource must be a JSON object": "resource-not-object",
+    "resourceType is missing": "resource-type-missing",
+    "unknown element (not part of this resource in FHIR R4)": "element-unknown",
+    "Field required": "element-required",
+}
+
+
+def issue_message(found: Issue) -> Message:
+    """The catalogue's message for one validation issue."""
+    if found.message in _FIXED:
+        return msg(_FIXED[found.message])
+    if found.message.startswith("id must be"):
+        return msg("resource-id-format")
+    if m := _EXPECTED.match(found.message):
+        return msg("resource-type-expected", expected=m.group(1), got=m.group(2))
+    if m := _UNKNOWN_TYPE.match(found.message):
+        return msg("resource-type-unknown", type=m.group(1))
+    if found.code == "required" or _REQUIRED.match(found.message):
+        return msg("element-required")
+    return msg("element-invalid", detail=found.message)
+
+
+def invalid_outcome(exc: InvalidResource, lang: str = "vi") -> dict[str, Any]:
     return outcome(
         [
-            {
-                "severity": "error",
-                "code": i.code,
-                "diagnostics": f"{i.element}: {i.message}",
-                "expression": [i.element],
-            }
+            issue(i.code, issue_message(i), lang, i.element,
+                  f"{i.element}: {issue_message(i).text(lang)}")
             for i in exc.issues
         ]
-    )
+    )  # fmt: skip
 
 
 def install(app: FastAPI) -> None:
     """Register handlers that turn every known failure into an OperationOutcome."""
 
+    def answer(
+        request: Request, status: int, code: str, message: Message,
+        headers: dict[str, str] | None = None,
+    ) -> Response:  # fmt: skip
+        return fhir_response(outcome([issue(code, message, request_lang(request))]), status,
+                             headers)  # fmt: skip
+
     @app.exception_handler(FhirError)
-    async def _fhir(_: Request, exc: FhirError) -> Response:
-        return fhir_response(
-            outcome(code=exc.code, diagnostics=exc.diagnostics, expression=exc.expression),
-            exc.status,
-        )
+    async def _fhir(request: Request, exc: FhirError) -> Response:
+        return fhir_response(error_outcome(exc, request_lang(request)), exc.status)
 
     @app.exception_handler(Unauthenticated)
-    async def _unauth(_: Request, exc: Unauthenticated) -> Response:
-        return fhir_response(
-            outcome(code="login", diagnostics=exc.reason), 401, {"WWW-Authenticate": "Bearer"}
-        )
+    async def _unauth(request: Request, exc: Unauthenticated) -> Response:
+        lang = request_lang(request)
+        # no credentials at all (hssk.api.deps says so in English), or credentials refused
+        missing = exc.reason.startswith("authentication required")
+        message = (
+            msg("login-required") if missing
+            else msg("login-refused", reason=bilingual(exc.reason, lang))
+        )  # fmt: skip
+        return answer(request, 401, "login", message, {"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(InvalidResource)
-    async def _invalid(_: Request, exc: InvalidResource) -> Response:
-        return fhir_response(invalid_outcome(exc), 400)
+    async def _invalid(request: Request, exc: InvalidResource) -> Response:
+        return fhir_response(invalid_outcome(exc, request_lang(request)), 400)
 
     @app.exception_handler(NotFound)
-    async def _missing(_: Request, exc: NotFound) -> Response:
-        return fhir_response(outcome(code="not-found", diagnostics=f"{exc} does not exist"), 404)
+    async def _missing(request: Request, exc: NotFound) -> Response:
+        return answer(request, 404, "not-found", msg("not-found", ref=str(exc)))
 
     @app.exception_handler(Gone)
-    async def _gone(_: Request, exc: Gone) -> Response:
-        return fhir_response(outcome(code="deleted", diagnostics=f"{exc} was deleted"), 410)
+    async def _gone(request: Request, exc: Gone) -> Response:
+        return answer(request, 410, "deleted", msg("gone", ref=str(exc)))
 
     @app.exception_handler(VersionConflict)
-    async def _conflict(_: Request, exc: VersionConflict) -> Response:
-        return fhir_response(outcome(code="conflict", diagnostics=str(exc)), 412)
+    async def _conflict(request: Request, exc: VersionConflict) -> Response:
+        return answer(request, 412, "conflict", msg("version-conflict", detail=str(exc)))
 
     @app.exception_handler(RequestValidationError)
-    async def _request(_: Request, exc: RequestValidationError) -> Response:
+    async def _request(request: Request, exc: RequestValidationError) -> Response:
+        lang = request_lang(request)
         issues = [
-            {
-                "severity": "error",
-                "code": "invalid",
-                "diagnostics": f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}",
-            }
+            issue("invalid", msg("request-invalid", detail=e.get("msg"),
+                                 path=".".join(str(p) for p in e.get("loc", ()))), lang)
             for e in exc.errors()[:20]
-        ]
+        ]  # fmt: skip
         return fhir_response(outcome(issues), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbidden"}
-        return fhir_response(
-            outcome(code=code.get(exc.status_code, "processing"), diagnostics=str(exc.detail)),
-            exc.status_code,
-        )
+        path = request.url.path
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route at all
+            message = msg("route-not-found", path=path)
+        elif exc.status_code == 405:
+            message = msg("method-not-allowed", method=request.method, path=path)
+        else:
+            message = msg("http-error", status=exc.status_code, detail=str(exc.detail))
+        return answer(request, exc.status_code, code.get(exc.status_code, "processing"), message)
 
     @app.exception_handler(psycopg.DataError)
-    async def _data(_: Request, exc: psycopg.DataError) -> Response:
+    async def _data(request: Request, exc: psycopg.DataError) -> Response:
         # e.g. NUL characters or a number out of range in user input: the input is wrong
-        return fhir_response(
-            outcome(
-                code="invalid",
-                diagnostics="the request holds a value the store cannot keep (such as a NUL "
-                f"character \\u0000 or an out-of-range number); remove it and retry ({exc.sqlstate})",
-            ),
-            400,
-        )
+        return answer(request, 400, "invalid", msg("value-unstorable", sqlstate=exc.sqlstate))
 
     @app.exception_handler(RecursionError)
-    async def _deep(_: Request, exc: RecursionError) -> Response:
+    async def _deep(request: Request, exc: RecursionError) -> Response:
         # input nested deeper than a parser or validator can follow (the FHIR API refuses
         # such bodies up front; this keeps every other door from answering 500)
-        return fhir_response(
-            outcome(code="structure", diagnostics="the request is nested too deeply to be "
-                    "processed; flatten it (at most 64 levels of objects and arrays)"),
-            400,
-        )  # fmt: skip
+        return answer(request, 400, "structure", msg("nested-too-deep"))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
-        return fhir_response(
-            outcome(code="exception", diagnostics="internal error; the incident was logged"), 500
-        )
+        return answer(request, 500, "exception", msg("internal-error"))

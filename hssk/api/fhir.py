@@ -22,7 +22,8 @@ from hssk.api import transaction
 from hssk.api.bodies import RawBody
 from hssk.api.capability import capability_statement
 from hssk.api.deps import Conn, CurrentActor
-from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response
+from hssk.api.errors import FHIR_JSON, FhirError, Forbidden, fhir_response, request_lang
+from hssk.api.messages import SYSTEM, Message, msg
 from hssk.kernel import identifiers
 from hssk.kernel.sensitivity import sensitivity_of
 from hssk.records import Stored, extract, refs, search, store
@@ -78,9 +79,7 @@ def golden_person_id(rid: str) -> int | None:
 
 def _check_type(rtype: str) -> None:
     if rtype not in SUPPORTED_TYPES:
-        raise FhirError(
-            404, "not-supported", f"resource type '{rtype}' is not supported; see /fhir/metadata"
-        )
+        raise FhirError(404, "not-supported", msg("type-not-supported", type=rtype))
 
 
 def _person_id(conn: psycopg.Connection[Any], body: dict[str, Any], rid: str) -> int | None:
@@ -150,16 +149,17 @@ def _json_body(raw: bytes) -> dict[str, Any]:
     """The request's JSON object (read by the ``RawBody`` dependency: the handlers that take
     one are plain ``def``, their queries run in the thread pool, not on the event loop)."""
     if len(raw) > 50_000_000:
-        raise FhirError(413, "too-costly", "request body over 50 MB; split the bundle")
+        raise FhirError(413, "too-costly", msg("body-too-large"))
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise FhirError(400, "structure", f"the body is not valid JSON: {exc}") from None
+        if "depth limit" in str(exc):  # the parser's own limit (1024): too deep, not malformed
+            raise FhirError(400, "structure", msg("body-too-deep", limit=MAX_DEPTH)) from None
+        raise FhirError(400, "structure", msg("body-not-json", detail=str(exc))) from None
     if not isinstance(body, dict):
-        raise FhirError(400, "structure", "the body must be a JSON object (a FHIR resource)")
+        raise FhirError(400, "structure", msg("body-not-object"))
     if _deeper_than(body, MAX_DEPTH):
-        raise FhirError(400, "structure", f"the body nests objects and arrays more than "
-                        f"{MAX_DEPTH} levels deep; no FHIR resource needs that many")  # fmt: skip
+        raise FhirError(400, "structure", msg("body-too-deep", limit=MAX_DEPTH))
     return body
 
 
@@ -190,7 +190,6 @@ def metadata(request: Request) -> Response:
 
 
 # --- writes ------------------------------------------------------------------------------
-MOVE_REFUSED = "a resource cannot be moved to another person; create a new one"
 # (type, person, sensitivity label) → ids of the resources a write touches there
 WriteGroups = dict[tuple[str, int | None, str | None], list[str]]
 
@@ -231,10 +230,11 @@ def _refuse_move(
         return  # written under a person since merged into this one: it stays where it is
     rtype, rid = key
     may = authorize(conn, actor, "write", rtype, owner.person_id, sensitivity=owner.sensitivity)
-    reason = f"{rtype}/{rid}: {MOVE_REFUSED}" if may.allowed else may.reason
+    moved = msg("move-refused", ref=f"{rtype}/{rid}")
+    reason = f"{moved.text('vi')} / {moved.text('en')}" if may.allowed else may.reason
     record_decision(conn, actor, "write", Decision(False, "deny", reason), resource_type=rtype,
                     resource_id=rid, person_id=owner.person_id)  # fmt: skip
-    raise FhirError(409, "business-rule", reason) if may.allowed else Forbidden(reason)
+    raise FhirError(409, "business-rule", moved) if may.allowed else Forbidden(reason)
 
 
 def _writer(actor: Actor) -> transaction.Writer:
@@ -373,6 +373,7 @@ def post_bundle(request: Request, conn: Conn, actor: CurrentActor, raw: RawBody)
             delete=_deleter(actor),
             search=searcher,
             get=getter,
+            lang=request_lang(request),
         )
     return fhir_response(result)
 
@@ -387,9 +388,8 @@ def create(rtype: str, request: Request, conn: Conn, actor: CurrentActor, raw: R
     if condition:
         _, _, found = _search(conn, actor, rtype, parse_qsl(condition.lstrip("?")))
         if len(found) > 1:
-            raise FhirError(
-                412, "multiple-matches", f"If-None-Exist '{condition}' matches {len(found)}"
-            )
+            raise FhirError(412, "multiple-matches",
+                            msg("if-none-exist-multiple", condition=condition, count=len(found)))  # fmt: skip
         if found:
             return fhir_response(found[0].body, 200, headers=_meta_headers(found[0]))
     stored, _ = _writer(actor)(conn, body, None, None)
@@ -405,10 +405,7 @@ def update(
     validate(body, rtype)
     if body.get("id") not in (None, rid):
         raise FhirError(
-            400,
-            "invalid",
-            f"the resource id '{body.get('id')}' differs from the URL id '{rid}'",
-            "id",
+            400, "invalid", msg("id-mismatch", body_id=body.get("id"), url_id=rid), "id"
         )
     if_match = transaction.parse_etag(request.headers.get("if-match"))
     stored, created = _writer(actor)(conn, {**body, "id": rid}, rid, if_match)
@@ -442,8 +439,7 @@ def _get(conn: psycopg.Connection[Any], actor: Actor, url: str, base: str) -> di
         if len(parts) == 3:
             return _history_bundle(conn, actor, rtype, parts[1])
         return _vread(conn, actor, rtype, parts[1], parts[3]).body
-    raise FhirError(400, "not-supported", f"GET '{url}' is not supported in a bundle; use "
-                    "Type?search, Type/id, Type/id/_history or Type/id/_history/version")  # fmt: skip
+    raise FhirError(400, "not-supported", msg("entry-get-unsupported", url=url))
 
 
 def _require_read(conn: psycopg.Connection[Any], actor: Actor, stored: Stored) -> None:
@@ -485,7 +481,7 @@ def _vread(conn: psycopg.Connection[Any], actor: Actor, rtype: str, rid: str, vi
     """One version, decided on that version's own person and sensitivity label (a version
     that does not exist on that of the newest: no 404 tells others how many there are)."""
     if not vid.isascii() or not vid.isdigit() or len(vid) > 9:
-        raise FhirError(400, "invalid", f"version '{vid}' must be a number")
+        raise FhirError(400, "invalid", msg("version-not-number", version=vid))
     versions = store.history(conn, rtype, rid)
     stored = next((v for v in versions if v.version == int(vid)), None)
     _require_read(conn, actor, stored or versions[0])
@@ -598,7 +594,10 @@ def _search(
     try:
         q = search.parse(conn, rtype, params, person_of_patient, merged_ids)
     except search.SearchError as exc:
-        raise FhirError(400, "invalid", str(exc), exc.param) from None
+        reason = str(exc).removeprefix(f"search parameter '{exc.param}': ")
+        raise FhirError(
+            400, "invalid", msg("search-invalid", param=exc.param, detail=reason), exc.param
+        ) from None
     if strict and q.ignored:
         raise FhirError(400, "not-supported", _unknown_params(rtype, q.ignored), q.ignored[0])
     if q.person is not None:
@@ -625,14 +624,10 @@ def _search(
     return q, total, allowed
 
 
-def _unknown_params(rtype: str, names: list[str]) -> str:
+def _unknown_params(rtype: str, names: list[str]) -> Message:
     known = ", ".join(search.allowed_params(rtype))
     listed = ", ".join(f"'{n}'" for n in names)
-    return (
-        f"tham số tìm kiếm {listed} không được hỗ trợ cho {rtype}; dùng: {known} / "
-        f"unknown search parameter {listed} for {rtype}; supported: {known} "
-        "(Prefer: handling=lenient leaves unknown parameters out)"
-    )
+    return msg("search-unknown-params", params=listed, type=rtype, known=known)
 
 
 def strict_handling(request: Request) -> bool:
@@ -694,10 +689,11 @@ def _search_bundle(
         if "total" in bundle:
             bundle["total"] += len(golden)
     if q.ignored:
+        ignored = msg("search-ignored-params", params=", ".join(q.ignored))
         bundle["entry"].append({"resource": {"resourceType": "OperationOutcome", "issue": [{
             "severity": "warning", "code": "not-supported",
-            "diagnostics": "bỏ qua tham số tìm kiếm không hỗ trợ / ignored unknown search "
-                           f"parameters: {', '.join(q.ignored)}",
+            "details": {"coding": [{"system": SYSTEM, "code": ignored.id}]},
+            "diagnostics": f"{ignored.text('vi')} / {ignored.text('en')}",
             "expression": q.ignored}]},
             "search": {"mode": "outcome"}})  # fmt: skip
     return bundle
@@ -809,7 +805,7 @@ def everything(rid: str, conn: Conn, actor: CurrentActor) -> Response:
     golden = _golden_of_read(conn, "Patient", rid)  # mpi-N, or a bare N as reads take it
     person_id = golden if golden is not None else store.read(conn, "Patient", rid).person_id
     if person_id is None:
-        raise FhirError(404, "not-found", f"Patient/{rid} is not linked to a person")
+        raise FhirError(404, "not-found", msg("patient-not-linked", id=rid))
     under = merged_ids(conn, person_id)  # the survivor, then the persons merged into it
     person_id = under[0]
     require(decide(conn, actor, "export", "Patient", person_id, rid=rid, purpose="everything"))
@@ -853,19 +849,19 @@ def patient_match(conn: Conn, actor: CurrentActor, raw: RawBody) -> Response:
     audit event)."""
     params = _json_body(raw)
     if params.get("resourceType") != "Parameters":
-        raise FhirError(400, "invalid", "$match takes a Parameters resource with a 'resource'")
+        raise FhirError(400, "invalid", msg("match-needs-parameters"))
     by_name = {p.get("name"): p for p in params.get("parameter") or [] if isinstance(p, dict)}
     patient = (by_name.get("resource") or {}).get("resource")
     if not isinstance(patient, dict):
-        raise FhirError(400, "required", "parameter 'resource' must hold a Patient", "resource")
+        raise FhirError(400, "required", msg("match-needs-patient"), "resource")
     count = (by_name.get("count") or {}).get("valueInteger", 10)
     only_certain = bool((by_name.get("onlyCertainMatches") or {}).get("valueBoolean", False))
     if not isinstance(count, int) or not 1 <= count <= 100:
-        raise FhirError(400, "invalid", "count must be an integer from 1 to 100", "count")
+        raise FhirError(400, "invalid", msg("match-count-range"), "count")
     try:
         found = match(conn, patient, count=count, only_certain=only_certain)
     except MatchInputError as exc:
-        raise FhirError(400, "invalid", str(exc), "resource") from None
+        raise FhirError(400, "invalid", msg("match-input", detail=str(exc)), "resource") from None
     decisions = authorize_many(conn, actor, "search", "Patient", [p.id for p, _, _ in found])
     shown = [(p, score, grade) for p, score, grade in found if decisions[p.id].allowed]
     audit(conn, actor, "search", outcome="allow", resource_type="Patient", purpose="$match",

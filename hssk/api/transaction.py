@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl
 
 import psycopg
 
-from hssk.api.errors import FhirError, invalid_outcome, outcome
+from hssk.api.errors import FhirError, error_outcome, invalid_outcome, issue, outcome
+from hssk.api.messages import Message, msg
 from hssk.kernel.identifiers import canonical_system
 from hssk.records import InvalidResource, Issue, NotFound, Stored, VersionConflict, store
 from hssk.records.types import SUPPORTED_TYPES
@@ -55,13 +56,15 @@ def parse_etag(value: str | None) -> int | None:
         return None
     m = _ETAG.match(value.strip())
     if not m:
-        raise FhirError(400, "invalid", f"If-Match '{value}' is not a version ETag like W/\"3\"")
+        raise FhirError(400, "invalid", msg("etag-invalid", value=value))
     return int(m.group(2))
 
 
-def _fail(entry: Entry, status: int, code: str, message: str) -> FhirError:
+def _fail(entry: Entry, status: int, code: str, message: Message) -> FhirError:
+    """An entry's error: its text starts with the entry (index, method, URL) it is about."""
+    where = f"Bundle.entry[{entry.index}] ({entry.method} {entry.url})"
     return FhirError(
-        status, code, f"Bundle.entry[{entry.index}] ({entry.method} {entry.url}): {message}"
+        status, code, Message(message.id, message.params, where), f"Bundle.entry[{entry.index}]"
     )
 
 
@@ -110,16 +113,15 @@ def _parse_entries(bundle: dict[str, Any]) -> list[Entry]:
     issues: list[Issue] = []
     for i, raw in enumerate(bundle.get("entry") or []):
         if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
-            raise FhirError(400, "required", f"Bundle.entry[{i}].request is missing")
+            raise FhirError(400, "required", msg("entry-request-missing", index=i),
+                            f"Bundle.entry[{i}].request")  # fmt: skip
         req = raw["request"]
         method = str(req.get("method", "")).upper()
         url = _relative(str(req.get("url", "")))
         if method not in ("GET", "POST", "PUT", "DELETE", "HEAD"):
-            raise FhirError(
-                400,
-                "not-supported",
-                f"Bundle.entry[{i}].request.method '{method}' is not supported",
-            )
+            raise FhirError(400, "not-supported",
+                            msg("entry-method-unsupported", index=i, method=method),
+                            f"Bundle.entry[{i}].request.method")  # fmt: skip
         resource = raw.get("resource")
         entry = Entry(i, method, url, raw.get("fullUrl"), resource, req)
         if method in ("POST", "PUT"):
@@ -145,18 +147,18 @@ def process(
     delete: Deleter,
     search: Searcher,
     get: Getter,
+    lang: str = "vi",
 ) -> dict[str, Any]:
-    """Run a transaction or batch Bundle; return the response Bundle."""
+    """Run a transaction or batch Bundle; return the response Bundle (a batch entry's error
+    in ``lang``)."""
     btype = bundle.get("type")
     if bundle.get("resourceType") != "Bundle" or btype not in ("transaction", "batch"):
-        raise FhirError(
-            400, "invalid", "POST /fhir takes a Bundle of type 'transaction' or 'batch'"
-        )
+        raise FhirError(400, "invalid", msg("bundle-type"), "Bundle.type")
     entries = _parse_entries(bundle)
     if btype == "batch":
-        responses = _batch(conn, entries, write, delete, search, get)
+        responses = _batch(conn, entries, write, delete, search, get, lang)
     else:
-        responses = _transaction(conn, entries, write, write_many, delete, search, get)
+        responses = _transaction(conn, entries, write, write_many, delete, search, get, lang)
     return {
         "resourceType": "Bundle",
         "type": f"{btype}-response",
@@ -166,7 +168,7 @@ def process(
 
 def _batch(
     conn: psycopg.Connection[Any], entries: list[Entry], write: Writer, delete: Deleter,
-    search: Searcher, get: Getter,
+    search: Searcher, get: Getter, lang: str,
 ) -> dict[int, dict[str, Any]]:  # fmt: skip
     """Each entry on its own (a savepoint each): a failed one answers its error."""
     responses: dict[int, dict[str, Any]] = {}
@@ -174,15 +176,15 @@ def _batch(
         try:
             with conn.transaction():
                 _resolve(conn, [entry], search)
-                responses[entry.index] = _execute(conn, entry, write, delete, get)
+                responses[entry.index] = _execute(conn, entry, write, delete, get, lang)
         except (FhirError, InvalidResource, VersionConflict, NotFound) as exc:
-            responses[entry.index] = _error_entry(exc)
+            responses[entry.index] = _error_entry(exc, lang)
     return responses
 
 
 def _transaction(
     conn: psycopg.Connection[Any], entries: list[Entry], write: Writer, write_many: BulkWriter,
-    delete: Deleter, search: Searcher, get: Getter,
+    delete: Deleter, search: Searcher, get: Getter, lang: str,
 ) -> dict[int, dict[str, Any]]:  # fmt: skip
     """All entries or none (the caller's transaction), in FHIR's order: deletes, creates,
     updates, reads; local references rewritten to the ids given."""
@@ -207,8 +209,7 @@ def _transaction(
         # (a urn: reference is never a conditional one: these are the final ones)
         dangling = [r for r in named[e.index] if r.startswith(("urn:uuid:", "urn:oid:"))]
         if dangling:  # it would be stored naming nothing
-            raise _fail(e, 400, "not-found",
-                        f"reference '{dangling[0]}' names no entry of the Bundle (no fullUrl)")  # fmt: skip
+            raise _fail(e, 400, "not-found", msg("entry-reference-dangling", reference=dangling[0]))
     rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
     ordered = sorted(
         entries,
@@ -221,7 +222,7 @@ def _transaction(
     responses: dict[int, dict[str, Any]] = {}
     for entry in ordered:
         if entry.method == "DELETE":
-            responses[entry.index] = _execute(conn, entry, write, delete, get)
+            responses[entry.index] = _execute(conn, entry, write, delete, get, lang)
     # Plain creates and updates go through one bulk write; the rest one by one, in order.
     bulk = [
         e for e in ordered
@@ -234,7 +235,7 @@ def _transaction(
             responses[e.index] = {"response": {"status": status, **_location(stored)}}
     for entry in ordered:
         if entry.index not in responses:
-            responses[entry.index] = _execute(conn, entry, write, delete, get)
+            responses[entry.index] = _execute(conn, entry, write, delete, get, lang)
     return responses
 
 
@@ -298,30 +299,27 @@ def _conditional_references(
                     and all(_same_identifier(x.resource, v) for _, v in params)
                 }  # fmt: skip
             if len(ids) != 1:
-                found = "no resource" if not ids else f"{len(ids)} resources"
                 raise _fail(e, 412, "multiple-matches" if ids else "not-found",
-                            f"the conditional reference '{ref}' matches {found}, not one")  # fmt: skip
+                            msg("entry-conditional-reference", reference=ref, count=len(ids)))  # fmt: skip
             mapping[ref] = f"{rtype}/{ids.pop()}"
     return mapping
 
 
-def _error_entry(exc: Exception) -> dict[str, Any]:
+def _error_entry(exc: Exception, lang: str) -> dict[str, Any]:
     if isinstance(exc, InvalidResource):
-        return {"response": {"status": "400 Bad Request", "outcome": invalid_outcome(exc)}}
+        return {"response": {"status": "400 Bad Request", "outcome": invalid_outcome(exc, lang)}}
+    if isinstance(exc, FhirError):
+        return {"response": {"status": str(exc.status), "outcome": error_outcome(exc, lang)}}
     if isinstance(exc, VersionConflict):
-        status, code = 412, "conflict"
-    elif isinstance(exc, NotFound):
-        status, code = 404, "not-found"
+        status, code, message = 412, "conflict", msg("version-conflict", detail=str(exc))
     else:
-        status, code = getattr(exc, "status", 400), getattr(exc, "code", "processing")
-    return {
-        "response": {"status": str(status), "outcome": outcome(code=code, diagnostics=str(exc))}
-    }
+        status, code, message = 404, "not-found", msg("not-found", ref=str(exc))
+    return {"response": {"status": str(status), "outcome": outcome([issue(code, message, lang)])}}
 
 
 def _check_type(entry: Entry, rtype: str) -> None:
     if rtype not in SUPPORTED_TYPES:
-        raise _fail(entry, 400, "not-supported", f"resource type '{rtype}' is not supported here")
+        raise _fail(entry, 400, "not-supported", msg("entry-type-not-supported", type=rtype))
 
 
 def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Searcher) -> None:
@@ -332,12 +330,10 @@ def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Search
             continue
         rtype, rid, params = _split(e.url)
         if "$" in e.url:
-            raise _fail(
-                e, 501, "not-supported", f"operation '{e.url}' is not supported in a bundle"
-            )
+            raise _fail(e, 501, "not-supported", msg("entry-operation", url=e.url))
         _check_type(e, rtype)
         if e.method in ("POST", "PUT") and (e.resource or {}).get("resourceType") != rtype:
-            raise _fail(e, 400, "invalid", "the resource type differs from the request URL")
+            raise _fail(e, 400, "invalid", msg("entry-type-mismatch"))
         if e.method == "POST":
             cond = e.request.get("ifNoneExist")
             if cond:
@@ -345,12 +341,9 @@ def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Search
                     conn, rtype, parse_qsl(str(cond).split("?")[-1], keep_blank_values=True)
                 )
                 if len(found) > 1:
-                    raise _fail(
-                        e,
-                        412,
-                        "multiple-matches",
-                        f"ifNoneExist '{cond}' matches {len(found)} resources",
-                    )
+                    raise _fail(e, 412, "multiple-matches",
+                                msg("entry-if-none-exist-multiple", condition=cond,
+                                    count=len(found)))  # fmt: skip
                 if found:
                     e.target, e.existing = (rtype, found[0].id), True
             if e.target is None:
@@ -359,18 +352,17 @@ def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Search
             if params is not None:
                 found = search(conn, rtype, params)
                 if len(found) > 1:
-                    raise _fail(
-                        e, 412, "multiple-matches", f"the condition matches {len(found)} resources"
-                    )
+                    raise _fail(e, 412, "multiple-matches",
+                                msg("entry-condition-multiple", count=len(found)))  # fmt: skip
                 e.target = (
                     rtype,
                     found[0].id if found else (e.resource or {}).get("id") or str(uuid.uuid4()),
                 )
             else:
                 if not rid:
-                    raise _fail(e, 400, "invalid", "PUT needs 'Type/id' or 'Type?search'")
+                    raise _fail(e, 400, "invalid", msg("entry-put-url"))
                 if (e.resource or {}).get("id") not in (None, rid):
-                    raise _fail(e, 400, "invalid", f"resource id differs from the URL id '{rid}'")
+                    raise _fail(e, 400, "invalid", msg("entry-id-mismatch", id=rid))
                 e.target = (rtype, rid)
         elif e.method == "DELETE":
             if params is not None:
@@ -378,12 +370,11 @@ def _resolve(conn: psycopg.Connection[Any], entries: list[Entry], search: Search
             elif rid:
                 e.deletes = [(rtype, rid)]
             else:
-                raise _fail(e, 400, "invalid", "DELETE needs 'Type/id' or 'Type?search'")
+                raise _fail(e, 400, "invalid", msg("entry-delete-url"))
         for key in ([e.target] if e.target and not e.existing else []) + e.deletes:
             if key in touched:
-                raise _fail(
-                    e, 400, "invalid", f"{key[0]}/{key[1]} is also changed by entry {touched[key]}"
-                )
+                raise _fail(e, 400, "invalid", msg("entry-touched-twice", ref=f"{key[0]}/{key[1]}",
+                                                   other=touched[key]))  # fmt: skip
             touched[key] = e.index
 
 
@@ -396,8 +387,9 @@ def _location(stored: Stored) -> dict[str, Any]:
 
 
 def _execute(
-    conn: psycopg.Connection[Any], e: Entry, write: Writer, delete: Deleter, get: Getter
-) -> dict[str, Any]:
+    conn: psycopg.Connection[Any], e: Entry, write: Writer, delete: Deleter, get: Getter,
+    lang: str,
+) -> dict[str, Any]:  # fmt: skip
     if e.method == "DELETE":
         for rtype, rid in e.deletes:
             delete(conn, rtype, rid)
@@ -406,10 +398,11 @@ def _execute(
         try:
             return {"resource": get(conn, e.url), "response": {"status": "200 OK"}}
         except (NotFound, store.Gone) as exc:
+            gone = msg("gone" if isinstance(exc, store.Gone) else "not-found", ref=str(exc))
             return {
                 "response": {
                     "status": "404 Not Found",
-                    "outcome": outcome(code="not-found", diagnostics=str(exc)),
+                    "outcome": outcome([issue("not-found", gone, lang)]),
                 }
             }
     assert e.target is not None and e.resource is not None
@@ -420,6 +413,6 @@ def _execute(
     try:
         stored, created = write(conn, {**e.resource, "id": e.target[1]}, e.target[1], if_match)
     except VersionConflict as exc:
-        raise _fail(e, 412, "conflict", str(exc)) from None
+        raise _fail(e, 412, "conflict", msg("version-conflict", detail=str(exc))) from None
     status = "201 Created" if created else "200 OK"
     return {"response": {"status": status, **_location(stored)}}

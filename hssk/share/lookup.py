@@ -20,7 +20,8 @@ from typing import Any
 import psycopg
 
 from hssk.kernel.identifiers import BHYT, BHYT_CARD
-from hssk.registry import resolve
+from hssk.records import everything
+from hssk.registry import Person, find, merged_ids
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "000": ("Thẻ còn giá trị sử dụng.", "The card is valid."),
@@ -115,67 +116,96 @@ def _birth_matches(asked: str, birth: date | None, precision: str | None) -> boo
     return (int(m[3]), int(m[2]), int(m[1])) == (birth.year, birth.month, birth.day)
 
 
-_PERSON = """SELECT id, full_name, birth_date, birth_precision, sex, address, bhyt, bhxh
-             FROM person WHERE merged_into IS NULL AND {where} ORDER BY id LIMIT 1"""
-
-
 def lookup(conn: psycopg.Connection[Any], req: LookupRequest, today: date) -> LookupResult:
     """Verify a card against the registry and the insurance coverage records."""
-    row = conn.execute(_PERSON.format(where="bhyt = %s"), (req.ma_the,)).fetchone()
-    coverage = _coverage(conn, req.ma_the)
-    if row is None and coverage is not None:
-        # written under a person since merged: the survivor's (merges move no rows)
-        row = conn.execute(
-            _PERSON.format(where="id = %s"), (resolve(conn, coverage[0]),)
-        ).fetchone()
-    if row is None:
-        # Same social-insurance number, another card: say which part of the code is wrong.
-        other = conn.execute(_PERSON.format(where="bhxh = %s"), (req.ma_the[5:],)).fetchone()
-        if other is None or not other[6]:
+    person = _person(conn, bhyt=req.ma_the)
+    coverage = _coverage(conn, person.id, req.ma_the) if person else None
+    if person is None:
+        # Same social-insurance number (the card's last 10 digits), another card.
+        other = _person(conn, bhxh=req.ma_the[5:])
+        # that person's own card once, perhaps under a person since merged into it: its
+        # Coverage says so (merges move no rows, and keep the survivor's card)
+        coverage = _coverage(conn, other.id, req.ma_the) if other else None
+        if other is not None and coverage is not None:
+            person = other
+        elif other is None or not other.bhyt:
             return LookupResult("050")
-        card = str(other[6])
-        if card[2] != req.ma_the[2]:
-            return LookupResult("053", person_id=other[0])
-        if card[3:5] != req.ma_the[3:5]:
-            return LookupResult("052", person_id=other[0])
-        return LookupResult("051", person_id=other[0])
-    pid, name, birth, precision, sex, address, _card, bhxh = row
-    if fold(req.ho_ten) != fold(name or ""):
-        return LookupResult("060", person_id=pid)
-    if _exact(req.ho_ten) != _exact(name or ""):
-        return LookupResult("061", person_id=pid)
+        elif other.bhyt[2] != req.ma_the[2]:
+            return LookupResult("053", person_id=other.id)
+        elif other.bhyt[3:5] != req.ma_the[3:5]:
+            return LookupResult("052", person_id=other.id)
+        else:
+            return LookupResult("051", person_id=other.id)
+    name, birth, precision = person.full_name or "", person.birth_date, person.birth_precision
+    if fold(req.ho_ten) != fold(name):
+        return LookupResult("060", person_id=person.id)
+    if _exact(req.ho_ten) != _exact(name):
+        return LookupResult("061", person_id=person.id)
     if not _birth_matches(req.ngay_sinh, birth, precision):
-        return LookupResult("070", person_id=pid)
+        return LookupResult("070", person_id=person.id)
     data: dict[str, Any] = {
         "maThe": req.ma_the,
         "hoTen": name,
         "ngaySinh": _dmy(birth, precision),
-        "gioiTinh": {"M": "Nam", "F": "Nữ"}.get(sex or "", ""),
-        "diaChi": address or "",
-        "maSoBHXH": bhxh or req.ma_the[5:],
+        "gioiTinh": {"M": "Nam", "F": "Nữ"}.get(person.sex or "", ""),
+        "diaChi": person.address or "",
+        "maSoBHXH": person.bhxh or req.ma_the[5:],
     }
     code = "000"
     if coverage is not None:
-        _, status, start, end, dkbd = coverage
-        data.update({"gtTheTu": _iso_to_dmy(start), "gtTheDen": _iso_to_dmy(end), "maDKBD": dkbd})
-        if status == "cancelled":
+        data.update({"gtTheTu": _iso_to_dmy(coverage.start), "gtTheDen": _iso_to_dmy(coverage.end),
+                     "maDKBD": coverage.facility})  # fmt: skip
+        if coverage.status == "cancelled":
             code = "120"
-        elif end and end[:10] < today.isoformat():
+        elif coverage.end and coverage.end[:10] < today.isoformat():
             code = "010"
-    return LookupResult(code, person_id=pid, data=data if code in ("000", "010") else {})
+    return LookupResult(code, person_id=person.id, data=data if code in ("000", "010") else {})
 
 
-def _coverage(conn: psycopg.Connection[Any], card: str) -> tuple[Any, ...] | None:
-    """(person_id, status, start, end, primary-care facility) of the newest Coverage of a card."""
-    return conn.execute(
-        """SELECT person_id, body->>'status', body #>> '{period,start}', body #>> '{period,end}',
-                  substring(body #>> '{class,0,name}' from '([0-9A-Z]{5})$')
-           FROM resource
-           WHERE type = 'Coverage' AND NOT deleted AND person_id IS NOT NULL
-             AND body -> 'identifier' @> %s::jsonb
-           ORDER BY body #>> '{period,end}' DESC NULLS LAST LIMIT 1""",
-        (f'[{{"system": "{BHYT}", "value": "{card}"}}]',),
-    ).fetchone()
+def _person(
+    conn: psycopg.Connection[Any], *, bhyt: str | None = None, bhxh: str | None = None
+) -> Person | None:
+    """The living golden record carrying this card (or social-insurance number), lowest id
+    first, as the registry finds it."""
+    found = [
+        c.person
+        for c in find(conn, bhyt=bhyt, bhxh=bhxh)
+        if (bhyt is None or c.person.bhyt == bhyt) and (bhxh is None or c.person.bhxh == bhxh)
+    ]
+    return min(found, key=lambda p: p.id) if found else None
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a Coverage resource says of a card."""
+
+    status: str | None
+    start: str | None
+    end: str | None
+    facility: str | None  # the primary-care facility (maDKBD)
+
+
+_FACILITY = re.compile(r"([0-9A-Z]{5})\Z")
+
+
+def _coverage(conn: psycopg.Connection[Any], person_id: int, card: str) -> Card | None:
+    """The newest (by period end) Coverage of ``card`` among the person's, those written
+    under the persons merged into it included (read through the record store)."""
+    found: list[Card] = []
+    for stored in everything(conn, merged_ids(conn, person_id), ["Coverage"]):
+        body = stored.body
+        named = body.get("identifier") or []
+        if not any(isinstance(i, dict) and i.get("system") == BHYT and i.get("value") == card
+                   for i in named):  # fmt: skip
+            continue
+        period = body.get("period") or {}
+        classes = body.get("class") or [{}]
+        m = _FACILITY.search(str(classes[0].get("name") or "")) if classes else None
+        found.append(Card(body.get("status"), period.get("start"), period.get("end"),
+                          m.group(1) if m else None))  # fmt: skip
+    # newest period end first; a Coverage without an end after those with one
+    found.sort(key=lambda c: (c.end is not None, c.end or ""), reverse=True)
+    return found[0] if found else None
 
 
 def _dmy(d: date | None, precision: str | None) -> str:

@@ -116,8 +116,9 @@ def test_r4_only_type_is_stored_and_versioned(client: TestClient, system_headers
 
 
 def test_unknown_type_is_a_clear_404(client: TestClient, system_headers: H) -> None:
-    r = client.get("/fhir/Widget/1", headers=system_headers)
+    r = client.get("/fhir/Widget/1", headers={**system_headers, "Accept-Language": "en"})
     assert r.status_code == 404 and "not supported" in r.text
+    assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "type-not-supported"
 
 
 def test_vietnamese_guide_identifier_systems_are_ours(

@@ -106,10 +106,12 @@ def test_conditional_reference_matching_nothing_fails_the_transaction(
     bundle = patient_bundle(seed=4, encounters=1)
     enc = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter")
     enc["resource"]["serviceProvider"] = {"reference": "Organization?identifier=urn:x|nowhere"}
-    r = client.post("/fhir", json=bundle, headers=system_headers)
+    r = client.post("/fhir", json=bundle, headers={**system_headers, "Accept-Language": "en"})
     assert r.status_code == 412, r.text
-    diagnostics = r.json()["issue"][0]["diagnostics"]
-    assert "Organization?identifier=urn:x|nowhere" in diagnostics and "no resource" in diagnostics
+    issue = r.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "entry-conditional-reference"
+    diagnostics = issue["diagnostics"]
+    assert "Organization?identifier=urn:x|nowhere" in diagnostics and "0 resources" in diagnostics
     assert client.get("/fhir/Patient", headers=system_headers).json()["total"] == 0
 
 
@@ -121,7 +123,9 @@ def test_a_reference_to_no_entry_fails_the_transaction(
     cond["resource"]["encounter"] = {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000ff"}
     r = client.post("/fhir", json=bundle, headers=system_headers)
     assert r.status_code == 400, r.text
-    diagnostics = r.json()["issue"][0]["diagnostics"]
+    issue = r.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "entry-reference-dangling"
+    diagnostics = issue["diagnostics"]
     assert (
         "urn:uuid:00000000-0000-4000-8000-0000000000ff" in diagnostics
         and "Condition" in diagnostics

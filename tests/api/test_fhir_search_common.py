@@ -161,7 +161,8 @@ def test_unknown_parameters_follow_the_handling_preference(
     assert strict.status_code == 400
     issue = strict.json()["issue"][0]
     assert issue["expression"] == ["colour"] and "colour" in issue["diagnostics"]
-    assert issue["diagnostics"].startswith("tham số tìm kiếm")
+    assert issue["diagnostics"].startswith("Tham số tìm kiếm")
+    assert issue["details"]["coding"][0]["code"] == "search-unknown-params"
     # a parameter R4 does not define for the type is unknown too (Goal has no 'status')
     r = client.get(
         "/fhir/Goal?status=active", headers={**platform_headers, "Prefer": "handling=strict"}

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from hssk.records import search, store
 
-MOVE_REFUSED = "cannot be moved to another person"
+MOVE_REFUSED = "không thể chuyển một tài nguyên sang người khác"
 
 
 def _owner(world: World, rid: str, rtype: str = "Observation") -> int | None:
@@ -109,6 +109,7 @@ def test_a_write_never_moves_a_resource_to_another_person(
             status = int(outcome["entry"][0]["response"]["status"][:3])
             outcome = outcome["entry"][0]["response"]["outcome"]
     assert status == 409, resp.text
+    assert outcome["issue"][0]["details"]["coding"][0]["code"] == "move-refused"
     assert MOVE_REFUSED in outcome["issue"][0]["diagnostics"]
     assert _owner(world, rid) == parent
 
@@ -269,7 +270,7 @@ def test_deeply_nested_resource_is_refused_before_validation(
     for r in (resp, in_bundle):
         assert r.status_code == (400 if depth > 30 else 201 if r is resp else 200), r.text[:300]
         if depth > 30:
-            assert "deep" in r.json()["issue"][0]["diagnostics"].replace("depth", "deep")
+            assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "body-too-deep"
 
 
 PARAM_NAMES = [*search.COMMON, *search.DEFINED, *search.BY_TYPE["Patient"], "_sort", "x",

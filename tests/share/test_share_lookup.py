@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from hssk.db import Database
 from hssk.kernel.config import load_settings
 from hssk.kernel.identifiers import BHYT
 from hssk.records import store
+from hssk.registry.merge import merge
 from hssk.share import lookup, quota
 
 CARD = "HC4010123456789"
@@ -187,3 +189,58 @@ def test_cli_reports(clean_db: Database) -> None:
     assert out.exit_code == 0 and "bhxh, vneid, city-app, bhxh-giamdinh, byt-ksk" in out.output
     out = runner.invoke(share, ["replay"])
     assert out.exit_code == 0 and "0 events queued again" in out.output
+
+
+def _person(conn, name: str, card: str, birth: str = "1985-03-09") -> int:
+    row = conn.execute(
+        """INSERT INTO person (full_name, birth_date, sex, bhyt, bhxh)
+           VALUES (%s, %s, 'M', %s, %s) RETURNING id""",
+        (name, birth, card, card[5:]),
+    ).fetchone()
+    return int(row[0])
+
+
+def _card(conn, person_id: int, card: str, start: str, end: str, facility: str) -> None:
+    store.bulk_upsert(conn, [store.NewResource({
+        "resourceType": "Coverage", "status": "active",
+        "identifier": [{"system": BHYT, "value": card}], "subscriberId": card,
+        "period": {"start": start, "end": end},
+        "class": [{"type": {"text": "plan"}, "value": "dkbd", "name": f"KCB ban đầu {facility}"}],
+        "beneficiary": {"reference": f"Patient/mpi-{person_id}"}, "payor": [{"display": "BHXH"}],
+    }, person_id=person_id, source_key=f"cov|{card}|{end}")])  # fmt: skip
+
+
+def test_each_card_answers_its_own_coverage_and_a_merged_persons_card_its_survivor(
+    clean_db: Database,
+) -> None:
+    """Two records of one man with two cards (one social-insurance number), and a woman with
+    her own: each card is answered from its own Coverage, read through the person's records;
+    once the records are merged the second card still answers, with the survivor's details."""
+    today = date(2025, 6, 1)
+    old_card, new_card, her_card = "HC4010123450001", "DN4010123450001", "HC4010999990002"
+    with clean_db.connection() as conn:
+        survivor = _person(conn, "Trần Văn Bình", old_card)
+        merged = _person(conn, "Trần Văn Bình", new_card)
+        her = _person(conn, "Phạm Thị Cúc", her_card, "1992-11-20")
+        _card(conn, survivor, old_card, "2024-01-01", "2024-12-31", "01001")
+        _card(conn, merged, new_card, "2023-01-01", "2023-12-31", "01002")
+        _card(conn, merged, new_card, "2025-01-01", "2026-12-31", "01003")  # the newest
+        _card(conn, her, her_card, "2025-01-01", "2030-12-31", "79001")
+
+        def ask(card: str, name: str = "Trần Văn Bình", born: str = "09/03/1985") -> Any:
+            return lookup.lookup(conn, lookup.LookupRequest(card, name, born), today)
+
+        before = ask(new_card)
+        assert (before.code, before.person_id) == ("000", merged)
+        assert before.data["gtTheDen"] == "31/12/2026" and before.data["maDKBD"] == "01003"
+        merge(conn, survivor, merged, actor="test", reason="cùng một người")
+        after = ask(new_card)
+        assert (after.code, after.person_id) == ("000", survivor)
+        assert after.data["gtTheTu"] == "01/01/2025" and after.data["maDKBD"] == "01003"
+        own = ask(old_card)  # the survivor's own card: its own Coverage, expired
+        assert (own.code, own.person_id) == ("010", survivor)
+        assert own.data["gtTheDen"] == "31/12/2024" and own.data["maDKBD"] == "01001"
+        hers = ask(her_card, "Phạm Thị Cúc", "20/11/1992")
+        assert (hers.code, hers.data["maDKBD"], hers.data["gtTheDen"]) == ("000", "79001",
+                                                                          "31/12/2030")  # fmt: skip
+        assert ask("HC2010123450001").code == "053"  # his number, a benefit code of neither card
