@@ -31,8 +31,11 @@ keys: a finished load run again creates nothing.
 
 from __future__ import annotations
 
+import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +55,7 @@ from hssk.ingest.jobstore import (
     unfinished_initial_job,
 )
 from hssk.ingest.model import Unit
-from hssk.ingest.writer import Duplicates, write_units
+from hssk.ingest.writer import Duplicates
 from hssk.records import refresh_statistics as refresh_store_statistics
 from hssk.registry.dedup import dedup
 
@@ -63,28 +66,50 @@ BATCH = 5_000  # records per store transaction (and per online linking call)
 Progress = Callable[[int, int], None]  # (records done in this run, files done), as the runner's
 
 
+# Fields that repeat across a province's records (a few hundred communes, two sexes): one
+# string object each instead of one per record.
+_SHARED_RECORD = ("source", "sex", "commune_code", "province_code")
+_SHARED_PREPARED = ("sex", "birth_precision", "commune_code", "commune_code_old", "province_code")
+
+
 @dataclass
 class _Linking:
-    """The distinct source records of a load (by source and record id) and their persons."""
+    """The distinct source records of a load (by source and record id) and their persons:
+    only what linking reads (the prepared record, which holds the source record), not the
+    mapped units. ``units``: the units with a person these records came from."""
 
-    recs: list[registry.SourceRecord] = field(default_factory=list)
     preps: list[registry.Prepared] = field(default_factory=list)
     index: dict[tuple[str, str], int] = field(default_factory=dict)
     person: list[int | None] = field(default_factory=list)
+    units: int = 0
+
+    @property
+    def recs(self) -> list[registry.SourceRecord]:
+        return [p.rec for p in self.preps]
 
     def add(self, u: Unit) -> None:
         rec = u.person
         assert rec is not None
+        self.units += 1
         key = (rec.source, rec.record_id)
         if key not in self.index:  # the same record twice: the first one counts (link_many)
-            self.index[key] = len(self.recs)
-            self.recs.append(rec)
-            self.preps.append(u.prepared or registry.prepare(rec))
+            self.index[key] = len(self.preps)
+            prep = u.prepared or registry.prepare(rec)
+            _share(rec, _SHARED_RECORD)
+            _share(prep, _SHARED_PREPARED)
+            self.preps.append(prep)
             self.person.append(None)
 
     def of(self, u: Unit) -> int | None:
         assert u.person is not None
         return self.person[self.index[(u.person.source, u.person.record_id)]]
+
+
+def _share(obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if v is not None:
+            setattr(obj, name, sys.intern(v))
 
 
 def load(
@@ -125,46 +150,38 @@ def run_started(
     the stage its checkpoint names. ``stop_after``: stop after that many committed steps
     (the persons stage is one, each store batch another). ``batch``: records per store
     transaction (default ``BATCH``)."""
-    size = batch or BATCH
+    from hssk.ingest.runner import run_pipeline
+
     summary, kind = job.summary, job.kind
     state: dict[str, Any] = summary.checkpoint.setdefault("initial", {"stage": "persons"})
     t0 = time.perf_counter()
-    units = _map_all(kind, job.paths, job.known, workers, summary)
-    files = len(job.paths)
-    if progress:
-        progress(0, 0)
     steps = 0
-    with db.connection() as conn:
-        link = _link_persons(conn, kind, units, summary, count=state["stage"] == "persons")
-        if state["stage"] == "persons":
-            state.update(stage="store", done=0)
-            save_checkpoint(conn, job_id, summary)
-            steps += 1
-    if progress:
-        progress(0, 0)
-    for u in units:
-        if u.person is not None and not u.problems:
-            u.person_id = link.of(u)
-        u.prepared = None  # (its work is done: memory)
-    status = "done"
-    for start in range(int(state.get("done") or 0), len(units), size):
-        if stop_after is not None and steps >= stop_after:
-            status = "running"
-            break
-        part = units[start : start + size]
+    if state["stage"] == "persons":
+        link = _collect(kind, job.paths, job.known, workers, summary)
+        if progress:
+            progress(0, 0)
         with db.connection() as conn:
-            # (as the runner: the batch and its checkpoint commit together; the job's end
-            # commits synchronously, which makes every earlier batch durable)
-            conn.execute("SET LOCAL synchronous_commit = off")
-            write_units(conn, job_id, kind, part, summary, files=files)
-            state["done"] = start + len(part)
+            _link_persons(conn, link, summary)
+            state.update(stage="store", done=0)
+            summary.checkpoint["pos"] = [0, 0]  # the store stage reads the files again
             save_checkpoint(conn, job_id, summary)
+        del link  # (the store stage finds the persons by their source links)
         steps += 1
         if progress:
-            progress(state["done"], files if state["done"] == len(units) else 0)
+            progress(0, 0)
+    status = "running"
+    if stop_after is None or steps < stop_after:
+        # Mapping is deterministic: the store stage maps the files again, batch by batch, as
+        # the runner does, and holds a few batches at a time, not the file.
+        status = run_pipeline(
+            db, job_id, kind, job.paths, job.known, summary, workers=workers,
+            batch=batch or BATCH, progress=progress,
+            stop_after=None if stop_after is None else stop_after - steps,
+            prelink=_StoreLinks(state),
+        )  # fmt: skip
     if status == "done":
         state["stage"] = "done"
-        summary.checkpoint["pos"] = [files, 0]
+        summary.checkpoint["pos"] = [len(job.paths), 0]
     summary.seconds += time.perf_counter() - t0
     with db.connection() as conn:
         save_checkpoint(conn, job_id, summary)
@@ -176,15 +193,37 @@ def run_started(
     return out
 
 
-def _map_all(
+@dataclass
+class _StoreLinks:
+    """The store stage's step before the writer, in each batch's transaction: every record's
+    person by the source link the persons stage wrote (counted there, not again), and the
+    records stored so far in the job's checkpoint."""
+
+    state: dict[str, Any]
+
+    def __call__(
+        self, conn: psycopg.Connection[Any], kind: str, units: list[Unit], summary: Summary
+    ) -> None:
+        t0 = time.perf_counter()
+        need = [u for u in units if u.person is not None and not u.problems]
+        found = registry.linked(conn, [u.person for u in need if u.person is not None])
+        for u, pid in zip(need, found, strict=True):
+            u.person_id = pid  # (None: not linked, which cannot be; the writer links it)
+            u.prepared = None
+        self.state["done"] = int(self.state.get("done") or 0) + len(units)
+        summary.timings["link-sources"] += time.perf_counter() - t0
+
+
+def _collect(
     kind: str,
     paths: list[str],
     known: frozenset[str] | None,
     workers: int | None,
     summary: Summary,
-) -> list[Unit]:
-    """Every record of the files, mapped as the runner maps them (worker processes for large
-    sources), duplicate keys in a file marked as the runner marks them."""
+) -> _Linking:
+    """The distinct source records of the files, mapped as the runner maps them (duplicate
+    keys in a file marked as the runner marks them), each kept as what linking needs; the
+    mapped units are dropped batch by batch."""
     from hssk.ingest.runner import _chunks, _mapping_pool, fewer_gc_passes, pool_size
 
     t0 = time.perf_counter()
@@ -193,32 +232,35 @@ def _map_all(
     # busy cores: 6.2 s with two processes, 4.1 s in a thread).
     nworkers = pool_size(workers, paths, kind)
     pool = _mapping_pool(nworkers, "fork")
-    units: list[Unit] = []
+    link = _Linking()
+    duplicates = Duplicates()
+    pending: deque[Future[list[Unit]]] = deque()
+
+    def take(limit: int) -> None:
+        while len(pending) > limit:
+            units = pending.popleft().result()
+            duplicates.check(kind, units)
+            for u in units:
+                if u.person is not None and not u.problems:
+                    link.add(u)
+
     try:
         with fewer_gc_passes():
-            futures = [
-                pool.submit(stream.map_payloads, kind, [pc.payload for pc in pieces], known)
-                for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units)
-            ]
-            for fut in futures:
-                units.extend(fut.result())
+            for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units):
+                payloads = [pc.payload for pc in pieces]
+                pending.append(pool.submit(stream.map_payloads, kind, payloads, known))
+                take(2 * max(1, nworkers))  # (a few batches ahead, as the runner)
+            take(0)
     finally:
         pool.shutdown(cancel_futures=True)
-    Duplicates().check(kind, units)
     summary.timings["map"] += time.perf_counter() - t0
-    return units
+    return link
 
 
-def _link_persons(
-    conn: psycopg.Connection[Any], kind: str, units: list[Unit], summary: Summary, *, count: bool
-) -> _Linking:
+def _link_persons(conn: psycopg.Connection[Any], link: _Linking, summary: Summary) -> None:
     """The person of every distinct source record of the load (see the module's docstring);
     committed with the caller's transaction."""
     t0 = time.perf_counter()
-    link = _Linking()
-    for u in units:
-        if u.person is not None and not u.problems:
-            link.add(u)
     link.person = registry.linked(conn, link.recs)
     todo = [i for i, p in enumerate(link.person) if p is None]
     created = 0
@@ -228,11 +270,9 @@ def _link_persons(
         summary.timings["link-identifiers"] += time.perf_counter() - t0
     if todo:
         created += _dedup_and_write(conn, link, todo, empty, summary)
-    if count:
-        summary.persons += sum(1 for u in units if u.person is not None and not u.problems)
-        summary.persons_created += created
+    summary.persons += link.units
+    summary.persons_created += created
     summary.timings["link"] += time.perf_counter() - t0
-    return link
 
 
 def link_feed(
@@ -281,7 +321,7 @@ def _dedup_and_write(
     cluster follows it. Returns the persons created."""
     t0 = time.perf_counter()
     preps = [link.preps[i] for i in todo]
-    d = dedup([link.recs[i] for i in todo], prepared=preps)
+    d = dedup([p.rec for p in preps], prepared=preps)
     summary.timings["dedup"] += time.perf_counter() - t0
     reviews = [registry.Review(a, b, p) for a, b, p in d.review_pairs]
     if empty:
@@ -294,7 +334,7 @@ def _dedup_and_write(
     created = 0
     for start in range(0, len(firsts), BATCH):
         part = firsts[start : start + BATCH]
-        res = registry.link_many(conn, [link.recs[todo[k]] for k in part], [preps[k] for k in part])
+        res = registry.link_many(conn, [preps[k].rec for k in part], [preps[k] for k in part])
         for k, r in zip(part, res, strict=True):
             persons[k] = r.person_id
             link.person[todo[k]] = r.person_id
