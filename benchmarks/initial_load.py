@@ -91,6 +91,10 @@ def _generate(feed: Path, persons: int) -> None:
     generate(feed, persons, "01", 1, visit_years=0.1)
 
 
+def _peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def peak_rss(persons: int, out_dir: Path | None = None) -> dict[str, Any]:
     """Peak RSS of a first load of the population register (empty registry)."""
     wiring.start()
@@ -107,8 +111,12 @@ def peak_rss(persons: int, out_dir: Path | None = None) -> dict[str, Any]:
     db = open_database(url=url)
     try:
         runner.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
+        marks: list[float] = []  # peak RSS at each progress call: mapped, persons, store batches
         t0 = time.perf_counter()
-        s = initial.load(db, "population", [feed / FILES["population"]])
+        s = initial.load(
+            db, "population", [feed / FILES["population"]],
+            progress=lambda records, files: marks.append(_peak_mib()),
+        )  # fmt: skip
         dt = time.perf_counter() - t0
     finally:
         db.close()
@@ -120,6 +128,8 @@ def peak_rss(persons: int, out_dir: Path | None = None) -> dict[str, Any]:
         "seconds": round(dt, 1),
         "rss_before_load_mib": round(before / 1024, 1),
         "peak_rss_mib": round(peak / 1024, 1),
+        "peak_rss_mib_after_mapping": marks[0],
+        "peak_rss_mib_after_persons": marks[1],
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "timings": {k: round(v, 2) for k, v in s.timings.items()},
     }
