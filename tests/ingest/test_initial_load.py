@@ -222,6 +222,8 @@ def test_killed_load_resumes(clean_db: Database, feed: Path) -> None:
             "SELECT id, checkpoint FROM ingest_job WHERE kind = 'insurance'"
         ).fetchone()
         assert job is not None and job[1]["initial"] == {"stage": "store", "done": 1000}
+        # the store stage resumes from the runner pipeline's position, not from the start
+        assert job[1]["pos"] == [0, 1000]
         stored = conn.execute("SELECT count(*) FROM resource").fetchone()
         assert stored is not None and stored[0] == 1000
     # `hssk ingest --resume` (and a server's start) finish it the same way
