@@ -222,8 +222,8 @@ class _StoreLinks:
         need = [u for u in units if u.person is not None and not u.problems]
         found = registry.linked(conn, [u.person for u in need if u.person is not None])
         for u, pid in zip(need, found, strict=True):
-            u.person_id = pid  # (None: not linked, which cannot be; the writer links it)
-            u.prepared = None
+            if pid is not None:  # (None cannot be: the writer would link it online)
+                u.person_id = pid
         self.state["done"] = int(self.state.get("done") or 0) + len(units)
         summary.timings["link-sources"] += time.perf_counter() - t0
 
