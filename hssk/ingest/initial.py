@@ -5,9 +5,9 @@ record. A first load decides set-based, and for a register the whole file at onc
 
 Registers (population, insurance), in stages recorded in the job's checkpoint:
 
-1. *map*: the files are read and mapped as by the runner (the same kinds, checks and
-   normalization) and held in memory;
-2. *persons*: records already linked (a re-run) keep their persons; the others are joined
+1. *persons*: the files are read and mapped as by the runner (the same kinds, checks and
+   normalization), batch by batch; of each distinct source record only its prepared record
+   is kept (what linking reads), the mapped units are dropped. Records already linked (a re-run) keep their persons; the others are joined
    set-based on their verified identifiers (CCCD, BHXH, passport, temporary card) with the
    persons already in the registry (``registry.identifier_matches``: a temporary table and a
    join); what remains is deduplicated as a whole by the batch MPI (``registry.dedup``:
@@ -15,9 +15,11 @@ Registers (population, insurance), in stages recorded in the job's checkpoint:
    empty registry every cluster becomes a person; on one that holds persons, one record of
    each cluster is linked online (``link_many``) and the rest of its cluster follow it. One
    transaction, which also records the stage's end;
-3. *store*: the mapped records go through the ingest writer in batches (deaths, households,
-   Coverage through the store's bulk write, quarantine, receipts), each batch committing with
-   the job's checkpoint.
+2. *store*: the files are mapped again (mapping is deterministic) by the runner's pipeline
+   (``runner.run_pipeline``) and go through the ingest writer in batches (deaths, households,
+   Coverage through the store's bulk write, quarantine, receipts), each batch's persons found
+   by the source links the persons stage wrote, each batch committing with the job's
+   checkpoint. Memory grows with the distinct records linking needs, not with the file.
 
 Feeds that name persons (immunization) run the runner's pipeline (mapping processes ahead of
 the writer, a checkpoint per batch) with ``link_feed`` before each batch is written: persons
@@ -32,7 +34,9 @@ keys: a finished load run again creates nothing.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +56,7 @@ from hssk.ingest.jobstore import (
     unfinished_initial_job,
 )
 from hssk.ingest.model import Unit
-from hssk.ingest.writer import Duplicates, write_units
+from hssk.ingest.writer import Duplicates
 from hssk.records import refresh_statistics as refresh_store_statistics
 from hssk.registry.dedup import dedup
 
@@ -63,28 +67,63 @@ BATCH = 5_000  # records per store transaction (and per online linking call)
 Progress = Callable[[int, int], None]  # (records done in this run, files done), as the runner's
 
 
+# Fields that repeat across a province's records (a few hundred communes, a few thousand
+# family, middle and given names): one string object each instead of one per record.
+# Measured on 20,000 population records (tracemalloc, what is held beyond the first 2,000):
+# 3,955 bytes a record for the mapped units, 2,150 for the prepared records, 1,870 with the
+# shared strings and the index by source (a tuple less per record).
+_SHARED_RECORD = ("source", "sex", "commune_code", "province_code")
+_SHARED_PREPARED = (
+    "sex", "birth_precision", "commune_code", "commune_code_old", "province_code",
+    "family_key", "middle_key", "given_key",
+)  # fmt: skip
+
+_NO_PROBLEMS: list[str] = []
+
+
 @dataclass
 class _Linking:
-    """The distinct source records of a load (by source and record id) and their persons."""
+    """The distinct source records of a load (by source and record id) and their persons:
+    only what linking reads (the prepared record, which holds the source record), not the
+    mapped units. ``units``: the units with a person these records came from."""
 
-    recs: list[registry.SourceRecord] = field(default_factory=list)
     preps: list[registry.Prepared] = field(default_factory=list)
-    index: dict[tuple[str, str], int] = field(default_factory=dict)
+    index: dict[str, dict[str, int]] = field(default_factory=dict)  # source → record id → i
     person: list[int | None] = field(default_factory=list)
+    units: int = 0
+    shared: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def recs(self) -> list[registry.SourceRecord]:
+        return [p.rec for p in self.preps]
 
     def add(self, u: Unit) -> None:
         rec = u.person
         assert rec is not None
-        key = (rec.source, rec.record_id)
-        if key not in self.index:  # the same record twice: the first one counts (link_many)
-            self.index[key] = len(self.recs)
-            self.recs.append(rec)
-            self.preps.append(u.prepared or registry.prepare(rec))
-            self.person.append(None)
+        self.units += 1
+        ids = self.index.setdefault(rec.source, {})
+        if rec.record_id in ids:  # the same record twice: the first one counts (link_many)
+            return
+        ids[rec.record_id] = len(self.preps)
+        prep = u.prepared or registry.prepare(rec)
+        self._share(rec, _SHARED_RECORD)
+        self._share(prep, _SHARED_PREPARED)
+        if prep.full_name == rec.full_name:
+            prep.full_name = rec.full_name
+        if not prep.problems:  # (read, never added to, from here on)
+            prep.problems = _NO_PROBLEMS
+        self.preps.append(prep)
+        self.person.append(None)
 
     def of(self, u: Unit) -> int | None:
         assert u.person is not None
-        return self.person[self.index[(u.person.source, u.person.record_id)]]
+        return self.person[self.index[u.person.source][u.person.record_id]]
+
+    def _share(self, obj: Any, names: tuple[str, ...]) -> None:
+        for name in names:
+            v = getattr(obj, name)
+            if v is not None:
+                setattr(obj, name, self.shared.setdefault(v, v))
 
 
 def load(
@@ -125,46 +164,38 @@ def run_started(
     the stage its checkpoint names. ``stop_after``: stop after that many committed steps
     (the persons stage is one, each store batch another). ``batch``: records per store
     transaction (default ``BATCH``)."""
-    size = batch or BATCH
+    from hssk.ingest.runner import run_pipeline
+
     summary, kind = job.summary, job.kind
     state: dict[str, Any] = summary.checkpoint.setdefault("initial", {"stage": "persons"})
     t0 = time.perf_counter()
-    units = _map_all(kind, job.paths, job.known, workers, summary)
-    files = len(job.paths)
-    if progress:
-        progress(0, 0)
     steps = 0
-    with db.connection() as conn:
-        link = _link_persons(conn, kind, units, summary, count=state["stage"] == "persons")
-        if state["stage"] == "persons":
-            state.update(stage="store", done=0)
-            save_checkpoint(conn, job_id, summary)
-            steps += 1
-    if progress:
-        progress(0, 0)
-    for u in units:
-        if u.person is not None and not u.problems:
-            u.person_id = link.of(u)
-        u.prepared = None  # (its work is done: memory)
-    status = "done"
-    for start in range(int(state.get("done") or 0), len(units), size):
-        if stop_after is not None and steps >= stop_after:
-            status = "running"
-            break
-        part = units[start : start + size]
+    if state["stage"] == "persons":
+        link = _collect(kind, job.paths, job.known, workers, summary)
+        if progress:
+            progress(0, 0)
         with db.connection() as conn:
-            # (as the runner: the batch and its checkpoint commit together; the job's end
-            # commits synchronously, which makes every earlier batch durable)
-            conn.execute("SET LOCAL synchronous_commit = off")
-            write_units(conn, job_id, kind, part, summary, files=files)
-            state["done"] = start + len(part)
+            _link_persons(conn, link, summary)
+            state.update(stage="store", done=0)
+            summary.checkpoint["pos"] = [0, 0]  # the store stage reads the files again
             save_checkpoint(conn, job_id, summary)
+        del link  # (the store stage finds the persons by their source links)
         steps += 1
         if progress:
-            progress(state["done"], files if state["done"] == len(units) else 0)
+            progress(0, 0)
+    status = "running"
+    if stop_after is None or steps < stop_after:
+        # Mapping is deterministic: the store stage maps the files again, batch by batch, as
+        # the runner does, and holds a few batches at a time, not the file.
+        status = run_pipeline(
+            db, job_id, kind, job.paths, job.known, summary, workers=workers,
+            batch=batch or BATCH, progress=progress,
+            stop_after=None if stop_after is None else stop_after - steps,
+            prelink=_StoreLinks(state),
+        )  # fmt: skip
     if status == "done":
         state["stage"] = "done"
-        summary.checkpoint["pos"] = [files, 0]
+        summary.checkpoint["pos"] = [len(job.paths), 0]
     summary.seconds += time.perf_counter() - t0
     with db.connection() as conn:
         save_checkpoint(conn, job_id, summary)
@@ -176,15 +207,37 @@ def run_started(
     return out
 
 
-def _map_all(
+@dataclass
+class _StoreLinks:
+    """The store stage's step before the writer, in each batch's transaction: every record's
+    person by the source link the persons stage wrote (counted there, not again), and the
+    records stored so far in the job's checkpoint."""
+
+    state: dict[str, Any]
+
+    def __call__(
+        self, conn: psycopg.Connection[Any], kind: str, units: list[Unit], summary: Summary
+    ) -> None:
+        t0 = time.perf_counter()
+        need = [u for u in units if u.person is not None and not u.problems]
+        found = registry.linked(conn, [u.person for u in need if u.person is not None])
+        for u, pid in zip(need, found, strict=True):
+            if pid is not None:  # (None cannot be: the writer would link it online)
+                u.person_id = pid
+        self.state["done"] = int(self.state.get("done") or 0) + len(units)
+        summary.timings["link-sources"] += time.perf_counter() - t0
+
+
+def _collect(
     kind: str,
     paths: list[str],
     known: frozenset[str] | None,
     workers: int | None,
     summary: Summary,
-) -> list[Unit]:
-    """Every record of the files, mapped as the runner maps them (worker processes for large
-    sources), duplicate keys in a file marked as the runner marks them."""
+) -> _Linking:
+    """The distinct source records of the files, mapped as the runner maps them (duplicate
+    keys in a file marked as the runner marks them), each kept as what linking needs; the
+    mapped units are dropped batch by batch."""
     from hssk.ingest.runner import _chunks, _mapping_pool, fewer_gc_passes, pool_size
 
     t0 = time.perf_counter()
@@ -193,32 +246,35 @@ def _map_all(
     # busy cores: 6.2 s with two processes, 4.1 s in a thread).
     nworkers = pool_size(workers, paths, kind)
     pool = _mapping_pool(nworkers, "fork")
-    units: list[Unit] = []
+    link = _Linking()
+    duplicates = Duplicates()
+    pending: deque[Future[list[Unit]]] = deque()
+
+    def take(limit: int) -> None:
+        while len(pending) > limit:
+            units = pending.popleft().result()
+            duplicates.check(kind, units)
+            for u in units:
+                if u.person is not None and not u.problems:
+                    link.add(u)
+
     try:
         with fewer_gc_passes():
-            futures = [
-                pool.submit(stream.map_payloads, kind, [pc.payload for pc in pieces], known)
-                for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units)
-            ]
-            for fut in futures:
-                units.extend(fut.result())
+            for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units):
+                payloads = [pc.payload for pc in pieces]
+                pending.append(pool.submit(stream.map_payloads, kind, payloads, known))
+                take(2 * max(1, nworkers))  # (a few batches ahead, as the runner)
+            take(0)
     finally:
         pool.shutdown(cancel_futures=True)
-    Duplicates().check(kind, units)
     summary.timings["map"] += time.perf_counter() - t0
-    return units
+    return link
 
 
-def _link_persons(
-    conn: psycopg.Connection[Any], kind: str, units: list[Unit], summary: Summary, *, count: bool
-) -> _Linking:
+def _link_persons(conn: psycopg.Connection[Any], link: _Linking, summary: Summary) -> None:
     """The person of every distinct source record of the load (see the module's docstring);
     committed with the caller's transaction."""
     t0 = time.perf_counter()
-    link = _Linking()
-    for u in units:
-        if u.person is not None and not u.problems:
-            link.add(u)
     link.person = registry.linked(conn, link.recs)
     todo = [i for i, p in enumerate(link.person) if p is None]
     created = 0
@@ -228,11 +284,9 @@ def _link_persons(
         summary.timings["link-identifiers"] += time.perf_counter() - t0
     if todo:
         created += _dedup_and_write(conn, link, todo, empty, summary)
-    if count:
-        summary.persons += sum(1 for u in units if u.person is not None and not u.problems)
-        summary.persons_created += created
+    summary.persons += link.units
+    summary.persons_created += created
     summary.timings["link"] += time.perf_counter() - t0
-    return link
 
 
 def link_feed(
@@ -281,7 +335,7 @@ def _dedup_and_write(
     cluster follows it. Returns the persons created."""
     t0 = time.perf_counter()
     preps = [link.preps[i] for i in todo]
-    d = dedup([link.recs[i] for i in todo], prepared=preps)
+    d = dedup([p.rec for p in preps], prepared=preps)
     summary.timings["dedup"] += time.perf_counter() - t0
     reviews = [registry.Review(a, b, p) for a, b, p in d.review_pairs]
     if empty:
@@ -294,7 +348,7 @@ def _dedup_and_write(
     created = 0
     for start in range(0, len(firsts), BATCH):
         part = firsts[start : start + BATCH]
-        res = registry.link_many(conn, [link.recs[todo[k]] for k in part], [preps[k] for k in part])
+        res = registry.link_many(conn, [preps[k].rec for k in part], [preps[k] for k in part])
         for k, r in zip(part, res, strict=True):
             persons[k] = r.person_id
             link.person[todo[k]] = r.person_id

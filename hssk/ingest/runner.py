@@ -155,28 +155,11 @@ def _run_locked(
     summary, kind = job.summary, job.kind
     changed_before = _changed(summary)
     t0 = time.perf_counter()
-    size = batch or kinds.kind(kind).batch_units
-    start = tuple(summary.checkpoint.get("pos") or (0, 0))
-    nworkers = pool_size(workers, job.paths[start[0] :], kind)
-    pool = _mapping_pool(nworkers, start_method)
-    window = _Window(db, job_id, kind, summary, start[0], progress, stop_after)
-    if first_load:  # a feed's first load: persons found set-based by identifiers first
-        window.prelink = initial.link_feed
-    try:
-        pieces_read = stream.read(kind, job.paths, (int(start[0]), int(start[1])))
-        for pieces in _chunks(pieces_read, size):
-            payloads = [pc.payload for pc in pieces]
-            t_submit = time.perf_counter()
-            mapped = pool.submit(stream.map_payloads, kind, payloads, job.known)
-            window.pending.append((mapped, pieces[-1].pos))
-            summary.timings["read+submit"] += time.perf_counter() - t_submit
-            window.drain(2 * max(1, nworkers))
-        window.drain(0)
-        status = "done"
-    except _Stop:
-        status = "running"
-    finally:
-        pool.shutdown(cancel_futures=True)
+    # a feed's first load: persons found set-based by identifiers first
+    prelink = initial.link_feed if first_load else None
+    status = run_pipeline(db, job_id, kind, job.paths, job.known, summary, workers=workers,
+                          batch=batch, progress=progress, stop_after=stop_after,
+                          start_method=start_method, prelink=prelink)  # fmt: skip
     summary.seconds += time.perf_counter() - t0
     with db.connection() as conn:
         out = finish_job(conn, job_id, status, summary)
@@ -186,6 +169,50 @@ def _run_locked(
             registry.refresh_statistics(conn)
     out.timings = defaultdict(float, {k: round(v, 3) for k, v in summary.timings.items()})
     return out
+
+
+Prelink = Callable[[psycopg.Connection[Any], str, list[Unit], Summary], None]
+
+
+def run_pipeline(
+    db: Database,
+    job_id: int,
+    kind: str,
+    paths: list[str],
+    known: frozenset[str] | None,
+    summary: Summary,
+    *,
+    workers: int | None = None,
+    batch: int | None = None,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+    start_method: str = "fork",
+    prelink: Prelink | None = None,
+) -> str:
+    """The files from the checkpoint's position: read, mapped ahead, written batch by batch,
+    each with its checkpoint. ``prelink`` runs in each batch's transaction before the writer
+    (first loads). Returns 'done', or 'running' when stopped by ``stop_after``."""
+    size = batch or kinds.kind(kind).batch_units
+    start = tuple(summary.checkpoint.get("pos") or (0, 0))
+    nworkers = pool_size(workers, paths[start[0] :], kind)
+    pool = _mapping_pool(nworkers, start_method)
+    window = _Window(db, job_id, kind, summary, start[0], progress, stop_after)
+    window.prelink = prelink
+    try:
+        pieces_read = stream.read(kind, paths, (int(start[0]), int(start[1])))
+        for pieces in _chunks(pieces_read, size):
+            payloads = [pc.payload for pc in pieces]
+            t_submit = time.perf_counter()
+            mapped = pool.submit(stream.map_payloads, kind, payloads, known)
+            window.pending.append((mapped, pieces[-1].pos))
+            summary.timings["read+submit"] += time.perf_counter() - t_submit
+            window.drain(2 * max(1, nworkers))
+        window.drain(0)
+        return "done"
+    except _Stop:
+        return "running"
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _mapping_pool(nworkers: int, start_method: str) -> Executor:
@@ -241,9 +268,7 @@ class _Window:
         self.records = 0
         self.duplicates = Duplicates()
         # links the batch's persons before the writer (which links the rest online)
-        self.prelink: Callable[[psycopg.Connection[Any], str, list[Unit], Summary], None] | None = (
-            None
-        )
+        self.prelink: Prelink | None = None
 
     def drain(self, limit: int) -> None:
         """Write the mapped batches until at most ``limit`` are still pending."""
