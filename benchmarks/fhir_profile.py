@@ -101,6 +101,8 @@ def _postgres_cpu(db: Database) -> float:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
     assert row is not None
     postmaster = psutil.Process(row[0]).parent()
+    if postmaster is None:
+        raise RuntimeError("the database backend has no parent process: not a local server")
     total = 0.0
     for p in [postmaster, *postmaster.children()]:
         try:
