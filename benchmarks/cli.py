@@ -330,11 +330,14 @@ def bench_hanoi(
     serve: bool = typer.Option(True, help="Measure a running server after the load."),
     clients: int = typer.Option(16, help="Concurrent clients of the book API and page."),
     seconds: float = typer.Option(15.0, help="Seconds each serving measure runs."),
+    skip_feed: list[str] = typer.Option(
+        [], help="A feed stage not to load (checkin, his, station…); repeatable."
+    ),
 ) -> None:
     """Benchmark of Hà Nội at full size: load stage by stage, then measure serving."""
     result = benchmarks.hanoi.run_bench(
         size, out, visit_rate=visit_rate, score_persons=score_persons, initial=initial,
-        serve=serve, clients=clients, seconds=seconds,
+        serve=serve, clients=clients, seconds=seconds, skip_feeds=tuple(skip_feed),
     )  # fmt: skip
     print_hanoi(result)
 
