@@ -16,11 +16,12 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,108 +408,216 @@ def _half(f: Features, *, tail: bool) -> str | None:
     return None
 
 
-def features_table(feats: Sequence[Features]) -> Any:
-    """Arrow table of the features Splink compares (unique_id = position in the input)."""
+FEATURE_BATCH = 65_536  # records turned into Arrow at a time: bounds the Python temporaries
+
+
+def _feature_columns() -> list[tuple[str, Any, Any]]:
+    """(column, Arrow type, value of a record) of the features Splink compares. The types are
+    fixed so that batches agree; a column no record fills is all nulls either way."""
     import pyarrow as pa
 
-    def col(fn: Any) -> list[Any]:
-        return [fn(f) for f in feats]
+    s, b, i32, d, ls = pa.string(), pa.bool_(), pa.int32(), pa.date32(), pa.list_(pa.string())
 
-    return pa.table(
-        {
-            "unique_id": pa.array(range(len(feats)), pa.int64()),
-            "name_key": col(lambda f: f.name_key),
-            "disp": col(lambda f: f.display),
-            "diac": col(lambda f: f.has_diacritics),
-            "kinh": col(vietnamese_like),
-            "name_sorted": col(lambda f: f.name_sorted),
-            "family": col(lambda f: f.family),
-            "given": col(lambda f: f.given),
-            "middle": col(
-                lambda f: " ".join(f.name_key.split(" ")[1:-1]) or None if f.name_key else None
-            ),
-            "compact": col(lambda f: f.name_key.replace(" ", "") if f.name_key else None),
-            "scompact": col(lambda f: f.name_sorted.replace(" ", "") if f.name_sorted else None),
-            "name_words": pa.array(
-                col(lambda f: f.name_key.split(" ") if f.name_key else []), pa.list_(pa.string())
-            ),
-            "middle_words": pa.array(
-                col(lambda f: f.name_key.split(" ")[1:-1] if f.name_key else []),
-                pa.list_(pa.string()),
-            ),
-            "n_distinct": pa.array(
-                col(lambda f: len(set(f.name_key.split(" "))) if f.name_key else 0), pa.int32()
-            ),
-            "n_words": pa.array(
-                col(lambda f: f.name_key.count(" ") + 1 if f.name_key else 0), pa.int32()
-            ),
-            "bd": pa.array(col(lambda f: f.birth_date), pa.date32()),
-            "bd_full": pa.array(
-                col(lambda f: f.birth_date if f.precision == "D" else None), pa.date32()
-            ),
-            "bd8": col(lambda f: f.date_digits),
-            "yr": pa.array(col(lambda f: f.birth_date.year if f.birth_date else None), pa.int32()),
-            "prec": col(lambda f: f.precision),
-            "sex": col(lambda f: f.sex),
-            "cccd": col(lambda f: f.cccd),
-            "cccd_ok": col(lambda f: f.cccd_ok),
-            "bhxh": col(lambda f: f.bhxh),
-            "passport": col(lambda f: f.passport),
-            "temp_card": col(lambda f: f.temp_card),
-            "eid": col(lambda f: f.eid),
-            "phone": col(lambda f: f.phone),
-            "commune": col(lambda f: f.commune),
-            "commune_old": col(lambda f: f.commune_old),
-            "province": col(lambda f: f.province),
-            "communes": pa.array(col(lambda f: list(f.communes)), pa.list_(pa.string())),
-            "addr_empty": col(lambda f: not f.address),
-            "house": col(lambda f: min(f.address.house) if f.address and f.address.house else None),
-            "dwelling": col(dwelling_key),
-            "local": col(local_key),
-            "doc_tail": col(lambda f: _half(f, tail=True)),
-            "doc_head": col(lambda f: _half(f, tail=False)),
-            **{
-                f"addr_{short}": pa.array(
-                    col(lambda f, k=kind: sorted(getattr(f.address, k)) if f.address else []),
-                    pa.list_(pa.string()),
-                )
-                for short, kind in (("h", "house"), ("l", "lane"), ("s", "local"), ("a", "area"))
-            },
-            # house numbers with their digits sorted: '562' and '526' share '256'
-            "addr_hs": pa.array(
-                col(
-                    lambda f: (
-                        sorted({"".join(sorted(h)) for h in f.address.house}) if f.address else []
-                    )
-                ),
-                pa.list_(pa.string()),
-            ),
-        }
-    )
+    def addr(kind: str) -> Any:
+        return lambda f: sorted(getattr(f.address, kind)) if f.address else []
+
+    return [
+        ("name_key", s, lambda f: f.name_key),
+        ("disp", s, lambda f: f.display),
+        ("diac", b, lambda f: f.has_diacritics),
+        ("kinh", b, vietnamese_like),
+        ("name_sorted", s, lambda f: f.name_sorted),
+        ("family", s, lambda f: f.family),
+        ("given", s, lambda f: f.given),
+        (
+            "middle",
+            s,
+            lambda f: " ".join(f.name_key.split(" ")[1:-1]) or None if f.name_key else None,
+        ),
+        ("compact", s, lambda f: f.name_key.replace(" ", "") if f.name_key else None),
+        ("scompact", s, lambda f: f.name_sorted.replace(" ", "") if f.name_sorted else None),
+        ("name_words", ls, lambda f: f.name_key.split(" ") if f.name_key else []),
+        ("middle_words", ls, lambda f: f.name_key.split(" ")[1:-1] if f.name_key else []),
+        ("n_distinct", i32, lambda f: len(set(f.name_key.split(" "))) if f.name_key else 0),
+        ("n_words", i32, lambda f: f.name_key.count(" ") + 1 if f.name_key else 0),
+        ("bd", d, lambda f: f.birth_date),
+        ("bd_full", d, lambda f: f.birth_date if f.precision == "D" else None),
+        ("bd8", s, lambda f: f.date_digits),
+        ("yr", i32, lambda f: f.birth_date.year if f.birth_date else None),
+        ("prec", s, lambda f: f.precision),
+        ("sex", s, lambda f: f.sex),
+        ("cccd", s, lambda f: f.cccd),
+        ("cccd_ok", b, lambda f: f.cccd_ok),
+        ("bhxh", s, lambda f: f.bhxh),
+        ("passport", s, lambda f: f.passport),
+        ("temp_card", s, lambda f: f.temp_card),
+        ("eid", s, lambda f: f.eid),
+        ("phone", s, lambda f: f.phone),
+        ("commune", s, lambda f: f.commune),
+        ("commune_old", s, lambda f: f.commune_old),
+        ("province", s, lambda f: f.province),
+        ("communes", ls, lambda f: list(f.communes)),
+        ("addr_empty", b, lambda f: not f.address),
+        ("house", s, lambda f: min(f.address.house) if f.address and f.address.house else None),
+        ("dwelling", s, dwelling_key),
+        ("local", s, local_key),
+        ("doc_tail", s, lambda f: _half(f, tail=True)),
+        ("doc_head", s, lambda f: _half(f, tail=False)),
+        ("addr_h", ls, addr("house")),
+        ("addr_l", ls, addr("lane")),
+        ("addr_s", ls, addr("local")),
+        ("addr_a", ls, addr("area")),
+        # house numbers with their digits sorted: '562' and '526' share '256'
+        (
+            "addr_hs",
+            ls,
+            lambda f: sorted({"".join(sorted(h)) for h in f.address.house}) if f.address else [],
+        ),
+    ]
 
 
-def splink_pairs(
-    feats: Sequence[Features], min_weight: float, *, threads: int | None = None
-) -> list[tuple[int, int, float]]:
-    """Candidate pairs (i, j, Splink match weight) with weight ≥ ``min_weight``."""
+def features_batches(feats: Sequence[Features], size: int = FEATURE_BATCH) -> Any:
+    """The features Splink compares (unique_id = position in the input) as an Arrow record
+    batch reader: one batch of ``size`` records is built at a time, column by column, so
+    only one column of one batch is ever held as Python objects."""
+    import pyarrow as pa
+
+    cols = _feature_columns()
+    schema = pa.schema([("unique_id", pa.int64()), *((n, t) for n, t, _ in cols)])
+
+    def batches() -> Any:
+        for start in range(0, len(feats), size):
+            part = feats[start : start + size]
+            arrays = [pa.array(range(start, start + len(part)), pa.int64())]
+            for _, typ, fn in cols:
+                arrays.append(pa.array([fn(f) for f in part], typ))
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def features_table(feats: Sequence[Features]) -> Any:
+    """Arrow table of the features Splink compares (unique_id = position in the input)."""
+    return features_batches(feats).read_all()
+
+
+def dedup_memory_limit() -> str | None:
+    """DuckDB's memory limit for the deduplication (``HSSK_DEDUP_MEMORY_LIMIT``, e.g. '4GB';
+    beyond it DuckDB spills to a temporary directory). None: DuckDB's own, 80 % of RAM.
+    Splink's blocking joins cannot spill much: too low a limit fails (Out of Memory), it
+    never changes a result."""
+    return os.environ.get("HSSK_DEDUP_MEMORY_LIMIT") or None
+
+
+CHUNK_RECORDS = 1_000_000  # default records per Splink chunk (HSSK_DEDUP_CHUNK_RECORDS)
+
+
+def dedup_chunks(records: int, chunk_records: int | None = None) -> int:
+    """How many chunks Splink scores the pairs in: one per ``chunk_records`` records
+    (``HSSK_DEDUP_CHUNK_RECORDS``, default ``CHUNK_RECORDS``). Each chunk joins all records
+    with one slice of them, so the blocking joins' hash tables hold one slice at a time; the
+    pairs are the same, each scored once, at the cost of reading the records once a chunk."""
+    size = chunk_records or int(os.environ.get("HSSK_DEDUP_CHUNK_RECORDS") or CHUNK_RECORDS)
+    return max(1, -(-records // max(size, 1)))
+
+
+@dataclass(frozen=True)
+class PairArrays:
+    """Candidate pairs as two columns of record positions (8 bytes a pair, not a tuple)."""
+
+    left: Any  # numpy int64 array
+    right: Any
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+
+def _splink_predict(
+    feats: Sequence[Features],
+    min_weight: float,
+    *,
+    threads: int | None,
+    memory_limit: str | None,
+    columns: str,
+    chunks: int = 1,
+) -> dict[str, Any]:
+    """Splink's predictions above ``min_weight`` as numpy columns (``columns``: SQL list)."""
     import duckdb
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    con.register("feats_arrow", features_table(feats))
-    con.execute("CREATE TABLE mpi_features AS SELECT * FROM feats_arrow")
-    con.unregister("feats_arrow")
-    api = DuckDBAPI(con)
-    linker = Linker(api.register("mpi_features"), splink_settings(), log_level=None)
-    pred = linker.inference.predict(threshold_match_weight=min_weight, warning_mode="never")
-    rows = con.execute(
-        f"SELECT unique_id_l, unique_id_r, match_weight FROM {pred.physical_name}"
-    ).fetchall()
-    con.close()
-    return [(int(a), int(b), float(w)) for a, b, w in rows]
+    with tempfile.TemporaryDirectory(prefix="hssk-dedup-") as tmp:
+        # spilled tables and intermediate results go to a directory removed afterwards
+        con = duckdb.connect(config={"temp_directory": tmp})
+        try:
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            if memory_limit:
+                con.execute("SET memory_limit = ?", [memory_limit])
+            # streamed batch by batch: the whole Arrow table never exists next to DuckDB's
+            con.register("feats_arrow", features_batches(feats))
+            con.execute("CREATE TABLE mpi_features AS SELECT * FROM feats_arrow")
+            con.unregister("feats_arrow")
+            api = DuckDBAPI(con)
+            linker = Linker(api.register("mpi_features"), splink_settings(), log_level=None)
+            pred = linker.inference.predict(
+                threshold_match_weight=min_weight,
+                warning_mode="never",
+                **({"num_chunks_left": 1, "num_chunks_right": chunks} if chunks > 1 else {}),
+            )
+            out: dict[str, Any] = con.execute(
+                f"SELECT {columns} FROM {pred.physical_name}"
+            ).fetchnumpy()
+        finally:
+            con.close()
+    return out
+
+
+def splink_pairs(
+    feats: Sequence[Features],
+    min_weight: float,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> list[tuple[int, int, float]]:
+    """Candidate pairs (i, j, Splink match weight) with weight ≥ ``min_weight``."""
+    got = _splink_predict(
+        feats,
+        min_weight,
+        threads=threads,
+        memory_limit=memory_limit,
+        columns="unique_id_l, unique_id_r, match_weight",
+    )
+    return [
+        (int(a), int(b), float(w))
+        for a, b, w in zip(
+            got["unique_id_l"].tolist(),
+            got["unique_id_r"].tolist(),
+            got["match_weight"].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def splink_pair_arrays(
+    feats: Sequence[Features],
+    min_weight: float,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    chunks: int = 1,
+) -> PairArrays:
+    """The pairs of ``splink_pairs`` without their weights, as two numpy columns, scored in
+    ``chunks`` chunks (``dedup_chunks``)."""
+    got = _splink_predict(
+        feats,
+        min_weight,
+        threads=threads,
+        memory_limit=memory_limit,
+        columns="unique_id_l, unique_id_r",
+        chunks=chunks,
+    )
+    return PairArrays(got["unique_id_l"], got["unique_id_r"])
 
 
 def local_spark(cores: int = 2, memory: str = "2g") -> Any:
@@ -593,12 +702,16 @@ def dedup(
     backend: str = "duckdb",
     spark: Any = None,
     prepared: Sequence[Prepared] | None = None,
+    memory_limit: str | None = None,
+    chunk_records: int | None = None,
 ) -> DedupResult:
     """Deduplicate records; returns a cluster id per record (the smallest member index).
 
     ``backend``: 'duckdb' (default) or 'spark' (Splink's Spark backend; ``spark`` is a session,
     else a local one is started). ``prepared``: ``prepare(rec)`` of each record where already
-    computed (ingest normalizes in its mapping processes).
+    computed (ingest normalizes in its mapping processes). ``memory_limit``: DuckDB's (default
+    ``dedup_memory_limit()``), beyond which it spills to disk; ``chunk_records``: records per
+    Splink chunk (``dedup_chunks``). Neither changes a decision, only memory and time.
     """
     from hssk.kernel.config import settings
 
@@ -620,12 +733,19 @@ def dedup(
     t1 = time.perf_counter()
     # pre-threshold in Splink: generous, since name-frequency adjustment happens afterwards
     min_weight = math.log2(lower / 4 / (1 - lower / 4)) - 8
+    pairs: PairArrays | list[tuple[int, int, float]]
     if len(feats) < 2:
-        pairs: list[tuple[int, int, float]] = []
+        pairs = []
     elif backend == "spark":
         pairs = spark_pairs(feats, min_weight, spark=spark)
     else:
-        pairs = splink_pairs(feats, min_weight, threads=threads)
+        pairs = splink_pair_arrays(
+            feats,
+            min_weight,
+            threads=threads,
+            memory_limit=memory_limit or dedup_memory_limit(),
+            chunks=dedup_chunks(len(feats), chunk_records),
+        )
     stats["splink_s"] = time.perf_counter() - t1
     stats["candidate_pairs"] = len(pairs)
 
@@ -639,7 +759,7 @@ def dedup(
     plausible: dict[int, list[tuple[float, int]]] = defaultdict(list)
     rivals: dict[int, list[tuple[float, int]]] = defaultdict(list)
     review: list[tuple[int, int, float]] = []
-    for i, j, _w in pairs:
+    for i, j in _pair_positions(pairs):
         a, b = feats[i], feats[j]
         sc = compare(
             a, b, counts.get(a.name_key or "", 1) / total if a.name_key else None, shares, prior
@@ -708,6 +828,18 @@ def dedup(
     stats["review_pairs"] = len(review)
     stats["total_s"] = time.perf_counter() - t0
     return DedupResult(cluster, review, stats)
+
+
+def _pair_positions(pairs: PairArrays | list[tuple[int, int, float]]) -> Iterator[tuple[int, int]]:
+    """(i, j) of each candidate pair, in Splink's order; numpy columns are turned into Python
+    integers a slice at a time."""
+    if isinstance(pairs, list):
+        for i, j, _w in pairs:
+            yield i, j
+        return
+    for start in range(0, len(pairs), FEATURE_BATCH):
+        end = start + FEATURE_BATCH
+        yield from zip(pairs.left[start:end].tolist(), pairs.right[start:end].tolist(), strict=True)
 
 
 PRIOR_SMALL_FILE = 1e-4  # the match probability of a random pair in a file of 10,000 records
