@@ -56,6 +56,10 @@ class Settings:
     outbox_retention_days: int = 30
     # Hash partitions of the person-keyed store (records): fixed when the store is created.
     store_partitions: int = 16
+    # Batch MPI (registry.dedup): records per Splink chunk (its blocking joins hold one chunk's
+    # hash tables at a time) and DuckDB's memory limit ('4GB'; None: DuckDB's 80 % of RAM).
+    dedup_chunk_records: int = 1_000_000
+    dedup_memory_limit: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -150,6 +154,8 @@ def load_settings() -> Settings:
         pool_max=_env_int("HSSK_POOL_MAX", 10),
         outbox_retention_days=_env_int("HSSK_OUTBOX_RETENTION_DAYS", 30),
         store_partitions=_env_int("HSSK_STORE_PARTITIONS", 16),
+        dedup_chunk_records=_env_int("HSSK_DEDUP_CHUNK_RECORDS", 1_000_000),
+        dedup_memory_limit=os.environ.get("HSSK_DEDUP_MEMORY_LIMIT") or None,
         base_url=os.environ.get("HSSK_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         default_lang=os.environ.get("HSSK_LANG", "vi"),
         match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import tempfile
 import time
@@ -25,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hssk.kernel.config import load_settings
 from hssk.registry.address import FUZZY_TOKEN
 from hssk.registry.link import AMBIGUITY_BITS, features_of
 from hssk.registry.model import (
@@ -506,18 +506,15 @@ def dedup_memory_limit() -> str | None:
     beyond it DuckDB spills to a temporary directory). None: DuckDB's own, 80 % of RAM.
     Splink's blocking joins cannot spill much: too low a limit fails (Out of Memory), it
     never changes a result."""
-    return os.environ.get("HSSK_DEDUP_MEMORY_LIMIT") or None
-
-
-CHUNK_RECORDS = 1_000_000  # default records per Splink chunk (HSSK_DEDUP_CHUNK_RECORDS)
+    return load_settings().dedup_memory_limit
 
 
 def dedup_chunks(records: int, chunk_records: int | None = None) -> int:
     """How many chunks Splink scores the pairs in: one per ``chunk_records`` records
-    (``HSSK_DEDUP_CHUNK_RECORDS``, default ``CHUNK_RECORDS``). Each chunk joins all records
+    (``HSSK_DEDUP_CHUNK_RECORDS``, default 1,000,000). Each chunk joins all records
     with one slice of them, so the blocking joins' hash tables hold one slice at a time; the
     pairs are the same, each scored once, at the cost of reading the records once a chunk."""
-    size = chunk_records or int(os.environ.get("HSSK_DEDUP_CHUNK_RECORDS") or CHUNK_RECORDS)
+    size = chunk_records or load_settings().dedup_chunk_records
     return max(1, -(-records // max(size, 1)))
 
 
