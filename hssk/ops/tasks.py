@@ -87,13 +87,7 @@ def retention(db: Database) -> dict[str, Any]:
 
     outbox_days = load_settings().outbox_retention_days
     job_days = _env_days("HSSK_JOB_RETENTION_DAYS", 30)
-    events = 0
-    while True:
-        with db.connection() as conn:
-            n = outbox.purge(conn, outbox_days)
-        events += n
-        if n == 0:
-            break
+    events = outbox.purge_all(db, outbox_days)
     with db.connection() as conn:
         runs = conn.execute(
             """DELETE FROM job_run WHERE status <> 'running'

@@ -259,12 +259,6 @@ def purge(
 
     keep = days if days is not None else load_settings().outbox_retention_days
     db = open_database()
-    total = 0
-    while True:
-        with db.connection() as conn:
-            n = outbox.purge(conn, keep)
-        total += n
-        if n == 0:
-            break
+    total = outbox.purge_all(db, keep)
     db.close()
     console.print(f"{total:,} delivered events older than {keep} days purged")

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from hssk.catalog import bundle
 from hssk.catalog.catalogs import get as get_catalog
-from hssk.db import monthly
+from hssk.db import Database, monthly
 from hssk.kernel.identifiers import MA_LK
 from hssk.share.ksk import HUB_KINDS
 from hssk.share.partners import Partner
@@ -329,6 +329,18 @@ def events(
     keys = ("id", "partner", "person_id", "subject", "status", "attempts", "due_at", "lag_s",
             "overdue", "last_status", "last_error", "created_at")  # fmt: skip
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def purge_all(db: Database, retention_days: int) -> int:
+    """:func:`purge` until nothing is left to purge, each call its own short transaction;
+    returns how many events went (the daily retention job and ``hssk share purge``)."""
+    total = 0
+    while True:
+        with db.connection() as conn:
+            n = purge(conn, retention_days)
+        total += n
+        if n == 0:
+            return total
 
 
 def purge(conn: psycopg.Connection[Any], retention_days: int, limit: int = 10_000) -> int:
