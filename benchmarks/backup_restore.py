@@ -233,6 +233,9 @@ def point_in_time_recovery(source_url: str, dbname: str, work: Path, every: int,
             conn.execute("DELETE FROM resource_locator WHERE person_id % 7 = 0")  # the damage
             limit = rpo_wait if rpo_wait is not None else 3 * float(shipped["archive_timeout"]) + 30
             archive_wait = _wait_archived(conn, root / "wal", limit)
+    # the damaged copy has done its part; at a million persons keeping it beside the base
+    # backup and the recovered cluster needed more disk than the machine had
+    shutil.rmtree(copy)
     assert isinstance(moment, datetime)
     t0 = time.perf_counter()
     prepare_recovery(root / "base", root / "wal", moment, root / "recovered")
@@ -280,6 +283,9 @@ def run_on_data(
             _print_backup(figures)
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+            # free the backup's disk before the recovery drill copies the cluster twice
+            shutil.rmtree(work / "restored-data")
+            (work / "b.hsskbak").unlink(missing_ok=True)
             if pitr:
                 dbname = str(psycopg.conninfo.conninfo_to_dict(url).get("dbname", "postgres"))
                 _print_pitr(point_in_time_recovery(url, dbname, work, every, compare, rpo_wait))
