@@ -26,6 +26,7 @@ from hssk.access.policy import (
     ROLE_CLINICIAN,
     ROLES,
 )
+from hssk.kernel.text import fold
 from hssk.registry.phones import login_phone
 
 UNIT_KINDS = frozenset(
@@ -102,6 +103,33 @@ class Account:
         }
 
 
+# --- the console's search key, written with the name ---------------------------------------
+
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def search_key(*texts: str | None) -> str:
+    """Folded words of ``texts`` (no diacritics, đ→d, lower case) separated by one space."""
+    return " ".join(_NOT_WORD.split(fold(" ".join(t for t in texts if t)).lower())).strip()
+
+
+def search_words(text: str) -> list[str]:
+    """The distinct words of a search, folded as ``search_key`` folds the accounts."""
+    return sorted(set(search_key(text).split()))
+
+
+def word_prefixes(key: str) -> set[str]:
+    """Every prefix of every word of a folded key (the words typed are looked up in these)."""
+    return {word[:n] for word in key.split() for n in range(1, len(word) + 1)}
+
+
+def _search_columns(username: str, display_name: str | None) -> tuple[str, str]:
+    """``account.search_key`` and ``search_prefixes`` (as an array literal: the words hold
+    letters and digits only) of a username and display name (migration 0407)."""
+    key = search_key(username, display_name)
+    return key, "{" + ",".join(sorted(word_prefixes(key))) + "}"
+
+
 _ACCOUNT_COLS = """id, username, kind, display_name, unit_id, roles, scopes, person_id, phone,
     active, activated_at IS NOT NULL, password_hash IS NOT NULL, totp_secret IS NOT NULL"""
 
@@ -161,12 +189,19 @@ def provision_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account
     if len(rows) != 1:
         return None
     person_id, _phone, name = rows[0]
+    username = f"cd.{cccd}"
     row = conn.execute(
         f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id,
-                active, activated_at)
-            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, true, now())
+                active, activated_at, search_key, search_prefixes)
+            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, true, now(), %s, %s::text[])
             ON CONFLICT (username) DO NOTHING RETURNING {_ACCOUNT_COLS}""",
-        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id),
+        (
+            username,
+            name,
+            list(DEFAULT_SCOPES["citizen"]),
+            person_id,
+            *_search_columns(username, name),
+        ),
     ).fetchone()
     return _account(row)
 
@@ -352,19 +387,31 @@ def create_account(
     try:
         row = conn.execute(
             """INSERT INTO account (username, kind, display_name, unit_id, roles, scopes,
-                   person_id, phone, password_hash, password_set_at, active, activated_at)
+                   person_id, phone, password_hash, password_set_at, active, activated_at,
+                   search_key, search_prefixes)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,
                        CASE WHEN %s::text IS NULL THEN NULL ELSE now() END,
-                       %s, CASE WHEN %s THEN now() END)
+                       %s, CASE WHEN %s THEN now() END, %s, %s::text[])
                RETURNING id""",
             (username, kind, display_name, unit_id, role_list, scope_list, person_id, phone,
-             pw, pw, active, active),
+             pw, pw, active, active, *_search_columns(username, display_name)),
         ).fetchone()  # fmt: skip
     except psycopg.errors.UniqueViolation as exc:
         raise AccountError(f"username {username!r} is taken / tên đăng nhập đã tồn tại") from exc
     acc = get_account(conn, row[0])  # type: ignore[index]
     assert acc is not None
     return acc
+
+
+def set_display_name(
+    conn: psycopg.Connection[Any], account: Account, display_name: str | None
+) -> None:
+    """Rename an account; its search key follows in the same statement."""
+    conn.execute(
+        """UPDATE account SET display_name = %s, search_key = %s, search_prefixes = %s::text[]
+           WHERE id = %s""",
+        (display_name, *_search_columns(account.username, display_name), account.id),
+    )
 
 
 def set_password(conn: psycopg.Connection[Any], account_id: int, password: str) -> None:
@@ -427,7 +474,7 @@ class ImportResult:
 
 _STAGE = """CREATE TEMP TABLE account_stage (
     line int, username text, kind text, display_name text, unit_id text, roles text,
-    phone text, cccd text) ON COMMIT DROP"""
+    phone text, cccd text, search_key text, search_prefixes text) ON COMMIT DROP"""
 
 _REJECTS = """
 SELECT line, coalesce(username, ''), CASE
@@ -470,12 +517,13 @@ def import_accounts(
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY account_stage (line, username, kind, display_name, unit_id, roles, phone, cccd)"
-            " FROM STDIN"
+            "COPY account_stage (line, username, kind, display_name, unit_id, roles, phone, cccd,"
+            " search_key, search_prefixes) FROM STDIN"
         ) as copy,
     ):
         for n, rec in enumerate(reader, start=2):
-            copy.write_row([n, *((rec.get(c) or "").strip() or None for c in IMPORT_COLUMNS)])
+            row = [(rec.get(c) or "").strip() or None for c in IMPORT_COLUMNS]
+            copy.write_row([n, *row, *_search_columns(row[0] or "", row[2])])
     params = {"kinds": sorted(ACCOUNT_KINDS), "roles": sorted(ROLES)}
     conn.execute(
         f"CREATE TEMP TABLE account_reject ON COMMIT DROP AS "
@@ -490,12 +538,12 @@ def import_accounts(
     scopes_case = " ".join(f"WHEN '{k}' THEN %({k})s::text[]" for k in sorted(ACCOUNT_KINDS))
     cur2 = conn.execute(
         f"""INSERT INTO account (username, kind, display_name, unit_id, roles, scopes,
-               person_id, phone, active)
+               person_id, phone, active, search_key, search_prefixes)
             SELECT s.username, s.kind, s.display_name, s.unit_id,
                    array_remove(string_to_array(coalesce(s.roles, ''), ';'), ''),
                    CASE s.kind {scopes_case} END,
                    (SELECT p.id FROM person p WHERE p.cccd = s.cccd ORDER BY p.id LIMIT 1),
-                   s.phone, false
+                   s.phone, false, s.search_key, s.search_prefixes::text[]
             FROM account_stage s
             WHERE s.line NOT IN (SELECT line FROM account_reject)""",
         {k: list(v) for k, v in DEFAULT_SCOPES.items()},
