@@ -436,8 +436,7 @@ def set_active(
     )
     if not active:
         revoke_refresh_tokens(conn, account_id)
-    # this process asks again at the account's next request (others within STATUS_TTL)
-    _status.pop(str(account_id), None)
+    # every process hears of the change at commit (migration 0408, account_disabled)
     return cur.rowcount == 1
 
 
@@ -622,54 +621,61 @@ def import_units(conn: psycopg.Connection[Any], source: Path | str | io.TextIOBa
 
 # --- is a token's account still enabled? -------------------------------------------------
 
-STATUS_TTL = 30.0  # seconds a disabled account's live access tokens may still be honoured
+# Each process keeps the statuses it asked until the database announces a change: migration
+# 0408 notifies STATUS_CHANNEL at the commit of every change of ``active`` or ``disabled_at``,
+# whoever makes it (this or another web worker, the CLI), and each check first reads what was
+# announced on the process's own connection. A disabled account is thus refused at its next
+# request in every process. STATUS_TTL only bounds what announcements missed while the
+# connection was lost could leave (a new connection forgets everything kept).
+STATUS_CHANNEL = "hssk_account_status"
+STATUS_TTL = 30.0
 _status: dict[str, tuple[float, bool]] = {}
 
 
 def account_disabled(db: Any, account_id: str) -> bool:
-    """Whether an account was disabled (cached ``STATUS_TTL`` s per process): access tokens
-    outlive nothing but this short cache. ``db`` is a Database (its ``url``)."""
+    """Whether an account was disabled: asked once per process, then kept until the database
+    announces a change of its status. ``db`` is a Database (its ``url``)."""
     if not account_id.isdigit() or len(account_id) > 18:
         return False  # not a database account (the platform, test actors)
-    hit = _status.get(account_id)
-    if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
-        return hit[1]
     with _status_lock:
-        hit = _status.get(account_id)  # another request may have asked meanwhile
-        if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
-            return hit[1]
-        now = time.monotonic()
-        disabled = _ask_status(db.url, int(account_id))
-        if len(_status) > 100_000:
-            _status.clear()
-        _status[account_id] = (now, disabled)
-        return disabled
+        try:
+            return _status_of(db.url, account_id)
+        except psycopg.OperationalError:  # the server restarted: connect again, once
+            broken = _status_conns.pop(db.url, None)
+            if broken is not None:
+                broken.close()
+            return _status_of(db.url, account_id)
 
 
 # The status is asked on a connection of its own, not the request pool: a request already
 # holds a pooled connection when its actor is resolved, so under load every pooled connection
-# could be held by a request waiting for a second one (all of them at once when the cached
-# statuses expire) until the pool's timeout. Asked under _status_lock: one query at a time
-# per process, and concurrent requests for one account ask once.
+# could be held by a request waiting for a second one until the pool's timeout. Under
+# _status_lock: the announcements are read, and the status asked, in order on one connection
+# (an announcement is never read before the query that could have missed its change), and
+# concurrent requests for one account ask once.
 _status_lock = threading.Lock()
 _status_conns: dict[str, psycopg.Connection[Any]] = {}
 
 
-def _ask_status(url: str, account_id: int) -> bool:
-    try:
-        return _query_status(url, account_id)
-    except psycopg.OperationalError:  # the server restarted: connect again, once
-        broken = _status_conns.pop(url, None)
-        if broken is not None:
-            broken.close()
-        return _query_status(url, account_id)
-
-
-def _query_status(url: str, account_id: int) -> bool:
+def _status_of(url: str, account_id: str) -> bool:
     conn = _status_conns.get(url)
     if conn is None or conn.closed:
-        conn = _status_conns[url] = psycopg.connect(url, autocommit=True)
+        conn = psycopg.connect(url, autocommit=True)
+        conn.execute(f"LISTEN {STATUS_CHANNEL}")
+        _status_conns[url] = conn
+        _status.clear()  # changes announced before it listened were not heard
+    for note in conn.notifies(timeout=0):  # what arrived since the last check; no waiting
+        _status.pop(note.payload, None)
+    now = time.monotonic()
+    hit = _status.get(account_id)
+    if hit is not None and now - hit[0] < STATUS_TTL:
+        return hit[1]
     row = conn.execute(
-        "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s", (account_id,)
+        "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s",
+        (int(account_id),),
     ).fetchone()
-    return bool(row and row[0])
+    disabled = bool(row and row[0])
+    if len(_status) > 100_000:
+        _status.clear()
+    _status[account_id] = (now, disabled)
+    return disabled
