@@ -13,6 +13,9 @@ from pydantic import ValidationError
 from hssk.records.types import R4_ONLY_TYPES
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# fhir.resources looks the type of a resource inside another (contained, a Bundle's entries)
+# up by this key, and lets the KeyError of an unknown one escape its validation
+_INNER_TYPE = re.compile(r"^R4B?\.(\w+)Type$")
 
 
 @dataclass(frozen=True)
@@ -99,4 +102,10 @@ def validate(body: Any, expected_type: str | None = None) -> dict[str, Any]:
         raise InvalidResource(issues) from None
     except (ValueError, TypeError) as exc:
         raise _refused(rtype, str(exc), "invalid", "element-invalid", detail=str(exc)) from None
+    except KeyError as exc:
+        inner = _INNER_TYPE.match(str(exc.args[0]) if exc.args else "")
+        if inner is None:
+            raise
+        raise _refused(rtype, f"'{inner[1]}' (inside) is not a FHIR R4 resource type",
+                       "not-supported", "resource-type-unknown", type=inner[1]) from None  # fmt: skip
     return body

@@ -75,6 +75,20 @@ def test_the_language_is_what_accept_language_prefers(header: str | None, lang: 
         ({}, None, "resource-type-missing"),
         ({"resourceType": "Observation"}, "Patient", "resource-type-expected"),
         ({"resourceType": "Widget"}, None, "resource-type-unknown"),
+        (
+            {"resourceType": "Patient", "contained": [{"resourceType": "Widget"}]},
+            None,
+            "resource-type-unknown",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Widget"}}],
+            },
+            None,
+            "resource-type-unknown",
+        ),
         ({"resourceType": "Patient", "id": "a b"}, None, "resource-id-format"),
         ({"resourceType": "Patient", "colour": "blue"}, None, "element-unknown"),
         ({"resourceType": "Observation", "code": {"text": "x"}}, None, "element-required"),
@@ -157,6 +171,16 @@ def test_a_bad_request_answers_vietnamese_by_default_and_english_on_request(
         assert _issue(bad)["details"]["coding"][0]["code"] == "search-invalid"
         assert _issue(bad)["diagnostics"].startswith(opening)
         assert "search parameter 'date'" not in _issue(bad)["diagnostics"]  # said once
+
+
+def test_a_resource_of_an_unknown_type_inside_another_is_refused_not_an_error(
+    client: TestClient, system_headers: H
+) -> None:
+    patient = {"resourceType": "Patient", "contained": [{"resourceType": "Widget"}]}
+    r = client.post("/fhir/Patient", json=patient, headers=system_headers)
+    assert r.status_code == 400, r.text
+    assert _issue(r)["details"]["coding"][0]["code"] == "resource-type-unknown"
+    assert _issue(r)["diagnostics"] == "Patient: 'Widget' không phải là loại tài nguyên FHIR R4."
 
 
 def test_invalid_resource_names_the_element_in_either_language(
