@@ -436,7 +436,9 @@ def set_active(
     )
     if not active:
         revoke_refresh_tokens(conn, account_id)
-    # every process hears of the change at commit (migration 0408, account_disabled)
+    # Every process hears of the change at commit (migration 0408, account_disabled); this one
+    # asks again at the account's next request whenever the announcement reaches it.
+    _status.pop(str(account_id), None)
     return cur.rowcount == 1
 
 
