@@ -26,6 +26,7 @@ from hssk.access.policy import (
     ROLE_CLINICIAN,
     ROLES,
 )
+from hssk.kernel.text import fold
 from hssk.registry.phones import login_phone
 
 UNIT_KINDS = frozenset(
@@ -102,6 +103,33 @@ class Account:
         }
 
 
+# --- the console's search key, written with the name ---------------------------------------
+
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def search_key(*texts: str | None) -> str:
+    """Folded words of ``texts`` (no diacritics, đ→d, lower case) separated by one space."""
+    return " ".join(_NOT_WORD.split(fold(" ".join(t for t in texts if t)).lower())).strip()
+
+
+def search_words(text: str) -> list[str]:
+    """The distinct words of a search, folded as ``search_key`` folds the accounts."""
+    return sorted(set(search_key(text).split()))
+
+
+def word_prefixes(key: str) -> set[str]:
+    """Every prefix of every word of a folded key (the words typed are looked up in these)."""
+    return {word[:n] for word in key.split() for n in range(1, len(word) + 1)}
+
+
+def _search_columns(username: str, display_name: str | None) -> tuple[str, str]:
+    """``account.search_key`` and ``search_prefixes`` (as an array literal: the words hold
+    letters and digits only) of a username and display name (migration 0407)."""
+    key = search_key(username, display_name)
+    return key, "{" + ",".join(sorted(word_prefixes(key))) + "}"
+
+
 _ACCOUNT_COLS = """id, username, kind, display_name, unit_id, roles, scopes, person_id, phone,
     active, activated_at IS NOT NULL, password_hash IS NOT NULL, totp_secret IS NOT NULL"""
 
@@ -161,12 +189,19 @@ def provision_citizen(conn: psycopg.Connection[Any], identifier: str) -> Account
     if len(rows) != 1:
         return None
     person_id, _phone, name = rows[0]
+    username = f"cd.{cccd}"
     row = conn.execute(
         f"""INSERT INTO account (username, kind, display_name, roles, scopes, person_id,
-                active, activated_at)
-            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, true, now())
+                active, activated_at, search_key, search_prefixes)
+            VALUES (%s, 'citizen', %s, '{{}}', %s, %s, true, now(), %s, %s::text[])
             ON CONFLICT (username) DO NOTHING RETURNING {_ACCOUNT_COLS}""",
-        (f"cd.{cccd}", name, list(DEFAULT_SCOPES["citizen"]), person_id),
+        (
+            username,
+            name,
+            list(DEFAULT_SCOPES["citizen"]),
+            person_id,
+            *_search_columns(username, name),
+        ),
     ).fetchone()
     return _account(row)
 
@@ -352,19 +387,31 @@ def create_account(
     try:
         row = conn.execute(
             """INSERT INTO account (username, kind, display_name, unit_id, roles, scopes,
-                   person_id, phone, password_hash, password_set_at, active, activated_at)
+                   person_id, phone, password_hash, password_set_at, active, activated_at,
+                   search_key, search_prefixes)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,
                        CASE WHEN %s::text IS NULL THEN NULL ELSE now() END,
-                       %s, CASE WHEN %s THEN now() END)
+                       %s, CASE WHEN %s THEN now() END, %s, %s::text[])
                RETURNING id""",
             (username, kind, display_name, unit_id, role_list, scope_list, person_id, phone,
-             pw, pw, active, active),
+             pw, pw, active, active, *_search_columns(username, display_name)),
         ).fetchone()  # fmt: skip
     except psycopg.errors.UniqueViolation as exc:
         raise AccountError(f"username {username!r} is taken / tên đăng nhập đã tồn tại") from exc
     acc = get_account(conn, row[0])  # type: ignore[index]
     assert acc is not None
     return acc
+
+
+def set_display_name(
+    conn: psycopg.Connection[Any], account: Account, display_name: str | None
+) -> None:
+    """Rename an account; its search key follows in the same statement."""
+    conn.execute(
+        """UPDATE account SET display_name = %s, search_key = %s, search_prefixes = %s::text[]
+           WHERE id = %s""",
+        (display_name, *_search_columns(account.username, display_name), account.id),
+    )
 
 
 def set_password(conn: psycopg.Connection[Any], account_id: int, password: str) -> None:
@@ -389,7 +436,8 @@ def set_active(
     )
     if not active:
         revoke_refresh_tokens(conn, account_id)
-    # this process asks again at the account's next request (others within STATUS_TTL)
+    # Every process hears of the change at commit (migration 0408, account_disabled); this one
+    # asks again at the account's next request whenever the announcement reaches it.
     _status.pop(str(account_id), None)
     return cur.rowcount == 1
 
@@ -427,7 +475,7 @@ class ImportResult:
 
 _STAGE = """CREATE TEMP TABLE account_stage (
     line int, username text, kind text, display_name text, unit_id text, roles text,
-    phone text, cccd text) ON COMMIT DROP"""
+    phone text, cccd text, search_key text, search_prefixes text) ON COMMIT DROP"""
 
 _REJECTS = """
 SELECT line, coalesce(username, ''), CASE
@@ -470,12 +518,13 @@ def import_accounts(
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY account_stage (line, username, kind, display_name, unit_id, roles, phone, cccd)"
-            " FROM STDIN"
+            "COPY account_stage (line, username, kind, display_name, unit_id, roles, phone, cccd,"
+            " search_key, search_prefixes) FROM STDIN"
         ) as copy,
     ):
         for n, rec in enumerate(reader, start=2):
-            copy.write_row([n, *((rec.get(c) or "").strip() or None for c in IMPORT_COLUMNS)])
+            row = [(rec.get(c) or "").strip() or None for c in IMPORT_COLUMNS]
+            copy.write_row([n, *row, *_search_columns(row[0] or "", row[2])])
     params = {"kinds": sorted(ACCOUNT_KINDS), "roles": sorted(ROLES)}
     conn.execute(
         f"CREATE TEMP TABLE account_reject ON COMMIT DROP AS "
@@ -490,12 +539,12 @@ def import_accounts(
     scopes_case = " ".join(f"WHEN '{k}' THEN %({k})s::text[]" for k in sorted(ACCOUNT_KINDS))
     cur2 = conn.execute(
         f"""INSERT INTO account (username, kind, display_name, unit_id, roles, scopes,
-               person_id, phone, active)
+               person_id, phone, active, search_key, search_prefixes)
             SELECT s.username, s.kind, s.display_name, s.unit_id,
                    array_remove(string_to_array(coalesce(s.roles, ''), ';'), ''),
                    CASE s.kind {scopes_case} END,
                    (SELECT p.id FROM person p WHERE p.cccd = s.cccd ORDER BY p.id LIMIT 1),
-                   s.phone, false
+                   s.phone, false, s.search_key, s.search_prefixes::text[]
             FROM account_stage s
             WHERE s.line NOT IN (SELECT line FROM account_reject)""",
         {k: list(v) for k, v in DEFAULT_SCOPES.items()},
@@ -574,54 +623,61 @@ def import_units(conn: psycopg.Connection[Any], source: Path | str | io.TextIOBa
 
 # --- is a token's account still enabled? -------------------------------------------------
 
-STATUS_TTL = 30.0  # seconds a disabled account's live access tokens may still be honoured
+# Each process keeps the statuses it asked until the database announces a change: migration
+# 0408 notifies STATUS_CHANNEL at the commit of every change of ``active`` or ``disabled_at``,
+# whoever makes it (this or another web worker, the CLI), and each check first reads what was
+# announced on the process's own connection. A disabled account is thus refused at its next
+# request in every process. STATUS_TTL only bounds what announcements missed while the
+# connection was lost could leave (a new connection forgets everything kept).
+STATUS_CHANNEL = "hssk_account_status"
+STATUS_TTL = 30.0
 _status: dict[str, tuple[float, bool]] = {}
 
 
 def account_disabled(db: Any, account_id: str) -> bool:
-    """Whether an account was disabled (cached ``STATUS_TTL`` s per process): access tokens
-    outlive nothing but this short cache. ``db`` is a Database (its ``url``)."""
+    """Whether an account was disabled: asked once per process, then kept until the database
+    announces a change of its status. ``db`` is a Database (its ``url``)."""
     if not account_id.isdigit() or len(account_id) > 18:
         return False  # not a database account (the platform, test actors)
-    hit = _status.get(account_id)
-    if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
-        return hit[1]
     with _status_lock:
-        hit = _status.get(account_id)  # another request may have asked meanwhile
-        if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
-            return hit[1]
-        now = time.monotonic()
-        disabled = _ask_status(db.url, int(account_id))
-        if len(_status) > 100_000:
-            _status.clear()
-        _status[account_id] = (now, disabled)
-        return disabled
+        try:
+            return _status_of(db.url, account_id)
+        except psycopg.OperationalError:  # the server restarted: connect again, once
+            broken = _status_conns.pop(db.url, None)
+            if broken is not None:
+                broken.close()
+            return _status_of(db.url, account_id)
 
 
 # The status is asked on a connection of its own, not the request pool: a request already
 # holds a pooled connection when its actor is resolved, so under load every pooled connection
-# could be held by a request waiting for a second one (all of them at once when the cached
-# statuses expire) until the pool's timeout. Asked under _status_lock: one query at a time
-# per process, and concurrent requests for one account ask once.
+# could be held by a request waiting for a second one until the pool's timeout. Under
+# _status_lock: the announcements are read, and the status asked, in order on one connection
+# (an announcement is never read before the query that could have missed its change), and
+# concurrent requests for one account ask once.
 _status_lock = threading.Lock()
 _status_conns: dict[str, psycopg.Connection[Any]] = {}
 
 
-def _ask_status(url: str, account_id: int) -> bool:
-    try:
-        return _query_status(url, account_id)
-    except psycopg.OperationalError:  # the server restarted: connect again, once
-        broken = _status_conns.pop(url, None)
-        if broken is not None:
-            broken.close()
-        return _query_status(url, account_id)
-
-
-def _query_status(url: str, account_id: int) -> bool:
+def _status_of(url: str, account_id: str) -> bool:
     conn = _status_conns.get(url)
     if conn is None or conn.closed:
-        conn = _status_conns[url] = psycopg.connect(url, autocommit=True)
+        conn = psycopg.connect(url, autocommit=True)
+        conn.execute(f"LISTEN {STATUS_CHANNEL}")
+        _status_conns[url] = conn
+        _status.clear()  # changes announced before it listened were not heard
+    for note in conn.notifies(timeout=0):  # what arrived since the last check; no waiting
+        _status.pop(note.payload, None)
+    now = time.monotonic()
+    hit = _status.get(account_id)
+    if hit is not None and now - hit[0] < STATUS_TTL:
+        return hit[1]
     row = conn.execute(
-        "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s", (account_id,)
+        "SELECT NOT active AND disabled_at IS NOT NULL FROM account WHERE id = %s",
+        (int(account_id),),
     ).fetchone()
-    return bool(row and row[0])
+    disabled = bool(row and row[0])
+    if len(_status) > 100_000:
+        _status.clear()
+    _status[account_id] = (now, disabled)
+    return disabled

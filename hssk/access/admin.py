@@ -26,7 +26,6 @@ from hssk.access.policy import (
     ROLE_STATION,
     ROLE_SUPERVISOR,
 )
-from hssk.kernel.text import fold
 
 # National and platform units speak for national systems: the platform operator creates them.
 OPERATOR_UNIT_KINDS = frozenset({"external", "platform"})
@@ -281,11 +280,10 @@ def list_accounts(
     holds the digits typed."""
     mine = managed_units(conn, actor, "account-list")
     units = sorted(mine & {unit_id}) if unit_id else sorted(mine)
-    words = search_words(search or "")
+    words = accounts.search_words(search or "")
     digits = "".join(ch for ch in search or "" if ch.isdigit())
     where = "TRUE"
-    if words:
-        fold_pending(conn)
+    if words:  # the keys are written with the names (accounts): a search only reads
         where = "search_prefixes @> %(w)s"
         if len(digits) >= 3 and _PHONE.fullmatch(search or ""):  # '0912 000 777', '+84…'
             where = f"({where} OR phone LIKE %(p)s)"
@@ -297,44 +295,7 @@ def list_accounts(
     return [a for r in rows if (a := accounts.get_account(conn, r[0]))]
 
 
-_NOT_WORD = re.compile(r"[^0-9a-z]+")
 _PHONE = re.compile(r"[\d\s+().-]+")
-
-
-def search_key(*texts: str | None) -> str:
-    """Folded words of ``texts`` (no diacritics, đ→d, lower case) separated by one space."""
-    return " ".join(_NOT_WORD.split(fold(" ".join(t for t in texts if t)).lower())).strip()
-
-
-def search_words(text: str) -> list[str]:
-    """The distinct words of a search, folded as ``search_key`` folds the accounts."""
-    return sorted(set(search_key(text).split()))
-
-
-def fold_pending(conn: psycopg.Connection[Any]) -> int:
-    """Give every account of a unit without one its search key (new accounts, changed names:
-    the fold is Python's, so the database clears the key and this fills it); how many were
-    folded. Citizens' accounts have no unit, and the console never lists them."""
-    rows = conn.execute(
-        """SELECT id, username, display_name FROM account
-           WHERE search_key IS NULL AND unit_id IS NOT NULL"""
-    ).fetchall()
-    if rows:
-        keys = [search_key(r[1], r[2]) for r in rows]
-        # one array literal per account: unnest cannot take an array of arrays of any length
-        prefixes = ["{" + ",".join(sorted(word_prefixes(k))) + "}" for k in keys]
-        conn.execute(
-            """UPDATE account a SET search_key = k.key, search_prefixes = k.prefixes::text[]
-               FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS k(id, key, prefixes)
-               WHERE a.id = k.id""",
-            ([r[0] for r in rows], keys, prefixes),
-        )
-    return len(rows)
-
-
-def word_prefixes(key: str) -> set[str]:
-    """Every prefix of every word of a folded key (the words typed are looked up in these)."""
-    return {word[:n] for word in key.split() for n in range(1, len(word) + 1)}
 
 
 def _no_auditor_grant(
@@ -410,7 +371,9 @@ def update_account(
             changes = {**changes, "roles": accounts.check_roles(changes["roles"] or [])}
         except accounts.AccountError as exc:
             raise _invalid(exc) from None
-    for column in ("display_name", "phone", "roles"):  # fixed list: no mass assignment
+    if "display_name" in changes:
+        accounts.set_display_name(conn, acc, changes["display_name"])
+    for column in ("phone", "roles"):  # fixed list: no mass assignment
         if column in changes:
             conn.execute(
                 f"UPDATE account SET {column} = %s WHERE id = %s", (changes[column], acc.id)

@@ -6,7 +6,6 @@ request prefers (Vietnamese unless ``Accept-Language`` prefers English); see ``m
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import orjson
@@ -105,32 +104,9 @@ def fhir_response(
     return FhirJSONResponse(body, status_code=status, headers=headers)
 
 
-# The English texts of the records component's validation (hssk.records.validate) → message
-# ids; an element's other messages come from the FHIR models and are kept as the detail.
-_EXPECTED = re.compile(r"^expected (\S+), got (.+)$")
-_UNKNOWN_TYPE = re.compile(r"^'(.*)' is not a FHIR R4 resource type$")
-_REQUIRED = re.compile(r"^Value for the field '.*' is required\.$")
-_FIXED = {
-    "a FHIR resource must be a JSON object": "resource-not-object",
-    "resourceType is missing": "resource-type-missing",
-    "unknown element (not part of this resource in FHIR R4)": "element-unknown",
-    "Field required": "element-required",
-}
-
-
 def issue_message(found: Issue) -> Message:
-    """The catalogue's message for one validation issue."""
-    if found.message in _FIXED:
-        return msg(_FIXED[found.message])
-    if found.message.startswith("id must be"):
-        return msg("resource-id-format")
-    if m := _EXPECTED.match(found.message):
-        return msg("resource-type-expected", expected=m.group(1), got=m.group(2))
-    if m := _UNKNOWN_TYPE.match(found.message):
-        return msg("resource-type-unknown", type=m.group(1))
-    if found.code == "required" or _REQUIRED.match(found.message):
-        return msg("element-required")
-    return msg("element-invalid", detail=found.message)
+    """The catalogue's message for one validation issue (named where it was raised)."""
+    return msg(found.msg_id, **found.params)
 
 
 def invalid_outcome(exc: InvalidResource, lang: str = "vi") -> dict[str, Any]:

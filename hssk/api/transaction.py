@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -129,7 +129,7 @@ def _parse_entries(bundle: dict[str, Any]) -> list[Entry]:
                 validate(resource)
             except InvalidResource as exc:
                 issues.extend(
-                    Issue(f"Bundle.entry[{i}].resource.{x.element}", x.message, x.code)
+                    replace(x, element=f"Bundle.entry[{i}].resource.{x.element}")
                     for x in exc.issues
                 )
         entries.append(entry)

@@ -10,9 +10,9 @@ Doors and what each accepts (anything else is ignored, never trusted):
 
 Two steps, so the hot book path needs one thread hop only: :func:`present` checks the token
 (signature, expiry; CPU only, cached by ``access.tokens``) and may run on the event loop;
-:func:`admit` asks whether the account is still enabled (``access.accounts``, cached a few
-seconds) and audits every refusal, so it runs in a worker thread. A disabled account is
-refused at its next request on every door, open page sessions included.
+:func:`admit` asks whether the account is still enabled (``access.accounts``, kept until the
+database announces a change) and audits every refusal, so it runs in a worker thread. A
+disabled account is refused at its next request on every door, open page sessions included.
 """
 
 from __future__ import annotations

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 
@@ -48,6 +48,8 @@ from hssk.db import Database
 from hssk.ingest import kinds, stream
 from hssk.ingest.jobstore import (
     JobError,
+    Progress,
+    RunOptions,
     StartedJob,
     Summary,
     create_job,
@@ -63,8 +65,6 @@ from hssk.registry.dedup import dedup
 # Kinds a first load takes: the registers, and feeds whose records carry identifiers.
 INITIAL_KINDS = ("population", "insurance", "immunization")
 BATCH = 5_000  # records per store transaction (and per online linking call)
-
-Progress = Callable[[int, int], None]  # (records done in this run, files done), as the runner's
 
 
 # Fields that repeat across a province's records (a few hundred communes, a few thousand
@@ -131,10 +131,8 @@ def load(
     kind: str,
     paths: Sequence[str | Path],
     *,
-    workers: int | None = None,
-    batch: int | None = None,
-    progress: Progress | None = None,
     created_by: str | None = None,
+    **options: Unpack[RunOptions],
 ) -> Summary:
     """First load of ``paths`` (files or directories) of ``kind`` as a batch; continues the
     unfinished first load of the same files if there is one. Returns the job's summary."""
@@ -147,7 +145,7 @@ def load(
             job_id = create_job(conn, kind, files, created_by=created_by, initial=True)
     from hssk.ingest.runner import run_job  # (the runner hands initial jobs back to run_started)
 
-    return run_job(db, job_id, workers=workers, batch=batch, progress=progress)
+    return run_job(db, job_id, **options)
 
 
 def run_started(

@@ -8,10 +8,10 @@ a job marked running that no process holds was interrupted.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import psycopg
@@ -20,6 +20,17 @@ from hssk.access import PLATFORM, audit
 from hssk.ingest import kinds
 
 LOCK_SPACE = 7_340_300
+
+Progress = Callable[[int, int], None]  # (records done in this run, files done)
+
+
+class RunOptions(TypedDict, total=False):
+    """How a job of files is run, whichever way it starts (``runner.ingest``,
+    ``initial.load``, as ``runner.run_job`` takes them): one list, so they cannot drift."""
+
+    workers: int | None  # mapping processes (0: in this process; default: by size)
+    batch: int | None  # records per store transaction (default: the kind's)
+    progress: Progress | None
 
 
 @dataclass

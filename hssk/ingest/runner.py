@@ -24,7 +24,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 
@@ -34,6 +34,8 @@ from hssk.ingest import initial, kinds, stream
 from hssk.ingest.jobstore import (
     LOCK_SPACE,
     JobError,
+    Progress,
+    RunOptions,
     Summary,
     create_job,
     finish_job,
@@ -58,9 +60,6 @@ def _chunks(it: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
-
-
-Progress = Callable[[int, int], None]  # (records done in this run, files done)
 
 
 # Kinds mapped in worker processes (kinds.SourceKind.pooled). Registers are not: their cost is
@@ -333,17 +332,15 @@ def ingest(
     kind: str,
     paths: Sequence[str | Path],
     *,
-    workers: int | None = None,
-    batch: int | None = None,
-    progress: Progress | None = None,
     created_by: str | None = None,
     unit_id: str | None = None,
+    **options: Unpack[RunOptions],
 ) -> Summary:
     """Create a job for ``paths`` (files; directories are walked) and run it."""
     files = kinds.kind(kind).find([str(p) for p in paths])
     with db.connection() as conn:
         job_id = create_job(conn, kind, files, created_by=created_by, unit_id=unit_id)
-    return run_job(db, job_id, workers=workers, batch=batch, progress=progress)
+    return run_job(db, job_id, **options)
 
 
 def resume(

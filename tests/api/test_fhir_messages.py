@@ -3,6 +3,7 @@ and the message id in ``details.coding`` whatever the language."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def test_every_message_the_api_names_is_in_the_catalogue_and_each_is_used() -> N
     )
     named = set(re.findall(r'msg\(\s*"([a-z0-9-]+)"', source))
     assert named and named - set(MESSAGES) == set()
+    # the records component names the messages of its validation issues where it raises them
+    source += Path(inspect.getfile(validate)).read_text(encoding="utf-8")
     unused = {m for m in MESSAGES if f'"{m}"' not in source}
     assert unused == set()
     with pytest.raises(KeyError):
@@ -72,6 +75,20 @@ def test_the_language_is_what_accept_language_prefers(header: str | None, lang: 
         ({}, None, "resource-type-missing"),
         ({"resourceType": "Observation"}, "Patient", "resource-type-expected"),
         ({"resourceType": "Widget"}, None, "resource-type-unknown"),
+        (
+            {"resourceType": "Patient", "contained": [{"resourceType": "Widget"}]},
+            None,
+            "resource-type-unknown",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Widget"}}],
+            },
+            None,
+            "resource-type-unknown",
+        ),
         ({"resourceType": "Patient", "id": "a b"}, None, "resource-id-format"),
         ({"resourceType": "Patient", "colour": "blue"}, None, "element-unknown"),
         ({"resourceType": "Observation", "code": {"text": "x"}}, None, "element-required"),
@@ -83,7 +100,41 @@ def test_each_validation_problem_has_its_message(
 ) -> None:
     with pytest.raises(InvalidResource) as caught:
         validate(body, expected)
+    assert message_id in {i.msg_id for i in caught.value.issues}  # named where raised
     assert message_id in {errors.issue_message(i).id for i in caught.value.issues}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "vi", "en"),
+    [
+        ({"resourceType": "Observation"}, "Patient",
+         "resourceType: Cần tài nguyên loại Patient nhưng nhận được Observation.",
+         "resourceType: Expected a Patient resource, got Observation."),
+        ({"resourceType": "Widget"}, None,
+         "resourceType: 'Widget' không phải là loại tài nguyên FHIR R4.",
+         "resourceType: 'Widget' is not a FHIR R4 resource type."),
+        ({"resourceType": "Patient", "id": "a b"}, None,
+         "Patient.id: Mã (id) phải gồm 1–64 ký tự A–Z, a–z, 0–9, '-' hoặc '.'.",
+         "Patient.id: The id must be 1–64 characters of A–Z, a–z, 0–9, '-' or '.'."),
+        ({"resourceType": "Observation", "code": {"text": "x"}}, None,  # the model's own check
+         "Observation.status: Phần tử bắt buộc bị thiếu; hãy thêm nó.",
+         "Observation.status: A required element is missing; add it."),
+        ({"resourceType": "Immunization", "status": "completed"}, None,  # pydantic's
+         "Immunization.vaccineCode: Phần tử bắt buộc bị thiếu; hãy thêm nó.",
+         "Immunization.vaccineCode: A required element is missing; add it."),
+        ({"resourceType": "Patient", "name": "x"}, None,
+         "Patient.name: Giá trị không hợp lệ theo FHIR R4: Input should be a valid list.",
+         "Patient.name: The value is not valid FHIR R4: Input should be a valid list."),
+    ],
+)  # fmt: skip
+def test_a_validation_issue_reads_the_same_in_each_language(
+    body: Any, expected: str | None, vi: str, en: str
+) -> None:
+    with pytest.raises(InvalidResource) as caught:
+        validate(body, expected)
+    for lang, text in (("vi", vi), ("en", en)):
+        said = [i["diagnostics"] for i in errors.invalid_outcome(caught.value, lang)["issue"]]
+        assert text in said
 
 
 def _issue(resp: Any) -> dict[str, Any]:
@@ -120,6 +171,16 @@ def test_a_bad_request_answers_vietnamese_by_default_and_english_on_request(
         assert _issue(bad)["details"]["coding"][0]["code"] == "search-invalid"
         assert _issue(bad)["diagnostics"].startswith(opening)
         assert "search parameter 'date'" not in _issue(bad)["diagnostics"]  # said once
+
+
+def test_a_resource_of_an_unknown_type_inside_another_is_refused_not_an_error(
+    client: TestClient, system_headers: H
+) -> None:
+    patient = {"resourceType": "Patient", "contained": [{"resourceType": "Widget"}]}
+    r = client.post("/fhir/Patient", json=patient, headers=system_headers)
+    assert r.status_code == 400, r.text
+    assert _issue(r)["details"]["coding"][0]["code"] == "resource-type-unknown"
+    assert _issue(r)["diagnostics"] == "Patient: 'Widget' không phải là loại tài nguyên FHIR R4."
 
 
 def test_invalid_resource_names_the_element_in_either_language(
