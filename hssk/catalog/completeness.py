@@ -2,9 +2,11 @@
 
 Writers only mark persons dirty (``on_records_changed``, one set-based INSERT per batch of
 changes); ``recompute`` takes dirty persons in batches, evaluates every catalog over their
-bundle and upserts the scores with COPY. Registry changes queue their persons by trigger
-(migration 0503); ``mark_stale`` is the repair that reads every person. Triggers also keep
-the per-area rollups the aggregates below read (``hssk.monitor.rollups``).
+bundle and upserts the scores with COPY, the missing fields as numbers of
+``completeness_field`` (migration 0590; rows ~5 times smaller than with the codes). Registry
+changes queue their persons by trigger (migration 0503); ``mark_stale`` is the repair that
+reads every person. Triggers also keep the per-area rollups the aggregates below read
+(``hssk.monitor.rollups``).
 """
 
 from __future__ import annotations
@@ -157,9 +159,28 @@ def score(cats: Sequence[Catalog], bundles: dict[int, dict[str, Any]]) -> list[t
     return rows
 
 
-_STAGE = """CREATE TEMP TABLE IF NOT EXISTS completeness_stage (
-    person_id bigint, catalog text, version text, filled integer, total integer, missing text[]
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS completeness_scores (
+    person_id bigint, catalog text, version text, filled integer, total integer,
+    missing smallint[]
 ) ON COMMIT DELETE ROWS"""
+
+
+def field_ids(conn: psycopg.Connection[Any], codes: Iterable[str]) -> dict[str, int]:
+    """The number of each field code in ``completeness_field`` (migration 0590), new codes
+    numbered first. Only codes not there yet are inserted: a conflict would still use up a
+    number of the smallint sequence."""
+    wanted = sorted(set(codes))
+    conn.execute(
+        """INSERT INTO completeness_field (code)
+           SELECT c FROM unnest(%s::text[]) AS c
+           WHERE NOT EXISTS (SELECT 1 FROM completeness_field f WHERE f.code = c)
+           ORDER BY 1 ON CONFLICT (code) DO NOTHING""",
+        (wanted,),
+    )
+    rows = conn.execute(
+        "SELECT code, id FROM completeness_field WHERE code = ANY(%s)", (wanted,)
+    ).fetchall()
+    return {code: int(i) for code, i in rows}
 
 
 def recompute_batch(conn: psycopg.Connection[Any], batch: int = 500) -> int:
@@ -196,17 +217,18 @@ def _write_scores(conn: psycopg.Connection[Any], ids: Sequence[int]) -> None:
     INSERT); persons gone from the registry lose their scores."""
     bundles = bundle.bundles(conn, ids, allowed_sensitivity=None)
     rows = score(list(catalogs().values()), bundles)
+    numbers = field_ids(conn, (code for row in rows for code in row[5]))
     conn.execute(_STAGE)
     with conn.cursor().copy(
-        "COPY completeness_stage (person_id, catalog, version, filled, total, missing) FROM STDIN"
+        "COPY completeness_scores (person_id, catalog, version, filled, total, missing) FROM STDIN"
     ) as copy:
         for row in rows:
-            copy.write_row(row)
+            copy.write_row((*row[:5], [numbers[code] for code in row[5]]))
     conn.execute(
         """INSERT INTO completeness AS c (person_id, catalog, version, filled, total, missing,
                computed_at)
            SELECT person_id, catalog, version, filled, total, missing, now()
-           FROM completeness_stage
+           FROM completeness_scores
            ON CONFLICT (person_id, catalog) DO UPDATE SET version = excluded.version,
              filled = excluded.filled, total = excluded.total, missing = excluded.missing,
              computed_at = excluded.computed_at"""
@@ -417,7 +439,7 @@ def missing_fields(
         rows = conn.execute(
             f"""SELECT m, count(*) FROM completeness c JOIN person p ON p.id = c.person_id
                 JOIN facility_person f ON f.person_id = c.person_id AND f.facility = %s
-                CROSS JOIN LATERAL unnest(c.missing) AS m
+                CROSS JOIN LATERAL completeness_field_codes(c.missing) AS m
                 WHERE c.catalog = %s AND {where} GROUP BY m ORDER BY 2 DESC, 1
                 LIMIT %s""".encode(),
             [facility, catalog, *params, limit],
