@@ -131,3 +131,26 @@ def test_upgrade_drops_the_second_person_index_and_reads_by_the_key(drill_url: s
             assert conn.execute(book).fetchall() == before
             plan = "\n".join(r[0] for r in conn.execute(("EXPLAIN " + book).encode()))
             assert "person_id_type_id_idx" in plan  # the key, in the person's partition
+
+
+def test_upgrade_keeps_every_digest_as_bytes(drill_url: str) -> None:
+    """0305: the digests of stored source records become their 20 bytes, each the same."""
+    with psycopg.connect(drill_url, autocommit=True) as conn:
+        migrate(conn, [m for m in discover() if m.version < "0305"], partitions=4)
+        conn.execute(
+            """INSERT INTO ingest_digest (key, digest)
+               SELECT 'xml130|01001|LK' || i, encode(sha256(i::text::bytea), 'hex')::char(40)
+               FROM generate_series(1, 50) AS i"""
+        )
+        before = conn.execute("SELECT key, digest, updated_at FROM ingest_digest ORDER BY 1")
+        rows = before.fetchall()
+        size = conn.execute("SELECT sum(pg_column_size(digest)) FROM ingest_digest").fetchone()
+
+        migrate(conn, [m for m in discover() if m.version == "0305"])
+
+        after = conn.execute(
+            "SELECT key, encode(digest, 'hex'), updated_at FROM ingest_digest ORDER BY 1"
+        ).fetchall()
+        assert after == rows and len(rows) == 50
+        smaller = conn.execute("SELECT sum(pg_column_size(digest)) FROM ingest_digest")
+        assert smaller.fetchone()[0] * 2 <= size[0] + 50  # type: ignore[index]
