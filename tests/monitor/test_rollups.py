@@ -185,3 +185,11 @@ def test_scoring_folds_the_deltas_on_the_way(
     with clean_db.connection() as conn:
         _assert_equal(conn)
         assert rollups.compact(conn) == folded  # the same cells as the queue's run
+        completeness.mark_dirty(conn, [r[0] for r in conn.execute("SELECT id FROM person")])
+    # the scheduled job folds the monitor's rollups on the way too
+    from hssk.ops import tasks
+
+    assert tasks.completeness(clean_db) == {"persons": 60, "compacted": 1}  # one batch
+    with clean_db.connection() as conn:
+        assert rollups.delta_rows(conn) == folded
+        _assert_equal(conn)
