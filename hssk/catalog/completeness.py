@@ -253,7 +253,7 @@ class JobResult:
 
 
 # Every scored batch appends rollup deltas (~120 rows per person: fields missing per area cell
-# and per facility, 1.7 M rows for 20 k persons). Folded only at the end, a rescoring of
+# and per facility, 2.3 M rows for 20 k persons). Folded only at the end, a rescoring of
 # Hà Nội's 10.5 M persons would pile up ~1.2 billion of them (~85 GB) first; folded every
 # this many persons, they stay under ~6 M rows.
 COMPACT_EVERY = 50_000

@@ -1,7 +1,7 @@
 -- hssk:long completeness
 -- The missing fields of a completeness row as small numbers instead of their codes: a person
 -- has one row per catalog (six), each naming 30 to 90 missing fields, and the codes took
--- ~1 kB per row (6.5 kB per person, ~68 GB for Hà Nội's 10.5 M persons); as smallint[] a
+-- ~1.1 kB per row (7.1 kB per person, ~75 GB for Hà Nội's 10.5 M persons); as smallint[] a
 -- row is ~5 times smaller. `completeness_field` numbers each code once; the arrays keep
 -- their order, so `completeness_field_codes` gives back exactly the codes stored before.
 CREATE TABLE completeness_field (
