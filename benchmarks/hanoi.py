@@ -203,10 +203,13 @@ def run_bench(
 
         def score() -> int:
             if score_persons is None:  # everyone: the full rescoring, by ranges of ids
-                n = completeness.rescore_all(db, chunk=2000).persons
+                n = completeness.rescore_all(db, chunk=2000, compact=rollups.compact).persons
             else:  # a sample: the queue's job, the first ones queued
                 n = completeness.run(
-                    db, batch=500, max_batches=max(1, score_persons // 500)
+                    db,
+                    batch=500,
+                    max_batches=max(1, score_persons // 500),
+                    compact=rollups.compact,
                 ).persons
             with db.connection() as conn:
                 rollups.compact(conn)

@@ -2,16 +2,18 @@
 
 Writers only mark persons dirty (``on_records_changed``, one set-based INSERT per batch of
 changes); ``recompute`` takes dirty persons in batches, evaluates every catalog over their
-bundle and upserts the scores with COPY. Registry changes queue their persons by trigger
-(migration 0503); ``mark_stale`` is the repair that reads every person. Triggers also keep
-the per-area rollups the aggregates below read (``hssk.monitor.rollups``).
+bundle and upserts the scores with COPY, the missing fields as numbers of
+``completeness_field`` (migration 0590; rows ~5 times smaller than with the codes). Registry
+changes queue their persons by trigger (migration 0503); ``mark_stale`` is the repair that
+reads every person. Triggers also keep the per-area rollups the aggregates below read
+(``hssk.monitor.rollups``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,9 +159,28 @@ def score(cats: Sequence[Catalog], bundles: dict[int, dict[str, Any]]) -> list[t
     return rows
 
 
-_STAGE = """CREATE TEMP TABLE IF NOT EXISTS completeness_stage (
-    person_id bigint, catalog text, version text, filled integer, total integer, missing text[]
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS completeness_scores (
+    person_id bigint, catalog text, version text, filled integer, total integer,
+    missing smallint[]
 ) ON COMMIT DELETE ROWS"""
+
+
+def field_ids(conn: psycopg.Connection[Any], codes: Iterable[str]) -> dict[str, int]:
+    """The number of each field code in ``completeness_field`` (migration 0590), new codes
+    numbered first. Only codes not there yet are inserted: a conflict would still use up a
+    number of the smallint sequence."""
+    wanted = sorted(set(codes))
+    conn.execute(
+        """INSERT INTO completeness_field (code)
+           SELECT c FROM unnest(%s::text[]) AS c
+           WHERE NOT EXISTS (SELECT 1 FROM completeness_field f WHERE f.code = c)
+           ORDER BY 1 ON CONFLICT (code) DO NOTHING""",
+        (wanted,),
+    )
+    rows = conn.execute(
+        "SELECT code, id FROM completeness_field WHERE code = ANY(%s)", (wanted,)
+    ).fetchall()
+    return {code: int(i) for code, i in rows}
 
 
 def recompute_batch(conn: psycopg.Connection[Any], batch: int = 500) -> int:
@@ -196,17 +217,18 @@ def _write_scores(conn: psycopg.Connection[Any], ids: Sequence[int]) -> None:
     INSERT); persons gone from the registry lose their scores."""
     bundles = bundle.bundles(conn, ids, allowed_sensitivity=None)
     rows = score(list(catalogs().values()), bundles)
+    numbers = field_ids(conn, (code for row in rows for code in row[5]))
     conn.execute(_STAGE)
     with conn.cursor().copy(
-        "COPY completeness_stage (person_id, catalog, version, filled, total, missing) FROM STDIN"
+        "COPY completeness_scores (person_id, catalog, version, filled, total, missing) FROM STDIN"
     ) as copy:
         for row in rows:
-            copy.write_row(row)
+            copy.write_row((*row[:5], [numbers[code] for code in row[5]]))
     conn.execute(
         """INSERT INTO completeness AS c (person_id, catalog, version, filled, total, missing,
                computed_at)
            SELECT person_id, catalog, version, filled, total, missing, now()
-           FROM completeness_stage
+           FROM completeness_scores
            ON CONFLICT (person_id, catalog) DO UPDATE SET version = excluded.version,
              filled = excluded.filled, total = excluded.total, missing = excluded.missing,
              computed_at = excluded.computed_at"""
@@ -227,18 +249,48 @@ class JobResult:
     persons: int = 0
     batches: int = 0
     seconds: float = 0.0
+    compacted: int = 0  # times the rollups' deltas were folded on the way
+
+
+# Every scored batch appends rollup deltas (~120 rows per person: fields missing per area cell
+# and per facility, 2.3 M rows for 20 k persons). Folded only at the end, a rescoring of
+# Hà Nội's 10.5 M persons would pile up ~1.2 billion of them (~85 GB) first; folded every
+# this many persons, they stay under ~6 M rows.
+COMPACT_EVERY = 50_000
+
+Compactor = Callable[[psycopg.Connection[Any]], object]
+
+
+def _compact_on_the_way(db: Database, result: JobResult, since: int, compact: Compactor) -> int:
+    """Fold the deltas once ``COMPACT_EVERY`` persons were scored since ``since`` (the count
+    at the last folding); returns the new count to start from."""
+    if result.persons - since < COMPACT_EVERY:
+        return since
+    with db.connection() as conn:
+        compact(conn)
+    result.compacted += 1
+    return result.persons
 
 
 def run(
-    db: Database, *, batch: int = 500, stale: bool = False, max_batches: int | None = None
+    db: Database,
+    *,
+    batch: int = 500,
+    stale: bool = False,
+    max_batches: int | None = None,
+    compact: Compactor = compact_activity,
 ) -> JobResult:
-    """The recompute job: drain the dirty queue, one committed transaction per batch."""
+    """The recompute job: drain the dirty queue, one committed transaction per batch.
+
+    ``compact`` folds the rollups' deltas before and every ``COMPACT_EVERY`` persons (the
+    monitor passes its own, which also folds the rollups its triggers keep)."""
     started = time.perf_counter()
     result = JobResult()
     with db.connection() as conn:
-        compact_activity(conn)
+        compact(conn)
         if stale:
             mark_stale(conn)
+    since = 0
     while max_batches is None or result.batches < max_batches:
         with db.connection() as conn:
             n = recompute_batch(conn, batch)
@@ -246,23 +298,27 @@ def run(
             break
         result.persons += n
         result.batches += 1
+        since = _compact_on_the_way(db, result, since, compact)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def rescore_all(db: Database, *, chunk: int = 2000) -> JobResult:
+def rescore_all(
+    db: Database, *, chunk: int = 2000, compact: Compactor = compact_activity
+) -> JobResult:
     """A full rescoring (after a first load, or a new catalog): every person of the registry
     scored in ranges of ids, one committed transaction per range, without draining the
     queue person by person. Gives the rows the queue's job would give for everyone queued.
 
     Each range also takes its persons off the queue (the rows there when it runs: a change
-    queued after that stays queued for the job)."""
+    queued after that stays queued for the job). ``compact``: as for ``run``."""
     started = time.perf_counter()
     result = JobResult()
     with db.connection() as conn:
-        compact_activity(conn)
+        compact(conn)
         row = conn.execute("SELECT coalesce(min(id), 0), coalesce(max(id), -1) FROM person")
         lo, hi = row.fetchone() or (0, -1)
+    since = 0
     for start in range(lo, hi + 1, chunk):
         with db.connection() as conn:
             ids = [r[0] for r in conn.execute(
@@ -280,6 +336,7 @@ def rescore_all(db: Database, *, chunk: int = 2000) -> JobResult:
             _write_scores(conn, ids)
         result.persons += len(ids)
         result.batches += 1
+        since = _compact_on_the_way(db, result, since, compact)
     with db.connection() as conn:  # scores of persons no longer in the registry
         conn.execute(
             """DELETE FROM completeness c
@@ -417,7 +474,7 @@ def missing_fields(
         rows = conn.execute(
             f"""SELECT m, count(*) FROM completeness c JOIN person p ON p.id = c.person_id
                 JOIN facility_person f ON f.person_id = c.person_id AND f.facility = %s
-                CROSS JOIN LATERAL unnest(c.missing) AS m
+                CROSS JOIN LATERAL completeness_field_codes(c.missing) AS m
                 WHERE c.catalog = %s AND {where} GROUP BY m ORDER BY 2 DESC, 1
                 LIMIT %s""".encode(),
             [facility, catalog, *params, limit],

@@ -136,7 +136,8 @@ def _skip_unchanged(
     if not keyed:
         return good
     rows = conn.execute(
-        f"SELECT key, digest FROM ingest_digest WHERE key = ANY({SPLIT})", (joined(keyed),)
+        f"SELECT key, encode(digest, 'hex') FROM ingest_digest WHERE key = ANY({SPLIT})",
+        (joined(keyed),),
     ).fetchall()
     same = {k for k, d in rows if keyed[k].digest == d}
     out = []
@@ -158,7 +159,7 @@ def _remember(conn: psycopg.Connection[Any], kind: str, stored: list[Unit]) -> N
         return
     conn.execute(
         f"""INSERT INTO ingest_digest (key, digest)
-            SELECT * FROM unnest({SPLIT}, {SPLIT})
+            SELECT k, decode(d, 'hex') FROM unnest({SPLIT}, {SPLIT}) AS x(k, d)
             ON CONFLICT (key) DO UPDATE SET digest = excluded.digest, updated_at = now()
             WHERE ingest_digest.digest IS DISTINCT FROM excluded.digest""",
         (joined(pairs), joined(pairs.values())),  # type: ignore[arg-type]

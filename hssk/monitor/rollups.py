@@ -155,7 +155,7 @@ _CHECKS: dict[str, tuple[int, str, str]] = {
             GROUP BY 1, 2, 3, 4, 5""",
         """SELECT p.province_code, p.commune_code, p.commune_code_old, c.catalog, m, count(*)
            FROM completeness c JOIN person p ON p.id = c.person_id
-           CROSS JOIN LATERAL unnest(c.missing) AS m
+           CROSS JOIN LATERAL completeness_field_codes(c.missing) AS m
            WHERE p.merged_into IS NULL GROUP BY 1, 2, 3, 4, 5""",
     ),
     "outbox": (
@@ -187,7 +187,7 @@ _CHECKS: dict[str, tuple[int, str, str]] = {
         """SELECT f.facility, c.catalog, m, count(*)
            FROM completeness c JOIN person p ON p.id = c.person_id AND p.merged_into IS NULL
            JOIN facility_person f ON f.person_id = c.person_id
-           CROSS JOIN LATERAL unnest(c.missing) AS m GROUP BY 1, 2, 3""",
+           CROSS JOIN LATERAL completeness_field_codes(c.missing) AS m GROUP BY 1, 2, 3""",
     ),
 }
 

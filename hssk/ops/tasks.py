@@ -28,8 +28,10 @@ def deliver_outbox(db: Database) -> dict[str, Any]:
 def completeness(db: Database) -> dict[str, Any]:
     """Score the completeness of persons whose record changed."""
     from hssk.catalog import completeness as comp
+    from hssk.monitor import rollups
 
-    return {"persons": comp.run(db).persons}
+    result = comp.run(db, compact=rollups.compact)
+    return {"persons": result.persons, "compacted": result.compacted}
 
 
 def quality_lists(db: Database) -> dict[str, Any]:

@@ -104,7 +104,8 @@ def _brute_force(conn, pid: int) -> dict[str, tuple[int, list[str]]]:
 def _assert_matches_brute_force(conn) -> None:
     stored = {}
     for pid, cat, filled, missing in conn.execute(
-        "SELECT person_id, catalog, filled, missing FROM completeness"
+        """SELECT person_id, catalog, filled, ARRAY(SELECT completeness_field_codes(missing))
+           FROM completeness"""
     ):
         stored.setdefault(pid, {})[cat] = (filled, list(missing))
     pids = [r[0] for r in conn.execute("SELECT id FROM person ORDER BY id")]

@@ -163,3 +163,33 @@ def test_no_dashboard_query_reads_person(world) -> None:
     assert any("quality_issue" in plan for plan in seen)
     for plan in seen:
         assert " on person" not in plan and " on person " not in plan, plan
+
+
+def test_scoring_folds_the_deltas_on_the_way(
+    clean_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long scoring run folds the rollups' deltas every ``COMPACT_EVERY`` persons instead of
+    piling them up until the end (a rescoring of Hà Nội would pile up ~85 GB), and the
+    figures stay equal to a recomputation."""
+    with clean_db.connection() as conn:
+        load_province(conn, 60, seed=5)
+    monkeypatch.setattr(completeness, "COMPACT_EVERY", 20)
+    by_queue = completeness.run(clean_db, batch=10, compact=rollups.compact)
+    assert by_queue.persons == 60 and by_queue.compacted >= 2
+    with clean_db.connection() as conn:
+        _assert_equal(conn)
+        folded = rollups.delta_rows(conn)
+        conn.execute("DELETE FROM completeness")
+    result = completeness.rescore_all(clean_db, chunk=10, compact=rollups.compact)
+    assert result.persons == 60 and result.compacted >= 2
+    with clean_db.connection() as conn:
+        _assert_equal(conn)
+        assert rollups.compact(conn) == folded  # the same cells as the queue's run
+        completeness.mark_dirty(conn, [r[0] for r in conn.execute("SELECT id FROM person")])
+    # the scheduled job folds the monitor's rollups on the way too
+    from hssk.ops import tasks
+
+    assert tasks.completeness(clean_db) == {"persons": 60, "compacted": 1}  # one batch
+    with clean_db.connection() as conn:
+        assert rollups.delta_rows(conn) == folded
+        _assert_equal(conn)
