@@ -191,7 +191,7 @@ def run_started(
             db, job_id, kind, job.paths, job.known, summary, workers=workers,
             batch=batch or BATCH, progress=progress,
             stop_after=None if stop_after is None else stop_after - steps,
-            prelink=_StoreLinks(state),
+            prelink=_StoreLinks(state), persons=False,
         )  # fmt: skip
     if status == "done":
         state["stage"] = "done"
@@ -262,7 +262,10 @@ def _collect(
         with fewer_gc_passes():
             for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units):
                 payloads = [pc.payload for pc in pieces]
-                pending.append(pool.submit(stream.map_payloads, kind, payloads, known))
+                # (the resources are rendered by the store stage, which maps again)
+                pending.append(
+                    pool.submit(stream.map_payloads, kind, payloads, known, resources=False)
+                )
                 take(2 * max(1, nworkers))  # (a few batches ahead, as the runner)
             take(0)
     finally:

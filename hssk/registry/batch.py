@@ -76,11 +76,12 @@ def identifier_matches(
     are copied into a temporary table and joined with ``person``. A record naming two
     persons, or none, gets None (the caller links it another way)."""
     out: list[IdentifierMatch | None] = [None] * len(prepared)
-    feats = [features_of(p) for p in prepared]
+    # the identifiers as ``features_of`` gives them; the features (an address to normalize)
+    # only for the records that meet a person
     rows = [
-        (i, f.cccd, f.bhxh, f.passport, f.temp_card)
-        for i, f in enumerate(feats)
-        if f.cccd or f.bhxh or f.passport or f.temp_card
+        (i, p.cccd, p.bhxh if p.bhxh_ok else None, p.passport, p.temp_card)
+        for i, p in enumerate(prepared)
+        if p.cccd or (p.bhxh and p.bhxh_ok) or p.passport or p.temp_card
     ]
     if not rows:
         return out
@@ -103,6 +104,7 @@ def identifier_matches(
             conn.execute(f"SELECT {PERSON_COLUMNS} FROM person WHERE id = ANY(%s)", (ids,)),
         )
     }
+    feats = {i: features_of(prepared[i]) for i in sorted({int(i) for i, _ in hits})}
     found: dict[int, dict[int, str]] = {}
     for i, pid in hits:
         other = persons[int(pid)]
@@ -114,6 +116,9 @@ def identifier_matches(
             pid, rule = next(iter(by.items()))
             out[i] = IdentifierMatch(pid, rule)
     return out
+
+
+_COPY_CHUNK = 50_000  # source links rendered and copied at a time
 
 
 def load_batch(
@@ -151,13 +156,17 @@ def load_batch(
         given = rules[i] if rules is not None else None
         rule = given or ("new" if i in made else "batch")
         results.append(LinkResult(pid_of[c], i in made, None, rule, False))
-    sids = _copy_sources(
-        conn,
-        [
-            (p, orjson.dumps(p.demographics()).decode(), r.person_id, r.score, r.rule)
-            for p, r in zip(prepared, results, strict=True)
-        ],
-    )
+    sids: list[int] = []
+    for start in range(0, len(prepared), _COPY_CHUNK):  # (a register's JSON not all at once)
+        part = range(start, min(start + _COPY_CHUNK, len(prepared)))
+        sids += _copy_sources(
+            conn,
+            [
+                (prepared[i], orjson.dumps(prepared[i].demographics()).decode(),
+                 results[i].person_id, results[i].score, results[i].rule)
+                for i in part
+            ],
+        )  # fmt: skip
     _update_persons(
         conn, [(r.person_id, p) for i, (p, r) in enumerate(zip(prepared, results, strict=True))
                if i not in made]
