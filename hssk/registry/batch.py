@@ -51,9 +51,22 @@ class IdentifierMatch:
 
 def linked(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> list[int | None]:
     """The person (survivor) of each record already linked by its source and record id (a
-    re-run of a load finds its records here), None for the others."""
-    found = _existing_links(conn, recs) if recs else {}
-    return [found.get((r.source, r.record_id)) for r in recs]
+    re-run of a load finds its records here), None for the others. A whole register is
+    looked up by chunks, and not at all while no record is linked (a province's first load)."""
+    if not recs:
+        return []
+    none = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM person_source)").fetchone()
+    if none is not None and none[0]:
+        return [None] * len(recs)
+    out: list[int | None] = []
+    for start in range(0, len(recs), _LOOKUP_CHUNK):
+        part = recs[start : start + _LOOKUP_CHUNK]
+        found = _existing_links(conn, part)
+        out += [found.get((r.source, r.record_id)) for r in part]
+    return out
+
+
+_LOOKUP_CHUNK = 100_000  # records looked up per statement
 
 
 _ID_JOIN = """
