@@ -71,13 +71,16 @@ Progress = Callable[[int, int], None]  # (records done in this run, files done),
 # family, middle and given names): one string object each instead of one per record.
 # Measured on 20,000 population records (tracemalloc, what is held beyond the first 2,000):
 # 3,955 bytes a record for the mapped units, 2,150 for the prepared records, 1,870 with the
-# shared strings and the index by source (a tuple less per record).
+# shared strings and the index by source (a tuple less per record); 1,700 measured again,
+# 1,595 with the prepared record's identifiers, phone and sorted name the source record's own
+# strings when equal (sharing addresses cost more in the table than it saved).
 _SHARED_RECORD = ("source", "sex", "commune_code", "province_code")
 _SHARED_PREPARED = (
     "sex", "birth_precision", "commune_code", "commune_code_old", "province_code",
     "family_key", "middle_key", "given_key",
 )  # fmt: skip
 
+_AS_RECORD = ("full_name", "cccd", "phone", "bhyt", "bhxh")
 _NO_PROBLEMS: list[str] = []
 
 
@@ -108,8 +111,11 @@ class _Linking:
         prep = u.prepared or registry.prepare(rec)
         self._share(rec, _SHARED_RECORD)
         self._share(prep, _SHARED_PREPARED)
-        if prep.full_name == rec.full_name:
-            prep.full_name = rec.full_name
+        for name in _AS_RECORD:  # (equal values: the source record's string, not a copy)
+            if (v := getattr(rec, name)) is not None and getattr(prep, name) == v:
+                setattr(prep, name, v)
+        if prep.name_sorted == prep.name_key:
+            prep.name_sorted = prep.name_key
         if not prep.problems:  # (read, never added to, from here on)
             prep.problems = _NO_PROBLEMS
         self.preps.append(prep)
