@@ -15,9 +15,11 @@ Registers (population, insurance), in stages recorded in the job's checkpoint:
    empty registry every cluster becomes a person; on one that holds persons, one record of
    each cluster is linked online (``link_many``) and the rest of its cluster follow it. One
    transaction, which also records the stage's end;
-2. *store*: the files are mapped again (mapping is deterministic) by the runner's pipeline
-   (``runner.run_pipeline``) and go through the ingest writer in batches (deaths, households,
-   Coverage through the store's bulk write, quarantine, receipts), each batch's persons found
+2. *store*: the files are mapped again (mapping is deterministic; the persons stage normalized
+   the persons and did not render the resources, this one does the reverse) by the runner's
+   pipeline (``runner.run_pipeline``) and go through the ingest writer in batches (deaths,
+   households, Coverage through the store's bulk write, quarantine, receipts), each batch's
+   persons found
    by the source links the persons stage wrote, each batch committing with the job's
    checkpoint. Memory grows with the distinct records linking needs, not with the file.
 
