@@ -36,6 +36,12 @@ FILES = {
 }
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its waited-for children."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _path(
     feed: Path, dbdir: Path, load: Callable[[Any, str, list[Path]], jobstore.Summary]
 ) -> dict[str, Any]:
@@ -46,13 +52,16 @@ def _path(
     try:
         runner.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
         for kind, path in FILES.items():
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), _cpu()
             s = load(db, kind, [feed / path])
             dt = time.perf_counter() - t0
             out[kind] = {
                 "records": s.records,
                 "seconds": round(dt, 2),
                 "rows_per_s": round(s.records / dt, 1),
+                # this process and its finished mapping processes (PostgreSQL not counted):
+                # on a shared machine the wall time mostly measures the other loads
+                "cpu_ms_per_record": round(1000 * (_cpu() - cpu0) / max(1, s.records), 3),
                 "persons_created": s.persons_created,
                 "load_average": [round(x, 2) for x in os.getloadavg()],
                 "timings": {k: round(v, 2) for k, v in s.timings.items()},
@@ -112,12 +121,13 @@ def peak_rss(persons: int, out_dir: Path | None = None) -> dict[str, Any]:
     try:
         runner.ingest(db, "facilities", [feed / "facilities.csv"], workers=0)
         marks: list[float] = []  # peak RSS at each progress call: mapped, persons, store batches
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu()
         s = initial.load(
             db, "population", [feed / FILES["population"]],
             progress=lambda records, files: marks.append(_peak_mib()),
         )  # fmt: skip
         dt = time.perf_counter() - t0
+        cpu = _cpu() - cpu0
     finally:
         db.close()
         server.cleanup()
@@ -126,6 +136,7 @@ def peak_rss(persons: int, out_dir: Path | None = None) -> dict[str, Any]:
         "persons": persons,
         "records": s.records,
         "seconds": round(dt, 1),
+        "cpu_ms_per_record": round(1000 * cpu / max(1, s.records), 3),
         "rss_before_load_mib": round(before / 1024, 1),
         "peak_rss_mib": round(peak / 1024, 1),
         "peak_rss_mib_after_mapping": marks[0],

@@ -204,12 +204,22 @@ def _insert(conn: psycopg.Connection[Any], events: list[dict[str, Any]], prev: s
             )
         )
         prev = h
+    if len(rows) >= _COPY_FROM:  # a batch (ingest's households and deaths): COPY, 5x faster
+        with conn.cursor().copy(
+            f"COPY audit_event ({', '.join(_COLUMNS)}, prev_hash, hash) FROM STDIN"
+        ) as cp:
+            for row in rows:
+                cp.write_row(row)
+        return
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO audit_event ({', '.join(_COLUMNS)}, prev_hash, hash) "
             f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})",
             rows,
         )
+
+
+_COPY_FROM = 50  # events: fewer are inserted (a request's one or two events: no COPY protocol)
 
 
 def operator_detail() -> dict[str, str]:

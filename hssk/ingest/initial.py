@@ -15,9 +15,11 @@ Registers (population, insurance), in stages recorded in the job's checkpoint:
    empty registry every cluster becomes a person; on one that holds persons, one record of
    each cluster is linked online (``link_many``) and the rest of its cluster follow it. One
    transaction, which also records the stage's end;
-2. *store*: the files are mapped again (mapping is deterministic) by the runner's pipeline
-   (``runner.run_pipeline``) and go through the ingest writer in batches (deaths, households,
-   Coverage through the store's bulk write, quarantine, receipts), each batch's persons found
+2. *store*: the files are mapped again (mapping is deterministic; the persons stage normalized
+   the persons and did not render the resources, this one does the reverse) by the runner's
+   pipeline (``runner.run_pipeline``) and go through the ingest writer in batches (deaths,
+   households, Coverage through the store's bulk write, quarantine, receipts), each batch's
+   persons found
    by the source links the persons stage wrote, each batch committing with the job's
    checkpoint. Memory grows with the distinct records linking needs, not with the file.
 
@@ -71,13 +73,16 @@ BATCH = 5_000  # records per store transaction (and per online linking call)
 # family, middle and given names): one string object each instead of one per record.
 # Measured on 20,000 population records (tracemalloc, what is held beyond the first 2,000):
 # 3,955 bytes a record for the mapped units, 2,150 for the prepared records, 1,870 with the
-# shared strings and the index by source (a tuple less per record).
+# shared strings and the index by source (a tuple less per record); 1,700 measured again,
+# 1,595 with the prepared record's identifiers, phone and sorted name the source record's own
+# strings when equal (sharing addresses cost more in the table than it saved).
 _SHARED_RECORD = ("source", "sex", "commune_code", "province_code")
 _SHARED_PREPARED = (
     "sex", "birth_precision", "commune_code", "commune_code_old", "province_code",
     "family_key", "middle_key", "given_key",
 )  # fmt: skip
 
+_AS_RECORD = ("full_name", "cccd", "phone", "bhyt", "bhxh")
 _NO_PROBLEMS: list[str] = []
 
 
@@ -108,8 +113,11 @@ class _Linking:
         prep = u.prepared or registry.prepare(rec)
         self._share(rec, _SHARED_RECORD)
         self._share(prep, _SHARED_PREPARED)
-        if prep.full_name == rec.full_name:
-            prep.full_name = rec.full_name
+        for name in _AS_RECORD:  # (equal values: the source record's string, not a copy)
+            if (v := getattr(rec, name)) is not None and getattr(prep, name) == v:
+                setattr(prep, name, v)
+        if prep.name_sorted == prep.name_key:
+            prep.name_sorted = prep.name_key
         if not prep.problems:  # (read, never added to, from here on)
             prep.problems = _NO_PROBLEMS
         self.preps.append(prep)
@@ -189,7 +197,7 @@ def run_started(
             db, job_id, kind, job.paths, job.known, summary, workers=workers,
             batch=batch or BATCH, progress=progress,
             stop_after=None if stop_after is None else stop_after - steps,
-            prelink=_StoreLinks(state),
+            prelink=_StoreLinks(state), persons=False,
         )  # fmt: skip
     if status == "done":
         state["stage"] = "done"
@@ -260,7 +268,10 @@ def _collect(
         with fewer_gc_passes():
             for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units):
                 payloads = [pc.payload for pc in pieces]
-                pending.append(pool.submit(stream.map_payloads, kind, payloads, known))
+                # (the resources are rendered by the store stage, which maps again)
+                pending.append(
+                    pool.submit(stream.map_payloads, kind, payloads, known, resources=False)
+                )
                 take(2 * max(1, nworkers))  # (a few batches ahead, as the runner)
             take(0)
     finally:

@@ -187,10 +187,13 @@ def run_pipeline(
     stop_after: int | None = None,
     start_method: str = "fork",
     prelink: Prelink | None = None,
+    persons: bool = True,
 ) -> str:
     """The files from the checkpoint's position: read, mapped ahead, written batch by batch,
     each with its checkpoint. ``prelink`` runs in each batch's transaction before the writer
-    (first loads). Returns 'done', or 'running' when stopped by ``stop_after``."""
+    (first loads). ``persons``: False when every person is linked already (a register's
+    first load: not normalized again). Returns 'done', or 'running' when stopped by
+    ``stop_after``."""
     size = batch or kinds.kind(kind).batch_units
     start = tuple(summary.checkpoint.get("pos") or (0, 0))
     nworkers = pool_size(workers, paths[start[0] :], kind)
@@ -202,7 +205,7 @@ def run_pipeline(
         for pieces in _chunks(pieces_read, size):
             payloads = [pc.payload for pc in pieces]
             t_submit = time.perf_counter()
-            mapped = pool.submit(stream.map_payloads, kind, payloads, known)
+            mapped = pool.submit(stream.map_payloads, kind, payloads, known, persons=persons)
             window.pending.append((mapped, pieces[-1].pos))
             summary.timings["read+submit"] += time.perf_counter() - t_submit
             window.drain(2 * max(1, nworkers))

@@ -29,8 +29,17 @@ def read(kind: str, files: Sequence[str], start: tuple[int, int] = (0, 0)) -> It
         yield from reader(path, fi, skip0 if fi == fi0 else 0)
 
 
-def map_payloads(kind: str, payloads: list[Payload], known: frozenset[str] | None) -> list[Unit]:
-    """The units of a batch of payloads; a payload whose mapping fails is quarantined."""
+def map_payloads(
+    kind: str,
+    payloads: list[Payload],
+    known: frozenset[str] | None,
+    *,
+    persons: bool = True,
+    resources: bool = True,
+) -> list[Unit]:
+    """The units of a batch of payloads; a payload whose mapping fails is quarantined.
+    ``persons``, ``resources``: normalize the persons (``Unit.prepared``), render the
+    resources; a first load's stages each need one of them only (``ingest.initial``)."""
     mapper = kinds.kind(kind).map
     out: list[Unit] = []
     for p in payloads:
@@ -41,16 +50,16 @@ def map_payloads(kind: str, payloads: list[Payload], known: frozenset[str] | Non
             out.extend(mapper(p, known))
         except Exception as exc:  # a mapping defect must not stop the job: quarantine it
             out.append(_internal_error(kind, p, exc))
-    _prepare(out)
+    _prepare(out, persons, resources)
     return out
 
 
-def _prepare(units: list[Unit]) -> None:
+def _prepare(units: list[Unit], persons: bool, resources: bool) -> None:
     """Work done here runs in the mapping processes, not in the writer: resource ids, and the
     normalization of each distinct person (a child's doses share one record object)."""
     prepared: dict[int, Prepared] = {}
     for u in units:
-        for it in u.items:
+        for it in u.items if resources else ():
             body = it.body
             rtype = body["resourceType"]
             if "id" not in body:
@@ -59,7 +68,7 @@ def _prepare(units: list[Unit]) -> None:
             if rtype != "Appointment":  # (its person is a participant: attached by the writer)
                 it.rendered = prerender(body, patient_element(rtype) if it.who else None)
                 it.body = {"resourceType": rtype, "id": body["id"]}
-        if u.person is not None and not u.problems:
+        if persons and u.person is not None and not u.problems:
             key = id(u.person)
             if key not in prepared:
                 prepared[key] = prepare(u.person)

@@ -51,9 +51,22 @@ class IdentifierMatch:
 
 def linked(conn: psycopg.Connection[Any], recs: Sequence[SourceRecord]) -> list[int | None]:
     """The person (survivor) of each record already linked by its source and record id (a
-    re-run of a load finds its records here), None for the others."""
-    found = _existing_links(conn, recs) if recs else {}
-    return [found.get((r.source, r.record_id)) for r in recs]
+    re-run of a load finds its records here), None for the others. A whole register is
+    looked up by chunks, and not at all while no record is linked (a province's first load)."""
+    if not recs:
+        return []
+    none = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM person_source)").fetchone()
+    if none is not None and none[0]:
+        return [None] * len(recs)
+    out: list[int | None] = []
+    for start in range(0, len(recs), _LOOKUP_CHUNK):
+        part = recs[start : start + _LOOKUP_CHUNK]
+        found = _existing_links(conn, part)
+        out += [found.get((r.source, r.record_id)) for r in part]
+    return out
+
+
+_LOOKUP_CHUNK = 100_000  # records looked up per statement
 
 
 _ID_JOIN = """
@@ -76,11 +89,12 @@ def identifier_matches(
     are copied into a temporary table and joined with ``person``. A record naming two
     persons, or none, gets None (the caller links it another way)."""
     out: list[IdentifierMatch | None] = [None] * len(prepared)
-    feats = [features_of(p) for p in prepared]
+    # the identifiers as ``features_of`` gives them; the features (an address to normalize)
+    # only for the records that meet a person
     rows = [
-        (i, f.cccd, f.bhxh, f.passport, f.temp_card)
-        for i, f in enumerate(feats)
-        if f.cccd or f.bhxh or f.passport or f.temp_card
+        (i, p.cccd, p.bhxh if p.bhxh_ok else None, p.passport, p.temp_card)
+        for i, p in enumerate(prepared)
+        if p.cccd or (p.bhxh and p.bhxh_ok) or p.passport or p.temp_card
     ]
     if not rows:
         return out
@@ -103,6 +117,7 @@ def identifier_matches(
             conn.execute(f"SELECT {PERSON_COLUMNS} FROM person WHERE id = ANY(%s)", (ids,)),
         )
     }
+    feats = {i: features_of(prepared[i]) for i in sorted({int(i) for i, _ in hits})}
     found: dict[int, dict[int, str]] = {}
     for i, pid in hits:
         other = persons[int(pid)]
@@ -114,6 +129,9 @@ def identifier_matches(
             pid, rule = next(iter(by.items()))
             out[i] = IdentifierMatch(pid, rule)
     return out
+
+
+_COPY_CHUNK = 50_000  # source links rendered and copied at a time
 
 
 def load_batch(
@@ -151,13 +169,17 @@ def load_batch(
         given = rules[i] if rules is not None else None
         rule = given or ("new" if i in made else "batch")
         results.append(LinkResult(pid_of[c], i in made, None, rule, False))
-    sids = _copy_sources(
-        conn,
-        [
-            (p, orjson.dumps(p.demographics()).decode(), r.person_id, r.score, r.rule)
-            for p, r in zip(prepared, results, strict=True)
-        ],
-    )
+    sids: list[int] = []
+    for start in range(0, len(prepared), _COPY_CHUNK):  # (a register's JSON not all at once)
+        part = range(start, min(start + _COPY_CHUNK, len(prepared)))
+        sids += _copy_sources(
+            conn,
+            [
+                (prepared[i], orjson.dumps(prepared[i].demographics()).decode(),
+                 results[i].person_id, results[i].score, results[i].rule)
+                for i in part
+            ],
+        )  # fmt: skip
     _update_persons(
         conn, [(r.person_id, p) for i, (p, r) in enumerate(zip(prepared, results, strict=True))
                if i not in made]
