@@ -3,12 +3,14 @@
 Statement-level triggers (migrations 0503, 0581, 0583 and 0584) append signed deltas per area
 cell (province, commune, old commune) and per facility whenever a person, its presence in the
 record store or its completeness score changes, so supervision sums a few rows per commune or
-facility and never reads ``person``; households are counted per province, commune and old
-commune (``household_member`` holds each household's members per level, updated in place). ``compact`` folds the deltas (the ``monitor.compact`` job,
-and ``hssk report completeness``); ``check``
-recomputes every figure from the base tables and returns the cells that differ; ``rebuild``
-repairs (two concurrent transactions that change one person's commune and its first record at
-the same instant can leave one delta in the old commune).
+facility and never reads ``person``. Households are counted per level (platform, province,
+commune, old commune): ``household_member`` holds each household's members per level, updated
+in place (a household that leaves a level keeps a row of 0 there), and the count changes when
+a household enters or leaves. ``compact`` folds the deltas (the ``monitor.compact`` job, and
+``hssk report completeness``); ``check`` recomputes every figure from the base tables and
+returns the cells that differ; ``rebuild`` repairs (two concurrent transactions that change
+one person's commune and its first record at the same instant can leave one delta in the old
+commune).
 """
 
 from __future__ import annotations
@@ -67,7 +69,6 @@ def compact(conn: psycopg.Connection[Any]) -> int:
                 SELECT {keys}, {sums} FROM d WHERE {keep} GROUP BY {groups}
                 HAVING ({sums}, 0) <> ({", ".join("0" for _ in figures)}, 0)""".encode()
         )
-    conn.execute("DELETE FROM household_member WHERE persons = 0")
     return delta_rows(conn)
 
 
