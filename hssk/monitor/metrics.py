@@ -83,9 +83,10 @@ _COVERAGE_SQL = """
 SELECT {group}, sum(residents), sum(with_record), sum(standardized), sum(verified),
        sum(deaths), sum(with_bhyt), sum(with_cccd)
 FROM area_rollup r WHERE {where} GROUP BY 1"""
-# Households of a commune or an old district: distinct over that area's households. Those of
-# a province or the platform and its breakdowns: the counts per level (migration 0584), a few
-# rows per commune however many households there are.
+# Households of the platform, a province or an old district, and their breakdowns: the counts
+# per level (migration 0584), a few rows per commune however many households there are (an
+# old district's are the sum of its old communes', as in the breakdown by old district). Those
+# of a commune: distinct over that commune's households (its new and old code together).
 _HOUSEHOLDS_SQL = """
 SELECT g, count(*) FROM (
   SELECT {group} AS g, r.household_id FROM area_household r WHERE {where}
@@ -138,13 +139,19 @@ def coverage(
     for code, *figures in query(_COVERAGE_SQL):
         if figures[0]:
             rows[code] = Coverage(code, **{n: int(f) for n, f in zip(names, figures, strict=True)})
-    if area.communes or area.communes_old:
-        counted = query(_HOUSEHOLDS_SQL)
-    else:
+    olds_only = bool(area.communes_old) and not area.communes
+    if not (area.communes or area.communes_old) or (olds_only and by != "commune"):
         group, level = _LEVELS[by]
-        params.update(level=level or ("province" if area.province else "all"), prov=area.province)
+        if olds_only:  # the old communes' counts
+            level = "commune_old"
+        params.update(level=level or ("province" if area.province else "all"),
+                      prov=area.province, olds=list(area.communes_old))  # fmt: skip
         where = "r.province_code = %(prov)s" if area.province else "true"
+        if olds_only:
+            where += " AND r.code = ANY(%(olds)s)"
         counted = query(_HOUSEHOLD_COUNT_SQL, group, where)
+    else:
+        counted = query(_HOUSEHOLDS_SQL)
     for code, households in counted:
         if code in rows:
             rows[code].households = int(households)

@@ -67,6 +67,17 @@ def _assert_equal(conn) -> None:
         kept = {r.code: (r.residents, r.households, r.children_u6, r.children_u6_with_id)
                 for r in rows}  # fmt: skip
         assert kept == _scan_breakdown(conn, group), by
+    # an old district: its old communes' figures, and their sum
+    district = parse("district_old:001")
+    olds = {c: v for c, v in _scan_breakdown(conn, "commune_code_old").items()
+            if c in district.communes_old}  # fmt: skip
+    rows = metrics.coverage(conn, district, by="commune_old", catalog=cat)
+    assert {r.code: (r.residents, r.households, r.children_u6, r.children_u6_with_id)
+            for r in rows} == olds  # fmt: skip
+    (total,) = metrics.coverage(conn, district, catalog=cat)
+    assert (total.residents, total.households) == tuple(
+        sum(v[i] for v in olds.values()) for i in (0, 1)
+    )
 
 
 @pytest.fixture
@@ -174,8 +185,8 @@ def test_check_reports_a_wrong_rollup(world) -> None:
 
 
 def test_no_dashboard_query_reads_person(world) -> None:
-    """No plan reads the registry; those of the platform and province pages read no table
-    with a row per household, nor births beyond the 6-year limit's month (migration 0584)."""
+    """No plan reads the registry; those of the platform, province and old-district pages read
+    no table with a row per household, nor births beyond the 6-year limit's month (0584)."""
     db, prov = world
     plans: dict[str, list[str]] = {}  # area kind: the plans of its pages
     with db.connection() as conn:
@@ -191,20 +202,22 @@ def test_no_dashboard_query_reads_person(world) -> None:
 
         quality.run(conn)
         conn.execute = spy  # type: ignore[method-assign]
-        for area in (ALL, parse("province:01"), parse(f"commune:{next(iter(prov.stations))}")):
+        for area in (ALL, parse("province:01"), parse("district_old:001"),
+                     parse(f"commune:{next(iter(prov.stations))}")):  # fmt: skip
             kind = area.kind
             where, params = area.persons().cells("q")  # the quality page's queries
             quality.counts_by_commune(conn, where, params)
             quality.findings(conn, where, params, None)
             metrics.summary(conn, area)
-            metrics.coverage(conn, area, by="commune")
+            by = "commune" if area.kind in ("all", "province") else "commune_old"  # the page's
+            metrics.coverage(conn, area, by=by)
             metrics.coverage(conn, area, by="district_old")
             metrics.facilities(conn, area)
             metrics.trend(conn, area)
             for level in completeness.LEVELS:
                 completeness.aggregate(conn, "hanoi-73", level, area.persons())
             completeness.missing_fields(conn, "hanoi-73", area.persons())
-    wide = plans["all"] + plans["province"]
+    wide = plans["all"] + plans["province"] + plans["district_old"]
     assert any("area_household_count" in plan for plan in wide)
     assert any(re.search(r" on area_young\s", plan) for plan in wide)
     for plan in wide:
