@@ -15,6 +15,10 @@
 -- province summary read 6 years of days of every cell. area_young_month keeps the same per
 -- month: an area's children are its whole months after the 6-year limit plus the days of the
 -- limit's own month from area_young (at most 31 days per cell).
+-- The new tables are filled from the rollups below: no person may change meanwhile (its
+-- deltas would go to the old tables only).
+LOCK TABLE person IN SHARE MODE;
+
 CREATE TABLE household_member (
     level         text NOT NULL,              -- all, province, commune, commune_old
     province_code text NOT NULL DEFAULT '',   -- '' when unknown (and for the level all)
