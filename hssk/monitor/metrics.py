@@ -77,18 +77,37 @@ _GROUPS = {None: "NULL::text", "commune": "r.commune_code", "commune_old": "r.co
            "district_old": "r.commune_code_old", "province": "r.province_code"}  # fmt: skip
 
 # Every figure is a sum over the area's cells of the rollups kept by the registry's triggers
-# (migrations 0503, 0581; hssk.monitor.rollups): no query here reads ``person``.
+# (migrations 0503, 0581, 0584; hssk.monitor.rollups): no query here reads ``person``, and
+# those of a province read a few rows per commune, not per household or birth date.
 _COVERAGE_SQL = """
 SELECT {group}, sum(residents), sum(with_record), sum(standardized), sum(verified),
        sum(deaths), sum(with_bhyt), sum(with_cccd)
 FROM area_rollup r WHERE {where} GROUP BY 1"""
+# Households of the platform, a province or an old district, and their breakdowns: the counts
+# per level (migration 0584), a few rows per commune however many households there are (an
+# old district's are the sum of its old communes', as in the breakdown by old district). Those
+# of a commune: distinct over that commune's households (its new and old code together).
 _HOUSEHOLDS_SQL = """
 SELECT g, count(*) FROM (
   SELECT {group} AS g, r.household_id FROM area_household r WHERE {where}
   GROUP BY 1, 2 HAVING sum(r.persons) > 0) h GROUP BY 1"""
+_HOUSEHOLD_COUNT_SQL = """
+SELECT {group}, sum(r.households) FROM area_household_count r
+WHERE r.level = %(level)s AND {where} GROUP BY 1 HAVING sum(r.households) <> 0"""
+_LEVELS = {None: ("NULL::text", ""), "province": ("nullif(r.province_code, '')", "province"),
+           "commune": ("nullif(r.code, '')", "commune"),
+           "commune_old": ("nullif(r.code, '')", "commune_old"),
+           "district_old": ("nullif(r.code, '')", "commune_old")}  # fmt: skip
+# Children under 6: whole months of births after the limit, then the days of the limit's own
+# month (area_young_month and area_young, migration 0584).
 _CHILDREN_SQL = """
-SELECT {group}, sum(persons), sum(with_id) FROM area_young r
-WHERE r.birth_date > %(u6)s AND {where} GROUP BY 1"""
+SELECT {group}, sum(persons), sum(with_id) FROM (
+  SELECT province_code, commune_code, commune_code_old, persons, with_id FROM area_young_month
+  WHERE birth_month > %(u6)s
+  UNION ALL
+  SELECT province_code, commune_code, commune_code_old, persons, with_id FROM area_young
+  WHERE birth_date > %(u6)s AND birth_date < %(u6_month_end)s) r
+WHERE {where} GROUP BY 1"""
 _COMPLETENESS_SQL = """
 SELECT {group}, sum(ratio) / nullif(sum(persons) FILTER (WHERE bin IS NOT NULL), 0)
 FROM completeness_rollup r WHERE r.catalog = %(catalog)s AND {where} GROUP BY 1"""
@@ -107,10 +126,12 @@ def coverage(
     if by not in _GROUPS:
         raise ValueError("breakdown must be one of commune, commune_old, district_old, province")
     cond, named = _named(*area.persons().cells("r"))
-    params = {**named, "u6": _years_before(today, 6), "catalog": catalog or completeness_default()}
+    u6 = _years_before(today, 6)
+    params = {**named, "u6": u6, "u6_month_end": _next_month(u6),
+              "catalog": catalog or completeness_default()}  # fmt: skip
 
-    def query(sql: str) -> list[Any]:
-        return conn.execute(sql.format(group=_GROUPS[by], where=cond).encode(), params).fetchall()
+    def query(sql: str, group: str = _GROUPS[by], where: str = cond) -> list[Any]:
+        return conn.execute(sql.format(group=group, where=where).encode(), params).fetchall()
 
     rows: dict[str | None, Coverage] = {}
     names = ("residents", "with_record", "standardized", "verified", "deaths", "with_bhyt",
@@ -118,7 +139,20 @@ def coverage(
     for code, *figures in query(_COVERAGE_SQL):
         if figures[0]:
             rows[code] = Coverage(code, **{n: int(f) for n, f in zip(names, figures, strict=True)})
-    for code, households in query(_HOUSEHOLDS_SQL):
+    olds_only = bool(area.communes_old) and not area.communes
+    if not (area.communes or area.communes_old) or (olds_only and by != "commune"):
+        group, level = _LEVELS[by]
+        if olds_only:  # the old communes' counts
+            level = "commune_old"
+        params.update(level=level or ("province" if area.province else "all"),
+                      prov=area.province, olds=list(area.communes_old))  # fmt: skip
+        where = "r.province_code = %(prov)s" if area.province else "true"
+        if olds_only:
+            where += " AND r.code = ANY(%(olds)s)"
+        counted = query(_HOUSEHOLD_COUNT_SQL, group, where)
+    else:
+        counted = query(_HOUSEHOLDS_SQL)
+    for code, households in counted:
         if code in rows:
             rows[code].households = int(households)
     for code, children, with_id in query(_CHILDREN_SQL):
@@ -138,6 +172,10 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def _roll_up_districts(rows: list[Coverage]) -> list[Coverage]:

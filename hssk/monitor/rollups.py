@@ -1,13 +1,16 @@
 """Per-area rollups of the registry: upkeep and the check against a full recomputation.
 
-Statement-level triggers (migrations 0503, 0581 and 0583) append signed deltas per area cell
-(province, commune, old commune) and per facility whenever a person, its presence in the
+Statement-level triggers (migrations 0503, 0581, 0583 and 0584) append signed deltas per area
+cell (province, commune, old commune) and per facility whenever a person, its presence in the
 record store or its completeness score changes, so supervision sums a few rows per commune or
-facility and never reads ``person``. ``compact`` folds the deltas (the ``monitor.compact`` job,
-and ``hssk report completeness``); ``check``
-recomputes every figure from the base tables and returns the cells that differ; ``rebuild``
-repairs (two concurrent transactions that change one person's commune and its first record at
-the same instant can leave one delta in the old commune).
+facility and never reads ``person``. Households are counted per level (platform, province,
+commune, old commune): ``household_member`` holds each household's members per level, updated
+in place (a household that leaves a level keeps a row of 0 there), and the count changes when
+a household enters or leaves. ``compact`` folds the deltas (the ``monitor.compact`` job, and
+``hssk report completeness``); ``check`` recomputes every figure from the base tables and
+returns the cells that differ; ``rebuild`` repairs (two concurrent transactions that change
+one person's commune and its first record at the same instant can leave one delta in the old
+commune).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ _COUNTED = {"outbox": "partner, status", "ingest_error": "status, NULL",
             "quality_issue": "kind, NULL"}  # fmt: skip
 
 
-_DELTAS = ("area_rollup", "area_household", "area_young", "completeness_rollup",
+_DELTAS = ("area_rollup", "area_household", "area_household_count", "area_young",
+           "area_young_month", "completeness_rollup",
            "completeness_missing_rollup", "completeness_facility_rollup",
            "facility_missing_rollup", "facility_activity", "row_counter")  # fmt: skip
 
@@ -38,42 +42,33 @@ def delta_rows(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+# Each delta table: (key columns, summed columns, rows kept); compacting folds it by key.
+_FOLDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "area_rollup": (_CELL, _FIGURES, "true"),
+    "area_household": (f"{_CELL}, household_id", ("persons",), "true"),
+    "area_household_count": ("level, province_code, code", ("households",), "true"),
+    "area_young": (f"{_CELL}, birth_date", ("persons", "with_id"),
+                   "birth_date > current_date - interval '7 years'"),
+    "area_young_month": (f"{_CELL}, birth_month", ("persons", "with_id"),
+                         "birth_month > current_date - interval '7 years 1 month'"),
+    "facility_missing_rollup": ("facility, catalog, field", ("persons",), "true"),
+    "row_counter": ("tbl, label1, label2", ("n",), "true"),
+}  # fmt: skip
+
+
 def compact(conn: psycopg.Connection[Any]) -> int:
     """Fold the deltas into one row per cell (rows that sum to nothing go; births older than
     the 7-year window of ``area_young`` go too); returns the rows left."""
     compact_activity(conn)
-    sums = ", ".join(f"sum({f})" for f in _FIGURES)
-    conn.execute(
-        f"""WITH d AS (DELETE FROM area_rollup RETURNING *)
-            INSERT INTO area_rollup ({_CELL}, {", ".join(_FIGURES)})
-            SELECT {_CELL}, {sums} FROM d GROUP BY 1, 2, 3
-            HAVING ({sums}) IS DISTINCT FROM ({", ".join("0" for _ in _FIGURES)})""".encode()
-    )
-    conn.execute(
-        f"""WITH d AS (DELETE FROM area_household RETURNING *)
-            INSERT INTO area_household ({_CELL}, household_id, persons)
-            SELECT {_CELL}, household_id, sum(persons) FROM d GROUP BY 1, 2, 3, 4
-            HAVING sum(persons) <> 0""".encode()
-    )
-    conn.execute(
-        f"""WITH d AS (DELETE FROM area_young RETURNING *)
-            INSERT INTO area_young ({_CELL}, birth_date, persons, with_id)
-            SELECT {_CELL}, birth_date, sum(persons), sum(with_id) FROM d
-            WHERE birth_date > current_date - interval '7 years'
-            GROUP BY 1, 2, 3, 4 HAVING (sum(persons), sum(with_id)) <> (0, 0)""".encode()
-    )
-
-    conn.execute(
-        """WITH d AS (DELETE FROM facility_missing_rollup RETURNING *)
-           INSERT INTO facility_missing_rollup (facility, catalog, field, persons)
-           SELECT facility, catalog, field, sum(persons) FROM d GROUP BY 1, 2, 3
-           HAVING sum(persons) <> 0"""
-    )
-    conn.execute(
-        """WITH d AS (DELETE FROM row_counter RETURNING *)
-           INSERT INTO row_counter (tbl, label1, label2, n)
-           SELECT tbl, label1, label2, sum(n) FROM d GROUP BY 1, 2, 3 HAVING sum(n) <> 0"""
-    )
+    for table, (keys, figures, keep) in _FOLDS.items():
+        sums = ", ".join(f"sum({f})" for f in figures)
+        groups = ", ".join(str(i + 1) for i in range(keys.count(",") + 1))
+        conn.execute(
+            f"""WITH d AS (DELETE FROM {table} RETURNING *)
+                INSERT INTO {table} ({keys}, {", ".join(figures)})
+                SELECT {keys}, {sums} FROM d WHERE {keep} GROUP BY {groups}
+                HAVING ({sums}, 0) <> ({", ".join("0" for _ in figures)}, 0)""".encode()
+        )
     return delta_rows(conn)
 
 
@@ -105,6 +100,13 @@ def rebuild(conn: psycopg.Connection[Any]) -> None:
         )
 
 
+# A household's members per level (migration 0584), from the registry.
+_MEMBERS = """
+SELECT l.level, l.province_code, l.code, p.household_id, 1 AS persons
+FROM person p
+CROSS JOIN LATERAL household_levels(p.province_code, p.commune_code, p.commune_code_old) l
+WHERE p.merged_into IS NULL AND p.household_id IS NOT NULL"""
+
 # Each: (key columns, what the rollups say, what a full recomputation says), rows of one shape.
 _CHECKS: dict[str, tuple[int, str, str]] = {
     "area": (
@@ -126,6 +128,31 @@ _CHECKS: dict[str, tuple[int, str, str]] = {
         f"SELECT {_CELL}, household_id, sum(persons) FROM area_household GROUP BY 1, 2, 3, 4",
         """SELECT province_code, commune_code, commune_code_old, household_id, count(*)
            FROM person WHERE merged_into IS NULL AND household_id IS NOT NULL
+           GROUP BY 1, 2, 3, 4""",
+    ),
+    "household_member": (
+        4,
+        """SELECT level, province_code, code, household_id, persons FROM household_member""",
+        f"""SELECT level, province_code, code, household_id, sum(persons)
+            FROM ({_MEMBERS}) m GROUP BY 1, 2, 3, 4""",
+    ),
+    "households": (
+        3,
+        """SELECT level, province_code, code, sum(households) FROM area_household_count
+           GROUP BY 1, 2, 3""",
+        f"""SELECT level, province_code, code, count(*) FROM (
+              SELECT level, province_code, code, household_id FROM ({_MEMBERS}) m
+              GROUP BY 1, 2, 3, 4 HAVING sum(persons) > 0) h GROUP BY 1, 2, 3""",
+    ),
+    "young_month": (
+        4,
+        f"""SELECT {_CELL}, birth_month, sum(persons), sum(with_id) FROM area_young_month
+            WHERE birth_month > current_date - interval '7 years' GROUP BY 1, 2, 3, 4""",
+        """SELECT province_code, commune_code, commune_code_old,
+             date_trunc('month', birth_date)::date, count(*),
+             count(*) FILTER (WHERE cccd IS NOT NULL OR health_id IS NOT NULL)
+           FROM person WHERE merged_into IS NULL
+             AND date_trunc('month', birth_date) > current_date - interval '7 years'
            GROUP BY 1, 2, 3, 4""",
     ),
     "young": (

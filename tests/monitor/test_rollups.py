@@ -3,6 +3,7 @@ dashboard query reads the registry."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -35,6 +36,21 @@ def _scan_coverage(conn, catalog: str) -> tuple:
     ).fetchone()
 
 
+def _scan_breakdown(conn, group: str) -> dict:
+    """{code: (residents, households, children under 6, with an id)} of province 01 per
+    ``group`` column, from the registry."""
+    u6 = date.today().replace(year=date.today().year - 6)
+    rows = conn.execute(
+        f"""SELECT {group}, count(*), count(DISTINCT household_id),
+              count(*) FILTER (WHERE birth_date > %(u6)s),
+              count(*) FILTER (WHERE birth_date > %(u6)s
+                               AND (cccd IS NOT NULL OR health_id IS NOT NULL))
+            FROM person WHERE merged_into IS NULL AND province_code = '01' GROUP BY 1""",
+        {"u6": u6},
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
 def _assert_equal(conn) -> None:
     assert rollups.check(conn) == {}
     cat = metrics.completeness_default()
@@ -43,6 +59,25 @@ def _assert_equal(conn) -> None:
            c.children_u6, c.children_u6_with_id, round(c.completeness, 9))  # fmt: skip
     want = _scan_coverage(conn, cat)
     assert got == tuple(float(v) if i == 8 else v for i, v in enumerate(want))
+    # the province and its breakdowns (households per level, children by month and day)
+    province = parse("province:01")
+    for by, group in ((None, "NULL::text"), ("commune", "commune_code"),
+                      ("commune_old", "commune_code_old")):  # fmt: skip
+        rows = metrics.coverage(conn, province, by=by, catalog=cat)
+        kept = {r.code: (r.residents, r.households, r.children_u6, r.children_u6_with_id)
+                for r in rows}  # fmt: skip
+        assert kept == _scan_breakdown(conn, group), by
+    # an old district: its old communes' figures, and their sum
+    district = parse("district_old:001")
+    olds = {c: v for c, v in _scan_breakdown(conn, "commune_code_old").items()
+            if c in district.communes_old}  # fmt: skip
+    rows = metrics.coverage(conn, district, by="commune_old", catalog=cat)
+    assert {r.code: (r.residents, r.households, r.children_u6, r.children_u6_with_id)
+            for r in rows} == olds  # fmt: skip
+    (total,) = metrics.coverage(conn, district, catalog=cat)
+    assert (total.residents, total.households) == tuple(
+        sum(v[i] for v in olds.values()) for i in (0, 1)
+    )
 
 
 @pytest.fixture
@@ -69,6 +104,24 @@ def test_rollups_equal_recomputation_after_every_change(world) -> None:
             "UPDATE person SET birth_date = current_date - 400, health_id = 'H1' WHERE id = %s",
             (first + 2,),
         )
+        _assert_equal(conn)
+        # children born on either side of the 6-year limit, in the limit's own month
+        u6 = date.today().replace(year=date.today().year - 6)
+        conn.execute(
+            """UPDATE person SET birth_date = CASE id WHEN %(a)s THEN %(u6)s::date
+                 ELSE %(u6)s::date + 1 END WHERE id IN (%(a)s, %(b)s)""",
+            {"a": first + 9, "b": first + 10, "u6": u6},
+        )
+        _assert_equal(conn)
+        # a household gets a member in another commune, then loses it
+        hh = conn.execute("SELECT household_id FROM person WHERE id = %s", (first + 11,)).fetchone()
+        conn.execute(
+            """UPDATE person SET household_id = %s, commune_code = '88888',
+                 commune_code_old = '88887' WHERE id = %s""",
+            (hh[0], first + 12),
+        )
+        _assert_equal(conn)
+        conn.execute("UPDATE person SET household_id = NULL WHERE id = %s", (first + 12,))
         _assert_equal(conn)
         # a merge (the merged person stops counting, its records move), then its undoing
         merge_id = merge.merge(conn, first + 3, first + 4, reason="test")
@@ -132,32 +185,48 @@ def test_check_reports_a_wrong_rollup(world) -> None:
 
 
 def test_no_dashboard_query_reads_person(world) -> None:
+    """No plan reads the registry; those of the platform, province and old-district pages read
+    no table with a row per household, nor births beyond the 6-year limit's month (0584)."""
     db, prov = world
-    seen: list[str] = []
+    plans: dict[str, list[str]] = {}  # area kind: the plans of its pages
     with db.connection() as conn:
         real = conn.execute
+        kind = ""
 
         def spy(query, params=None, **kw):  # every statement the dashboard runs
             text = query.decode() if isinstance(query, bytes) else str(query)
             if text.lstrip().upper().startswith(("SELECT", "WITH")):
                 plan = real(b"EXPLAIN " + text.encode(), params).fetchall()
-                seen.append("\n".join(r[0] for r in plan))
+                plans.setdefault(kind, []).append("\n".join(r[0] for r in plan))
             return real(query, params, **kw)
 
         quality.run(conn)
         conn.execute = spy  # type: ignore[method-assign]
-        for area in (ALL, parse("province:01"), parse(f"commune:{next(iter(prov.stations))}")):
+        for area in (ALL, parse("province:01"), parse("district_old:001"),
+                     parse(f"commune:{next(iter(prov.stations))}")):  # fmt: skip
+            kind = area.kind
             where, params = area.persons().cells("q")  # the quality page's queries
             quality.counts_by_commune(conn, where, params)
             quality.findings(conn, where, params, None)
             metrics.summary(conn, area)
-            metrics.coverage(conn, area, by="commune")
+            by = "commune" if area.kind in ("all", "province") else "commune_old"  # the page's
+            metrics.coverage(conn, area, by=by)
             metrics.coverage(conn, area, by="district_old")
             metrics.facilities(conn, area)
             metrics.trend(conn, area)
             for level in completeness.LEVELS:
                 completeness.aggregate(conn, "hanoi-73", level, area.persons())
             completeness.missing_fields(conn, "hanoi-73", area.persons())
+    wide = plans["all"] + plans["province"] + plans["district_old"]
+    assert any("area_household_count" in plan for plan in wide)
+    assert any(re.search(r" on area_young\s", plan) for plan in wide)
+    for plan in wide:
+        assert not re.search(r" on area_household\s", plan), plan
+        if re.search(r" on area_young\s", plan):
+            assert "birth_date < " in plan, plan
+    # a commune's households are counted over its own (few) rows
+    assert any(re.search(r" on area_household\s", plan) for plan in plans["commune"])
+    seen = wide + plans["commune"]
     assert len(seen) > 20 and any("area_rollup" in plan for plan in seen)
     assert any("facility_missing_rollup" in plan for plan in seen)
     assert any("quality_issue" in plan for plan in seen)
