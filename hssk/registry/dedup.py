@@ -785,6 +785,9 @@ def dedup(
     stats["rescore_cpu_s"] = (c3 := time.process_time()) - c2
 
     t3 = time.perf_counter()
+    # a strong edge has no veto: its pair need not be compared again while clustering
+    n = len(feats)
+    cmp = _Comparisons(feats, prior, {i * n + j for w, i, j in strong})
     # A record nearly as close to two records that are not the same person is ambiguous.
     ambiguous: set[int] = set()
     for i, lst in plausible.items():
@@ -798,10 +801,10 @@ def dedup(
         for w1, j1 in sorted(lst[1:] + rival, reverse=True):
             if w0 - w1 >= AMBIGUITY_BITS:
                 break
-            veto = compare(feats[j0], feats[j1]).veto
+            veto = cmp.veto(j0, j1)
             # two different persons, unless i lies between them: each differs from i by
             # its own typing error (a clean record and two misspellings of it)
-            if veto is not None and not explained(feats, j0, j1, i, veto, upper, prior):
+            if veto is not None and not explained(cmp, j0, j1, i, veto, upper):
                 ambiguous.add(i)
                 break
     strong.sort(reverse=True)
@@ -815,7 +818,7 @@ def dedup(
         if ri == rj:
             continue
         mi, mj = cl.of(ri), cl.of(rj)
-        if len(mi) + len(mj) > MAX_CLUSTER or _conflict(feats, mi, mj, upper, prior):
+        if len(mi) + len(mj) > MAX_CLUSTER or _conflict(cmp, mi, mj, upper):
             rejected += 1
             continue
         cl.union(ri, rj)
@@ -898,21 +901,54 @@ def word_shares(feats: Sequence[Features]) -> dict[str, float] | None:
     return {w: n / len(named) for w, n in words.items()}
 
 
-def _conflict(
-    feats: Sequence[Features], a: list[int], b: list[int], upper: float, prior: float
-) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Compared:
+    """What clustering reads of ``compare`` (with the file's prior) for one ordered pair."""
+
+    veto: str | None
+    probability: float
+    birth: str | None
+
+
+class _Comparisons:
+    """``compare`` of two records by position with the file's prior, each ordered pair once:
+    clustering asks for the same pairs again as clusters grow. ``no_veto`` holds the pairs
+    ``i * records + j`` already scored without a veto (the strong edges). A veto does not
+    depend on the weights, the prior or the name frequencies, so the cached one is the
+    veto of any ``compare`` of the pair."""
+
+    def __init__(self, feats: Sequence[Features], prior: float, no_veto: set[int]) -> None:
+        self.feats, self.prior, self.no_veto = feats, prior, no_veto
+        self.n = len(feats)
+        self.done: dict[int, _Compared] = {}
+
+    def score(self, i: int, j: int) -> _Compared:
+        key = i * self.n + j
+        got = self.done.get(key)
+        if got is None:
+            sc = compare(self.feats[i], self.feats[j], prior=self.prior)
+            got = self.done[key] = _Compared(sc.veto, sc.probability, sc.levels.get("birth"))
+        return got
+
+    def veto(self, i: int, j: int) -> str | None:
+        if i * self.n + j in self.no_veto:
+            return None
+        return self.score(i, j).veto
+
+    def name_distance(self, i: int, j: int) -> int:
+        return name_distance(self.feats[i], self.feats[j])
+
+
+def _conflict(cmp: _Comparisons, a: list[int], b: list[int], upper: float) -> bool:
     """True when some member of ``a`` and some member of ``b`` cannot be the same person:
     they veto each other and no member of either cluster explains the difference as two
     typing errors, one on each side."""
     for i in a:
-        fi = feats[i]
         for j in b:
-            veto = compare(fi, feats[j]).veto
+            veto = cmp.veto(i, j)
             if veto is None or veto == "given_name_weak":  # a one-letter name typo may join
                 continue
-            if not any(
-                explained(feats, i, j, z, veto, upper, prior) for z in (*a, *b) if z not in (i, j)
-            ):
+            if not any(explained(cmp, i, j, z, veto, upper) for z in (*a, *b) if z not in (i, j)):
                 return True
     return False
 
@@ -920,9 +956,7 @@ def _conflict(
 _SOFT_VETOES = frozenset(("given_name", "given_name_weak", "birth_date", "birth_year"))
 
 
-def explained(
-    feats: Sequence[Features], x: int, y: int, z: int, veto: str, upper: float, prior: float
-) -> bool:
+def explained(cmp: _Comparisons, x: int, y: int, z: int, veto: str, upper: float) -> bool:
     """Whether record ``z`` explains the veto between ``x`` and ``y`` as two independent
     typing errors: z is the same person as each (no veto, probability ≥ upper) and lies
     between them — for names, the edits x→z and z→y add up to the edits x→y (a clean name
@@ -931,14 +965,13 @@ def explained(
     vetoes a typing error can cause are explained; different identifiers never are."""
     if veto not in _SOFT_VETOES:
         return False
-    fx, fy, fz = feats[x], feats[y], feats[z]
-    sx, sy = compare(fx, fz, prior=prior), compare(fz, fy, prior=prior)
+    sx, sy = cmp.score(x, z), cmp.score(z, y)
     if sx.veto or sy.veto or sx.probability < upper or sy.probability < upper:
         return False
     if veto.startswith("given_name"):
-        dx, dy = name_distance(fx, fz), name_distance(fz, fy)
-        return dx + dy == name_distance(fx, fy)
-    return sx.levels.get("birth") in _BIRTH_TYPO and sy.levels.get("birth") in _BIRTH_TYPO
+        dx, dy = cmp.name_distance(x, z), cmp.name_distance(z, y)
+        return dx + dy == cmp.name_distance(x, y)
+    return sx.birth in _BIRTH_TYPO and sy.birth in _BIRTH_TYPO
 
 
 _BIRTH_TYPO = frozenset(("exact", "swap", "typo", "year_typo", "near_year", "typo2", "slip"))
