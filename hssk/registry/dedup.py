@@ -1,6 +1,7 @@
 """Batch deduplication of a whole file or registry: Splink (DuckDB) + guarded clustering.
 
-1. Records are normalized in Python (hssk.registry.prepare) into the matching features.
+1. Records are normalized in Python (hssk.registry.prepare) into the matching features, in
+   one process per core for a large file (parsing free-text addresses is most of the cost).
 2. Splink, on DuckDB, generates candidate pairs with the same blocking keys as online linking
    and scores them with the same Fellegi–Sunter levels and m/u values (model.LEVELS), with
    term-frequency adjustment on exact names. Its Spark backend runs the same settings at
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -709,7 +711,8 @@ def dedup(
 
     ``backend``: 'duckdb' (default) or 'spark' (Splink's Spark backend; ``spark`` is a session,
     else a local one is started). ``prepared``: ``prepare(rec)`` of each record where already
-    computed (ingest normalizes in its mapping processes). ``memory_limit``: DuckDB's (default
+    computed (ingest normalizes in its mapping processes); without it a large file is
+    normalized in ``threads`` processes (default one per core, ``features_of_records``). ``memory_limit``: DuckDB's (default
     ``dedup_memory_limit()``), beyond which it spills to disk; ``chunk_records``: records per
     Splink chunk (``dedup_chunks``). Neither changes a decision, only memory and time.
     """
@@ -858,9 +861,15 @@ def features_of_records(
         return _features_chunk(recs)
     parts = [recs[i : i + chunk] for i in range(0, len(recs), chunk)]
     # fork: the children start with the commune tables loaded and need no importable
-    # __main__; they only normalize, and the pool is gone before DuckDB starts its threads
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        return [f for part in pool.map(_features_chunk, parts) for f in part]
+    # __main__; they only normalize, and the pool is gone before DuckDB starts its threads.
+    # gc.freeze: a child's garbage collector then leaves the caller's objects (the records)
+    # alone instead of touching, and so copying, every page of them.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            return [f for part in pool.map(_features_chunk, parts) for f in part]
+    finally:
+        gc.unfreeze()
 
 
 def _features_chunk(recs: Sequence[SourceRecord]) -> list[Features]:
