@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from hssk.registry.dedup import dedup
+from hssk.registry.dedup import dedup, features_of_records
+from hssk.registry.link import features_of
 from hssk.registry.prepare import prepare
 from tests.factories.linkage import generate
 
@@ -52,6 +53,16 @@ def test_dedup_decisions_unchanged(chunk_records: int | None) -> None:
     # the set is not trivial: it has duplicates and pairs left for review
     assert len(set(got["cluster"])) < 0.8 * len(got["cluster"])
     assert expected["review_pairs"]
+
+
+def test_features_in_processes_equal_features_in_order() -> None:
+    """A large file is normalized in processes: the features, in input order, are those of
+    normalizing record by record (here three chunks of 200 in two processes)."""
+    recs, _ = generate(600, seed=SEED)
+    expected = [features_of(prepare(r)) for r in recs]
+    got = features_of_records(recs, workers=2, pool_min=0, chunk=200)
+    assert got == expected
+    assert len({f.name_key for f in got}) > 100  # real, varied records
 
 
 if __name__ == "__main__":
