@@ -57,13 +57,15 @@ class Child:
 
 
 def children(conn: psycopg.Connection[Any], actor: Actor) -> list[Child]:
-    """Children whose book this citizen holds (valid guardianship, under 18), eldest first."""
-    kids = sorted(my_persons(conn, actor) - {actor.person_id})
-    rows = conn.execute(
-        "SELECT id, full_name, birth_date FROM person WHERE id = ANY(%s) ORDER BY birth_date",
-        (kids,),
-    ).fetchall()
-    return [Child(r[0], r[1], r[2]) for r in rows]
+    """Children whose book this citizen holds (valid guardianship, under 18), eldest first
+    (one read)."""
+    if actor.kind != "citizen" or actor.person_id is None:
+        return []
+    out: dict[int, Child] = {}  # a child may be linked twice (two guardianship rows)
+    for pid, name, born in relations.children_named(conn, actor.person_id):
+        if pid != actor.person_id:
+            out.setdefault(pid, Child(pid, name, born))
+    return list(out.values())
 
 
 @dataclass(frozen=True)

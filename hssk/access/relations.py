@@ -84,8 +84,16 @@ def end_guardianship(
 
 def children_of(conn: psycopg.Connection[Any], guardian_person: int) -> list[int]:
     """Children whose book this person currently holds (valid link, under 18)."""
+    return [c[0] for c in children_named(conn, guardian_person)]
+
+
+def children_named(
+    conn: psycopg.Connection[Any], guardian_person: int
+) -> list[tuple[int, str | None, date | None]]:
+    """(id, name, birth date) of the children of :func:`children_of`, eldest first."""
     rows = conn.execute(
-        f"""SELECT g.child_person FROM guardianship g JOIN person c ON c.id = g.child_person
+        f"""SELECT g.child_person, c.full_name, c.birth_date
+           FROM guardianship g JOIN person c ON c.id = g.child_person
            WHERE g.guardian_person = %s AND g.ended_at IS NULL
              AND g.valid_from <= current_date
              AND (g.valid_until IS NULL OR g.valid_until > current_date)
@@ -94,4 +102,4 @@ def children_of(conn: psycopg.Connection[Any], guardian_person: int) -> list[int
            ORDER BY c.birth_date, c.id""",
         (guardian_person,),
     ).fetchall()
-    return [int(r[0]) for r in rows]
+    return [(int(r[0]), r[1], r[2]) for r in rows]

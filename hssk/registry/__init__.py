@@ -8,6 +8,7 @@ Public API (ingest and the FHIR API code against these names)::
     refresh_statistics(conn)                          # after a bulk load
     get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
     golden_record(conn, person_id) -> Person | None  # the same without .replaces (one read)
+    golden_record_ids(conn, person_id) -> (Person, [int]) | None  # with merged_ids, one read
     resolve(conn, person_id) -> int
     merged_ids(conn, person_id) -> [int]              # its survivor and every id merged into
                                                       # it: its data is stored under these
@@ -40,6 +41,7 @@ from hssk.registry.persons import (
     amend_death,
     get_person,
     golden_record,
+    golden_record_ids,
     households_known,
     life_dates,
     mark_deceased_many,
@@ -72,6 +74,7 @@ __all__ = [
     "find",
     "get_person",
     "golden_record",
+    "golden_record_ids",
     "households_known",
     "identifier_matches",
     "life_dates",

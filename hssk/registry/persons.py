@@ -95,6 +95,25 @@ def golden_record(conn: psycopg.Connection[Any], person_id: int) -> Person | Non
     return person  # (a chain longer than MAX_MERGE_HOPS: where the walk stopped)
 
 
+# The survivor's row and the ids its data is stored under, in one statement (the book's read;
+# both functions are PL/pgSQL, migration 0213, so their plans are kept).
+_GOLDEN_WITH_IDS = (
+    f"SELECT {PERSON_COLUMNS}, person_merged_ids(id) FROM person"
+    " WHERE id = person_survivor(%s::bigint)"
+)
+
+
+def golden_record_ids(
+    conn: psycopg.Connection[Any], person_id: int
+) -> tuple[Person, list[int]] | None:
+    """:func:`golden_record` and :func:`merged_ids` of a person in one read: the survivor's
+    golden record and the ids its clinical data is stored under (None for an unknown id)."""
+    row = conn.execute(_GOLDEN_WITH_IDS, (person_id,)).fetchone()
+    if row is None:
+        return None
+    return person_from_row(row[:-1]), [int(i) for i in row[-1]]
+
+
 def get_person(conn: psycopg.Connection[Any], person_id: int) -> Person | None:
     """The golden record, following merges to the survivor; ``replaces`` lists merged ids."""
     person = golden_record(conn, person_id)

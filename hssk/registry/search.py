@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -67,16 +68,26 @@ def find(
         clauses.append("bhyt = %s")
         params.append(p.bhyt)
     if p.name_key:
-        clauses.append("name_key = %s")
-        params.append(p.name_key)
-        if p.family_key and p.given_key:
-            clauses.append("(family_key = %s AND given_key = %s)")
-            params += [p.family_key, p.given_key]
+        if p.birth_date and not (cccd or bhyt or bhxh):
+            # by name and birth year: the year in each arm, so that every arm is a range of
+            # its index (person_name_birth, person_family_given_year) and a common name reads
+            # one year's namesakes, not all of them
+            year = p.birth_date.year
+            clauses += ["(name_key = %s AND birth_date >= %s AND birth_date < %s)",
+                        "(name_key = %s AND birth_date IS NULL)"]  # fmt: skip
+            params += [p.name_key, date(year, 1, 1), date(year + 1, 1, 1), p.name_key]
+            if p.family_key and p.given_key:
+                fam_giv = "(family_key = %s AND given_key = %s AND extract(year FROM birth_date)"
+                clauses += [f"{fam_giv} = %s)", f"{fam_giv} IS NULL)"]
+                params += [p.family_key, p.given_key, year, p.family_key, p.given_key]
+        else:
+            clauses.append("name_key = %s")
+            params.append(p.name_key)
+            if p.family_key and p.given_key:
+                clauses.append("(family_key = %s AND given_key = %s)")
+                params += [p.family_key, p.given_key]
     if clauses:
         sql = f"SELECT {PERSON_COLUMNS} FROM person WHERE merged_into IS NULL AND ({' OR '.join(clauses)})"
-        if p.birth_date and not (cccd or bhyt or bhxh):
-            sql += " AND (birth_date IS NULL OR extract(year FROM birth_date) = %s)"
-            params.append(p.birth_date.year)
         sql += " LIMIT 500"
         extra = [person_from_row(r) for r in conn.execute(sql, params).fetchall()]
     return _rank(conn, rec, extra, limit)

@@ -68,22 +68,23 @@ def book_data(
     read when empty; all when None) and, if asked, the citizen's own entries of a person
     (None for an unknown person).
 
-    Two reads for a person never merged (``registry.golden_record``, the resources), a third
-    for the citizen's entries. Measured: sending them in a psycopg pipeline costs more client
-    CPU than it saves on loopback."""
-    found = person(conn, person_id)
+    Two reads (``registry.golden_record_ids``: the survivor and the ids its data is stored
+    under; the resources), a third for the citizen's entries. Measured: sending them in a
+    psycopg pipeline costs more client CPU than it saves on loopback."""
+    found = registry.golden_record_ids(conn, person_id)
     if found is None:
         return None
-    own = selfdata.entries(conn, found.id) if self_entries else []
-    return BookData(found, _resources(conn, found.id, types), own)
+    survivor, under = found
+    own = selfdata.entries(conn, survivor.id) if self_entries else []
+    return BookData(_view(survivor), _resources(conn, under, types), own)
 
 
 def _resources(
-    conn: psycopg.Connection[Any], person_id: int, types: frozenset[str] | None
+    conn: psycopg.Connection[Any], under: list[int], types: frozenset[str] | None
 ) -> list[Stored]:
     if types is not None and not types:
         return []  # e.g. a partner receiving administrative data only
-    return records_of(conn, person_id, sorted(types) if types is not None else None)
+    return everything(conn, under, sorted(types) if types is not None else None)
 
 
 def records_of(
@@ -115,7 +116,8 @@ def find(
     for c in registry.find(
         conn, cccd=cccd, bhyt=bhyt, name=name, birth_date=birth_date, limit=limit
     ):
-        view = person(conn, c.person.id)
+        # a candidate never merged is its own golden record: read again only the others
+        view = _view(c.person) if c.person.merged_into is None else person(conn, c.person.id)
         if view is not None:
             out.append(Found(view, c.score, c.grade))
     return out

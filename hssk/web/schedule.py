@@ -115,11 +115,25 @@ def vaccine_group(concept: dict[str, Any] | None, schedule: Schedule | None = No
     """The TCMR group of a vaccineCode (by code, then by words of its text), or None."""
     if not concept:
         return None
-    schedule = schedule or load_schedule()
     codings = [c for c in concept.get("coding") or () if isinstance(c, dict)]
-    codes = {str(c.get("code")) for c in codings if c.get("code")}
+    codes = frozenset(str(c.get("code")) for c in codings if c.get("code"))
     texts = [concept.get("text") or ""] + [c.get("display") or "" for c in codings]
-    words = tokens(" ".join(t for t in texts if isinstance(t, str)) + " " + " ".join(codes))
+    text = " ".join(t for t in texts if isinstance(t, str)) + " " + " ".join(sorted(codes))
+    if schedule is None:
+        return _packaged_group(codes, text)
+    return _group_of(schedule, codes, text)
+
+
+@lru_cache(maxsize=4096)
+def _packaged_group(codes: frozenset[str], text: str) -> str | None:
+    """:func:`_group_of` the packaged schedule, remembered: a book of immunizations asks it
+    for every dose, and a province's vaccines are a few dozen names and codes (the schedule
+    is read once per process, so nothing to invalidate)."""
+    return _group_of(load_schedule(), codes, text)
+
+
+def _group_of(schedule: Schedule, codes: frozenset[str], text: str) -> str | None:
+    words = tokens(text)
     for group in schedule.groups:  # ordered: specific combinations before single antigens
         if group.codes & codes or any(_contains(words, p) for p in group.match):
             return group.key

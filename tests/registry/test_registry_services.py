@@ -231,6 +231,22 @@ def test_find_for_clinician_search(clean_db: Database) -> None:
         assert find(conn, name="Không Có Ai") == []
 
 
+def test_find_by_name_and_birth_year(clean_db: Database) -> None:
+    """Namesakes of the year asked and those without a birth date; never another year's."""
+    from hssk.registry import find
+
+    records = [("Lê Văn Nam", "1980-05-01"), ("Lê Nam", "1980-11-30"), ("Lê Văn Nam", "1981-01-01"),
+               ("Lê Văn Nam", "1979-12-31"), ("Lê Văn Nam", None)]  # fmt: skip
+    with clean_db.connection() as conn:
+        recs = [SourceRecord("population", str(i), name, born, "M", cccd=f"00108000{i:04d}")
+                for i, (name, born) in enumerate(records)]  # fmt: skip
+        linked = link_many(conn, recs)
+        ids = [r.person_id for r in linked]
+        assert len(set(ids)) == len(records)  # different CCCDs: five persons
+        found = {x.person.id for x in find(conn, name="Lê Văn Nam", birth_date="1980")}
+        assert found == {ids[0], ids[1], ids[4]}
+
+
 def test_cli_review_merge_unmerge_show(clean_db: Database) -> None:
     with clean_db.connection() as conn:
         a, b = link_many(
