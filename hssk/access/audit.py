@@ -180,9 +180,13 @@ def _commit_events(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) 
         cur.nextset()
         cur.nextset()
         head = _head(conn, cur.fetchone())
-        with conn.pipeline():  # the insert and COMMIT in one round trip
+        if len(events) >= _COPY_FROM:  # COPY has no pipeline mode
             _insert(conn, events, head)
             conn.execute("COMMIT")
+        else:
+            with conn.pipeline():  # the insert and COMMIT in one round trip
+                _insert(conn, events, head)
+                conn.execute("COMMIT")
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
             with contextlib.suppress(psycopg.Error):  # gone: the pool discards the connection
