@@ -222,6 +222,9 @@ def point_in_time_recovery(source_url: str, dbname: str, work: Path, every: int,
     with _cluster(copy, root, port, root / "copy.log") as admin:
         url = psycopg.conninfo.make_conninfo(admin, dbname=dbname)
         with psycopg.connect(url, autocommit=True) as conn:
+            # a freshly started server's timed WAL switch waits for its first checkpoint
+            # (runbook 5.2): without this, archive_timeout did not act for minutes
+            conn.execute("CHECKPOINT")
             (start,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()  # type: ignore[misc]
             conn.execute(CHANGES.replace("%(every)s", str(every)).replace("%%", "%"))
             (wal_bytes,) = conn.execute(
