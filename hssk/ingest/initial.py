@@ -209,6 +209,11 @@ def run_started(
         if status == "done" and summary.persons_created + summary.records:
             refresh_store_statistics(conn)
             registry.refresh_statistics(conn)
+    if status == "done" and summary.persons_created + summary.records:
+        # (its own connection: VACUUM runs outside a transaction; the next register's updates
+        # then reuse the rows this load's household moves and fills replaced)
+        with db.connection() as conn:
+            registry.reclaim_persons(conn)
     out.timings = summary.timings
     return out
 

