@@ -249,13 +249,11 @@ def test_registers_reuse_the_rows_they_replace(clean_db: Database, feed: Path) -
     for kind in REGISTERS:
         assert initial.load(db, kind, [feed / FILES[kind]]).status == "done"
         with db.connection() as conn:
-            row = conn.execute(
-                "SELECT n_dead_tup, pg_relation_size('person') FROM pg_stat_user_tables"
-                " WHERE relid = 'person'::regclass"
-            ).fetchone()
+            # the heap's size, not the dead-row statistics: a backend's pending statistics
+            # may reach the shared ones after the vacuum's
+            row = conn.execute("SELECT pg_relation_size('person')").fetchone()
         assert row is not None
-        assert row[0] == 0, kind  # nothing left to vacuum
-        pages[kind] = row[1]
+        pages[kind] = row[0]
     # (without the vacuum, the insurance register's updates grew the heap by half)
     assert pages["insurance"] <= 1.1 * pages["population"], pages
 
