@@ -203,13 +203,14 @@ def run_started(
         state["stage"] = "done"
         summary.checkpoint["pos"] = [len(job.paths), 0]
     summary.seconds += time.perf_counter() - t0
+    wrote = status == "done" and summary.persons_created + summary.records > 0
     with db.connection() as conn:
         save_checkpoint(conn, job_id, summary)
         out = finish_job(conn, job_id, status, summary)
-        if status == "done" and summary.persons_created + summary.records:
+        if wrote:
             refresh_store_statistics(conn)
             registry.refresh_statistics(conn)
-    if status == "done" and summary.persons_created + summary.records:
+    if wrote:
         # (its own connection: VACUUM runs outside a transaction; the next register's updates
         # then reuse the rows this load's household moves and fills replaced)
         with db.connection() as conn:

@@ -61,6 +61,7 @@ def compact(conn: psycopg.Connection[Any]) -> int:
     the 7-year window of ``area_young`` go too); returns the rows left."""
     compact_activity(conn)
     for table, (keys, figures, keep) in _FOLDS.items():
+        # (the trailing 0 makes a single summed figure a row too, so one comparison fits all)
         sums = ", ".join(f"sum({f})" for f in figures)
         groups = ", ".join(str(i + 1) for i in range(keys.count(",") + 1))
         conn.execute(

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from operator import attrgetter
 from typing import Any
 
 from hssk.kernel.config import load_settings
@@ -427,13 +428,13 @@ def _feature_columns() -> list[tuple[str, Any, Any]]:
         return lambda f: sorted(getattr(f.address, kind)) if f.address else []
 
     return [
-        ("name_key", s, lambda f: f.name_key),
-        ("disp", s, lambda f: f.display),
-        ("diac", b, lambda f: f.has_diacritics),
+        ("name_key", s, attrgetter("name_key")),
+        ("disp", s, attrgetter("display")),
+        ("diac", b, attrgetter("has_diacritics")),
         ("kinh", b, vietnamese_like),
-        ("name_sorted", s, lambda f: f.name_sorted),
-        ("family", s, lambda f: f.family),
-        ("given", s, lambda f: f.given),
+        ("name_sorted", s, attrgetter("name_sorted")),
+        ("family", s, attrgetter("family")),
+        ("given", s, attrgetter("given")),
         (
             "middle",
             s,
@@ -445,22 +446,22 @@ def _feature_columns() -> list[tuple[str, Any, Any]]:
         ("middle_words", ls, lambda f: f.name_key.split(" ")[1:-1] if f.name_key else []),
         ("n_distinct", i32, lambda f: len(set(f.name_key.split(" "))) if f.name_key else 0),
         ("n_words", i32, lambda f: f.name_key.count(" ") + 1 if f.name_key else 0),
-        ("bd", d, lambda f: f.birth_date),
+        ("bd", d, attrgetter("birth_date")),
         ("bd_full", d, lambda f: f.birth_date if f.precision == "D" else None),
-        ("bd8", s, lambda f: f.date_digits),
+        ("bd8", s, attrgetter("date_digits")),
         ("yr", i32, lambda f: f.birth_date.year if f.birth_date else None),
-        ("prec", s, lambda f: f.precision),
-        ("sex", s, lambda f: f.sex),
-        ("cccd", s, lambda f: f.cccd),
-        ("cccd_ok", b, lambda f: f.cccd_ok),
-        ("bhxh", s, lambda f: f.bhxh),
-        ("passport", s, lambda f: f.passport),
-        ("temp_card", s, lambda f: f.temp_card),
-        ("eid", s, lambda f: f.eid),
-        ("phone", s, lambda f: f.phone),
-        ("commune", s, lambda f: f.commune),
-        ("commune_old", s, lambda f: f.commune_old),
-        ("province", s, lambda f: f.province),
+        ("prec", s, attrgetter("precision")),
+        ("sex", s, attrgetter("sex")),
+        ("cccd", s, attrgetter("cccd")),
+        ("cccd_ok", b, attrgetter("cccd_ok")),
+        ("bhxh", s, attrgetter("bhxh")),
+        ("passport", s, attrgetter("passport")),
+        ("temp_card", s, attrgetter("temp_card")),
+        ("eid", s, attrgetter("eid")),
+        ("phone", s, attrgetter("phone")),
+        ("commune", s, attrgetter("commune")),
+        ("commune_old", s, attrgetter("commune_old")),
+        ("province", s, attrgetter("province")),
         ("communes", ls, lambda f: list(f.communes)),
         ("addr_empty", b, lambda f: not f.address),
         ("house", s, lambda f: min(f.address.house) if f.address and f.address.house else None),
@@ -712,9 +713,10 @@ def dedup(
     ``backend``: 'duckdb' (default) or 'spark' (Splink's Spark backend; ``spark`` is a session,
     else a local one is started). ``prepared``: ``prepare(rec)`` of each record where already
     computed (ingest normalizes in its mapping processes); without it a large file is
-    normalized in ``threads`` processes (default one per core, ``features_of_records``). ``memory_limit``: DuckDB's (default
-    ``dedup_memory_limit()``), beyond which it spills to disk; ``chunk_records``: records per
-    Splink chunk (``dedup_chunks``). Neither changes a decision, only memory and time.
+    normalized in ``threads`` processes (default one per core, ``features_of_records``).
+    ``memory_limit``: DuckDB's (default ``dedup_memory_limit()``), beyond which it spills to
+    disk; ``chunk_records``: records per Splink chunk (``dedup_chunks``). Neither changes a
+    decision, only memory and time.
     """
     from hssk.kernel.config import settings
 
