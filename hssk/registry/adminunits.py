@@ -14,7 +14,6 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 _log = logging.getLogger(__name__)
 
@@ -42,9 +41,9 @@ class _Tables:
 
 @lru_cache(maxsize=1)
 def _tables() -> _Tables:
-    import vietnamadminunits
+    from hssk.registry.unitparse import data_dir
 
-    data = Path(vietnamadminunits.__file__).parent / "data"
+    data = data_dir()
     with sqlite3.connect(data / "dataset.db") as conn:
         legacy_rows = conn.execute(
             "SELECT provinceKey, districtKey, wardKey, wardCode, provinceCode, ward, district,"
@@ -171,23 +170,21 @@ def _may_be_vietnamese(text: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def _from_address(address: str) -> Unit:
-    """Parse an address text offline: first as a 2025 address, then as a legacy one."""
-    from vietnamadminunits import ParseMode, parse_address
+    """Parse an address text offline: first as a pre-2025 address, then as a 2025 one."""
+    from hssk.registry import unitparse
 
     text = " ".join(str(address).split())[:300]
     if not text or not _may_be_vietnamese(text):
-        return Unit()  # the parser costs milliseconds per text it cannot place
-    # keep_street=False: the street is not used, and finding it (two text normalizations
-    # per character of the address) was 40 % of the parser's time; it is the parser's last
-    # step, so the codes are the same
+        return Unit()  # the parser costs a fraction of a millisecond per text it cannot place
+    keys = unitparse.keys_of(text)
     try:
-        legacy = parse_address(text, mode=ParseMode.LEGACY, level=3, keep_street=False)
-        if legacy.ward_code and legacy.district:
+        legacy = unitparse.parse_legacy(keys)
+        if legacy.ward_code and legacy.district_key:
             return old_to_new(legacy.ward_code)
-    except Exception as exc:  # the parser raises on text it cannot place; try 2025 next
+    except Exception as exc:  # the package's rules fail on some texts; try 2025 next
         _log.debug("legacy address parse failed for %r: %s", text, exc)
     try:
-        new = parse_address(text, mode=ParseMode.FROM_2025, level=2, keep_street=False)
+        new = unitparse.parse_2025(keys)
         if new.ward_code:
             return Unit(new.ward_code, None, new.province_code)
     except Exception as exc:  # unparseable address: no unit, never a crash
