@@ -23,9 +23,10 @@ import re
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from multiprocessing import get_context
 from operator import attrgetter
 from typing import Any
@@ -113,16 +114,46 @@ def _simple(fld: str, col: str) -> Any:
     )
 
 
+def _edits(col: str, k: int) -> str:
+    """SQL: ``damerau_levenshtein(col_l, col_r) <= k``, after two cheap conditions it implies
+    (lengths at most k apart; Levenshtein, which counts a transposition as two edits, at most
+    2k). The same truth value, NULL included: the function is the costliest of the
+    comparisons (2 µs a pair for full names) and a CASE condition stops at its first false
+    term, so most pairs never reach it."""
+    a, b = f"{col}_l", f"{col}_r"
+    return (
+        f"(abs(length({a}) - length({b})) <= {k} AND levenshtein({a}, {b}) <= {2 * k}"
+        f" AND damerau_levenshtein({a}, {b}) <= {k})"
+    )
+
+
 def _tokens_agree(left: str, right: str) -> str:
-    """SQL of ``address.tokens_agree`` on two token-list columns (lambdas differ by dialect)."""
+    """SQL of ``address.tokens_agree`` on the left record's token list ``addr_{left}`` and the
+    right one's ``addr_{right}`` ('s' street or hamlet, 'a' area). The lambdas (one letter
+    apart) run only when the lists' ``token_ends`` meet, which they must for such a pair."""
+    lt, rt = f"addr_{left}_l", f"addr_{right}_r"
+    le, re_ = f"addr_{left}x_l", f"addr_{right}x_r"
     n = FUZZY_TOKEN
     near = f"length(x) >= {n} AND length(y) >= {n} AND damerau_levenshtein(x, y) <= 1"
     if _DIALECT[0] == "spark":
-        return f"(arrays_overlap({left}, {right}) OR exists({left}, x -> exists({right}, y -> {near})))"
+        return (
+            f"(arrays_overlap({lt}, {rt}) OR (arrays_overlap({le}, {re_})"
+            f" AND exists({lt}, x -> exists({rt}, y -> {near}))))"
+        )
     return (
-        f"(list_has_any({left}, {right}) OR len(list_filter({left}, lambda x:"
-        f" len(list_filter({right}, lambda y: {near})) > 0)) > 0)"
+        f"(list_has_any({lt}, {rt}) OR (list_has_any({le}, {re_}) AND len(list_filter({lt},"
+        f" lambda x: len(list_filter({rt}, lambda y: {near})) > 0)) > 0))"
     )
+
+
+def token_ends(tokens: Iterable[str]) -> list[str]:
+    """'<' and the first three letters, '>' and the last three, of each token long enough
+    for ``address.tokens_agree`` to forgive a typing error: one edit (a letter replaced,
+    added, dropped or two swapped) in tokens of seven letters or more leaves the first three
+    or the last three whole, so two such tokens share one of these."""
+    out = {f"<{t[:3]}" for t in tokens if len(t) >= FUZZY_TOKEN}
+    out.update(f">{t[-3:]}" for t in tokens if len(t) >= FUZZY_TOKEN)
+    return sorted(out)
 
 
 def splink_settings(dialect: str = "duckdb") -> Any:
@@ -167,22 +198,21 @@ def _settings() -> Any:
                 "family_given",
             ),
             _lvl(
-                "family_l = family_r AND given_l = given_r AND damerau_levenshtein(middle_l, middle_r) > 1",
+                f"family_l = family_r AND given_l = given_r AND NOT {_edits('middle', 1)}",
                 "middle differs",
                 "name",
                 "middle_differs",
             ),
             _lvl("compact_l = compact_r", "spacing", "name", "spacing"),
             _lvl(
-                "(family_l = family_r AND given_l = given_r)"
-                " OR damerau_levenshtein(compact_l, compact_r) <= 1"
+                f"(family_l = family_r AND given_l = given_r) OR {_edits('compact', 1)}"
                 " OR jaro_winkler_similarity(name_key_l, name_key_r) >= 0.92",
                 "fuzzy",
                 "name",
                 "fuzzy",
             ),
             _lvl(
-                "damerau_levenshtein(scompact_l, scompact_r) <= 1",
+                _edits("scompact", 1),
                 "reordered fuzzy",
                 "name",
                 "reordered_fuzzy",
@@ -196,8 +226,7 @@ def _settings() -> Any:
             ),
             _lvl("given_l = given_r", "given", "name", "given"),
             _lvl(
-                "least(damerau_levenshtein(compact_l, compact_r),"
-                " damerau_levenshtein(scompact_l, scompact_r)) <= 2",
+                f"{_edits('compact', 2)} OR {_edits('scompact', 2)}",
                 "fuzzy2",
                 "name",
                 "fuzzy2",
@@ -211,7 +240,7 @@ def _settings() -> Any:
         [
             _null(
                 "(bd_l IS NULL OR bd_r IS NULL) AND (bd8_l IS NULL OR bd8_r IS NULL"
-                " OR damerau_levenshtein(bd8_l, bd8_r) > 2)"
+                f" OR NOT {_edits('bd8', 2)})"
             ),
             _lvl("bd_l IS NULL OR bd_r IS NULL", "impossible date", "birth", "slip"),
             _lvl(f"{both_d} AND bd_l = bd_r", "exact", "birth", "exact"),
@@ -250,8 +279,7 @@ def _settings() -> Any:
                 "near_year",
             ),
             _lvl(
-                f"{both_d} AND damerau_levenshtein(bd8_l, bd8_r) <= 2"
-                f" AND abs(yr_l - yr_r) < {GENERATION}",
+                f"{both_d} AND {_edits('bd8', 2)} AND abs(yr_l - yr_r) < {GENERATION}",
                 "two digits",
                 "birth",
                 "typo2",
@@ -297,7 +325,7 @@ def _settings() -> Any:
         [
             _null("cccd_l IS NULL OR cccd_r IS NULL"),
             _lvl("cccd_l = cccd_r", "same", "cccd", "same"),
-            _lvl("damerau_levenshtein(cccd_l, cccd_r) <= 1", "typo", "cccd", "typo"),
+            _lvl(_edits("cccd", 1), "typo", "cccd", "typo"),
             _lvl("cccd_ok_l AND cccd_ok_r", "two valid ids", "cccd", "else_valid"),
             _lvl("TRUE", "else", "cccd", "else"),
         ],
@@ -310,10 +338,9 @@ def _settings() -> Any:
         " OR (len(addr_l_l) > 0 AND len(addr_l_r) > 0 AND NOT list_has_any(addr_l_l, addr_l_r))"
     )
     local = (
-        f"({_tokens_agree('addr_s_l', 'addr_s_r')} OR ({_tokens_agree('addr_s_l', 'addr_a_r')}"
-        f" AND {_tokens_agree('addr_a_l', 'addr_s_r')}))"
+        f"({_tokens_agree('s', 's')} OR ({_tokens_agree('s', 'a')} AND {_tokens_agree('a', 's')}))"
     )
-    area = _tokens_agree("addr_a_l", "addr_a_r")
+    area = _tokens_agree("a", "a")
     address = cl.CustomComparison(
         [
             _null("addr_empty_l OR addr_empty_r"),
@@ -334,7 +361,7 @@ def _settings() -> Any:
         [
             _null("eid_l IS NULL OR eid_r IS NULL"),
             _lvl("eid_l = eid_r", "same", "eid", "same"),
-            _lvl("damerau_levenshtein(eid_l, eid_r) <= 1", "typo", "eid", "typo"),
+            _lvl(_edits("eid", 1), "typo", "eid", "typo"),
             _lvl("TRUE", "else", "eid", "else"),
         ],
         output_column_name="eid",
@@ -473,6 +500,8 @@ def _feature_columns() -> list[tuple[str, Any, Any]]:
         ("addr_l", ls, addr("lane")),
         ("addr_s", ls, addr("local")),
         ("addr_a", ls, addr("area")),
+        ("addr_sx", ls, lambda f: token_ends(f.address.local) if f.address else []),
+        ("addr_ax", ls, lambda f: token_ends(f.address.area) if f.address else []),
         # house numbers with their digits sorted: '562' and '526' share '256'
         (
             "addr_hs",
@@ -482,24 +511,29 @@ def _feature_columns() -> list[tuple[str, Any, Any]]:
     ]
 
 
-def features_batches(feats: Sequence[Features], size: int = FEATURE_BATCH) -> Any:
-    """The features Splink compares (unique_id = position in the input) as an Arrow record
-    batch reader: one batch of ``size`` records is built at a time, column by column, so
-    only one column of one batch is ever held as Python objects."""
+def _schema() -> Any:
     import pyarrow as pa
 
-    cols = _feature_columns()
-    schema = pa.schema([("unique_id", pa.int64()), *((n, t) for n, t, _ in cols)])
+    return pa.schema([("unique_id", pa.int64()), *((n, t) for n, t, _ in _feature_columns())])
 
-    def batches() -> Any:
-        for start in range(0, len(feats), size):
-            part = feats[start : start + size]
-            arrays = [pa.array(range(start, start + len(part)), pa.int64())]
-            for _, typ, fn in cols:
-                arrays.append(pa.array([fn(f) for f in part], typ))
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+def feature_batch(part: Sequence[Features], start: int) -> Any:
+    """Splink's columns of ``part`` as one Arrow record batch, unique_id counting from
+    ``start``; built column by column, so only one column is held as Python objects."""
+    import pyarrow as pa
+
+    arrays = [pa.array(range(start, start + len(part)), pa.int64())]
+    arrays.extend(pa.array([fn(f) for f in part], typ) for _, typ, fn in _feature_columns())
+    return pa.RecordBatch.from_arrays(arrays, schema=_schema())
+
+
+def features_batches(feats: Sequence[Features], size: int = FEATURE_BATCH) -> Any:
+    """The features Splink compares (unique_id = position in the input) as an Arrow record
+    batch reader, one batch of ``size`` records built at a time."""
+    import pyarrow as pa
+
+    batches = (feature_batch(feats[i : i + size], i) for i in range(0, len(feats), size))
+    return pa.RecordBatchReader.from_batches(_schema(), batches)
 
 
 def features_table(feats: Sequence[Features]) -> Any:
@@ -543,9 +577,12 @@ def _splink_predict(
     memory_limit: str | None,
     columns: str,
     chunks: int = 1,
+    batches: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Splink's predictions above ``min_weight`` as numpy columns (``columns``: SQL list)."""
+    """Splink's predictions above ``min_weight`` as numpy columns (``columns``: SQL list);
+    ``batches``: Splink's columns of ``feats`` when already built (``Normalized.columns``)."""
     import duckdb
+    import pyarrow as pa
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
@@ -558,7 +595,12 @@ def _splink_predict(
             if memory_limit:
                 con.execute("SET memory_limit = ?", [memory_limit])
             # streamed batch by batch: the whole Arrow table never exists next to DuckDB's
-            con.register("feats_arrow", features_batches(feats))
+            con.register(
+                "feats_arrow",
+                pa.RecordBatchReader.from_batches(_schema(), batches)
+                if batches is not None
+                else features_batches(feats),
+            )
             con.execute("CREATE TABLE mpi_features AS SELECT * FROM feats_arrow")
             con.unregister("feats_arrow")
             api = DuckDBAPI(con)
@@ -609,9 +651,10 @@ def splink_pair_arrays(
     threads: int | None = None,
     memory_limit: str | None = None,
     chunks: int = 1,
+    batches: list[Any] | None = None,
 ) -> PairArrays:
     """The pairs of ``splink_pairs`` without their weights, as two numpy columns, scored in
-    ``chunks`` chunks (``dedup_chunks``)."""
+    ``chunks`` chunks (``dedup_chunks``); ``batches`` as in ``_splink_predict``."""
     got = _splink_predict(
         feats,
         min_weight,
@@ -619,6 +662,7 @@ def splink_pair_arrays(
         memory_limit=memory_limit,
         columns="unique_id_l, unique_id_r",
         chunks=chunks,
+        batches=batches,
     )
     return PairArrays(got["unique_id_l"], got["unique_id_r"])
 
@@ -728,11 +772,12 @@ def dedup(
     t0, c0 = time.perf_counter(), time.process_time()
     if prepared is not None and len(prepared) != len(recs):
         raise ValueError("one prepared record per record")
-    feats = (
-        [features_of(p) for p in prepared]
+    normalized = (
+        Normalized([features_of(p) for p in prepared])
         if prepared is not None
         else features_of_records(recs, workers=threads)
     )
+    feats = normalized.feats
     stats["prepare_s"] = time.perf_counter() - t0
     stats["prepare_cpu_s"] = (c1 := time.process_time()) - c0
 
@@ -751,6 +796,7 @@ def dedup(
             threads=threads,
             memory_limit=memory_limit or dedup_memory_limit(),
             chunks=dedup_chunks(len(feats), chunk_records),
+            batches=normalized.columns,
         )
     stats["splink_s"] = time.perf_counter() - t1
     stats["splink_cpu_s"] = (c2 := time.process_time()) - c1
@@ -847,31 +893,55 @@ PREPARE_POOL_MIN = 20_000  # records below which starting processes costs more t
 PREPARE_CHUNK = 10_000  # records sent to a process at a time
 
 
+@dataclass(frozen=True)
+class Normalized:
+    """The features of each record, in order, and, when they were made in processes,
+    Splink's columns of them (Arrow record batches, unique_id = position) made alongside."""
+
+    feats: list[Features]
+    columns: list[Any] | None = None
+
+
 def features_of_records(
     recs: Sequence[SourceRecord],
     *,
     workers: int | None = None,
     pool_min: int = PREPARE_POOL_MIN,
     chunk: int = PREPARE_CHUNK,
-) -> list[Features]:
+) -> Normalized:
     """``features_of(prepare(r))`` of each record, in order. From ``pool_min`` records on,
-    ``workers`` processes (default: one per core) normalize ``chunk`` records at a time:
-    parsing the free text of addresses without a commune code makes normalizing the largest
-    part of a million-record dedup. ``prepare`` is pure: the features are the same."""
+    ``workers`` processes (default: one per core) normalize ``chunk`` records at a time and
+    also turn them into Splink's columns (``feature_batch``), which would otherwise be built
+    in this process alone after them. ``prepare`` is pure: the features are the same."""
     workers = workers or os.cpu_count() or 1
     if workers < 2 or len(recs) < max(pool_min, 1):
-        return _features_chunk(recs)
-    parts = [recs[i : i + chunk] for i in range(0, len(recs), chunk)]
-    # fork: the children start with the commune tables loaded and need no importable
-    # __main__; they only normalize, and the pool is gone before DuckDB starts its threads.
+        return Normalized(_features_chunk(recs))
+    # fork: the children start with the records and the commune tables loaded (a chunk is
+    # sent as its bounds, not pickled) and need no importable __main__; they only
+    # normalize, and the pool is gone before DuckDB starts its threads.
     # gc.freeze: a child's garbage collector then leaves the caller's objects (the records)
     # alone instead of touching, and so copying, every page of them.
+    _FORKED[:] = [recs]
     gc.freeze()
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-            return [f for part in pool.map(_features_chunk, parts) for f in part]
+            feats: list[Features] = []
+            columns: list[Any] = []
+            for part, batch in pool.map(_chunk_in_child, range(0, len(recs), chunk), repeat(chunk)):
+                feats.extend(part)
+                columns.append(batch)
+            return Normalized(feats, columns)
     finally:
         gc.unfreeze()
+        _FORKED.clear()
+
+
+_FORKED: list[Sequence[SourceRecord]] = []  # the records a forked child reads its chunk from
+
+
+def _chunk_in_child(start: int, size: int) -> tuple[list[Features], Any]:
+    part = _features_chunk(_FORKED[0][start : start + size])
+    return part, feature_batch(part, start)
 
 
 def _features_chunk(recs: Sequence[SourceRecord]) -> list[Features]:

@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from hssk.registry.dedup import dedup, features_of_records
+from hssk.registry.dedup import dedup, features_of_records, features_table
 from hssk.registry.link import features_of
 from hssk.registry.prepare import prepare
 from tests.factories.linkage import generate
@@ -57,12 +58,17 @@ def test_dedup_decisions_unchanged(chunk_records: int | None) -> None:
 
 def test_features_in_processes_equal_features_in_order() -> None:
     """A large file is normalized in processes: the features, in input order, are those of
-    normalizing record by record (here three chunks of 200 in two processes)."""
+    normalizing record by record (here three chunks of 200 in two processes), and Splink's
+    columns made alongside are those made from them here."""
     recs, _ = generate(600, seed=SEED)
     expected = [features_of(prepare(r)) for r in recs]
     got = features_of_records(recs, workers=2, pool_min=0, chunk=200)
-    assert got == expected
-    assert len({f.name_key for f in got}) > 100  # real, varied records
+    assert got.feats == expected
+    assert len({f.name_key for f in got.feats}) > 100  # real, varied records
+    assert got.columns is not None and len(got.columns) == 3
+    made_here = features_table(expected)
+    assert pa.Table.from_batches(got.columns).equals(made_here)
+    assert made_here.column("unique_id").to_pylist() == list(range(600))
 
 
 if __name__ == "__main__":
