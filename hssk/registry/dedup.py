@@ -923,6 +923,10 @@ def features_of_records(
     # alone instead of touching, and so copying, every page of them.
     _FORKED[:] = [recs]
     gc.freeze()
+    # no cyclic collection while the results arrive: features hold no cycles, and unpickling
+    # a million of them set off collections over the growing heap (31 of 36 µs a record)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
             feats: list[Features] = []
@@ -932,6 +936,8 @@ def features_of_records(
                 columns.append(batch)
             return Normalized(feats, columns)
     finally:
+        if collecting:
+            gc.enable()
         gc.unfreeze()
         _FORKED.clear()
 
