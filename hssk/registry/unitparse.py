@@ -71,12 +71,18 @@ def _key(text: str) -> str:
     return re.sub(r"[^\w,]+", "", text).lower()
 
 
-def _replace_from_right(text: str, old: str, for_text: str | None = None) -> str:
-    pos = text.rfind(old)
-    out = for_text if for_text else text
-    if pos != -1:
-        out = out[:pos] + out[pos + len(old) :]
-    return out.strip()
+def _without(key: str, acc: str, kw: str | None) -> tuple[str, str]:
+    """Both keys without the last occurrence of a level's keyword, found in the plain key and
+    cut at the same place in the accented one (the package's ``replace_from_right``): the
+    next level must not read it again."""
+    if not kw:
+        return key, acc
+    pos = key.rfind(kw)
+    acc = acc or key  # as the package does when the accented key is empty ('©' folds to 'c')
+    if pos == -1:
+        return key.strip(), acc.strip()
+    end = pos + len(kw)
+    return (key[:pos] + key[end:]).strip(), (acc[:pos] + acc[end:]).strip()
 
 
 @dataclass(frozen=True)
@@ -216,16 +222,14 @@ def parse_legacy(k: Keys) -> Parsed:
 
     kw, province_key = data["_province"].find(key)
     if kw:
-        acc = _replace_from_right(key, kw, for_text=acc)
-        key = _replace_from_right(key, kw)
+        key, acc = _without(key, acc, kw)
     if not province_key:
         kw, district_key = data["_unique_district"].find(key)
         province_key = (
             data["DICT_UNIQUE_DISTRICT_PROVINCE"].get(district_key, {}).get("provinceKey")
         )
         if kw:
-            acc = _replace_from_right(key, kw, for_text=acc)
-            key = _replace_from_right(key, kw)
+            key, acc = _without(key, acc, kw)
     if not province_key:
         return Parsed()
     province_code: str = data["DICT_PROVINCE"][province_key]["provinceCode"]
@@ -244,16 +248,14 @@ def parse_legacy(k: Keys) -> Parsed:
     if not district_key:
         kw, district_key = _legacy_districts(province_key).find(key)
         if kw:
-            acc = _replace_from_right(key, kw, for_text=acc)
-            key = _replace_from_right(key, kw)
+            key, acc = _without(key, acc, kw)
     divided = data["DICT_PROVINCE_DISTRICT_DIVIDED"].get(province_key, {})
     if not district_key:
         if divided:
             kw, divided_key = _legacy_divided(province_key).find(key)
             if divided_key:
                 assert kw is not None
-                acc = _replace_from_right(key, kw, for_text=acc)
-                key = _replace_from_right(key, kw)
+                key, acc = _without(key, acc, kw)
                 if hidden:
                     key, hidden = key.replace(_HIDDEN, hidden), None
                 district_key = _divided_district(province_key, divided_key, key)
@@ -298,8 +300,7 @@ def parse_2025(k: Keys) -> Parsed:
 
     kw, province_key = data["_province"].find(key)
     if kw:
-        acc = _replace_from_right(key, kw, for_text=acc)
-        key = _replace_from_right(key, kw)
+        key, acc = _without(key, acc, kw)
     for which, text in (("NO_ACCENTED", key), ("ACCENTED", acc)):
         if province_key:
             break

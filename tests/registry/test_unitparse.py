@@ -118,6 +118,7 @@ def test_any_text_is_placed_as_the_package_places_it(text: str) -> None:
         "",
         ",,,",
         "12 Baker Street, London",
+        "⒫⒣⒰⒞⒳⒜ ⒝⒜⒟⒤⒩⒣ ⒣⒜⒩⒪⒤",  # the accented key is empty, the plain one is not
         "Phường Thuận Hòa, Thành phố Huế, Thừa Thiên Huế",  # Huế's hidden ward words
         "Phường Thủy Biều, Huế",
         "Xã Thạch Hạ, Thành Phố Hà Tĩnh, Hà Tĩnh",  # a ward named like a district
