@@ -221,15 +221,13 @@ def parse_legacy(k: Keys) -> Parsed:
     hidden: str | None = None
 
     kw, province_key = data["_province"].find(key)
-    if kw:
-        key, acc = _without(key, acc, kw)
+    key, acc = _without(key, acc, kw)
     if not province_key:
         kw, district_key = data["_unique_district"].find(key)
         province_key = (
             data["DICT_UNIQUE_DISTRICT_PROVINCE"].get(district_key, {}).get("provinceKey")
         )
-        if kw:
-            key, acc = _without(key, acc, kw)
+        key, acc = _without(key, acc, kw)
     if not province_key:
         return Parsed()
     province_code: str = data["DICT_PROVINCE"][province_key]["provinceCode"]
@@ -247,8 +245,7 @@ def parse_legacy(k: Keys) -> Parsed:
     districts = data["DICT_PROVINCE_DISTRICT"][province_key]
     if not district_key:
         kw, district_key = _legacy_districts(province_key).find(key)
-        if kw:
-            key, acc = _without(key, acc, kw)
+        key, acc = _without(key, acc, kw)
     divided = data["DICT_PROVINCE_DISTRICT_DIVIDED"].get(province_key, {})
     if not district_key:
         if divided:
@@ -299,8 +296,7 @@ def parse_2025(k: Keys) -> Parsed:
     wards: _Dict | None = None
 
     kw, province_key = data["_province"].find(key)
-    if kw:
-        key, acc = _without(key, acc, kw)
+    key, acc = _without(key, acc, kw)
     for which, text in (("NO_ACCENTED", key), ("ACCENTED", acc)):
         if province_key:
             break
