@@ -1,7 +1,8 @@
 """A province's first load as a batch (``hssk ingest KIND PATHS --initial``).
 
 The online path links each batch of 5,000 records against the registry as it grows, record by
-record. A first load decides set-based, and for a register the whole file at once:
+record. A first load decides set-based, and for a register a slice of up to a million distinct
+records at once (``HSSK_INITIAL_SLICE_RECORDS``; the usual register is one slice, Hà Nội's ten):
 
 Registers (population, insurance), in stages recorded in the job's checkpoint:
 
@@ -12,9 +13,10 @@ Registers (population, insurance), in stages recorded in the job's checkpoint:
    persons already in the registry (``registry.identifier_matches``: a temporary table and a
    join); what remains is deduplicated as a whole by the batch MPI (``registry.dedup``:
    Splink on DuckDB, guarded clustering) and written by COPY (``registry.load_batch``): on an
-   empty registry every cluster becomes a person; on one that holds persons, one record of
-   each cluster is linked online (``link_many``) and the rest of its cluster follow it. One
-   transaction, which also records the stage's end;
+   empty registry every cluster becomes a person; on one that holds persons (a second
+   register, or the slices after the first), one record of each cluster is linked online
+   (``link_many``) and the rest of its cluster follow it. One transaction per slice, which
+   records the files' position after it (and, after the last, the stage's end);
 2. *store*: the files are mapped again (mapping is deterministic; the persons stage normalized
    the persons and did not render the resources, this one does the reverse) by the runner's
    pipeline (``runner.run_pipeline``) and go through the ingest writer in batches (deaths,
@@ -37,8 +39,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
@@ -61,6 +64,7 @@ from hssk.ingest.jobstore import (
 )
 from hssk.ingest.model import Unit
 from hssk.ingest.writer import Duplicates
+from hssk.kernel.config import load_settings
 from hssk.records import refresh_statistics as refresh_store_statistics
 from hssk.registry.dedup import dedup
 
@@ -177,20 +181,33 @@ def run_started(
     t0 = time.perf_counter()
     steps = 0
     if state["stage"] == "persons":
-        link = _collect(kind, job.paths, job.known, workers, summary)
-        if progress:
-            progress(0, 0)
-        with db.connection() as conn:
-            _link_persons(conn, link, summary)
-            state.update(stage="store", done=0)
-            summary.checkpoint["pos"] = [0, 0]  # the store stage reads the files again
-            save_checkpoint(conn, job_id, summary)
-        del link  # (the store stage finds the persons by their source links)
-        steps += 1
-        if progress:
-            progress(0, 0)
+        start = tuple(state.get("persons_pos") or (0, 0))
+        with closing(_slices(kind, job.paths, job.known, workers, summary, start)) as parts:
+            for part in parts:
+                if progress:
+                    progress(0, 0)
+                with db.connection() as conn:
+                    _link_persons(conn, part.link, summary)
+                    state["slices"] = int(state.get("slices") or 0) + 1
+                    state["persons_pos"] = list(part.pos)
+                    if part.last:  # (the usual register, one slice: one transaction, as always)
+                        _end_persons_stage(summary)
+                    save_checkpoint(conn, job_id, summary)
+                steps += 1
+                if not part.last:
+                    with db.connection() as conn:  # the next slice links online against these
+                        registry.refresh_statistics(conn)
+                if progress:
+                    progress(0, 0)
+                del part  # (not held while the next slice is read)
+                if stop_after is not None and steps >= stop_after:
+                    break
+        if state["stage"] == "persons" and (stop_after is None or steps < stop_after):
+            with db.connection() as conn:  # every slice committed: the files are done
+                _end_persons_stage(summary)
+                save_checkpoint(conn, job_id, summary)
     status = "running"
-    if stop_after is None or steps < stop_after:
+    if state["stage"] != "persons" and (stop_after is None or steps < stop_after):
         # Mapping is deterministic: the store stage maps the files again, batch by batch, as
         # the runner does, and holds a few batches at a time, not the file.
         status = run_pipeline(
@@ -240,18 +257,41 @@ class _StoreLinks:
         summary.timings["link-sources"] += time.perf_counter() - t0
 
 
-def _collect(
+def _end_persons_stage(summary: Summary) -> None:
+    state = summary.checkpoint["initial"]
+    state.update(stage="store", done=0)
+    state.pop("persons_pos", None)
+    summary.checkpoint["pos"] = [0, 0]  # the store stage reads the files again
+
+
+@dataclass
+class _Slice:
+    """Distinct source records of a load to link in one transaction, the files' position
+    after them, and whether the files end there."""
+
+    link: _Linking
+    pos: tuple[int, int]
+    last: bool
+
+
+def _slices(
     kind: str,
     paths: list[str],
     known: frozenset[str] | None,
     workers: int | None,
     summary: Summary,
-) -> _Linking:
-    """The distinct source records of the files, mapped as the runner maps them (duplicate
-    keys in a file marked as the runner marks them), each kept as what linking needs; the
-    mapped units are dropped batch by batch."""
+    start: tuple[int, ...] = (0, 0),
+) -> Generator[_Slice, None, None]:
+    """The distinct source records of the files from ``start`` on, mapped as the runner maps
+    them (duplicate keys in a file marked as the runner marks them), each kept as what
+    linking needs, ``initial_slice_records`` at a time (the mapped units are dropped batch by
+    batch). A register of a province the size of Hà Nội does not fit in memory as prepared
+    records and batch MPI (~36 GB at 10.5 M): its slices are linked one after the other,
+    each against the persons of those before (identifiers, then online linking of each
+    cluster's first record, as for a second register)."""
     from hssk.ingest.runner import _chunks, _mapping_pool, fewer_gc_passes, pool_size
 
+    size = max(1, load_settings().initial_slice_records)
     t0 = time.perf_counter()
     # As the online path: registers are mapped by a thread. Even with nothing else to do,
     # processes cost more in pickling than they save (measured, 20,067 population rows on 2
@@ -260,30 +300,46 @@ def _collect(
     pool = _mapping_pool(nworkers, "fork")
     link = _Linking()
     duplicates = Duplicates()
-    pending: deque[Future[list[Unit]]] = deque()
+    pending: deque[tuple[Future[list[Unit]], tuple[int, int]]] = deque()
+    full: list[_Slice] = []
 
     def take(limit: int) -> None:
+        nonlocal link
         while len(pending) > limit:
-            units = pending.popleft().result()
+            future, pos = pending.popleft()
+            units = future.result()
             duplicates.check(kind, units)
             for u in units:
                 if u.person is not None and not u.problems:
                     link.add(u)
+            if len(link.preps) >= size:
+                full.append(_Slice(link, pos, last=False))
+                link = _Linking()
 
+    end = (int(start[0]), int(start[1]))
     try:
         with fewer_gc_passes():
-            for pieces in _chunks(stream.read(kind, paths), kinds.kind(kind).batch_units):
+            # (a slice ends at a batch's end, where the files' position is known)
+            chunk = min(kinds.kind(kind).batch_units, size)
+            for pieces in _chunks(stream.read(kind, paths, end), chunk):
                 payloads = [pc.payload for pc in pieces]
+                end = pieces[-1].pos
                 # (the resources are rendered by the store stage, which maps again)
                 pending.append(
-                    pool.submit(stream.map_payloads, kind, payloads, known, resources=False)
+                    (pool.submit(stream.map_payloads, kind, payloads, known, resources=False), end)
                 )
                 take(2 * max(1, nworkers))  # (a few batches ahead, as the runner)
+                while full:
+                    summary.timings["map"] += time.perf_counter() - t0
+                    yield full.pop(0)
+                    t0 = time.perf_counter()
             take(0)
     finally:
         pool.shutdown(cancel_futures=True)
     summary.timings["map"] += time.perf_counter() - t0
-    return link
+    yield from full
+    if link.preps or not full:
+        yield _Slice(link, end, last=True)
 
 
 def _link_persons(conn: psycopg.Connection[Any], link: _Linking, summary: Summary) -> None:

@@ -60,6 +60,10 @@ class Settings:
     # hash tables at a time) and DuckDB's memory limit ('4GB'; None: DuckDB's 80 % of RAM).
     dedup_chunk_records: int = 1_000_000
     dedup_memory_limit: str | None = None
+    # A register's first load links its persons this many distinct records at a time: one
+    # slice's prepared records and batch MPI fit in memory (~7 GB at 1 M), a whole province's
+    # register does not (~36 GB of them at 10.5 M)
+    initial_slice_records: int = 1_000_000
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -156,6 +160,7 @@ def load_settings() -> Settings:
         store_partitions=_env_int("HSSK_STORE_PARTITIONS", 16),
         dedup_chunk_records=_env_int("HSSK_DEDUP_CHUNK_RECORDS", 1_000_000),
         dedup_memory_limit=os.environ.get("HSSK_DEDUP_MEMORY_LIMIT") or None,
+        initial_slice_records=_env_int("HSSK_INITIAL_SLICE_RECORDS", 1_000_000),
         base_url=os.environ.get("HSSK_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         default_lang=os.environ.get("HSSK_LANG", "vi"),
         match_upper=_env_float("HSSK_MATCH_UPPER", 0.92),

@@ -211,7 +211,7 @@ def test_killed_load_resumes(clean_db: Database, feed: Path) -> None:
             "SELECT id, status, checkpoint FROM ingest_job WHERE kind = 'population'"
         ).fetchone()
         assert job is not None and job[1] == "running"
-        assert job[2]["initial"] == {"stage": "store", "done": 0}
+        assert job[2]["initial"] == {"stage": "store", "done": 0, "slices": 1}
         persons = conn.execute("SELECT count(*) FROM person").fetchone()
         assert persons is not None and persons[0] > 1900
     s = initial.load(db, "population", [feed / FILES["population"]])
@@ -221,7 +221,8 @@ def test_killed_load_resumes(clean_db: Database, feed: Path) -> None:
         job = conn.execute(
             "SELECT id, checkpoint FROM ingest_job WHERE kind = 'insurance'"
         ).fetchone()
-        assert job is not None and job[1]["initial"] == {"stage": "store", "done": 1000}
+        assert job is not None
+        assert job[1]["initial"] == {"stage": "store", "done": 1000, "slices": 1}
         # the store stage resumes from the runner pipeline's position, not from the start
         assert job[1]["pos"] == [0, 1000]
         stored = conn.execute("SELECT count(*) FROM resource").fetchone()
@@ -300,3 +301,42 @@ def test_initial_load_holds_batches_not_the_file(clean_db: Database, feed: Path)
     with db.connection() as conn:
         row = conn.execute("SELECT count(DISTINCT household_id) FROM person").fetchone()
     assert row is not None and row[0] > 300  # the store stage ran: households
+
+
+def test_a_register_larger_than_a_slice(
+    clean_db: Database, feed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A register is linked a slice of distinct records at a time (Hà Nội's prepared records
+    and batch MPI do not fit in memory at once): each slice against the persons of the slices
+    before it, committed with the files' position, so a load stopped between slices continues
+    with the next one. Every record is linked once; persons as in one slice, within what
+    linking the later slices' clusters online changes."""
+    db = clean_db
+    _facilities(db, feed)
+    assert initial.load(db, "population", [feed / FILES["population"]]).status == "done"
+    whole = _state(db)
+    truncate_all(db)
+    _facilities(db, feed)
+    monkeypatch.setenv("HSSK_INITIAL_SLICE_RECORDS", "700")
+    first = initial.load(db, "population", [feed / FILES["population"]], stop_after=1)
+    assert first.status == "running"
+    with db.connection() as conn:
+        row = conn.execute("SELECT checkpoint FROM ingest_job WHERE id = %s", (first.job_id,))
+        checkpoint = row.fetchone()
+        linked = conn.execute("SELECT count(*) FROM person_source").fetchone()
+    assert checkpoint is not None and linked is not None
+    state = checkpoint[0]["initial"]
+    assert state["stage"] == "persons" and state["slices"] == 1 and state["persons_pos"][1] > 0
+    assert 700 <= linked[0] < whole.sources["population"]
+    done = initial.load(db, "population", [feed / FILES["population"]])
+    assert done.status == "done" and done.job_id == first.job_id  # continued, not restarted
+    sliced = _state(db)
+    assert sliced.sources == whole.sources and sliced.resources == whole.resources
+    assert abs(sliced.persons - whole.persons) <= 0.01 * whole.persons, (sliced, whole)
+    assert sliced.households == whole.households and sliced.deceased == whole.deceased
+    with db.connection() as conn:
+        row = conn.execute("SELECT checkpoint FROM ingest_job WHERE id = %s", (done.job_id,))
+        checkpoint = row.fetchone()
+        assert rollups.check(conn) == {}
+    assert checkpoint is not None
+    assert checkpoint[0]["initial"]["slices"] >= 3  # (2,000 persons' records, 700 a slice)
