@@ -31,6 +31,7 @@ from multiprocessing import get_context
 from operator import attrgetter
 from typing import Any
 
+from hssk.kernel import processes
 from hssk.kernel.config import load_settings
 from hssk.registry.address import FUZZY_TOKEN
 from hssk.registry.link import AMBIGUITY_BITS, features_of
@@ -583,6 +584,8 @@ def _splink_predict(
     ``batches``: Splink's columns of ``feats`` when already built (``Normalized.columns``)."""
     import duckdb
     import pyarrow as pa
+
+    processes.thread_pools_started("duckdb")
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
 
@@ -694,6 +697,7 @@ def spark_pairs(
     from splink import Linker
     from splink.backends.spark import SparkAPI
 
+    processes.thread_pools_started("spark")
     spark = spark or local_spark()
     with tempfile.TemporaryDirectory(prefix="hssk-mpi-spark-") as tmp:
         path = f"{tmp}/features.parquet"
@@ -916,25 +920,33 @@ def features_of_records(
     workers = workers or os.cpu_count() or 1
     if workers < 2 or len(recs) < max(pool_min, 1):
         return Normalized(_features_chunk(recs))
-    # fork: the children start with the records and the commune tables loaded (a chunk is
-    # sent as its bounds, not pickled) and need no importable __main__; they only
-    # normalize, and the pool is gone before DuckDB starts its threads.
-    # gc.freeze: a child's garbage collector then leaves the caller's objects (the records)
-    # alone instead of touching, and so copying, every page of them.
-    _FORKED[:] = [recs]
-    gc.freeze()
+    starts = range(0, len(recs), chunk)
+    feats: list[Features] = []
+    columns: list[Any] = []
     # no cyclic collection while the results arrive: features hold no cycles, and unpickling
     # a million of them set off collections over the growing heap (31 of 36 µs a record)
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-            feats: list[Features] = []
-            columns: list[Any] = []
-            for part, batch in pool.map(_chunk_in_child, range(0, len(recs), chunk), repeat(chunk)):
-                feats.extend(part)
-                columns.append(batch)
-            return Normalized(feats, columns)
+        if processes.start_method() == "fork":
+            # the children start with the records and the commune tables loaded (a chunk is
+            # sent as its bounds, not pickled) and need no importable __main__; they only
+            # normalize, and the pool is gone before DuckDB starts its threads.
+            # gc.freeze: a child's garbage collector then leaves the caller's objects (the
+            # records) alone instead of touching, and so copying, every page of them.
+            _FORKED[:] = [recs]
+            gc.freeze()
+            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+                for part, batch in pool.map(_chunk_in_child, starts, repeat(chunk)):
+                    feats.extend(part)
+                    columns.append(batch)
+        else:  # threads left by an earlier run (DuckDB, Arrow): fresh children, chunks sent
+            with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as pool:
+                parts = (recs[i : i + chunk] for i in starts)
+                for part, batch in pool.map(_features_and_columns, parts, starts):
+                    feats.extend(part)
+                    columns.append(batch)
+        return Normalized(feats, columns)
     finally:
         if collecting:
             gc.enable()
@@ -946,7 +958,11 @@ _FORKED: list[Sequence[SourceRecord]] = []  # the records a forked child reads i
 
 
 def _chunk_in_child(start: int, size: int) -> tuple[list[Features], Any]:
-    part = _features_chunk(_FORKED[0][start : start + size])
+    return _features_and_columns(_FORKED[0][start : start + size], start)
+
+
+def _features_and_columns(recs: Sequence[SourceRecord], start: int) -> tuple[list[Features], Any]:
+    part = _features_chunk(recs)
     return part, feature_batch(part, start)
 
 
