@@ -180,7 +180,7 @@ def _commit_events(conn: psycopg.Connection[Any], events: list[dict[str, Any]]) 
         cur.nextset()
         cur.nextset()
         head = _head(conn, cur.fetchone())
-        if len(events) >= _COPY_FROM:  # COPY has no pipeline mode
+        if _by_copy(len(events)):  # COPY has no pipeline mode
             _insert(conn, events, head)
             conn.execute("COMMIT")
         else:
@@ -210,7 +210,7 @@ def _insert(conn: psycopg.Connection[Any], events: list[dict[str, Any]], prev: s
             )
         )
         prev = h
-    if len(rows) >= _COPY_FROM:  # a batch (ingest's households and deaths): COPY, 5x faster
+    if _by_copy(len(rows)):
         with conn.cursor().copy(
             f"COPY audit_event ({', '.join(_COLUMNS)}, prev_hash, hash) FROM STDIN"
         ) as cp:
@@ -225,7 +225,13 @@ def _insert(conn: psycopg.Connection[Any], events: list[dict[str, Any]], prev: s
         )
 
 
-_COPY_FROM = 50  # events: fewer are inserted (a request's one or two events: no COPY protocol)
+_COPY_FROM = 50  # events
+
+
+def _by_copy(events: int) -> bool:
+    """A batch of events (ingest's households and deaths) is written by COPY, 5× faster; a
+    request's one or two by INSERT, which, unlike COPY, can share a pipeline with COMMIT."""
+    return events >= _COPY_FROM
 
 
 def operator_detail() -> dict[str, str]:
