@@ -21,7 +21,7 @@ import psycopg
 
 from hssk.catalog import bundle, fastpath
 from hssk.catalog.catalogs import Catalog, catalogs
-from hssk.db import Database
+from hssk.db import Database, deltas
 
 _COUNTERS = """
 WITH ch AS (  -- one row per (person, facility) of the batch, with its number of changes
@@ -74,33 +74,15 @@ def on_records_changed(conn: psycopg.Connection[Any], changes: Sequence[Any]) ->
 
 def compact_activity(conn: psycopg.Connection[Any]) -> None:
     """Fold the per-batch deltas of ``facility_activity`` and of the completeness rollups
-    into one row per key (rows that sum to nothing go)."""
-    conn.execute(
-        """WITH d AS (DELETE FROM facility_activity RETURNING facility, day, changes)
-           INSERT INTO facility_activity (facility, day, changes)
-           SELECT facility, day, sum(changes) FROM d GROUP BY 1, 2"""
-    )
-    conn.execute(
-        """WITH d AS (DELETE FROM completeness_rollup RETURNING *)
-           INSERT INTO completeness_rollup (province_code, commune_code, commune_code_old,
-             catalog, bin, persons, filled, total, ratio)
-           SELECT province_code, commune_code, commune_code_old, catalog, bin, sum(persons),
-                  sum(filled), sum(total), sum(ratio)
-           FROM d GROUP BY 1, 2, 3, 4, 5 HAVING sum(persons) <> 0"""
-    )
-    conn.execute(
-        """WITH d AS (DELETE FROM completeness_missing_rollup RETURNING *)
-           INSERT INTO completeness_missing_rollup (province_code, commune_code,
-             commune_code_old, catalog, field, persons)
-           SELECT province_code, commune_code, commune_code_old, catalog, field, sum(persons)
-           FROM d GROUP BY 1, 2, 3, 4, 5 HAVING sum(persons) <> 0"""
-    )
-    conn.execute(
-        """WITH d AS (DELETE FROM completeness_facility_rollup RETURNING *)
-           INSERT INTO completeness_facility_rollup (facility, catalog, persons, filled, total)
-           SELECT facility, catalog, sum(persons), sum(filled), sum(total)
-           FROM d GROUP BY 1, 2 HAVING sum(persons) <> 0"""
-    )
+    into one row per key (rows whose persons sum to nothing go)."""
+    cell = "province_code, commune_code, commune_code_old, catalog"
+    persons = "sum(persons) = 0"
+    deltas.fold(conn, "facility_activity", "facility, day", ("changes",))
+    deltas.fold(conn, "completeness_rollup", f"{cell}, bin",
+                ("persons", "filled", "total", "ratio"), nothing=persons)  # fmt: skip
+    deltas.fold(conn, "completeness_missing_rollup", f"{cell}, field", ("persons",))
+    deltas.fold(conn, "completeness_facility_rollup", "facility, catalog",
+                ("persons", "filled", "total"), nothing=persons)  # fmt: skip
 
 
 def rebuild_counters(conn: psycopg.Connection[Any]) -> None:

@@ -27,7 +27,9 @@ def completeness(batch: int = typer.Option(500, min=1, help="Persons per transac
     from hssk.monitor import rollups
 
     db = open_database()
-    result = comp.run(db, batch=batch)
+    # the monitor's rollups folded on the way too, as the scheduled job does (a whole
+    # registry's scoring would otherwise pile up its facility deltas until the end)
+    result = comp.run(db, batch=batch, compact=rollups.compact)
     with db.connection() as conn:
         rollups.compact(conn)
     db.close()

@@ -139,19 +139,15 @@ def coverage(
     for code, *figures in query(_COVERAGE_SQL):
         if figures[0]:
             rows[code] = Coverage(code, **{n: int(f) for n, f in zip(names, figures, strict=True)})
-    olds_only = bool(area.communes_old) and not area.communes
-    if not (area.communes or area.communes_old) or (olds_only and by != "commune"):
-        group, level = _LEVELS[by]
-        if olds_only:  # the old communes' counts
-            level = "commune_old"
-        params.update(level=level or ("province" if area.province else "all"),
-                      prov=area.province, olds=list(area.communes_old))  # fmt: skip
-        where = "r.province_code = %(prov)s" if area.province else "true"
-        if olds_only:
-            where += " AND r.code = ANY(%(olds)s)"
-        counted = query(_HOUSEHOLD_COUNT_SQL, group, where)
-    else:
+    level = _household_level(area, by)
+    if level is None:
         counted = query(_HOUSEHOLDS_SQL)
+    else:
+        params.update(level=level, prov=area.province, olds=list(area.communes_old))
+        where = "r.province_code = %(prov)s" if area.province else "true"
+        if area.communes_old:  # (an old district: its old communes' counts)
+            where += " AND r.code = ANY(%(olds)s)"
+        counted = query(_HOUSEHOLD_COUNT_SQL, _LEVELS[by][0], where)
     for code, households in counted:
         if code in rows:
             rows[code].households = int(households)
@@ -172,6 +168,17 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
+
+
+def _household_level(area: Area, by: str | None) -> str | None:
+    """The level whose household counts (migration 0584) answer for ``area`` broken down
+    ``by``; None when only a distinct count over the area's households does (a commune: its
+    new and old codes together, or old communes broken down by new commune)."""
+    if area.communes:
+        return None
+    if area.communes_old:
+        return "commune_old" if by != "commune" else None
+    return _LEVELS[by][1] or ("province" if area.province else "all")
 
 
 def _next_month(day: date) -> date:

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from hssk.catalog.completeness import compact_activity
+from hssk.db import deltas
 
 _FIGURES = ("residents", "with_record", "standardized", "verified", "deaths", "with_bhyt",
             "with_cccd")  # fmt: skip
@@ -58,30 +59,11 @@ _FOLDS: dict[str, tuple[str, tuple[str, ...], str]] = {
 
 def compact(conn: psycopg.Connection[Any]) -> int:
     """Fold the deltas into one row per cell (rows that sum to nothing go; births older than
-    the 7-year window of ``area_young`` go too); returns the rows left.
-
-    Only the cells that need it are rewritten: those with more than one row, a zero sum or
-    a birth out of the window. A folded table is most of its rows (``area_household`` holds
-    a row per household), and rewriting all of it every hour cost 35 s and 1.7 GB of WAL at
-    3 M households when nothing had changed. The sums are taken from the rows the statement
-    deleted, so a delta written meanwhile, or a concurrent compaction, is never counted
-    twice.
-    """
+    the 7-year window of ``area_young`` go too; only the cells that need it are rewritten:
+    ``db.deltas.fold``); returns the rows left."""
     compact_activity(conn)
     for table, (keys, figures, keep) in _FOLDS.items():
-        sums = ", ".join(f"sum({f})" for f in figures)
-        # (the trailing 0 makes a single summed figure a row too, so one comparison fits all)
-        zero = f"({sums}, 0) = ({', '.join('0' for _ in figures)}, 0)"
-        conn.execute(
-            f"""WITH stale AS (
-                    SELECT unnest(array_agg(ctid)) AS row_id FROM {table} GROUP BY {keys}
-                    HAVING count(*) > 1 OR NOT ({keep}) OR {zero}),
-                d AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT row_id FROM stale))
-                      RETURNING *)
-                INSERT INTO {table} ({keys}, {", ".join(figures)})
-                SELECT {keys}, {sums} FROM d WHERE {keep} GROUP BY {keys}
-                HAVING NOT {zero}""".encode()
-        )
+        deltas.fold(conn, table, keys, figures, keep=keep)
     return delta_rows(conn)
 
 

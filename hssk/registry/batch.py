@@ -92,9 +92,9 @@ def identifier_matches(
     # the identifiers as ``features_of`` gives them; the features (an address to normalize)
     # only for the records that meet a person
     rows = [
-        (i, p.cccd, p.bhxh if p.bhxh_ok else None, p.passport, p.temp_card)
+        (i, p.cccd, p.bhxh_verified, p.passport, p.temp_card)
         for i, p in enumerate(prepared)
-        if p.cccd or (p.bhxh and p.bhxh_ok) or p.passport or p.temp_card
+        if p.cccd or p.bhxh_verified or p.passport or p.temp_card
     ]
     if not rows:
         return out

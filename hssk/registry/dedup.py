@@ -455,6 +455,9 @@ def _feature_columns() -> list[tuple[str, Any, Any]]:
     def addr(kind: str) -> Any:
         return lambda f: sorted(getattr(f.address, kind)) if f.address else []
 
+    def ends(kind: str) -> Any:
+        return lambda f: token_ends(getattr(f.address, kind)) if f.address else []
+
     return [
         ("name_key", s, attrgetter("name_key")),
         ("disp", s, attrgetter("display")),
@@ -501,8 +504,8 @@ def _feature_columns() -> list[tuple[str, Any, Any]]:
         ("addr_l", ls, addr("lane")),
         ("addr_s", ls, addr("local")),
         ("addr_a", ls, addr("area")),
-        ("addr_sx", ls, lambda f: token_ends(f.address.local) if f.address else []),
-        ("addr_ax", ls, lambda f: token_ends(f.address.area) if f.address else []),
+        ("addr_sx", ls, ends("local")),
+        ("addr_ax", ls, ends("area")),
         # house numbers with their digits sorted: '562' and '526' share '256'
         (
             "addr_hs",

@@ -45,7 +45,7 @@ def features_of(p: Prepared) -> Features:
     return _features(
         p,
         cccd_ok=p.cccd_ok,
-        bhxh=p.bhxh if p.bhxh_ok else None,
+        bhxh=p.bhxh_verified,
         mother_id=p.rec.mother_person_id,
         communes=p.commune_options,
         address=p.rec.address,
@@ -572,7 +572,7 @@ def _update_persons(conn: psycopg.Connection[Any], rows: list[tuple[int, Prepare
     cols: list[list[Any]] = [[] for _ in range(14)]
     for pid, p in rows:
         ident = (
-            (p.cccd if p.cccd_ok else None, p.passport, p.bhxh if p.bhxh_ok else None,
+            (p.cccd if p.cccd_ok else None, p.passport, p.bhxh_verified,
              p.bhyt if p.bhyt_ok else None, p.temp_card, p.phone, p.rec.address,
              p.province_code, p.commune_code, p.commune_code_old)
             if p.rec.source in REGISTER_SOURCES else (None,) * 10

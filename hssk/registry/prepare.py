@@ -68,6 +68,12 @@ class Prepared:
     def birth_year(self) -> int | None:
         return self.birth_date.year if self.birth_date else None
 
+    @property
+    def bhxh_verified(self) -> str | None:
+        """The BHXH number when it passed its check (alone or inside a valid BHYT card): the
+        one linking and comparing trust."""
+        return self.bhxh if self.bhxh_ok else None
+
     def demographics(self) -> dict[str, Any]:
         """The raw record as stored in person_source.demographics (without the source and
         record id of its row's own columns), plus identifier problems."""
